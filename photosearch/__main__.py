@@ -1,0 +1,3 @@
+from photosearch.cli import main
+
+main()

@@ -1,0 +1,400 @@
+"""The DuckDB catalog: every SQL statement photosearch runs lives here.
+
+The schema comes from the numbered migrations in ``index/migrations`` (shipped
+as ``photosearch.index_format``). One process writes at a time; DuckDB's file
+lock is retried for a while so a search can slip in between an indexer's
+batches, and vice versa.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from photosearch.errors import LibraryError
+
+PHOTO_COLUMNS = (
+    "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
+    "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
+    "orientation", "keywords", "rating", "title", "description",
+)
+
+
+@dataclass
+class PhotoRecord:
+    """One catalog row (without id) as produced by the indexer."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    taken_at: datetime | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+    orientation: int | None = None
+    keywords: list[str] = field(default_factory=list)
+    rating: int | None = None
+    title: str | None = None
+    description: str | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, c) for c in PHOTO_COLUMNS)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """What the catalog knows about a path, for the incremental diff."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters shared by every query kind."""
+
+    after: datetime | None = None     # taken_at >= after
+    before: datetime | None = None    # taken_at < before
+    camera: str | None = None         # case-insensitive substring of make or model
+    folder: str | None = None         # absolute folder; photos at any depth below it
+
+    def active(self) -> bool:
+        return any(v is not None for v in (self.after, self.before, self.camera, self.folder))
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("photosearch.index_format") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        m = re.match(r"^(\d{4})_.*\.sql$", entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def schema_version_supported() -> int:
+    """The newest catalog schema this photosearch knows."""
+    return _migrations()[-1][0]
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+class Catalog:
+    """A connection to one library's catalog. Use :meth:`open` as a context manager."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    # -- opening and schema -------------------------------------------------------------
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path, *, read_only: bool = False, wait_s: float = 30.0) -> Iterator[Catalog]:
+        """Open (and for writers, create and migrate) the catalog at ``path``.
+
+        Retries while another process holds DuckDB's lock, up to ``wait_s``.
+        """
+        if read_only and not path.exists():
+            raise LibraryError(f"no library at {path.parent} (run `photosearch index PATH` first)")
+        if not read_only:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LibraryError(f"cannot create library folder {path.parent}: {exc.strerror}") from None
+        deadline = time.monotonic() + wait_s
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                if _is_lock_error(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                if _is_lock_error(exc):
+                    raise LibraryError(
+                        f"the library {path.parent} is busy (another photosearch process is writing it); try again"
+                    ) from None
+                if "permission" in str(exc).lower() or "read-only" in str(exc).lower():
+                    raise LibraryError(f"cannot open the library {path.parent}: it is not writable") from None
+                raise LibraryError(f"cannot open the catalog {path}: {exc}") from None
+        catalog = cls(con, path, read_only)
+        try:
+            catalog._check_schema()
+            yield catalog
+        finally:
+            con.close()
+
+    def _schema_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _check_schema(self) -> None:
+        current = self._schema_version()
+        newest = schema_version_supported()
+        if current > newest:
+            raise LibraryError(
+                f"this library uses catalog format {current}, newer than this photosearch supports ({newest}); "
+                "upgrade photosearch"
+            )
+        if current == newest:
+            return
+        if self.read_only:
+            raise LibraryError(f"the library {self.path.parent} needs an upgrade: run `photosearch index` once")
+        for number, name, sql in _migrations():
+            if number <= current:
+                continue
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                if number == 1:
+                    self.con.execute("CREATE TABLE schema_version (version INTEGER, name VARCHAR, applied_at TIMESTAMP)")
+                self.con.execute(sql)
+                self.con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [number, name])
+                self.con.execute("COMMIT")
+            except Exception:
+                self.con.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    # -- settings -------------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return None if row is None else row[0]
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        self.con.execute("DELETE FROM settings WHERE key = ?", [key])
+        if value is not None:
+            self.con.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
+
+    def vectors_version(self, model: str) -> int:
+        return int(self.get_setting(f"vectors_version:{model}") or 0)
+
+    def bump_vectors_version(self, model: str) -> int:
+        version = self.vectors_version(model) + 1
+        self.set_setting(f"vectors_version:{model}", str(version))
+        return version
+
+    # -- roots ----------------------------------------------------------------------------
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT path FROM roots ORDER BY path").fetchall()]
+
+    def add_root(self, path: str) -> None:
+        if not self.con.execute("SELECT 1 FROM roots WHERE path = ?", [path]).fetchone():
+            self.con.execute("INSERT INTO roots VALUES (?, now())", [path])
+
+    # -- photos ---------------------------------------------------------------------------
+
+    def known_files(self) -> dict[str, KnownFile]:
+        """Every cataloged file by path."""
+        rows = self.con.execute("SELECT id, path, size, mtime_ns, content_hash FROM photos").fetchall()
+        return {r[1]: KnownFile(*r) for r in rows}
+
+    def insert_photos(self, records: Sequence[PhotoRecord]) -> list[int]:
+        """Insert rows and return their new ids (in order)."""
+        if not records:
+            return []
+        ids = [r[0] for r in self.con.execute(
+            "SELECT nextval('photo_id_seq') FROM range(?)", [len(records)]
+        ).fetchall()]
+        cols = ", ".join(("id",) + PHOTO_COLUMNS + ("indexed_at",))
+        marks = ", ".join(["?"] * len(PHOTO_COLUMNS))
+        self.con.executemany(
+            f"INSERT INTO photos ({cols}) VALUES (?, {marks}, now())",
+            [(pid,) + rec.values() for pid, rec in zip(ids, records)],
+        )
+        return ids
+
+    def move_photo(self, photo_id: int, path: str, size: int, mtime_ns: int) -> None:
+        self.con.execute(
+            "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", [path, size, mtime_ns, photo_id]
+        )
+
+    def touch_photo(self, photo_id: int, size: int, mtime_ns: int) -> None:
+        self.con.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE id = ?", [size, mtime_ns, photo_id])
+
+    def delete_photos(self, ids: Iterable[int]) -> list[str]:
+        """Delete rows and their vectors; return the models whose vectors changed."""
+        ids = list(ids)
+        if not ids:
+            return []
+        ids = [int(i) for i in ids]
+        models = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT model FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids]
+        ).fetchall()]
+        self.con.execute("DELETE FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        return models
+
+    def photo_by_path(self, path: str) -> dict[str, Any] | None:
+        rows = self._photo_dicts("WHERE path = ?", [path])
+        return rows[0] if rows else None
+
+    def photo_by_hash(self, content_hash: str) -> dict[str, Any] | None:
+        rows = self._photo_dicts("WHERE content_hash = ? ORDER BY id LIMIT 1", [content_hash])
+        return rows[0] if rows else None
+
+    def photos_by_ids(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        marks = ", ".join(["?"] * len(ids))
+        return {r["id"]: r for r in self._photo_dicts(f"WHERE id IN ({marks})", list(ids))}
+
+    def _photo_dicts(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self.con.execute(f"SELECT id, {', '.join(PHOTO_COLUMNS)} FROM photos {where}", params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def count_photos(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM photos").fetchone()[0])
+
+    def filtered_ids(self, filters: Filters) -> np.ndarray:
+        """Ids of photos passing ``filters`` (int64 array)."""
+        clauses, params = [], []
+        if filters.after is not None:
+            clauses.append("taken_at >= ?")
+            params.append(filters.after)
+        if filters.before is not None:
+            clauses.append("taken_at < ?")
+            params.append(filters.before)
+        if filters.camera:
+            clauses.append("(camera_make ILIKE ? OR camera_model ILIKE ? OR concat_ws(' ', camera_make, camera_model) ILIKE ?)")
+            like = f"%{filters.camera}%"
+            params += [like, like, like]
+        if filters.folder:
+            folder = filters.folder.rstrip("/") + "/"
+            clauses.append("starts_with(path, ?)")
+            params.append(folder)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        res = self.con.execute(f"SELECT id FROM photos {where}", params).fetchnumpy()
+        return np.asarray(res["id"], dtype=np.int64)
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def add_embeddings(self, model: str, ids: Sequence[int], vectors: np.ndarray) -> None:
+        if not len(ids):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        self.con.executemany(
+            "INSERT INTO embeddings VALUES (?, ?, ?)",
+            [(int(pid), model, vectors[i].tobytes()) for i, pid in enumerate(ids)],
+        )
+
+    def copy_embeddings(self, src_id: int, dst_id: int) -> list[str]:
+        """Give ``dst_id`` every vector ``src_id`` has (same bytes, so same vectors)."""
+        models = [r[0] for r in self.con.execute(
+            "SELECT model FROM embeddings WHERE photo_id = ?", [src_id]
+        ).fetchall()]
+        self.con.execute(
+            "INSERT INTO embeddings SELECT ?, model, vector FROM embeddings WHERE photo_id = ?", [dst_id, src_id]
+        )
+        return models
+
+    def ids_with_vectors(self, model: str) -> np.ndarray:
+        res = self.con.execute("SELECT photo_id FROM embeddings WHERE model = ?", [model]).fetchnumpy()
+        return np.asarray(res["photo_id"], dtype=np.int64)
+
+    def vectors(self, model: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)`` for ``model``; all of them, or those among ``ids``."""
+        if ids is None:
+            cur = self.con.execute("SELECT photo_id, vector FROM embeddings WHERE model = ? ORDER BY photo_id", [model])
+        else:
+            cur = self.con.execute(
+                "SELECT photo_id, vector FROM embeddings WHERE model = ? "
+                "AND photo_id IN (SELECT unnest(?::BIGINT[])) ORDER BY photo_id",
+                [model, np.asarray(ids, dtype=np.int64).tolist()],
+            )
+        res = cur.fetchnumpy()
+        out_ids = np.asarray(res["photo_id"], dtype=np.int64)
+        blobs = res["vector"]
+        if len(blobs) == 0:
+            return out_ids, np.zeros((0, 0), dtype=np.float32)
+        vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+        return out_ids, vecs
+
+    def iter_vectors(self, model: str, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All vectors of ``model`` in id order, ``chunk`` at a time (bounded memory for big libraries)."""
+        cur = self.con.cursor()
+        cur.execute("SELECT photo_id, vector FROM embeddings WHERE model = ? ORDER BY photo_id", [model])
+        while True:
+            rows = cur.fetchmany(chunk)
+            if not rows:
+                break
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            yield ids, vecs
+        cur.close()
+
+    def sample_vectors(self, model: str, n: int, seed: int = 0) -> np.ndarray:
+        """A reproducible random sample of ``n`` vectors (IVF training)."""
+        rows = self.con.execute(
+            f"SELECT vector FROM (SELECT vector FROM embeddings WHERE model = ?) "
+            f"USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})",
+            [model],
+        ).fetchall()
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1).copy()
+
+    def count_vectors(self, model: str) -> int:
+        return int(self.con.execute("SELECT count(*) FROM embeddings WHERE model = ?", [model]).fetchone()[0])
+
+    def vector_models(self) -> dict[str, int]:
+        rows = self.con.execute("SELECT model, count(*) FROM embeddings GROUP BY model").fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    # -- vector index state -----------------------------------------------------------------
+
+    def index_state(self, model: str) -> dict[str, Any] | None:
+        cur = self.con.execute("SELECT * FROM vector_index WHERE model = ?", [model])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row))
+
+    def set_index_state(self, model: str, file: str, version: int, kind: str, count: int, nprobe: int | None) -> None:
+        with self.transaction():
+            self.con.execute("DELETE FROM vector_index WHERE model = ?", [model])
+            self.con.execute(
+                "INSERT INTO vector_index VALUES (?, ?, ?, ?, ?, ?, now())", [model, file, version, kind, count, nprobe]
+            )
+

@@ -1,0 +1,71 @@
+"""Where a library lives and the settings read from the environment.
+
+A *library* is one folder holding the catalog (DuckDB), the vector indexes
+(FAISS) and the model store. It defaults to the per-user data folder and is
+overridden by ``--library DIR`` or ``PHOTOSEARCH_LIBRARY``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_LIBRARY = "PHOTOSEARCH_LIBRARY"
+#: Libraries with at most this many vectors are searched exactly (flat index).
+ENV_EXACT_MAX = "PHOTOSEARCH_EXACT_MAX"
+DEFAULT_EXACT_MAX = 20_000
+#: Pixel limit for decoding; larger images are treated as decompression bombs.
+ENV_MAX_PIXELS = "PHOTOSEARCH_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 250_000_000
+
+
+def default_library_dir() -> Path:
+    """The per-user data folder (XDG on Linux) used when nothing else is given."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("photosearch", appauthor=False))
+
+
+def resolve_library_dir(library: str | os.PathLike[str] | None = None) -> Path:
+    """``library`` if given, else ``$PHOTOSEARCH_LIBRARY``, else the per-user data folder."""
+    if library:
+        return Path(library).expanduser().resolve()
+    env = os.environ.get(ENV_LIBRARY)
+    if env:
+        return Path(env).expanduser().resolve()
+    return default_library_dir()
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        from photosearch.errors import UsageError
+
+        raise UsageError(f"{name} must be an integer, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class LibraryPaths:
+    """The files and folders inside one library folder."""
+
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def vectors(self) -> Path:
+        return self.root / "vectors"
+
+    def model_dir(self, name: str) -> Path:
+        return self.models / name

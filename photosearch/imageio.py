@@ -1,0 +1,425 @@
+"""Decoding photos for the models, and reading their metadata.
+
+Everything here works on bytes already read from disk, so the indexer reads
+each file exactly once (hash, metadata and pixels from the same buffer).
+
+- JPEG: DCT-scaled decoding (Pillow ``draft``) straight to the model's size.
+- HEIC/HEIF: pillow-heif.  RAW: the embedded preview through rawpy.
+- EXIF orientation is applied; pixel counts above a limit are refused as
+  decompression bombs before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from PIL import Image, ImageFile, ImageOps
+
+from photosearch.config import DEFAULT_MAX_PIXELS, ENV_MAX_PIXELS, env_int
+from photosearch.errors import DecodeError
+
+RAW_EXTENSIONS = frozenset({
+    ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf",
+    ".rw2", ".pef", ".srw", ".raw", ".rwl", ".iiq", ".3fr", ".erf", ".mrw", ".x3f",
+})
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+PIL_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".mpo",
+})
+SUPPORTED_EXTENSIONS = PIL_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS
+
+# LibRaw's "flip" for a preview, as the equivalent EXIF orientation.
+_LIBRAW_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+def _ensure_heif() -> None:
+    global _heif_registered
+    if _heif_registered:
+        return
+    with _heif_lock:
+        if not _heif_registered:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            _heif_registered = True
+
+
+def max_pixels() -> int:
+    return env_int(ENV_MAX_PIXELS, DEFAULT_MAX_PIXELS)
+
+
+@dataclass
+class Decoded:
+    """A decoded, upright RGB image (possibly reduced by draft) plus facts about the original."""
+
+    image: Image.Image
+    width: int            # full-size width as displayed (orientation applied)
+    height: int
+    format: str
+    orientation: int | None
+
+
+def _orientation_of(img: Image.Image) -> int | None:
+    try:
+        value = img.getexif().get(0x0112)
+    except Exception:  # broken EXIF must never cost us the image
+        return None
+    if isinstance(value, int) and 1 <= value <= 8:
+        return value
+    return None
+
+
+def _apply_orientation(img: Image.Image, orientation: int | None) -> Image.Image:
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(orientation or 1)
+    return img.transpose(method) if method is not None else img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite on white so transparent areas do not turn black.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = ImageOps.autocontrast(img.convert("I").point(lambda v: v / 256).convert("L"))
+    return img.convert("RGB")
+
+
+def _open_pil(data: bytes, min_side: int | None) -> tuple[Image.Image, int, int]:
+    """Open with Pillow, enforce the pixel limit, draft JPEGs; returns (image, full_w, full_h)."""
+    limit = max_pixels()
+    Image.MAX_IMAGE_PIXELS = limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            m = re.search(r"\((\d+) pixels\)", str(exc))
+            declared = f"{int(m.group(1)):,} pixels declared" if m else "declared size"
+            raise DecodeError(f"decompression bomb: {declared}, over the {limit:,}-pixel limit") from None
+        except ValueError as exc:  # e.g. PNG text chunk too large (MAX_TEXT_CHUNK)
+            raise DecodeError(f"decompression bomb or malformed data: {exc}") from None
+        except Image.UnidentifiedImageError:
+            raise DecodeError("not an image (unrecognized file format)") from None
+        except (OSError, SyntaxError, EOFError) as exc:
+            raise DecodeError(f"corrupt image: {exc}") from None
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise DecodeError("corrupt image: zero width or height")
+    if width * height > limit:
+        raise DecodeError(f"decompression bomb: {width}x{height} exceeds the {limit:,}-pixel limit")
+    if min_side and img.format == "JPEG":
+        # DCT scaling: decode at 1/2, 1/4 or 1/8 size while both sides stay >= min_side.
+        img.draft("RGB", (min_side, min_side))
+    return img, width, height
+
+
+def _decode_raw(data: bytes, min_side: int | None) -> tuple[Image.Image, int, int, int | None]:
+    import rawpy
+
+    try:
+        raw = rawpy.imread(io.BytesIO(data))
+    except Exception as exc:  # LibRaw raises many types for unsupported or corrupt files
+        raise DecodeError(f"unreadable camera RAW file: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+    with raw:
+        flip = _LIBRAW_FLIP_TO_ORIENTATION.get(getattr(raw.sizes, "flip", 0), 1)
+        try:
+            thumb = raw.extract_thumb()
+        except Exception:
+            thumb = None
+        if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
+            img, width, height = _open_pil(bytes(thumb.data), min_side)
+            own = _orientation_of(img)
+            return img, width, height, own if own not in (None, 1) else flip
+        if thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
+            img = Image.fromarray(thumb.data)
+            return img, img.width, img.height, flip
+        try:
+            rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+        except Exception as exc:
+            raise DecodeError(f"camera RAW file has no usable preview: {exc}") from None
+        img = Image.fromarray(rgb)
+        # postprocess already applies the flip.
+        return img, img.width, img.height, 1
+
+
+def decode(data: bytes, *, ext: str = "", min_side: int | None = None) -> Decoded:
+    """Decode ``data`` to an upright RGB image whose shorter side is >= ``min_side`` when possible.
+
+    ``ext`` (lower-case, with dot) only routes camera RAW files to rawpy; every
+    other format is sniffed from the content, so mislabelled files still work.
+    Raises :class:`DecodeError` with a one-line reason for anything unusable.
+    """
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    if ext in RAW_EXTENSIONS and not _looks_like_pil_format(data):
+        img, width, height, orientation = _decode_raw(data, min_side)
+        fmt = ext.lstrip(".").upper()
+    else:
+        if ext in HEIF_EXTENSIONS or _looks_like_heif(data):
+            _ensure_heif()
+        img, width, height = _open_pil(data, min_side)
+        fmt = img.format or ext.lstrip(".").upper()
+        orientation = None
+    _load_pixels(img)
+    if orientation is None:
+        # Only after load(): reading EXIF first can swallow a decoder error (PNG).
+        orientation = _orientation_of(img)
+    try:
+        img = _to_rgb(img)
+        img = _apply_orientation(img, orientation)
+    except Exception as exc:
+        raise DecodeError(f"corrupt image data: {exc}") from None
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return Decoded(image=img, width=width, height=height, format=fmt, orientation=orientation)
+
+
+def _load_pixels(img: Image.Image) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
+    except DecodeError:
+        raise
+    except Exception as exc:
+        msg = str(exc) or type(exc).__name__
+        if "truncated" in msg.lower():
+            raise DecodeError(f"truncated image: {msg}") from None
+        raise DecodeError(f"corrupt image data: {msg}") from None
+
+
+def _looks_like_heif(data: bytes) -> bool:
+    return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in (
+        b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"avif",
+    )
+
+
+def _looks_like_pil_format(data: bytes) -> bool:
+    """A file named like a RAW that is really a JPEG/PNG (some cameras, some exporters)."""
+    return data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- metadata ------------------------------------------------------------------------------
+
+
+@dataclass
+class Metadata:
+    """The catalog fields read from a photo's EXIF, IPTC and XMP (and an XMP sidecar)."""
+
+    taken_at: datetime | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+    orientation: int | None = None
+    keywords: list[str] = field(default_factory=list)
+    rating: int | None = None
+    title: str | None = None
+    description: str | None = None
+
+
+_exiv2_lock = threading.Lock()
+_exiv2_ready = False
+
+
+def _exiv2() -> Any:
+    global _exiv2_ready
+    import pyexiv2
+
+    if not _exiv2_ready:
+        with _exiv2_lock:
+            if not _exiv2_ready:
+                pyexiv2.set_log_level(4)  # mute exiv2's warnings on odd files
+                _exiv2_ready = True
+    return pyexiv2
+
+
+def _read_tags(data: bytes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    pyexiv2 = _exiv2()
+    try:
+        img = pyexiv2.ImageData(data)
+    except Exception:
+        return {}, {}, {}
+    try:
+        out = []
+        for reader in (img.read_exif, img.read_iptc, img.read_xmp):
+            try:
+                out.append(reader(encoding="utf-8"))
+            except Exception:
+                try:
+                    out.append(reader(encoding="latin-1"))
+                except Exception:
+                    out.append({})
+        return out[0], out[1], out[2]
+    finally:
+        img.close()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):  # XMP lang-alt: {'lang="x-default"': 'text'}
+        value = next(iter(value.values()), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "").strip()
+    if text.lower().startswith("charset="):
+        text = text.split(" ", 1)[1] if " " in text else ""
+    return text or None
+
+
+def _first(tags: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        text = _text(tags.get(key))
+        if text:
+            return text
+    return None
+
+
+_DATE_RE = re.compile(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def parse_date(text: str | None) -> datetime | None:
+    """EXIF ``YYYY:MM:DD HH:MM:SS`` or XMP ISO dates; None for zeros and nonsense."""
+    if not text:
+        return None
+    m = _DATE_RE.match(text.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    try:
+        return datetime(y, mo, d, h, mi, s) if y > 1800 else None
+    except ValueError:
+        return None
+
+
+def _rational(text: str) -> float:
+    if "/" in text:
+        num, den = text.split("/", 1)
+        den_f = float(den)
+        if den_f == 0:
+            raise ZeroDivisionError
+        return float(num) / den_f
+    return float(text)
+
+
+def _gps(exif: dict[str, Any], ref_key: str, key: str) -> float | None:
+    value = exif.get(key)
+    if not value:
+        return None
+    try:
+        parts = [_rational(p) for p in str(value).split()]
+        if not parts:
+            return None
+        deg = parts[0] + (parts[1] / 60 if len(parts) > 1 else 0) + (parts[2] / 3600 if len(parts) > 2 else 0)
+    except (ValueError, ZeroDivisionError):
+        return None
+    ref = _text(exif.get(ref_key)) or ""
+    if ref.upper().startswith(("S", "W")):
+        deg = -deg
+    return deg
+
+
+def _xmp_gps(text: str | None) -> float | None:
+    # XMP exif:GPSLatitude looks like "53,22.970833N" or "53,22,58.25N".
+    if not text:
+        return None
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?))?(?:,(\d+(?:\.\d+)?))?\s*([NSEW])\s*$", text)
+    if not m:
+        return None
+    deg = float(m.group(1)) + float(m.group(2) or 0) / 60 + float(m.group(3) or 0) / 3600
+    return -deg if m.group(4) in "SW" else deg
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()] if "," in value else ([value.strip()] if value.strip() else [])
+    if isinstance(value, dict):
+        return [str(v) for v in value.values()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
+    """Read catalog metadata from a photo's bytes, merged with an XMP sidecar if given.
+
+    Never raises: files with broken or missing metadata give empty fields.
+    """
+    exif, iptc, xmp = _read_tags(data) if data else ({}, {}, {})
+    if sidecar:
+        s_exif, s_iptc, s_xmp = _read_tags(sidecar)
+        # A sidecar is the newer record (written by an editor after the shot): it wins.
+        xmp = {**xmp, **s_xmp}
+        exif = {**s_exif, **exif}
+        iptc = {**iptc, **s_iptc}
+    md = Metadata()
+    md.taken_at = parse_date(_first(
+        exif, "Exif.Photo.DateTimeOriginal", "Exif.Image.DateTimeOriginal", "Exif.Photo.DateTimeDigitized",
+    )) or parse_date(_first(
+        xmp, "Xmp.exif.DateTimeOriginal", "Xmp.photoshop.DateCreated", "Xmp.xmp.CreateDate",
+    )) or parse_date(_first(exif, "Exif.Image.DateTime")) or _iptc_date(iptc)
+    md.camera_make = _first(exif, "Exif.Image.Make", "Exif.PanasonicRaw.Make") or _first(xmp, "Xmp.tiff.Make")
+    md.camera_model = _first(exif, "Exif.Image.Model", "Exif.PanasonicRaw.Model") or _first(xmp, "Xmp.tiff.Model")
+    md.lens = _first(
+        exif, "Exif.Photo.LensModel", "Exif.Canon.LensModel", "Exif.NikonLd3.LensIDNumber", "Exif.Photo.LensSpecification",
+    ) or _first(xmp, "Xmp.aux.Lens", "Xmp.exifEX.LensModel")
+    if md.lens and re.fullmatch(r"[\d/ ]+", md.lens):
+        md.lens = None  # a bare rational spec is not a lens name
+    md.gps_lat = _gps(exif, "Exif.GPSInfo.GPSLatitudeRef", "Exif.GPSInfo.GPSLatitude")
+    md.gps_lon = _gps(exif, "Exif.GPSInfo.GPSLongitudeRef", "Exif.GPSInfo.GPSLongitude")
+    if md.gps_lat is None or md.gps_lon is None:
+        md.gps_lat = _xmp_gps(_text(xmp.get("Xmp.exif.GPSLatitude")))
+        md.gps_lon = _xmp_gps(_text(xmp.get("Xmp.exif.GPSLongitude")))
+    if md.gps_lat is None or md.gps_lon is None or not (-90 <= md.gps_lat <= 90 and -180 <= md.gps_lon <= 180):
+        md.gps_lat = md.gps_lon = None
+    orient = _first(exif, "Exif.Image.Orientation")
+    md.orientation = int(orient) if orient and orient.isdigit() and 1 <= int(orient) <= 8 else None
+    # MWG: when XMP and IPTC both carry keywords, XMP is authoritative.
+    keywords = _as_list(xmp.get("Xmp.dc.subject")) or _as_list(iptc.get("Iptc.Application2.Keywords"))
+    md.keywords = list(dict.fromkeys(k for k in keywords if k))
+    rating = _first(xmp, "Xmp.xmp.Rating", "Xmp.MicrosoftPhoto.Rating") or _first(exif, "Exif.Image.Rating")
+    try:
+        md.rating = max(-1, min(5, int(float(rating)))) if rating else None
+    except ValueError:
+        md.rating = None
+    md.title = _first(xmp, "Xmp.dc.title") or _first(iptc, "Iptc.Application2.ObjectName", "Iptc.Application2.Headline")
+    md.description = (
+        _first(xmp, "Xmp.dc.description")
+        or _first(iptc, "Iptc.Application2.Caption")
+        or _first(exif, "Exif.Image.ImageDescription", "Exif.Photo.UserComment")
+    )
+    return md
+
+
+def _iptc_date(iptc: dict[str, Any]) -> datetime | None:
+    date = _text(iptc.get("Iptc.Application2.DateCreated"))
+    if not date:
+        return None
+    time = _text(iptc.get("Iptc.Application2.TimeCreated")) or "00:00:00"
+    return parse_date(f"{date} {time[:8]}")

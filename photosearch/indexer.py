@@ -1,0 +1,390 @@
+"""Indexing: scan -> diff against the catalog -> decode pool -> batched encode -> commit.
+
+- Incremental: unchanged files (same path, size and mtime) are not read. New
+  or changed files are hashed; bytes already in the catalog are not decoded
+  again: a moved file keeps its row and vectors, a copy reuses the vectors.
+- Crash-safe: work is committed in small DuckDB transactions (rows and vectors
+  together), so a killed run loses at most the last batch and the next run
+  continues from there. The FAISS index is derived data, synced at the end.
+- Decoding runs in a thread pool ahead of inference (Pillow, hashlib and
+  onnxruntime release the GIL), JPEGs DCT-scaled to the model's input size.
+- Indexing only reads photos; it never writes them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from photosearch.catalog import Catalog, KnownFile, PhotoRecord
+from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, LibraryPaths, env_int
+from photosearch.errors import DecodeError, UsageError
+from photosearch.imageio import decode, read_metadata
+from photosearch.models.base import ImageEncoder, default_threads
+from photosearch.scan import FileEntry, content_hash, find_sidecar, normalize_root, walk
+from photosearch.vectors import load_for_search, save_for_catalog, sync_with_catalog
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class IndexSummary:
+    """What one index run did. ``indexed`` counts photos newly embedded or added."""
+
+    indexed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    reused: int = 0          # new paths whose bytes were already indexed (copies): vectors reused
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    model: str = ""
+    total_photos: int = 0
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+@dataclass
+class Progress:
+    """A progress event: ``stage`` is 'scan', 'index' or 'finish'."""
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    path: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class _Work:
+    entry: FileEntry
+    known: KnownFile | None      # the row at this path, if any
+    vector_only: bool = False    # unchanged file that only lacks a vector for the active model
+
+
+@dataclass
+class _Result:
+    work: _Work
+    hash: str = ""
+    pixels: np.ndarray | None = None
+    record: PhotoRecord | None = None
+    skip: str | None = None
+
+
+class Indexer:
+    """Runs index passes for one library with one image encoder."""
+
+    def __init__(
+        self,
+        paths: LibraryPaths,
+        model: ImageEncoder,
+        model_name: str,
+        *,
+        batch_size: int = 16,
+        workers: int | None = None,
+        commit_every_s: float = 2.0,
+        exact_max: int | None = None,
+    ) -> None:
+        self.paths = paths
+        self.model = model
+        self.model_name = model_name
+        self.batch_size = max(1, batch_size)
+        self.workers = workers or default_threads()
+        self.commit_every_s = commit_every_s
+        self.exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
+
+    # -- the whole pass ---------------------------------------------------------------------
+
+    def run(self, roots: Iterable[str] | None = None, on_progress: ProgressFn | None = None) -> IndexSummary:
+        started = time.monotonic()
+        report = on_progress or (lambda _p: None)
+        summary = IndexSummary(model=self.model_name)
+        given = [normalize_root(r) for r in roots or []]
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                for root in given:
+                    cat.add_root(root)
+            scan_roots = given or cat.roots()
+            known = cat.known_files()
+            with_vector = set(cat.ids_with_vectors(self.model_name).tolist())
+            # Hashes whose bytes already have a vector for this model: no need to decode again.
+            hash_to_id = {k.content_hash: k.id for k in known.values() if k.id in with_vector}
+        if not scan_roots:
+            raise UsageError("nothing to index: give one or more folders, e.g. `photosearch index ~/Pictures`")
+
+        seen: set[str] = set()
+        work: list[_Work] = []
+        library_dir = os.path.normpath(str(self.paths.root))
+        for i, entry in enumerate(walk(scan_roots, exclude=library_dir,
+                                       on_error=lambda p, r: summary.skipped.append(Skipped(p, r)))):
+            seen.add(entry.path)
+            k = known.get(entry.path)
+            if k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns:
+                if k.id in with_vector:
+                    summary.unchanged += 1
+                else:
+                    work.append(_Work(entry, k, vector_only=True))
+            else:
+                work.append(_Work(entry, k))
+            if i % 500 == 0:
+                report(Progress("scan", i + 1))
+        # Rows under the walked roots whose files are gone: moved (if their bytes turn up) or removed.
+        under = tuple(r.rstrip(os.sep) + os.sep for r in scan_roots if not os.path.isfile(r))
+        gone_rows = [k for p, k in known.items()
+                     if p not in seen and (p.startswith(under) or p in scan_roots) and not os.path.exists(p)]
+        gone = {k.content_hash: k for k in gone_rows}
+
+        writer = _Writer(self, summary)
+        report(Progress("index", 0, len(work)))
+        try:
+            self._process(work, gone, hash_to_id, writer, summary, report)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            writer.flush()
+            raise
+        finally:
+            summary.seconds = time.monotonic() - started
+        writer.flush()
+        # Whatever of the gone rows was not claimed by a move is removed.
+        claimed = writer.moved_ids
+        removed = [k.id for k in gone_rows if k.id not in claimed]
+        report(Progress("finish", 0, 0))
+        with Catalog.open(self.paths.catalog) as cat:
+            if removed:
+                with cat.transaction():
+                    for model in cat.delete_photos(removed):
+                        cat.bump_vectors_version(model)
+                summary.removed = len(removed)
+            self.sync_index(cat)
+            summary.total_photos = cat.count_photos()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def sync_index(self, cat: Catalog) -> None:
+        """Bring the model's FAISS index up to the catalog's vectors and save it."""
+        state = cat.index_state(self.model_name)
+        if state is not None and state["version"] == cat.vectors_version(self.model_name) \
+                and (self.paths.vectors / state["file"]).is_file():
+            return
+        index, _ = load_for_search(cat, self.paths.vectors, self.model_name, exact_max=self.exact_max,
+                                   dim=self.model.embed_dim)
+        save_for_catalog(index, cat, self.paths.vectors, self.model_name)
+
+    # -- the pipeline -----------------------------------------------------------------------
+
+    def _process(self, work: list[_Work], gone: dict[str, KnownFile], hash_to_id: dict[str, int],
+                 writer: _Writer, summary: IndexSummary, report: ProgressFn) -> None:
+        lookahead = max(2 * self.batch_size, 4 * self.workers)
+        pending: deque[Future[_Result]] = deque()
+        batch: list[_Result] = []
+        done = 0
+        skip_hashes = set(hash_to_id) | set(gone)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode") as pool:
+            it = iter(work)
+            try:
+                for w in it:
+                    pending.append(pool.submit(self._prepare, w, skip_hashes))
+                    if len(pending) < lookahead:
+                        continue
+                    done += self._consume(pending.popleft().result(), batch, gone, hash_to_id, writer, summary)
+                    report(Progress("index", done, len(work)))
+                while pending:
+                    done += self._consume(pending.popleft().result(), batch, gone, hash_to_id, writer, summary)
+                    report(Progress("index", done, len(work)))
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+            if batch:
+                self._encode(batch, writer)
+
+    def _consume(self, res: _Result, batch: list[_Result], gone: dict[str, KnownFile], hash_to_id: dict[str, int],
+                 writer: _Writer, summary: IndexSummary) -> int:
+        w = res.work
+        if res.skip is not None:
+            summary.skipped.append(Skipped(w.entry.path, res.skip))
+        elif w.vector_only:
+            batch.append(res)
+        elif w.known is not None and res.hash == w.known.content_hash:
+            writer.touch(w.known.id, w.entry)           # same bytes, new mtime: nothing to redo
+            summary.unchanged += 1
+        elif res.hash in gone and gone[res.hash].id not in writer.moved_ids:
+            writer.move(gone[res.hash].id, w)
+            summary.moved += 1
+        elif res.hash in hash_to_id and res.pixels is None:
+            writer.copy(hash_to_id[res.hash], w, res.hash)
+            summary.reused += 1
+        elif res.pixels is None:
+            # Its twin was claimed already (two moved copies of one file); decode it after all.
+            res = self._prepare(w, set())
+            if res.skip is not None:
+                summary.skipped.append(Skipped(w.entry.path, res.skip))
+                return 1
+            batch.append(res)
+        else:
+            batch.append(res)
+        if len(batch) >= self.batch_size:
+            self._encode(batch, writer)
+        writer.maybe_flush()
+        return 1
+
+    def _prepare(self, w: _Work, skip_hashes: set[str]) -> _Result:
+        """Runs in the decode pool: read once, hash, and decode unless the bytes are known."""
+        path = w.entry.path
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return _Result(w, skip="file vanished during indexing")
+        except IsADirectoryError:
+            return _Result(w, skip="is a folder")
+        except OSError as exc:
+            return _Result(w, skip=f"cannot read: {exc.strerror or exc}")
+        res = _Result(w, hash=content_hash(data))
+        if not w.vector_only and (res.hash in skip_hashes or (w.known is not None and res.hash == w.known.content_hash)):
+            return res
+        try:
+            decoded = decode(data, ext=w.entry.ext, min_side=self.model.image_size)
+            res.pixels = self.model.preprocess(decoded.image)
+        except DecodeError as exc:
+            res.skip = exc.reason
+            return res
+        except MemoryError:
+            res.skip = "too large to decode in memory"
+            return res
+        if w.vector_only:
+            return res
+        sidecar = find_sidecar(path)
+        side_bytes = None
+        if sidecar:
+            try:
+                with open(sidecar, "rb") as f:
+                    side_bytes = f.read()
+            except OSError:
+                side_bytes = None
+        md = read_metadata(data, side_bytes)
+        res.record = PhotoRecord(
+            path=path, content_hash=res.hash, size=w.entry.size, mtime_ns=w.entry.mtime_ns,
+            width=decoded.width, height=decoded.height, format=decoded.format,
+            taken_at=md.taken_at, camera_make=md.camera_make, camera_model=md.camera_model, lens=md.lens,
+            gps_lat=md.gps_lat, gps_lon=md.gps_lon, orientation=decoded.orientation or md.orientation,
+            keywords=md.keywords, rating=md.rating, title=md.title, description=md.description,
+        )
+        return res
+
+    def _encode(self, batch: list[_Result], writer: _Writer) -> None:
+        pixels = np.stack([r.pixels for r in batch])
+        vectors = self.model.encode_pixels(pixels)
+        for r, v in zip(batch, vectors):
+            r.pixels = None
+            writer.add(r, v)
+        batch.clear()
+
+
+class _Writer:
+    """Buffers catalog changes and commits them in transactions every few seconds."""
+
+    def __init__(self, indexer: Indexer, summary: IndexSummary) -> None:
+        self.indexer = indexer
+        self.summary = summary
+        self.ops: list[tuple[str, Any]] = []
+        self.last_flush = time.monotonic()
+        self.moved_ids: set[int] = set()
+
+    def add(self, res: _Result, vector: np.ndarray) -> None:
+        self.ops.append(("add", (res, vector)))
+
+    def touch(self, photo_id: int, entry: FileEntry) -> None:
+        self.ops.append(("touch", (photo_id, entry)))
+
+    def move(self, photo_id: int, w: _Work) -> None:
+        self.moved_ids.add(photo_id)
+        self.ops.append(("move", (photo_id, w)))
+
+    def copy(self, src_id: int, w: _Work, content_hash: str) -> None:
+        self.ops.append(("copy", (src_id, w, content_hash)))
+
+    def maybe_flush(self) -> None:
+        if self.ops and time.monotonic() - self.last_flush >= self.indexer.commit_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.ops:
+            return
+        model = self.indexer.model_name
+        ops, self.ops = self.ops, []
+        changed_models: set[str] = set()
+        with Catalog.open(self.indexer.paths.catalog) as cat, cat.transaction():
+            new_records: list[PhotoRecord] = []
+            new_vectors: list[np.ndarray] = []
+            vector_only: list[tuple[int, np.ndarray]] = []
+            for kind, arg in ops:
+                if kind == "add":
+                    res, vec = arg
+                    w = res.work
+                    if w.vector_only:
+                        vector_only.append((w.known.id, vec))
+                        continue
+                    if w.known is not None:  # the file at this path changed: old row and vectors go
+                        changed_models.update(cat.delete_photos([w.known.id]))
+                    new_records.append(res.record)
+                    new_vectors.append(vec)
+                elif kind == "touch":
+                    pid, entry = arg
+                    cat.touch_photo(pid, entry.size, entry.mtime_ns)
+                elif kind == "move":
+                    pid, w = arg
+                    if w.known is not None:  # a moved file landed on a path that had another photo
+                        changed_models.update(cat.delete_photos([w.known.id]))
+                    cat.move_photo(pid, w.entry.path, w.entry.size, w.entry.mtime_ns)
+                elif kind == "copy":
+                    src_id, w, h = arg
+                    if w.known is not None:
+                        changed_models.update(cat.delete_photos([w.known.id]))
+                    src = cat.photos_by_ids([src_id]).get(src_id)
+                    if src is None:
+                        continue
+                    record = PhotoRecord(**{k: src[k] for k in PhotoRecord.__dataclass_fields__ if k in src})
+                    record.path, record.size, record.mtime_ns = w.entry.path, w.entry.size, w.entry.mtime_ns
+                    (new_id,) = cat.insert_photos([record])
+                    changed_models.update(cat.copy_embeddings(src_id, new_id))
+            if new_records:
+                ids = cat.insert_photos(new_records)
+                cat.add_embeddings(model, ids, np.stack(new_vectors))
+                changed_models.add(model)
+                self.summary.indexed += len(ids)
+            if vector_only:
+                cat.add_embeddings(model, [i for i, _ in vector_only], np.stack([v for _, v in vector_only]))
+                changed_models.add(model)
+                self.summary.indexed += len(vector_only)
+            for m in changed_models:
+                cat.bump_vectors_version(m)
+        self.last_flush = time.monotonic()
+
+
+def refresh_index(paths: LibraryPaths, model_name: str, dim: int, exact_max: int | None = None) -> None:
+    """Sync and save a model's FAISS index with the catalog (e.g. after a crash or a model switch)."""
+    exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
+    with Catalog.open(paths.catalog) as cat:
+        index, _ = load_for_search(cat, paths.vectors, model_name, exact_max=exact_max, dim=dim)
+        save_for_catalog(index, cat, paths.vectors, model_name)
+
+
+__all__ = ["Indexer", "IndexSummary", "Progress", "Skipped", "refresh_index", "sync_with_catalog"]

@@ -1,0 +1,1 @@
+"""Models behind small protocols: CLIP on onnxruntime, the converter, the model store."""

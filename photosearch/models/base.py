@@ -1,0 +1,78 @@
+"""The small protocols models implement, and lazy, thread-safe onnxruntime sessions."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from photosearch.errors import ModelError
+
+
+class ImageEncoder(Protocol):
+    """Turns preprocessed pixel batches into L2-normalized embeddings."""
+
+    image_size: int
+    embed_dim: int
+
+    def preprocess(self, image: Any) -> np.ndarray: ...
+
+    def encode_pixels(self, pixels: np.ndarray, normalize: bool = True) -> np.ndarray: ...
+
+
+class TextEncoder(Protocol):
+    embed_dim: int
+
+    def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray: ...
+
+
+def default_threads() -> int:
+    value = os.environ.get("PHOTOSEARCH_THREADS")
+    if value and value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+class LazySession:
+    """An onnxruntime InferenceSession created on first use (or injected, e.g. by tests)."""
+
+    def __init__(self, path: Path, *, threads: int | None = None, session: Any = None, low_memory: bool = False) -> None:
+        self.path = path
+        self.threads = threads
+        self.low_memory = low_memory
+        self._session = session
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._create()
+        return self._session
+
+    def _create(self) -> Any:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.low_memory:
+            # Query path: one small batch, so skip the arena and pre-packed weight copies.
+            opts.enable_cpu_mem_arena = False
+            opts.enable_mem_pattern = False
+            opts.add_session_config_entry("session.disable_prepacking", "1")
+        try:
+            return ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"cannot load model file {self.path}: {str(exc).splitlines()[0][:200]}") from None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.get().run(None, feeds)[0]
+
+    def close(self) -> None:
+        self._session = None

@@ -1,0 +1,281 @@
+"""Convert an open_clip checkpoint into the ONNX files photosearch runs.
+
+This is the only module that imports torch and open_clip, and only inside
+functions: indexing and search run on onnxruntime alone. Conversion writes
+``visual.onnx``, ``textual.onnx``, ``tokenizer.json`` and ``model.json`` into a
+folder, then checks the ONNX outputs against open_clip's torch model on the same
+inputs (cosine >= 0.999) before the model may be installed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photosearch.errors import ModelError, NetworkError
+
+#: Minimum cosine similarity between ONNX and torch embeddings for a conversion to pass.
+MIN_COSINE = 0.999
+VERIFY_PROMPTS = ("a photo of a dog", "sunset at the beach", "", "x" * 400)
+
+
+def _import_torch() -> tuple[Any, Any]:
+    try:
+        import open_clip
+        import torch
+    except ImportError as exc:
+        raise ModelError(
+            f"converting a model needs torch and open_clip_torch ({exc.name} is missing): "
+            "pip install 'photosearch[convert]'"
+        ) from None
+    return torch, open_clip
+
+
+def resolve_arch(arch: str) -> str:
+    """An open_clip model name, or a path to an open_clip model config JSON (registered on the fly)."""
+    _, open_clip = _import_torch()
+    if arch.endswith(".json"):
+        path = Path(arch).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model config not found: {arch}")
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model config {arch} is not valid JSON: {exc}") from None
+        open_clip.add_model_config(path)
+        return path.stem
+    if arch not in open_clip.list_models():
+        close = [m for m in open_clip.list_models() if arch.lower() in m.lower()][:5]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ModelError(f"unknown open_clip architecture {arch!r}{hint}")
+    return arch
+
+
+def load_open_clip(arch: str, checkpoint: str | None = None, pretrained: str | None = None) -> tuple[Any, str]:
+    """Build the open_clip model from a local checkpoint file or a pretrained tag; returns (model, arch)."""
+    torch, open_clip = _import_torch()
+    name = resolve_arch(arch)
+    try:
+        if checkpoint is not None:
+            model = open_clip.create_model(name, pretrained=str(checkpoint), device="cpu")
+        elif pretrained is not None:
+            model = open_clip.create_model(name, pretrained=pretrained, device="cpu", require_pretrained=True)
+        else:
+            model = open_clip.create_model(name, device="cpu")
+    except (OSError, ConnectionError) as exc:
+        if pretrained is not None:
+            raise NetworkError(
+                f"could not download {name}/{pretrained} ({type(exc).__name__}); on an offline machine fetch the "
+                f"checkpoint elsewhere and run `photosearch models import {name} FILE`"
+            ) from None
+        raise ModelError(f"cannot read checkpoint {checkpoint}: {exc}") from None
+    except RuntimeError as exc:  # state_dict shape/key mismatches
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"checkpoint does not fit architecture {name}: {first[:200]}") from None
+    except Exception as exc:  # safetensors / pickle errors on corrupt files
+        if pretrained is not None and "offline" in str(exc).lower():
+            raise NetworkError(
+                f"cannot download {name}/{pretrained}: offline (HF_HUB_OFFLINE is set); "
+                f"use `photosearch models import {name} FILE` with a local checkpoint"
+            ) from None
+        raise ModelError(f"cannot load checkpoint {checkpoint or pretrained}: {type(exc).__name__}: {exc}"[:300]) from None
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    if type(tokenizer).__name__ != "SimpleTokenizer":
+        raise ModelError(f"{name} uses a {type(tokenizer).__name__}; photosearch supports CLIP-BPE text towers only")
+    return model, name
+
+
+class _TextTower:
+    """Factory for the text wrapper; defined lazily because it subclasses torch.nn.Module."""
+
+    @staticmethod
+    def build(model: Any) -> tuple[Any, bool]:
+        torch, open_clip = _import_torch()
+        from open_clip.transformer import text_global_pool
+
+        # Dynamic sequence length needs an exporter that keeps shapes symbolic; the
+        # TorchScript exporter bakes 77 into attention reshapes, so it stays off for now.
+        trimmable = (
+            False
+            and isinstance(model, open_clip.CLIP)
+            and getattr(model, "text_pool_type", "argmax") == "argmax"
+            and getattr(model, "attn_mask", None) is not None
+        )
+
+        class Text(torch.nn.Module):
+            def __init__(self, m: Any) -> None:
+                super().__init__()
+                self.m = m
+
+            def forward(self, text: Any) -> Any:
+                m = self.m
+                if not trimmable:
+                    return m.encode_text(text)
+                # Same as CLIP.encode_text, but for any sequence length <= context length:
+                # with a causal mask the output at the end-of-text token does not depend on
+                # the padding after it, so queries run on a few tokens instead of 77.
+                seq = text.shape[1]
+                x = m.token_embedding(text)
+                x = x + m.positional_embedding[:seq]
+                x = m.transformer(x, attn_mask=m.attn_mask[:seq, :seq])
+                x = m.ln_final(x)
+                x = text_global_pool(x, text, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+                if m.text_projection is not None:
+                    x = m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
+                return x
+
+        return Text(model).eval(), trimmable
+
+
+def _export(torch: Any, module: Any, example: Any, path: Path, input_name: str, dynamic: dict[int, str]) -> None:
+    # The fused MultiheadAttention fast path has no ONNX export; the plain path is identical.
+    if hasattr(torch.backends, "mha"):
+        torch.backends.mha.set_fastpath_enabled(False)
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=["embedding"],
+            dynamic_axes={input_name: dynamic, "embedding": {0: "batch"}},
+            opset_version=17,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_tokenizer(dest: Path) -> None:
+    """Store the CLIP BPE merges as JSON so search needs neither open_clip nor the gzip file."""
+    from open_clip.tokenizer import default_bpe
+
+    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
+    merges = merges[1:49152 - 256 - 2 + 1]
+    dest.write_text(json.dumps({"type": "clip-bpe", "merges": merges}), encoding="utf-8")
+
+
+def convert(
+    arch: str,
+    dest: Path,
+    *,
+    checkpoint: str | None = None,
+    pretrained: str | None = None,
+    source: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Convert one open_clip model into ``dest`` (created) and verify it; returns model.json's content."""
+    say = progress or (lambda _msg: None)
+    torch, open_clip = _import_torch()
+    torch.manual_seed(0)
+    say("loading the open_clip model")
+    model, name = load_open_clip(arch, checkpoint=checkpoint, pretrained=pretrained)
+    cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+    size = cfg.get("size") or model.visual.image_size
+    size = size if isinstance(size, int) else tuple(size)[0]
+    context_length = int(getattr(model, "context_length", 77) or 77)
+    dest.mkdir(parents=True, exist_ok=True)
+
+    say("exporting the image tower to ONNX")
+    visual = _ImageTower.build(model)
+    _export(torch, visual, torch.randn(2, 3, size, size), dest / "visual.onnx", "pixels", {0: "batch"})
+    say("exporting the text tower to ONNX")
+    text, trimmable = _TextTower.build(model)
+    tokenizer = open_clip.get_tokenizer(name)
+    example = tokenizer(["a photo of a cat", "hello"])
+    _export(torch, text, example, dest / "textual.onnx", "tokens",
+            {0: "batch", 1: "sequence"} if trimmable else {0: "batch"})
+    _write_tokenizer(dest / "tokenizer.json")
+
+    with torch.no_grad():
+        probe = torch.zeros(1, 3, size, size)
+        embed_dim = int(model.encode_image(probe).shape[-1])
+    spec: dict[str, Any] = {
+        "name": dest.name,
+        "arch": name,
+        "source": source,
+        "embed_dim": embed_dim,
+        "image_size": int(size),
+        "mean": [float(v) for v in cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))],
+        "std": [float(v) for v in cfg.get("std", (0.26862954, 0.26130258, 0.27577711))],
+        "interpolation": cfg.get("interpolation", "bicubic"),
+        "resize_mode": cfg.get("resize_mode", "shortest"),
+        "context_length": context_length,
+        "text_trim": trimmable,
+        "eot_token": int(tokenizer.eot_token_id),
+        "sot_token": int(tokenizer.sot_token_id),
+    }
+    say("verifying ONNX against open_clip")
+    verify(model, tokenizer, dest, spec)
+    spec["files"] = {f: _sha256(dest / f) for f in ("visual.onnx", "textual.onnx", "tokenizer.json")}
+    (dest / "model.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    return spec
+
+
+class _ImageTower:
+    @staticmethod
+    def build(model: Any) -> Any:
+        torch, _ = _import_torch()
+
+        class Image(torch.nn.Module):
+            def __init__(self, m: Any) -> None:
+                super().__init__()
+                self.m = m
+
+            def forward(self, pixels: Any) -> Any:
+                return self.m.encode_image(pixels)
+
+        return Image(model).eval()
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+def verify(model: Any, tokenizer: Any, folder: Path, spec: dict[str, Any]) -> dict[str, float]:
+    """Compare ONNX and torch embeddings on fixed inputs; raise ModelError below MIN_COSINE."""
+    torch, _ = _import_torch()
+    from photosearch.models.clip import ClipModel
+
+    onnx_model = ClipModel(folder, spec=spec)
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((2, 3, spec["image_size"], spec["image_size"])).astype(np.float32)
+    with torch.no_grad():
+        torch_img = model.encode_image(torch.from_numpy(pixels)).numpy()
+        torch_txt = model.encode_text(tokenizer(list(VERIFY_PROMPTS))).numpy()
+    onnx_img = onnx_model.encode_pixels(pixels, normalize=False)
+    # One at a time as well as batched: a query is a batch of one.
+    onnx_txt = np.concatenate([onnx_model.encode_text([p], normalize=False) for p in VERIFY_PROMPTS])
+    onnx_txt_batch = onnx_model.encode_text(list(VERIFY_PROMPTS), normalize=False)
+    torch_txt = np.concatenate([torch_txt, torch_txt])
+    onnx_txt = np.concatenate([onnx_txt, onnx_txt_batch])
+    worst = {"image": float(_cosines(torch_img, onnx_img).min()), "text": float(_cosines(torch_txt, onnx_txt).min())}
+    onnx_model.close()
+    if min(worst.values()) < MIN_COSINE:
+        raise ModelError(
+            f"ONNX conversion does not match open_clip (cosine image {worst['image']:.5f}, text {worst['text']:.5f})"
+        )
+    return worst
+
+
+def hub_offline() -> bool:
+    """True when the user (or a test) has told Hugging Face tooling not to use the network."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PHOTOSEARCH_OFFLINE"))

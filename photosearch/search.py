@@ -1,0 +1,225 @@
+"""Text and example-photo search over a library.
+
+A query never imports torch: the text tower runs on onnxruntime, the index is
+FAISS, filters are one DuckDB query. The text model loads in a thread while
+the catalog and the vector index load, since a cold query is mostly loading.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photosearch.catalog import Catalog, Filters
+from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, LibraryPaths, env_int
+from photosearch.errors import DecodeError, InputError, NotIndexedError, UsageError
+from photosearch.models.store import ModelStore
+from photosearch.vectors import exact_search, load_for_search
+
+
+@dataclass
+class SearchResult:
+    rank: int
+    id: int
+    path: str
+    score: float
+    taken_at: datetime | None
+    camera: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    keywords: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["score"] = round(float(self.score), 6)
+        d["taken_at"] = self.taken_at.isoformat() if self.taken_at else None
+        return d
+
+
+_WHEN_RE = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")
+
+
+def parse_when(text: str, *, option: str = "date") -> datetime:
+    """``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` or an ISO timestamp -> the start of that period."""
+    text = text.strip()
+    m = _WHEN_RE.match(text)
+    try:
+        if m:
+            return datetime(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    raise UsageError(f"invalid {option} {text!r}: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+
+
+def make_filters(after: str | datetime | None = None, before: str | datetime | None = None,
+                 camera: str | None = None, folder: str | os.PathLike[str] | None = None) -> Filters:
+    """Validated Filters from user input (strings are parsed; the folder must exist)."""
+    a = parse_when(after, option="--after") if isinstance(after, str) else after
+    b = parse_when(before, option="--before") if isinstance(before, str) else before
+    if a and b and a >= b:
+        raise UsageError("--after must be earlier than --before")
+    f = None
+    if folder is not None:
+        p = Path(folder).expanduser()
+        if not p.is_dir():
+            raise InputError(f"--in: no such folder: {folder}")
+        f = os.path.normpath(os.path.abspath(p))
+    return Filters(after=a, before=b, camera=camera or None, folder=f)
+
+
+def _camera(row: dict[str, Any]) -> str | None:
+    make, model = (row.get("camera_make") or "").strip(), (row.get("camera_model") or "").strip()
+    if make and model.lower().startswith(make.split()[0].lower()):
+        return model
+    return " ".join(p for p in (make, model) if p) or None
+
+
+class Searcher:
+    """Answers queries against one library with its active (or a named) model."""
+
+    def __init__(self, paths: LibraryPaths, *, model_name: str | None = None, exact_max: int | None = None,
+                 model: Any = None) -> None:
+        self.paths = paths
+        self.store = ModelStore(paths)
+        self._model = model
+        self.model_name = model_name or (model.name if model is not None else None)
+        self.exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
+
+    def _load_model(self) -> Any:
+        if self._model is None:
+            self._model = self.store.load(self.model_name, low_memory_text=True)
+            self.model_name = self._model.name
+        return self._model
+
+    def _resolve_name(self) -> str:
+        if self.model_name is None:
+            if self._model is not None:
+                self.model_name = self._model.name
+            else:
+                name = self.store.active_name()
+                if name is None:
+                    self._load_model()  # raises the right "no model" message
+                self.model_name = name
+        return self.model_name  # type: ignore[return-value]
+
+    # -- queries --------------------------------------------------------------------------
+
+    def search_text(self, text: str, filters: Filters | None = None, limit: int = 20,
+                    min_score: float | None = None) -> list[SearchResult]:
+        """Photos best matching ``text``, best first."""
+        if not text or not text.strip():
+            raise UsageError("the query is empty")
+        name = self._resolve_name()
+        with ThreadPoolExecutor(1) as pool:
+            # Loading and running the text tower overlaps with opening the catalog and index.
+            fut = pool.submit(lambda: self._load_model().encode_text([text])[0])
+            with self._open() as cat:
+                prepared = self._prepare(cat, name, filters)
+                query = fut.result()
+                return self._run(cat, name, prepared, query, limit, min_score, exclude=None)
+
+    def search_image(self, photo: str | os.PathLike[str], filters: Filters | None = None, limit: int = 20,
+                     min_score: float | None = None) -> list[SearchResult]:
+        """Photos most like ``photo`` (in the library or not), best first; the photo itself is left out."""
+        path = Path(photo).expanduser()
+        if not path.exists():
+            raise InputError(f"no such file: {photo}")
+        if path.is_dir():
+            raise InputError(f"{photo} is a folder, not a photo")
+        name = self._resolve_name()
+        abspath = os.path.normpath(os.path.abspath(path))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {photo}: {exc.strerror}") from None
+        from photosearch.scan import content_hash
+
+        digest = content_hash(data)
+        with self._open() as cat:
+            prepared = self._prepare(cat, name, filters)
+            row = cat.photo_by_path(abspath)
+            if row is None or row["content_hash"] != digest:
+                row = cat.photo_by_hash(digest)
+            query = None
+            exclude = None
+            if row is not None:
+                _, vecs = cat.vectors(name, [row["id"]])
+                if len(vecs):
+                    query, exclude = vecs[0], row["id"]
+            if query is None:
+                query = self._encode_file(data, path)
+            results = self._run(cat, name, prepared, query, limit, min_score, exclude=exclude)
+        return results
+
+    def _encode_file(self, data: bytes, path: Path) -> np.ndarray:
+        from photosearch.imageio import decode
+
+        model = self._load_model()
+        try:
+            decoded = decode(data, ext=path.suffix.lower(), min_side=model.image_size)
+        except DecodeError as exc:
+            raise InputError(f"cannot use {path} as an example photo: {exc.reason}") from None
+        return model.encode_pixels(model.preprocess(decoded.image)[None])[0]
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        if not self.paths.catalog.exists():
+            raise NotIndexedError(f"the library {self.paths.root} is empty: run `photosearch index PATH` first")
+        return Catalog.open(self.paths.catalog, read_only=True)
+
+    def _prepare(self, cat: Catalog, name: str, filters: Filters | None) -> dict[str, Any]:
+        count = cat.count_vectors(name)
+        if count == 0:
+            if cat.count_photos():
+                raise NotIndexedError(
+                    f"no photo has a vector for model {name!r} yet: run `photosearch index` to embed them"
+                )
+            raise NotIndexedError(f"the library {self.paths.root} is empty: run `photosearch index PATH` first")
+        allowed = cat.filtered_ids(filters) if filters is not None and filters.active() else None
+        index = None
+        if allowed is None or len(allowed) > self.exact_max:
+            spec_dim = None
+            if self._model is not None:
+                spec_dim = self._model.embed_dim
+            else:
+                from photosearch.models.clip import read_spec
+
+                spec_dim = int(read_spec(self.store.root / name)["embed_dim"])
+            index, _ = load_for_search(cat, self.paths.vectors, name, exact_max=self.exact_max, dim=spec_dim)
+        return {"allowed": allowed, "index": index}
+
+    def _run(self, cat: Catalog, name: str, prepared: dict[str, Any], query: np.ndarray, limit: int,
+             min_score: float | None, exclude: int | None) -> list[SearchResult]:
+        if limit <= 0:
+            raise UsageError("--limit must be at least 1")
+        allowed, index = prepared["allowed"], prepared["index"]
+        want = limit + (1 if exclude is not None else 0)
+        if index is None:
+            ids, vecs = cat.vectors(name, allowed)
+            scores, found = exact_search(query, ids, vecs, want) if len(ids) else (np.zeros(0), np.zeros(0, np.int64))
+        else:
+            s, f = index.search(query[None, :], want, allowed=allowed)
+            scores, found = s[0], f[0]
+        keep = [(float(sc), int(i)) for sc, i in zip(scores, found)
+                if i >= 0 and i != exclude and (min_score is None or sc >= min_score)][:limit]
+        rows = cat.photos_by_ids([i for _, i in keep])
+        out = []
+        for sc, i in keep:
+            row = rows.get(i)
+            if row is None:
+                continue
+            out.append(SearchResult(
+                rank=len(out) + 1, id=i, path=row["path"], score=sc, taken_at=row["taken_at"], camera=_camera(row),
+                width=row["width"], height=row["height"], format=row["format"], keywords=list(row["keywords"] or []),
+            ))
+        return out

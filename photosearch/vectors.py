@@ -1,0 +1,290 @@
+"""FAISS wrapper: build, add, remove, search, save and load vector indexes.
+
+Ids are catalog photo ids. Small libraries get an exact flat index; above
+``exact_max`` vectors an IVF index with 8-bit scalar quantization whose
+``nprobe`` is tuned at build time for recall@10 against exact search.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from photosearch.errors import LibraryError
+
+if TYPE_CHECKING:
+    from photosearch.catalog import Catalog
+
+#: Recall@10 against exact search that the tuned nprobe must reach on probe queries.
+TARGET_RECALL = 0.97
+
+
+def _faiss():  # type: ignore[no-untyped-def]
+    import faiss
+
+    return faiss
+
+
+def nlist_for(n: int) -> int:
+    """Number of IVF lists: about 4*sqrt(n), a power of two, at least 64."""
+    return max(64, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))
+
+
+@dataclass
+class VectorIndex:
+    """A FAISS index over (photo id, vector) pairs, inner product on L2-normalized vectors."""
+
+    index: object
+    kind: str
+    nprobe: int | None = None
+
+    # -- building -------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, *, exact_max: int, dim: int | None = None,
+              seed: int = 0) -> VectorIndex:
+        """Build from arrays in memory (see :meth:`build_streaming` for catalog-sized inputs)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        d = vectors.shape[1] if len(vectors) else int(dim or 0)
+        step = 100_000
+
+        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for i in range(0, len(ids), step):
+                yield ids[i:i + step], vectors[i:i + step]
+
+        rng = np.random.default_rng(seed)
+        n_sample = min(len(ids), 64 * nlist_for(len(ids)))
+        pick = np.sort(rng.choice(len(ids), n_sample, replace=False)) if n_sample < len(ids) else np.arange(len(ids))
+        return cls.build_streaming(len(ids), d, vectors[pick], chunks, exact_max=exact_max, seed=seed)
+
+    @classmethod
+    def build_streaming(cls, n: int, dim: int, sample: np.ndarray,
+                        chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], *,
+                        exact_max: int, seed: int = 0) -> VectorIndex:
+        """Build an index over ``n`` vectors delivered by ``chunks()`` (called up to twice).
+
+        ``sample`` is a random subset of the vectors (for IVF training and nprobe tuning).
+        """
+        faiss = _faiss()
+        if dim <= 0:
+            raise ValueError("cannot build an index without a dimension")
+        if n <= exact_max:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            out = cls(index, "flat")
+            for ids, vecs in chunks():
+                out.add(ids, vecs)
+            return out
+        nlist = nlist_for(n)
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_INNER_PRODUCT)
+        index.own_fields = True
+        quantizer.this.disown()
+        index.cp.seed = seed
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        out = cls(index, "ivf")
+        for ids, vecs in chunks():
+            out.add(ids, vecs)
+        out.nprobe = out.tune_nprobe(sample, chunks, seed=seed)
+        return out
+
+    def tune_nprobe(self, sample: np.ndarray, chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], *,
+                    n_queries: int = 200, seed: int = 0) -> int:
+        """Smallest power-of-two nprobe reaching TARGET_RECALL@10 against exact search."""
+        faiss = _faiss()
+        rng = np.random.default_rng(seed + 1)
+        base = sample[rng.choice(len(sample), min(n_queries, len(sample)), replace=False)]
+        # Queries near, but not on, stored vectors (text and outside photos never coincide with
+        # one), from close to far: far queries need the most lists.
+        noise = rng.standard_normal(base.shape).astype(np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        levels = np.resize(np.array([0.3, 0.6, 1.0, 2.0], dtype=np.float32), len(base))[:, None]
+        queries = base + noise * levels
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        truth = exact_topk_streaming(queries, chunks(), 10)
+        nlist = self.index.nlist
+        # Never below 1/32 of the lists: cheap (a few ms at 1M) and a margin for unlike queries.
+        nprobe = max(1, nlist // 32)
+        while True:
+            _, found = self.index.search(queries, 10, params=faiss.SearchParametersIVF(nprobe=nprobe))
+            recall = recall_at_k(truth, found)
+            if recall >= TARGET_RECALL or nprobe >= nlist // 2:
+                return nprobe
+            nprobe *= 2
+
+    # -- editing --------------------------------------------------------------------------
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                    np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> None:
+        if len(ids):
+            self.index.remove_ids(_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
+
+    def ids(self) -> np.ndarray:
+        faiss = _faiss()
+        if self.kind == "flat":
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        invlists = self.index.invlists
+        parts = []
+        for lst in range(self.index.nlist):
+            n = invlists.list_size(lst)
+            if n:
+                parts.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy())
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+    # -- searching ------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query; ``allowed`` restricts results to those ids. Missing slots have id -1."""
+        faiss = _faiss()
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.ntotal == 0 or k <= 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        k = min(k, self.ntotal)
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)) if allowed is not None else None
+        if self.kind == "flat":
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        else:
+            nprobe = self.nprobe or 1
+            if allowed is not None and self.ntotal:
+                # A filter keeping a fraction f of photos leaves ~f of each list; probe 1/f more lists.
+                frac = max(len(allowed) / self.ntotal, 1e-6)
+                nprobe = int(min(self.index.nlist, math.ceil(nprobe / frac)))
+            params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+        scores, ids = self.index.search(queries, k, params=params)
+        return scores, ids
+
+    # -- files ----------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a temporary file renamed into place."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _faiss().write_index(self.index, str(tmp))
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise LibraryError(f"cannot write the vector index {path}: {exc.strerror}") from None
+
+    @classmethod
+    def load(cls, path: Path, kind: str, nprobe: int | None) -> VectorIndex:
+        try:
+            index = _faiss().read_index(str(path))
+        except RuntimeError as exc:
+            raise LibraryError(f"cannot read the vector index {path}: {str(exc).splitlines()[0][:200]}") from None
+        return cls(index, kind, nprobe)
+
+
+def exact_search(query: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force top-k by inner product over a (small) set of vectors: the oracle and the filtered path."""
+    if len(ids) == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    scores = vectors @ np.asarray(query, dtype=np.float32).reshape(-1)
+    k = min(k, len(ids))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.lexsort((ids[top], -scores[top]))]
+    return scores[top], ids[top]
+
+
+def exact_topk_streaming(queries: np.ndarray, chunks: Iterator[tuple[np.ndarray, np.ndarray]], k: int) -> np.ndarray:
+    """Exact top-k ids per query over vectors streamed in chunks (the brute-force oracle)."""
+    best_s = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(queries), 0), dtype=np.int64)
+    for ids, vecs in chunks:
+        scores = queries @ np.asarray(vecs, dtype=np.float32).T
+        all_s = np.concatenate([best_s, scores], axis=1)
+        all_i = np.concatenate([best_i, np.broadcast_to(ids, scores.shape)], axis=1)
+        keep = min(k, all_s.shape[1])
+        top = np.argpartition(-all_s, keep - 1, axis=1)[:, :keep]
+        best_s = np.take_along_axis(all_s, top, axis=1)
+        best_i = np.take_along_axis(all_i, top, axis=1)
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    return np.take_along_axis(best_i, order, axis=1)
+
+
+def recall_at_k(truth: np.ndarray, found: np.ndarray) -> float:
+    """Mean fraction of each query's true top-k found in its returned top-k."""
+    k = truth.shape[1]
+    return float(np.mean([len(set(t.tolist()) & set(f.tolist())) / k for t, f in zip(truth, found)]))
+
+
+# -- the index of a library, kept in step with its catalog -----------------------------------
+
+
+def needs_rebuild(index: VectorIndex, n: int, exact_max: int) -> bool:
+    """True when ``n`` vectors call for another index kind or a much larger IVF."""
+    if index.kind == "flat":
+        return n > exact_max
+    return n <= exact_max // 2 or nlist_for(n) >= 4 * index.index.nlist
+
+
+def build_from_catalog(catalog: Catalog, model: str, *, exact_max: int, dim: int, seed: int = 0) -> VectorIndex:
+    n = catalog.count_vectors(model)
+    sample = catalog.sample_vectors(model, min(n, 64 * nlist_for(n)), seed=seed) if n > exact_max else None
+    return VectorIndex.build_streaming(
+        n, dim, sample if sample is not None else np.zeros((0, dim), np.float32),
+        lambda: catalog.iter_vectors(model), exact_max=exact_max, seed=seed,
+    )
+
+
+def sync_with_catalog(index: VectorIndex | None, catalog: Catalog, model: str, *, exact_max: int,
+                      dim: int) -> VectorIndex:
+    """Bring ``index`` in line with the catalog's vectors (by id set difference), rebuilding if needed."""
+    catalog_ids = catalog.ids_with_vectors(model)
+    if index is None or needs_rebuild(index, len(catalog_ids), exact_max) or index.dim != dim:
+        return build_from_catalog(catalog, model, exact_max=exact_max, dim=dim)
+    have = index.ids()
+    index.remove(np.setdiff1d(have, catalog_ids, assume_unique=True))
+    missing = np.setdiff1d(catalog_ids, have, assume_unique=True)
+    if len(missing):
+        ids, vecs = catalog.vectors(model, missing)
+        index.add(ids, vecs)
+    return index
+
+
+def index_file_name(model: str, version: int) -> str:
+    return f"{model}-v{version}.faiss"
+
+
+def load_for_search(catalog: Catalog, vectors_dir: Path, model: str, *, exact_max: int,
+                    dim: int) -> tuple[VectorIndex, bool]:
+    """The model's index as of the catalog's current vectors; second value True if it had to be synced."""
+    state = catalog.index_state(model)
+    index = None
+    if state is not None and (vectors_dir / state["file"]).is_file():
+        index = VectorIndex.load(vectors_dir / state["file"], state["kind"], state["nprobe"])
+        if state["version"] == catalog.vectors_version(model):
+            return index, False
+    return sync_with_catalog(index, catalog, model, exact_max=exact_max, dim=dim), True
+
+
+def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, model: str) -> None:
+    """Write the index under a versioned name, then point the catalog at it, then drop the old file."""
+    version = catalog.vectors_version(model)
+    name = index_file_name(model, version)
+    old = catalog.index_state(model)
+    index.save(vectors_dir / name)
+    catalog.set_index_state(model, name, version, index.kind, index.ntotal, index.nprobe)
+    if old is not None and old["file"] != name:
+        (vectors_dir / old["file"]).unlink(missing_ok=True)
