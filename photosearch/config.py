@@ -15,6 +15,8 @@ ENV_LIBRARY = "PHOTOSEARCH_LIBRARY"
 #: Libraries with at most this many vectors are searched exactly (flat index).
 ENV_EXACT_MAX = "PHOTOSEARCH_EXACT_MAX"
 DEFAULT_EXACT_MAX = 20_000
+#: Seconds between catalog commits while indexing (what a crash can cost at most).
+ENV_COMMIT_SECONDS = "PHOTOSEARCH_COMMIT_SECONDS"
 #: Pixel limit for decoding; larger images are treated as decompression bombs.
 ENV_MAX_PIXELS = "PHOTOSEARCH_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 250_000_000

@@ -134,13 +134,19 @@ def _open_pil(data: bytes, min_side: int | None) -> tuple[Image.Image, int, int]
     return img, width, height
 
 
+def _libraw_message(exc: Exception) -> str:
+    text = str(exc)
+    m = re.fullmatch(r"b'(.*)'", text)
+    return m.group(1) if m else (text or type(exc).__name__)
+
+
 def _decode_raw(data: bytes, min_side: int | None) -> tuple[Image.Image, int, int, int | None]:
     import rawpy
 
     try:
         raw = rawpy.imread(io.BytesIO(data))
     except Exception as exc:  # LibRaw raises many types for unsupported or corrupt files
-        raise DecodeError(f"unreadable camera RAW file: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+        raise DecodeError(f"unreadable camera RAW file: {_libraw_message(exc)}") from None
     with raw:
         flip = _LIBRAW_FLIP_TO_ORIENTATION.get(getattr(raw.sizes, "flip", 0), 1)
         try:
@@ -157,7 +163,7 @@ def _decode_raw(data: bytes, min_side: int | None) -> tuple[Image.Image, int, in
         try:
             rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
         except Exception as exc:
-            raise DecodeError(f"camera RAW file has no usable preview: {exc}") from None
+            raise DecodeError(f"camera RAW file has no usable preview: {_libraw_message(exc)}") from None
         img = Image.fromarray(rgb)
         # postprocess already applies the flip.
         return img, img.width, img.height, 1

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from photosearch.catalog import Catalog, KnownFile, PhotoRecord
-from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, LibraryPaths, env_int
+from photosearch.config import DEFAULT_EXACT_MAX, ENV_COMMIT_SECONDS, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import DecodeError, UsageError
 from photosearch.imageio import decode, read_metadata
 from photosearch.models.base import ImageEncoder, default_threads
@@ -99,7 +99,7 @@ class Indexer:
         *,
         batch_size: int = 16,
         workers: int | None = None,
-        commit_every_s: float = 2.0,
+        commit_every_s: float | None = None,
         exact_max: int | None = None,
     ) -> None:
         self.paths = paths
@@ -107,7 +107,7 @@ class Indexer:
         self.model_name = model_name
         self.batch_size = max(1, batch_size)
         self.workers = workers or default_threads()
-        self.commit_every_s = commit_every_s
+        self.commit_every_s = commit_every_s if commit_every_s is not None else _env_seconds(ENV_COMMIT_SECONDS, 2.0)
         self.exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
 
     # -- the whole pass ---------------------------------------------------------------------
@@ -377,6 +377,14 @@ class _Writer:
             for m in changed_models:
                 cat.bump_vectors_version(m)
         self.last_flush = time.monotonic()
+
+
+def _env_seconds(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return max(0.0, float(value)) if value else default
+    except ValueError:
+        raise UsageError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
 def refresh_index(paths: LibraryPaths, model_name: str, dim: int, exact_max: int | None = None) -> None:

@@ -1,0 +1,467 @@
+"""The command line: parse, call photosearch.api, render with rich, map errors to exit codes.
+
+``photosearch "sunset at the beach"`` works without a subcommand: any first
+argument that is not a command name is a search query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from photosearch import __version__
+from photosearch.errors import PhotosearchError
+
+try:  # typer >= 0.20 vendors click; older versions use the click package
+    from typer._click.exceptions import UsageError as _ClickUsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError as _ClickUsageError
+
+err = Console(stderr=True, highlight=False)
+
+
+def _out() -> Console:
+    # Wide when piped so paths are not cut; the terminal's width otherwise.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+class DefaultToSearch(TyperGroup):
+    """A group whose unknown first argument is taken as a search query."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        passthrough = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
+        if args and args[0] not in self.commands and args[0] not in passthrough:
+            args = ["search", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=DefaultToSearch,
+    name="photosearch",
+    help="Local, private search for your photo library. Try: photosearch \"sunset at the beach\"",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="List, download, import and switch CLIP models.", no_args_is_help=False,
+                         rich_markup_mode=None)
+app.add_typer(models_app, name="models")
+
+LibraryOpt = Annotated[Optional[str], typer.Option(
+    "--library", metavar="DIR", envvar="PHOTOSEARCH_LIBRARY", show_envvar=True,
+    help="Library folder (catalog, indexes, models). Default: the per-user data folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="Number of results.")]
+AfterOpt = Annotated[Optional[str], typer.Option("--after", metavar="DATE",
+                     help="Taken on or after DATE (YYYY, YYYY-MM or YYYY-MM-DD).")]
+BeforeOpt = Annotated[Optional[str], typer.Option("--before", metavar="DATE", help="Taken before DATE.")]
+CameraOpt = Annotated[Optional[str], typer.Option("--camera", metavar="TEXT",
+                      help="Camera make or model contains TEXT (case-insensitive).")]
+InOpt = Annotated[Optional[Path], typer.Option("--in", metavar="FOLDER", help="Only photos under FOLDER.")]
+MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", metavar="S",
+                        help="Only results with cosine similarity >= S (-1..1).")]
+
+
+def _library(library: str | None) -> Any:
+    from photosearch.api import Library
+
+    return Library(library)
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+def _render_results(results: list[Any], as_json: bool, query: str) -> None:
+    if as_json:
+        _print_json({"query": query, "results": [r.as_dict() for r in results]})
+        return
+    if not results:
+        err.print("no results")
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("date")
+    table.add_column("camera")
+    table.add_column("path", overflow="fold")
+    for r in results:
+        table.add_row(str(r.rank), f"{r.score:.3f}", r.taken_at.strftime("%Y-%m-%d") if r.taken_at else "",
+                      r.camera or "", r.path)
+    _out().print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[list[str], typer.Argument(help="What to look for, in words.", show_default=False)],
+    limit: LimitOpt = 20,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    camera: CameraOpt = None,
+    folder: InOpt = None,
+    min_score: MinScoreOpt = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Search photos by a text description (the default command: photosearch "a red car")."""
+    from photosearch.api import make_filters
+
+    text = " ".join(query).strip()
+    filters = make_filters(after, before, camera, folder)
+    results = _library(library).search_text(text, filters=filters, limit=limit, min_score=min_score)
+    _render_results(results, as_json, text)
+
+
+@app.command()
+def like(
+    photo: Annotated[Path, typer.Argument(help="An example photo, in the library or not.", show_default=False)],
+    limit: LimitOpt = 20,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    camera: CameraOpt = None,
+    folder: InOpt = None,
+    min_score: MinScoreOpt = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Find photos that look like PHOTO (the photo itself is left out)."""
+    from photosearch.api import make_filters
+
+    filters = make_filters(after, before, camera, folder)
+    results = _library(library).search_image(photo, filters=filters, limit=limit, min_score=min_score)
+    _render_results(results, as_json, str(photo))
+
+
+# -- index ---------------------------------------------------------------------------------
+
+
+# LibRaw (inside rawpy) prints decoder complaints straight to file descriptor 2; the
+# skip reason already says what went wrong, so those lines are dropped.
+_NATIVE_NOISE = re.compile(rb"^(unknown file|[^:\n]*): (data corrupted at \d+|Unexpected end of file|"
+                           rb"Input/output error|Unsupported file format or not RAW file)\s*$")
+
+
+@contextmanager
+def _filtered_native_stderr() -> Iterator[Console]:
+    """Route fd 2 through a filter; yield a console on the real stderr for our own output."""
+    try:
+        sys.stderr.flush()
+        real_fd = os.dup(2)
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        yield err
+        return
+    real = os.fdopen(real_fd, "w", buffering=1, encoding="utf-8", errors="replace")
+    console = Console(file=real, highlight=False, force_terminal=real.isatty() or None)
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "rb") as src:
+            for line in src:
+                if not _NATIVE_NOISE.match(line):
+                    real.flush()
+                    os.write(real.fileno(), line)
+
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    thread = threading.Thread(target=pump, daemon=True, name="stderr-filter")
+    thread.start()
+    try:
+        yield console
+    finally:
+        sys.stderr.flush()
+        os.dup2(real.fileno(), 2)  # closes the pipe's last writer: the pump sees EOF
+        thread.join(timeout=2)
+        real.close()
+
+
+class _IndexProgress:
+    """A rich progress bar on a terminal; a plain line every few seconds otherwise (logs, cron)."""
+
+    def __init__(self, quiet: bool, console: Console) -> None:
+        self.quiet = quiet
+        self.console = console
+        self.tty = console.is_terminal
+        self.bar: Any = None
+        self.task: Any = None
+        self.last_line = 0.0
+        self.started = time.monotonic()
+
+    def __enter__(self) -> _IndexProgress:
+        if self.tty and not self.quiet:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=self.console, transient=True,
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task("scanning", total=None, rate="")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, p: Any) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if p.stage == "index":
+            elapsed = max(now - self.started, 1e-6)
+            rate = f"{p.done / elapsed:.1f} photos/s" if p.done else ""
+            if self.bar is not None:
+                self.bar.update(self.task, description="indexing", completed=p.done, total=p.total, rate=rate)
+            elif now - self.last_line >= 2.0 or p.done == p.total:
+                self.last_line = now
+                self.console.print(f"indexing: {p.done}/{p.total} photos {rate}".rstrip())
+        elif p.stage == "scan":
+            if self.bar is not None:
+                self.bar.update(self.task, description=f"scanning ({p.done} files)")
+        elif p.stage == "finish":
+            if self.bar is not None:
+                self.bar.update(self.task, description="saving the index")
+            else:
+                self.console.print("indexing: saving the vector index")
+        if p.stage == "index" and p.done == 0:
+            self.started = now
+
+
+@app.command()
+def index(
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[PATH]...", help="Folders or files to index. Default: every folder indexed before.",
+        show_default=False)] = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=256, help="Photos per model call.")] = 16,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64,
+                       help="Decode threads (default: CPU count).")] = None,
+    library: LibraryOpt = None,
+) -> None:
+    """Index photos: new and changed files are embedded, moved ones keep their vectors, deleted ones leave."""
+    lib = _library(library)
+    with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
+        summary = lib.index([str(p) for p in paths or []], on_progress=progress, batch_size=batch_size,
+                            workers=workers)
+    if as_json:
+        _print_json(summary.as_dict())
+        return
+    out = _out()
+    out.print(
+        f"indexed {summary.indexed}, unchanged {summary.unchanged}, moved {summary.moved}, "
+        f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)} "
+        f"in {summary.seconds:.1f} s ({summary.total_photos} photos in the library, model {summary.model})"
+    )
+    if summary.skipped:
+        shown = summary.skipped[:20]
+        table = Table(title="skipped", show_edge=False, box=None, header_style="bold", title_justify="left")
+        table.add_column("path", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for s in shown:
+            table.add_row(s.path, s.reason)
+        out.print(table)
+        if len(summary.skipped) > len(shown):
+            out.print(f"... and {len(summary.skipped) - len(shown)} more (--json lists all)")
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+@app.command()
+def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Show the library: location, photo and vector counts, models, indexed folders."""
+    info = _library(library).status()
+    if as_json:
+        _print_json(info)
+        return
+    out = _out()
+    out.print(f"library: {info['library']}")
+    out.print(f"photos: {info['photos']}")
+    out.print(f"active model: {info['active_model'] or '(none: run `photosearch models pull` or `models import`)'}")
+    for model, count in info["vectors"].items():
+        idx = info["index"].get(model, {})
+        kind = f", {idx['kind']} index" + ("" if idx.get("current", True) else " (stale: run `photosearch index`)") \
+            if idx else ""
+        out.print(f"vectors[{model}]: {count}{kind}")
+    for root in info["roots"]:
+        out.print(f"folder: {root}")
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+def _say(msg: str) -> None:
+    err.print(f"[dim]{msg}[/dim]")
+
+
+def _list_models(library: str | None, as_json: bool) -> None:
+    models = _library(library).list_models()
+    if as_json:
+        _print_json({"models": [m.as_dict() for m in models]})
+        return
+    if not models:
+        from photosearch.models.store import missing_model_message
+
+        err.print(missing_model_message(_library(library).paths.root))
+        return
+    table = Table(show_edge=False, box=None, header_style="bold")
+    for col in ("", "name", "arch", "dim", "size", "source"):
+        table.add_column(col)
+    for m in models:
+        table.add_row("*" if m.active else "", m.name, m.arch, str(m.embed_dim), f"{m.size_bytes / 1e6:.0f} MB", m.source)
+    _out().print(table)
+
+
+@models_app.callback(invoke_without_command=True)
+def models_main(ctx: typer.Context, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """List installed models (the active one is starred)."""
+    if ctx.invoked_subcommand is None:
+        _list_models(library, as_json)
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """List installed models (the active one is starred)."""
+    _list_models(library, as_json)
+
+
+@models_app.command("pull")
+def models_pull(
+    model: Annotated[Optional[str], typer.Argument(
+        help="ARCH:PRETRAINED open_clip model; default ViT-B-32-256:datacomp_s34b_b86k.", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Download an open_clip model (needs internet), convert it to ONNX, verify it, make it active."""
+    spec = _library(library).pull_model(model, name=name, force=force, progress=None if as_json else _say)
+    _done_installing(spec, as_json)
+
+
+@models_app.command("import")
+def models_import(
+    arch: Annotated[str, typer.Argument(help="open_clip architecture (e.g. ViT-B-32-256) or a model config .json.",
+                                        show_default=False)],
+    file: Annotated[Path, typer.Argument(help="open_clip checkpoint (.safetensors, .pt, .bin).", show_default=False)],
+    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: ARCH).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Install a local open_clip checkpoint (works offline): convert to ONNX, verify, make it active."""
+    spec = _library(library).import_model(arch, file, name=name, force=force, progress=None if as_json else _say)
+    _done_installing(spec, as_json)
+
+
+def _done_installing(spec: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json({"installed": spec})
+        return
+    _out().print(f"installed {spec['name']} ({spec['arch']}, {spec['embed_dim']}-d) and made it the active model; "
+                 "run `photosearch index` to embed your photos with it")
+
+
+@models_app.command("use")
+def models_use(
+    name: Annotated[str, typer.Argument(help="An installed model's name.", show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Make NAME the active model (photos are re-embedded by the next `photosearch index`)."""
+    _library(library).use_model(name)
+    if as_json:
+        _print_json({"active_model": name})
+    else:
+        _out().print(f"active model: {name}; run `photosearch index` to embed photos that lack its vectors")
+
+
+@models_app.command("remove")
+def models_remove(
+    name: Annotated[str, typer.Argument(help="An installed model's name.", show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Delete an installed model's files (its vectors stay in the catalog)."""
+    _library(library).models.remove(name)
+    if as_json:
+        _print_json({"removed": name})
+    else:
+        _out().print(f"removed model {name}")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"photosearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Local, private search for your photo library."""
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, exit codes from PhotosearchError subclasses."""
+    try:
+        rc = app(args=argv, prog_name="photosearch", standalone_mode=False)
+    except PhotosearchError as exc:
+        err.print(f"error: {exc.message}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except _ClickUsageError as exc:
+        err.print(f"error: {exc.format_message()} (see `photosearch {_cmd(exc)}--help`)", markup=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted; work committed so far is kept (run the command again to continue)")
+        sys.exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as exc:  # the last line of defence: never a traceback for users
+        if os.environ.get("PHOTOSEARCH_DEBUG"):
+            raise
+        err.print(f"error: internal error: {type(exc).__name__}: {exc} (set PHOTOSEARCH_DEBUG=1 for details)",
+                  markup=False, soft_wrap=True)
+        sys.exit(70)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _cmd(exc: Exception) -> str:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None or ctx.info_name in (None, "photosearch"):
+        return ""
+    parts = []
+    while ctx is not None and ctx.parent is not None:
+        parts.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(reversed(parts)) + " "
