@@ -70,7 +70,9 @@ class Decoded:
 
 def _orientation_of(img: Image.Image) -> int | None:
     try:
-        value = img.getexif().get(0x0112)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = img.getexif().get(0x0112)
     except Exception:  # broken EXIF must never cost us the image
         return None
     if isinstance(value, int) and 1 <= value <= 8:

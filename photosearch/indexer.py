@@ -88,6 +88,22 @@ class _Result:
     skip: str | None = None
 
 
+@dataclass
+class _RunState:
+    """What one run knows about the catalog, for move and copy detection."""
+
+    seen: set[str]
+    by_hash: dict[str, list[KnownFile]]
+    hash_to_id: dict[str, int]
+
+    def vanished(self, content_hash: str, claimed: set[int]) -> KnownFile | None:
+        """A cataloged file with these bytes whose path is gone (anywhere, not only under the roots)."""
+        for k in self.by_hash.get(content_hash, ()):
+            if k.id not in claimed and k.path not in self.seen and not os.path.exists(k.path):
+                return k
+        return None
+
+
 class Indexer:
     """Runs index passes for one library with one image encoder."""
 
@@ -149,12 +165,15 @@ class Indexer:
         under = tuple(r.rstrip(os.sep) + os.sep for r in scan_roots if not os.path.isfile(r))
         gone_rows = [k for p, k in known.items()
                      if p not in seen and (p.startswith(under) or p in scan_roots) and not os.path.exists(p)]
-        gone = {k.content_hash: k for k in gone_rows}
+        by_hash: dict[str, list[KnownFile]] = {}
+        for k in known.values():
+            by_hash.setdefault(k.content_hash, []).append(k)
+        state = _RunState(seen=seen, by_hash=by_hash, hash_to_id=hash_to_id)
 
         writer = _Writer(self, summary)
         report(Progress("index", 0, len(work)))
         try:
-            self._process(work, gone, hash_to_id, writer, summary, report)
+            self._process(work, state, writer, summary, report)
         except KeyboardInterrupt:
             summary.interrupted = True
             writer.flush()
@@ -189,24 +208,25 @@ class Indexer:
 
     # -- the pipeline -----------------------------------------------------------------------
 
-    def _process(self, work: list[_Work], gone: dict[str, KnownFile], hash_to_id: dict[str, int],
-                 writer: _Writer, summary: IndexSummary, report: ProgressFn) -> None:
+    def _process(self, work: list[_Work], state: _RunState, writer: _Writer, summary: IndexSummary,
+                 report: ProgressFn) -> None:
         lookahead = max(2 * self.batch_size, 4 * self.workers)
         pending: deque[Future[_Result]] = deque()
         batch: list[_Result] = []
         done = 0
-        skip_hashes = set(hash_to_id) | set(gone)
+        # Bytes with a vector already, or of a vanished file (a move): hash them, don't decode.
+        skip_hashes = set(state.hash_to_id) | {h for h, ks in state.by_hash.items()
+                                               if any(k.path not in state.seen for k in ks)}
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode") as pool:
-            it = iter(work)
             try:
-                for w in it:
+                for w in work:
                     pending.append(pool.submit(self._prepare, w, skip_hashes))
                     if len(pending) < lookahead:
                         continue
-                    done += self._consume(pending.popleft().result(), batch, gone, hash_to_id, writer, summary)
+                    done += self._consume(pending.popleft().result(), batch, state, writer, summary)
                     report(Progress("index", done, len(work)))
                 while pending:
-                    done += self._consume(pending.popleft().result(), batch, gone, hash_to_id, writer, summary)
+                    done += self._consume(pending.popleft().result(), batch, state, writer, summary)
                     report(Progress("index", done, len(work)))
             except BaseException:
                 for f in pending:
@@ -215,8 +235,8 @@ class Indexer:
             if batch:
                 self._encode(batch, writer)
 
-    def _consume(self, res: _Result, batch: list[_Result], gone: dict[str, KnownFile], hash_to_id: dict[str, int],
-                 writer: _Writer, summary: IndexSummary) -> int:
+    def _consume(self, res: _Result, batch: list[_Result], state: _RunState, writer: _Writer,
+                 summary: IndexSummary) -> int:
         w = res.work
         if res.skip is not None:
             summary.skipped.append(Skipped(w.entry.path, res.skip))
@@ -225,11 +245,11 @@ class Indexer:
         elif w.known is not None and res.hash == w.known.content_hash:
             writer.touch(w.known.id, w.entry)           # same bytes, new mtime: nothing to redo
             summary.unchanged += 1
-        elif res.hash in gone and gone[res.hash].id not in writer.moved_ids:
-            writer.move(gone[res.hash].id, w)
+        elif (src := state.vanished(res.hash, writer.moved_ids)) is not None:
+            writer.move(src.id, w)                      # same bytes, old path gone: keep id and vectors
             summary.moved += 1
-        elif res.hash in hash_to_id and res.pixels is None:
-            writer.copy(hash_to_id[res.hash], w, res.hash)
+        elif res.hash in state.hash_to_id and res.pixels is None:
+            writer.copy(state.hash_to_id[res.hash], w, res.hash)
             summary.reused += 1
         elif res.pixels is None:
             # Its twin was claimed already (two moved copies of one file); decode it after all.

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def load_open_clip(arch: str, checkpoint: str | None = None, pretrained: str | N
                 f"checkpoint elsewhere and run `photosearch models import {name} FILE`"
             ) from None
         raise ModelError(f"cannot read checkpoint {checkpoint}: {exc}") from None
-    except RuntimeError as exc:  # state_dict shape/key mismatches
+    except (RuntimeError, AssertionError, KeyError) as exc:  # state_dict shape/key mismatches
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"checkpoint does not fit architecture {name}: {first[:200]}") from None
     except Exception as exc:  # safetensors / pickle errors on corrupt files
@@ -139,7 +140,9 @@ def _export(torch: Any, module: Any, example: Any, path: Path, input_name: str, 
     # The fused MultiheadAttention fast path has no ONNX export; the plain path is identical.
     if hasattr(torch.backends, "mha"):
         torch.backends.mha.set_fastpath_enabled(False)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracer warnings are about shapes we pin on purpose; verify() checks the result.
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
             (example,),

@@ -1,0 +1,109 @@
+"""Shared fixtures: a small random-weights open_clip checkpoint imported through the real
+conversion path, throw-away libraries, generated photos, and the shared real-data corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Tests never touch a network: model hubs are unreachable here and on CI.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.pop("PHOTOSEARCH_LIBRARY", None)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent (fresh clone without it)")
+
+# A tiny open_clip architecture: same code paths as ViT-B-32 (vision transformer, CLIP BPE
+# text transformer with the full 49408-token vocabulary), small enough to convert in seconds.
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def make_checkpoint(folder: Path, seed: int, arch: str = "tinyclip") -> tuple[Path, Path]:
+    """Write an open_clip model config and a random-weights checkpoint (fixed seed)."""
+    import open_clip
+    import safetensors.torch
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / f"{arch}.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(config)
+    torch.manual_seed(seed)
+    model = open_clip.create_model(arch)
+    ckpt = folder / f"{arch}-seed{seed}.safetensors"
+    safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(ckpt))
+    return config, ckpt
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def template_library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path, Path]) -> Path:
+    """A library holding only the tiny model, installed through `models import`'s code path."""
+    from photosearch.api import Library
+
+    root = tmp_path_factory.mktemp("template") / "lib"
+    config, ckpt = tiny_checkpoint
+    Library(root).import_model(str(config), ckpt)
+    return root
+
+
+@pytest.fixture
+def library(tmp_path: Path, template_library: Path):
+    """A fresh library with the tiny model active."""
+    from photosearch.api import Library
+
+    root = tmp_path / "library"
+    shutil.copytree(template_library, root)
+    return Library(root)
+
+
+def write_photo(path: Path, seed: int, size: tuple[int, int] = (96, 72), fmt: str = "JPEG",
+                exif: dict[int, object] | None = None) -> Path:
+    """A distinct synthetic photo: smooth colour gradients plus blocks, different per seed."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w, 3), dtype=np.float32)
+    for c in range(3):
+        a, b, p = rng.uniform(-3, 3, 3)
+        img[..., c] = 127 + 120 * np.sin(a * xx / w * 3 + b * yy / h * 3 + p)
+    for _ in range(4):
+        x0, y0 = rng.integers(0, w - 8), rng.integers(0, h - 8)
+        img[y0:y0 + h // 4, x0:x0 + w // 4] = rng.uniform(0, 255, 3)
+    im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {}
+    if exif:
+        e = Image.Exif()
+        for k, v in exif.items():
+            e[k] = v
+        kwargs["exif"] = e.tobytes()
+    im.save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}), **kwargs)
+    return path
+
+
+def run_cli(*args: str, library: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the photosearch CLI in a fresh process, as a user would."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env.pop("PHOTOSEARCH_LIBRARY", None)
+    if library is not None:
+        full_env["PHOTOSEARCH_LIBRARY"] = str(library)
+    return subprocess.run([sys.executable, "-m", "photosearch", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
