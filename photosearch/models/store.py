@@ -107,7 +107,7 @@ class ModelStore:
         folder = self.root / name
         if not (folder / "model.json").is_file():
             raise ModelError(f"model {name!r} is not installed; " + missing_model_message(self.paths.root))
-        for f in ("visual.onnx", "textual.onnx", "tokenizer.json"):
+        for f in ("visual.onnx", "textual.onnx", "textual.onnx.data", "tokenizer.json"):
             if not (folder / f).is_file():
                 raise ModelError(f"model {name!r} is incomplete ({f} missing); import or pull it again")
         return ClipModel(folder, **kwargs)
