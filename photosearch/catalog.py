@@ -264,6 +264,9 @@ class Catalog:
             "SELECT DISTINCT model FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids]
         ).fetchall()]
         self.con.execute("DELETE FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM image_hashes WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM not_duplicates WHERE photo_a IN (SELECT unnest(?::BIGINT[])) "
+                         "OR photo_b IN (SELECT unnest(?::BIGINT[]))", [ids, ids])
         self.con.execute("DELETE FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
         return models
 
@@ -306,7 +309,8 @@ class Catalog:
             folder = filters.folder.rstrip("/") + "/"
             clauses.append("starts_with(path, ?)")
             params.append(folder)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        clauses.append("quarantined_at IS NULL")
+        where = "WHERE " + " AND ".join(clauses)
         res = self.con.execute(f"SELECT id FROM photos {where}", params).fetchnumpy()
         return np.asarray(res["id"], dtype=np.int64)
 
@@ -335,11 +339,68 @@ class Catalog:
         self.con.execute(
             "INSERT INTO embeddings SELECT ?, model, vector FROM embeddings WHERE photo_id = ?", [dst_id, src_id]
         )
+        self.con.execute(
+            "INSERT INTO image_hashes SELECT ?, phash, dhash FROM image_hashes WHERE photo_id = ?", [dst_id, src_id]
+        )
         return models
 
-    def ids_with_vectors(self, model: str) -> np.ndarray:
-        res = self.con.execute("SELECT photo_id FROM embeddings WHERE model = ?", [model]).fetchnumpy()
+    def ids_with_vectors(self, model: str, *, searchable: bool = False) -> np.ndarray:
+        """Photo ids having a vector of ``model``; ``searchable`` leaves out quarantined photos."""
+        if searchable:
+            res = self.con.execute(
+                "SELECT e.photo_id FROM embeddings e JOIN photos p ON p.id = e.photo_id "
+                "WHERE e.model = ? AND p.quarantined_at IS NULL", [model]).fetchnumpy()
+        else:
+            res = self.con.execute("SELECT photo_id FROM embeddings WHERE model = ?", [model]).fetchnumpy()
         return np.asarray(res["photo_id"], dtype=np.int64)
+
+    # -- perceptual hashes ----------------------------------------------------------------
+
+    def add_hashes(self, rows: Sequence[tuple[int, Sequence[int], int]]) -> None:
+        """(photo_id, 8 pHash variants, dHash) rows."""
+        if rows:
+            self.con.executemany("INSERT INTO image_hashes VALUES (?, ?, ?)",
+                                 [(int(pid), [int(v) for v in ph], int(dh)) for pid, ph, dh in rows])
+
+    def exact_duplicate_ids(self) -> list[list[int]]:
+        """Ids of searchable photos sharing their bytes with another, grouped by content hash."""
+        rows = self.con.execute(
+            "SELECT list(id ORDER BY id) FROM photos WHERE quarantined_at IS NULL "
+            "GROUP BY content_hash HAVING count(*) > 1").fetchall()
+        return [r[0] for r in rows]
+
+    def not_duplicate_pairs(self) -> set[tuple[int, int]]:
+        return {(a, b) for a, b in self.con.execute("SELECT photo_a, photo_b FROM not_duplicates").fetchall()}
+
+    def add_not_duplicates(self, ids: Sequence[int]) -> int:
+        """Remember that these photos are not duplicates of each other; returns pairs added."""
+        known = self.not_duplicate_pairs()
+        pairs = {(min(a, b), max(a, b)) for a in ids for b in ids if a != b} - known
+        if pairs:
+            self.con.executemany("INSERT INTO not_duplicates VALUES (?, ?, now())", sorted(pairs))
+        return len(pairs)
+
+    def set_quarantined(self, photo_id: int, path: str, when: datetime | None) -> None:
+        """Record a quarantine move (``when`` set) or its undoing (``when`` None) with the new path."""
+        self.con.execute("UPDATE photos SET path = ?, quarantined_at = ? WHERE id = ?", [path, when, photo_id])
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        cur = self.con.execute("SELECT id, path, quarantined_at FROM photos WHERE quarantined_at IS NOT NULL "
+                               "ORDER BY quarantined_at, path")
+        return [dict(zip(("id", "path", "quarantined_at"), r)) for r in cur.fetchall()]
+
+    def ids_with_hashes(self) -> set[int]:
+        return {r[0] for r in self.con.execute("SELECT photo_id FROM image_hashes").fetchall()}
+
+    def all_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, phash variants (n, 8) uint64, dhash (n,) uint64) of searchable photos."""
+        rows = self.con.execute(
+            "SELECT h.photo_id, h.phash, h.dhash FROM image_hashes h JOIN photos p ON p.id = h.photo_id "
+            "WHERE p.quarantined_at IS NULL ORDER BY h.photo_id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        ph = np.array([r[1] for r in rows], dtype=np.uint64).reshape(len(rows), 8)
+        dh = np.fromiter((r[2] for r in rows), dtype=np.uint64, count=len(rows))
+        return ids, ph, dh
 
     def vectors(self, model: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, vectors)`` for ``model``; all of them, or those among ``ids``."""
@@ -359,10 +420,14 @@ class Catalog:
         vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
         return out_ids, vecs
 
-    def iter_vectors(self, model: str, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    _SEARCHABLE = " AND photo_id IN (SELECT id FROM photos WHERE quarantined_at IS NULL)"
+
+    def iter_vectors(self, model: str, chunk: int = 50_000, *,
+                     searchable: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All vectors of ``model`` in id order, ``chunk`` at a time (bounded memory for big libraries)."""
         cur = self.con.cursor()
-        cur.execute("SELECT photo_id, vector FROM embeddings WHERE model = ? ORDER BY photo_id", [model])
+        extra = self._SEARCHABLE if searchable else ""
+        cur.execute(f"SELECT photo_id, vector FROM embeddings WHERE model = ?{extra} ORDER BY photo_id", [model])
         while True:
             rows = cur.fetchmany(chunk)
             if not rows:
@@ -372,17 +437,19 @@ class Catalog:
             yield ids, vecs
         cur.close()
 
-    def sample_vectors(self, model: str, n: int, seed: int = 0) -> np.ndarray:
+    def sample_vectors(self, model: str, n: int, seed: int = 0, *, searchable: bool = False) -> np.ndarray:
         """A reproducible random sample of ``n`` vectors (IVF training)."""
+        extra = self._SEARCHABLE if searchable else ""
         rows = self.con.execute(
-            f"SELECT vector FROM (SELECT vector FROM embeddings WHERE model = ?) "
+            f"SELECT vector FROM (SELECT vector FROM embeddings WHERE model = ?{extra}) "
             f"USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})",
             [model],
         ).fetchall()
         return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1).copy()
 
-    def count_vectors(self, model: str) -> int:
-        return int(self.con.execute("SELECT count(*) FROM embeddings WHERE model = ?", [model]).fetchone()[0])
+    def count_vectors(self, model: str, *, searchable: bool = False) -> int:
+        extra = self._SEARCHABLE if searchable else ""
+        return int(self.con.execute(f"SELECT count(*) FROM embeddings WHERE model = ?{extra}", [model]).fetchone()[0])
 
     def vector_models(self) -> dict[str, int]:
         rows = self.con.execute("SELECT model, count(*) FROM embeddings GROUP BY model").fetchall()

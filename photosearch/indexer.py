@@ -26,6 +26,8 @@ import numpy as np
 from photosearch.catalog import Catalog, KnownFile, PhotoRecord
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_COMMIT_SECONDS, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import DecodeError, UsageError
+from photosearch import hashes
+from photosearch.hashes import PerceptualHashes
 from photosearch.imageio import decode, read_metadata
 from photosearch.models.base import ImageEncoder, default_threads
 from photosearch.scan import FileEntry, content_hash, find_sidecar, normalize_root, walk
@@ -76,7 +78,8 @@ ProgressFn = Callable[[Progress], None]
 class _Work:
     entry: FileEntry
     known: KnownFile | None      # the row at this path, if any
-    vector_only: bool = False    # unchanged file that only lacks a vector for the active model
+    refresh: bool = False        # unchanged file lacking a vector (e.g. new model) or hashes
+    need_vector: bool = True
 
 
 @dataclass
@@ -84,6 +87,7 @@ class _Result:
     work: _Work
     hash: str = ""
     pixels: np.ndarray | None = None
+    hashes: PerceptualHashes | None = None
     record: PhotoRecord | None = None
     skip: str | None = None
 
@@ -140,6 +144,7 @@ class Indexer:
             scan_roots = given or cat.roots()
             known = cat.known_files()
             with_vector = set(cat.ids_with_vectors(self.model_name).tolist())
+            with_hashes = cat.ids_with_hashes()
             # Hashes whose bytes already have a vector for this model: no need to decode again.
             hash_to_id = {k.content_hash: k.id for k in known.values() if k.id in with_vector}
         if not scan_roots:
@@ -153,10 +158,10 @@ class Indexer:
             seen.add(entry.path)
             k = known.get(entry.path)
             if k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns:
-                if k.id in with_vector:
+                if k.id in with_vector and k.id in with_hashes:
                     summary.unchanged += 1
                 else:
-                    work.append(_Work(entry, k, vector_only=True))
+                    work.append(_Work(entry, k, refresh=True, need_vector=k.id not in with_vector))
             else:
                 work.append(_Work(entry, k))
             if i % 500 == 0:
@@ -170,7 +175,7 @@ class Indexer:
             by_hash.setdefault(k.content_hash, []).append(k)
         state = _RunState(seen=seen, by_hash=by_hash, hash_to_id=hash_to_id)
 
-        writer = _Writer(self, summary)
+        writer = _Writer(self, summary, with_hashes)
         report(Progress("index", 0, len(work)))
         try:
             self._process(work, state, writer, summary, report)
@@ -240,8 +245,12 @@ class Indexer:
         w = res.work
         if res.skip is not None:
             summary.skipped.append(Skipped(w.entry.path, res.skip))
-        elif w.vector_only:
-            batch.append(res)
+        elif w.refresh:
+            if w.need_vector:
+                batch.append(res)
+            else:
+                writer.add(res, None)  # only the perceptual hashes were missing
+                summary.unchanged += 1
         elif w.known is not None and res.hash == w.known.content_hash:
             writer.touch(w.known.id, w.entry)           # same bytes, new mtime: nothing to redo
             summary.unchanged += 1
@@ -278,18 +287,20 @@ class Indexer:
         except OSError as exc:
             return _Result(w, skip=f"cannot read: {exc.strerror or exc}")
         res = _Result(w, hash=content_hash(data))
-        if not w.vector_only and (res.hash in skip_hashes or (w.known is not None and res.hash == w.known.content_hash)):
+        if not w.refresh and (res.hash in skip_hashes or (w.known is not None and res.hash == w.known.content_hash)):
             return res
         try:
             decoded = decode(data, ext=w.entry.ext, min_side=self.model.image_size)
-            res.pixels = self.model.preprocess(decoded.image)
+            if w.need_vector:
+                res.pixels = self.model.preprocess(decoded.image)
+            res.hashes = hashes.compute(decoded.image)
         except DecodeError as exc:
             res.skip = exc.reason
             return res
         except MemoryError:
             res.skip = "too large to decode in memory"
             return res
-        if w.vector_only:
+        if w.refresh:
             return res
         sidecar = find_sidecar(path)
         side_bytes = None
@@ -321,14 +332,15 @@ class Indexer:
 class _Writer:
     """Buffers catalog changes and commits them in transactions every few seconds."""
 
-    def __init__(self, indexer: Indexer, summary: IndexSummary) -> None:
+    def __init__(self, indexer: Indexer, summary: IndexSummary, hashed: set[int]) -> None:
         self.indexer = indexer
         self.summary = summary
+        self.hashed = hashed  # ids that already have perceptual hashes
         self.ops: list[tuple[str, Any]] = []
         self.last_flush = time.monotonic()
         self.moved_ids: set[int] = set()
 
-    def add(self, res: _Result, vector: np.ndarray) -> None:
+    def add(self, res: _Result, vector: np.ndarray | None) -> None:
         self.ops.append(("add", (res, vector)))
 
     def touch(self, photo_id: int, entry: FileEntry) -> None:
@@ -354,18 +366,24 @@ class _Writer:
         with Catalog.open(self.indexer.paths.catalog) as cat, cat.transaction():
             new_records: list[PhotoRecord] = []
             new_vectors: list[np.ndarray] = []
+            new_hashes: list[PerceptualHashes | None] = []
             vector_only: list[tuple[int, np.ndarray]] = []
+            hash_rows: list[tuple[int, tuple[int, ...], int]] = []
             for kind, arg in ops:
                 if kind == "add":
                     res, vec = arg
                     w = res.work
-                    if w.vector_only:
-                        vector_only.append((w.known.id, vec))
+                    if w.refresh:
+                        if vec is not None:
+                            vector_only.append((w.known.id, vec))
+                        if res.hashes is not None and w.known.id not in self.hashed:
+                            hash_rows.append((w.known.id, res.hashes.phash, res.hashes.dhash))
                         continue
                     if w.known is not None:  # the file at this path changed: old row and vectors go
                         changed_models.update(cat.delete_photos([w.known.id]))
                     new_records.append(res.record)
                     new_vectors.append(vec)
+                    new_hashes.append(res.hashes)
                 elif kind == "touch":
                     pid, entry = arg
                     cat.touch_photo(pid, entry.size, entry.mtime_ns)
@@ -388,12 +406,14 @@ class _Writer:
             if new_records:
                 ids = cat.insert_photos(new_records)
                 cat.add_embeddings(model, ids, np.stack(new_vectors))
+                hash_rows += [(i, h.phash, h.dhash) for i, h in zip(ids, new_hashes) if h is not None]
                 changed_models.add(model)
                 self.summary.indexed += len(ids)
             if vector_only:
                 cat.add_embeddings(model, [i for i, _ in vector_only], np.stack([v for _, v in vector_only]))
                 changed_models.add(model)
                 self.summary.indexed += len(vector_only)
+            cat.add_hashes(hash_rows)
             for m in changed_models:
                 cat.bump_vectors_version(m)
         self.last_flush = time.monotonic()

@@ -152,7 +152,8 @@ class VectorIndex:
 
     # -- searching ------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ``allowed`` restricts results to those ids. Missing slots have id -1."""
         faiss = _faiss()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -163,7 +164,7 @@ class VectorIndex:
         if self.kind == "flat":
             params = faiss.SearchParameters(sel=sel) if sel is not None else None
         else:
-            nprobe = self.nprobe or 1
+            nprobe = nprobe or self.nprobe or 1
             if allowed is not None and self.ntotal:
                 # A filter keeping a fraction f of photos leaves ~f of each list; probe 1/f more lists.
                 frac = max(len(allowed) / self.ntotal, 1e-6)
@@ -240,18 +241,19 @@ def needs_rebuild(index: VectorIndex, n: int, exact_max: int) -> bool:
 
 
 def build_from_catalog(catalog: Catalog, model: str, *, exact_max: int, dim: int, seed: int = 0) -> VectorIndex:
-    n = catalog.count_vectors(model)
-    sample = catalog.sample_vectors(model, min(n, 64 * nlist_for(n)), seed=seed) if n > exact_max else None
+    n = catalog.count_vectors(model, searchable=True)
+    sample = catalog.sample_vectors(model, min(n, 64 * nlist_for(n)), seed=seed, searchable=True) \
+        if n > exact_max else None
     return VectorIndex.build_streaming(
         n, dim, sample if sample is not None else np.zeros((0, dim), np.float32),
-        lambda: catalog.iter_vectors(model), exact_max=exact_max, seed=seed,
+        lambda: catalog.iter_vectors(model, searchable=True), exact_max=exact_max, seed=seed,
     )
 
 
 def sync_with_catalog(index: VectorIndex | None, catalog: Catalog, model: str, *, exact_max: int,
                       dim: int) -> VectorIndex:
     """Bring ``index`` in line with the catalog's vectors (by id set difference), rebuilding if needed."""
-    catalog_ids = catalog.ids_with_vectors(model)
+    catalog_ids = catalog.ids_with_vectors(model, searchable=True)
     if index is None or needs_rebuild(index, len(catalog_ids), exact_max) or index.dim != dim:
         return build_from_catalog(catalog, model, exact_max=exact_max, dim=dim)
     have = index.ids()

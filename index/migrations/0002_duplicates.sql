@@ -1,0 +1,19 @@
+-- 0002: near-duplicate detection and reversible resolution.
+
+-- Perceptual hashes per photo (see photosearch/hashes.py): pHash of the border-trimmed
+-- image in its 8 rotations/mirrorings (index 1 = as displayed), and a dHash.
+CREATE TABLE image_hashes (
+    photo_id  BIGINT NOT NULL,
+    phash     UBIGINT[] NOT NULL,
+    dhash     UBIGINT NOT NULL
+);
+
+-- Set when `dupes --move-to` quarantines a photo; such photos leave search results.
+ALTER TABLE photos ADD COLUMN quarantined_at TIMESTAMP;
+
+-- "Not duplicates" decisions (`dupes keep-both`), photo_a < photo_b.
+CREATE TABLE not_duplicates (
+    photo_a     BIGINT NOT NULL,
+    photo_b     BIGINT NOT NULL,
+    decided_at  TIMESTAMP NOT NULL
+);
