@@ -18,6 +18,10 @@ from typing import Any
 
 from photosearch.catalog import Catalog, Filters
 from photosearch.config import LibraryPaths, resolve_library_dir
+from photosearch.dupes import PRESETS, Group, Thresholds, find_groups
+from photosearch.errors import NotIndexedError
+from photosearch.journal import UndoReport
+from photosearch.quarantine import ApplyReport, Plan, PurgeItem, apply_plan, keep_both, make_plan, purge, undo_last
 from photosearch.indexer import Indexer, IndexSummary, Progress
 from photosearch.models.store import ModelInfo, ModelStore
 from photosearch.search import SearchResult, Searcher, make_filters
@@ -49,6 +53,70 @@ class Library:
     def search_image(self, photo: str | os.PathLike[str], *, filters: Filters | None = None, limit: int = 20,
                      min_score: float | None = None) -> list[SearchResult]:
         return Searcher(self.paths).search_image(photo, filters, limit, min_score)
+
+    # -- duplicates -----------------------------------------------------------------------
+
+    def dupes(self, *, method: str = "both", thresholds: Thresholds | None = None,
+              exact_only: bool = False) -> tuple[list[Group], str]:
+        """Duplicate groups (keeper first) and the method actually used.
+
+        Without an installed model, ``both`` falls back to perceptual hashes alone.
+        """
+        if not self.paths.catalog.exists():
+            raise NotIndexedError(f"the library {self.paths.root} is empty: run `photosearch index PATH` first")
+        model, dim = self._model_and_dim(required=method == "clip" and not exact_only)
+        if model is None and method == "both":
+            method = "hash"
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            groups = find_groups(cat, model, self.paths.vectors, method=method, thresholds=thresholds,
+                                 exact_only=exact_only, dim=dim)
+        return groups, method
+
+    def dupes_move(self, dest: str | os.PathLike[str], *, apply: bool = False, method: str = "both",
+                   thresholds: Thresholds | None = None, exact_only: bool = False
+                   ) -> tuple[list[Group], Plan, ApplyReport | None]:
+        """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``."""
+        groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only)
+        with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
+            plan = make_plan(cat, groups, dest)
+            report = apply_plan(self.paths, cat, plan) if apply else None
+        if report is not None:
+            self._refresh_indexes()
+        return groups, plan, report
+
+    def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> int:
+        with Catalog.open(self.paths.catalog) as cat:
+            return keep_both(cat, [os.fspath(p) for p in photos])
+
+    def dupes_purge(self, *, older_than_days: int = 7, apply: bool = False) -> list[PurgeItem]:
+        with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
+            items = purge(cat, older_than_days=older_than_days, apply=apply)
+        if apply and items:
+            self._refresh_indexes()
+        return items
+
+    def undo(self) -> UndoReport:
+        """Undo the most recent file-changing action (e.g. a quarantine)."""
+        report = undo_last(self.paths)
+        self._refresh_indexes()
+        return report
+
+    def _model_and_dim(self, required: bool) -> tuple[str | None, int | None]:
+        name = self.models.active_name()
+        if name is None:
+            if required:
+                self.models.load()  # raises the "no model" message
+            return None, None
+        from photosearch.models.clip import read_spec
+
+        return name, int(read_spec(self.models.root / name)["embed_dim"])
+
+    def _refresh_indexes(self) -> None:
+        from photosearch.indexer import refresh_index
+
+        name, dim = self._model_and_dim(required=False)
+        if name is not None and self.paths.catalog.exists():
+            refresh_index(self.paths, name, dim)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -95,4 +163,4 @@ class Library:
         return out
 
 
-__all__ = ["Library", "Filters", "make_filters", "SearchResult", "IndexSummary", "Progress"]
+__all__ = ["Library", "Filters", "make_filters", "SearchResult", "IndexSummary", "Progress", "Thresholds", "PRESETS"]

@@ -251,6 +251,20 @@ class Catalog:
             "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", [path, size, mtime_ns, photo_id]
         )
 
+    def update_photo(self, photo_id: int, **fields: Any) -> None:
+        """Set some catalog columns of one photo."""
+        unknown = set(fields) - set(PHOTO_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown photo columns: {sorted(unknown)}")
+        if fields:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.con.execute(f"UPDATE photos SET {sets} WHERE id = ?", [*fields.values(), photo_id])
+
+    def bump_all_vector_versions(self) -> None:
+        """The searchable set changed (quarantine): every model's vector index must be synced."""
+        for model in self.vector_models():
+            self.bump_vectors_version(model)
+
     def touch_photo(self, photo_id: int, size: int, mtime_ns: int) -> None:
         self.con.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE id = ?", [size, mtime_ns, photo_id])
 

@@ -285,6 +285,158 @@ def index(
             out.print(f"... and {len(summary.skipped) - len(shown)} more (--json lists all)")
 
 
+# -- duplicates ----------------------------------------------------------------------------
+
+dupes_app = typer.Typer(help="Find exact and near-duplicate photos; quarantine copies reversibly.",
+                        rich_markup_mode=None)
+app.add_typer(dupes_app, name="dupes")
+
+
+def _thresholds(strict: bool, loose: bool, hash_distance: int | None, threshold: float | None) -> Any:
+    from dataclasses import replace
+
+    from photosearch.api import PRESETS
+    from photosearch.errors import UsageError
+
+    if strict and loose:
+        raise UsageError("--strict and --loose exclude each other")
+    t = PRESETS["strict" if strict else "loose" if loose else "default"]
+    if hash_distance is not None:
+        t = replace(t, hash_distance=hash_distance)
+    if threshold is not None:
+        t = replace(t, clip_alone=threshold)
+    return t.validate()
+
+
+def _render_groups(groups: list[Any]) -> None:
+    out = _out()
+    if not groups:
+        out.print("no duplicates found")
+        return
+    for n, g in enumerate(groups, 1):
+        table = Table(title=f"group {n} ({g.kind}, {len(g.members)} photos)", title_justify="left", box=None,
+                      show_edge=False, header_style="bold")
+        for col in ("", "resolution", "size", "format", "date", "path", "why"):
+            table.add_column(col, overflow="fold")
+        for m in g.members:
+            table.add_row("keep" if m is g.keeper else "", f"{m.width}x{m.height}", f"{m.size / 1e6:.1f} MB",
+                          m.format or "", m.taken_at.strftime("%Y-%m-%d") if m.taken_at else "", m.path, m.why)
+        out.print(table)
+        out.print()
+    copies = sum(len(g.members) - 1 for g in groups)
+    out.print(f"{len(groups)} groups, {copies} photos besides the keepers")
+
+
+@dupes_app.callback(invoke_without_command=True)
+def dupes(
+    ctx: typer.Context,
+    exact: Annotated[bool, typer.Option("--exact", help="Only byte-identical copies.")] = False,
+    method: Annotated[str, typer.Option("--method", help="Signals: hash, clip or both.")] = "both",
+    strict: Annotated[bool, typer.Option("--strict", help="Fewer, surer groups.")] = False,
+    loose: Annotated[bool, typer.Option("--loose", help="More groups, more false matches.")] = False,
+    hash_distance: Annotated[Optional[int], typer.Option(
+        "--hash-distance", metavar="N", help="Max pHash distance in bits (0-15; default 7).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        "--threshold", metavar="S", help="CLIP cosine that alone makes a duplicate (default 0.95).")] = None,
+    move_to: Annotated[Optional[Path], typer.Option(
+        "--move-to", metavar="DIR", help="Quarantine non-keepers into DIR (a dry run without --apply).")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="With --move-to: really move (journaled; see undo).")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """List duplicate groups with the suggested keeper and why; --move-to DIR --apply quarantines copies."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from photosearch.errors import UsageError
+
+    t = _thresholds(strict, loose, hash_distance, threshold)
+    lib = _library(library)
+    if apply and move_to is None:
+        raise UsageError("--apply needs --move-to DIR")
+    if move_to is None:
+        groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact)
+        if as_json:
+            _print_json({"method": used, "thresholds": t.__dict__, "groups": [g.as_dict() for g in groups]})
+        else:
+            _render_groups(groups)
+        return
+    groups, plan, report = lib.dupes_move(move_to, apply=apply, method=method, thresholds=t, exact_only=exact)
+    if as_json:
+        _print_json({"groups": [g.as_dict() for g in groups], "plan": plan.as_dict(), "applied": apply,
+                     **({"report": report.as_dict()} if report else {})})
+        return
+    out = _out()
+    for m in plan.moves:
+        out.print(f"{'moved' if apply else 'would move'} {m.src} -> {m.dst}", markup=False)
+    for mg in plan.merges:
+        bits = [f"keywords {', '.join(mg.keywords)}" if mg.keywords else "",
+                f"rating {mg.rating}" if mg.rating is not None else "", "description" if mg.description else ""]
+        out.print(f"{'merged' if apply else 'would merge'} into {mg.path}: {'; '.join(b for b in bits if b)}",
+                  markup=False)
+    if report is None:
+        out.print(f"dry run: {len(plan.moves)} photos would move to {plan.dest}; add --apply to do it")
+    else:
+        out.print(f"moved {report.moved}, merged metadata into {report.merged} keepers; "
+                  f"`photosearch undo` reverses this")
+        for f in report.failures:
+            err.print(f"error: {f['path']}: {f['reason']}", markup=False)
+        if report.failures:
+            raise typer.Exit(7)
+
+
+@dupes_app.command("keep-both")
+def dupes_keep_both(
+    photos: Annotated[list[Path], typer.Argument(help="Two or more photos that are not duplicates.",
+                                                 show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Remember that these photos are not duplicates; they are never grouped again."""
+    added = _library(library).dupes_keep_both(photos)
+    if as_json:
+        _print_json({"pairs_added": added})
+    else:
+        _out().print(f"remembered: {len(photos)} photos are not duplicates of each other")
+
+
+@dupes_app.command("purge")
+def dupes_purge(
+    older_than: Annotated[int, typer.Option("--older-than", metavar="DAYS", help="Minimum days in quarantine (>= 7).")] = 7,
+    apply: Annotated[bool, typer.Option("--apply", help="Really delete (otherwise list what would go).")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Delete quarantined photos that have been there at least 7 days (only with --apply)."""
+    items = _library(library).dupes_purge(older_than_days=older_than, apply=apply)
+    if as_json:
+        _print_json({"applied": apply, "files": [i.__dict__ for i in items]})
+        return
+    out = _out()
+    for i in items:
+        out.print(f"{'deleted' if i.deleted else 'would delete' if not apply else 'could not delete'} {i.path} "
+                  f"(quarantined {i.quarantined_at[:10]})", markup=False)
+    if not items:
+        out.print(f"nothing quarantined for {older_than} days or more")
+    elif not apply:
+        out.print("dry run: add --apply to delete these files")
+
+
+@app.command()
+def undo(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Undo the last action that moved or rewrote files (e.g. dupes --move-to --apply)."""
+    report = _library(library).undo()
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    out = _out()
+    out.print(f"undid {report.action}: {len(report.restored)} files restored, {len(report.removed)} removed "
+              f"sidecars, {len(report.untouched)} unchanged")
+    for p in report.problems:
+        err.print(f"error: {p}", markup=False)
+    if report.problems:
+        raise typer.Exit(8)
+
+
 # -- status --------------------------------------------------------------------------------
 
 

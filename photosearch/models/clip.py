@@ -49,7 +49,7 @@ class ClipModel:
     ) -> None:
         self.folder = Path(folder)
         self.spec = spec if spec is not None else read_spec(self.folder)
-        self.name: str = self.spec.get("name", self.folder.name)
+        self.name: str = self.folder.name  # the installed name (the folder), whatever model.json says
         self.image_size: int = int(self.spec["image_size"])
         self.embed_dim: int = int(self.spec["embed_dim"])
         self._mean = np.asarray(self.spec["mean"], dtype=np.float32).reshape(3, 1, 1)

@@ -1,0 +1,263 @@
+"""Journals of file changes, so that every action that moves or rewrites files can be undone.
+
+One JSON-lines file per action in ``<library>/journal/``. Each change is written
+(and fsynced) as an *intent* before it happens and marked *done* after, so after
+a crash the journal says exactly what may have happened; undo checks the file
+system rather than trusting the marks. ``photosearch undo`` reverses the most
+recent action that is not undone yet, newest change first.
+
+Change kinds:
+
+- ``move``: a file moved from ``src`` to ``dst`` (sha256 recorded);
+- ``replace``: a file rewritten in place, its original bytes kept at ``backup``;
+- ``create``: a new file photosearch made (e.g. an XMP sidecar).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from photosearch.errors import LibraryError, PhotosearchError
+
+
+class UndoError(PhotosearchError):
+    exit_code = 8
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def unique_destination(path: Path) -> Path:
+    """``path``, or ``name (1).ext``, ``name (2).ext``... whichever does not exist yet."""
+    if not path.exists() and not path.is_symlink():
+        return path
+    n = 1
+    while True:
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+        if not candidate.exists():
+            return candidate
+        n += 1
+
+
+def move_file(src: Path, dst: Path) -> None:
+    """Move without ever overwriting; across file systems copy, verify, then remove the source."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        raise FileExistsError(errno.EEXIST, "destination exists", str(dst))
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = dst.with_name(f".{dst.name}.photosearch-tmp")
+        shutil.copy2(src, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if file_sha256(tmp) != file_sha256(src):
+            tmp.unlink()
+            raise OSError(errno.EIO, "copy verification failed", str(src)) from None
+        os.rename(tmp, dst)
+        os.unlink(src)
+    _fsync_dir(dst.parent)
+
+
+@dataclass
+class Change:
+    n: int
+    kind: str
+    data: dict[str, Any]
+    done: bool = False
+
+
+@dataclass
+class Action:
+    """One journaled action, as read back from its file."""
+
+    path: Path
+    name: str
+    created: str
+    meta: dict[str, Any]
+    changes: list[Change] = field(default_factory=list)
+    undone: bool = False
+    finished: bool = False
+
+
+class JournalWriter:
+    """Appends one action's changes; use as a context manager."""
+
+    def __init__(self, path: Path, name: str, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.n = 0
+        self._f = open(path, "a", encoding="utf-8")
+        self._write({"type": "begin", "action": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "meta": meta})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def intent(self, kind: str, **data: Any) -> int:
+        self.n += 1
+        self._write({"type": "change", "n": self.n, "kind": kind, **data})
+        return self.n
+
+    def done(self, n: int) -> None:
+        self._write({"type": "done", "n": n})
+
+    def close(self, finished: bool = True) -> None:
+        if not self._f.closed:
+            if finished:
+                self._write({"type": "end"})
+            self._f.close()
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(finished=exc_type is None)
+
+
+class Journal:
+    """The journal folder of a library."""
+
+    def __init__(self, library_root: Path) -> None:
+        self.dir = library_root / "journal"
+
+    def begin(self, name: str, meta: dict[str, Any]) -> JournalWriter:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"cannot write the journal folder {self.dir}: {exc.strerror}") from None
+        existing = [int(p.name.split("-", 1)[0]) for p in self.dir.glob("*.jsonl") if p.name.split("-", 1)[0].isdigit()]
+        number = max(existing, default=0) + 1
+        return JournalWriter(self.dir / f"{number:06d}-{name}.jsonl", name, meta)
+
+    def actions(self) -> Iterator[Action]:
+        """Every action, newest first."""
+        if not self.dir.is_dir():
+            return
+        for path in sorted(self.dir.glob("*.jsonl"), reverse=True):
+            yield self.read(path)
+
+    @staticmethod
+    def read(path: Path) -> Action:
+        action = Action(path=path, name="", created="", meta={})
+        by_n: dict[int, Change] = {}
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    break  # a torn last line from a crash: everything before it is valid
+                t = rec.get("type")
+                if t == "begin":
+                    action.name, action.created, action.meta = rec["action"], rec["created"], rec.get("meta", {})
+                elif t == "change":
+                    data = {k: v for k, v in rec.items() if k not in ("type", "n", "kind")}
+                    by_n[rec["n"]] = Change(rec["n"], rec["kind"], data)
+                    action.changes.append(by_n[rec["n"]])
+                elif t == "done" and rec.get("n") in by_n:
+                    by_n[rec["n"]].done = True
+                elif t == "end":
+                    action.finished = True
+                elif t == "undone":
+                    action.undone = True
+        return action
+
+    def last_undoable(self) -> Action | None:
+        for action in self.actions():
+            if not action.undone and action.changes:
+                return action
+        return None
+
+    @staticmethod
+    def mark_undone(action: Action) -> None:
+        with open(action.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"type": "undone", "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+@dataclass
+class UndoReport:
+    action: str
+    restored: list[str] = field(default_factory=list)     # files back at their original paths
+    removed: list[str] = field(default_factory=list)      # files photosearch had created
+    untouched: list[str] = field(default_factory=list)    # changes that never happened
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def undo_changes(action: Action) -> UndoReport:
+    """Reverse an action's file changes, newest first, checking the file system at each step."""
+    report = UndoReport(action=action.name)
+    for change in reversed(action.changes):
+        d = change.data
+        try:
+            if change.kind == "move":
+                src, dst = Path(d["src"]), Path(d["dst"])
+                if dst.exists() and not src.exists():
+                    if d.get("sha256") and file_sha256(dst) != d["sha256"]:
+                        report.problems.append(f"{dst} changed since it was moved; left where it is")
+                        continue
+                    move_file(dst, src)
+                    report.restored.append(str(src))
+                elif src.exists():
+                    tmp = dst.with_name(f".{dst.name}.photosearch-tmp")
+                    tmp.unlink(missing_ok=True)  # an interrupted cross-device copy
+                    report.untouched.append(str(src))
+                else:
+                    report.problems.append(f"{src} is missing and {dst} too")
+            elif change.kind == "replace":
+                path, backup = Path(d["path"]), Path(d["backup"])
+                if not backup.exists():
+                    report.untouched.append(str(path))
+                    continue
+                if path.exists() and file_sha256(path) == d.get("sha256_before"):
+                    report.untouched.append(str(path))  # the rewrite never landed
+                else:
+                    tmp = path.with_name(f".{path.name}.photosearch-tmp")
+                    shutil.copy2(backup, tmp)
+                    os.replace(tmp, path)
+                    report.restored.append(str(path))
+                backup.unlink()
+            elif change.kind == "create":
+                path = Path(d["path"])
+                if path.exists():
+                    path.unlink()
+                    report.removed.append(str(path))
+        except OSError as exc:
+            report.problems.append(f"{d.get('src') or d.get('path')}: {exc.strerror or exc}")
+    return report

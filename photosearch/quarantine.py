@@ -1,0 +1,279 @@
+"""Resolving duplicate groups reversibly: quarantine, metadata merge, undo, purge.
+
+``dupes --move-to DIR`` is a dry run until ``--apply``. Applying it, per group:
+
+1. merges the non-keepers' keywords, best rating and a description into the
+   keeper through the safe XMP writer, after keeping the keeper's original
+   bytes in ``DIR/.photosearch-backup/`` (journaled as a ``replace``);
+2. moves every non-keeper (and its XMP sidecar) to ``DIR``, keeping its path
+   relative to the indexed folder it came from, never overwriting anything;
+3. marks the moved photos quarantined in the catalog (they leave search
+   results and duplicate groups; their vectors stay).
+
+Every change is journaled first, so ``photosearch undo`` restores exactly what
+the action changed, byte for byte, even after a crash half-way. Nothing is
+ever deleted except by ``dupes purge --apply``, and only files quarantined at
+least seven days before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from photosearch.catalog import Catalog
+from photosearch.config import LibraryPaths
+from photosearch.dupes import Group
+from photosearch.errors import InputError, UsageError
+from photosearch.journal import Journal, UndoReport, file_sha256, move_file, undo_changes, unique_destination
+from photosearch.scan import find_sidecar
+from photosearch.xmp import MetadataUpdate, WriteError, sidecar_path, write
+
+MIN_PURGE_DAYS = 7
+BACKUP_DIR = ".photosearch-backup"
+
+
+@dataclass
+class PlannedMove:
+    photo_id: int
+    src: str
+    dst: str
+    keeper: str
+    sidecars: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PlannedMerge:
+    photo_id: int
+    path: str
+    keywords: list[str]
+    rating: int | None
+    description: str | None
+
+
+@dataclass
+class Plan:
+    dest: str
+    moves: list[PlannedMove] = field(default_factory=list)
+    merges: list[PlannedMerge] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dest": self.dest, "moves": [m.__dict__ for m in self.moves],
+                "merges": [m.__dict__ for m in self.merges]}
+
+
+@dataclass
+class ApplyReport:
+    moved: int = 0
+    merged: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    journal: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _relative(path: str, roots: list[str]) -> str:
+    best = max((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), key=len, default=None)
+    if best is None:
+        return path.lstrip(os.sep)
+    return os.path.relpath(path, best)
+
+
+def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str]) -> Plan:
+    """What --move-to would do: no file is touched."""
+    dest_path = Path(dest).expanduser()
+    if dest_path.exists() and not dest_path.is_dir():
+        raise InputError(f"--move-to: {dest} exists and is not a folder")
+    dest_abs = os.path.normpath(os.path.abspath(dest_path))
+    roots = catalog.roots()
+    plan = Plan(dest=dest_abs)
+    taken: set[str] = set()
+    for group in groups:
+        rows = catalog.photos_by_ids([m.id for m in group.members])
+        keeper = rows[group.keeper.id]
+        keywords = list(keeper["keywords"] or [])
+        rating = keeper["rating"]
+        description = keeper["description"]
+        for m in group.members[1:]:
+            r = rows[m.id]
+            if os.path.normpath(r["path"]).startswith(dest_abs + os.sep):
+                continue  # already quarantined there
+            rel = _relative(r["path"], roots)
+            dst = Path(dest_abs) / rel
+            while str(dst) in taken or dst.exists():
+                dst = unique_destination(dst) if dst.exists() else dst.with_name(f"{dst.stem} (1){dst.suffix}")
+            taken.add(str(dst))
+            move = PlannedMove(m.id, r["path"], str(dst), keeper["path"])
+            side = find_sidecar(r["path"])
+            if side:
+                # Keep the sidecar's naming style: photo.jpg.xmp or photo.xmp.
+                full_style = Path(side).name.lower() == Path(r["path"]).name.lower() + ".xmp"
+                side_name = (dst.name if full_style else dst.stem) + Path(side).suffix
+                move.sidecars.append((side, str(dst.with_name(side_name))))
+            plan.moves.append(move)
+            keywords += [k for k in (r["keywords"] or []) if k not in keywords]
+            if r["rating"] is not None and (rating is None or r["rating"] > rating):
+                rating = r["rating"]
+            description = description or r["description"]
+        update = MetadataUpdate(
+            keywords=[k for k in keywords if k not in (keeper["keywords"] or [])],
+            rating=rating if rating != keeper["rating"] else None,
+            description=description if description and not keeper["description"] else None,
+        )
+        if not update.empty() and any(mv.keeper == keeper["path"] for mv in plan.moves):
+            plan.merges.append(PlannedMerge(keeper["id"], keeper["path"], update.keywords, update.rating,
+                                            update.description))
+    return plan
+
+
+def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport:
+    """Carry out a plan, journaling every change first. Per-file failures are reported, not raised."""
+    report = ApplyReport()
+    dest = Path(plan.dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--move-to: cannot create {dest}: {exc.strerror}") from None
+    if not os.access(dest, os.W_OK):
+        raise InputError(f"--move-to: {dest} is not writable")
+    journal = Journal(paths.root)
+    with journal.begin("dupes-quarantine", {"dest": plan.dest}) as j:
+        report.journal = str(j.path)
+        backup_dir = dest / BACKUP_DIR / j.path.stem
+        for merge in plan.merges:
+            _merge_into_keeper(catalog, j, backup_dir, merge, report)
+        now = datetime.now()
+        for move in plan.moves:
+            src, dst = Path(move.src), Path(move.dst)
+            try:
+                digest = file_sha256(src)
+                n = j.intent("move", src=move.src, dst=move.dst, sha256=digest, photo_id=move.photo_id)
+                move_file(src, dst)
+                j.done(n)
+                for s_src, s_dst in move.sidecars:
+                    if Path(s_src).exists():
+                        sn = j.intent("move", src=s_src, dst=s_dst, sha256=file_sha256(Path(s_src)))
+                        move_file(Path(s_src), Path(s_dst))
+                        j.done(sn)
+                with catalog.transaction():
+                    catalog.set_quarantined(move.photo_id, move.dst, now)
+                    catalog.bump_all_vector_versions()
+                report.moved += 1
+            except OSError as exc:
+                report.failures.append({"path": move.src, "reason": f"not moved: {exc.strerror or exc}"})
+    return report
+
+
+def _merge_into_keeper(catalog: Catalog, j: Any, backup_dir: Path, merge: PlannedMerge, report: ApplyReport) -> None:
+    keeper = Path(merge.path)
+    update = MetadataUpdate(merge.keywords, merge.rating, merge.description)
+    target = sidecar_path(keeper)
+    try:
+        row = catalog.photos_by_ids([merge.photo_id])[merge.photo_id]
+        existed = {str(p): p.exists() for p in (keeper, target)}
+        backups = []
+        for path in (keeper, target):
+            if existed[str(path)] and path not in [b[0] for b in backups]:
+                backup = backup_dir / f"{len(backups)}-{path.name}"
+                backup.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, backup)
+                n = j.intent("replace", path=str(path), backup=str(backup), sha256_before=file_sha256(path),
+                             photo_id=merge.photo_id,
+                             catalog={k: row[k] for k in ("content_hash", "size", "mtime_ns", "rating", "description")}
+                             | {"keywords": list(row["keywords"] or [])})
+                backups.append((path, n))
+        result = write(keeper, update)
+        if result.sidecar and not existed[result.path]:
+            j.done(j.intent("create", path=result.path))
+        for _, n in backups:
+            j.done(n)
+        st = keeper.stat()
+        with catalog.transaction():
+            catalog.update_photo(merge.photo_id, content_hash=file_sha256(keeper), size=st.st_size,
+                                 mtime_ns=st.st_mtime_ns,
+                                 keywords=list(dict.fromkeys([*(row["keywords"] or []), *merge.keywords])),
+                                 rating=merge.rating if merge.rating is not None else row["rating"],
+                                 description=row["description"] or merge.description)
+        report.merged += 1
+    except (WriteError, OSError) as exc:
+        report.failures.append({"path": merge.path, "reason": f"metadata not merged: {exc}"})
+
+
+def undo_last(paths: LibraryPaths) -> UndoReport:
+    """Undo the most recent journaled action (files first, then the catalog)."""
+    journal = Journal(paths.root)
+    action = journal.last_undoable()
+    if action is None:
+        raise UsageError("nothing to undo")
+    report = undo_changes(action)
+    if paths.catalog.exists():
+        with Catalog.open(paths.catalog) as cat, cat.transaction():
+            for change in action.changes:
+                d = change.data
+                if change.kind == "move" and d.get("photo_id") is not None and Path(d["src"]).exists():
+                    cat.set_quarantined(d["photo_id"], d["src"], None)
+                elif change.kind == "replace" and d.get("photo_id") is not None and "catalog" in d \
+                        and str(d["path"]) in report.restored:
+                    cat.update_photo(d["photo_id"], **d["catalog"])
+            cat.bump_all_vector_versions()
+    if not report.problems:
+        Journal.mark_undone(action)
+    return report
+
+
+def keep_both(catalog: Catalog, photos: list[str]) -> int:
+    """Remember that these photos are not duplicates of each other."""
+    if len(photos) < 2:
+        raise UsageError("give at least two photos")
+    ids = []
+    for p in photos:
+        row = catalog.photo_by_path(os.path.normpath(os.path.abspath(p)))
+        if row is None:
+            raise InputError(f"not in the library: {p}")
+        ids.append(row["id"])
+    with catalog.transaction():
+        return catalog.add_not_duplicates(ids)
+
+
+@dataclass
+class PurgeItem:
+    path: str
+    quarantined_at: str
+    deleted: bool = False
+
+
+def purge(catalog: Catalog, *, older_than_days: int = MIN_PURGE_DAYS, apply: bool = False,
+          now: datetime | None = None) -> list[PurgeItem]:
+    """Quarantined photos older than the limit; deleted (with their sidecars) only with ``apply``."""
+    if older_than_days < MIN_PURGE_DAYS:
+        raise UsageError(f"--older-than must be at least {MIN_PURGE_DAYS} days")
+    cutoff = (now or datetime.now()) - timedelta(days=older_than_days)
+    items = []
+    removed_ids = []
+    for row in catalog.quarantined():
+        if row["quarantined_at"] > cutoff:
+            continue
+        item = PurgeItem(row["path"], row["quarantined_at"].isoformat())
+        if apply:
+            path = Path(row["path"])
+            side = find_sidecar(row["path"])
+            try:
+                if path.exists():
+                    path.unlink()
+                if side:
+                    Path(side).unlink()
+                item.deleted = True
+                removed_ids.append(row["id"])
+            except OSError:
+                item.deleted = False
+        items.append(item)
+    if removed_ids:
+        with catalog.transaction():
+            for model in catalog.delete_photos(removed_ids):
+                catalog.bump_vectors_version(model)
+    return items

@@ -1,0 +1,160 @@
+"""The safe metadata writer: keywords, rating and description into XMP, never losing data.
+
+In-file for formats exiv2 rewrites safely (JPEG, TIFF, PNG, WebP); an ``.xmp``
+sidecar (``photo.ext.xmp``) for RAW, HEIC and everything else. Every write:
+
+1. copies the file to a temporary name in the same folder,
+2. merges the new values into the copy's XMP (existing keywords from other
+   tools are kept; every other tag is left alone by exiv2),
+3. re-reads the copy and checks the new values are there and the decoded
+   pixels are identical to the original's,
+4. atomically renames the copy over the original (mtime kept on request).
+
+A failure at any step leaves the original untouched and raises WriteError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photosearch.errors import PhotosearchError
+
+IN_FILE_FORMATS = {"JPEG", "TIFF", "PNG", "WEBP", "MPO"}
+_EMPTY_XMP = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    "</rdf:RDF></x:xmpmeta>\n<?xpacket end=\"w\"?>\n"
+)
+
+
+class WriteError(PhotosearchError):
+    """Writing metadata to one file failed; the file is unchanged."""
+
+    exit_code = 7
+
+
+@dataclass
+class MetadataUpdate:
+    """Values to merge into a photo's XMP. Keywords are added to the existing ones."""
+
+    keywords: list[str] = field(default_factory=list)
+    rating: int | None = None
+    description: str | None = None
+
+    def empty(self) -> bool:
+        return not self.keywords and self.rating is None and not self.description
+
+
+@dataclass
+class WriteResult:
+    path: str          # the file written (the photo, or its sidecar)
+    sidecar: bool
+    changed: bool
+
+
+def _format_of(path: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return (im.format or "").upper()
+    except Exception:
+        return None
+
+
+def sidecar_path(photo: Path) -> Path:
+    """An existing sidecar (``name.ext.xmp`` or ``name.xmp``), else ``name.ext.xmp``."""
+    from photosearch.scan import find_sidecar
+
+    existing = find_sidecar(str(photo))
+    return Path(existing) if existing else photo.with_name(photo.name + ".xmp")
+
+
+def _pixels_digest(path: Path) -> str:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return hashlib.sha256(im.tobytes()).hexdigest() + im.mode + str(im.size)
+
+
+def _merge(current: dict, update: MetadataUpdate) -> dict:
+    changes: dict = {}
+    have = current.get("Xmp.dc.subject") or []
+    if isinstance(have, str):
+        have = [have]
+    merged = list(dict.fromkeys([*have, *update.keywords]))
+    if merged != list(have):
+        changes["Xmp.dc.subject"] = merged
+    if update.rating is not None and str(current.get("Xmp.xmp.Rating", "")) != str(update.rating):
+        changes["Xmp.xmp.Rating"] = str(int(update.rating))
+    if update.description:
+        old = current.get("Xmp.dc.description")
+        old_text = next(iter(old.values()), "") if isinstance(old, dict) else (old or "")
+        if not old_text:
+            changes["Xmp.dc.description"] = {'lang="x-default"': update.description}
+    return changes
+
+
+def _read_xmp(path: Path) -> dict:
+    import pyexiv2
+
+    img = pyexiv2.Image(str(path))
+    try:
+        return img.read_xmp()
+    finally:
+        img.close()
+
+
+def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only: bool = False,
+          keep_mtime: bool = True) -> WriteResult:
+    """Merge ``update`` into ``photo``'s metadata safely (see the module docstring)."""
+    import pyexiv2
+
+    photo = Path(photo)
+    if not photo.is_file():
+        raise WriteError(f"cannot write metadata: no such file {photo}")
+    fmt = _format_of(photo)
+    use_sidecar = sidecar_only or fmt not in IN_FILE_FORMATS or not os.access(photo, os.W_OK)
+    target = sidecar_path(photo) if use_sidecar else photo
+    tmp = target.with_name(f".{target.name}.photosearch-tmp")
+    stat = target.stat() if target.exists() else None
+    try:
+        if target.exists():
+            shutil.copy2(target, tmp)
+        else:
+            tmp.write_text(_EMPTY_XMP, encoding="utf-8")
+        img = pyexiv2.Image(str(tmp))
+        try:
+            changes = _merge(img.read_xmp(), update)
+            if not changes:
+                return WriteResult(str(target), use_sidecar, False)
+            img.modify_xmp(changes)
+        finally:
+            img.close()
+        # Verify: the values are there, and the photo's pixels did not change.
+        written = _read_xmp(tmp)
+        for key, value in changes.items():
+            if key == "Xmp.dc.subject":
+                if not set(value) <= set(written.get(key) or []):
+                    raise WriteError(f"verification failed for {photo}: keywords not written")
+            elif written.get(key) != value:
+                raise WriteError(f"verification failed for {photo}: {key} not written")
+        if not use_sidecar and _pixels_digest(tmp) != _pixels_digest(photo):
+            raise WriteError(f"verification failed for {photo}: image data changed")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if keep_mtime and stat is not None:
+            os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        os.replace(tmp, target)
+        return WriteResult(str(target), use_sidecar, True)
+    except WriteError:
+        raise
+    except Exception as exc:
+        raise WriteError(f"cannot write metadata to {target}: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
