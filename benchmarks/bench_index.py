@@ -209,6 +209,7 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
     from photosearch.scan import content_hash
 
     wall, cpu, dec_cpu, other_cpu = [], [], [], []
+    draft_size = None
     for i, f in enumerate(files):
         data = f.read_bytes()                     # untimed: the bytes are in memory for the timing
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -224,6 +225,7 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
         dec_cpu.append(c1 - c0)
         other_cpu.append(c3 - c2)
         keep[i] = px
+        draft_size = list(d.image.size)
     full = []
     for f in files[:full_n]:
         data = f.read_bytes()
@@ -241,7 +243,7 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
         "t_hash_metadata_cpu": sum(other_cpu) / n,
         "t_full_decode_cpu": (sum(full) / len(full)) if full else None,
         "full_n": len(full),
-        "decode_size": list(d.image.size) if files else None,
+        "decode_size": draft_size,
     }
 
 
@@ -618,7 +620,8 @@ def main() -> None:
                "inner": med([r["inner_photos_per_s"] for r in runs]), "cores": med([r["cores_busy"] for r in runs]),
                "cpu_per_photo": med([r["cpu_s"] for r in runs]) / n}
         head = head or row
-        w(f"(c) end to end [{label}]   {spread(pps)} photos/s (inside the run: {row['inner']:.2f})   "
+        w(f"(c) end to end [{label}]   {spread(pps)} photos/s (inside the run: {row['inner']:.2f}; "
+          f"process start/exit {med([r['seconds'] - r['inner_seconds'] for r in runs]):.1f} s)   "
           f"e2e/bare {ratio:.3f}   /ceiling {ratio / ceiling:.3f}   peak RSS {row['rss']:.0f} MB   "
           f"{row['cores']:.2f} cores busy, {row['cpu_per_photo'] * 1e3:.0f} ms CPU/photo")
     if res["naive"]:

@@ -354,7 +354,8 @@ class Catalog:
             "INSERT INTO embeddings SELECT ?, model, vector FROM embeddings WHERE photo_id = ?", [dst_id, src_id]
         )
         self.con.execute(
-            "INSERT INTO image_hashes SELECT ?, phash, dhash FROM image_hashes WHERE photo_id = ?", [dst_id, src_id]
+            "INSERT INTO image_hashes SELECT ?, phash, dhash, content_width, content_height FROM image_hashes "
+            "WHERE photo_id = ?", [dst_id, src_id]
         )
         return models
 
@@ -370,11 +371,17 @@ class Catalog:
 
     # -- perceptual hashes ----------------------------------------------------------------
 
-    def add_hashes(self, rows: Sequence[tuple[int, Sequence[int], int]]) -> None:
-        """(photo_id, 8 pHash variants, dHash) rows."""
+    def add_hashes(self, rows: Sequence[tuple[int, Sequence[int], int, int | None, int | None]]) -> None:
+        """(photo_id, 8 pHash variants, dHash, content width, content height) rows."""
         if rows:
-            self.con.executemany("INSERT INTO image_hashes VALUES (?, ?, ?)",
-                                 [(int(pid), [int(v) for v in ph], int(dh)) for pid, ph, dh in rows])
+            self.con.executemany("INSERT INTO image_hashes VALUES (?, ?, ?, ?, ?)",
+                                 [(int(pid), [int(v) for v in ph], int(dh), cw, chh) for pid, ph, dh, cw, chh in rows])
+
+    def content_sizes(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        rows = self.con.execute(
+            "SELECT photo_id, content_width, content_height FROM image_hashes "
+            "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) AND content_width IS NOT NULL", [list(ids)]).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def exact_duplicate_ids(self) -> list[list[int]]:
         """Ids of searchable photos sharing their bytes with another, grouped by content hash."""

@@ -57,6 +57,7 @@ PRESETS = {
     "loose": Thresholds(hash_distance=11, clip_confirm=0.70, clip_alone=0.92),
 }
 METHODS = ("hash", "clip", "both")
+PADDED = 0.9
 
 
 @dataclass
@@ -205,7 +206,14 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
     for x in list(uf.parent):
         by_root.setdefault(uf.find(x), []).append(x)
     groups_ids = [sorted(set(v)) for v in by_root.values() if len(set(v)) > 1]
-    rows = catalog.photos_by_ids(sorted({i for g in groups_ids for i in g}))
+    all_ids = sorted({i for g in groups_ids for i in g})
+    rows = catalog.photos_by_ids(all_ids)
+    for pid, (cw, ch) in catalog.content_sizes(all_ids).items():
+        r = rows.get(pid)
+        if r is not None and r["width"] and r["height"]:
+            # Padded: uniform borders take 10% or more of a side (screenshots, letterboxed shares).
+            r["padded"] = cw < PADDED * r["width"] or ch < PADDED * r["height"]
+            r["content_pixels"] = cw * ch
     groups = []
     for gid in groups_ids:
         members = [r for r in (rows.get(i) for i in gid) if r is not None]
@@ -232,7 +240,11 @@ def _is_original(r: dict[str, Any]) -> int:
 def keeper_key(r: dict[str, Any]) -> tuple[Any, ...]:
     """Sort key, best first: resolution, then original over re-encode (RAW, camera metadata, bigger
     file), then most metadata, then oldest (taken, then file time), then path."""
+    # Pixels of the picture itself: padding around a copy does not make it better, and a padded
+    # copy is a derived one, so it loses to an unpadded one of about the same size.
     pixels = (r.get("width") or 0) * (r.get("height") or 0)
+    if r.get("padded"):
+        pixels = int(r["content_pixels"] * PADDED)
     taken = r.get("taken_at") or datetime.max
     return (-pixels, -_is_original(r), -r["size"], -_metadata_count(r), taken, r["mtime_ns"], r["path"])
 
@@ -257,8 +269,10 @@ def _why(r: dict[str, Any], best: dict[str, Any]) -> str:
             ", original" if _is_original(r) else "") + (f", {_metadata_count(r)} metadata fields" if _metadata_count(r) else "")
     if r["content_hash"] == best["content_hash"]:
         return "exact copy of the keeper (same bytes)"
-    pr, pb = (r.get("width") or 0) * (r.get("height") or 0), (best.get("width") or 0) * (best.get("height") or 0)
-    if pr < pb:
+    pr, pb = keeper_key(r)[0], keeper_key(best)[0]
+    if pr > pb:  # keys are negated
+        if r.get("padded"):
+            return "padded copy (uniform borders around the picture)"
         return f"lower resolution ({res(r)} vs {res(best)})"
     if _is_original(r) < _is_original(best) or r["size"] < best["size"]:
         return "re-encoded copy (same resolution, smaller file or no camera metadata)"

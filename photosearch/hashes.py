@@ -31,6 +31,7 @@ FLAT_STD = 3.0
 class PerceptualHashes:
     phash: tuple[int, ...]   # 8 variants: k quarter-turns (k=0..3), then the same mirrored; all 0: unusable
     dhash: int
+    content: tuple[float, float] = (1.0, 1.0)  # width, height fraction left after trimming borders
 
     @property
     def usable(self) -> bool:
@@ -73,6 +74,7 @@ def compute(image: Image.Image) -> PerceptualHashes:
     if min(image.size) < MIN_SIDE or float(small.std()) < FLAT_STD:
         # A blank or tiny image has no structure to hash: every such image would "match".
         return PerceptualHashes(phash=(0,) * 8, dhash=0)
+    content = (trimmed.width / image.width, trimmed.height / image.height)
     variants = []
     for mirrored in (False, True):
         base = np.fliplr(small) if mirrored else small
@@ -80,7 +82,7 @@ def compute(image: Image.Image) -> PerceptualHashes:
             arr = np.ascontiguousarray(np.rot90(base, k))
             variants.append(_bits_to_int(imagehash.phash(Image.fromarray(arr)).hash))
     dhash = _bits_to_int(imagehash.dhash(trimmed).hash)
-    return PerceptualHashes(phash=tuple(variants), dhash=dhash)
+    return PerceptualHashes(phash=tuple(variants), dhash=dhash, content=content)
 
 
 def to_codes(values: np.ndarray) -> np.ndarray:

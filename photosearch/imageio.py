@@ -380,9 +380,13 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
     Never raises: files with broken or missing metadata give empty fields.
     """
     exif, iptc, xmp = _read_tags(data) if data else ({}, {}, {})
+    extra_keywords: list[str] = []
     if sidecar:
         s_exif, s_iptc, s_xmp = _read_tags(sidecar)
-        # A sidecar is the newer record (written by an editor after the shot): it wins.
+        # A sidecar is the newer record (written by an editor after the shot): its values win,
+        # except keywords, which are the union of both.
+        extra_keywords = _as_list(s_xmp.get("Xmp.dc.subject")) or _as_list(s_iptc.get("Iptc.Application2.Keywords"))
+        s_xmp.pop("Xmp.dc.subject", None)
         xmp = {**xmp, **s_xmp}
         exif = {**s_exif, **exif}
         iptc = {**iptc, **s_iptc}
@@ -410,7 +414,7 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
     md.orientation = int(orient) if orient and orient.isdigit() and 1 <= int(orient) <= 8 else None
     # MWG: when XMP and IPTC both carry keywords, XMP is authoritative.
     keywords = _as_list(xmp.get("Xmp.dc.subject")) or _as_list(iptc.get("Iptc.Application2.Keywords"))
-    md.keywords = list(dict.fromkeys(k for k in keywords if k))
+    md.keywords = list(dict.fromkeys(k for k in [*keywords, *extra_keywords] if k))
     rating = _first(xmp, "Xmp.xmp.Rating", "Xmp.MicrosoftPhoto.Rating") or _first(exif, "Exif.Image.Rating")
     try:
         md.rating = max(-1, min(5, int(float(rating)))) if rating else None

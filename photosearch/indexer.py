@@ -88,6 +88,7 @@ class _Result:
     hash: str = ""
     pixels: np.ndarray | None = None
     hashes: PerceptualHashes | None = None
+    size: tuple[int, int] | None = None       # full-size width, height as displayed
     record: PhotoRecord | None = None
     skip: str | None = None
 
@@ -294,6 +295,7 @@ class Indexer:
             if w.need_vector:
                 res.pixels = self.model.preprocess(decoded.image)
             res.hashes = hashes.compute(decoded.image)
+            res.size = (decoded.width, decoded.height)
         except DecodeError as exc:
             res.skip = exc.reason
             return res
@@ -366,7 +368,7 @@ class _Writer:
         with Catalog.open(self.indexer.paths.catalog) as cat, cat.transaction():
             new_records: list[PhotoRecord] = []
             new_vectors: list[np.ndarray] = []
-            new_hashes: list[PerceptualHashes | None] = []
+            new_results: list[_Result] = []
             vector_only: list[tuple[int, np.ndarray]] = []
             hash_rows: list[tuple[int, tuple[int, ...], int]] = []
             for kind, arg in ops:
@@ -377,13 +379,13 @@ class _Writer:
                         if vec is not None:
                             vector_only.append((w.known.id, vec))
                         if res.hashes is not None and w.known.id not in self.hashed:
-                            hash_rows.append((w.known.id, res.hashes.phash, res.hashes.dhash))
+                            hash_rows.append(_hash_row(w.known.id, res))
                         continue
                     if w.known is not None:  # the file at this path changed: old row and vectors go
                         changed_models.update(cat.delete_photos([w.known.id]))
                     new_records.append(res.record)
                     new_vectors.append(vec)
-                    new_hashes.append(res.hashes)
+                    new_results.append(res)
                 elif kind == "touch":
                     pid, entry = arg
                     cat.touch_photo(pid, entry.size, entry.mtime_ns)
@@ -406,7 +408,7 @@ class _Writer:
             if new_records:
                 ids = cat.insert_photos(new_records)
                 cat.add_embeddings(model, ids, np.stack(new_vectors))
-                hash_rows += [(i, h.phash, h.dhash) for i, h in zip(ids, new_hashes) if h is not None]
+                hash_rows += [_hash_row(i, r) for i, r in zip(ids, new_results) if r.hashes is not None]
                 changed_models.add(model)
                 self.summary.indexed += len(ids)
             if vector_only:
@@ -417,6 +419,14 @@ class _Writer:
             for m in changed_models:
                 cat.bump_vectors_version(m)
         self.last_flush = time.monotonic()
+
+
+def _hash_row(photo_id: int, res: _Result) -> tuple[int, tuple[int, ...], int, int | None, int | None]:
+    h = res.hashes
+    w, hh = res.size or (None, None)
+    cw = round(w * h.content[0]) if w else None
+    ch = round(hh * h.content[1]) if hh else None
+    return (photo_id, h.phash, h.dhash, cw, ch)
 
 
 def _env_seconds(name: str, default: float) -> float:

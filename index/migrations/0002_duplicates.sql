@@ -5,7 +5,9 @@
 CREATE TABLE image_hashes (
     photo_id  BIGINT NOT NULL,
     phash     UBIGINT[] NOT NULL,
-    dhash     UBIGINT NOT NULL
+    dhash     UBIGINT NOT NULL,
+    content_width   INTEGER,    -- size of the picture inside uniform borders, in full-size pixels
+    content_height  INTEGER
 );
 
 -- Set when `dupes --move-to` quarantines a photo; such photos leave search results.
