@@ -17,6 +17,9 @@ from PIL import Image
 from photosearch.errors import ModelError
 from photosearch.models.base import LazySession
 
+#: The files of an installed model folder, besides model.json.
+MODEL_FILES = ("visual.onnx", "visual.onnx.data", "textual.onnx", "textual.onnx.data", "tokenizer.json")
+
 _INTERPOLATION = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,

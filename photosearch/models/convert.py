@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from photosearch.errors import ModelError, NetworkError
+from photosearch.models.clip import MODEL_FILES
 
 #: Minimum cosine similarity between ONNX and torch embeddings for a conversion to pass.
 MIN_COSINE = 0.999
-MODEL_FILES = ("visual.onnx", "textual.onnx", "textual.onnx.data", "tokenizer.json")
 VERIFY_PROMPTS = ("a photo of a dog", "sunset at the beach", "", "x" * 400)
 
 
@@ -159,12 +159,13 @@ def _export_text_dynamic(torch: Any, module: Any, example: Any, path: Path, cont
     program.save(str(path), external_data=True)
 
 
-def _optimize_for_query(raw: Path, dest: Path) -> None:
+def _optimize_offline(raw: Path, dest: Path) -> None:
     """Save a pre-optimized copy with page-aligned external weights.
 
     onnxruntime memory-maps external weights, so a query process maps the file instead of
     copying it (most of the token-embedding table is never touched), and with the graph
-    already optimized a session loads in tens of milliseconds.
+    already optimized a session loads in tens of milliseconds. For indexing, the mapped
+    pages are dropped once weights are pre-packed, so weights are in memory once, not twice.
     """
     import onnxruntime as ort
 
@@ -238,19 +239,20 @@ def convert(
 
     say("exporting the image tower to ONNX")
     visual = _ImageTower.build(model)
-    _export(torch, visual, torch.randn(2, 3, size, size), dest / "visual.onnx", "pixels", {0: "batch"})
+    raw = dest / ".raw"
+    raw.mkdir()
+    _export(torch, visual, torch.randn(2, 3, size, size), raw / "visual.onnx", "pixels", {0: "batch"})
+    _optimize_offline(raw / "visual.onnx", dest / "visual.onnx")
     say("exporting the text tower to ONNX")
     text, trimmable = _TextTower.build(model)
     tokenizer = open_clip.get_tokenizer(name)
-    raw = dest / ".raw"
-    raw.mkdir()
     if trimmable:
         # Batch and sequence of at least 2 each, or the exporter pins them.
         _export_text_dynamic(torch, text, tokenizer(["a photo of a cat", "hello"])[:, :10],
                              raw / "textual.onnx", context_length)
     else:
         _export(torch, text, tokenizer(["a photo of a cat", "hello"]), raw / "textual.onnx", "tokens", {0: "batch"})
-    _optimize_for_query(raw / "textual.onnx", dest / "textual.onnx")
+    _optimize_offline(raw / "textual.onnx", dest / "textual.onnx")
     shutil.rmtree(raw)
     _write_tokenizer(dest / "tokenizer.json")
 

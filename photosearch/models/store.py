@@ -20,7 +20,7 @@ from typing import Any
 
 from photosearch.config import LibraryPaths
 from photosearch.errors import InputError, ModelError, NetworkError, UsageError
-from photosearch.models.clip import ClipModel, read_spec
+from photosearch.models.clip import MODEL_FILES, ClipModel, read_spec
 
 DEFAULT_ARCH = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
@@ -107,7 +107,7 @@ class ModelStore:
         folder = self.root / name
         if not (folder / "model.json").is_file():
             raise ModelError(f"model {name!r} is not installed; " + missing_model_message(self.paths.root))
-        for f in ("visual.onnx", "textual.onnx", "textual.onnx.data", "tokenizer.json"):
+        for f in MODEL_FILES:
             if not (folder / f).is_file():
                 raise ModelError(f"model {name!r} is incomplete ({f} missing); import or pull it again")
         return ClipModel(folder, **kwargs)
