@@ -164,12 +164,30 @@ def prepare_photos(spec: PhotoSpec, procs: int) -> list[Path]:
 
 # -- 2. the model, through the product's real import path -----------------------------------
 
+def converter_key() -> str:
+    """Changes whenever the product's model conversion or loading code changes."""
+    import hashlib
+
+    import photosearch.models as pm
+
+    h = hashlib.sha256()
+    for name in ("convert.py", "store.py", "clip.py", "base.py"):
+        f = Path(pm.__file__).parent / name
+        h.update(f.read_bytes() if f.is_file() else b"")
+    return h.hexdigest()[:10]
+
+
 def prepare_model() -> Path:
-    """A library folder holding only the converted random-weights ViT-B-32-256 (seed 0)."""
-    lib = WORK / f"model-{ARCH}-seed0"
+    """A library folder holding only the converted random-weights ViT-B-32-256 (seed 0).
+
+    Cached per version of the converter: a stale conversion is redone (and the old one removed).
+    """
+    lib = WORK / f"model-{ARCH}-seed0-{converter_key()}"
     done = lib / "models" / "ACTIVE"
     if done.is_file():
         return lib
+    for stale in WORK.glob(f"model-{ARCH}-seed0*"):
+        shutil.rmtree(stale, ignore_errors=True)
     import open_clip
     import safetensors.torch
     import torch
@@ -208,6 +226,7 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
     from photosearch.imageio import decode, read_metadata
     from photosearch.scan import content_hash
 
+    phash = _perceptual_hash_fn()
     wall, cpu, dec_cpu, other_cpu = [], [], [], []
     draft_size = None
     for i, f in enumerate(files):
@@ -219,6 +238,8 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
         t2, c2 = time.perf_counter(), time.thread_time()
         content_hash(data)
         read_metadata(data, None)
+        if phash is not None:
+            phash(d.image)
         c3 = time.thread_time()
         wall.append(t2 - t0)
         cpu.append(c2 - c0)
@@ -245,6 +266,16 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
         "full_n": len(full),
         "decode_size": draft_size,
     }
+
+
+def _perceptual_hash_fn() -> Any:
+    """photosearch.hashes.compute if this version of the indexer computes perceptual hashes."""
+    try:
+        import photosearch.indexer as ix
+        from photosearch import hashes
+    except ImportError:
+        return None
+    return hashes.compute if getattr(ix, "hashes", None) is hashes else None
 
 
 def measure_bare(model: Any, pixels: list[np.ndarray], batch: int) -> dict[str, Any]:
@@ -400,6 +431,10 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, int]
     ix.read_metadata = timed("read_metadata (pool)", saved["read_metadata"])
     ix.content_hash = timed("sha256 (pool)", saved["content_hash"])
     ix._Writer.flush = timed("catalog flush (main)", saved_flush)
+    hashes_mod = getattr(ix, "hashes", None)
+    saved_phash = getattr(hashes_mod, "compute", None)
+    if saved_phash is not None:
+        hashes_mod.compute = timed("perceptual hashes (pool)", saved_phash)
 
     main_ident = threading.get_ident()
 
@@ -449,6 +484,8 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, int]
         for name, fn in saved.items():
             setattr(ix, name, fn)
         ix._Writer.flush = saved_flush
+        if saved_phash is not None:
+            hashes_mod.compute = saved_phash
         concurrent.futures.Future.result = saved_result  # type: ignore[method-assign]
         shutil.rmtree(lib_dir, ignore_errors=True)
     if summary.indexed != n:
@@ -477,6 +514,19 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, int]
 
 
 # -- report ---------------------------------------------------------------------------------
+
+def product_version() -> str:
+    """The commit the product code is at, and whether its files differ from it."""
+    root = HERE.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "photosearch", "index", "pyproject.toml"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    return head + (" + uncommitted product changes" if dirty else "")
+
 
 def med(values: list[float]) -> float:
     return statistics.median(values)
@@ -514,6 +564,7 @@ def main() -> None:
     args = ap.parse_args()
 
     started = datetime.now(timezone.utc)
+    version_at_start = product_version()
     WORK.mkdir(parents=True, exist_ok=True)
     spec = PhotoSpec(args.n, args.width, args.height, args.quality, args.target_mb)
     files = prepare_photos(spec, args.prep_procs)
@@ -592,6 +643,8 @@ def main() -> None:
     w(f"photosearch index throughput  {started:%Y-%m-%d %H:%M UTC}  n={n} photos, {args.repeat} round(s)")
     w(f"photos: {spec.width}x{spec.height} JPEG q{spec.quality}, mean {manifest['mean_mb']:.2f} MB "
       f"({manifest['min_mb']:.2f}-{manifest['max_mb']:.2f}); model: random-weights {ARCH} via import_model (ONNX)")
+    version = product_version()
+    w(f"product: {version_at_start}" + ("" if version == version_at_start else f" at start, {version} at the end"))
     w(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible ({default_threads()} used by default), "
       f"python {platform.python_version()}, no GPU")
     w("figures: median over rounds (min-max)")
@@ -605,7 +658,8 @@ def main() -> None:
     if d0["t_full_decode_cpu"]:
         w(f"    full (non-draft) decode+preprocess: {d0['t_full_decode_cpu'] * 1e3:.0f} ms CPU/photo ({d0['full_n']} photos)"
           f" = {d0['t_full_decode_cpu'] / med(t_dec):.1f}x the drafted one")
-    w(f"    other per-photo work in the indexer's workers (sha256 + metadata): "
+    w(f"    other per-photo work in the indexer's workers (sha256 + metadata"
+      f"{' + perceptual hashes' if _perceptual_hash_fn() else ''}): "
       f"{med([r['t_hash_metadata_cpu'] for r in res['decode']]) * 1e3:.1f} ms CPU/photo")
     w(f"    ceiling = t_model/(t_model+t_decode) = {ceiling:.3f}")
     head = None
@@ -651,7 +705,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     if args.json_out:
         args.json_out.write_text(json.dumps({"started": started.isoformat(), "args": {k: str(v) for k, v in vars(args).items()},
-                                             "ceiling": ceiling, "results": res, "report": lines}, indent=1, default=str))
+                                             "ceiling": ceiling, "product": version, "results": res, "report": lines}, indent=1, default=str))
 
 
 if __name__ == "__main__":

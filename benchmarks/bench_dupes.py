@@ -1,0 +1,198 @@
+"""Duplicate detection: quality on real photos with known transforms, and speed from 10k to 1M.
+
+Quality: originals from ../shared/data/photos get near-duplicates made from them (JPEG quality
+75/50/30, resize 50%/25%, crop 10%/30%, rotate 90, mirror, brightness, text overlay,
+screenshot-style padding, PNG/WebP conversion) among distractors (the other photos and the face
+photos). Everything is indexed through the real indexer; groups from `find_groups` are scored
+as pairs: precision over all predicted pairs, recall per transform (original <-> copy), for
+hashes alone, CLIP alone and both. The motorcycle stereo pair counts as a natural pair.
+
+NOTE: no CLIP weights can be downloaded on these machines; the CLIP model here has random
+weights, so "clip" and "both" measure the mechanics, not the quality real weights would give.
+
+Speed: synthetic pHash variants (random 64-bit codes, 1% planted near pairs) through the
+multi-index-hash pair search, and CLIP neighbour search over the synthetic query-benchmark
+libraries (benchmarks/bench_query.py builds them), at growing sizes.
+
+    python benchmarks/bench_dupes.py quality
+    python benchmarks/bench_dupes.py speed --sizes 10000 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+SHARED = HERE.parent.parent / "shared" / "data"
+
+
+def transforms(im):  # type: ignore[no-untyped-def]
+    import io
+
+    from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+    w, h = im.size
+
+    def jpeg(q: int) -> Image.Image:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=q)
+        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+    text = im.copy()
+    draw = ImageDraw.Draw(text)
+    for i in range(3):
+        draw.text((10, 10 + 20 * i), "Summer holidays 2024 #beach", fill=(255, 255, 255))
+    pad = Image.new("RGB", (int(w * 1.0), int(h * 2.1)), (245, 245, 245))  # a phone screenshot of the photo
+    pad.paste(im, (0, int(h * 0.55)))
+    return {
+        "jpeg75": jpeg(75), "jpeg50": jpeg(50), "jpeg30": jpeg(30),
+        "resize50": im.resize((w // 2, h // 2)), "resize25": im.resize((w // 4, h // 4)),
+        "crop10": im.crop((int(w * .05), int(h * .05), int(w * .95), int(h * .95))),
+        "crop30": im.crop((int(w * .15), int(h * .15), int(w * .85), int(h * .85))),
+        "rotate90": im.rotate(90, expand=True), "mirror": ImageOps.mirror(im),
+        "bright": ImageEnhance.Brightness(im).enhance(1.35), "text": text, "screenshot": pad,
+        "png": im, "webp": im,
+    }
+
+
+def build_quality_set(folder: Path) -> tuple[dict[str, tuple[str, str]], set[tuple[str, str]]]:
+    """Write the photo set; return {file: (original, transform)} and the natural true pairs."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = sorted((SHARED / "photos").glob("*.jpg"))
+    originals = [p for p in photos if "motorcycle" not in p.name][::2][:16]
+    truth: dict[str, tuple[str, str]] = {}
+    for p in photos + sorted((SHARED / "faces").glob("*.jpg")):
+        dst = folder / (p.parent.name + "_" + p.name)
+        if not dst.exists():
+            shutil.copy(p, dst)
+        truth[dst.name] = (dst.name, "original")
+    for src in originals:
+        im = Image.open(src).convert("RGB")
+        key = "photos_" + src.name
+        for name, t in transforms(im).items():
+            ext = {"png": ".png", "webp": ".webp"}.get(name, ".jpg")
+            out = folder / f"{src.stem}__{name}{ext}"
+            if not out.exists():
+                t.save(out, **({"quality": 92} if ext == ".jpg" else {}))
+            truth[out.name] = (key, name)
+    natural = {("photos_skimage_motorcycle_left.jpg", "photos_skimage_motorcycle_right.jpg")}
+    # faces/skimage_astronaut.jpg is photos/skimage_astronaut.jpg byte for byte: an exact pair.
+    natural.add(("faces_skimage_astronaut.jpg", "photos_skimage_astronaut.jpg"))
+    return truth, natural
+
+
+def quality(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(HERE))
+    from bench_query import model_library  # random-weights ViT-B-32-256, imported through the product
+
+    from photosearch.api import Library
+    from photosearch.dupes import PRESETS
+
+    folder = WORK / "dupes-quality" / "photos"
+    truth, natural = build_quality_set(folder)
+    lib_dir = WORK / "dupes-quality" / "lib"
+    if not (lib_dir / "models").exists():
+        shutil.copytree(model_library() / "models", lib_dir / "models")
+    lib = Library(lib_dir)
+    summary = lib.index([folder])
+    print(f"indexed {summary.indexed} new, {summary.unchanged} unchanged, {len(truth)} files", file=sys.stderr)
+
+    origin = {f: o for f, (o, _) in truth.items()}
+    kind = {f: t for f, (_, t) in truth.items()}
+
+    def is_true(a: str, b: str) -> bool:
+        if (min(a, b), max(a, b)) in {(min(x, y), max(x, y)) for x, y in natural}:
+            return True
+        return origin[a] == origin[b] and (kind[a] != "original" or kind[b] != "original")
+
+    rows = []
+    transforms_names = sorted({t for _, t in truth.values()} - {"original"})
+    for preset in ("default", "strict", "loose"):
+        for method in ("hash", "clip", "both"):
+            t0 = time.perf_counter()
+            groups, used = lib.dupes(method=method, thresholds=PRESETS[preset])
+            seconds = time.perf_counter() - t0
+            pred = set()
+            for g in groups:
+                names = sorted(Path(m.path).name for m in g.members)
+                pred |= set(itertools.combinations(names, 2))
+            tp = sum(1 for a, b in pred if is_true(a, b))
+            precision = tp / len(pred) if pred else 1.0
+            per = {}
+            for t in transforms_names:
+                copies = [f for f, (o, k) in truth.items() if k == t]
+                hit = sum(1 for f in copies if (min(f, origin[f]), max(f, origin[f])) in pred)
+                per[t] = hit / len(copies)
+            recall = float(np.mean(list(per.values())))
+            rows.append({"preset": preset, "method": used, "precision": precision, "recall": recall,
+                         "pairs": len(pred), "seconds": seconds, "per_transform": per})
+            print(json.dumps(rows[-1]), flush=True)
+    print()
+    print("| preset | method | precision | recall (mean over transforms) | " + " | ".join(transforms_names) + " |")
+    print("|---|---|---|---|" + "---|" * len(transforms_names))
+    for r in rows:
+        print(f"| {r['preset']} | {r['method']} | {r['precision']:.3f} | {r['recall']:.3f} | "
+              + " | ".join(f"{r['per_transform'][t]:.2f}" for t in transforms_names) + " |")
+
+
+def speed(args: argparse.Namespace) -> None:
+    from photosearch.dupes import PRESETS, clip_pairs, hash_pairs
+
+    print("| photos | hash pairs (s) | CLIP neighbours (s) | total (s) | pairs found (hash) |")
+    print("|---|---|---|---|---|")
+    for n in args.sizes:
+        rng = np.random.default_rng(n)
+        base = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64)
+        ph = np.empty((n, 8), dtype=np.uint64)
+        for v in range(8):
+            ph[:, v] = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64)
+        ph[:, 0] = base
+        planted = rng.choice(n, n // 100, replace=False)
+        for i in planted[: len(planted) // 2]:  # a copy of another photo, a few bits off
+            j = (i + 1) % n
+            v = int(ph[j, 0])
+            for f in rng.choice(64, 3, replace=False):
+                v ^= 1 << int(f)
+            ph[i, 0] = v
+        ids = np.arange(1, n + 1, dtype=np.int64)
+        t0 = time.perf_counter()
+        pairs = hash_pairs(ids, ph, PRESETS["default"].hash_distance)
+        t_hash = time.perf_counter() - t0
+        lib = WORK / f"query-lib-{n}"
+        t_clip = float("nan")
+        if (lib / ".complete").exists():
+            from photosearch.catalog import Catalog
+
+            with Catalog.open(lib / "catalog.duckdb", read_only=True) as cat:
+                t0 = time.perf_counter()
+                clip_pairs(cat, "ViT-B-32-256", lib / "vectors", PRESETS["default"].clip_alone,
+                           PRESETS["default"].neighbours, 20_000, 512)
+                t_clip = time.perf_counter() - t0
+        print(f"| {n:,} | {t_hash:.2f} | {t_clip:.2f} | {t_hash + t_clip:.2f} | {len(pairs):,} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    sub.add_parser("quality")
+    sp = sub.add_parser("speed")
+    sp.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000, 300_000, 1_000_000])
+    args = ap.parse_args()
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    {"quality": quality, "speed": speed}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
