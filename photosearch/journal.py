@@ -16,7 +16,6 @@ Change kinds:
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -27,18 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from photosearch.errors import LibraryError, PhotosearchError
+from photosearch.scan import file_sha256
 
 
 class UndoError(PhotosearchError):
     exit_code = 8
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -29,8 +29,8 @@ from photosearch.catalog import Catalog
 from photosearch.config import LibraryPaths
 from photosearch.dupes import Group
 from photosearch.errors import InputError, UsageError
-from photosearch.journal import Journal, UndoReport, file_sha256, move_file, undo_changes, unique_destination
-from photosearch.scan import find_sidecar
+from photosearch.journal import Journal, UndoReport, move_file, undo_changes, unique_destination
+from photosearch.scan import file_sha256, find_sidecar
 from photosearch.xmp import MetadataUpdate, WriteError, sidecar_path, write
 
 MIN_PURGE_DAYS = 7

@@ -90,6 +90,15 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, read in 1 MiB chunks (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def find_sidecar(path: str) -> str | None:
     """An XMP sidecar next to a photo: ``name.ext.xmp`` (darktable) or ``name.xmp`` (Lightroom)."""
     base, _ = os.path.splitext(path)

@@ -10,7 +10,6 @@ inputs (cosine >= 0.999) before the model may be installed.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import numpy as np
 
 from photosearch.errors import ModelError, NetworkError
 from photosearch.models.clip import MODEL_FILES
+from photosearch.scan import file_sha256
 
 #: Minimum cosine similarity between ONNX and torch embeddings for a conversion to pass.
 MIN_COSINE = 0.999
@@ -199,14 +199,6 @@ def _export(torch: Any, module: Any, example: Any, path: Path, input_name: str, 
         )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_tokenizer(dest: Path) -> None:
     """Store the CLIP BPE merges as JSON so search needs neither open_clip nor the gzip file."""
     from open_clip.tokenizer import default_bpe
@@ -276,7 +268,7 @@ def convert(
     }
     say("verifying ONNX against open_clip")
     verify(model, tokenizer, dest, spec)
-    spec["files"] = {f: _sha256(dest / f) for f in MODEL_FILES}
+    spec["files"] = {f: file_sha256(dest / f) for f in MODEL_FILES}
     (dest / "model.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     return spec
 
