@@ -287,23 +287,35 @@ def measure_bare(model: Any, pixels: list[np.ndarray], batch: int) -> dict[str, 
         model.encode_pixels(np.stack(pixels[i:i + batch]))
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    return {"n": n, "seconds": wall, "photos_per_s": n / wall, "t_model": wall / n, "cores_busy": cpu / wall}
+    return {"n": n, "seconds": wall, "photos_per_s": n / wall, "t_model": wall / n, "cores_busy": cpu / wall,
+            "cpu_per_photo": cpu / n}
 
 
 # -- 3c. end to end -------------------------------------------------------------------------
 
-def parse_config(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
+def parse_config(text: str) -> dict[str, Any]:
+    """'workers=1,threads=2,batch=16,PHOTOSEARCH_COMMIT_SECONDS=10' -> dict (upper-case keys: env vars)."""
+    out: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = part.partition("=")
         key = {"w": "workers", "t": "threads", "b": "batch"}.get(key.strip(), key.strip())
-        if key not in ("workers", "threads", "batch"):
-            raise SystemExit(f"--e2e-config: unknown key {key!r} (workers, threads, batch)")
-        out[key] = int(value)
+        if key.isupper():
+            out[key] = value.strip()
+        elif key in ("workers", "threads", "batch"):
+            out[key] = int(value)
+        else:
+            raise SystemExit(f"--e2e-config: unknown key {key!r} (workers, threads, batch, or an ENV_VAR)")
     return out
 
 
-def config_label(cfg: dict[str, int]) -> str:
+def config_env(cfg: dict[str, Any]) -> dict[str, str]:
+    env = {k: str(v) for k, v in cfg.items() if k.isupper()}
+    if "threads" in cfg:
+        env["PHOTOSEARCH_THREADS"] = str(cfg["threads"])
+    return env
+
+
+def config_label(cfg: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(cfg.items())) or "defaults"
 
 
@@ -312,7 +324,46 @@ def photosearch_cmd() -> list[str]:
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "photosearch"]
 
 
-def measure_e2e(model_lib: Path, photos: Path, n: int, cfg: dict[str, int], keep_lib: bool) -> dict[str, Any]:
+# Peak RSS of a child: Linux carries the pre-exec address space's high-water mark into the
+# child's ru_maxrss (exec_mmap -> setmax_mm_hiwater_rss), and subprocess forks (vforks) this
+# big benchmark process, so waiting on the child directly would report *our* peak RSS. A
+# small launcher process forks and execs the command instead and reports its rusage; its own
+# footprint (~10 MB, see launcher_floor_mb) is the floor of what it can report.
+_LAUNCHER = r"""
+import json, os, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(out, "w") as f:
+    json.dump({"wall": wall, "code": os.waitstatus_to_exitcode(status), "maxrss_kb": ru.ru_maxrss,
+               "cpu": ru.ru_utime + ru.ru_stime, "nivcsw": ru.ru_nivcsw}, f)
+"""
+
+
+def launch(cmd: list[str], env: dict[str, str], stdout: Path, stderr: Path) -> dict[str, Any]:
+    """Run cmd through the launcher; wall time is from its fork to its exit."""
+    usage = stdout.with_suffix(".rusage.json")
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, str(usage), *cmd], stdout=out, stderr=err,
+                       env=env, check=True)
+    return json.loads(usage.read_text())
+
+
+def launcher_floor_mb() -> float:
+    tmp = WORK / "runs"
+    tmp.mkdir(parents=True, exist_ok=True)
+    r = launch(["true"], dict(os.environ), tmp / "floor.out", tmp / "floor.err")
+    return r["maxrss_kb"] / 1024
+
+
+def measure_e2e(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any], keep_lib: bool) -> dict[str, Any]:
     lib = fresh_library(model_lib, "e2e")
     cmd = photosearch_cmd() + ["index", str(photos), "--json", "-q", "--library", str(lib)]
     if "workers" in cfg:
@@ -320,17 +371,12 @@ def measure_e2e(model_lib: Path, photos: Path, n: int, cfg: dict[str, int], keep
     if "batch" in cfg:
         cmd += ["--batch-size", str(cfg["batch"])]
     env = {k: v for k, v in os.environ.items() if k != "PHOTOSEARCH_LIBRARY"}
-    if "threads" in cfg:
-        env["PHOTOSEARCH_THREADS"] = str(cfg["threads"])
+    env.update(config_env(cfg))
     out_path, err_path = lib / "stdout.json", lib / "stderr.txt"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, ru = os.wait4(proc.pid, 0)            # this child's own rusage (peak RSS, CPU)
-        wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"e2e run failed ({proc.returncode}): {' '.join(cmd)}\n{err_path.read_text()[-2000:]}")
+    ru = launch(cmd, env, out_path, err_path)
+    wall = ru["wall"]
+    if ru["code"] != 0:
+        raise SystemExit(f"e2e run failed ({ru['code']}): {' '.join(cmd)}\n{err_path.read_text()[-2000:]}")
     summary = json.loads(out_path.read_text())
     if summary["indexed"] != n or summary["skipped"]:
         raise SystemExit(f"e2e run indexed {summary['indexed']} of {n}, skipped {summary['skipped'][:3]}")
@@ -340,9 +386,8 @@ def measure_e2e(model_lib: Path, photos: Path, n: int, cfg: dict[str, int], keep
         "config": config_label(cfg), "cmd": cmd, "env_threads": env.get("PHOTOSEARCH_THREADS"),
         "seconds": wall, "photos_per_s": n / wall, "inner_seconds": summary["seconds"],
         "inner_photos_per_s": n / summary["seconds"],
-        "peak_rss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime,
-        "cores_busy": (ru.ru_utime + ru.ru_stime) / wall,
-        "ctx_switches_invol": ru.ru_nivcsw,
+        "peak_rss_mb": ru["maxrss_kb"] / 1024, "cpu_s": ru["cpu"], "cores_busy": ru["cpu"] / wall,
+        "ctx_switches_invol": ru["nivcsw"],
     }
 
 
@@ -384,7 +429,7 @@ class _Acc:
             v[2] += cpu
 
 
-def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, int], spin: bool | None) -> dict[str, Any]:
+def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any], spin: bool | None) -> dict[str, Any]:
     """Run Indexer in this process with timers around its stages (monkeypatched here only)."""
     import concurrent.futures
 
@@ -405,6 +450,8 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, int]
                 acc.add(key, time.perf_counter() - t0, time.thread_time() - c0)
         return wrapper
 
+    saved_env = {k: os.environ.get(k) for k in config_env(cfg)}
+    os.environ.update(config_env(cfg))
     lib_dir = fresh_library(model_lib, "profile")
     lib = Library(lib_dir)
     threads = cfg.get("threads") or default_threads()
@@ -488,6 +535,11 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, int]
             hashes_mod.compute = saved_phash
         concurrent.futures.Future.result = saved_result  # type: ignore[method-assign]
         shutil.rmtree(lib_dir, ignore_errors=True)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if summary.indexed != n:
         raise SystemExit(f"profile run indexed {summary.indexed} of {n}")
     groups: dict[str, float] = {}
@@ -583,7 +635,8 @@ def main() -> None:
     model = Library(model_lib).models.load()
     configs = [parse_config(c) for c in (args.e2e_config or [""])]
     pixels: list[np.ndarray | None] = [None] * len(files)
-    res: dict[str, Any] = {"decode": [], "bare": [], "e2e": {config_label(c): [] for c in configs},
+    floor = launcher_floor_mb()
+    res: dict[str, Any] = {"rss_floor_mb": floor, "decode": [], "bare": [], "e2e": {config_label(c): [] for c in configs},
                            "naive": None, "profile": []}
 
     def run_stage(stage: str, rnd: int) -> None:
@@ -678,6 +731,15 @@ def main() -> None:
           f"process start/exit {med([r['seconds'] - r['inner_seconds'] for r in runs]):.1f} s)   "
           f"e2e/bare {ratio:.3f}   /ceiling {ratio / ceiling:.3f}   peak RSS {row['rss']:.0f} MB   "
           f"{row['cores']:.2f} cores busy, {row['cpu_per_photo'] * 1e3:.0f} ms CPU/photo")
+    if head:
+        w(f"    peak RSS is the child's own (ru_maxrss via a small launcher; launcher floor {floor:.0f} MB)")
+        need = (med([r["cpu_per_photo"] for r in res["bare"]]) + med(t_dec)
+                + med([r["t_hash_metadata_cpu"] for r in res["decode"]]))
+        w(f"    CPU check: e2e spends {head['cpu_per_photo'] * 1e3:.0f} ms CPU/photo vs {need * 1e3:.0f} ms for its parts "
+          f"measured alone (model {med([r['cpu_per_photo'] for r in res['bare']]) * 1e3:.0f} + decode "
+          f"{med(t_dec) * 1e3:.0f} + other {med([r['t_hash_metadata_cpu'] for r in res['decode']]) * 1e3:.0f}): "
+          f"x{head['cpu_per_photo'] / need:.2f}")
+        head["cpu_need"] = need
     if res["naive"]:
         w(f"naive serial (PIL full decode + torch, 1 at a time): {res['naive']['photos_per_s']:.2f} photos/s "
           f"({res['naive']['n']} photos, torch threads {res['naive']['torch_threads']})")
