@@ -16,15 +16,20 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from photosearch.catalog import Catalog, Filters
 from photosearch.config import LibraryPaths, resolve_library_dir
-from photosearch.dupes import PRESETS, Group, Thresholds, find_groups
+from photosearch.dupes import PRESETS, Thresholds
 from photosearch.errors import NotIndexedError
-from photosearch.journal import UndoReport
-from photosearch.quarantine import ApplyReport, Plan, PurgeItem, apply_plan, keep_both, make_plan, purge, undo_last
-from photosearch.indexer import Indexer, IndexSummary, Progress
 from photosearch.models.store import ModelInfo, ModelStore
 from photosearch.search import SearchResult, Searcher, make_filters
+
+if TYPE_CHECKING:  # the indexing and file-changing machinery is imported by the calls that need it
+    from photosearch.dupes import Group
+    from photosearch.indexer import IndexSummary, Progress
+    from photosearch.journal import UndoReport
+    from photosearch.quarantine import ApplyReport, Plan, PurgeItem
 
 
 class Library:
@@ -40,6 +45,8 @@ class Library:
               on_progress: Callable[[Progress], None] | None = None, model: Any = None,
               batch_size: int = 16, workers: int | None = None) -> IndexSummary:
         """Index (or re-index) folders; with no roots, every folder indexed before."""
+        from photosearch.indexer import Indexer
+
         clip = model or self.models.load()
         indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers)
         return indexer.run([os.fspath(r) for r in roots or []], on_progress)
@@ -64,6 +71,8 @@ class Library:
         """
         if not self.paths.catalog.exists():
             raise NotIndexedError(f"the library {self.paths.root} is empty: run `photosearch index PATH` first")
+        from photosearch.dupes import find_groups
+
         model, dim = self._model_and_dim(required=method == "clip" and not exact_only)
         if model is None and method == "both":
             method = "hash"
@@ -76,6 +85,8 @@ class Library:
                    thresholds: Thresholds | None = None, exact_only: bool = False
                    ) -> tuple[list[Group], Plan, ApplyReport | None]:
         """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``."""
+        from photosearch.quarantine import apply_plan, make_plan
+
         groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only)
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             plan = make_plan(cat, groups, dest)
@@ -85,10 +96,14 @@ class Library:
         return groups, plan, report
 
     def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> int:
+        from photosearch.quarantine import keep_both
+
         with Catalog.open(self.paths.catalog) as cat:
             return keep_both(cat, [os.fspath(p) for p in photos])
 
     def dupes_purge(self, *, older_than_days: int = 7, apply: bool = False) -> list[PurgeItem]:
+        from photosearch.quarantine import purge
+
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             items = purge(cat, older_than_days=older_than_days, apply=apply)
         if apply and items:
@@ -97,6 +112,8 @@ class Library:
 
     def undo(self) -> UndoReport:
         """Undo the most recent file-changing action (e.g. a quarantine)."""
+        from photosearch.quarantine import undo_last
+
         report = undo_last(self.paths)
         self._refresh_indexes()
         return report
@@ -163,4 +180,4 @@ class Library:
         return out
 
 
-__all__ = ["Library", "Filters", "make_filters", "SearchResult", "IndexSummary", "Progress", "Thresholds", "PRESETS"]
+__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS"]
