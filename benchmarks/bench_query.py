@@ -83,7 +83,7 @@ def build_library(n: int) -> Path:
         for start in range(0, n, step):
             m = min(step, n - start)
             cat.add_embeddings(ARCH, np.arange(start + 1, start + m + 1), clustered(n, start, m))
-        cat.bump_vectors_version(ARCH)
+        cat.mark_changed()
         built = time.perf_counter()
         index = build_from_catalog(cat, ARCH, exact_max=DEFAULT_EXACT_MAX, dim=DIM)
         save_for_catalog(index, cat, lib / "vectors", ARCH)

@@ -175,7 +175,7 @@ class Library:
                 if state:
                     out["index"][model] = {
                         "kind": state["kind"], "count": state["count"], "nprobe": state["nprobe"],
-                        "current": state["version"] == cat.vectors_version(model),
+                        "current": state["version"] == cat.data_version(),
                     }
         return out
 

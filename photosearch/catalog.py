@@ -18,10 +18,34 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from photosearch.errors import LibraryError
+
+STATE_FILE = "state.json"
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    import json
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_state(library_root: Path) -> dict[str, Any] | None:
+    """The published state (see Catalog.write_state), or None if missing or unreadable."""
+    import json
+
+    try:
+        return json.loads((library_root / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
 
 PHOTO_COLUMNS = (
     "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
@@ -104,10 +128,11 @@ def _is_lock_error(exc: Exception) -> bool:
 class Catalog:
     """A connection to one library's catalog. Use :meth:`open` as a context manager."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+    def __init__(self, con: Any, path: Path, read_only: bool) -> None:
         self.con = con
         self.path = path
         self.read_only = read_only
+        self._dirty = False  # set by mutators; see transaction()
 
     # -- opening and schema -------------------------------------------------------------
 
@@ -125,6 +150,8 @@ class Catalog:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise LibraryError(f"cannot create library folder {path.parent}: {exc.strerror}") from None
+        import duckdb  # here, not at import time: an unfiltered search never needs it
+
         deadline = time.monotonic() + wait_s
         delay = 0.02
         while True:
@@ -187,11 +214,16 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """A write transaction; if it changed photos or vectors, the data version is bumped in it."""
         self.con.execute("BEGIN TRANSACTION")
+        self._dirty = False
         try:
             yield
+            if self._dirty:
+                self.mark_changed()
         except BaseException:
             self.con.execute("ROLLBACK")
+            self._dirty = False
             raise
         else:
             self.con.execute("COMMIT")
@@ -207,13 +239,31 @@ class Catalog:
         if value is not None:
             self.con.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
 
-    def vectors_version(self, model: str) -> int:
-        return int(self.get_setting(f"vectors_version:{model}") or 0)
+    def data_version(self) -> int:
+        """A counter bumped by every transaction that changes photos or vectors."""
+        return int(self.get_setting("data_version") or 0)
 
-    def bump_vectors_version(self, model: str) -> int:
-        version = self.vectors_version(model) + 1
-        self.set_setting(f"vectors_version:{model}", str(version))
+    def mark_changed(self) -> int:
+        """Bump the data version and rewrite the state file (called before COMMIT, see transaction())."""
+        version = self.data_version() + 1
+        self.set_setting("data_version", str(version))
+        self._dirty = False
+        self.write_state()
         return version
+
+    def write_state(self) -> None:
+        """Publish the data version and current vector indexes in ``state.json`` beside the catalog.
+
+        Written before the transaction commits, so the file's version is never behind the
+        catalog's; a search whose index matches it can answer without opening the catalog.
+        """
+        indexes = {}
+        cur = self.con.execute("SELECT model, file, rows_file, version, kind, count, nprobe FROM vector_index")
+        for model, file, rows_file, version, kind, count, nprobe in cur.fetchall():
+            indexes[model] = {"file": file, "rows": rows_file, "version": version, "kind": kind, "count": count,
+                              "nprobe": nprobe}
+        state = {"data_version": self.data_version(), "indexes": indexes}
+        write_json_atomic(self.path.parent / STATE_FILE, state)
 
     # -- roots ----------------------------------------------------------------------------
 
@@ -235,6 +285,7 @@ class Catalog:
         """Insert rows and return their new ids (in order)."""
         if not records:
             return []
+        self._dirty = True
         ids = [r[0] for r in self.con.execute(
             "SELECT nextval('photo_id_seq') FROM range(?)", [len(records)]
         ).fetchall()]
@@ -247,6 +298,7 @@ class Catalog:
         return ids
 
     def move_photo(self, photo_id: int, path: str, size: int, mtime_ns: int) -> None:
+        self._dirty = True
         self.con.execute(
             "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", [path, size, mtime_ns, photo_id]
         )
@@ -257,32 +309,24 @@ class Catalog:
         if unknown:
             raise ValueError(f"unknown photo columns: {sorted(unknown)}")
         if fields:
+            self._dirty = True
             sets = ", ".join(f"{k} = ?" for k in fields)
             self.con.execute(f"UPDATE photos SET {sets} WHERE id = ?", [*fields.values(), photo_id])
-
-    def bump_all_vector_versions(self) -> None:
-        """The searchable set changed (quarantine): every model's vector index must be synced."""
-        for model in self.vector_models():
-            self.bump_vectors_version(model)
 
     def touch_photo(self, photo_id: int, size: int, mtime_ns: int) -> None:
         self.con.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE id = ?", [size, mtime_ns, photo_id])
 
-    def delete_photos(self, ids: Iterable[int]) -> list[str]:
-        """Delete rows and their vectors; return the models whose vectors changed."""
-        ids = list(ids)
-        if not ids:
-            return []
+    def delete_photos(self, ids: Iterable[int]) -> None:
+        """Delete rows with their vectors, hashes and decisions."""
         ids = [int(i) for i in ids]
-        models = [r[0] for r in self.con.execute(
-            "SELECT DISTINCT model FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids]
-        ).fetchall()]
+        if not ids:
+            return
+        self._dirty = True
         self.con.execute("DELETE FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM image_hashes WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM not_duplicates WHERE photo_a IN (SELECT unnest(?::BIGINT[])) "
                          "OR photo_b IN (SELECT unnest(?::BIGINT[]))", [ids, ids])
         self.con.execute("DELETE FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
-        return models
 
     def photo_by_path(self, path: str) -> dict[str, Any] | None:
         rows = self._photo_dicts("WHERE path = ?", [path])
@@ -333,6 +377,7 @@ class Catalog:
     def add_embeddings(self, model: str, ids: Sequence[int], vectors: np.ndarray) -> None:
         if not len(ids):
             return
+        self._dirty = True
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
         # Scanning registered numpy arrays is ~300x faster than executemany here.
         frame = {
@@ -345,11 +390,9 @@ class Catalog:
         finally:
             self.con.unregister("_new_vectors")
 
-    def copy_embeddings(self, src_id: int, dst_id: int) -> list[str]:
-        """Give ``dst_id`` every vector ``src_id`` has (same bytes, so same vectors)."""
-        models = [r[0] for r in self.con.execute(
-            "SELECT model FROM embeddings WHERE photo_id = ?", [src_id]
-        ).fetchall()]
+    def copy_embeddings(self, src_id: int, dst_id: int) -> None:
+        """Give ``dst_id`` every vector and hash ``src_id`` has (same bytes, so the same)."""
+        self._dirty = True
         self.con.execute(
             "INSERT INTO embeddings SELECT ?, model, vector FROM embeddings WHERE photo_id = ?", [dst_id, src_id]
         )
@@ -357,7 +400,6 @@ class Catalog:
             "INSERT INTO image_hashes SELECT ?, phash, dhash, content_width, content_height FROM image_hashes "
             "WHERE photo_id = ?", [dst_id, src_id]
         )
-        return models
 
     def ids_with_vectors(self, model: str, *, searchable: bool = False) -> np.ndarray:
         """Photo ids having a vector of ``model``; ``searchable`` leaves out quarantined photos."""
@@ -403,6 +445,7 @@ class Catalog:
 
     def set_quarantined(self, photo_id: int, path: str, when: datetime | None) -> None:
         """Record a quarantine move (``when`` set) or its undoing (``when`` None) with the new path."""
+        self._dirty = True
         self.con.execute("UPDATE photos SET path = ?, quarantined_at = ? WHERE id = ?", [path, when, photo_id])
 
     def quarantined(self) -> list[dict[str, Any]]:
@@ -485,10 +528,26 @@ class Catalog:
             return None
         return dict(zip([d[0] for d in cur.description], row))
 
-    def set_index_state(self, model: str, file: str, version: int, kind: str, count: int, nprobe: int | None) -> None:
+    def set_index_state(self, model: str, file: str, rows_file: str, version: int, kind: str, count: int,
+                        nprobe: int | None) -> None:
         with self.transaction():
             self.con.execute("DELETE FROM vector_index WHERE model = ?", [model])
             self.con.execute(
-                "INSERT INTO vector_index VALUES (?, ?, ?, ?, ?, ?, now())", [model, file, version, kind, count, nprobe]
+                "INSERT INTO vector_index (model, file, rows_file, version, kind, count, nprobe, built_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, now())", [model, file, rows_file, version, kind, count, nprobe]
             )
+            self.write_state()
+
+    def result_rows(self) -> Iterator[tuple[Any, ...]]:
+        """(id, path, taken_at, camera_make, camera_model, width, height, format, keywords) of searchable
+        photos in id order, for the rows file written beside a vector index."""
+        cur = self.con.cursor()
+        cur.execute("SELECT id, path, taken_at, camera_make, camera_model, width, height, format, keywords "
+                    "FROM photos WHERE quarantined_at IS NULL ORDER BY id")
+        while True:
+            rows = cur.fetchmany(50_000)
+            if not rows:
+                break
+            yield from rows
+        cur.close()
 

@@ -194,8 +194,7 @@ class Indexer:
         with Catalog.open(self.paths.catalog) as cat:
             if removed:
                 with cat.transaction():
-                    for model in cat.delete_photos(removed):
-                        cat.bump_vectors_version(model)
+                    cat.delete_photos(removed)
                 summary.removed = len(removed)
             self.sync_index(cat)
             summary.total_photos = cat.count_photos()
@@ -205,7 +204,7 @@ class Indexer:
     def sync_index(self, cat: Catalog) -> None:
         """Bring the model's FAISS index up to the catalog's vectors and save it."""
         state = cat.index_state(self.model_name)
-        if state is not None and state["version"] == cat.vectors_version(self.model_name) \
+        if state is not None and state["version"] == cat.data_version() \
                 and (self.paths.vectors / state["file"]).is_file():
             return
         index, _ = load_for_search(cat, self.paths.vectors, self.model_name, exact_max=self.exact_max,
@@ -364,7 +363,6 @@ class _Writer:
             return
         model = self.indexer.model_name
         ops, self.ops = self.ops, []
-        changed_models: set[str] = set()
         with Catalog.open(self.indexer.paths.catalog) as cat, cat.transaction():
             new_records: list[PhotoRecord] = []
             new_vectors: list[np.ndarray] = []
@@ -382,7 +380,7 @@ class _Writer:
                             hash_rows.append(_hash_row(w.known.id, res))
                         continue
                     if w.known is not None:  # the file at this path changed: old row and vectors go
-                        changed_models.update(cat.delete_photos([w.known.id]))
+                        cat.delete_photos([w.known.id])
                     new_records.append(res.record)
                     new_vectors.append(vec)
                     new_results.append(res)
@@ -392,32 +390,28 @@ class _Writer:
                 elif kind == "move":
                     pid, w = arg
                     if w.known is not None:  # a moved file landed on a path that had another photo
-                        changed_models.update(cat.delete_photos([w.known.id]))
+                        cat.delete_photos([w.known.id])
                     cat.move_photo(pid, w.entry.path, w.entry.size, w.entry.mtime_ns)
                 elif kind == "copy":
                     src_id, w, h = arg
                     if w.known is not None:
-                        changed_models.update(cat.delete_photos([w.known.id]))
+                        cat.delete_photos([w.known.id])
                     src = cat.photos_by_ids([src_id]).get(src_id)
                     if src is None:
                         continue
                     record = PhotoRecord(**{k: src[k] for k in PhotoRecord.__dataclass_fields__ if k in src})
                     record.path, record.size, record.mtime_ns = w.entry.path, w.entry.size, w.entry.mtime_ns
                     (new_id,) = cat.insert_photos([record])
-                    changed_models.update(cat.copy_embeddings(src_id, new_id))
+                    cat.copy_embeddings(src_id, new_id)
             if new_records:
                 ids = cat.insert_photos(new_records)
                 cat.add_embeddings(model, ids, np.stack(new_vectors))
                 hash_rows += [_hash_row(i, r) for i, r in zip(ids, new_results) if r.hashes is not None]
-                changed_models.add(model)
                 self.summary.indexed += len(ids)
             if vector_only:
                 cat.add_embeddings(model, [i for i, _ in vector_only], np.stack([v for _, v in vector_only]))
-                changed_models.add(model)
                 self.summary.indexed += len(vector_only)
             cat.add_hashes(hash_rows)
-            for m in changed_models:
-                cat.bump_vectors_version(m)
         self.last_flush = time.monotonic()
 
 

@@ -162,7 +162,6 @@ def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport
                         j.done(sn)
                 with catalog.transaction():
                     catalog.set_quarantined(move.photo_id, move.dst, now)
-                    catalog.bump_all_vector_versions()
                 report.moved += 1
             except OSError as exc:
                 report.failures.append({"path": move.src, "reason": f"not moved: {exc.strerror or exc}"})
@@ -220,7 +219,6 @@ def undo_last(paths: LibraryPaths) -> UndoReport:
                 elif change.kind == "replace" and d.get("photo_id") is not None and "catalog" in d \
                         and str(d["path"]) in report.restored:
                     cat.update_photo(d["photo_id"], **d["catalog"])
-            cat.bump_all_vector_versions()
     if not report.problems:
         Journal.mark_undone(action)
     return report
@@ -274,6 +272,5 @@ def purge(catalog: Catalog, *, older_than_days: int = MIN_PURGE_DAYS, apply: boo
         items.append(item)
     if removed_ids:
         with catalog.transaction():
-            for model in catalog.delete_photos(removed_ids):
-                catalog.bump_vectors_version(model)
+            catalog.delete_photos(removed_ids)
     return items

@@ -21,7 +21,8 @@ from photosearch.catalog import Catalog, Filters
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import DecodeError, InputError, NotIndexedError, UsageError
 from photosearch.models.store import ModelStore
-from photosearch.vectors import exact_search, load_for_search
+from photosearch.rows import result_fields
+from photosearch.vectors import exact_search, load_for_search, load_published
 
 
 @dataclass
@@ -76,13 +77,6 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
     return Filters(after=a, before=b, camera=camera or None, folder=f)
 
 
-def _camera(row: dict[str, Any]) -> str | None:
-    make, model = (row.get("camera_make") or "").strip(), (row.get("camera_model") or "").strip()
-    if make and model.lower().startswith(make.split()[0].lower()):
-        return model
-    return " ".join(p for p in (make, model) if p) or None
-
-
 class Searcher:
     """Answers queries against one library with its active (or a named) model."""
 
@@ -119,9 +113,18 @@ class Searcher:
         if not text or not text.strip():
             raise UsageError("the query is empty")
         name = self._resolve_name()
+        if limit <= 0:
+            raise UsageError("--limit must be at least 1")
         with ThreadPoolExecutor(1) as pool:
-            # Loading and running the text tower overlaps with opening the catalog and index.
+            # Loading and running the text tower overlaps with loading the index.
             fut = pool.submit(lambda: self._load_model().encode_text([text])[0])
+            if filters is None or not filters.active():
+                published = load_published(self.paths.root, self.paths.vectors, name)
+                if published is not None:
+                    # Fast path: a memory-mapped index and rows file, no catalog at all.
+                    index, rows = published
+                    scores, found = index.search(fut.result()[None, :], limit)
+                    return _results(zip(scores[0].tolist(), found[0].tolist()), rows.get, limit, min_score, None)
             with self._open() as cat:
                 prepared = self._prepare(cat, name, filters)
                 query = fut.result()
@@ -210,16 +213,26 @@ class Searcher:
         else:
             s, f = index.search(query[None, :], want, allowed=allowed)
             scores, found = s[0], f[0]
-        keep = [(float(sc), int(i)) for sc, i in zip(scores, found)
-                if i >= 0 and i != exclude and (min_score is None or sc >= min_score)][:limit]
-        rows = cat.photos_by_ids([i for _, i in keep])
-        out = []
-        for sc, i in keep:
-            row = rows.get(i)
-            if row is None:
-                continue
-            out.append(SearchResult(
-                rank=len(out) + 1, id=i, path=row["path"], score=sc, taken_at=row["taken_at"], camera=_camera(row),
-                width=row["width"], height=row["height"], format=row["format"], keywords=list(row["keywords"] or []),
-            ))
-        return out
+        pairs = list(zip(scores.tolist(), found.tolist()))
+        rows = cat.photos_by_ids([i for _, i in pairs if i >= 0][: want])
+        return _results(pairs, lambda i: result_fields(rows[i]) if i in rows else None, limit, min_score, exclude)
+
+
+def _results(pairs: Any, lookup: Any, limit: int, min_score: float | None, exclude: int | None) -> list[SearchResult]:
+    """Ranked results from (score, id) pairs, best first; ``lookup`` gives a photo's result fields."""
+    out: list[SearchResult] = []
+    for score, pid in pairs:
+        if pid < 0 or pid == exclude or (min_score is not None and score < min_score):
+            continue
+        fields = lookup(pid)
+        if fields is None:
+            continue
+        taken = fields["taken_at"]
+        out.append(SearchResult(
+            rank=len(out) + 1, id=pid, path=fields["path"], score=float(score),
+            taken_at=datetime.fromisoformat(taken) if isinstance(taken, str) else taken, camera=fields["camera"],
+            width=fields["width"], height=fields["height"], format=fields["format"], keywords=fields["keywords"],
+        ))
+        if len(out) >= limit:
+            break
+    return out

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photosearch.errors import LibraryError
+from photosearch.rows import Rows
+from photosearch.rows import write as write_rows
 
 if TYPE_CHECKING:
     from photosearch.catalog import Catalog
@@ -189,9 +191,11 @@ class VectorIndex:
             raise LibraryError(f"cannot write the vector index {path}: {exc.strerror}") from None
 
     @classmethod
-    def load(cls, path: Path, kind: str, nprobe: int | None) -> VectorIndex:
+    def load(cls, path: Path, kind: str, nprobe: int | None, *, mmap: bool = False) -> VectorIndex:
+        """Read an index; ``mmap`` maps it read-only (a query touches only the lists it probes)."""
+        faiss = _faiss()
         try:
-            index = _faiss().read_index(str(path))
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
         except RuntimeError as exc:
             raise LibraryError(f"cannot read the vector index {path}: {str(exc).splitlines()[0][:200]}") from None
         return cls(index, kind, nprobe)
@@ -271,22 +275,51 @@ def index_file_name(model: str, version: int) -> str:
 
 def load_for_search(catalog: Catalog, vectors_dir: Path, model: str, *, exact_max: int,
                     dim: int) -> tuple[VectorIndex, bool]:
-    """The model's index as of the catalog's current vectors; second value True if it had to be synced."""
+    """The model's index as of the catalog's current data; second value True if it had to be synced."""
     state = catalog.index_state(model)
     index = None
     if state is not None and (vectors_dir / state["file"]).is_file():
-        index = VectorIndex.load(vectors_dir / state["file"], state["kind"], state["nprobe"])
-        if state["version"] == catalog.vectors_version(model):
+        current = state["version"] == catalog.data_version()
+        # A current index is only read: map it. A stale one is edited in memory: load it.
+        index = VectorIndex.load(vectors_dir / state["file"], state["kind"], state["nprobe"], mmap=current)
+        if current:
             return index, False
     return sync_with_catalog(index, catalog, model, exact_max=exact_max, dim=dim), True
 
 
+def load_published(library_root: Path, vectors_dir: Path, model: str) -> tuple[VectorIndex, Rows] | None:
+    """The model's index and rows file if ``state.json`` says they are current; else None.
+
+    Reads no catalog: this is the fast path of an unfiltered search.
+    """
+    from photosearch.catalog import read_state
+
+    state = read_state(library_root)
+    entry = (state or {}).get("indexes", {}).get(model)
+    if not entry or not entry.get("rows") or entry["version"] != state.get("data_version"):
+        return None
+    try:
+        rows = Rows(vectors_dir / entry["rows"])
+        index = VectorIndex.load(vectors_dir / entry["file"], entry["kind"], entry["nprobe"], mmap=True)
+    except (OSError, ValueError, LibraryError):
+        return None
+    return index, rows
+
+
 def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, model: str) -> None:
-    """Write the index under a versioned name, then point the catalog at it, then drop the old file."""
-    version = catalog.vectors_version(model)
+    """Write the index and its rows file under versioned names, then point the catalog (and
+    state.json) at them, then drop the old files."""
+    version = catalog.data_version()
     name = index_file_name(model, version)
+    rows_name = name.removesuffix(".faiss") + ".rows"
     old = catalog.index_state(model)
     index.save(vectors_dir / name)
-    catalog.set_index_state(model, name, version, index.kind, index.ntotal, index.nprobe)
-    if old is not None and old["file"] != name:
-        (vectors_dir / old["file"]).unlink(missing_ok=True)
+    try:
+        write_rows(vectors_dir / rows_name, catalog.result_rows())
+    except OSError as exc:
+        raise LibraryError(f"cannot write {vectors_dir / rows_name}: {exc.strerror}") from None
+    catalog.set_index_state(model, name, rows_name, version, index.kind, index.ntotal, index.nprobe)
+    if old is not None:
+        for f in (old["file"], old.get("rows_file")):
+            if f and f not in (name, rows_name):
+                (vectors_dir / f).unlink(missing_ok=True)

@@ -60,6 +60,6 @@ def test_kill9_then_resume(library, tmp_path):
         paths = list(cat.known_files())
         assert len(paths) == len(set(paths)) == n
         assert cat.count_vectors("tinyclip") == n
-        assert cat.index_state("tinyclip")["version"] == cat.vectors_version("tinyclip")
+        assert cat.index_state("tinyclip")["version"] == cat.data_version()
     r = run_cli("anything", "--json", "--limit", "1000", library=library.paths.root)
     assert len(json.loads(r.stdout)["results"]) == n

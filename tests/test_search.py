@@ -156,7 +156,7 @@ def test_stale_vector_index_is_synced(indexed, tmp_path):
     assert set(os.listdir(state_file)) == old_files
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         state = cat.index_state("tinyclip")
-        assert state["version"] < cat.vectors_version("tinyclip")
+        assert state["version"] < cat.data_version()
     q = library.models.load().encode_text(["late"])[0]
     _check_same(library.search_text("late", limit=25), _oracle(library, q), 25)
     assert library.status()["index"]["tinyclip"]["current"] is False
@@ -210,3 +210,35 @@ def test_real_photos_search_like_finds_identical_copy(library, tmp_path):
     library.index([folder])
     res = library.search_image(folder / "skimage_astronaut.jpg", limit=3)
     assert res[0].path == str(folder / "astronaut-copy.jpg") and res[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unfiltered_search_reads_no_catalog(indexed):
+    """The fast path answers from the memory-mapped index and rows file: DuckDB is never imported."""
+    import subprocess
+    import sys
+
+    library, _ = indexed
+    code = ("import sys; from photosearch.api import Library; r = Library(sys.argv[1]).search_text('a boat');"
+            "assert 'duckdb' not in sys.modules and 'torch' not in sys.modules; print(len(r), r[0].path)")
+    out = subprocess.run([sys.executable, "-c", code, str(library.paths.root)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    expected = library.search_text("a boat")  # same process: also the fast path
+    assert out.stdout.split() == [str(len(expected)), expected[0].path]
+
+
+def test_moved_file_not_yet_saved_in_index_is_found_at_its_new_path(indexed):
+    """After a catalog change the published index is stale; results come from the catalog."""
+    library, folder = indexed
+    from photosearch.indexer import Indexer
+
+    class NoSave(Indexer):
+        def sync_index(self, cat):
+            pass
+
+    old = folder / "trip" / "p00.jpg"
+    new = folder / "trip" / "renamed.jpg"
+    old.rename(new)
+    summary = NoSave(library.paths, library.models.load(), "tinyclip").run([folder])
+    assert summary.moved == 1
+    paths = {r.path for r in library.search_text("anything", limit=100)}
+    assert str(new) in paths and str(old) not in paths

@@ -1,4 +1,4 @@
--- 0002: near-duplicate detection and reversible resolution.
+-- 0002: near-duplicate detection and reversible resolution; rows files beside vector indexes.
 
 -- Perceptual hashes per photo (see photosearch/hashes.py): pHash of the border-trimmed
 -- image in its 8 rotations/mirrorings (index 1 = as displayed), and a dHash.
@@ -19,3 +19,7 @@ CREATE TABLE not_duplicates (
     photo_b     BIGINT NOT NULL,
     decided_at  TIMESTAMP NOT NULL
 );
+
+-- The rows file written with each vector index: what a search shows per photo (path, date,
+-- camera...), so an unfiltered search needs no catalog query. See FORMAT.md.
+ALTER TABLE vector_index ADD COLUMN rows_file VARCHAR;
