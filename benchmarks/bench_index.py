@@ -565,6 +565,24 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any]
     }
 
 
+def profile_in_child(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any], spin: bool | None) -> dict[str, Any]:
+    """profile_inprocess in a fresh interpreter: it imports the product code as it is now
+    (consistent even if the working tree changed since this run started) and starts clean."""
+    out = WORK / "runs" / f"profile-{os.getpid()}-{time.monotonic_ns()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    job = {"model_lib": str(model_lib), "photos": str(photos), "n": n, "cfg": cfg, "spin": spin, "out": str(out)}
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--profile-child", json.dumps(job)], check=True)
+    result = json.loads(out.read_text())
+    out.unlink()
+    return result
+
+
+def _profile_child(text: str) -> None:
+    job = json.loads(text)
+    r = profile_inprocess(Path(job["model_lib"]), Path(job["photos"]), job["n"], job["cfg"], job["spin"])
+    Path(job["out"]).write_text(json.dumps(r))
+
+
 # -- report ---------------------------------------------------------------------------------
 
 def product_version() -> str:
@@ -613,7 +631,11 @@ def main() -> None:
     ap.add_argument("--keep-libs", action="store_true", help="keep the end-to-end libraries under work/runs/")
     ap.add_argument("--prepare-only", action="store_true")
     ap.add_argument("--json-out", type=Path, default=None, help="write all raw figures to this file")
+    ap.add_argument("--profile-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.profile_child:
+        _profile_child(args.profile_child)
+        return
 
     started = datetime.now(timezone.utc)
     version_at_start = product_version()
@@ -674,7 +696,7 @@ def main() -> None:
             spin_parts = [p for p in text.split(",") if p.strip().startswith("spinning")]
             spin = bool(int(spin_parts[0].split("=")[1])) if spin_parts else None
             log(f"profile: instrumented in-process Indexer, {config_label(cfg)}" + (f", spinning={int(spin)}" if spin is not None else ""))
-            p = profile_inprocess(model_lib, spec.folder, len(files), cfg, spin)
+            p = profile_in_child(model_lib, spec.folder, len(files), cfg, spin)
             res["profile"].append(p)
             log(f"  {p['photos_per_s']:.2f} photos/s")
     if args.naive:

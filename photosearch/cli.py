@@ -4,7 +4,6 @@
 argument that is not a command name is a search query.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -205,7 +204,7 @@ class _IndexProgress:
         self.last_line = 0.0
         self.started = time.monotonic()
 
-    def __enter__(self) -> _IndexProgress:
+    def __enter__(self) -> "_IndexProgress":
         if self.tty and not self.quiet:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
