@@ -315,9 +315,7 @@ class Indexer:
         res.record = PhotoRecord(
             path=path, content_hash=res.hash, size=w.entry.size, mtime_ns=w.entry.mtime_ns,
             width=decoded.width, height=decoded.height, format=decoded.format,
-            taken_at=md.taken_at, camera_make=md.camera_make, camera_model=md.camera_model, lens=md.lens,
-            gps_lat=md.gps_lat, gps_lon=md.gps_lon, orientation=decoded.orientation or md.orientation,
-            keywords=md.keywords, rating=md.rating, title=md.title, description=md.description,
+            **{**asdict(md), "orientation": decoded.orientation or md.orientation},
         )
         return res
 
