@@ -608,6 +608,150 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(med(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
+def render(res: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """The text report. Runs during which other processes kept more than meta['quiet'] cores
+    busy are left out of the headline figures when quiet runs of the same kind exist."""
+    n, quiet = meta["n"], meta["quiet"]
+
+    def sel(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ok = [r for r in runs if r.get("others_cores", 0.0) < quiet]
+        return ok or runs
+
+    bare, dec = sel(res["bare"]), sel(res["decode"])
+    t_model = [r["t_model"] for r in bare]
+    t_dec = [r["t_decode_cpu"] for r in dec]
+    bare_pps = [r["photos_per_s"] for r in bare]
+    ceiling = med(t_model) / (med(t_model) + med(t_dec))
+    lines: list[str] = []
+    w = lines.append
+    w("")
+    w("=" * 78)
+    w(f"photosearch index throughput  {meta['started'][:16].replace('T', ' ')} UTC  n={n} photos, "
+      f"{meta['repeat']} round(s)")
+    w(f"photos: {meta['photos']}; model: random-weights {ARCH} via import_model (ONNX)")
+    w(f"product: {meta['product_start']}" + ("" if meta["product_end"] == meta["product_start"]
+                                           else f" at start, {meta['product_end']} at the end"))
+    w(f"machine: {meta['machine']}")
+    w(f"figures: median (min-max) over rounds in which other processes used < {quiet} cores "
+      f"(all rounds where none was that quiet)")
+    w("-" * 78)
+    w(f"(a) bare model (ONNX image tower, batch {meta['batch']})   {spread(bare_pps)} photos/s"
+      f"   t_model {spread([x * 1e3 for x in t_model], '{:.1f}')} ms   cores busy {spread([r['cores_busy'] for r in bare])}"
+      f"   [{len(bare)}/{len(res['bare'])} rounds]")
+    d0 = res["decode"][0]
+    w(f"(b) drafted decode+preprocess, 1 thread   t_decode {spread([x * 1e3 for x in t_dec], '{:.1f}')} ms CPU/photo"
+      f"  (decode {med([r['t_decode_only_cpu'] for r in dec]) * 1e3:.1f} + preprocess "
+      f"{med([r['t_preprocess_cpu'] for r in dec]) * 1e3:.1f}; draft size {d0['decode_size']})"
+      f"   [{len(dec)}/{len(res['decode'])} rounds]")
+    if d0["t_full_decode_cpu"]:
+        w(f"    full (non-draft) decode+preprocess: {d0['t_full_decode_cpu'] * 1e3:.0f} ms CPU/photo ({d0['full_n']} photos)"
+          f" = {d0['t_full_decode_cpu'] / med(t_dec):.1f}x the drafted one")
+    t_other = med([r["t_hash_metadata_cpu"] for r in dec])
+    w(f"    other per-photo work in the indexer's workers (sha256 + metadata"
+      f"{' + perceptual hashes' if meta['phash'] else ''}): {t_other * 1e3:.1f} ms CPU/photo")
+    w(f"    ceiling = t_model/(t_model+t_decode) = {ceiling:.3f}")
+    model_cpu = med([r["cpu_per_photo"] for r in bare])
+    ncores = int(meta["machine"].split(" CPUs")[0].split(", ")[-1])
+    bound = ncores / (model_cpu + med(t_dec) + t_other)
+    w(f"    CPU bound: {ncores} cores / ({model_cpu * 1e3:.0f} model + {med(t_dec) * 1e3:.0f} decode + "
+      f"{t_other * 1e3:.0f} other ms CPU/photo) = {bound:.2f} photos/s = bare x{bound / med(bare_pps):.3f}")
+    head = None
+    for label, all_runs in res["e2e"].items():
+        if not all_runs:
+            continue
+        runs = sel(all_runs)
+        pps = [r["photos_per_s"] for r in runs]
+        # Per-round ratio: each e2e run against the bare run of the same round, both quiet;
+        # else the ratio of the medians.
+        pairs = [(e["photos_per_s"], b["photos_per_s"]) for e, b in zip(all_runs, res["bare"])
+                 if e.get("others_cores", 0.0) < quiet and b.get("others_cores", 0.0) < quiet]
+        ratio = med([a / b for a, b in pairs]) if pairs else med(pps) / med(bare_pps)
+        row = {"label": label, "pps": pps, "ratio": ratio, "rss": max(r["peak_rss_mb"] for r in all_runs),
+               "inner": med([r["inner_photos_per_s"] for r in runs]), "cores": med([r["cores_busy"] for r in runs]),
+               "cpu_per_photo": med([r["cpu_s"] for r in runs]) / n}
+        head = head or row
+        w(f"(c) end to end [{label}]   {spread(pps)} photos/s [{len(runs)}/{len(all_runs)} rounds]   "
+          f"e2e/bare {ratio:.3f}   /ceiling {ratio / ceiling:.3f}   peak RSS {row['rss']:.0f} MB")
+        w(f"      inside the run {row['inner']:.2f} photos/s; process start/exit "
+          f"{med([r['seconds'] - r['inner_seconds'] for r in runs]):.1f} s; {row['cores']:.2f} cores busy; "
+          f"{row['cpu_per_photo'] * 1e3:.0f} ms CPU/photo")
+    if head:
+        w(f"    peak RSS is the child's own (ru_maxrss via a small launcher; launcher floor "
+          f"{res.get('rss_floor_mb', 0):.0f} MB)")
+        need = model_cpu + med(t_dec) + t_other
+        w(f"    CPU check [{head['label']}]: {head['cpu_per_photo'] * 1e3:.0f} ms CPU/photo vs {need * 1e3:.0f} ms for its "
+          f"parts measured alone: x{head['cpu_per_photo'] / need:.2f}")
+    if res["naive"]:
+        nv = res["naive"]
+        w(f"naive serial (PIL full decode + torch, 1 at a time): {nv['photos_per_s']:.2f} photos/s "
+          f"({nv['n']} photos, torch threads {nv['torch_threads']}; others used {nv.get('others_cores', 0):.2f} cores)")
+    w("-" * 78)
+    if head:
+        w("summary                      photosearch      rclip")
+        w(f"  end to end photos/s        {med(head['pps']):>8.2f}      {RCLIP['e2e']:>8.1f}")
+        w(f"  bare model photos/s        {med(bare_pps):>8.2f}      {RCLIP['bare']:>8.1f}")
+        w(f"  e2e/bare                   {head['ratio']:>8.3f}      {RCLIP['ratio']:>8.2f}")
+        w(f"  ceiling t_m/(t_m+t_d)      {ceiling:>8.3f}")
+        w(f"  (e2e/bare)/ceiling         {head['ratio'] / ceiling:>8.3f}      (goal >= 0.95: "
+          f"{'met' if head['ratio'] / ceiling >= 0.95 else 'NOT met'})")
+        w(f"  peak RSS MB                {head['rss']:>8.0f}      {RCLIP['rss_mb']:>8d}")
+        if res["naive"]:
+            w(f"  naive serial photos/s      {res['naive']['photos_per_s']:>8.2f}      {RCLIP['naive']:>8.1f}")
+    w("-" * 78)
+    w("rounds (photos/s or ms; [cores other processes used meanwhile])")
+    for i in range(meta["repeat"]):
+        parts = []
+        if i < len(res["bare"]):
+            b = res["bare"][i]
+            parts.append(f"bare {b['photos_per_s']:.2f} [{b.get('others_cores', 0):.2f}]")
+        if i < len(res["decode"]):
+            d = res["decode"][i]
+            parts.append(f"decode {d['t_decode_cpu'] * 1e3:.1f} ms [{d.get('others_cores', 0):.2f}]")
+        for label, runs in res["e2e"].items():
+            if i < len(runs):
+                parts.append(f"{label} {runs[i]['photos_per_s']:.2f} [{runs[i].get('others_cores', 0):.2f}]")
+        w(f"  {i}: " + "; ".join(parts))
+    for p in res["profile"]:
+        w("-" * 78)
+        w(f"profile (in-process Indexer, {p['config']}): {p['photos_per_s']:.2f} photos/s, {p['seconds']:.1f} s, "
+          f"{p['cores_busy']:.2f} cores busy [others {p.get('others_cores', 0):.2f}]")
+        for k, v in sorted(p["stages"].items(), key=lambda kv: -kv[1]["wall_s"]):
+            w(f"    {k:<28} {v['calls']:>5} calls  wall {v['wall_s']:7.2f} s  cpu {v['cpu_s']:7.2f} s")
+        for k, v in sorted(p["thread_cpu_s"].items(), key=lambda kv: -kv[1]):
+            w(f"    cpu {k:<46} {v:7.2f} s")
+    w("=" * 78)
+    return lines
+
+
+class Contention:
+    """CPU that other processes used while a measurement ran, in cores (from /proc/stat)."""
+
+    def __enter__(self) -> Contention:
+        self.t0, self.busy0, self.own0 = time.perf_counter(), _system_busy(), _own_cpu()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        wall = time.perf_counter() - self.t0
+        busy = _system_busy() - self.busy0
+        own = _own_cpu() - self.own0
+        self.others = max(0.0, (busy - own) / wall) if busy >= 0 and wall > 0 else 0.0
+
+
+def _system_busy() -> float:
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return -1.0
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=500, help="number of photos (default 500)")
@@ -631,6 +775,8 @@ def main() -> None:
     ap.add_argument("--keep-libs", action="store_true", help="keep the end-to-end libraries under work/runs/")
     ap.add_argument("--prepare-only", action="store_true")
     ap.add_argument("--json-out", type=Path, default=None, help="write all raw figures to this file")
+    ap.add_argument("--quiet-threshold", type=float, default=0.25, metavar="CORES",
+                    help="leave out of the headline runs during which other processes used more CPU than this")
     ap.add_argument("--profile-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.profile_child:
@@ -664,24 +810,30 @@ def main() -> None:
     def run_stage(stage: str, rnd: int) -> None:
         if stage == "decode":
             log(f"round {rnd}: (b) drafted decode + preprocess, 1 thread, {len(files)} photos")
-            r = measure_decode(model, files, pixels, args.full_decode_n if rnd == 0 else 0)
+            with Contention() as c:
+                r = measure_decode(model, files, pixels, args.full_decode_n if rnd == 0 else 0)
+            r["others_cores"] = c.others
             if rnd > 0:
                 r["t_full_decode_cpu"] = res["decode"][0]["t_full_decode_cpu"]
             res["decode"].append(r)
             log(f"  t_decode {r['t_decode_cpu'] * 1e3:.1f} ms CPU/photo ({r['t_decode_wall'] * 1e3:.1f} ms wall)")
         elif stage == "bare":
             log(f"round {rnd}: (a) bare model, batches of {args.batch}")
-            r = measure_bare(model, pixels, args.batch)  # type: ignore[arg-type]
+            with Contention() as c:
+                r = measure_bare(model, pixels, args.batch)  # type: ignore[arg-type]
+            r["others_cores"] = c.others
             res["bare"].append(r)
-            log(f"  {r['photos_per_s']:.2f} photos/s, t_model {r['t_model'] * 1e3:.1f} ms")
+            log(f"  {r['photos_per_s']:.2f} photos/s, t_model {r['t_model'] * 1e3:.1f} ms [others {c.others:.2f} cores]")
         else:
             order = configs if rnd % 2 == 0 else configs[::-1]
             for cfg in order:
                 log(f"round {rnd}: (c) end to end, fresh process, {config_label(cfg)}")
-                r = measure_e2e(model_lib, spec.folder, len(files), cfg, args.keep_libs)
+                with Contention() as c:
+                    r = measure_e2e(model_lib, spec.folder, len(files), cfg, args.keep_libs)
+                r["others_cores"] = c.others
                 res["e2e"][config_label(cfg)].append(r)
                 log(f"  {r['photos_per_s']:.2f} photos/s ({r['seconds']:.1f} s), peak RSS {r['peak_rss_mb']:.0f} MB, "
-                    f"{r['cores_busy']:.2f} cores busy")
+                    f"{r['cores_busy']:.2f} cores busy [others {c.others:.2f} cores]")
 
     for rnd in range(args.repeat):
         order = ["decode", "bare", "e2e"] if rnd % 2 == 0 else ["e2e", "bare", "decode"]
@@ -696,100 +848,33 @@ def main() -> None:
             spin_parts = [p for p in text.split(",") if p.strip().startswith("spinning")]
             spin = bool(int(spin_parts[0].split("=")[1])) if spin_parts else None
             log(f"profile: instrumented in-process Indexer, {config_label(cfg)}" + (f", spinning={int(spin)}" if spin is not None else ""))
-            p = profile_in_child(model_lib, spec.folder, len(files), cfg, spin)
+            with Contention() as c:
+                p = profile_in_child(model_lib, spec.folder, len(files), cfg, spin)
+            p["others_cores"] = c.others
             res["profile"].append(p)
             log(f"  {p['photos_per_s']:.2f} photos/s")
     if args.naive:
         nf = files[: args.naive_n or len(files)]
         log(f"naive: full PIL decode + open_clip torch encode_image, one at a time, {len(nf)} photos")
-        res["naive"] = measure_naive(nf)
+        with Contention() as c:
+            res["naive"] = measure_naive(nf)
+        res["naive"]["others_cores"] = c.others
         log(f"  {res['naive']['photos_per_s']:.2f} photos/s")
 
     # -- the report
-    n = len(files)
-    t_model = [r["t_model"] for r in res["bare"]]
-    t_dec = [r["t_decode_cpu"] for r in res["decode"]]
-    bare_pps = [r["photos_per_s"] for r in res["bare"]]
-    ceiling = med(t_model) / (med(t_model) + med(t_dec))
-    lines = []
-    w = lines.append
-    w("")
-    w("=" * 78)
-    w(f"photosearch index throughput  {started:%Y-%m-%d %H:%M UTC}  n={n} photos, {args.repeat} round(s)")
-    w(f"photos: {spec.width}x{spec.height} JPEG q{spec.quality}, mean {manifest['mean_mb']:.2f} MB "
-      f"({manifest['min_mb']:.2f}-{manifest['max_mb']:.2f}); model: random-weights {ARCH} via import_model (ONNX)")
-    version = product_version()
-    w(f"product: {version_at_start}" + ("" if version == version_at_start else f" at start, {version} at the end"))
-    w(f"machine: {platform.machine()}, {os.cpu_count()} CPUs visible ({default_threads()} used by default), "
-      f"python {platform.python_version()}, no GPU")
-    w("figures: median over rounds (min-max)")
-    w("-" * 78)
-    w(f"(a) bare model (ONNX image tower, batch {args.batch})   {spread(bare_pps)} photos/s"
-      f"   t_model {spread([x * 1e3 for x in t_model], '{:.1f}')} ms   cores busy {spread([r['cores_busy'] for r in res['bare']])}")
-    d0 = res["decode"][0]
-    w(f"(b) drafted decode+preprocess, 1 thread   t_decode {spread([x * 1e3 for x in t_dec], '{:.1f}')} ms CPU/photo"
-      f"  (decode {med([r['t_decode_only_cpu'] for r in res['decode']]) * 1e3:.1f} + preprocess "
-      f"{med([r['t_preprocess_cpu'] for r in res['decode']]) * 1e3:.1f}; draft size {d0['decode_size']})")
-    if d0["t_full_decode_cpu"]:
-        w(f"    full (non-draft) decode+preprocess: {d0['t_full_decode_cpu'] * 1e3:.0f} ms CPU/photo ({d0['full_n']} photos)"
-          f" = {d0['t_full_decode_cpu'] / med(t_dec):.1f}x the drafted one")
-    w(f"    other per-photo work in the indexer's workers (sha256 + metadata"
-      f"{' + perceptual hashes' if _perceptual_hash_fn() else ''}): "
-      f"{med([r['t_hash_metadata_cpu'] for r in res['decode']]) * 1e3:.1f} ms CPU/photo")
-    w(f"    ceiling = t_model/(t_model+t_decode) = {ceiling:.3f}")
-    head = None
-    for label, runs in res["e2e"].items():
-        if not runs:
-            continue
-        pps = [r["photos_per_s"] for r in runs]
-        # Per-round ratio: each e2e run against the bare run of the same round.
-        ratios = [r["photos_per_s"] / b for r, b in zip(runs, bare_pps)]
-        ratio = med(ratios)
-        row = {"label": label, "pps": pps, "ratio": ratio, "rss": max(r["peak_rss_mb"] for r in runs),
-               "inner": med([r["inner_photos_per_s"] for r in runs]), "cores": med([r["cores_busy"] for r in runs]),
-               "cpu_per_photo": med([r["cpu_s"] for r in runs]) / n}
-        head = head or row
-        w(f"(c) end to end [{label}]   {spread(pps)} photos/s (inside the run: {row['inner']:.2f}; "
-          f"process start/exit {med([r['seconds'] - r['inner_seconds'] for r in runs]):.1f} s)   "
-          f"e2e/bare {ratio:.3f}   /ceiling {ratio / ceiling:.3f}   peak RSS {row['rss']:.0f} MB   "
-          f"{row['cores']:.2f} cores busy, {row['cpu_per_photo'] * 1e3:.0f} ms CPU/photo")
-    if head:
-        w(f"    peak RSS is the child's own (ru_maxrss via a small launcher; launcher floor {floor:.0f} MB)")
-        need = (med([r["cpu_per_photo"] for r in res["bare"]]) + med(t_dec)
-                + med([r["t_hash_metadata_cpu"] for r in res["decode"]]))
-        w(f"    CPU check: e2e spends {head['cpu_per_photo'] * 1e3:.0f} ms CPU/photo vs {need * 1e3:.0f} ms for its parts "
-          f"measured alone (model {med([r['cpu_per_photo'] for r in res['bare']]) * 1e3:.0f} + decode "
-          f"{med(t_dec) * 1e3:.0f} + other {med([r['t_hash_metadata_cpu'] for r in res['decode']]) * 1e3:.0f}): "
-          f"x{head['cpu_per_photo'] / need:.2f}")
-        head["cpu_need"] = need
-    if res["naive"]:
-        w(f"naive serial (PIL full decode + torch, 1 at a time): {res['naive']['photos_per_s']:.2f} photos/s "
-          f"({res['naive']['n']} photos, torch threads {res['naive']['torch_threads']})")
-    w("-" * 78)
-    if head:
-        w("summary                      photosearch      rclip")
-        w(f"  end to end photos/s        {med(head['pps']):>8.2f}      {RCLIP['e2e']:>8.1f}")
-        w(f"  bare model photos/s        {med(bare_pps):>8.2f}      {RCLIP['bare']:>8.1f}")
-        w(f"  e2e/bare                   {head['ratio']:>8.3f}      {RCLIP['ratio']:>8.2f}")
-        w(f"  ceiling t_m/(t_m+t_d)      {ceiling:>8.3f}")
-        w(f"  (e2e/bare)/ceiling         {head['ratio'] / ceiling:>8.3f}      (goal >= 0.95: "
-          f"{'met' if head['ratio'] / ceiling >= 0.95 else 'NOT met'})")
-        w(f"  peak RSS MB                {head['rss']:>8.0f}      {RCLIP['rss_mb']:>8d}")
-        if res["naive"]:
-            w(f"  naive serial photos/s      {res['naive']['photos_per_s']:>8.2f}      {RCLIP['naive']:>8.1f}")
-    for p in res["profile"]:
-        w("-" * 78)
-        w(f"profile (in-process Indexer, {p['config']}): {p['photos_per_s']:.2f} photos/s, {p['seconds']:.1f} s, "
-          f"{p['cores_busy']:.2f} cores busy")
-        for k, v in sorted(p["stages"].items(), key=lambda kv: -kv[1]["wall_s"]):
-            w(f"    {k:<28} {v['calls']:>5} calls  wall {v['wall_s']:7.2f} s  cpu {v['cpu_s']:7.2f} s")
-        for k, v in sorted(p["thread_cpu_s"].items(), key=lambda kv: -kv[1]):
-            w(f"    cpu {k:<46} {v:7.2f} s")
-    w("=" * 78)
+    meta = {
+        "started": started.isoformat(), "n": len(files), "repeat": args.repeat, "batch": args.batch,
+        "photos": f"{spec.width}x{spec.height} JPEG q{spec.quality}, mean {manifest['mean_mb']:.2f} MB "
+                  f"({manifest['min_mb']:.2f}-{manifest['max_mb']:.2f})",
+        "product_start": version_at_start, "product_end": product_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs visible ({default_threads()} used by default), "
+                   f"python {platform.python_version()}, no GPU",
+        "phash": bool(_perceptual_hash_fn()), "quiet": args.quiet_threshold, "cmd": " ".join(sys.argv),
+    }
+    lines = render(res, meta)
     print("\n".join(lines), flush=True)
     if args.json_out:
-        args.json_out.write_text(json.dumps({"started": started.isoformat(), "args": {k: str(v) for k, v in vars(args).items()},
-                                             "ceiling": ceiling, "product": version, "results": res, "report": lines}, indent=1, default=str))
+        args.json_out.write_text(json.dumps({"meta": meta, "results": res, "report": lines}, indent=1, default=str))
 
 
 if __name__ == "__main__":
