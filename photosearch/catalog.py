@@ -170,6 +170,8 @@ class Catalog:
                 if "permission" in str(exc).lower() or "read-only" in str(exc).lower():
                     raise LibraryError(f"cannot open the library {path.parent}: it is not writable") from None
                 raise LibraryError(f"cannot open the catalog {path}: {exc}") from None
+        # DuckDB draws progress bars on a terminal for long queries; photosearch reports its own.
+        con.execute("SET enable_progress_bar = false")
         catalog = cls(con, path, read_only)
         try:
             catalog._check_schema()
