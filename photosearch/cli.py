@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from photosearch import __version__
@@ -29,12 +27,34 @@ try:  # typer >= 0.20 vendors click; older versions use the click package
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError as _ClickUsageError
 
-err = Console(stderr=True, highlight=False)
+class _LazyConsole:
+    """rich is imported on first output, not at start-up (it costs a --json query ~35 ms)."""
+
+    def __init__(self) -> None:
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False)
+        return getattr(self._console, name)
 
 
-def _out() -> Console:
+err: Any = _LazyConsole()
+
+
+def _out() -> Any:
+    from rich.console import Console
+
     # Wide when piped so paths are not cut; the terminal's width otherwise.
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def Table(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.table.Table
+    from rich.table import Table as RichTable
+
+    return RichTable(*args, **kwargs)
 
 
 class DefaultToSearch(TyperGroup):
@@ -160,7 +180,7 @@ _NATIVE_NOISE = re.compile(rb"^(unknown file|[^:\n]*): (data corrupted at \d+|Un
 
 
 @contextmanager
-def _filtered_native_stderr() -> Iterator[Console]:
+def _filtered_native_stderr() -> Iterator[Any]:
     """Route fd 2 through a filter; yield a console on the real stderr for our own output."""
     try:
         sys.stderr.flush()
@@ -170,6 +190,8 @@ def _filtered_native_stderr() -> Iterator[Console]:
         yield err
         return
     real = os.fdopen(real_fd, "w", buffering=1, encoding="utf-8", errors="replace")
+    from rich.console import Console
+
     console = Console(file=real, highlight=False, force_terminal=real.isatty() or None)
 
     def pump() -> None:
@@ -195,7 +217,7 @@ def _filtered_native_stderr() -> Iterator[Console]:
 class _IndexProgress:
     """A rich progress bar on a terminal; a plain line every few seconds otherwise (logs, cron)."""
 
-    def __init__(self, quiet: bool, console: Console) -> None:
+    def __init__(self, quiet: bool, console: Any) -> None:
         self.quiet = quiet
         self.console = console
         self.tty = console.is_terminal

@@ -12,9 +12,12 @@ significant bit first), which is also the byte order of FAISS binary codes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Pixels differing from the border colour by more than this (0-255) are content.
 TRIM_TOLERANCE = 24
@@ -38,7 +41,7 @@ class PerceptualHashes:
         return any(self.phash)
 
 
-def trim_borders(image: Image.Image) -> Image.Image:
+def trim_borders(image: "Image.Image") -> "Image.Image":
     """Crop uniform borders (padding, letterbox bars); the image itself if there are none."""
     gray = np.asarray(image.convert("L"), dtype=np.int16)
     h, w = gray.shape
@@ -65,9 +68,10 @@ def _bits_to_int(bits: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits.reshape(-1).astype(np.uint8)).tobytes(), "big")
 
 
-def compute(image: Image.Image) -> PerceptualHashes:
+def compute(image: "Image.Image") -> PerceptualHashes:
     """Hashes of an upright RGB image (any size; the indexer passes its drafted decode)."""
     import imagehash
+    from PIL import Image
 
     trimmed = trim_borders(image)
     small = np.asarray(trimmed.convert("L").resize((32, 32), Image.Resampling.LANCZOS))

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from photosearch.errors import ModelError
 from photosearch.models.base import LazySession
@@ -20,12 +19,7 @@ from photosearch.models.base import LazySession
 #: The files of an installed model folder, besides model.json.
 MODEL_FILES = ("visual.onnx", "visual.onnx.data", "textual.onnx", "textual.onnx.data", "tokenizer.json")
 
-_INTERPOLATION = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+_INTERPOLATION = ("bicubic", "bilinear", "nearest", "lanczos")
 
 
 def read_spec(folder: Path) -> dict[str, Any]:
@@ -57,7 +51,8 @@ class ClipModel:
         self.embed_dim: int = int(self.spec["embed_dim"])
         self._mean = np.asarray(self.spec["mean"], dtype=np.float32).reshape(3, 1, 1)
         self._std = np.asarray(self.spec["std"], dtype=np.float32).reshape(3, 1, 1)
-        self._interp = _INTERPOLATION.get(self.spec.get("interpolation", "bicubic"), Image.Resampling.BICUBIC)
+        interp = self.spec.get("interpolation", "bicubic")
+        self._interp = interp if interp in _INTERPOLATION else "bicubic"
         self._visual = LazySession(self.folder / "visual.onnx", threads=threads, session=visual_session)
         self._text = LazySession(self.folder / "textual.onnx", threads=threads, session=text_session,
                                  low_memory=low_memory_text)
@@ -65,20 +60,23 @@ class ClipModel:
 
     # -- images ------------------------------------------------------------------------
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
+    def preprocess(self, image: Any) -> np.ndarray:
         """An upright RGB PIL image -> float32 array (3, S, S), normalized as the model was trained."""
+        from PIL import Image
+
+        resample = getattr(Image.Resampling, self._interp.upper())
         size = self.image_size
         if image.mode != "RGB":
             image = image.convert("RGB")
         mode = self.spec.get("resize_mode", "shortest")
         w, h = image.size
         if mode == "squash":
-            image = image.resize((size, size), self._interp)
+            image = image.resize((size, size), resample)
         elif mode == "longest":
             scale = size / max(w, h)
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             canvas = Image.new("RGB", (size, size), (0, 0, 0))
-            canvas.paste(image.resize((nw, nh), self._interp), ((size - nw) // 2, (size - nh) // 2))
+            canvas.paste(image.resize((nw, nh), resample), ((size - nw) // 2, (size - nh) // 2))
             image = canvas
         else:
             # torchvision Resize(int): shorter side -> size, longer side truncated like int().
@@ -87,7 +85,7 @@ class ClipModel:
             else:
                 nw, nh = int(size * w / h), size
             if (nw, nh) != (w, h):
-                image = image.resize((nw, nh), self._interp)
+                image = image.resize((nw, nh), resample)
             # torchvision CenterCrop rounding.
             left = int(round((nw - size) / 2.0))
             top = int(round((nh - size) / 2.0))
@@ -101,7 +99,7 @@ class ClipModel:
         out = self._visual.run({"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})
         return _normalize(out) if normalize else out
 
-    def encode_images(self, images: list[Image.Image]) -> np.ndarray:
+    def encode_images(self, images: list[Any]) -> np.ndarray:
         return self.encode_pixels(np.stack([self.preprocess(im) for im in images]))
 
     # -- text ----------------------------------------------------------------------------
