@@ -68,6 +68,3 @@ class LibraryPaths:
     @property
     def vectors(self) -> Path:
         return self.root / "vectors"
-
-    def model_dir(self, name: str) -> Path:
-        return self.models / name

@@ -92,7 +92,3 @@ def compute(image: "Image.Image") -> PerceptualHashes:
 def to_codes(values: np.ndarray) -> np.ndarray:
     """uint64 hashes -> (n, 8) uint8 FAISS binary codes (big-endian, matching the bit order)."""
     return np.ascontiguousarray(np.asarray(values, dtype=">u8").view(np.uint8).reshape(-1, 8))
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
