@@ -553,7 +553,7 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any]
         elif name.startswith("bench-"):
             g = "benchmark sampler threads"
         elif name:
-            g = f"other python threads"
+            g = "other python threads"
         else:
             g = "native threads (onnxruntime intra-op pool, ...)"
         groups[g] = groups.get(g, 0.0) + spent
