@@ -69,8 +69,7 @@ class Library:
 
         Without an installed model, ``both`` falls back to perceptual hashes alone.
         """
-        if not self.paths.catalog.exists():
-            raise NotIndexedError(f"the library {self.paths.root} is empty: run `photosearch index PATH` first")
+        self._require_catalog()
         from photosearch.dupes import find_groups
 
         model, dim = self._model_and_dim(required=method == "clip" and not exact_only)
@@ -98,6 +97,7 @@ class Library:
     def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> int:
         from photosearch.quarantine import keep_both
 
+        self._require_catalog()  # a decision about photos needs a library that has them
         with Catalog.open(self.paths.catalog) as cat:
             return keep_both(cat, [os.fspath(p) for p in photos])
 
@@ -117,6 +117,10 @@ class Library:
         report = undo_last(self.paths)
         self._refresh_indexes()
         return report
+
+    def _require_catalog(self) -> None:
+        if not self.paths.catalog.exists():
+            raise NotIndexedError(f"the library {self.paths.root} is empty: run `photosearch index PATH` first")
 
     def _model_and_dim(self, required: bool) -> tuple[str | None, int | None]:
         name = self.models.active_name()

@@ -258,7 +258,7 @@ class Indexer:
             writer.move(src.id, w)                      # same bytes, old path gone: keep id and vectors
             summary.moved += 1
         elif res.hash in state.hash_to_id and res.pixels is None:
-            writer.copy(state.hash_to_id[res.hash], w, res.hash)
+            writer.copy(state.hash_to_id[res.hash], w)
             summary.reused += 1
         elif res.pixels is None:
             # Its twin was claimed already (two moved copies of one file); decode it after all.
@@ -349,8 +349,8 @@ class _Writer:
         self.moved_ids.add(photo_id)
         self.ops.append(("move", (photo_id, w)))
 
-    def copy(self, src_id: int, w: _Work, content_hash: str) -> None:
-        self.ops.append(("copy", (src_id, w, content_hash)))
+    def copy(self, src_id: int, w: _Work) -> None:
+        self.ops.append(("copy", (src_id, w)))
 
     def maybe_flush(self) -> None:
         if self.ops and time.monotonic() - self.last_flush >= self.indexer.commit_every_s:
@@ -391,7 +391,7 @@ class _Writer:
                         cat.delete_photos([w.known.id])
                     cat.move_photo(pid, w.entry.path, w.entry.size, w.entry.mtime_ns)
                 elif kind == "copy":
-                    src_id, w, h = arg
+                    src_id, w = arg
                     if w.known is not None:
                         cat.delete_photos([w.known.id])
                     src = cat.photos_by_ids([src_id]).get(src_id)

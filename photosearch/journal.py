@@ -46,18 +46,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def unique_destination(path: Path) -> Path:
-    """``path``, or ``name (1).ext``, ``name (2).ext``... whichever does not exist yet."""
-    if not path.exists() and not path.is_symlink():
-        return path
-    n = 1
-    while True:
-        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-        if not candidate.exists():
-            return candidate
-        n += 1
-
-
 def move_file(src: Path, dst: Path) -> None:
     """Move without ever overwriting; across file systems copy, verify, then remove the source."""
     dst.parent.mkdir(parents=True, exist_ok=True)

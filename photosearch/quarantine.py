@@ -29,7 +29,7 @@ from photosearch.catalog import Catalog
 from photosearch.config import LibraryPaths
 from photosearch.dupes import Group
 from photosearch.errors import InputError, UsageError
-from photosearch.journal import Journal, UndoReport, move_file, undo_changes, unique_destination
+from photosearch.journal import Journal, UndoReport, move_file, undo_changes
 from photosearch.scan import file_sha256, find_sidecar
 from photosearch.xmp import MetadataUpdate, WriteError, sidecar_path, write
 
@@ -104,9 +104,10 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
             if os.path.normpath(r["path"]).startswith(dest_abs + os.sep):
                 continue  # already quarantined there
             rel = _relative(r["path"], roots)
-            dst = Path(dest_abs) / rel
-            while str(dst) in taken or dst.exists():
-                dst = unique_destination(dst) if dst.exists() else dst.with_name(f"{dst.stem} (1){dst.suffix}")
+            wanted = Path(dest_abs) / rel
+            dst, n = wanted, 1
+            while str(dst) in taken or dst.exists():  # never overwrite, not even another planned move
+                dst, n = wanted.with_name(f"{wanted.stem} ({n}){wanted.suffix}"), n + 1
             taken.add(str(dst))
             move = PlannedMove(m.id, r["path"], str(dst), keeper["path"])
             side = find_sidecar(r["path"])
