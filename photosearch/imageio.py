@@ -247,6 +247,7 @@ class Metadata:
     rating: int | None = None
     title: str | None = None
     description: str | None = None
+    regions: list[Any] = field(default_factory=list)  # photosearch.regions.Region, displayed frame
 
 
 _exiv2_lock = threading.Lock()
@@ -379,10 +380,15 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
 
     Never raises: files with broken or missing metadata give empty fields.
     """
+    from photosearch.regions import has_regions, read_regions
+
     exif, iptc, xmp = _read_tags(data) if data else ({}, {}, {})
     extra_keywords: list[str] = []
+    region_source = xmp
     if sidecar:
         s_exif, s_iptc, s_xmp = _read_tags(sidecar)
+        if has_regions(s_xmp):  # regions are a whole: the sidecar's replace the file's, never mix
+            region_source = s_xmp
         # A sidecar is the newer record (written by an editor after the shot): its values win,
         # except keywords, which are the union of both.
         extra_keywords = _as_list(s_xmp.get("Xmp.dc.subject")) or _as_list(s_iptc.get("Iptc.Application2.Keywords"))
@@ -426,6 +432,10 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
         or _first(iptc, "Iptc.Application2.Caption")
         or _first(exif, "Exif.Image.ImageDescription", "Exif.Photo.UserComment")
     )
+    try:
+        md.regions = read_regions(region_source, md.orientation)
+    except Exception:  # a malformed region must never cost us the photo
+        md.regions = []
     return md
 
 

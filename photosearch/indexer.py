@@ -23,15 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.catalog import Catalog, KnownFile, PhotoRecord
+from photosearch.catalog import Catalog, FaceRow, KnownFile, PhotoRecord
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_COMMIT_SECONDS, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import DecodeError, UsageError
 from photosearch import hashes
 from photosearch.hashes import PerceptualHashes
 from photosearch.imageio import decode, read_metadata
 from photosearch.models.base import ImageEncoder, default_threads
+from photosearch.models.faces import Face, FaceEngine
 from photosearch.scan import FileEntry, content_hash, find_sidecar, normalize_root, walk
 from photosearch.vectors import load_for_search, save_for_catalog, sync_with_catalog
+
+
+#: Shorter side JPEGs are DCT-decoded to when faces are detected (a 4:3 photo then has a long
+#: side >= 640 px, the detector's working size).
+FACE_DECODE_MIN_SIDE = 480
 
 
 @dataclass
@@ -54,6 +60,9 @@ class IndexSummary:
     model: str = ""
     total_photos: int = 0
     interrupted: bool = False
+    face_model: str | None = None
+    faces: int = 0            # faces found in the photos scanned this run
+    people_updated: int = 0   # faces that joined a person or a new cluster after this run
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -78,8 +87,9 @@ ProgressFn = Callable[[Progress], None]
 class _Work:
     entry: FileEntry
     known: KnownFile | None      # the row at this path, if any
-    refresh: bool = False        # unchanged file lacking a vector (e.g. new model) or hashes
+    refresh: bool = False        # unchanged file lacking a vector (e.g. new model), hashes or faces
     need_vector: bool = True
+    need_faces: bool = True
 
 
 @dataclass
@@ -91,6 +101,7 @@ class _Result:
     size: tuple[int, int] | None = None       # full-size width, height as displayed
     record: PhotoRecord | None = None
     skip: str | None = None
+    faces: list[FaceRow] | None = None        # None: not scanned for faces
 
 
 @dataclass
@@ -122,10 +133,13 @@ class Indexer:
         workers: int | None = None,
         commit_every_s: float | None = None,
         exact_max: int | None = None,
+        faces: FaceEngine | None = None,
     ) -> None:
         self.paths = paths
         self.model = model
         self.model_name = model_name
+        self.faces = faces
+        self.face_model = faces.name if faces is not None else None
         self.batch_size = max(1, batch_size)
         self.workers = workers or default_threads()
         self.commit_every_s = commit_every_s if commit_every_s is not None else _env_seconds(ENV_COMMIT_SECONDS, 2.0)
@@ -136,7 +150,7 @@ class Indexer:
     def run(self, roots: Iterable[str] | None = None, on_progress: ProgressFn | None = None) -> IndexSummary:
         started = time.monotonic()
         report = on_progress or (lambda _p: None)
-        summary = IndexSummary(model=self.model_name)
+        summary = IndexSummary(model=self.model_name, face_model=self.face_model)
         given = [normalize_root(r) for r in roots or []]
         with Catalog.open(self.paths.catalog) as cat:
             with cat.transaction():
@@ -146,6 +160,7 @@ class Indexer:
             known = cat.known_files()
             with_vector = set(cat.ids_with_vectors(self.model_name).tolist())
             with_hashes = cat.ids_with_hashes()
+            face_scanned = cat.face_scanned_ids(self.face_model) if self.face_model else None
             # Hashes whose bytes already have a vector for this model: no need to decode again.
             hash_to_id = {k.content_hash: k.id for k in known.values() if k.id in with_vector}
         if not scan_roots:
@@ -159,10 +174,12 @@ class Indexer:
             seen.add(entry.path)
             k = known.get(entry.path)
             if k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns:
-                if k.id in with_vector and k.id in with_hashes:
+                need_faces = face_scanned is not None and k.id not in face_scanned
+                if k.id in with_vector and k.id in with_hashes and not need_faces:
                     summary.unchanged += 1
                 else:
-                    work.append(_Work(entry, k, refresh=True, need_vector=k.id not in with_vector))
+                    work.append(_Work(entry, k, refresh=True, need_vector=k.id not in with_vector,
+                                      need_faces=need_faces))
             else:
                 work.append(_Work(entry, k))
             if i % 500 == 0:
@@ -197,6 +214,12 @@ class Indexer:
                     cat.delete_photos(removed)
                 summary.removed = len(removed)
             self.sync_index(cat)
+            if self.face_model:
+                from photosearch.people import update_people
+
+                with cat.transaction():
+                    summary.people_updated = update_people(cat, self.face_model, exact_max=self.exact_max)
+                self.sync_face_index(cat)
             summary.total_photos = cat.count_photos()
         summary.seconds = time.monotonic() - started
         return summary
@@ -210,6 +233,18 @@ class Indexer:
         index, _ = load_for_search(cat, self.paths.vectors, self.model_name, exact_max=self.exact_max,
                                    dim=self.model.embed_dim)
         save_for_catalog(index, cat, self.paths.vectors, self.model_name)
+
+    def sync_face_index(self, cat: Catalog) -> None:
+        """Bring the face model's FAISS index up to the catalog's face vectors and save it."""
+        if self.faces is None:
+            return
+        src = cat.face_vectors(self.face_model)
+        state = cat.index_state(src.key)
+        if state is not None and state["version"] == cat.data_version() \
+                and (self.paths.vectors / state["file"]).is_file():
+            return
+        index, _ = load_for_search(cat, self.paths.vectors, src, exact_max=self.exact_max, dim=self.faces.dim)
+        save_for_catalog(index, cat, self.paths.vectors, src)
 
     # -- the pipeline -----------------------------------------------------------------------
 
@@ -249,7 +284,7 @@ class Indexer:
             if w.need_vector:
                 batch.append(res)
             else:
-                writer.add(res, None)  # only the perceptual hashes were missing
+                writer.add(res, None)  # only the perceptual hashes or the faces were missing
                 summary.unchanged += 1
         elif w.known is not None and res.hash == w.known.content_hash:
             writer.touch(w.known.id, w.entry)           # same bytes, new mtime: nothing to redo
@@ -289,19 +324,25 @@ class Indexer:
         res = _Result(w, hash=content_hash(data))
         if not w.refresh and (res.hash in skip_hashes or (w.known is not None and res.hash == w.known.content_hash)):
             return res
+        scan_faces = self.faces is not None and (w.need_faces or not w.refresh)
+        found: list[Face] = []
         try:
-            decoded = decode(data, ext=w.entry.ext, min_side=self.model.image_size)
+            # Faces are detected at <= 640 px on the long side: decode at least that (JPEG DCT scaling).
+            min_side = max(self.model.image_size, FACE_DECODE_MIN_SIDE if scan_faces else 0)
+            decoded = decode(data, ext=w.entry.ext, min_side=min_side)
             if w.need_vector:
                 res.pixels = self.model.preprocess(decoded.image)
             res.hashes = hashes.compute(decoded.image)
             res.size = (decoded.width, decoded.height)
+            if scan_faces:
+                found = self.faces.analyze(decoded.image)
         except DecodeError as exc:
             res.skip = exc.reason
             return res
         except MemoryError:
             res.skip = "too large to decode in memory"
             return res
-        if w.refresh:
+        if w.refresh and not scan_faces:
             return res
         sidecar = find_sidecar(path)
         side_bytes = None
@@ -312,10 +353,16 @@ class Indexer:
             except OSError:
                 side_bytes = None
         md = read_metadata(data, side_bytes)
+        if scan_faces:
+            res.faces = match_regions(found, md.regions, self.face_model)
+        if w.refresh:
+            return res
+        fields = asdict(md)
+        fields.pop("regions")
         res.record = PhotoRecord(
             path=path, content_hash=res.hash, size=w.entry.size, mtime_ns=w.entry.mtime_ns,
             width=decoded.width, height=decoded.height, format=decoded.format,
-            **{**asdict(md), "orientation": decoded.orientation or md.orientation},
+            **{**fields, "orientation": decoded.orientation or md.orientation},
         )
         return res
 
@@ -367,6 +414,7 @@ class _Writer:
             new_results: list[_Result] = []
             vector_only: list[tuple[int, np.ndarray]] = []
             hash_rows: list[tuple[int, tuple[int, ...], int]] = []
+            face_sets: list[tuple[int, list[FaceRow]]] = []
             for kind, arg in ops:
                 if kind == "add":
                     res, vec = arg
@@ -376,6 +424,8 @@ class _Writer:
                             vector_only.append((w.known.id, vec))
                         if res.hashes is not None and w.known.id not in self.hashed:
                             hash_rows.append(_hash_row(w.known.id, res))
+                        if res.faces is not None:
+                            face_sets.append((w.known.id, res.faces))
                         continue
                     if w.known is not None:  # the file at this path changed: old row and vectors go
                         cat.delete_photos([w.known.id])
@@ -405,11 +455,16 @@ class _Writer:
                 ids = cat.insert_photos(new_records)
                 cat.add_embeddings(model, ids, np.stack(new_vectors))
                 hash_rows += [_hash_row(i, r) for i, r in zip(ids, new_results) if r.hashes is not None]
+                face_sets += [(i, r.faces) for i, r in zip(ids, new_results) if r.faces is not None]
                 self.summary.indexed += len(ids)
             if vector_only:
                 cat.add_embeddings(model, [i for i, _ in vector_only], np.stack([v for _, v in vector_only]))
                 self.summary.indexed += len(vector_only)
             cat.add_hashes(hash_rows)
+            for photo_id, rows in face_sets:
+                _name_regions(cat, rows)
+                cat.add_faces(photo_id, self.indexer.face_model, rows)
+                self.summary.faces += sum(1 for r in rows if r.vector is not None)
         self.last_flush = time.monotonic()
 
 
@@ -421,6 +476,46 @@ def _hash_row(photo_id: int, res: _Result) -> tuple[int, tuple[int, ...], int, i
     return (photo_id, h.phash, h.dhash, cw, ch)
 
 
+def match_regions(found: list[Face], regions: list[Any], model: str | None) -> list[FaceRow]:
+    """Detected faces as rows, each named by the file's region over it; unmatched named regions
+    become faces of their own (no vector)."""
+    rows = [FaceRow(box=f.box, score=f.score, vector=f.vector, model=model) for f in found]
+    for region in regions:
+        if not region.name:
+            continue
+        best, best_iou = None, 0.3  # below this overlap a region is about another face
+        for row in rows:
+            if row.vector is None or row.region_name is not None:
+                continue
+            iou = _iou(row.box, region.box)
+            if iou > best_iou:
+                best, best_iou = row, iou
+        if best is not None:
+            best.region_name = region.name
+        else:
+            rows.append(FaceRow(box=region.box, score=None, vector=None, model=None, source="file",
+                                region_name=region.name))
+    return rows
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _name_regions(cat: Catalog, rows: list[FaceRow]) -> None:
+    """Faces named by a region in the file belong to that person (created if new)."""
+    for row in rows:
+        if row.region_name:
+            person = cat.person_by_name(row.region_name)
+            row.person_id = person["id"] if person else cat.create_person(row.region_name)
+            row.assigned = "file"
+
+
 def _env_seconds(name: str, default: float) -> float:
     value = os.environ.get(name)
     try:
@@ -429,12 +524,17 @@ def _env_seconds(name: str, default: float) -> float:
         raise UsageError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
-def refresh_index(paths: LibraryPaths, model_name: str, dim: int, exact_max: int | None = None) -> None:
-    """Sync and save a model's FAISS index with the catalog (e.g. after a crash or a model switch)."""
+def refresh_index(paths: LibraryPaths, model_name: str, dim: int, exact_max: int | None = None, *,
+                  faces: bool = False) -> None:
+    """Sync and save a model's FAISS index (``faces``: a face model's) with the catalog (e.g. after
+    a crash, a quarantine or a model switch)."""
     exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
     with Catalog.open(paths.catalog) as cat:
-        index, _ = load_for_search(cat, paths.vectors, model_name, exact_max=exact_max, dim=dim)
-        save_for_catalog(index, cat, paths.vectors, model_name)
+        src = cat.face_vectors(model_name) if faces else cat.photo_vectors(model_name)
+        if faces and src.count() == 0 and cat.index_state(src.key) is None:
+            return
+        index, _ = load_for_search(cat, paths.vectors, src, exact_max=exact_max, dim=dim)
+        save_for_catalog(index, cat, paths.vectors, src)
 
 
 __all__ = ["Indexer", "IndexSummary", "Progress", "Skipped", "refresh_index", "sync_with_catalog"]

@@ -37,11 +37,14 @@ class SearchResult:
     height: int | None
     format: str | None
     keywords: list[str]
+    face: dict[str, Any] | None = None   # face search: the matched face (id, box, person)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["score"] = round(float(self.score), 6)
         d["taken_at"] = self.taken_at.isoformat() if self.taken_at else None
+        if d["face"] is None:
+            del d["face"]
         return d
 
 
@@ -62,7 +65,8 @@ def parse_when(text: str, *, option: str = "date") -> datetime:
 
 
 def make_filters(after: str | datetime | None = None, before: str | datetime | None = None,
-                 camera: str | None = None, folder: str | os.PathLike[str] | None = None) -> Filters:
+                 camera: str | None = None, folder: str | os.PathLike[str] | None = None,
+                 person: str | None = None) -> Filters:
     """Validated Filters from user input (strings are parsed; the folder must exist)."""
     a = parse_when(after, option="--after") if isinstance(after, str) else after
     b = parse_when(before, option="--before") if isinstance(before, str) else before
@@ -74,7 +78,9 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
         if not p.is_dir():
             raise InputError(f"--in: no such folder: {folder}")
         f = os.path.normpath(os.path.abspath(p))
-    return Filters(after=a, before=b, camera=camera or None, folder=f)
+    if person is not None and not person.strip():
+        raise UsageError("--person needs a name")
+    return Filters(after=a, before=b, camera=camera or None, folder=f, person=person.strip() if person else None)
 
 
 class Searcher:
@@ -175,6 +181,96 @@ class Searcher:
             raise InputError(f"cannot use {path} as an example photo: {exc.reason}") from None
         return model.encode_pixels(model.preprocess(decoded.image)[None])[0]
 
+    def search_face(self, photo: str | os.PathLike[str], face: int | None = None, filters: Filters | None = None,
+                    limit: int = 20, min_score: float | None = None) -> list[SearchResult]:
+        """Photos showing the person whose face is in ``photo`` (the largest face, or face number
+        ``face`` counting from the left), best first; the example photo itself is left out."""
+        from photosearch.models.faces import FaceModelStore
+
+        if limit <= 0:
+            raise UsageError("--limit must be at least 1")
+        if face is not None and face < 1:
+            raise UsageError("--face counts from 1 (the leftmost face)")
+        path = Path(photo).expanduser()
+        if not path.exists():
+            raise InputError(f"no such file: {photo}")
+        if path.is_dir():
+            raise InputError(f"{photo} is a folder, not a photo")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {photo}: {exc.strerror}") from None
+        store = FaceModelStore(self.paths)
+        model_name = store.active_name()
+        if model_name is None or not self.paths.catalog.exists():
+            raise NotIndexedError("no faces are indexed yet: run `photosearch index PATH` (it finds faces too)")
+        from photosearch.scan import content_hash
+
+        digest = content_hash(data)
+        abspath = os.path.normpath(os.path.abspath(path))
+        with self._open() as cat:
+            src = cat.face_vectors(model_name)
+            if src.count() == 0:
+                raise NotIndexedError(f"no face of model {model_name!r} is indexed yet: run `photosearch index`")
+            row = cat.photo_by_path(abspath)
+            if row is None or row["content_hash"] != digest:
+                row = cat.photo_by_hash(digest)
+            exclude = row["id"] if row is not None else None
+            query = None
+            if row is not None and row["id"] in cat.face_scanned_ids(model_name):
+                stored = [f for f in cat.faces_of_photos([row["id"]]).get(row["id"], []) if f["model"] == model_name]
+                chosen = _choose_face([(f["x"], f["y"], f["w"], f["h"]) for f in stored], face, photo)
+                query = src.vectors(np.array([stored[chosen]["id"]]))[1][0]
+            if query is None:
+                query = self._embed_face(store, model_name, data, path, face)
+            allowed = None
+            if filters is not None and filters.active():
+                allowed = cat.face_ids_of_photos(model_name, cat.filtered_ids(filters))
+            index, _ = load_for_search(cat, self.paths.vectors, src, exact_max=self.exact_max, dim=len(query))
+            return self._face_results(cat, index, query, allowed, exclude, limit, min_score)
+
+    def _embed_face(self, store: Any, model_name: str, data: bytes, path: Path, face: int | None) -> np.ndarray:
+        from photosearch.imageio import decode
+
+        engine = store.load(model_name, threads=1, auto_install=False)
+        try:
+            decoded = decode(data, ext=path.suffix.lower(), min_side=480)
+        except DecodeError as exc:
+            raise InputError(f"cannot use {path} as an example photo: {exc.reason}") from None
+        found = [f for f in engine.analyze(decoded.image) if f.vector is not None]
+        chosen = _choose_face([f.box for f in found], face, str(path))
+        return found[chosen].vector
+
+    def _face_results(self, cat: Catalog, index: Any, query: np.ndarray, allowed: np.ndarray | None,
+                      exclude: int | None, limit: int, min_score: float | None) -> list[SearchResult]:
+        if allowed is not None and len(allowed) == 0:
+            return []
+        k = limit * 4 + 10
+        while True:
+            s, f = index.search(query[None, :], k, allowed=allowed)
+            scores, faces = s[0], f[0]
+            photos = cat.face_photo_ids(faces)
+            best: dict[int, tuple[float, int]] = {}
+            for score, fid, pid in zip(scores.tolist(), faces.tolist(), photos.tolist()):
+                if fid < 0 or pid < 0 or pid == exclude or pid in best:
+                    continue
+                if min_score is not None and score < min_score:
+                    continue
+                best[pid] = (score, fid)
+            pool = index.ntotal if allowed is None else len(allowed)
+            if len(best) >= limit or k >= pool:
+                break
+            k = min(pool, k * 4)
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
+        rows = cat.photos_by_ids([pid for pid, _ in ranked])
+        face_rows = cat.faces_by_ids([fid for _, (_, fid) in ranked])
+        out = _results([(sc, pid) for pid, (sc, _) in ranked], lambda i: result_fields(rows[i]) if i in rows else None,
+                       limit, None, None)
+        for r in out:
+            fr = face_rows[best[r.id][1]]
+            r.face = _face_info(fr, r.width, r.height)
+        return out
+
     # -- internals ------------------------------------------------------------------------
 
     def _open(self) -> Any:
@@ -218,6 +314,28 @@ class Searcher:
         pairs = list(zip(scores.tolist(), found.tolist()))
         rows = cat.photos_by_ids([i for _, i in pairs if i >= 0][: want])
         return _results(pairs, lambda i: result_fields(rows[i]) if i in rows else None, limit, min_score, exclude)
+
+
+def _choose_face(boxes: list[tuple[float, float, float, float]], face: int | None, photo: Any) -> int:
+    """Index of the chosen face: number ``face`` counting from the left, or the largest."""
+    if not boxes:
+        raise InputError(f"no face found in {photo}")
+    if face is None:
+        return max(range(len(boxes)), key=lambda i: boxes[i][2] * boxes[i][3])
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i][0], boxes[i][1]))
+    if face > len(order):
+        raise UsageError(f"--face {face}: {photo} has {len(order)} face{'s' if len(order) != 1 else ''} "
+                         "(numbered from the left)")
+    return order[face - 1]
+
+
+def _face_info(face: dict[str, Any], width: int | None, height: int | None) -> dict[str, Any]:
+    box = {k: round(float(face[k]), 5) for k in ("x", "y", "w", "h")}
+    info: dict[str, Any] = {"id": face["id"], "box": box, "person": face["person"]}
+    if width and height:
+        info["pixels"] = [round(face["x"] * width), round(face["y"] * height),
+                          round(face["w"] * width), round(face["h"] * height)]
+    return info
 
 
 def _results(pairs: Any, lookup: Any, limit: int, min_score: float | None, exclude: int | None) -> list[SearchResult]:

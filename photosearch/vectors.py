@@ -1,6 +1,6 @@
 """FAISS wrapper: build, add, remove, search, save and load vector indexes.
 
-Ids are catalog photo ids. Small libraries get an exact flat index; above
+Ids are catalog photo ids (or face ids, for a face model's index). Small libraries get an exact flat index; above
 ``exact_max`` vectors an IVF index with 8-bit scalar quantization whose
 ``nprobe`` is tuned at build time for recall@10 against exact search.
 """
@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -22,6 +22,23 @@ from photosearch.rows import write as write_rows
 
 if TYPE_CHECKING:
     from photosearch.catalog import Catalog
+
+
+class VectorSource(Protocol):
+    """The vectors one index is built from: a model's photo embeddings, or its face vectors."""
+
+    key: str          # the index's name in the catalog's vector_index table
+    has_rows: bool    # whether a rows file (photo result fields) goes beside the index
+
+    def count(self) -> int: ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def sample(self, n: int, seed: int) -> np.ndarray: ...
+
+    def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 #: Recall@10 against exact search that the tuned nprobe must reach on probe queries.
 TARGET_RECALL = 0.95
@@ -255,27 +272,33 @@ def needs_rebuild(index: VectorIndex, n: int, exact_max: int) -> bool:
     return n <= exact_max // 2 or nlist_for(n) >= 4 * index.index.nlist
 
 
-def build_from_catalog(catalog: Catalog, model: str, *, exact_max: int, dim: int, seed: int = 0) -> VectorIndex:
-    n = catalog.count_vectors(model, searchable=True)
-    sample = catalog.sample_vectors(model, min(n, 64 * nlist_for(n)), seed=seed, searchable=True) \
-        if n > exact_max else None
+def _source(catalog: Catalog, model: str | VectorSource) -> VectorSource:
+    return catalog.photo_vectors(model) if isinstance(model, str) else model
+
+
+def build_from_catalog(catalog: Catalog, model: str | VectorSource, *, exact_max: int, dim: int,
+                       seed: int = 0) -> VectorIndex:
+    src = _source(catalog, model)
+    n = src.count()
+    sample = src.sample(min(n, 64 * nlist_for(n)), seed) if n > exact_max else None
     return VectorIndex.build_streaming(
         n, dim, sample if sample is not None else np.zeros((0, dim), np.float32),
-        lambda: catalog.iter_vectors(model, searchable=True), exact_max=exact_max, seed=seed,
+        src.iter, exact_max=exact_max, seed=seed,
     )
 
 
-def sync_with_catalog(index: VectorIndex | None, catalog: Catalog, model: str, *, exact_max: int,
+def sync_with_catalog(index: VectorIndex | None, catalog: Catalog, model: str | VectorSource, *, exact_max: int,
                       dim: int) -> VectorIndex:
     """Bring ``index`` in line with the catalog's vectors (by id set difference), rebuilding if needed."""
-    catalog_ids = catalog.ids_with_vectors(model, searchable=True)
+    src = _source(catalog, model)
+    catalog_ids = src.ids()
     if index is None or needs_rebuild(index, len(catalog_ids), exact_max) or index.dim != dim:
-        return build_from_catalog(catalog, model, exact_max=exact_max, dim=dim)
+        return build_from_catalog(catalog, src, exact_max=exact_max, dim=dim)
     have = index.ids()
     index.remove(np.setdiff1d(have, catalog_ids, assume_unique=True))
     missing = np.setdiff1d(catalog_ids, have, assume_unique=True)
     if len(missing):
-        ids, vecs = catalog.vectors(model, missing)
+        ids, vecs = src.vectors(missing)
         index.add(ids, vecs)
     return index
 
@@ -284,10 +307,11 @@ def index_file_name(model: str, version: int) -> str:
     return f"{model}-v{version}.faiss"
 
 
-def load_for_search(catalog: Catalog, vectors_dir: Path, model: str, *, exact_max: int,
+def load_for_search(catalog: Catalog, vectors_dir: Path, model: str | VectorSource, *, exact_max: int,
                     dim: int) -> tuple[VectorIndex, bool]:
     """The model's index as of the catalog's current data; second value True if it had to be synced."""
-    state = catalog.index_state(model)
+    src = _source(catalog, model)
+    state = catalog.index_state(src.key)
     index = None
     if state is not None and (vectors_dir / state["file"]).is_file():
         current = state["version"] == catalog.data_version()
@@ -295,7 +319,7 @@ def load_for_search(catalog: Catalog, vectors_dir: Path, model: str, *, exact_ma
         index = VectorIndex.load(vectors_dir / state["file"], state["kind"], state["nprobe"], mmap=current)
         if current:
             return index, False
-    return sync_with_catalog(index, catalog, model, exact_max=exact_max, dim=dim), True
+    return sync_with_catalog(index, catalog, src, exact_max=exact_max, dim=dim), True
 
 
 def load_published(library_root: Path, vectors_dir: Path, model: str) -> tuple[VectorIndex, Rows] | None:
@@ -317,19 +341,21 @@ def load_published(library_root: Path, vectors_dir: Path, model: str) -> tuple[V
     return index, rows
 
 
-def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, model: str) -> None:
-    """Write the index and its rows file under versioned names, then point the catalog (and
-    state.json) at them, then drop the old files."""
+def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, model: str | VectorSource) -> None:
+    """Write the index and (for photo indexes) its rows file under versioned names, then point the
+    catalog (and state.json) at them, then drop the old files."""
+    src = _source(catalog, model)
     version = catalog.data_version()
-    name = index_file_name(model, version)
-    rows_name = name.removesuffix(".faiss") + ".rows"
-    old = catalog.index_state(model)
+    name = index_file_name(src.key.replace(":", "-"), version)
+    rows_name = name.removesuffix(".faiss") + ".rows" if src.has_rows else ""
+    old = catalog.index_state(src.key)
     index.save(vectors_dir / name)
-    try:
-        write_rows(vectors_dir / rows_name, catalog.result_rows())
-    except OSError as exc:
-        raise LibraryError(f"cannot write {vectors_dir / rows_name}: {exc.strerror}") from None
-    catalog.set_index_state(model, name, rows_name, version, index.kind, index.ntotal, index.nprobe)
+    if rows_name:
+        try:
+            write_rows(vectors_dir / rows_name, catalog.result_rows())
+        except OSError as exc:
+            raise LibraryError(f"cannot write {vectors_dir / rows_name}: {exc.strerror}") from None
+    catalog.set_index_state(src.key, name, rows_name, version, index.kind, index.ntotal, index.nprobe)
     if old is not None:
         for f in (old["file"], old.get("rows_file")):
             if f and f not in (name, rows_name):

