@@ -56,8 +56,15 @@ class Library:
 
         clip = model or self.models.load()
         engine = None
-        if faces:
-            engine = face_engine or self.face_models.load(threads=1)
+        if faces and face_engine is None:
+            from photosearch.errors import ModelError
+
+            try:
+                engine = self.face_models.load(threads=1)
+            except ModelError as exc:
+                raise type(exc)(f"{exc.message}; or index without faces: `photosearch index --no-faces`") from None
+        elif faces:
+            engine = face_engine
         indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers, faces=engine)
         return indexer.run([os.fspath(r) for r in roots or []], on_progress)
 

