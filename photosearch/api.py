@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from photosearch.catalog import Catalog, Filters
 from photosearch.config import LibraryPaths, resolve_library_dir
 from photosearch.dupes import PRESETS, Thresholds
-from photosearch.errors import NotIndexedError
+from photosearch.errors import InputError, NotIndexedError, UsageError
 from photosearch.models.faces import FaceModelStore
 from photosearch.models.store import ModelInfo, ModelStore
 from photosearch.search import SearchResult, Searcher, make_filters
@@ -77,6 +77,10 @@ class Library:
     def search_image(self, photo: str | os.PathLike[str], *, filters: Filters | None = None, limit: int = 20,
                      min_score: float | None = None) -> list[SearchResult]:
         return Searcher(self.paths).search_image(photo, filters, limit, min_score)
+
+    def search_tags(self, *, filters: Filters, limit: int = 20) -> list[SearchResult]:
+        """Photos carrying every tag of ``filters.tags`` (no text query), best score first."""
+        return Searcher(self.paths).search_tags(filters, limit)
 
     def search_face(self, photo: str | os.PathLike[str], *, face: int | None = None,
                     filters: Filters | None = None, limit: int = 20,
@@ -151,21 +155,170 @@ class Library:
                 result = fn(cat)
         return result
 
-    # -- writing metadata -----------------------------------------------------------------
+    # -- tags -----------------------------------------------------------------------------
 
-    def sync_people(self, *, apply: bool = False, sidecar_only: bool = False, keep_mtime: bool = True,
-                    on_item: Callable[[Any], None] | None = None) -> list[Any]:
-        """Plan (and with ``apply``, write) named people into the photos' XMP through the safe writer."""
-        from photosearch.sync import apply_people, plan_people
+    def taxonomy_file(self, explicit: str | os.PathLike[str] | None = None) -> Any:
+        from photosearch.tags import taxonomy_path
+
+        return taxonomy_path(self.paths.root, explicit)
+
+    def tags_init(self, dest: str | os.PathLike[str] | None = None, *, force: bool = False) -> str:
+        """Write the default taxonomy for editing (default: <library>/taxonomy.toml, which is then used)."""
+        from pathlib import Path
+
+        from photosearch.tags import init_taxonomy
+
+        target = Path(dest).expanduser() if dest else self.paths.root / "taxonomy.toml"
+        return str(init_taxonomy(target, force=force))
+
+    def tags(self, taxonomy: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+        """Every tag (taxonomy and user tags) with its settings and counts."""
+        from photosearch.tags import load_taxonomy, sync_taxonomy
+
+        tax = load_taxonomy(self.taxonomy_file(taxonomy))
+        if not self.paths.catalog.exists():
+            return [dict(t.as_row(), accepted=0, rejected=0, auto=0, scored=0, scorer=None) for t in tax.tags]
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                sync_taxonomy(cat, tax)
+            return cat.tags()
+
+    def tag(self, *, taxonomy: str | os.PathLike[str] | None = None, only: list[str] | None = None,
+            model: Any = None) -> Any:
+        """Score every photo against every tag from the stored CLIP vectors (no re-embedding);
+        tags with enough accepted and rejected examples get a trained probe."""
+        from photosearch.tags import load_taxonomy, resolve_tag, score_all, sync_taxonomy
 
         self._require_catalog()
+        tax = load_taxonomy(self.taxonomy_file(taxonomy))
+        clip = model or self.models.load(threads=1)
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                sync_taxonomy(cat, tax)
+                names = [resolve_tag(cat, t) for t in only] if only else None
+                if cat.count_vectors(clip.name) == 0:
+                    raise NotIndexedError(f"no photo has a vector for model {clip.name!r}: run `photosearch index`")
+                return score_all(cat, clip, clip.name, only=names)
+
+    def tag_photos(self, tag: str, photos: list[str | os.PathLike[str]], *, state: str | None) -> dict[str, Any]:
+        """Set a tag by hand: ``state`` 'accepted' (tag add), 'rejected' (tag remove) or None (back to
+        automatic). Aliases resolve; an unknown tag is created in the ``user`` group."""
+        from photosearch.tags import load_taxonomy, resolve_tag, sync_taxonomy
+
+        ids = self._photo_ids(photos)
+        taxonomy = load_taxonomy(self.taxonomy_file())
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                sync_taxonomy(cat, taxonomy)  # the taxonomy's tags and aliases, even before any scoring
+                name = resolve_tag(cat, tag, create=state == "accepted")
+                cat.set_decisions(ids, name, state)
+        return {"tag": name, "state": state or "auto", "photos": len(ids)}
+
+    def review_queue(self, *, below: float = 0.6, above: float = 0.3, tag: str | None = None,
+                     limit: int = 50) -> list[dict[str, Any]]:
+        """Undecided tag proposals with ``above <= score < below``, one entry per photo."""
+        if not 0 <= above < below <= 1:
+            raise UsageError("need 0 <= --above < --below <= 1")
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            name = None
+            if tag:
+                name = cat.canonical_tag(tag)
+                if name is None:
+                    raise UsageError(f"unknown tag {tag!r} (see `photosearch tags`)")
+            return cat.review_queue(below, above, name, limit)
+
+    def decide(self, photo_id: int, tag: str, accept: bool) -> None:
+        """Record one review decision."""
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                cat.set_decisions([photo_id], tag, "accepted" if accept else "rejected")
+
+    def rate(self, photos: list[str | os.PathLike[str]], rating: int | None) -> int:
+        """Set (0-5) or clear the rating of photos; `sync` writes it as xmp:Rating."""
+        if rating is not None and not 0 <= rating <= 5:
+            raise UsageError("a rating is 0 to 5")
+        ids = self._photo_ids(photos)
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                cat.set_ratings(ids, rating)
+        return len(ids)
+
+    def export_csv(self, out: Any) -> int:
+        """Write one CSV row per photo (path, dates, camera, tags with scores, people, rating, GPS)."""
+        import csv
+
+        self._require_catalog()
+        writer = csv.writer(out)
+        writer.writerow(["path", "taken_at", "camera", "tags", "tag_scores", "people", "rating", "gps_lat", "gps_lon"])
+        n = 0
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            batch: list[tuple[Any, ...]] = []
+
+            def flush() -> None:
+                ids = [r[0] for r in batch]
+                tags = cat.tags_of_photos(ids)
+                people = cat.people_of_photos(ids)
+                for pid, path, taken, make, model, lat, lon, rating in batch:
+                    on = [t for t in tags.get(pid, []) if t["on"]]
+                    writer.writerow([
+                        path, taken.isoformat() if taken else "", " ".join(x for x in (make, model) if x),
+                        ";".join(t["tag"] for t in on),
+                        ";".join(f"{t['tag']}={t['score']:.3f}" if t["score"] is not None else f"{t['tag']}=accepted"
+                                 for t in on),
+                        ";".join(people.get(pid, [])), "" if rating is None else rating,
+                        "" if lat is None else f"{lat:.6f}", "" if lon is None else f"{lon:.6f}"])
+                batch.clear()
+
+            for row in cat.export_rows():
+                batch.append(row)
+                n += 1
+                if len(batch) >= 2000:
+                    flush()
+            flush()
+        return n
+
+    def _photo_ids(self, photos: list[str | os.PathLike[str]]) -> list[int]:
+        from pathlib import Path
+
+        self._require_catalog()
+        if not photos:
+            raise UsageError("give one or more photos")
+        ids = []
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            for p in photos:
+                path = os.path.normpath(os.path.abspath(Path(p).expanduser()))
+                if not os.path.exists(path):
+                    raise InputError(f"no such file: {p}")
+                row = cat.photo_by_path(path)
+                if row is None:
+                    raise InputError(f"{p} is not in the library (run `photosearch index` on its folder first)")
+                ids.append(row["id"])
+        return ids
+
+    # -- writing metadata -----------------------------------------------------------------
+
+    def sync(self, *, apply: bool = False, people: bool = True, tags: bool = True, ratings: bool = True,
+             accepted_only: bool = False, sidecar_only: bool = False, keep_mtime: bool = True,
+             on_item: Callable[[Any], None] | None = None) -> list[Any]:
+        """Plan (and with ``apply``, write) people, tags and ratings into the photos' metadata
+        through the safe writer; a dry run returns what would change."""
+        from photosearch.sync import apply as apply_items
+        from photosearch.sync import plan
+
+        self._require_catalog()
+        opts = dict(people=people, tags=tags, ratings=ratings, accepted_only=accepted_only)
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
-            items = plan_people(cat, sidecar_only=sidecar_only)
+            items = plan(cat, sidecar_only=sidecar_only, **opts)
             if apply:
-                apply_people(cat, items, sidecar_only=sidecar_only, keep_mtime=keep_mtime, on_item=on_item)
+                apply_items(cat, items, sidecar_only=sidecar_only, keep_mtime=keep_mtime, on_item=on_item, **opts)
         if apply:
             self._refresh_indexes()
         return items
+
+    def sync_people(self, **kwargs: Any) -> list[Any]:
+        """:meth:`sync` for people only."""
+        return self.sync(tags=False, ratings=False, **kwargs)
 
     # -- duplicates -----------------------------------------------------------------------
 

@@ -131,9 +131,16 @@ def _render_results(results: list[Any], as_json: bool, query: str) -> None:
     _out().print(table)
 
 
+TagOpt = Annotated[Optional[list[str]], typer.Option(
+    "--tag", metavar="TAG", help="Only photos carrying TAG (accepted, or scored at/above its threshold); "
+    "repeat for several. Aliases work.")]
+
+
 @app.command()
 def search(
-    query: Annotated[list[str], typer.Argument(help="What to look for, in words.", show_default=False)],
+    query: Annotated[Optional[list[str]], typer.Argument(help="What to look for, in words (optional with --tag).",
+                                                         show_default=False)] = None,
+    tag: TagOpt = None,
     limit: LimitOpt = 20,
     after: AfterOpt = None,
     before: BeforeOpt = None,
@@ -144,12 +151,16 @@ def search(
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Search photos by a text description (the default command: photosearch "a red car")."""
+    """Search photos by a text description (the default command: photosearch "a red car"), or list
+    tagged photos (photosearch --tag beach)."""
     from photosearch.api import make_filters
 
-    text = " ".join(query).strip()
-    filters = make_filters(after, before, camera, folder, person)
-    results = _library(library).search_text(text, filters=filters, limit=limit, min_score=min_score)
+    text = " ".join(query or []).strip()
+    filters = make_filters(after, before, camera, folder, person, tag)
+    if not text and tag:
+        results = _library(library).search_tags(filters=filters, limit=limit)
+    else:
+        results = _library(library).search_text(text, filters=filters, limit=limit, min_score=min_score)
     _render_results(results, as_json, text)
 
 
@@ -162,6 +173,7 @@ def like(
     camera: CameraOpt = None,
     folder: InOpt = None,
     person: PersonOpt = None,
+    tag: TagOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
@@ -169,7 +181,7 @@ def like(
     """Find photos that look like PHOTO (the photo itself is left out)."""
     from photosearch.api import make_filters
 
-    filters = make_filters(after, before, camera, folder, person)
+    filters = make_filters(after, before, camera, folder, person, tag)
     results = _library(library).search_image(photo, filters=filters, limit=limit, min_score=min_score)
     _render_results(results, as_json, str(photo))
 
@@ -186,6 +198,7 @@ def face(
     camera: CameraOpt = None,
     folder: InOpt = None,
     person: PersonOpt = None,
+    tag: TagOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
@@ -193,7 +206,7 @@ def face(
     """Find every photo of the person in PHOTO, best first (the example photo itself is left out)."""
     from photosearch.api import make_filters
 
-    filters = make_filters(after, before, camera, folder, person)
+    filters = make_filters(after, before, camera, folder, person, tag)
     results = _library(library).search_face(like, face=face_number, filters=filters, limit=limit, min_score=min_score)
     if as_json:
         _print_json({"query": str(like), "results": [r.as_dict() for r in results]})
@@ -647,6 +660,11 @@ def people_recluster(
 @app.command()
 def sync(
     apply: Annotated[bool, typer.Option("--apply", help="Write (otherwise a dry run that prints the changes).")] = False,
+    people: Annotated[bool, typer.Option("--people/--no-people", help="Write named people (face regions, "
+                                         "PersonInImage, People|Name keywords).")] = True,
+    tags: Annotated[bool, typer.Option("--tags/--no-tags", help="Write tags as keywords.")] = True,
+    accepted_only: Annotated[bool, typer.Option("--accepted-only",
+                             help="Only tags you accepted (not automatic ones above threshold).")] = False,
     sidecar_only: Annotated[bool, typer.Option("--sidecar-only",
                             help="Never touch photos: write .xmp sidecars only.")] = False,
     touch: Annotated[bool, typer.Option("--touch", help="Let rewritten files get a new modification time "
@@ -654,9 +672,10 @@ def sync(
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Write named people into the photos' XMP (face regions, PersonInImage, People|Name keywords)."""
+    """Write people, tags and ratings into the photos' metadata (XMP; IPTC keywords in JPEGs)."""
     lib = _library(library)
-    items = lib.sync_people(apply=apply, sidecar_only=sidecar_only, keep_mtime=not touch)
+    items = lib.sync(apply=apply, people=people, tags=tags, accepted_only=accepted_only, sidecar_only=sidecar_only,
+                     keep_mtime=not touch)
     if as_json:
         _print_json({"applied": apply, "files": [i.as_dict() for i in items]})
     else:
@@ -670,11 +689,262 @@ def sync(
                 err.print(f"error: {i.path}: {i.error}", markup=False)
         todo = sum(1 for i in items if i.status != "failed")
         if not items:
-            out.print("nothing to write: every named person is already in the files")
+            out.print("nothing to write: the files already hold everything")
         elif not apply:
             out.print(f"dry run: {todo} files would change; add --apply to write them (safely: verified, atomic)")
     if any(i.status == "failed" for i in items):
         raise typer.Exit(7)
+
+
+# -- tags ----------------------------------------------------------------------------------
+
+TaxonomyOpt = Annotated[Optional[Path], typer.Option(
+    "--taxonomy", metavar="FILE", envvar="PHOTOSEARCH_TAXONOMY",
+    help="Taxonomy TOML (default: <library>/taxonomy.toml if present, else the built-in one).")]
+
+tag_app = typer.Typer(help="Score photos against the taxonomy; set tags by hand.", rich_markup_mode=None)
+app.add_typer(tag_app, name="tag")
+tags_app = typer.Typer(help="List the taxonomy's tags; write a copy to edit.", rich_markup_mode=None)
+app.add_typer(tags_app, name="tags")
+
+
+@tag_app.callback(invoke_without_command=True)
+def tag_main(
+    ctx: typer.Context,
+    only: Annotated[Optional[list[str]], typer.Option("--only", metavar="TAG", help="Score only these tags.")] = None,
+    taxonomy: TaxonomyOpt = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Score every photo against every tag from its stored CLIP vector (no re-embedding)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    run = _library(library).tag(taxonomy=taxonomy, only=only)
+    if as_json:
+        _print_json(run.as_dict())
+        return
+    out = _out()
+    out.print(f"scored {run.photos} photos against {run.tags} tags in {run.seconds:.1f} s"
+              + (f"; trained probes: {', '.join(run.probes)}" if run.probes else ""))
+    table = Table(show_edge=False, box=None, header_style="bold")
+    table.add_column("tag")
+    table.add_column("photos tagged", justify="right")
+    for name, n in sorted(run.counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(name, str(n))
+    out.print(table)
+
+
+def _tag_change(tag: str, photos: list[Path], state: Optional[str], as_json: bool, library: Optional[str]) -> None:
+    result = _library(library).tag_photos(tag, photos, state=state)
+    if as_json:
+        _print_json(result)
+    else:
+        verb = {"accepted": "tagged", "rejected": "untagged", None: "reset to automatic"}[state]
+        _out().print(f"{verb} {result['photos']} photo(s): {result['tag']}")
+
+
+PhotosArg = Annotated[list[Path], typer.Argument(help="Photos in the library.", show_default=False)]
+
+
+@tag_app.command("add")
+def tag_add(tag: Annotated[str, typer.Argument(help="Tag or alias (unknown: a new user tag).", show_default=False)],
+            photos: PhotosArg, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Tag photos by hand (accepted)."""
+    _tag_change(tag, photos, "accepted", as_json, library)
+
+
+@tag_app.command("remove")
+def tag_remove(tag: Annotated[str, typer.Argument(help="Tag or alias.", show_default=False)],
+               photos: PhotosArg, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Say these photos do not carry TAG (rejected; never proposed again)."""
+    _tag_change(tag, photos, "rejected", as_json, library)
+
+
+@tag_app.command("reset")
+def tag_reset(tag: Annotated[str, typer.Argument(help="Tag or alias.", show_default=False)],
+              photos: PhotosArg, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Forget your decision about TAG on these photos (back to the automatic score)."""
+    _tag_change(tag, photos, None, as_json, library)
+
+
+@tags_app.callback(invoke_without_command=True)
+def tags_main(ctx: typer.Context, taxonomy: TaxonomyOpt = None, as_json: JsonOpt = False,
+              library: LibraryOpt = None) -> None:
+    """List tags: group, parent, threshold, aliases, and how many photos carry each."""
+    if ctx.invoked_subcommand is not None:
+        return
+    lib = _library(library)
+    tags = lib.tags(taxonomy)
+    if as_json:
+        _print_json({"taxonomy": str(lib.taxonomy_file(taxonomy) or "default"), "tags": tags})
+        return
+    table = Table(show_edge=False, box=None, header_style="bold")
+    for col in ("tag", "group", "parent", "threshold", "auto", "accepted", "rejected", "scorer", "aliases"):
+        table.add_column(col)
+    for t in tags:
+        table.add_row(t["name"], t["group"] or "", t["parent"] or "", f"{t['threshold']:.2f}", str(t["auto"]),
+                      str(t["accepted"]), str(t["rejected"]), t["scorer"] or "-", ", ".join(t["aliases"] or []))
+    _out().print(table)
+
+
+@tags_app.command("init")
+def tags_init(
+    dest: Annotated[Optional[Path], typer.Argument(help="Where to write it (default: <library>/taxonomy.toml, "
+                                                        "which the library then uses).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Write a copy of the default taxonomy to edit."""
+    path = _library(library).tags_init(dest, force=force)
+    if as_json:
+        _print_json({"taxonomy": path})
+    else:
+        _out().print(f"wrote {path}; edit it, then run `photosearch tag`", markup=False)
+
+
+# -- review --------------------------------------------------------------------------------
+
+
+def _thumbnail(path: str, width: int = 48) -> Any:
+    """A small colour thumbnail drawn with half blocks (two pixels per character)."""
+    from PIL import Image
+    from rich.text import Text
+
+    from photosearch.imageio import decode
+
+    with open(path, "rb") as f:
+        img = decode(f.read(), ext=os.path.splitext(path)[1].lower(), min_side=64).image
+    h = max(2, round(img.height * width / img.width / 2) * 2)
+    px = img.convert("RGB").resize((width, h), Image.Resampling.BILINEAR).load()
+    text = Text()
+    for y in range(0, h, 2):
+        for x in range(width):
+            top, bottom = px[x, y], px[x, y + 1]
+            text.append("\u2580", style=f"rgb({top[0]},{top[1]},{top[2]}) on rgb({bottom[0]},{bottom[1]},{bottom[2]})")
+        text.append("\n")
+    return text
+
+
+@app.command()
+def review(
+    below: Annotated[float, typer.Option("--below", metavar="S", min=0.0, max=1.0,
+                                         help="Review proposals scored below S.")] = 0.6,
+    above: Annotated[float, typer.Option("--above", metavar="S", min=0.0, max=1.0,
+                                         help="...and at least S (lower ones are not worth a look).")] = 0.3,
+    tag: Annotated[Optional[str], typer.Option("--tag", metavar="TAG", help="Only this tag.")] = None,
+    limit: LimitOpt = 50,
+    open_photo: Annotated[bool, typer.Option("--open", help="Open each photo in the system viewer.")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Accept or reject low-confidence tags, one photo at a time; decisions train per-tag probes.
+
+    Keys: y = yes, n = no, s = skip, q = quit. With --json, print the queue for another front end
+    (which records decisions with `photosearch tag add/remove`)."""
+    lib = _library(library)
+    queue = lib.review_queue(below=below, above=above, tag=tag, limit=limit)
+    if as_json:
+        _print_json({"below": below, "above": above, "items": queue})
+        return
+    out = _out()
+    if not queue:
+        out.print(f"nothing to review between {above:.2f} and {below:.2f} (run `photosearch tag` first?)")
+        return
+    decided: set[str] = set()
+    counts = {"accepted": 0, "rejected": 0}
+    try:
+        for n, item in enumerate(queue, 1):
+            out.print(f"[bold]{n}/{len(queue)}[/bold] {item['path']}", highlight=False)
+            if sys.stdout.isatty():
+                try:
+                    out.print(_thumbnail(item["path"]))
+                except Exception:  # a thumbnail is a convenience; never stop the review for it
+                    pass
+            if open_photo:
+                _open_in_viewer(item["path"])
+            for t in item["tags"]:
+                answer = _ask(f"  {t['tag']} ({t['score']:.2f})? [y/n/s/q] ")
+                if answer == "q":
+                    raise _StopReview
+                if answer in ("y", "n"):
+                    lib.decide(item["photo_id"], t["tag"], answer == "y")
+                    decided.add(t["tag"])
+                    counts["accepted" if answer == "y" else "rejected"] += 1
+    except _StopReview:
+        pass
+    out.print(f"accepted {counts['accepted']}, rejected {counts['rejected']}")
+    if decided:
+        run = lib.tag(only=sorted(decided))
+        out.print(f"rescored {', '.join(sorted(decided))}" + (f" (probes: {', '.join(run.probes)})" if run.probes
+                                                            else " (a probe needs 2 accepted and 2 rejected)"))
+
+
+class _StopReview(Exception):
+    pass
+
+
+def _ask(prompt: str) -> str:
+    while True:
+        try:
+            answer = input(prompt).strip().lower()[:1]
+        except EOFError:
+            return "q"
+        if answer in ("y", "n", "s", "q"):
+            return answer
+        err.print("answer y (yes), n (no), s (skip) or q (quit)")
+
+
+def _open_in_viewer(path: str) -> None:
+    import shutil
+    import subprocess
+
+    opener = shutil.which("xdg-open") or shutil.which("open")
+    if opener:
+        subprocess.Popen([opener, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        err.print("no viewer found (xdg-open or open)")
+
+
+@app.command()
+def rate(
+    rating: Annotated[int, typer.Argument(help="0 to 5.", min=0, max=5, show_default=False)],
+    photos: PhotosArg,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Rate photos 0-5 (written as xmp:Rating by `photosearch sync`)."""
+    n = _library(library).rate(photos, rating)
+    if as_json:
+        _print_json({"rated": n, "rating": rating})
+    else:
+        _out().print(f"rated {n} photo(s) {rating}")
+
+
+@app.command()
+def export(
+    csv_format: Annotated[bool, typer.Option("--csv", help="CSV (the only format for now).")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", metavar="FILE", help="Write here instead of stdout.")] = None,
+    library: LibraryOpt = None,
+) -> None:
+    """Export path, date, camera, tags with scores, people, rating and GPS of every photo."""
+    from photosearch.errors import InputError, UsageError
+
+    if not csv_format:
+        raise UsageError("choose a format: --csv")
+    lib = _library(library)
+    if out_file is None:
+        lib.export_csv(sys.stdout)
+        return
+    tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            n = lib.export_csv(f)
+        os.replace(tmp, out_file)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {out_file}: {exc.strerror}") from None
+    err.print(f"wrote {n} photos to {out_file}", markup=False)
 
 
 # -- status --------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def parse_when(text: str, *, option: str = "date") -> datetime:
 
 def make_filters(after: str | datetime | None = None, before: str | datetime | None = None,
                  camera: str | None = None, folder: str | os.PathLike[str] | None = None,
-                 person: str | None = None) -> Filters:
+                 person: str | None = None, tags: list[str] | tuple[str, ...] | None = None) -> Filters:
     """Validated Filters from user input (strings are parsed; the folder must exist)."""
     a = parse_when(after, option="--after") if isinstance(after, str) else after
     b = parse_when(before, option="--before") if isinstance(before, str) else before
@@ -80,7 +80,11 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
         f = os.path.normpath(os.path.abspath(p))
     if person is not None and not person.strip():
         raise UsageError("--person needs a name")
-    return Filters(after=a, before=b, camera=camera or None, folder=f, person=person.strip() if person else None)
+    clean_tags = tuple(" ".join(t.split()) for t in tags or ())
+    if any(not t for t in clean_tags):
+        raise UsageError("--tag needs a tag name")
+    return Filters(after=a, before=b, camera=camera or None, folder=f, person=person.strip() if person else None,
+                   tags=clean_tags)
 
 
 class Searcher:
@@ -180,6 +184,21 @@ class Searcher:
         except DecodeError as exc:
             raise InputError(f"cannot use {path} as an example photo: {exc.reason}") from None
         return model.encode_pixels(model.preprocess(decoded.image)[None])[0]
+
+    def search_tags(self, filters: Filters, limit: int = 20) -> list[SearchResult]:
+        """Photos carrying every tag in ``filters.tags`` (and passing the other filters), best score first."""
+        if not filters.tags:
+            raise UsageError("give a query, or --tag TAG to list tagged photos")
+        with self._open() as cat:
+            allowed = set(cat.filtered_ids(filters).tolist())
+            tags = [cat.canonical_tag(t) for t in filters.tags]
+            ranked = [(pid, sc) for pid, sc in cat.tagged_ranked(tags, max(limit * 4, limit + 100)) if pid in allowed]
+            if len(ranked) < limit:
+                ranked = [(pid, sc) for pid, sc in cat.tagged_ranked(tags, len(allowed) + 1) if pid in allowed]
+            ranked = ranked[:limit]
+            rows = cat.photos_by_ids([pid for pid, _ in ranked])
+        return _results([(sc, pid) for pid, sc in ranked], lambda i: result_fields(rows[i]) if i in rows else None,
+                        limit, None, None)
 
     def search_face(self, photo: str | os.PathLike[str], face: int | None = None, filters: Filters | None = None,
                     limit: int = 20, min_score: float | None = None) -> list[SearchResult]:

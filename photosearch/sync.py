@@ -1,9 +1,12 @@
-"""Writing what photosearch knows back into the photos' own metadata (XMP).
+"""Writing what photosearch knows back into the photos' own metadata (XMP, and IPTC for JPEG).
 
-People (issue 3): every named person's faces become MWG face regions
-(``mwg-rs:Regions``, in the stored frame, see regions.py), plus
-``Iptc4xmpExt:PersonInImage`` and the keywords ``People|Name``
-(``lr:hierarchicalSubject``) and ``People/Name`` (``digiKam:TagsList``).
+- People: every named person's faces become MWG face regions (``mwg-rs:Regions``, in the
+  stored frame, see regions.py), plus ``Iptc4xmpExt:PersonInImage`` and the keywords
+  ``People|Name`` (``lr:hierarchicalSubject``) and ``People/Name`` (``digiKam:TagsList``).
+- Tags: accepted tags, and automatic ones at or above their threshold (unless accepted-only),
+  as ``dc:subject`` (with their ancestors), ``lr:hierarchicalSubject`` (``Parent|Tag``),
+  ``digiKam:TagsList`` (``Parent/Tag``) and, in JPEGs, IPTC ``Keywords``.
+- Ratings set in photosearch (``photosearch rate``) as ``xmp:Rating``.
 
 A sync is planned first (a dry run: what would change, per file) and applied
 only on request, one file at a time through the safe writer in xmp.py: temp
@@ -33,6 +36,7 @@ class SyncItem:
     target: str = ""
     sidecar: bool = False
     people: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)   # human-readable, one per change
     status: str = "pending"                            # pending | written | unchanged | failed
     error: str | None = None
@@ -55,9 +59,62 @@ def people_update(faces: list[dict[str, Any]], photo: dict[str, Any]) -> Metadat
     )
 
 
+def tags_update(tags: list[dict[str, Any]], parents: dict[str, str | None], accepted_only: bool) -> MetadataUpdate:
+    """The keywords for one photo's tags: accepted ones, and automatic ones at or above their
+    threshold unless ``accepted_only``; ancestors are keywords too, as Lightroom writes them."""
+    from photosearch.tags import ancestors
+
+    chosen = [t["tag"] for t in tags if t["state"] == "accepted" or (not accepted_only and t["on"])]
+    chains = [ancestors(t, parents) for t in chosen]
+    return MetadataUpdate(
+        keywords=list(dict.fromkeys(k for c in chains for k in c)),
+        hierarchical=["|".join(c) for c in chains],
+        tags_list=["/".join(c) for c in chains],
+    )
+
+
+def _combine(a: MetadataUpdate, b: MetadataUpdate) -> MetadataUpdate:
+    return MetadataUpdate(
+        keywords=a.keywords + b.keywords, hierarchical=a.hierarchical + b.hierarchical,
+        tags_list=a.tags_list + b.tags_list, persons=a.persons + b.persons, people=a.people + b.people,
+        rating=b.rating if b.rating is not None else a.rating,
+        orientation=a.orientation or b.orientation, display_size=a.display_size or b.display_size)
+
+
+def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
+            accepted_only: bool = False) -> dict[int, tuple[dict[str, Any], MetadataUpdate]]:
+    """Per photo id: (catalog row, what photosearch would write into it)."""
+    by_photo_faces = cat.named_faces_by_photo() if people else {}
+    tag_photos = cat.tagged_photo_ids() if tags else []
+    rated = cat.ratings() if ratings else {}
+    ids = sorted(set(by_photo_faces) | set(tag_photos) | set(rated))
+    photos = cat.photos_by_ids(ids)
+    photo_tags = cat.tags_of_photos(tag_photos) if tags else {}
+    parents = {t["name"]: t["parent"] for t in cat.tags()} if tags else {}
+    out = {}
+    for pid in ids:
+        photo = photos.get(pid)
+        if photo is None:
+            continue
+        u = MetadataUpdate()
+        if pid in by_photo_faces:
+            u = _combine(u, people_update(by_photo_faces[pid], photo))
+        if pid in photo_tags:
+            u = _combine(u, tags_update(photo_tags[pid], parents, accepted_only))
+        if pid in rated:
+            u.rating = rated[pid]
+        if not u.empty():
+            out[pid] = (photo, u)
+    return out
+
+
 def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    from photosearch.xmp import IPTC_KEYWORDS
+
     out = []
-    names = {v: k for k, v in LIST_KEYS.items()}
+    names = {v: k for k, v in LIST_KEYS.items()} | {IPTC_KEYWORDS: "iptc"}
+    if "Xmp.xmp.Rating" in changes:
+        out.append(f"+ xmp:Rating: {changes['Xmp.xmp.Rating']}")
     for key, value in changes.items():
         if key in names:
             have = current.get(key) or []
@@ -77,17 +134,13 @@ def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return out
 
 
-def plan_people(cat: Catalog, *, sidecar_only: bool = False) -> list[SyncItem]:
-    """Every photo whose metadata lacks some of its named people, with what would be written."""
-    by_photo = cat.named_faces_by_photo()
-    photos = cat.photos_by_ids(list(by_photo))
+def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
+         accepted_only: bool = False, sidecar_only: bool = False) -> list[SyncItem]:
+    """Every photo whose metadata lacks something photosearch would write, with the changes."""
     items = []
-    for pid in sorted(by_photo):
-        photo = photos.get(pid)
-        if photo is None:
-            continue
-        update = people_update(by_photo[pid], photo)
-        item = SyncItem(pid, photo["path"], people=list(update.persons))
+    for pid, (photo, update) in updates(cat, people=people, tags=tags, ratings=ratings,
+                                        accepted_only=accepted_only).items():
+        item = SyncItem(pid, photo["path"], people=list(update.persons), keywords=list(update.keywords))
         try:
             item.target, item.sidecar, changes, current = preview(photo["path"], update, sidecar_only=sidecar_only)
         except WriteError as exc:
@@ -100,21 +153,20 @@ def plan_people(cat: Catalog, *, sidecar_only: bool = False) -> list[SyncItem]:
     return items
 
 
-def apply_people(cat: Catalog, items: list[SyncItem], *, sidecar_only: bool = False,
-                 keep_mtime: bool = True, on_item: Any = None) -> list[SyncItem]:
+def apply(cat: Catalog, items: list[SyncItem], *, people: bool = True, tags: bool = True, ratings: bool = True,
+          accepted_only: bool = False, sidecar_only: bool = False, keep_mtime: bool = True,
+          on_item: Any = None) -> list[SyncItem]:
     """Write the planned items (each through the safe writer); failures are recorded per item."""
     from photosearch.scan import file_sha256
 
-    by_photo = cat.named_faces_by_photo()
-    photos = cat.photos_by_ids([i.photo_id for i in items])
+    wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only)
     for item in items:
         if item.status == "failed":
             continue
-        photo = photos.get(item.photo_id)
-        if photo is None:
+        if item.photo_id not in wanted:
             item.status, item.error = "failed", "no longer in the catalog"
             continue
-        update = people_update(by_photo.get(item.photo_id, []), photo)
+        photo, update = wanted[item.photo_id]
         try:
             result = write(photo["path"], update, sidecar_only=sidecar_only, keep_mtime=keep_mtime)
         except WriteError as exc:
@@ -132,4 +184,4 @@ def apply_people(cat: Catalog, items: list[SyncItem], *, sidecar_only: bool = Fa
     return items
 
 
-__all__ = ["SyncItem", "plan_people", "apply_people", "people_update"]
+__all__ = ["SyncItem", "plan", "apply", "people_update", "tags_update", "updates"]

@@ -102,9 +102,22 @@ def _pixels_digest(path: Path) -> str:
         return hashlib.sha256(im.tobytes()).hexdigest() + im.mode + str(im.size)
 
 
-def _merge(current: dict, update: MetadataUpdate) -> dict:
-    """The pyexiv2 changes that bring ``current`` up to ``update`` (empty: nothing to do)."""
+IPTC_KEYWORDS = "Iptc.Application2.Keywords"
+ARRAY_TYPES = {"Xmp.dc.subject": "Bag", "Xmp.lr.hierarchicalSubject": "Bag", "Xmp.digiKam.TagsList": "Seq",
+               "Xmp.iptcExt.PersonInImage": "Bag"}
+
+
+def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None) -> dict:
+    """The pyexiv2 changes that bring ``current`` (XMP) and ``iptc`` (IPTC, None: not written) up to
+    ``update`` (empty: nothing to do). IPTC keys start with ``Iptc.``."""
     changes: dict = {}
+    if iptc is not None and update.keywords:
+        have = iptc.get(IPTC_KEYWORDS) or []
+        have = [have] if isinstance(have, str) else list(have)
+        # IPTC IIM limits a keyword to 64 bytes; longer ones live in XMP only.
+        merged = list(dict.fromkeys([*have, *(k for k in update.keywords if len(k.encode()) <= 64)]))
+        if merged != have:
+            changes[IPTC_KEYWORDS] = merged
     for attr, key in LIST_KEYS.items():
         have = current.get(key) or []
         if isinstance(have, str):
@@ -137,6 +150,21 @@ def _read_xmp(path: Path) -> dict:
         img.close()
 
 
+def _read_iptc(path: Path) -> dict:
+    import pyexiv2
+
+    img = pyexiv2.Image(str(path))
+    try:
+        return img.read_iptc()
+    finally:
+        img.close()
+
+
+def _writes_iptc(target: Path, use_sidecar: bool) -> bool:
+    """IPTC keywords are written in-file to JPEGs (where older tools read them)."""
+    return not use_sidecar and _format_of(target) in ("JPEG", "MPO")
+
+
 def _target(photo: Path, sidecar_only: bool) -> tuple[Path, bool]:
     if not photo.is_file():
         raise WriteError(f"cannot write metadata: no such file {photo}")
@@ -151,9 +179,10 @@ def preview(photo: str | os.PathLike[str], update: MetadataUpdate, *,
     target, use_sidecar = _target(Path(photo), sidecar_only)
     try:
         current = _read_xmp(target) if target.exists() else {}
+        iptc = _read_iptc(target) if _writes_iptc(target, use_sidecar) else None
     except Exception as exc:
         raise WriteError(f"cannot read the metadata of {target}: {exc}") from None
-    return str(target), use_sidecar, _merge(current, update), current
+    return str(target), use_sidecar, _merge(current, update, iptc), {**current, **(iptc or {})}
 
 
 def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only: bool = False,
@@ -172,14 +201,27 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
             tmp.write_text(_EMPTY_XMP, encoding="utf-8")
         img = pyexiv2.Image(str(tmp))
         try:
-            changes = _merge(img.read_xmp(), update)
+            iptc = img.read_iptc() if _writes_iptc(photo, use_sidecar) else None
+            current = img.read_xmp()
+            changes = _merge(current, update, iptc)
             if not changes:
                 return WriteResult(str(target), use_sidecar, False)
-            img.modify_xmp(changes)
+            xmp_changes = {k: v for k, v in changes.items() if not k.startswith("Iptc.")}
+            iptc_changes = {k: v for k, v in changes.items() if k.startswith("Iptc.")}
+            # New arrays get the container type their schema defines (exiv2 would make a Seq).
+            declare = {k: f'type="{ARRAY_TYPES[k]}"' for k in xmp_changes if k in ARRAY_TYPES and k not in current}
+            if declare:
+                img.modify_xmp(declare)
+            if xmp_changes:
+                img.modify_xmp(xmp_changes)
+            if iptc_changes:
+                img.modify_iptc(iptc_changes)
         finally:
             img.close()
         # Verify: the values are there, and the photo's pixels did not change.
         written = _read_xmp(tmp)
+        if iptc_changes:
+            written.update(_read_iptc(tmp))
         for key, value in changes.items():
             if isinstance(value, list):
                 got = written.get(key) or []
