@@ -46,7 +46,7 @@ class Library:
     def index(self, roots: Iterable[str | os.PathLike[str]] | None = None, *,
               on_progress: Callable[[Progress], None] | None = None, model: Any = None,
               batch_size: int = 16, workers: int | None = None, faces: bool = True,
-              face_engine: Any = None) -> IndexSummary:
+              face_engine: Any = None, remember_roots: bool = True) -> IndexSummary:
         """Index (or re-index) folders; with no roots, every folder indexed before.
 
         With ``faces`` (the default) faces are found and clustered too; the default face models
@@ -66,7 +66,7 @@ class Library:
         elif faces:
             engine = face_engine
         indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers, faces=engine)
-        return indexer.run([os.fspath(r) for r in roots or []], on_progress)
+        return indexer.run([os.fspath(r) for r in roots or []], on_progress, remember_roots=remember_roots)
 
     # -- searching ------------------------------------------------------------------------
 
@@ -299,7 +299,8 @@ class Library:
     # -- writing metadata -----------------------------------------------------------------
 
     def sync(self, *, apply: bool = False, people: bool = True, tags: bool = True, ratings: bool = True,
-             accepted_only: bool = False, sidecar_only: bool = False, keep_mtime: bool = True,
+             accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
+             sidecar_only: bool = False, keep_mtime: bool = True,
              on_item: Callable[[Any], None] | None = None) -> list[Any]:
         """Plan (and with ``apply``, write) people, tags and ratings into the photos' metadata
         through the safe writer; a dry run returns what would change."""
@@ -307,7 +308,8 @@ class Library:
         from photosearch.sync import plan
 
         self._require_catalog()
-        opts = dict(people=people, tags=tags, ratings=ratings, accepted_only=accepted_only)
+        opts = dict(people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
+                    only_ids=only_ids)
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             items = plan(cat, sidecar_only=sidecar_only, **opts)
             if apply:
@@ -318,7 +320,99 @@ class Library:
 
     def sync_people(self, **kwargs: Any) -> list[Any]:
         """:meth:`sync` for people only."""
-        return self.sync(tags=False, ratings=False, **kwargs)
+        return self.sync(tags=False, ratings=False, takeout=False, **kwargs)
+
+    # -- events, organizing, watching --------------------------------------------------------
+
+    def config(self, explicit: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The library's config file (``<library>/config.toml``, or ``explicit``) as a dict."""
+        from pathlib import Path
+
+        from photosearch.organize import load_config
+
+        path = Path(explicit).expanduser() if explicit else self.paths.root / "config.toml"
+        if explicit and not path.is_file():
+            raise InputError(f"config file not found: {explicit}")
+        return load_config(path)
+
+    def events(self, *, gap_hours: float | None = None, max_km: float | None = None) -> list[dict[str, Any]]:
+        """Group dated photos into events (recomputed and stored) and return them in time order."""
+        from photosearch.events import DEFAULT_GAP_HOURS, DEFAULT_MAX_KM, build
+
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                events = build(cat, gap_hours=gap_hours or DEFAULT_GAP_HOURS, max_km=max_km or DEFAULT_MAX_KM)
+        return [{k: v for k, v in e.items() if k != "photo_ids"} | {"photos": len(e["photo_ids"])} for e in events]
+
+    def organize(self, photos: list[str | os.PathLike[str]] | None, into: str | os.PathLike[str], *,
+                 pattern: str | None = None, rules: list[Any] | None = None, apply: bool = False,
+                 mode: str = "move", config: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
+        """Plan (and with ``apply``, carry out) filing photos into ``into`` by pattern and tag rules.
+
+        ``photos``: files or folders in the library (None: every photo). Events are recomputed
+        first. Returns (plan, report or None)."""
+        from pathlib import Path
+
+        from photosearch.organize import DEFAULT_PATTERN, Rule, apply_plan, make_plan, parse_rule
+
+        self._require_catalog()
+        conf = self.config(config).get("organize", {})
+        pattern = pattern or conf.get("pattern") or DEFAULT_PATTERN
+        all_rules = [r if isinstance(r, Rule) else parse_rule(r) for r in rules or []]
+        for r in conf.get("rules", []):
+            if not isinstance(r, dict) or "tag" not in r or "pattern" not in r:
+                raise UsageError("config [organize] rules must be tables like {tag = \"Birthday\", pattern = \"{year}/Birthday\"}")
+            all_rules.append(parse_rule(f"{r['tag']} -> {r['pattern']}"))
+        self.events()
+        with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
+            if photos:
+                wanted = [os.path.normpath(os.path.abspath(Path(p).expanduser())) for p in photos]
+                for w in wanted:
+                    if not os.path.exists(w):
+                        raise InputError(f"no such file or folder: {w}")
+                rows = cat.photos_under(wanted)
+            else:
+                rows = cat.all_photos()
+            plan = make_plan(cat, rows, into, pattern, all_rules, mode)
+            report = apply_plan(self.paths.root, cat, plan) if apply else None
+        if report is not None:
+            self._refresh_indexes()
+        return plan, report
+
+    def quarantine_photos(self, photos: list[str], dest: str | os.PathLike[str], *,
+                          relative_to: str) -> dict[str, Any]:
+        """Move these photos into a quarantine folder (journaled; `undo` restores them; `dupes purge`
+        deletes them after 7 days)."""
+        from pathlib import Path
+
+        from photosearch.quarantine import Plan, PlannedMove, apply_plan
+
+        dest_abs = os.path.normpath(os.path.abspath(Path(dest).expanduser()))
+        plan = Plan(dest=dest_abs)
+        with Catalog.open(self.paths.catalog) as cat:
+            for p in photos:
+                row = cat.photo_by_path(p)
+                if row is None:
+                    continue
+                rel = os.path.relpath(p, relative_to) if p.startswith(relative_to.rstrip("/") + "/") \
+                    else os.path.basename(p)
+                dst, n = Path(dest_abs) / rel, 1
+                while dst.exists():
+                    dst, n = (Path(dest_abs) / rel).with_name(f"{Path(rel).stem} ({n}){Path(rel).suffix}"), n + 1
+                keeper = cat.library_copy_of(row["content_hash"], relative_to) or ""
+                plan.moves.append(PlannedMove(row["id"], p, str(dst), keeper))
+            report = apply_plan(self.paths, cat, plan)
+        self._refresh_indexes()
+        moved = [m.__dict__ for m in plan.moves if not os.path.exists(m.src) and os.path.exists(m.dst)]
+        return {"moved": moved, "failures": report.failures,
+                "journal": report.journal}
+
+    def watcher(self, import_dir: str | os.PathLike[str], options: Any, **callbacks: Any) -> Any:
+        """A :class:`photosearch.watch.Watcher` for an import folder."""
+        from photosearch.watch import Watcher
+
+        return Watcher(self, import_dir, options, **callbacks)
 
     # -- duplicates -----------------------------------------------------------------------
 

@@ -102,10 +102,11 @@ class Filters:
     folder: str | None = None         # absolute folder; photos at any depth below it
     person: str | None = None         # a named person (case-insensitive) appearing in the photo
     tags: tuple[str, ...] = ()        # canonical tag names the photo must carry (all of them)
+    event: str | None = None          # an event: its id, key (start time) or part of its name
 
     def active(self) -> bool:
         return bool(self.tags) or any(v is not None for v in (self.after, self.before, self.camera, self.folder,
-                                                              self.person))
+                                                              self.person, self.event))
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -336,6 +337,9 @@ class Catalog:
         self.con.execute("DELETE FROM tag_scores WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM tag_decisions WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM photo_ratings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM takeout WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM photo_people WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM photo_events WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM not_duplicates WHERE photo_a IN (SELECT unnest(?::BIGINT[])) "
                          "OR photo_b IN (SELECT unnest(?::BIGINT[]))", [ids, ids])
         self.con.execute("DELETE FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
@@ -381,8 +385,13 @@ class Catalog:
             params.append(folder)
         if filters.person:
             clauses.append("id IN (SELECT f.photo_id FROM faces f JOIN people p ON p.id = f.person_id "
-                           "WHERE lower(p.name) = lower(?))")
-            params.append(filters.person)
+                           "WHERE lower(p.name) = lower(?) UNION SELECT photo_id FROM photo_people "
+                           "WHERE lower(name) = lower(?))")
+            params += [filters.person, filters.person]
+        if filters.event:
+            clauses.append("id IN (SELECT pe.photo_id FROM photo_events pe JOIN events e ON e.id = pe.event_id "
+                           "WHERE e.key = ? OR CAST(e.id AS VARCHAR) = ? OR e.name ILIKE ?)")
+            params += [filters.event, filters.event, f"%{filters.event}%"]
         for name in filters.tags:
             tag = self.canonical_tag(name)
             if tag is None:
@@ -434,6 +443,8 @@ class Catalog:
                          "WHERE photo_id = ?", [dst_id, src_id])
         self.con.execute("INSERT INTO tag_decisions SELECT ?, tag, state, decided_at FROM tag_decisions "
                          "WHERE photo_id = ?", [dst_id, src_id])
+        self.con.execute("INSERT INTO photo_people SELECT ?, name, source FROM photo_people WHERE photo_id = ?",
+                         [dst_id, src_id])
 
     def ids_with_vectors(self, model: str, *, searchable: bool = False) -> np.ndarray:
         """Photo ids having a vector of ``model``; ``searchable`` leaves out quarantined photos."""
@@ -913,6 +924,9 @@ class Catalog:
         ids = [int(i) for i in photo_ids]
         self._dirty = True
         self.con.execute("DELETE FROM photo_ratings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM takeout WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM photo_people WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM photo_events WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         if rating is not None:
             self.con.executemany("INSERT INTO photo_ratings VALUES (?, ?, now())", [(i, rating) for i in ids])
             self.con.execute("UPDATE photos SET rating = ? WHERE id IN (SELECT unnest(?::BIGINT[]))", [rating, ids])
@@ -965,6 +979,89 @@ class Catalog:
             "WHERE p.name IS NOT NULL AND f.photo_id IN (SELECT unnest(?::BIGINT[])) GROUP BY f.photo_id",
             [[int(i) for i in photo_ids]]).fetchall()
         return {r[0]: list(r[1]) for r in rows}
+
+
+    # -- takeout, photo-level people, events ------------------------------------------------
+
+    def set_takeout(self, photo_id: int, info: Any) -> None:
+        self._dirty = True
+        self.con.execute("DELETE FROM takeout WHERE photo_id = ?", [photo_id])
+        self.con.execute("INSERT INTO takeout VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [photo_id, info.json_path, info.taken_at, info.gps_lat, info.gps_lon, info.description,
+                          list(info.people)])
+        self.con.execute("DELETE FROM photo_people WHERE photo_id = ? AND source = 'takeout'", [photo_id])
+        if info.people:
+            self.con.executemany("INSERT OR IGNORE INTO photo_people VALUES (?, ?, 'takeout')",
+                                 [(photo_id, n) for n in info.people])
+
+    def takeout_rows(self) -> dict[int, dict[str, Any]]:
+        cur = self.con.execute("SELECT t.photo_id, t.json_path, t.taken_at, t.gps_lat, t.gps_lon, t.description, "
+                               "t.people FROM takeout t JOIN photos p ON p.id = t.photo_id "
+                               "WHERE p.quarantined_at IS NULL")
+        names = ("photo_id", "json_path", "taken_at", "gps_lat", "gps_lon", "description", "people")
+        return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+
+    def photo_people(self, photo_ids: Sequence[int]) -> dict[int, list[str]]:
+        rows = self.con.execute("SELECT photo_id, list(name ORDER BY name) FROM photo_people "
+                                "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) GROUP BY photo_id",
+                                [[int(i) for i in photo_ids]]).fetchall()
+        return {r[0]: list(r[1]) for r in rows}
+
+    def event_inputs(self) -> list[tuple[Any, ...]]:
+        """(id, taken_at, gps_lat, gps_lon) of dated, searchable photos in time order."""
+        return self.con.execute("SELECT id, taken_at, gps_lat, gps_lon FROM photos WHERE taken_at IS NOT NULL "
+                                "AND quarantined_at IS NULL ORDER BY taken_at, id").fetchall()
+
+    def replace_events(self, events: Sequence[dict[str, Any]]) -> None:
+        self._dirty = True
+        self.con.execute("DELETE FROM photo_events")
+        self.con.execute("DELETE FROM events")
+        for e in events:
+            self.con.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [e["id"], e["key"], e["name"], e["start_at"], e["end_at"], e["place"], e["lat"],
+                              e["lon"], e["tags"], len(e["photo_ids"])])
+        rows = [(pid, e["id"]) for e in events for pid in e["photo_ids"]]
+        if rows:
+            frame = {"photo_id": np.array([r[0] for r in rows], np.int64),
+                     "event_id": np.array([r[1] for r in rows], np.int32)}
+            self.con.register("_pe", frame)
+            try:
+                self.con.execute("INSERT INTO photo_events SELECT photo_id, event_id FROM _pe")
+            finally:
+                self.con.unregister("_pe")
+
+    def events(self) -> list[dict[str, Any]]:
+        cur = self.con.execute("SELECT id, key, name, start_at, end_at, place, lat, lon, tags, photos FROM events "
+                               "ORDER BY start_at, id")
+        names = ("id", "key", "name", "start_at", "end_at", "place", "lat", "lon", "tags", "photos")
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def library_copy_of(self, content_hash: str, outside: str) -> str | None:
+        """A searchable photo with these bytes that is not under the folder ``outside``."""
+        row = self.con.execute("SELECT path FROM photos WHERE content_hash = ? AND quarantined_at IS NULL "
+                               "AND NOT starts_with(path, ?) ORDER BY id LIMIT 1",
+                               [content_hash, outside.rstrip("/") + "/"]).fetchone()
+        return None if row is None else row[0]
+
+    def photo_event_ids(self) -> dict[int, int]:
+        return dict(self.con.execute("SELECT photo_id, event_id FROM photo_events").fetchall())
+
+    def photo_event_names(self, photo_ids: Sequence[int]) -> dict[int, str]:
+        rows = self.con.execute("SELECT pe.photo_id, e.name FROM photo_events pe JOIN events e ON e.id = pe.event_id "
+                                "WHERE pe.photo_id IN (SELECT unnest(?::BIGINT[]))",
+                                [[int(i) for i in photo_ids]]).fetchall()
+        return dict(rows)
+
+    def photos_under(self, folders: Sequence[str]) -> list[dict[str, Any]]:
+        """Searchable photos at any depth under these folders (or these files), by path."""
+        out: list[dict[str, Any]] = []
+        for f in folders:
+            out += self._photo_dicts("WHERE quarantined_at IS NULL AND (path = ? OR starts_with(path, ?)) ORDER BY path",
+                                     [f, f.rstrip("/") + "/"])
+        return out
+
+    def all_photos(self) -> list[dict[str, Any]]:
+        return self._photo_dicts("WHERE quarantined_at IS NULL ORDER BY path", [])
 
 
 #: Photo ids carrying a tag: accepted by the user, or scored at or above the tag's threshold and not

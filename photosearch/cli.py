@@ -131,6 +131,8 @@ def _render_results(results: list[Any], as_json: bool, query: str) -> None:
     _out().print(table)
 
 
+EventOpt = Annotated[Optional[str], typer.Option("--event", metavar="EVENT",
+                     help="Only photos of this event: its id, key or part of its name (see `photosearch events`).")]
 TagOpt = Annotated[Optional[list[str]], typer.Option(
     "--tag", metavar="TAG", help="Only photos carrying TAG (accepted, or scored at/above its threshold); "
     "repeat for several. Aliases work.")]
@@ -141,6 +143,7 @@ def search(
     query: Annotated[Optional[list[str]], typer.Argument(help="What to look for, in words (optional with --tag).",
                                                          show_default=False)] = None,
     tag: TagOpt = None,
+    event: EventOpt = None,
     limit: LimitOpt = 20,
     after: AfterOpt = None,
     before: BeforeOpt = None,
@@ -156,8 +159,8 @@ def search(
     from photosearch.api import make_filters
 
     text = " ".join(query or []).strip()
-    filters = make_filters(after, before, camera, folder, person, tag)
-    if not text and tag:
+    filters = make_filters(after, before, camera, folder, person, tag, event)
+    if not text and (tag or event):
         results = _library(library).search_tags(filters=filters, limit=limit)
     else:
         results = _library(library).search_text(text, filters=filters, limit=limit, min_score=min_score)
@@ -174,6 +177,7 @@ def like(
     folder: InOpt = None,
     person: PersonOpt = None,
     tag: TagOpt = None,
+    event: EventOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
@@ -181,7 +185,7 @@ def like(
     """Find photos that look like PHOTO (the photo itself is left out)."""
     from photosearch.api import make_filters
 
-    filters = make_filters(after, before, camera, folder, person, tag)
+    filters = make_filters(after, before, camera, folder, person, tag, event)
     results = _library(library).search_image(photo, filters=filters, limit=limit, min_score=min_score)
     _render_results(results, as_json, str(photo))
 
@@ -199,6 +203,7 @@ def face(
     folder: InOpt = None,
     person: PersonOpt = None,
     tag: TagOpt = None,
+    event: EventOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
@@ -206,7 +211,7 @@ def face(
     """Find every photo of the person in PHOTO, best first (the example photo itself is left out)."""
     from photosearch.api import make_filters
 
-    filters = make_filters(after, before, camera, folder, person, tag)
+    filters = make_filters(after, before, camera, folder, person, tag, event)
     results = _library(library).search_face(like, face=face_number, filters=filters, limit=limit, min_score=min_score)
     if as_json:
         _print_json({"query": str(like), "results": [r.as_dict() for r in results]})
@@ -945,6 +950,142 @@ def export(
         tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write {out_file}: {exc.strerror}") from None
     err.print(f"wrote {n} photos to {out_file}", markup=False)
+
+
+# -- events, organize, watch ---------------------------------------------------------------
+
+
+@app.command()
+def events(
+    gap: Annotated[Optional[float], typer.Option("--gap", metavar="HOURS", min=0.01,
+                   help="A gap longer than this starts a new event (default 4).")] = None,
+    distance: Annotated[Optional[float], typer.Option("--distance", metavar="KM", min=0.01,
+                        help="Photos farther apart than this start a new event (default 50).")] = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Group photos into events by time gaps and distance, named by dates, place and tags."""
+    evs = _library(library).events(gap_hours=gap, max_km=distance)
+    if as_json:
+        _print_json({"events": evs})
+        return
+    if not evs:
+        _out().print("no events: no indexed photo has a date")
+        return
+    table = Table(show_edge=False, box=None, header_style="bold")
+    for col in ("id", "key", "photos", "name"):
+        table.add_column(col, overflow="fold" if col == "name" else None)
+    for e in evs:
+        table.add_row(str(e["id"]), e["key"], str(e["photos"]), e["name"])
+    _out().print(table)
+
+
+@app.command()
+def organize(
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[PATH]...", help="Photos or folders in the library (default: every photo).", show_default=False)] = None,
+    into: Annotated[Optional[Path], typer.Option("--into", metavar="DEST", help="Destination folder "
+                                                 "(default: [organize] into in the config).")] = None,
+    pattern: Annotated[Optional[str], typer.Option("--pattern", metavar="PATTERN",
+                       help="Folder pattern, default {year}/{month:02}/{event}.")] = None,
+    rule: Annotated[Optional[list[str]], typer.Option("--rule", metavar="'TAG -> PATTERN'",
+                    help="Send photos with TAG elsewhere, e.g. 'birthday -> {year}/Birthday'; repeatable.")] = None,
+    copy: Annotated[bool, typer.Option("--copy", help="Copy instead of moving.")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Really move (otherwise a dry run); `undo` reverses it.")] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", metavar="FILE",
+                      help="Config TOML (default <library>/config.toml).")] = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """File photos into folders by date, event and tag rules (a dry run until --apply)."""
+    from photosearch.errors import UsageError
+
+    lib = _library(library)
+    dest = into or lib.config(config).get("organize", {}).get("into")
+    if not dest:
+        raise UsageError("give --into DEST (or set into = \"...\" under [organize] in the config)")
+    plan, report = lib.organize([str(p) for p in paths] if paths else None, dest, pattern=pattern,
+                                rules=rule or [], apply=apply, mode="copy" if copy else "move", config=config)
+    if as_json:
+        _print_json({"plan": plan.as_dict(), "applied": apply, **({"report": report.as_dict()} if report else {})})
+        if report and report.failures:
+            raise typer.Exit(7)
+        return
+    out = _out()
+    verb = ("copied" if copy else "moved") if apply else ("would copy" if copy else "would move")
+    for m in plan.moves:
+        out.print(f"{verb} {m.src} -> {m.dst}" + (f"  [{m.rule}]" if m.rule else ""), markup=False)
+        for s_src, s_dst in m.sidecars:
+            out.print(f"    with {s_src} -> {s_dst}", markup=False)
+    if report is None:
+        out.print(f"dry run: {len(plan.moves)} photos, {plan.in_place} already in place; add --apply to do it")
+    else:
+        out.print(f"{report.moved + report.copied} photos {'copied' if copy else 'moved'}; "
+                  "`photosearch undo` reverses this")
+        for f in report.failures:
+            err.print(f"error: {f['path']}: {f['reason']}", markup=False)
+        if report.failures:
+            raise typer.Exit(7)
+
+
+@app.command()
+def watch(
+    import_dir: Annotated[Path, typer.Argument(metavar="IMPORT_DIR", help="The import folder to watch.",
+                                               show_default=False)],
+    once: Annotated[bool, typer.Option("--once", help="Process what is there (once settled) and exit.")] = False,
+    settle: Annotated[Optional[float], typer.Option("--settle", metavar="SECONDS", min=0.1,
+                      help="A file is processed once unchanged this long (default 3).")] = None,
+    quarantine: Annotated[Optional[Path], typer.Option("--quarantine", metavar="DIR",
+                          help="Move exact duplicates of library photos here.")] = None,
+    into: Annotated[Optional[Path], typer.Option("--into", metavar="DEST", help="Organize processed photos into DEST.")] = None,
+    pattern: Annotated[Optional[str], typer.Option("--pattern", metavar="PATTERN", help="Organize pattern.")] = None,
+    sync_files: Annotated[bool, typer.Option("--sync", help="Write tags and people into processed photos.")] = False,
+    faces: Annotated[bool, typer.Option("--faces/--no-faces", help="Find faces too.")] = True,
+    config: Annotated[Optional[Path], typer.Option("--config", metavar="FILE",
+                      help="Config TOML (default <library>/config.toml): [watch] and [organize].")] = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Watch an import folder: index, tag, quarantine duplicates, organize and sync new photos."""
+    import signal
+
+    from photosearch.watch import DEFAULT_SETTLE_SECONDS, WatchOptions
+
+    lib = _library(library)
+    conf = lib.config(config)
+    w, o = conf.get("watch", {}), conf.get("organize", {})
+    options = WatchOptions(
+        settle_seconds=settle or float(w.get("settle_seconds", DEFAULT_SETTLE_SECONDS)),
+        tag=bool(w.get("tag", True)),
+        quarantine=str(quarantine) if quarantine else w.get("quarantine"),
+        organize_into=str(into) if into else (o.get("into") if w.get("organize") else None),
+        pattern=pattern or o.get("pattern"),
+        sync=sync_files or bool(w.get("sync", False)),
+        faces=faces,
+    )
+
+    def on_batch(b: Any) -> None:
+        if as_json:
+            _print_json(b.as_dict())
+            return
+        err.print(f"{len(b.files)} new file(s): indexed {b.indexed}, skipped {len(b.skipped)}, quarantined "
+                  f"{len(b.quarantined)}, organized {b.organized}, synced {b.synced}", markup=False)
+        for f in b.failures:
+            err.print(f"error: {f['path']}: {f['reason']}", markup=False)
+
+    watcher = lib.watcher(import_dir, options, on_batch=on_batch, on_status=lambda m: err.print(m, markup=False))
+
+    def stop(signum: int, _frame: Any) -> None:
+        err.print("stopping after the current batch...")
+        watcher.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with _filtered_native_stderr():
+        if once:
+            watcher.run_once()
+        else:
+            watcher.run_forever()
 
 
 # -- status --------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from photosearch.imageio import decode, read_metadata
 from photosearch.models.base import ImageEncoder, default_threads
 from photosearch.models.faces import Face, FaceEngine
 from photosearch.scan import FileEntry, content_hash, find_sidecar, normalize_root, walk
+from photosearch.takeout import TakeoutIndex, TakeoutInfo
 from photosearch.vectors import load_for_search, save_for_catalog, sync_with_catalog
 
 
@@ -102,6 +103,7 @@ class _Result:
     record: PhotoRecord | None = None
     skip: str | None = None
     faces: list[FaceRow] | None = None        # None: not scanned for faces
+    takeout: TakeoutInfo | None = None        # a Google Takeout JSON beside the photo
 
 
 @dataclass
@@ -140,6 +142,7 @@ class Indexer:
         self.model_name = model_name
         self.faces = faces
         self.face_model = faces.name if faces is not None else None
+        self._takeout = TakeoutIndex()
         self.batch_size = max(1, batch_size)
         self.workers = workers or default_threads()
         self.commit_every_s = commit_every_s if commit_every_s is not None else _env_seconds(ENV_COMMIT_SECONDS, 2.0)
@@ -147,15 +150,20 @@ class Indexer:
 
     # -- the whole pass ---------------------------------------------------------------------
 
-    def run(self, roots: Iterable[str] | None = None, on_progress: ProgressFn | None = None) -> IndexSummary:
+    def run(self, roots: Iterable[str] | None = None, on_progress: ProgressFn | None = None, *,
+            remember_roots: bool = True) -> IndexSummary:
+        """Index ``roots`` (folders or files; default: every root indexed before). With
+        ``remember_roots`` they become roots of the library (re-indexed by a plain `index`)."""
         started = time.monotonic()
         report = on_progress or (lambda _p: None)
         summary = IndexSummary(model=self.model_name, face_model=self.face_model)
+        self._takeout = TakeoutIndex()
         given = [normalize_root(r) for r in roots or []]
         with Catalog.open(self.paths.catalog) as cat:
-            with cat.transaction():
-                for root in given:
-                    cat.add_root(root)
+            if remember_roots:
+                with cat.transaction():
+                    for root in given:
+                        cat.add_root(root)
             scan_roots = given or cat.roots()
             known = cat.known_files()
             with_vector = set(cat.ids_with_vectors(self.model_name).tolist())
@@ -353,6 +361,15 @@ class Indexer:
             except OSError:
                 side_bytes = None
         md = read_metadata(data, side_bytes)
+        if not w.refresh:
+            res.takeout = self._takeout.lookup(path)
+            if res.takeout is not None:
+                # The file's own metadata wins; Takeout fills what the export stripped.
+                tk = res.takeout
+                md.taken_at = md.taken_at or tk.taken_at
+                if md.gps_lat is None and tk.gps_lat is not None:
+                    md.gps_lat, md.gps_lon = tk.gps_lat, tk.gps_lon
+                md.description = md.description or tk.description
         if scan_faces:
             res.faces = match_regions(found, md.regions, self.face_model)
         if w.refresh:
@@ -456,6 +473,9 @@ class _Writer:
                 cat.add_embeddings(model, ids, np.stack(new_vectors))
                 hash_rows += [_hash_row(i, r) for i, r in zip(ids, new_results) if r.hashes is not None]
                 face_sets += [(i, r.faces) for i, r in zip(ids, new_results) if r.faces is not None]
+                for i, r in zip(ids, new_results):
+                    if r.takeout is not None:
+                        cat.set_takeout(i, r.takeout)
                 self.summary.indexed += len(ids)
             if vector_only:
                 cat.add_embeddings(model, [i for i, _ in vector_only], np.stack([v for _, v in vector_only]))

@@ -10,7 +10,8 @@ Change kinds:
 
 - ``move``: a file moved from ``src`` to ``dst`` (sha256 recorded);
 - ``replace``: a file rewritten in place, its original bytes kept at ``backup``;
-- ``create``: a new file photosearch made (e.g. an XMP sidecar).
+- ``create``: a new file photosearch made (e.g. an XMP sidecar);
+- ``copy``: a file copied from ``src`` to a new ``dst`` (sha256 recorded; undo removes the copy).
 """
 
 from __future__ import annotations
@@ -233,6 +234,15 @@ def undo_changes(action: Action) -> UndoReport:
                     os.replace(tmp, path)
                     report.restored.append(str(path))
                 backup.unlink()
+            elif change.kind == "copy":
+                dst = Path(d["dst"])
+                if not dst.exists():
+                    report.untouched.append(str(dst))
+                elif d.get("sha256") and file_sha256(dst) != d["sha256"]:
+                    report.problems.append(f"{dst} changed since it was copied; left where it is")
+                else:
+                    dst.unlink()
+                    report.removed.append(str(dst))
             elif change.kind == "create":
                 path = Path(d["path"])
                 if path.exists():

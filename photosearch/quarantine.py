@@ -217,6 +217,8 @@ def undo_last(paths: LibraryPaths) -> UndoReport:
                 d = change.data
                 if change.kind == "move" and d.get("photo_id") is not None and Path(d["src"]).exists():
                     cat.set_quarantined(d["photo_id"], d["src"], None)
+                elif change.kind == "copy" and d.get("photo_id") is not None and not Path(d["dst"]).exists():
+                    cat.delete_photos([d["photo_id"]])
                 elif change.kind == "replace" and d.get("photo_id") is not None and "catalog" in d \
                         and str(d["path"]) in report.restored:
                     cat.update_photo(d["photo_id"], **d["catalog"])

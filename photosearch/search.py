@@ -66,7 +66,8 @@ def parse_when(text: str, *, option: str = "date") -> datetime:
 
 def make_filters(after: str | datetime | None = None, before: str | datetime | None = None,
                  camera: str | None = None, folder: str | os.PathLike[str] | None = None,
-                 person: str | None = None, tags: list[str] | tuple[str, ...] | None = None) -> Filters:
+                 person: str | None = None, tags: list[str] | tuple[str, ...] | None = None,
+                 event: str | None = None) -> Filters:
     """Validated Filters from user input (strings are parsed; the folder must exist)."""
     a = parse_when(after, option="--after") if isinstance(after, str) else after
     b = parse_when(before, option="--before") if isinstance(before, str) else before
@@ -83,8 +84,10 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
     clean_tags = tuple(" ".join(t.split()) for t in tags or ())
     if any(not t for t in clean_tags):
         raise UsageError("--tag needs a tag name")
+    if event is not None and not event.strip():
+        raise UsageError("--event needs an event id, key or name (see `photosearch events`)")
     return Filters(after=a, before=b, camera=camera or None, folder=f, person=person.strip() if person else None,
-                   tags=clean_tags)
+                   tags=clean_tags, event=event.strip() if event else None)
 
 
 class Searcher:
@@ -187,8 +190,13 @@ class Searcher:
 
     def search_tags(self, filters: Filters, limit: int = 20) -> list[SearchResult]:
         """Photos carrying every tag in ``filters.tags`` (and passing the other filters), best score first."""
-        if not filters.tags:
-            raise UsageError("give a query, or --tag TAG to list tagged photos")
+        if not filters.active():
+            raise UsageError("give a query, or --tag TAG / --event EVENT to list photos")
+        if not filters.tags:  # e.g. an event: its photos in time order
+            with self._open() as cat:
+                rows = cat.photos_by_ids(cat.filtered_ids(filters).tolist())
+            ordered = sorted(rows.values(), key=lambda r: (r["taken_at"] is None, r["taken_at"] or 0, r["path"]))
+            return _results([(1.0, r["id"]) for r in ordered], lambda i: result_fields(rows[i]), limit, None, None)
         with self._open() as cat:
             allowed = set(cat.filtered_ids(filters).tolist())
             tags = [cat.canonical_tag(t) for t in filters.tags]

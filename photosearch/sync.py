@@ -7,6 +7,9 @@
   as ``dc:subject`` (with their ancestors), ``lr:hierarchicalSubject`` (``Parent|Tag``),
   ``digiKam:TagsList`` (``Parent/Tag``) and, in JPEGs, IPTC ``Keywords``.
 - Ratings set in photosearch (``photosearch rate``) as ``xmp:Rating``.
+- What a Google Takeout JSON said and the file lacks: the date (``exif:DateTimeOriginal``),
+  the place (``exif:GPSLatitude/Longitude``), the description, and its people
+  (PersonInImage and People keywords).
 
 A sync is planned first (a dry run: what would change, per file) and applied
 only on request, one file at a time through the safe writer in xmp.py: temp
@@ -77,17 +80,22 @@ def _combine(a: MetadataUpdate, b: MetadataUpdate) -> MetadataUpdate:
     return MetadataUpdate(
         keywords=a.keywords + b.keywords, hierarchical=a.hierarchical + b.hierarchical,
         tags_list=a.tags_list + b.tags_list, persons=a.persons + b.persons, people=a.people + b.people,
-        rating=b.rating if b.rating is not None else a.rating,
+        rating=b.rating if b.rating is not None else a.rating, description=a.description or b.description,
         orientation=a.orientation or b.orientation, display_size=a.display_size or b.display_size)
 
 
 def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
-            accepted_only: bool = False) -> dict[int, tuple[dict[str, Any], MetadataUpdate]]:
-    """Per photo id: (catalog row, what photosearch would write into it)."""
+            accepted_only: bool = False, takeout: bool = True,
+            only_ids: list[int] | None = None) -> dict[int, tuple[dict[str, Any], MetadataUpdate]]:
+    """Per photo id (all, or ``only_ids``): (catalog row, what photosearch would write into it)."""
     by_photo_faces = cat.named_faces_by_photo() if people else {}
     tag_photos = cat.tagged_photo_ids() if tags else []
     rated = cat.ratings() if ratings else {}
-    ids = sorted(set(by_photo_faces) | set(tag_photos) | set(rated))
+    from_takeout = cat.takeout_rows() if takeout else {}
+    photo_people = cat.photo_people(list(from_takeout)) if people and from_takeout else {}
+    ids = sorted(set(by_photo_faces) | set(tag_photos) | set(rated) | set(from_takeout))
+    if only_ids is not None:
+        ids = sorted(set(ids) & {int(i) for i in only_ids})
     photos = cat.photos_by_ids(ids)
     photo_tags = cat.tags_of_photos(tag_photos) if tags else {}
     parents = {t["name"]: t["parent"] for t in cat.tags()} if tags else {}
@@ -103,6 +111,16 @@ def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bo
             u = _combine(u, tags_update(photo_tags[pid], parents, accepted_only))
         if pid in rated:
             u.rating = rated[pid]
+        if pid in photo_people:
+            names = photo_people[pid]
+            u = _combine(u, MetadataUpdate(persons=names, hierarchical=[f"{PEOPLE_ROOT}|{n}" for n in names],
+                                           tags_list=[f"{PEOPLE_ROOT}/{n}" for n in names]))
+        if pid in from_takeout:
+            t = from_takeout[pid]
+            u.description = u.description or t["description"]
+            u.taken_at = t["taken_at"]
+            if t["gps_lat"] is not None:
+                u.gps = (t["gps_lat"], t["gps_lon"])
         if not u.empty():
             out[pid] = (photo, u)
     return out
@@ -113,6 +131,10 @@ def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
     out = []
     names = {v: k for k, v in LIST_KEYS.items()} | {IPTC_KEYWORDS: "iptc"}
+    for key in ("Xmp.exif.DateTimeOriginal", "Xmp.exif.GPSLatitude", "Xmp.exif.GPSLongitude", "Xmp.dc.description"):
+        if key in changes:
+            value = changes[key]
+            out.append(f"+ {key.removeprefix('Xmp.')}: {next(iter(value.values())) if isinstance(value, dict) else value}")
     if "Xmp.xmp.Rating" in changes:
         out.append(f"+ xmp:Rating: {changes['Xmp.xmp.Rating']}")
     for key, value in changes.items():
@@ -135,11 +157,12 @@ def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 
 def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
-         accepted_only: bool = False, sidecar_only: bool = False) -> list[SyncItem]:
+         accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
+         sidecar_only: bool = False) -> list[SyncItem]:
     """Every photo whose metadata lacks something photosearch would write, with the changes."""
     items = []
-    for pid, (photo, update) in updates(cat, people=people, tags=tags, ratings=ratings,
-                                        accepted_only=accepted_only).items():
+    for pid, (photo, update) in updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only,
+                                        takeout=takeout, only_ids=only_ids).items():
         item = SyncItem(pid, photo["path"], people=list(update.persons), keywords=list(update.keywords))
         try:
             item.target, item.sidecar, changes, current = preview(photo["path"], update, sidecar_only=sidecar_only)
@@ -154,12 +177,13 @@ def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool 
 
 
 def apply(cat: Catalog, items: list[SyncItem], *, people: bool = True, tags: bool = True, ratings: bool = True,
-          accepted_only: bool = False, sidecar_only: bool = False, keep_mtime: bool = True,
-          on_item: Any = None) -> list[SyncItem]:
+          accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
+          sidecar_only: bool = False, keep_mtime: bool = True, on_item: Any = None) -> list[SyncItem]:
     """Write the planned items (each through the safe writer); failures are recorded per item."""
     from photosearch.scan import file_sha256
 
-    wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only)
+    wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
+                     only_ids=only_ids)
     for item in items:
         if item.status == "failed":
             continue

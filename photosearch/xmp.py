@@ -20,6 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from photosearch.errors import PhotosearchError
 
@@ -63,10 +64,12 @@ class MetadataUpdate:
     people: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
     orientation: int | None = None
     display_size: tuple[int, int] | None = None
+    taken_at: Any = None                       # datetime: written only where the file has no date
+    gps: tuple[float, float] | None = None     # written only where the file has no position
 
     def empty(self) -> bool:
         return (not any(getattr(self, f) for f in LIST_KEYS) and not self.people and self.rating is None
-                and not self.description)
+                and not self.description and self.taken_at is None and self.gps is None)
 
 
 @dataclass
@@ -107,10 +110,28 @@ ARRAY_TYPES = {"Xmp.dc.subject": "Bag", "Xmp.lr.hierarchicalSubject": "Bag", "Xm
                "Xmp.iptcExt.PersonInImage": "Bag"}
 
 
-def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None) -> dict:
+def _xmp_coord(value: float, pos: str, neg: str) -> str:
+    """XMP GPSCoordinate: degrees, decimal minutes and the reference letter ("48,51.20400N")."""
+    ref = pos if value >= 0 else neg
+    value = abs(value)
+    deg = int(value)
+    return f"{deg},{(value - deg) * 60:.5f}{ref}"
+
+
+def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif: dict | None = None) -> dict:
     """The pyexiv2 changes that bring ``current`` (XMP) and ``iptc`` (IPTC, None: not written) up to
-    ``update`` (empty: nothing to do). IPTC keys start with ``Iptc.``."""
+    ``update`` (empty: nothing to do). IPTC keys start with ``Iptc.``. ``exif`` is the photo's
+    EXIF: a date or position it already has is never written again."""
     changes: dict = {}
+    exif = exif or {}
+    if update.taken_at is not None and not any(
+            k in current or k in exif for k in ("Exif.Photo.DateTimeOriginal", "Xmp.exif.DateTimeOriginal",
+                                                "Xmp.photoshop.DateCreated")):
+        changes["Xmp.exif.DateTimeOriginal"] = update.taken_at.strftime("%Y-%m-%dT%H:%M:%S")
+    if update.gps is not None and not any(k in current or k in exif
+                                          for k in ("Exif.GPSInfo.GPSLatitude", "Xmp.exif.GPSLatitude")):
+        changes["Xmp.exif.GPSLatitude"] = _xmp_coord(update.gps[0], "N", "S")
+        changes["Xmp.exif.GPSLongitude"] = _xmp_coord(update.gps[1], "E", "W")
     if iptc is not None and update.keywords:
         have = iptc.get(IPTC_KEYWORDS) or []
         have = [have] if isinstance(have, str) else list(have)
@@ -150,6 +171,21 @@ def _read_xmp(path: Path) -> dict:
         img.close()
 
 
+def _read_exif(path: Path) -> dict:
+    import pyexiv2
+
+    try:
+        img = pyexiv2.Image(str(path))
+    except Exception:  # e.g. a format exiv2 cannot read: treat as "no EXIF"
+        return {}
+    try:
+        return img.read_exif()
+    except Exception:
+        return {}
+    finally:
+        img.close()
+
+
 def _read_iptc(path: Path) -> dict:
     import pyexiv2
 
@@ -180,9 +216,10 @@ def preview(photo: str | os.PathLike[str], update: MetadataUpdate, *,
     try:
         current = _read_xmp(target) if target.exists() else {}
         iptc = _read_iptc(target) if _writes_iptc(target, use_sidecar) else None
+        exif = _read_exif(Path(photo)) if update.taken_at is not None or update.gps is not None else {}
     except Exception as exc:
         raise WriteError(f"cannot read the metadata of {target}: {exc}") from None
-    return str(target), use_sidecar, _merge(current, update, iptc), {**current, **(iptc or {})}
+    return str(target), use_sidecar, _merge(current, update, iptc, exif), {**current, **(iptc or {})}
 
 
 def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only: bool = False,
@@ -203,7 +240,8 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
         try:
             iptc = img.read_iptc() if _writes_iptc(photo, use_sidecar) else None
             current = img.read_xmp()
-            changes = _merge(current, update, iptc)
+            exif = _read_exif(photo) if update.taken_at is not None or update.gps is not None else {}
+            changes = _merge(current, update, iptc, exif)
             if not changes:
                 return WriteResult(str(target), use_sidecar, False)
             xmp_changes = {k: v for k, v in changes.items() if not k.startswith("Iptc.")}
