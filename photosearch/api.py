@@ -434,12 +434,17 @@ class Library:
         return groups, method
 
     def dupes_move(self, dest: str | os.PathLike[str], *, apply: bool = False, method: str = "both",
-                   thresholds: Thresholds | None = None, exact_only: bool = False
+                   thresholds: Thresholds | None = None, exact_only: bool = False, keeper: str | None = None
                    ) -> tuple[list[Group], Plan, ApplyReport | None]:
-        """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``."""
+        """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``
+        (only the group kept by ``keeper``, a path, when given)."""
         from photosearch.quarantine import apply_plan, make_plan
 
         groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only)
+        if keeper is not None:
+            groups = [g for g in groups if g.keeper.path == keeper]
+            if not groups:
+                raise UsageError(f"no duplicate group is kept by {keeper}")
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             plan = make_plan(cat, groups, dest)
             report = apply_plan(self.paths, cat, plan) if apply else None

@@ -8,7 +8,9 @@ batches, and vice versa.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -124,6 +126,40 @@ def schema_version_supported() -> int:
     return _migrations()[-1][0]
 
 
+# DuckDB refuses, within one process, a read-only and a read-write connection to the same file
+# at once. Threads of one process (the web server) therefore take turns by mode: any number of
+# connections of one mode, and the other mode waits until they are closed.
+_mode_cond = threading.Condition()
+_modes: dict[str, list[Any]] = {}   # catalog path -> [read_only, open connections]
+
+
+def _acquire_mode(key: str, read_only: bool, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    with _mode_cond:
+        while True:
+            cur = _modes.get(key)
+            if cur is None:
+                _modes[key] = [read_only, 1]
+                return
+            if cur[0] == read_only:
+                cur[1] += 1
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LibraryError("the library is busy in this process (a read and a write at once); try again")
+            _mode_cond.wait(remaining)
+
+
+def _release_mode(key: str) -> None:
+    with _mode_cond:
+        cur = _modes.get(key)
+        if cur is not None:
+            cur[1] -= 1
+            if cur[1] <= 0:
+                del _modes[key]
+                _mode_cond.notify_all()
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
@@ -156,6 +192,17 @@ class Catalog:
                 raise LibraryError(f"cannot create library folder {path.parent}: {exc.strerror}") from None
         import duckdb  # here, not at import time: an unfiltered search never needs it
 
+        key = os.path.abspath(path)
+        _acquire_mode(key, read_only, wait_s)
+        try:
+            with cls._connect(duckdb, path, read_only, wait_s) as catalog:
+                yield catalog
+        finally:
+            _release_mode(key)
+
+    @classmethod
+    @contextmanager
+    def _connect(cls, duckdb: Any, path: Path, read_only: bool, wait_s: float) -> Iterator[Catalog]:
         deadline = time.monotonic() + wait_s
         delay = 0.02
         while True:

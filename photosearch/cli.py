@@ -1088,6 +1088,32 @@ def watch(
             watcher.run_forever()
 
 
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but 127.0.0.1 exposes "
+                                                      "your library to the network.")] = "127.0.0.1",
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the UI in the default browser.")] = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Serve the local web UI (search, people, duplicates, review, sync) over the same library."""
+    from photosearch.web.server import serve as run
+
+    lib = _library(library)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"warning: listening on {host}: anyone who can reach this machine and has the URL's token "
+                  "can see and change your library", markup=False)
+
+    def ready(url: str) -> None:
+        _out().print(f"photosearch UI: {url}  (Ctrl-C to stop)", markup=False, soft_wrap=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    run(lib, host=host, port=port, on_ready=ready)
+
+
 # -- status --------------------------------------------------------------------------------
 
 

