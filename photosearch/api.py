@@ -129,7 +129,10 @@ class Library:
         model = self.face_models.active_name()
         if model is None:
             raise NotIndexedError("no faces are indexed yet: run `photosearch index PATH`")
-        return self._people_edit(lambda cat: recluster(cat, model, threshold=threshold or DEFAULT_THRESHOLD))
+        t = DEFAULT_THRESHOLD if threshold is None else threshold
+        if not 0 < t < 1:
+            raise UsageError("the threshold is a cosine similarity between 0 and 1 (exclusive)")
+        return self._people_edit(lambda cat: recluster(cat, model, threshold=t))
 
     def contact_sheets(self, people: list[str | int] | None, out_dir: str | os.PathLike[str], *,
                        max_faces: int = 60) -> list[dict[str, Any]]:

