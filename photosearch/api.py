@@ -193,6 +193,9 @@ class Library:
         from photosearch.tags import load_taxonomy, resolve_tag, score_all, sync_taxonomy
 
         self._require_catalog()
+        import time
+
+        started = time.monotonic()
         tax = load_taxonomy(self.taxonomy_file(taxonomy))
         clip = model or self.models.load(threads=1)
         with Catalog.open(self.paths.catalog) as cat:
@@ -201,7 +204,9 @@ class Library:
                 names = [resolve_tag(cat, t) for t in only] if only else None
                 if cat.count_vectors(clip.name) == 0:
                     raise NotIndexedError(f"no photo has a vector for model {clip.name!r}: run `photosearch index`")
-                return score_all(cat, clip, clip.name, only=names)
+                run = score_all(cat, clip, clip.name, only=names)
+        run.seconds = time.monotonic() - started  # the whole run, commit included
+        return run
 
     def tag_photos(self, tag: str, photos: list[str | os.PathLike[str]], *, state: str | None) -> dict[str, Any]:
         """Set a tag by hand: ``state`` 'accepted' (tag add), 'rejected' (tag remove) or None (back to

@@ -9,8 +9,9 @@ Scores are probabilities in 0..1:
   the tag's prompts fit somewhat better than "a photo", 0.9 clearly better.
 - **probe** (once a tag has at least PROBE_MIN accepted and PROBE_MIN rejected photos): a
   logistic regression on the CLIP vectors trained on those decisions, started from and
-  regularized towards the zero-shot direction, so a handful of corrections already helps and
-  its probabilities are calibrated on the user's own labels.
+  regularized towards the zero-shot direction, so a handful of corrections already helps. Its
+  probabilities are fitted to the decided photos, which are not a random sample of the library
+  (review shows borderline ones), so for a rare tag they run high: benchmarks/RESULTS.md.
 
 Scoring reads stored vectors only (no image is decoded again): a matrix product per chunk.
 """
@@ -231,9 +232,9 @@ def train_probe(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: float) -> tupl
     y = np.asarray(y, dtype=np.float64)
     w0 = np.asarray(w0, dtype=np.float64)
     scale = float(np.linalg.norm(w0)) or 1.0
-    # Balance classes so that a pile of rejections does not teach "always no".
-    pos, neg = max(1.0, y.sum()), max(1.0, (1 - y).sum())
-    weight = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
+    # No class re-weighting: a balanced fit scores as if half the library carried the tag, which
+    # over-tags rare tags. Plain logistic regression keeps the decided examples' own proportions.
+    weight = np.ones_like(y)
     lam = PROBE_PRIOR / scale ** 2
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
