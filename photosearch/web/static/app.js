@@ -55,7 +55,7 @@ function params() {
 
 async function searchPage() {
   const p = params();
-  const fields = ["after", "before", "camera", "person", "tag", "event"];
+  const fields = ["after", "before", "camera", "folder", "person", "tag", "event"];
   const form = h("form", { class: "filters", id: "search-form" },
     h("input", { id: "q", name: "q", placeholder: "Search your photos: sunset at the beach", value: p.get("q") || "",
                  autofocus: true }),
