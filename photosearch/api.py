@@ -68,6 +68,17 @@ class Library:
         indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers, faces=engine)
         return indexer.run([os.fspath(r) for r in roots or []], on_progress, remember_roots=remember_roots)
 
+    def index_sharded(self, roots: Iterable[str | os.PathLike[str]] | None = None, *, engine: str = "local",
+                      address: str | None = None, shard_size: int | None = None, workers: int = 2,
+                      model: Any = None) -> Any:
+        """Index through Parquet shards: the coordinator plans, the shard embedder runs in this
+        process (``engine="local"``) or on Ray (``engine="ray"``), then shards are ingested."""
+        from photosearch.shards import DEFAULT_SHARD_SIZE, run
+
+        clip = model or self.models.load()
+        return run(self.paths, clip, [os.fspath(r) for r in roots or []], engine=engine, address=address,
+                   shard_size=shard_size or DEFAULT_SHARD_SIZE, workers=workers)
+
     # -- searching ------------------------------------------------------------------------
 
     def search_text(self, query: str, *, filters: Filters | None = None, limit: int = 20,

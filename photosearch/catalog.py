@@ -1111,6 +1111,60 @@ class Catalog:
         return self._photo_dicts("WHERE quarantined_at IS NULL ORDER BY path", [])
 
 
+    # -- shards -------------------------------------------------------------------------------
+
+    def reserve_photo_ids(self, n: int) -> list[int]:
+        return [r[0] for r in self.con.execute("SELECT nextval('photo_id_seq') FROM range(?)", [n]).fetchall()]
+
+    def next_shard_number(self) -> int:
+        row = self.con.execute("SELECT max(CAST(substr(name, 7) AS INTEGER)) FROM shards").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def add_shard(self, name: str, photos: int, paths: list[str]) -> None:
+        self.con.execute("INSERT INTO shards VALUES (?, ?, ?, now(), NULL)", [name, photos, paths])
+
+    def pending_shard_paths(self) -> set[str]:
+        rows = self.con.execute("SELECT unnest(paths) FROM shards WHERE ingested_at IS NULL").fetchall()
+        return {r[0] for r in rows}
+
+    def uningested_shards(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT name FROM shards WHERE ingested_at IS NULL ORDER BY name").fetchall()]
+
+    def mark_shard_ingested(self, name: str) -> None:
+        self.con.execute("UPDATE shards SET ingested_at = now() WHERE name = ?", [name])
+
+    def ingest_shard(self, out: str, model: str) -> tuple[int, list[dict[str, str]]]:
+        """Add one embedded output shard (Parquet, read by DuckDB) to the catalog."""
+        import pyarrow.parquet as pq
+
+        self._dirty = True
+        src = "read_parquet(?)"
+        # A path already cataloged was changed (or re-planned): its old row goes.
+        old = [r[0] for r in self.con.execute(
+            f"SELECT p.id FROM photos p JOIN {src} s ON s.path = p.path WHERE s.skip IS NULL", [out]).fetchall()]
+        self.delete_photos(old)
+        cols = ", ".join(PHOTO_COLUMNS)
+        self.con.execute(
+            f"INSERT INTO photos (id, {cols}, indexed_at) SELECT id, {cols}, now() FROM {src} "
+            "WHERE skip IS NULL AND id NOT IN (SELECT id FROM photos)", [out])
+        table = pq.read_table(out, columns=["id", "vector", "phash", "dhash", "content_width", "content_height",
+                                            "skip", "path"])
+        rows = table.to_pylist()
+        ok = [r for r in rows if r["skip"] is None]
+        if ok:
+            dim = len(ok[0]["vector"])
+            vecs = np.asarray([r["vector"] for r in ok], dtype=np.float32).reshape(len(ok), dim)
+            self.add_embeddings(model, [r["id"] for r in ok], vecs)
+            self.add_hashes([(r["id"], r["phash"], r["dhash"], r["content_width"], r["content_height"]) for r in ok])
+        self.con.execute("DELETE FROM shard_skips WHERE path IN (SELECT path FROM read_parquet(?))", [out])
+        self.con.execute("INSERT INTO shard_skips SELECT path, size, mtime_ns, skip FROM read_parquet(?) "
+                         "WHERE skip IS NOT NULL", [out])
+        return len(ok), [{"path": r["path"], "reason": r["skip"]} for r in rows if r["skip"] is not None]
+
+    def shard_skips(self) -> dict[str, tuple[int, int]]:
+        return {r[0]: (r[1], r[2]) for r in self.con.execute("SELECT path, size, mtime_ns FROM shard_skips").fetchall()}
+
+
 #: Photo ids carrying a tag: accepted by the user, or scored at or above the tag's threshold and not
 #: rejected. Parameters: the tag name twice.
 TAGGED_SQL = (

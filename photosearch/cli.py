@@ -340,10 +340,31 @@ def index(
                        help="Decode threads (default: CPU count).")] = None,
     faces: Annotated[bool, typer.Option("--faces/--no-faces",
                      help="Also find faces and group them into people (face models install on first use).")] = True,
+    engine: Annotated[str, typer.Option("--engine", help="pipeline (default: one machine, decode pool), "
+                                        "local (Parquet shards, in process) or ray (shards on a Ray cluster).")]
+    = "pipeline",
+    address: Annotated[Optional[str], typer.Option("--address", metavar="ADDR",
+                       help="--engine ray: the cluster (default: a local one on 127.0.0.1).")] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, max=1_000_000,
+                          help="Photos per shard (--engine local/ray).")] = 1000,
     library: LibraryOpt = None,
 ) -> None:
     """Index photos: new and changed files are embedded, moved ones keep their vectors, deleted ones leave."""
     lib = _library(library)
+    if engine in ("local", "ray"):
+        run = lib.index_sharded([str(p) for p in paths or []], engine=engine, address=address,
+                                shard_size=shard_size, workers=workers or 2)
+        if as_json:
+            _print_json(run.as_dict())
+        else:
+            _out().print(f"{run.engine}: {run.planned} new shards, {run.embedded} embedded, {run.ingested} ingested, "
+                         f"{run.photos} photos added, {len(run.skipped)} skipped in {run.seconds:.1f} s "
+                         f"({run.total_photos} photos in the library)")
+        return
+    if engine != "pipeline":
+        from photosearch.errors import UsageError
+
+        raise UsageError("--engine is pipeline, local or ray")
     with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
         summary = lib.index([str(p) for p in paths or []], on_progress=progress, batch_size=batch_size,
                             workers=workers, faces=faces)

@@ -1,0 +1,172 @@
+"""Sharded indexing (issue 8): Parquet shards, crash + resume, DuckDB reading shards, the on-disk
+merged IVF index against exact search, and the same shards embedded on a local Ray cluster that
+listens on 127.0.0.1 only (marked `ray`: run by .ci/run, not by the default `pytest -q`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, write_photo
+
+
+def _photos(folder: Path, n: int) -> list[Path]:
+    return [write_photo(folder / f"p{i:03d}.jpg", seed=500 + i, size=(120, 90)) for i in range(n)]
+
+
+def _catalog_state(lib) -> tuple[dict[str, tuple], dict[str, np.ndarray]]:
+    from photosearch.catalog import Catalog
+
+    with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+        rows = {r[0]: r[1:] for r in cat.con.execute(
+            "SELECT path, content_hash, width, height, format FROM photos").fetchall()}
+        model = lib.models.active_name()
+        ids, vecs = cat.vectors(model)
+        paths = {i: p for i, p in cat.con.execute("SELECT id, path FROM photos").fetchall()}
+    return rows, {paths[int(i)]: v for i, v in zip(ids, vecs)}
+
+
+def test_local_shards_equal_the_pipeline_and_duckdb_reads_them(library, tmp_path):
+    import duckdb
+
+    photos = tmp_path / "photos"
+    _photos(photos, 23)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    run = library.index_sharded([photos], engine="local", shard_size=10)
+    assert (run.planned, run.embedded, run.ingested, run.photos) == (3, 3, 3, 23)
+    assert [s["path"] for s in run.skipped] == [str(photos / "broken.jpg")]
+    rows, vecs = _catalog_state(library)
+
+    from photosearch.api import Library
+
+    other = Library(tmp_path / "pipeline-lib")
+    import shutil
+
+    shutil.copytree(library.paths.models, other.paths.models)
+    other.index([photos], faces=False)
+    rows2, vecs2 = _catalog_state(other)
+    assert rows == rows2
+    for p in vecs:
+        assert float(vecs[p] @ vecs2[p]) > 0.9999  # the same embedding through either path
+
+    out = library.paths.root / "shards" / "out"
+    n = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{out}/*.parquet') WHERE skip IS NULL").fetchone()[0]
+    assert n == 23
+    # Searching works on the ingested shards, and a rerun has nothing to do.
+    r = run_cli("anything", "--json", "--limit", "3", library=library.paths.root)
+    assert len(json.loads(r.stdout)["results"]) == 3
+    again = library.index_sharded([photos], engine="local", shard_size=10)
+    assert (again.planned, again.embedded, again.ingested) == (0, 0, 0)
+
+
+def test_crash_after_a_shard_then_resume(library, tmp_path):
+    photos = tmp_path / "photos"
+    _photos(photos, 25)
+    env = {"PHOTOSEARCH_TEST_CRASH_AFTER_SHARDS": "1"}
+    r = run_cli("index", str(photos), "--engine", "local", "--shard-size", "10", "--json", library=library.paths.root,
+                env=env)
+    assert r.returncode == 137  # died after embedding one shard, before any ingest
+    out = library.paths.root / "shards" / "out"
+    assert len(list(out.glob("shard-*.parquet"))) == 1
+    assert not list(out.glob(".*tmp"))
+    r = run_cli("index", "--engine", "local", "--json", library=library.paths.root)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["planned"], doc["embedded"], doc["ingested"], doc["photos"]) == (0, 2, 3, 25)
+    rows, _ = _catalog_state(library)
+    assert len(rows) == 25
+
+
+def test_ondisk_merged_index_equals_exact_search_at_full_nprobe(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from photosearch.ondisk import OnDiskIndex, OnDiskSpec, sample_from_shards
+
+    rng = np.random.default_rng(0)
+    dim, shards, per = 32, 4, 500
+    folder = tmp_path / "out"
+    folder.mkdir()
+    all_ids, all_vecs = [], []
+    for s in range(shards):
+        v = rng.standard_normal((per, dim)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        ids = np.arange(s * per, (s + 1) * per) * 7 + 3  # sparse, stable ids
+        pq.write_table(pa.table({"id": ids, "vector": pa.array(v.tolist(), pa.list_(pa.float32(), dim)),
+                                 "skip": pa.array([None] * per, pa.string())}), folder / f"shard-{s:06d}.parquet")
+        all_ids.append(ids)
+        all_vecs.append(v)
+    files = sorted(folder.glob("*.parquet"))
+    idx = OnDiskIndex(tmp_path / "ivf")
+    spec = OnDiskSpec.choose(dim, shards * per, bytes_per_vector=4 * dim)  # the budget allows flat codes
+    assert spec.codec == "Flat"
+    idx.train(spec, sample_from_shards(files[:3], 1000))
+    assert idx.add_shards(files[:3], threads=2) == [f.stem for f in files[:3]]
+    assert idx.merge() == 3 * per
+    # A new shard joins without retraining or rebuilding the other blocks.
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ivf" / "blocks").iterdir()}
+    trained = (tmp_path / "ivf" / "trained.index").stat().st_mtime_ns
+    assert idx.add_shards(files) == [files[3].stem]
+    assert idx.merge() == shards * per
+    assert all((tmp_path / "ivf" / "blocks" / n).stat().st_mtime_ns == t for n, t in before.items())
+    assert (tmp_path / "ivf" / "trained.index").stat().st_mtime_ns == trained
+
+    index = idx.load()
+    ids, vecs = np.concatenate(all_ids), np.concatenate(all_vecs)
+    q = rng.standard_normal((20, dim)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    scores, found = idx.search(index, q, 10, nprobe=spec.nlist)
+    truth = ids[np.argsort(-(q @ vecs.T), axis=1)[:, :10]]
+    assert (found == truth).all()
+    # The PQ codec chosen under a small budget still finds most true neighbours.
+    small = OnDiskSpec.choose(dim, shards * per, bytes_per_vector=16)
+    assert small.codec == "PQ16" and small.opq
+
+
+@pytest.mark.ray
+def test_ray_engine_equals_local_and_listens_on_loopback_only(library, tmp_path):
+    photos = tmp_path / "photos"
+    _photos(photos, 12)
+    code = f"""
+import json, subprocess, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from photosearch.shards import ray_env
+ray_env()
+import ray
+ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False, configure_logging=False)
+listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+from photosearch.api import Library
+lib = Library({str(library.paths.root)!r})
+run = lib.index_sharded([{str(photos)!r}], engine="ray", shard_size=4, workers=2)
+print(json.dumps({{"run": run.as_dict(), "ss": listening}}))
+ray.shutdown()
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (doc["run"]["embedded"], doc["run"]["photos"]) == (3, 12)
+    ray_lines = [line for line in doc["ss"].splitlines() if any(
+        name in line for name in ("raylet", "gcs_server", "ray::", "python"))]
+    assert ray_lines, doc["ss"]
+    for line in ray_lines:
+        local = line.split()[3]
+        assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:", "[::1]:")), line
+    rows, vecs = _catalog_state(library)
+
+    from photosearch.api import Library
+    import shutil
+
+    other = Library(tmp_path / "local-lib")
+    shutil.copytree(library.paths.models, other.paths.models)
+    other.index_sharded([photos], engine="local", shard_size=4)
+    rows2, vecs2 = _catalog_state(other)
+    assert rows == rows2
+    for p in vecs:
+        assert float(vecs[p] @ vecs2[p]) > 0.9999
