@@ -11,8 +11,10 @@ NOTE: no CLIP weights can be downloaded on these machines; the CLIP model here h
 weights, so "clip" and "both" measure the mechanics, not the quality real weights would give.
 
 Speed: synthetic pHash variants (random 64-bit codes, 1% planted near pairs) through the
-multi-index-hash pair search, and CLIP neighbour search over the synthetic query-benchmark
-libraries (benchmarks/bench_query.py builds them), at growing sizes.
+pHash pair search (with the peak RSS while it runs, and the previous FAISS multi-index-hash
+search side by side up to --old-max, checked to find the same pairs), and CLIP neighbour search
+over the synthetic query-benchmark libraries (benchmarks/bench_query.py builds them), at growing
+sizes.
 
     python benchmarks/bench_dupes.py quality
     python benchmarks/bench_dupes.py speed --sizes 10000 100000 1000000
@@ -147,11 +149,63 @@ def quality(args: argparse.Namespace) -> None:
               + " | ".join(f"{r['per_transform'][t]:.2f}" for t in transforms_names) + " |")
 
 
+def faiss_multihash_pairs(ids: np.ndarray, phash: np.ndarray, max_distance: int) -> dict[tuple[int, int], int]:
+    """The pair search before the chunked one (FAISS IndexBinaryMultiHash, 4 x 16 bits), for comparison."""
+    import faiss
+
+    from photosearch.hashes import to_codes
+
+    usable = phash.any(axis=1)
+    ids, phash = ids[usable], phash[usable]
+    if len(ids) < 2:
+        return {}
+    index = faiss.IndexBinaryMultiHash(64, 4, 16)
+    index.nflip = max_distance // 4
+    index.add(to_codes(phash[:, 0]))
+    out: dict[tuple[int, int], int] = {}
+    for variant in (0, 1, 2, 4, 5, 6, 7):
+        lims, dist, found = index.range_search(to_codes(phash[:, variant]), max_distance + 1)
+        counts = np.diff(lims).astype(np.int64)
+        rows = np.repeat(np.arange(len(ids)), counts)
+        keep = rows != found
+        a, b, d = ids[rows[keep]], ids[found[keep]], dist[keep].astype(int)
+        for x, y, dd in zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), d.tolist()):
+            if out.get((x, y), 99) > dd:
+                out[(x, y)] = dd
+    return out
+
+
+def _reset_peak_rss() -> bool:
+    try:  # Linux: "5" resets the process's peak RSS (VmHWM) to its current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _busy_seconds() -> float:
+    """CPU seconds all processes spent busy so far (from /proc/stat), to tell a quiet machine."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def speed(args: argparse.Namespace) -> None:
     from photosearch.dupes import PRESETS, clip_pairs, hash_pairs
 
-    print("| photos | hash pairs (s) | CLIP neighbours (s) | total (s) | pairs found (hash) |")
-    print("|---|---|---|---|---|")
+    print("| photos | hash pairs (s) | its CPU (s) | other processes (cores) | RSS before -> peak during hash pairs (MB) "
+          "| previous FAISS multi-hash (s) | CLIP neighbours (s) | total (s) | pairs found (hash) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
         rng = np.random.default_rng(n)
         base = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64)
@@ -167,20 +221,45 @@ def speed(args: argparse.Namespace) -> None:
                 v ^= 1 << int(f)
             ph[i, 0] = v
         ids = np.arange(1, n + 1, dtype=np.int64)
-        t0 = time.perf_counter()
-        pairs = hash_pairs(ids, ph, PRESETS["default"].hash_distance)
-        t_hash = time.perf_counter() - t0
+        runs = []
+        for _ in range(args.repeat):  # median of the runs
+            rss_before, peak = _rss_mb("VmRSS"), float("nan")
+            reset = _reset_peak_rss()
+            busy0, cpu0, t0 = _busy_seconds(), time.process_time(), time.perf_counter()
+            pairs = hash_pairs(ids, ph, PRESETS["default"].hash_distance)
+            t_hash = time.perf_counter() - t0
+            cpu = time.process_time() - cpu0
+            others = max(0.0, (_busy_seconds() - busy0 - cpu) / t_hash)
+            if reset:
+                peak = _rss_mb("VmHWM")
+            runs.append((t_hash, cpu, others, rss_before, peak))
+        t_hash, cpu, others, rss_before, peak = sorted(runs)[len(runs) // 2]
+        t_old = float("nan")
+        if n <= args.old_max:  # the previous implementation, side by side; and the same pairs
+            t0 = time.perf_counter()
+            old = faiss_multihash_pairs(ids, ph, PRESETS["default"].hash_distance)
+            t_old = time.perf_counter() - t0
+            assert old == pairs, f"{n}: pairs differ from the previous implementation"
         lib = WORK / f"query-lib-{n}"
         t_clip = float("nan")
-        if (lib / ".complete").exists():
+        if n <= args.clip_max and (lib / ".complete").exists():
             from photosearch.catalog import Catalog
 
-            with Catalog.open(lib / "catalog.duckdb", read_only=True) as cat:
-                t0 = time.perf_counter()
-                clip_pairs(cat, "ViT-B-32-256", lib / "vectors", PRESETS["default"].clip_alone,
-                           PRESETS["default"].neighbours, 20_000, 512)
-                t_clip = time.perf_counter() - t0
-        print(f"| {n:,} | {t_hash:.2f} | {t_clip:.2f} | {t_hash + t_clip:.2f} | {len(pairs):,} |", flush=True)
+            from photosearch.errors import LibraryError
+
+            try:
+                with Catalog.open(lib / "catalog.duckdb", read_only=True) as cat:
+                    t0 = time.perf_counter()
+                    clip_pairs(cat, "ViT-B-32-256", lib / "vectors", PRESETS["default"].clip_alone,
+                               PRESETS["default"].neighbours, 20_000, 512)
+                    t_clip = time.perf_counter() - t0
+            except LibraryError as e:  # e.g. a library built before a catalog format change
+                print(f"{n}: CLIP neighbours skipped: {e}", file=sys.stderr)
+        def f(x: float, digits: int = 2) -> str:
+            return "-" if x != x else f"{x:.{digits}f}"
+
+        print(f"| {n:,} | {f(t_hash)} | {f(cpu)} | {f(others)} | {f(rss_before, 0)} -> {f(peak, 0)} | {f(t_old)} "
+              f"| {f(t_clip)} | {f(t_hash + t_clip)} | {len(pairs):,} |", flush=True)
 
 
 def main() -> None:
@@ -189,6 +268,10 @@ def main() -> None:
     sub.add_parser("quality")
     sp = sub.add_parser("speed")
     sp.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000, 300_000, 1_000_000])
+    sp.add_argument("--old-max", type=int, default=100_000,
+                    help="also time the previous FAISS pair search (and check it finds the same pairs) up to this size")
+    sp.add_argument("--repeat", type=int, default=1, help="hash pair runs per size (the median is shown)")
+    sp.add_argument("--clip-max", type=int, default=10_000_000, help="time CLIP neighbours up to this size")
     args = ap.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"
     {"quality": quality, "speed": speed}[args.what](args)

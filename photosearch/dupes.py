@@ -5,9 +5,9 @@ Signals (``method``):
 - exact: the same content hash (always reported);
 - hash: pHash Hamming distance <= ``hash_distance`` between any of a photo's 8
   rotation/mirror variants and another photo (borders trimmed first), found
-  with multi-index hashing (FAISS ``IndexBinaryMultiHash``): 4 tables of 16
-  bits, probing buckets within ``hash_distance // 4`` bit flips, which finds
-  every pair within the distance (pigeonhole) without an O(n^2) scan;
+  exactly without an O(n^2) scan by multi-index hashing in numpy (``hash_pairs``:
+  the 64 bits cut into chunks, buckets probed within a few bit flips of each
+  chunk, which by the pigeonhole principle finds every pair within the distance);
 - clip: cosine similarity of CLIP image vectors, from k-nearest-neighbour
   searches in the library's vector index.
 
@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import combinations
+from math import comb
 from typing import Any
 
 import numpy as np
 
 from photosearch.catalog import Catalog
 from photosearch.errors import UsageError
-from photosearch.hashes import to_codes
+from photosearch.models.base import default_threads
 
 RAW_FORMATS = {"CR2", "CR3", "CRW", "NEF", "NRW", "ARW", "SRF", "SR2", "DNG", "RAF", "ORF", "RW2", "PEF", "SRW",
                "RAW", "RWL", "IIQ", "3FR", "ERF", "MRW", "X3F"}
@@ -109,29 +111,291 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def hash_pairs(ids: np.ndarray, phash: np.ndarray, max_distance: int) -> dict[tuple[int, int], int]:
-    """Pairs (a < b) whose pHash variants come within ``max_distance``; value: the smallest distance."""
-    import faiss
+# Variant 3 (three quarter-turns) is the inverse of variant 1: its matches are found from the other side.
+QUERY_VARIANTS = (0, 1, 2, 4, 5, 6, 7)
+_BLOCK_PROBES = 1 << 18   # bucket look-ups per block: a few MB of temporaries, cache-friendly
+_EXPAND_LIMIT = 1 << 20   # candidates per batch when a bucket is crowded (many identical hashes)
+_MAX_CHUNK_BITS = 24      # direct-address tables of 2**bits buckets (8 bytes each)
+_MAX_SLOTS = 64           # codes read per bucket look-up, at most
+_COUNT_SHIFT = 40         # a bucket table entry: count << 40 | start
 
+
+def hash_pairs(ids: np.ndarray, phash: np.ndarray, max_distance: int) -> dict[tuple[int, int], int]:
+    """Pairs (a < b) whose pHash variants come within ``max_distance``; value: the smallest distance.
+
+    Photo x's variants (all but variant 3) are compared with photo y's variant 0, both ways round;
+    every pair within the distance is found (exactly, no O(n^2) scan). All-zero rows are skipped.
+
+    Why it is exact (generalized pigeonhole): the 64 bits are cut into m disjoint chunks with
+    per-chunk radii t_1..t_m, sum(t_i) >= max_distance - m + 1. If two codes are within
+    max_distance, their chunk distances e_i add up to at most max_distance, so some chunk has
+    e_i <= t_i (were every e_i >= t_i + 1, the sum would exceed max_distance). For each chunk, the
+    variants are bucketed by their chunk value (a sorted array plus a direct-address table), and
+    each photo's variant 0 looks up every bucket within t_i bit flips of its own chunk value; the
+    candidates found get their exact distance (popcount of the XOR) and are kept when within
+    range. Chunk widths and radii are chosen for the library size (``_plan``).
+    """
+    phash = np.asarray(phash, dtype=np.uint64).reshape(-1, 8)
+    ids = np.asarray(ids)
     usable = phash.any(axis=1)  # all-zero: blank or tiny image, nothing to compare
-    ids, phash = ids[usable], phash[usable]
-    if len(ids) < 2:
+    if not usable.all():
+        ids, phash = ids[usable], phash[usable]
+    n = len(ids)
+    if n < 2:
         return {}
-    index = faiss.IndexBinaryMultiHash(64, 4, 16)
-    index.nflip = max_distance // 4  # pigeonhole: one 16-bit chunk is within this many flips
-    index.add(to_codes(phash[:, 0]))
-    out: dict[tuple[int, int], int] = {}
-    # Variant 3 (three quarter-turns) is the inverse of variant 1: its matches are found from the other side.
-    for variant in (0, 1, 2, 4, 5, 6, 7):
-        lims, dist, found = index.range_search(to_codes(phash[:, variant]), max_distance + 1)
-        counts = np.diff(lims).astype(np.int64)
-        rows = np.repeat(np.arange(len(ids)), counts)
-        keep = rows != found
-        a, b, d = ids[rows[keep]], ids[found[keep]], dist[keep].astype(int)
-        for x, y, dd in zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), d.tolist()):
-            if out.get((x, y), 99) > dd:
-                out[(x, y)] = dd
+    a, b, dist = _row_pairs(phash, int(max_distance))
+    x, y = ids[a], ids[b]
+    key_lo, key_hi = np.minimum(x, y), np.maximum(x, y)
+    order = np.lexsort((dist, key_hi, key_lo))  # the smallest distance first for each pair
+    key_lo, key_hi, dist = key_lo[order], key_hi[order], dist[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (key_lo[1:] != key_lo[:-1]) | (key_hi[1:] != key_hi[:-1])
+    return {(int(p), int(q)): int(dd) for p, q, dd in
+            zip(key_lo[first].tolist(), key_hi[first].tolist(), dist[first].tolist())}
+
+
+def _row_pairs(phash: np.ndarray, d: int, plan: Any = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row a, row b, distance) with a's variant 0 within ``d`` of b's variant in QUERY_VARIANTS,
+    a != b; a pair may come more than once. ``plan``: "auto", None (every pair) or chunks."""
+    n = len(phash)
+    canon = np.ascontiguousarray(phash[:, 0])
+    # Entry e: variant QUERY_VARIANTS[e // n] of row e % n.
+    entries = np.ascontiguousarray(phash[:, QUERY_VARIANTS].T).reshape(-1)
+    if plan == "auto":
+        plan = _plan(n, len(entries), d)
+    found = [_all_pairs(canon, entries, d)] if plan is None else [
+        _chunk_pairs(canon, entries, d, shift, width, radius) for shift, width, radius in plan]
+    return tuple(np.concatenate(x) for x in zip(*found))  # type: ignore[return-value]
+
+
+def _all_pairs(canon: np.ndarray, entries: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair compared: for tiny libraries (and as the reference in tests)."""
+    n = len(canon)
+    block = max(1, (1 << 22) // len(entries))
+    out_a, out_b, out_d = [], [], []
+    for b0 in range(0, n, block):
+        dist = _popcount(canon[b0:b0 + block, None] ^ entries[None, :])
+        a, e = np.nonzero(dist <= d)
+        out_a.append(a + b0)
+        out_b.append(e % n)
+        out_d.append(dist[a, e].astype(np.int64))
+    a, b, dist = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_d)
+    keep = a != b
+    return a[keep], b[keep], dist[keep]
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):  # numpy >= 2
+        return np.bitwise_count(x)
+    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    return table[np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8)].reshape(*x.shape, 8).sum(-1, dtype=np.uint8)
+
+
+def _plan(n_probe: int, n_stored: int, d: int) -> list[tuple[int, int, int]] | None:
+    """Chunks (shift, width, radius) covering the 64 bits, radii summing to max(0, d - m + 1), of
+    the least estimated cost; None where comparing every pair costs less (tiny or very loose).
+
+    Cost: bucket look-ups (n_probe * ball size), candidates (pairs whose chunks fall within the
+    radius), and building each chunk's table; in nanoseconds, measured on a 2-core x86-64."""
+    pairs = float(n_probe) * n_stored
+    best_cost, best = 4.0 * pairs, None  # every pair: XOR + popcount
+    widths = np.arange(_MAX_CHUNK_BITS + 1)
+    per_probe, extra = np.ones(len(widths)), np.zeros(len(widths))  # width 0: unused
+    for w in range(1, len(widths)):
+        mean = n_stored / 2.0 ** w
+        slots = _slots(mean)
+        per_probe[w] = 12.0 + (2.0 * slots if slots > 1 else 0.0)
+        extra[w] = _poisson_excess(mean, slots)  # codes past the window, per look-up
+    for m in range(-(-64 // _MAX_CHUNK_BITS), 9):
+        total = max(0, d - m + 1)
+        ball = np.array([[float(sum(comb(int(w), k) for k in range(r + 1))) if 0 < w and r <= w else np.inf
+                          for r in range(total + 1)] for w in widths])
+        cost = (n_probe * ball * (per_probe + 15.0 * extra)[:, None]
+                + 3.0 * 2.0 ** widths[:, None] + 50.0 * n_stored + 30.0 * n_probe)
+        dp = np.full((65, total + 1), np.inf)
+        dp[0, 0] = 0.0
+        parents = []
+        for _ in range(m):
+            new = np.full_like(dp, np.inf)
+            parent = np.zeros(dp.shape + (2,), dtype=np.int64)
+            for w in range(1, _MAX_CHUNK_BITS + 1):
+                for r in range(min(w, total) + 1):
+                    cand = dp[:65 - w, :total + 1 - r] + cost[w, r]
+                    view = new[w:, r:]
+                    better = cand < view
+                    view[better] = cand[better]
+                    parent[w:, r:][better] = (w, r)
+            dp = new
+            parents.append(parent)
+        if dp[64, total] < best_cost:
+            best_cost, best = float(dp[64, total]), []
+            bits, rad = 64, total
+            for parent in reversed(parents):
+                w, r = (int(v) for v in parent[bits, rad])
+                best.append((w, r))
+                bits, rad = bits - w, rad - r
+    if best is None:
+        return None
+    out, shift = [], 0
+    for width, radius in best:
+        out.append((shift, width, radius))
+        shift += width
     return out
+
+
+def _slots(mean: float) -> int:
+    """Codes read per bucket look-up, for buckets of ``mean`` codes on average: the first one, or
+    with crowded buckets (short chunks) a window that covers most buckets."""
+    return 1 if mean < 4 else int(min(_MAX_SLOTS, np.ceil(mean + 3 * np.sqrt(mean))))
+
+
+def _poisson_excess(mean: float, slots: int) -> float:
+    """E[max(X - slots, 0)] for X ~ Poisson(mean)."""
+    if mean > 200:
+        return max(mean - slots, 0.0)
+    p = np.exp(-mean)
+    cdf, covered = p, 0.0
+    for k in range(slots):
+        covered += 1.0 - cdf
+        p *= mean / (k + 1)
+        cdf += p
+    return max(mean - covered, 0.0)
+
+
+def _flip_masks(width: int, radius: int) -> np.ndarray:
+    masks = [0]
+    for k in range(1, radius + 1):
+        masks += [sum(1 << b for b in bits) for bits in combinations(range(width), k)]
+    return np.array(masks, dtype=np.int64)
+
+
+def _chunk_pairs(canon: np.ndarray, entries: np.ndarray, d: int, shift: int, width: int,
+                 radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row of the variant-0 side, row of the variant side, distance) of every pair within ``d``
+    whose chunk values are within ``radius`` flips (and some others: every one is checked)."""
+    n = len(canon)
+    kmask = np.uint64((1 << width) - 1)
+    sh = np.uint64(shift)
+    # Stored side: all query variants, sorted by chunk value; bucket k is codes[start:start + count].
+    # (In place where it can be: at 1M photos each of these arrays is 56 or 64 MB.)
+    packed = ((entries >> sh) & kmask).astype(np.int64)
+    packed <<= 32
+    packed |= np.arange(len(entries), dtype=np.int64)
+    packed.sort()
+    counts = np.bincount(packed >> 32, minlength=1 << width)
+    packed &= 0xFFFFFFFF
+    entry = packed
+    # Slots read per look-up: the bucket's first code, or with crowded buckets (short chunks) a
+    # window of `slots` codes from its start, which covers most buckets.
+    slots = _slots(len(entries) / 2.0 ** width)
+    codes = np.zeros(len(entries) + slots, dtype=np.uint64)  # spare slots past the end
+    np.take(entries, entry, out=codes[:len(entries)])
+    window = np.lib.stride_tricks.sliding_window_view(codes, slots)
+    starts = np.cumsum(counts)
+    starts -= counts
+    counts <<= _COUNT_SHIFT
+    table = np.bitwise_or(counts, starts, out=counts)  # count > k: one comparison, table >= (k + 1) << shift
+    del starts
+    # Probing side: variant 0 sorted by chunk value, so that one flip mask over a block of photos
+    # reads nearby table rows and codes (cache-friendly).
+    key = ((canon >> sh) & kmask).astype(np.int64)
+    packed = np.sort((key << 32) | np.arange(n, dtype=np.int64))
+    del key
+    items = packed & 0xFFFFFFFF
+    keys = packed >> 32
+    del packed
+    qcodes = canon[items]
+    masks = _flip_masks(width, radius)
+    jobs = []
+    for m0 in range(0, len(masks), _BLOCK_PROBES):
+        fl = masks[m0:m0 + _BLOCK_PROBES]
+        block = max(1, _BLOCK_PROBES // (len(fl) * slots))
+        jobs += [(b0, block, fl) for b0 in range(0, n, block)]
+
+    def run(job: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        b0, block, fl = job
+        i, pos, dist = _probe_block(keys[b0:b0 + block], qcodes[b0:b0 + block], fl, table, codes, window, d)
+        return i + b0, pos, dist
+
+    workers = min(default_threads(), len(jobs))  # numpy releases the GIL in these loops
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(run, jobs))
+    else:
+        results = [run(j) for j in jobs]
+    results = [r for r in results if len(r[0])]
+    found_item, found_pos, found_dist = ([r[k] for r in results] for k in range(3))
+    if not found_item:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    a = items[np.concatenate(found_item)]
+    b = entry[np.concatenate(found_pos)] % n
+    dist = np.concatenate(found_dist).astype(np.int64)
+    keep = a != b  # a photo's own variant 0
+    return a[keep], b[keep], dist[keep]
+
+
+def _probe_block(keys: np.ndarray, q: np.ndarray, masks: np.ndarray, table: np.ndarray, codes: np.ndarray,
+                 window: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index in block, position in codes, distance) of the hits of one block of probes."""
+    nb, slots = len(keys), window.shape[1]
+    tv = table[(masks[:, None] ^ keys[None, :]).reshape(-1)]  # probe p: mask p // nb, photo p % nb
+    start = tv & ((1 << _COUNT_SHIFT) - 1)
+    # Every probe reads the first `slots` codes from its bucket's start. Past the bucket's end
+    # they belong to the next buckets: wasted but harmless comparisons, as every distance is checked.
+    got = (codes[start] if slots == 1 else window[start]).reshape(len(masks), nb, slots)
+    dist = _popcount(np.bitwise_xor(got, q[None, :, None], out=got)).reshape(-1)
+    del got
+    hit = np.flatnonzero(dist <= d)
+    probe = hit // slots
+    out_i, out_pos, out_dist = [probe % nb], [start[probe] + hit % slots], [dist[hit]]
+
+    def check(probe: np.ndarray, pos: np.ndarray) -> None:
+        dist = _popcount(codes[pos] ^ q[probe % nb])
+        hit = np.flatnonzero(dist <= d)
+        out_i.append(probe[hit] % nb)
+        out_pos.append(pos[hit])
+        out_dist.append(dist[hit])
+
+    # Buckets with more codes: one more slot at a time for a few rounds...
+    r = slots
+    probe = np.flatnonzero(tv >= (r + 1) << _COUNT_SHIFT)
+    count = tv[probe] >> _COUNT_SHIFT
+    del tv
+    while len(probe) and r < slots + 3:
+        check(probe, start[probe] + r)
+        r += 1
+        more = count > r
+        probe, count = probe[more], count[more]
+    # ...then the rest of crowded buckets (many equal chunks), in bounded batches.
+    if len(probe):
+        for owner, pos in _expand(probe, start[probe] + r, count - r):
+            check(owner, pos)
+    return np.concatenate(out_i), np.concatenate(out_pos), np.concatenate(out_dist)
+
+
+def _expand(owner: np.ndarray, start: np.ndarray, length: np.ndarray):  # type: ignore[no-untyped-def]
+    """Batches (owner, position) listing the ranges start[k]:start[k] + length[k], at most
+    ``_EXPAND_LIMIT`` positions a batch."""
+    limit = _EXPAND_LIMIT
+    if (length > limit).any():  # cut very long ranges into pieces
+        pieces = -(-length // limit)
+        first = np.cumsum(pieces) - pieces
+        k = np.arange(int(pieces.sum())) - np.repeat(first, pieces)
+        owner = np.repeat(owner, pieces)
+        start = np.repeat(start, pieces) + k * limit
+        length = np.minimum(np.repeat(length, pieces) - k * limit, limit)
+    ends = np.cumsum(length)
+    b = 0
+    while b < len(length):
+        e = max(b + 1, int(np.searchsorted(ends, (ends[b - 1] if b else 0) + limit, side="right")))
+        lens = length[b:e]
+        idx = np.repeat(np.arange(b, e), lens)
+        offset = np.arange(len(idx)) - np.repeat(np.cumsum(lens) - lens, lens)
+        yield owner[idx], start[idx] + offset
+        b = e
 
 
 def clip_pairs(catalog: Catalog, model: str, vectors_dir: Any, min_score: float, k: int,
