@@ -213,3 +213,23 @@ def test_small_inputs():
     # and photo 9's variants come within 1 of photo 3's variant 0 (zero, yet usable)
     assert hash_pairs(ids, ph, 2) == {(3, 5): 0, (3, 9): 1, (5, 9): 2}
     assert hash_pairs(ids, ph, 2) == oracle(ids, ph, 2)
+
+
+def test_clip_neighbours_scan_each_vectors_own_list_like_nprobe_1():
+    """The CLIP pass skips the coarse quantizer: each stored vector's own IVF list is what an
+    nprobe=1 search of it would scan."""
+    from photosearch.dupes import _list_of_ids, _search_own_list
+    from photosearch.vectors import VectorIndex
+
+    rng = np.random.default_rng(3)
+    n, d = 20_000, 32
+    centres = rng.standard_normal((200, d)).astype(np.float32)
+    x = (centres[rng.integers(0, 200, n)] + 0.3 * rng.standard_normal((n, d))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = rng.permutation(n * 5)[:n].astype(np.int64)
+    index = VectorIndex.build(ids, x, exact_max=1000)
+    assert index.kind == "ivf"
+    want_s, want_i = index.search(x, 9, nprobe=1)
+    got_s, got_i = _search_own_list(index, _list_of_ids(index), ids, x, 9)
+    np.testing.assert_allclose(got_s, want_s, atol=1e-5)
+    assert (got_i == want_i).mean() > 0.999  # only exact score ties may swap places
