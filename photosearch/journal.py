@@ -90,6 +90,19 @@ class Action:
     finished: bool = False
 
 
+def journaled_move(j: JournalWriter, src: Path, dst: Path, sidecars: list[tuple[str, str]], *,
+                   photo_id: int | None = None) -> None:
+    """Move a photo and its sidecars, each change journaled (intent, then done) around it."""
+    n = j.intent("move", src=str(src), dst=str(dst), sha256=file_sha256(src), photo_id=photo_id)
+    move_file(src, dst)
+    j.done(n)
+    for s_src, s_dst in sidecars:
+        if Path(s_src).exists():
+            sn = j.intent("move", src=s_src, dst=s_dst, sha256=file_sha256(Path(s_src)))
+            move_file(Path(s_src), Path(s_dst))
+            j.done(sn)
+
+
 class JournalWriter:
     """Appends one action's changes; use as a context manager."""
 

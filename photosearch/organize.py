@@ -208,7 +208,7 @@ def make_plan(cat: Catalog, photos: list[dict[str, Any]], dest: str | os.PathLik
 
 def apply_plan(library_root: Path, cat: Catalog, plan: OrganizePlan) -> OrganizeReport:
     """Carry out a plan through a journal; one file's failure is reported and the rest go on."""
-    from photosearch.journal import Journal, move_file
+    from photosearch.journal import Journal, journaled_move
     from photosearch.scan import file_sha256
 
     report = OrganizeReport()
@@ -226,16 +226,8 @@ def apply_plan(library_root: Path, cat: Catalog, plan: OrganizePlan) -> Organize
         for m in plan.moves:
             src, dst = Path(m.src), Path(m.dst)
             try:
-                digest = file_sha256(src)
                 if plan.mode == "move":
-                    n = j.intent("move", src=m.src, dst=m.dst, sha256=digest, photo_id=m.photo_id)
-                    move_file(src, dst)
-                    j.done(n)
-                    for s_src, s_dst in m.sidecars:
-                        if Path(s_src).exists():
-                            sn = j.intent("move", src=s_src, dst=s_dst, sha256=file_sha256(Path(s_src)))
-                            move_file(Path(s_src), Path(s_dst))
-                            j.done(sn)
+                    journaled_move(j, src, dst, m.sidecars, photo_id=m.photo_id)
                     st = dst.stat()
                     with cat.transaction():
                         cat.move_photo(m.photo_id, str(dst), st.st_size, st.st_mtime_ns)
@@ -249,7 +241,7 @@ def apply_plan(library_root: Path, cat: Catalog, plan: OrganizePlan) -> Organize
                         record.path = str(dst)
                         (new_id,) = cat.insert_photos([record])
                         cat.copy_embeddings(m.photo_id, new_id)
-                        n = j.intent("copy", src=m.src, dst=m.dst, sha256=digest, photo_id=new_id)
+                        n = j.intent("copy", src=m.src, dst=m.dst, sha256=file_sha256(src), photo_id=new_id)
                         _copy_new(src, dst)
                         st = dst.stat()
                         cat.touch_photo(new_id, st.st_size, st.st_mtime_ns)

@@ -29,7 +29,7 @@ from photosearch.catalog import Catalog
 from photosearch.config import LibraryPaths
 from photosearch.dupes import Group
 from photosearch.errors import InputError, UsageError
-from photosearch.journal import Journal, UndoReport, move_file, undo_changes
+from photosearch.journal import Journal, UndoReport, journaled_move, undo_changes
 from photosearch.scan import file_sha256, find_sidecar
 from photosearch.xmp import MetadataUpdate, WriteError, sidecar_path, write
 
@@ -152,15 +152,7 @@ def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport
         for move in plan.moves:
             src, dst = Path(move.src), Path(move.dst)
             try:
-                digest = file_sha256(src)
-                n = j.intent("move", src=move.src, dst=move.dst, sha256=digest, photo_id=move.photo_id)
-                move_file(src, dst)
-                j.done(n)
-                for s_src, s_dst in move.sidecars:
-                    if Path(s_src).exists():
-                        sn = j.intent("move", src=s_src, dst=s_dst, sha256=file_sha256(Path(s_src)))
-                        move_file(Path(s_src), Path(s_dst))
-                        j.done(sn)
+                journaled_move(j, src, dst, move.sidecars, photo_id=move.photo_id)
                 with catalog.transaction():
                     catalog.set_quarantined(move.photo_id, move.dst, now)
                 report.moved += 1

@@ -172,7 +172,7 @@ def test_crash_mid_move_loses_nothing(transformed, tmp_path, monkeypatch):
             raise SystemExit("simulated crash")  # the process dies between two moves
         real_move(src, dst)
 
-    monkeypatch.setattr("photosearch.quarantine.move_file", dying_move)
+    monkeypatch.setattr("photosearch.journal.move_file", dying_move)
     with pytest.raises(SystemExit):
         library.dupes_move(tmp_path / "q", apply=True, method="hash")
     # Every file's bytes are somewhere: at the old place, in quarantine, or (a keeper whose
@@ -180,7 +180,7 @@ def test_crash_mid_move_loses_nothing(transformed, tmp_path, monkeypatch):
     kept = {_sha(p) for p in (tmp_path / "q").rglob("*") if p.is_file()} | set(_tree(folder).values())
     assert set(before.values()) <= kept
     assert calls["n"] == 4 and any(p.is_file() for p in (tmp_path / "q").iterdir())
-    monkeypatch.setattr("photosearch.quarantine.move_file", real_move)
+    monkeypatch.setattr("photosearch.journal.move_file", real_move)
     # The journal is replayable: undo puts everything back.
     report = library.undo()
     assert not report.problems and _tree(folder) == before

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,10 +63,10 @@ def test_events_split_by_time_gap_and_distance():
 
 def test_organize_dry_run_apply_collisions_rules_and_undo_round_trip(library, tmp_path):
     src = tmp_path / "import"
-    a = dated_photo(src / "a" / "IMG_1.jpg", 1, "2023:07:14 10:00:00")
-    b = dated_photo(src / "b" / "IMG_1.jpg", 2, "2023:07:14 11:00:00")       # same name, same day
+    dated_photo(src / "a" / "IMG_1.jpg", 1, "2023:07:14 10:00:00")
+    dated_photo(src / "b" / "IMG_1.jpg", 2, "2023:07:14 11:00:00")           # same name, same day
     c = dated_photo(src / "c.jpg", 3, "2021:12:24 18:00:00")
-    d = write_photo(src / "undated.jpg", seed=4)
+    write_photo(src / "undated.jpg", seed=4)
     (src / "a" / "IMG_1.jpg.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     (src / "c.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     library.index([src], faces=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import SHARED, needs_shared, run_cli, write_photo
+from conftest import SHARED, needs_shared, run_cli
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = needs_shared

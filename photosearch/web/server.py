@@ -30,7 +30,7 @@ COOKIE = "photosearch_token"
 def create_app(library: Library, token: str | None = None) -> Any:
     """The ASGI app; ``app.state.token`` is the token the URL must carry once."""
     from fastapi import Body, FastAPI, HTTPException, Query, Request
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
     token = token or secrets.token_urlsafe(24)
     app = FastAPI(title="photosearch", version="1", docs_url=None, redoc_url=None,
