@@ -222,3 +222,23 @@ def test_browser_search_photo_person_dupes_undo(web_lib, tmp_path):
     with Catalog.open(lib.paths.catalog, read_only=True) as cat:
         assert "accepted" in cat.decisions(proposal).values(), (proposal, {t["name"]: cat.decisions(t["name"])
                                                                            for t in cat.tags()})
+
+
+def test_thumbnails_made_at_index_time_and_safely_in_parallel(web_lib, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from photosearch.catalog import Catalog
+    from photosearch.web.thumbs import photo_thumb, thumb_path
+
+    lib, photos = web_lib
+    with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+        rows = [cat.photo_by_path(str(p)) for p in sorted(photos.glob("*.jpg"))]
+    assert all(thumb_path(lib.paths.root, r["content_hash"]).is_file() for r in rows)  # made while indexing
+    # Several requests for one missing thumbnail at once all get it (no shared temporary file).
+    src = rows[0]
+    for old in (lib.paths.root / "thumbs").rglob("*.webp"):
+        old.unlink()
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(lambda _: photo_thumb(lib.paths.root, src["path"], src["content_hash"], 320), range(12)))
+    assert len(set(got)) == 1 and got[0].is_file()
+    assert not [p for p in got[0].parent.iterdir() if p.name.endswith(".tmp")]

@@ -63,11 +63,25 @@ def create_app(library: Library, token: str | None = None) -> Any:
         status = {2: 400, 3: 404, 4: 503, 5: 503, 6: 409, 7: 500, 8: 500}.get(exc.exit_code, 400)
         return JSONResponse({"error": exc.message}, status_code=status)
 
+    from photosearch.search import Searcher
+
+    # One Searcher for the server's life: its text model loads once, not per request.
+    searcher = Searcher(library.paths)
+    # photo id -> (path, content hash), so thumbnails of a page just searched need no catalog.
+    known: dict[int, tuple[str, str]] = {}
+
+    def remember(rows: dict[int, dict[str, Any]]) -> None:
+        if len(known) > 200_000:
+            known.clear()
+        for pid, r in rows.items():
+            known[pid] = (r["path"], r["content_hash"])
+
     def photo_row(photo_id: int) -> dict[str, Any]:
         with Catalog.open(library.paths.catalog, read_only=True) as cat:
             row = cat.photos_by_ids([photo_id]).get(photo_id)
         if row is None:
             raise HTTPException(404, "no such photo")
+        remember({photo_id: row})
         return row
 
     # -- pages and assets ---------------------------------------------------------------------
@@ -97,10 +111,15 @@ def create_app(library: Library, token: str | None = None) -> Any:
                event: str | None = None) -> Any:
         f = filters(after, before, camera, folder, person, tag, event)
         if q.strip():
-            results = library.search_text(q, filters=f, limit=limit + offset)
+            results = searcher.search_text(q, f, limit + offset)
         else:
-            results = library.search_tags(filters=f, limit=limit + offset) if f.active() else []
-        return {"query": q, "results": [r.as_dict() for r in results[offset:]]}
+            results = searcher.search_tags(f, limit + offset) if f.active() else []
+        page = results[offset:]
+        missing = [r.id for r in page if r.id not in known]
+        if missing:
+            with Catalog.open(library.paths.catalog, read_only=True) as cat:
+                remember(cat.photos_by_ids(missing))
+        return {"query": q, "results": [r.as_dict() for r in page]}
 
     @app.get("/api/photos/{photo_id}/like", summary="Photos that look like this one")
     def like(photo_id: int, limit: int = Query(40, ge=1, le=500)) -> Any:
@@ -131,11 +150,19 @@ def create_app(library: Library, token: str | None = None) -> Any:
         from photosearch.errors import DecodeError
         from photosearch.web.thumbs import photo_thumb
 
-        row = photo_row(photo_id)
+        if photo_id in known:
+            path, digest = known[photo_id]
+        else:
+            row = photo_row(photo_id)
+            path, digest = row["path"], row["content_hash"]
         try:
-            path = photo_thumb(library.paths.root, row["path"], row["content_hash"], size)
+            path = photo_thumb(library.paths.root, path, digest, size)
         except (OSError, DecodeError):
-            raise HTTPException(404, "cannot make a thumbnail of this photo") from None
+            try:  # the remembered path may be stale (the photo moved): ask the catalog once
+                row = photo_row(photo_id)
+                path = photo_thumb(library.paths.root, row["path"], row["content_hash"], size)
+            except (OSError, DecodeError):
+                raise HTTPException(404, "cannot make a thumbnail of this photo") from None
         return FileResponse(path, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"})
 
     @app.get("/api/photos/{photo_id}/file", summary="The original file")
@@ -237,8 +264,11 @@ def serve(library: Library, *, host: str = "127.0.0.1", port: int = 0, on_ready:
     import uvicorn
 
     app = create_app(library)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets created so, and
+    # with it on every response waited ~40 ms for a delayed ACK (benchmarks/RESULTS.md).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

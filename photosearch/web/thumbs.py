@@ -22,16 +22,38 @@ def _decode(path: str, size: int):  # type: ignore[no-untyped-def]
 
 
 def _save(img, dest: Path) -> None:  # type: ignore[no-untyped-def]
+    import tempfile
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    img.save(tmp, "WEBP", quality=80, method=2)
-    os.replace(tmp, dest)
+    # A temporary name of its own per call: two threads making one thumbnail must not share one.
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, "WEBP", quality=80, method=2)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def thumb_path(library_root: Path, content_hash: str, size: int = 320) -> Path:
+    return library_root / "thumbs" / content_hash[:2] / f"{content_hash}-{size}.webp"
+
+
+def save_from_image(library_root: Path, content_hash: str, image, size: int = 320) -> None:  # type: ignore[no-untyped-def]
+    """Make a photo's thumbnail from an image already decoded (the indexer's), if missing."""
+    dest = thumb_path(library_root, content_hash, size)
+    if dest.is_file():
+        return
+    img = image.copy()
+    img.thumbnail((size, size))
+    _save(img, dest)
 
 
 def photo_thumb(library_root: Path, path: str, content_hash: str, size: int) -> Path:
     """The cached thumbnail of a photo (made now if missing); raises DecodeError/OSError."""
     size = min(SIZES, key=lambda s: abs(s - size))
-    dest = library_root / "thumbs" / content_hash[:2] / f"{content_hash}-{size}.webp"
+    dest = thumb_path(library_root, content_hash, size)
     if dest.is_file():
         return dest
     img = _decode(path, size)
