@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Scale-out (issue 8): single-machine measurements for a 100M-photo plan, and the simulation.
 
-    python3 benchmarks/bench_scale.py all --json-out benchmarks/work/scale.json   # ~20-25 min on 2 busy cores
-    python3 benchmarks/bench_scale.py embed --n 200 --shard-size 25              # ~5 min
-    python3 benchmarks/bench_scale.py index --n 1000000 --budgets 64 128 --flat  # ~12 min (vectors cached)
-    python3 benchmarks/bench_scale.py ingest --rows 100000 --prefill 1000000     # ~3 min
-    python3 benchmarks/bench_scale.py simulate benchmarks/work/scale.json        # tables only, from saved figures
+    python3 benchmarks/bench_scale.py embed --n 200 --repeat 2 --json-out benchmarks/work/scale-embed.json  # ~5 min
+    python3 benchmarks/bench_scale.py ingest --no-prefill-embeddings --json-out benchmarks/work/scale-ingest.json  # ~3 min
+    python3 benchmarks/bench_scale.py index --json-out benchmarks/work/scale-index.json   # ~30 min on 2 cores:
+        # OPQ training alone is ~3.5 min (OPQ64) and ~16 min (OPQ128); --budgets 64 for less
+    python3 benchmarks/bench_scale.py index --budgets --sample 163840 --json-out benchmarks/work/scale-flat.json
+        # Flat only, coarse quantizer trained on 40 vectors per list (~6 min)
+    python3 benchmarks/bench_scale.py requery benchmarks/work/scale-index.json   # re-run query processes only
+    python3 benchmarks/bench_scale.py simulate benchmarks/work/scale-*.json     # report + SCALE.md tables
+    python3 benchmarks/bench_scale.py all --json-out benchmarks/work/scale.json  # embed, ingest, index in turn
 
 embed   The shard embedder (photosearch.shards) on camera-like 12 MP JPEGs (bench_index.py's,
         reused from benchmarks/work/), random-weights ViT-B-32-256 (speed does not depend on
@@ -26,7 +30,9 @@ index   photosearch.ondisk at N synthetic 512-d unit vectors, clustered like ben
 ingest  The coordinator's ingest (photosearch.shards.ingest -> Catalog.ingest_shard) of synthetic
         full-schema output shards into a fresh DuckDB catalog, empty and pre-filled with
         --prefill photos; plus Catalog.known_files() (what plan() loads) at the pre-filled size.
-simulate  The N-machine tables of SCALE.md from the saved figures (what is extrapolated is marked).
+requery Re-runs the query processes of a saved index run (index folders are kept; blocks are not).
+simulate  The report and the N-machine tables of SCALE.md from saved figures (several files merge;
+        everything in the simulation section is arithmetic on the measured figures).
 
 Scratch data goes under benchmarks/work/ (git-ignored). Nothing is written to RESULTS.md.
 """
@@ -616,12 +622,13 @@ def _timed_methods(cls: Any, names: list[str], acc: dict[str, float]) -> dict[st
     return saved
 
 
-def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: int) -> dict[str, Any]:
+def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: int,
+                 prefill_embeddings: bool = True) -> dict[str, Any]:
     from photosearch.catalog import Catalog
     from photosearch.config import LibraryPaths
     from photosearch.shards import _write_parquet_atomic, ingest, shard_dirs
 
-    res: dict[str, Any] = {"shard_rows": shard_rows, "runs": []}
+    res: dict[str, Any] = {"shard_rows": shard_rows, "prefill_embeddings": prefill_embeddings, "runs": []}
     for pre in prefill:
         n_rows = rows if pre == 0 else prefill_rows
         lib = WORK / "scale-runs" / f"ingest-{pre}-{os.getpid()}"
@@ -640,19 +647,29 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                               2500000 + i % 99991, 1700000000000000000 + i, 4000, 3000, 'JPEG',
                               TIMESTAMP '2010-01-01' + INTERVAL (i % 5000) DAY, 'BenchCam', 'BC-12', [], now()
                        FROM range(1, ? + 1) t(i)""", [pre])
-                cat.con.execute("INSERT INTO embeddings SELECT i, ?, repeat('\\x00'::BLOB, 2048) FROM range(1, ? + 1) t(i)",
-                                [ARCH, pre])
+                if prefill_embeddings:
+                    cat.con.execute("INSERT INTO embeddings SELECT i, ?, repeat('\\x00'::BLOB, 2048) FROM range(1, ? + 1) t(i)",
+                                    [ARCH, pre])
                 cat.con.execute("CHECKPOINT")
                 run["prefill_s"] = time.perf_counter() - t0
                 # What plan() loads first: every cataloged file.
                 with Busy() as b:
-                    rss0 = status_kb()["VmRSS"]
                     known = cat.known_files()
-                    rss1 = status_kb()["VmRSS"]
-                run["known_files"] = {"seconds": b.wall, "rows": len(known), "rss_delta_mb": rss1 - rss0}
+                rows_known = len(known)
                 del known
+                run["known_files"] = {"seconds": b.wall, "rows": rows_known}
+                if pre <= 1_000_000:
+                    # Its memory: Python allocations of a second call, traced (slower, so timed apart).
+                    import tracemalloc
+
+                    tracemalloc.start()
+                    known = cat.known_files()
+                    held, peak = tracemalloc.get_traced_memory()
+                    tracemalloc.stop()
+                    del known
+                    run["known_files"].update(held_mb=held / 1e6, peak_mb=peak / 1e6)
                 log(f"prefilled {pre:,} photos in {run['prefill_s']:.0f} s; known_files() {b.wall:.1f} s, "
-                    f"+{rss1 - rss0:.0f} MB RSS")
+                    f"{run['known_files'].get('held_mb', 0):.0f} MB held of Python objects (traced up to 1M)")
             base = pre + 1
             cat.con.execute(f"SELECT setval('photo_id_seq', {base + n_rows})")
             rng = np.random.default_rng(pre)
@@ -698,6 +715,7 @@ def simulate(res: dict[str, Any], target: int = 100_000_000) -> list[str]:
     L: list[str] = []
     w = L.append
     emb = res.get("embed")
+    per_core = 0.0
     if emb:
         best = {}
         for r in emb["runs"]:
@@ -719,11 +737,33 @@ def simulate(res: dict[str, Any], target: int = 100_000_000) -> list[str]:
             c = per_core * 16 * n_m
             w(f"| {n_m} | {a:,.0f} | {_dur(target / a)} | {c:,.0f} | {_dur(target / c)} | {c * mb * 8 / 1e3:,.1f} Gbit/s |")
     ing = res.get("ingest")
-    if ing:
+    model = ingest_model(ing) if ing else None
+    if model:
+        h, a, b, srows = model["hash_s_per_row"], model["base_s_per_shard"], model["scan_s_per_shard_per_row"], \
+            model["shard_rows"]
         w("")
-        for r in ing["runs"]:
-            w(f"ingest into a catalog of {r['prefill']:,}: {r['rows_per_s']:,.0f} rows/s -> 100M rows in "
-              f"{_dur(target / r['rows_per_s'])} on one coordinator (if the rate held)")
+        w(f"ingest model (fit on the runs above): per shard of {srows} rows {srows * h:.2f} s add_hashes + {a:.3f} s "
+          f"+ {b * 1e6:.3f} s per 1M photos already in the catalog")
+        variants = {"as is": (h, a, b), "hashes inserted from Arrow (50x, repro)": (h / 50, a, b),
+                    "and no per-shard scan of photos": (h / 50, a, 0.0)}
+        totals = {}
+        for name, (hh, aa, bb) in variants.items():
+            for rows_per_shard in (srows, 10 * srows):
+                totals[(name, rows_per_shard)] = ingest_total(target, rows_per_shard, hh, aa, bb)
+        w("| ingest of 100M on one coordinator | shards of 1,000 | shards of 10,000 |")
+        w("|---|---|---|")
+        for name in variants:
+            w(f"| {name} | {_dur(totals[(name, srows)])} | {_dur(totals[(name, 10 * srows)])} |")
+        if emb:
+            w("")
+            w("| 16-core machines (x8, extrapolated) | embedding | ingest as is | embed then ingest (shards.run) "
+              "| overlapped, ingest fixed (Arrow + no scan, shards of 10,000) |")
+            w("|---|---|---|---|---|")
+            fixed = totals[("and no per-shard scan of photos", 10 * srows)]
+            asis = totals[("as is", srows)]
+            for n_m in (1, 10, 50, 100, 500):
+                e = target / (per_core * 16 * n_m)
+                w(f"| {n_m} | {_dur(e)} | {_dur(asis)} | {_dur(e + asis)} | {_dur(max(e, fixed))} |")
     idx = res.get("index")
     if idx:
         w("")
@@ -737,10 +777,32 @@ def simulate(res: dict[str, Any], target: int = 100_000_000) -> list[str]:
             per1m = (c["ivfdata_bytes"] + c["populated_bytes"]) / (n / 1e6)
             s100 = OnDiskSpec.choose(DIM, target, int(c["budget"].split()[0]))
             quant = s100.nlist * DIM * 4
-            w(f"| {c['factory']} | {per1m / 1e9:.2f} GB | {c['ivfdata_bytes'] * target / n / 1e9:.0f} GB + "
+            w(f"| {c['factory']} (sample {c.get('sample_n', idx['sample']['n']):,}) | {per1m / 1e9:.2f} GB | {c['ivfdata_bytes'] * target / n / 1e9:.0f} GB + "
               f"{quant / 1e6:.0f} MB quantizer | {c['query']['rss_after_load']['VmRSS']:.0f} MB | {s100.nlist} "
               f"| {quant / 1e6:.0f} MB |")
     return L
+
+
+def ingest_model(ing: dict[str, Any]) -> dict[str, float] | None:
+    """Per-row add_hashes cost and a per-shard cost growing with the catalog (least squares)."""
+    runs = [r for r in ing["runs"] if r.get("shards")]
+    if not runs:
+        return None
+    h = statistics.median(r["split_s"].get("add_hashes", 0.0) / r["photos"] for r in runs)
+    xs = np.array([r["prefill"] for r in runs], float)
+    ys = np.array([(r["seconds"] - r["split_s"].get("add_hashes", 0.0)) / r["shards"] for r in runs])
+    if len(set(xs)) > 1:
+        b, a = np.polyfit(xs, ys, 1)
+    else:
+        b, a = 0.0, float(ys.mean())
+    return {"hash_s_per_row": h, "base_s_per_shard": float(a), "scan_s_per_shard_per_row": max(0.0, float(b)),
+            "shard_rows": ing["shard_rows"]}
+
+
+def ingest_total(target: int, shard_rows: int, h: float, a: float, b: float) -> float:
+    """Seconds to ingest target rows in shards of shard_rows into a catalog growing from 0."""
+    k = target // shard_rows
+    return k * (shard_rows * h + a) + b * shard_rows * k * (k - 1) / 2
 
 
 def _dur(s: float) -> str:
@@ -827,7 +889,9 @@ def report(res: dict[str, Any]) -> list[str]:
               f"| {r['out_bytes_per_row']:.0f} | {r['machine_busy_cores']} |")
             if "known_files" in r:
                 k = r["known_files"]
-                w(f"  known_files() at {k['rows']:,} photos: {k['seconds']:.1f} s, +{k['rss_delta_mb']:.0f} MB RSS")
+                mem = (f"{k['held_mb']:.0f} MB held, {k['peak_mb']:.0f} MB peak (traced)" if "held_mb" in k
+                       else "memory not measured")
+                w(f"  known_files() at {k['rows']:,} photos: {k['seconds']:.1f} s, {mem}")
     w("-" * 78)
     w("simulation (arithmetic on the figures above; see SCALE.md)")
     L.extend(simulate(res))
@@ -854,10 +918,13 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100, help="index: near and far queries each")
     ap.add_argument("--scan-budget-gb", type=float, default=20.0,
                     help="index: fewer recall queries where each scans a lot (Flat at high nprobe)")
-    ap.add_argument("--rows", type=int, default=100_000, help="ingest: rows into an empty catalog")
-    ap.add_argument("--prefill", type=int, nargs="+", default=[0, 1_000_000], help="ingest: catalog sizes before")
-    ap.add_argument("--prefill-rows", type=int, default=20_000, help="ingest: rows into each pre-filled catalog")
+    ap.add_argument("--rows", type=int, default=20_000, help="ingest: rows into an empty catalog")
+    ap.add_argument("--prefill", type=int, nargs="+", default=[0, 1_000_000, 10_000_000],
+                    help="ingest: catalog sizes before")
+    ap.add_argument("--prefill-rows", type=int, default=10_000, help="ingest: rows into each pre-filled catalog")
     ap.add_argument("--ingest-shard-rows", type=int, default=1000)
+    ap.add_argument("--prefill-embeddings", action=argparse.BooleanOptionalAction, default=True,
+                    help="ingest: also fill the embeddings table of pre-filled catalogs (2 KB/row of disk)")
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args()
     if args.what == _QUERY_CHILD:
@@ -913,7 +980,8 @@ def main() -> None:
         res["embed"] = embed_bench(args.n or 200, args.shard_size, args.repeat, args.configs)
         save()
     if args.what in ("all", "ingest"):
-        res["ingest"] = ingest_bench(args.rows, args.prefill, args.ingest_shard_rows, args.prefill_rows)
+        res["ingest"] = ingest_bench(args.rows, args.prefill, args.ingest_shard_rows, args.prefill_rows,
+                                     args.prefill_embeddings)
         save()
     if args.what in ("all", "index"):
         res["index"] = index_bench(args.n if args.what == "index" and args.n else 1_000_000, args.vector_shard_rows,
