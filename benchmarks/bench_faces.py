@@ -112,8 +112,13 @@ def prepare_models(wheel: Path) -> Path:
     """A library holding the random-weights ViT-B-32-256 and the face models, to copy from."""
     clip_lib = bi.prepare_model()
     lib = WORK / f"faces-model-lib-{clip_lib.name}"
-    if (lib / "models" / "faces" / "yunet-sface" / "face.json").is_file():
-        return lib
+    spec_file = lib / "models" / "faces" / "yunet-sface" / "face.json"
+    if spec_file.is_file():
+        spec = json.loads(spec_file.read_text())
+        # Re-install when the product installs more than this copy has (e.g. the optimized SFace).
+        if all((spec_file.parent / spec[k]).is_file() for k in ("detector", "recognizer", "recognizer_optimized")
+               if k in spec) and "recognizer_optimized" in spec:
+            return lib
     from photosearch.api import Library
 
     shutil.rmtree(lib, ignore_errors=True)

@@ -29,7 +29,8 @@ index   photosearch.ondisk at N synthetic 512-d unit vectors, clustered like ben
         cache of this shared machine is not dropped).
 ingest  The coordinator's ingest (photosearch.shards.ingest -> Catalog.ingest_shard) of synthetic
         full-schema output shards into a fresh DuckDB catalog, empty and pre-filled with
-        --prefill photos; plus Catalog.known_files() (what plan() loads) at the pre-filled size.
+        --prefill photos; plus plan()'s diff (Catalog.plan_listing: the walk listing anti-joined
+        against the catalog in DuckDB) at the pre-filled size.
 requery Re-runs the query processes of a saved index run (index folders are kept; blocks are not).
 simulate  The report and the N-machine tables of SCALE.md from saved figures (several files merge;
         everything in the simulation section is arithmetic on the measured figures).
@@ -231,7 +232,7 @@ def embed_bench(n: int, shard_size: int, repeat: int, configs: list[str]) -> dic
                 k = int(k)
                 lib = _scratch_library(model_lib, f"embed-{engine}{k}")
                 paths = LibraryPaths(lib)
-                planned = plan(paths, [str(photos)], shard_size=shard_size)
+                planned, _ = plan(paths, [str(photos)], ARCH, shard_size=shard_size)
                 _, out_dir = shard_dirs(paths)
                 others = idle_sample(1.5)
                 log(f"round {rnd}: {engine} {'threads' if engine == 'local' else 'actors'}={k}: {planned} shards "
@@ -652,24 +653,23 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                                     [ARCH, pre])
                 cat.con.execute("CHECKPOINT")
                 run["prefill_s"] = time.perf_counter() - t0
-                # What plan() loads first: every cataloged file.
-                with Busy() as b:
-                    known = cat.known_files()
-                rows_known = len(known)
-                del known
-                run["known_files"] = {"seconds": b.wall, "rows": rows_known}
-                if pre <= 1_000_000:
-                    # Its memory: Python allocations of a second call, traced (slower, so timed apart).
-                    import tracemalloc
+                # plan()'s diff: a walk listing of every cataloged file plus the new ones, anti-joined
+                # against the catalog in DuckDB (Catalog.plan_listing).
+                import pyarrow as pa
 
-                    tracemalloc.start()
-                    known = cat.known_files()
-                    held, peak = tracemalloc.get_traced_memory()
-                    tracemalloc.stop()
-                    del known
-                    run["known_files"].update(held_mb=held / 1e6, peak_mb=peak / 1e6)
-                log(f"prefilled {pre:,} photos in {run['prefill_s']:.0f} s; known_files() {b.wall:.1f} s, "
-                    f"{run['known_files'].get('held_mb', 0):.0f} MB held of Python objects (traced up to 1M)")
+                new_paths = [f"/new/{i // 1000}/IMG_{i:09d}.jpg" for i in range(n_rows)]
+                listing = cat.con.execute(
+                    "SELECT path, size, mtime_ns FROM photos UNION ALL "
+                    "SELECT unnest(?::VARCHAR[]), 2500000, 1800000000000000000", [new_paths]).to_arrow_table()
+                listing = pa.table({"path": listing.column("path"), "size": listing.column("size").cast(pa.int64()),
+                                    "mtime_ns": listing.column("mtime_ns").cast(pa.int64())})
+                with Busy() as b:
+                    todo, gone = cat.plan_listing(listing, ["/old", "/new"], ARCH, None)
+                run["plan_listing"] = {"seconds": b.wall, "listed": listing.num_rows, "todo": todo.num_rows,
+                                       "gone": len(gone)}
+                del listing, todo
+                log(f"prefilled {pre:,} photos in {run['prefill_s']:.0f} s; plan_listing() over "
+                    f"{run['plan_listing']['listed']:,} files {b.wall:.1f} s")
             base = pre + 1
             cat.con.execute(f"SELECT setval('photo_id_seq', {base + n_rows})")
             rng = np.random.default_rng(pre)
@@ -691,7 +691,8 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
         log(f"ingest {len(names)} shards x {shard_rows} rows into a catalog of {pre:,} photos")
         try:
             with Busy() as b:
-                shards_done, photos_done, skipped = ingest(paths, ARCH)
+                done = ingest(paths, ARCH)
+                shards_done, photos_done = done.ingested, done.photos
         finally:
             for k, v in saved.items():
                 setattr(Catalog, k, v)
@@ -887,11 +888,15 @@ def report(res: dict[str, Any]) -> list[str]:
               f"| {1e6 / r['rows_per_s'] / 60:.1f} | {s.get('ingest_shard', 0):.1f} / {s.get('add_embeddings', 0):.1f} / "
               f"{s.get('add_hashes', 0):.1f} / {s.get('delete_photos', 0):.1f} | {r['catalog_bytes_added_per_row']:.0f} "
               f"| {r['out_bytes_per_row']:.0f} | {r['machine_busy_cores']} |")
-            if "known_files" in r:
+            if "known_files" in r:  # figures saved before plan() diffed in DuckDB
                 k = r["known_files"]
                 mem = (f"{k['held_mb']:.0f} MB held, {k['peak_mb']:.0f} MB peak (traced)" if "held_mb" in k
                        else "memory not measured")
                 w(f"  known_files() at {k['rows']:,} photos: {k['seconds']:.1f} s, {mem}")
+            if "plan_listing" in r:
+                k = r["plan_listing"]
+                w(f"  plan_listing() diff of {k['listed']:,} walked files against {r['prefill']:,} cataloged: "
+                  f"{k['seconds']:.1f} s ({k['todo']:,} to embed)")
     w("-" * 78)
     w("simulation (arithmetic on the figures above; see SCALE.md)")
     L.extend(simulate(res))

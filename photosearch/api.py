@@ -70,14 +70,24 @@ class Library:
 
     def index_sharded(self, roots: Iterable[str | os.PathLike[str]] | None = None, *, engine: str = "local",
                       address: str | None = None, shard_size: int | None = None, workers: int = 2,
-                      model: Any = None) -> Any:
-        """Index through Parquet shards: the coordinator plans, the shard embedder runs in this
-        process (``engine="local"``) or on Ray (``engine="ray"``), then shards are ingested."""
+                      model: Any = None, faces: bool = True, on_shard: Callable[[Any], None] | None = None) -> Any:
+        """Index through Parquet shards: the coordinator plans, the shard embedder (CLIP, hashes,
+        faces, metadata: the same per-photo code as :meth:`index`) runs in this process
+        (``engine="local"``) or on Ray (``engine="ray"``), and each finished shard is ingested."""
         from photosearch.shards import DEFAULT_SHARD_SIZE, run
 
         clip = model or self.models.load()
+        face_model = None
+        if faces:
+            from photosearch.errors import ModelError
+
+            try:
+                face_model = self.face_models.load(threads=1).name  # installs the default models on first use
+            except ModelError as exc:
+                raise type(exc)(f"{exc.message}; or index without faces: `photosearch index --no-faces`") from None
         return run(self.paths, clip, [os.fspath(r) for r in roots or []], engine=engine, address=address,
-                   shard_size=shard_size or DEFAULT_SHARD_SIZE, workers=workers)
+                   shard_size=shard_size or DEFAULT_SHARD_SIZE, workers=workers, face_model=face_model,
+                   on_shard=on_shard)
 
     # -- searching ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,6 +54,26 @@ PHOTO_COLUMNS = (
     "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
     "orientation", "keywords", "rating", "title", "description",
 )
+
+
+def _arrow_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {"size": pa.int64(), "mtime_ns": pa.int64(), "width": pa.int64(), "height": pa.int64(),
+            "taken_at": pa.timestamp("us"), "gps_lat": pa.float64(), "gps_lon": pa.float64(),
+            "orientation": pa.int64(), "keywords": pa.list_(pa.string()), "rating": pa.int64()}
+
+
+class _LazyTypes(dict):  # type: ignore[type-arg]
+    """PHOTO_COLUMNS' Arrow types (the others are strings), built on first use: no pyarrow at import."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if not self:
+            self.update(_arrow_types())
+        return super().get(key, default)
+
+
+_PHOTO_ARROW_TYPES = _LazyTypes()
 
 
 @dataclass
@@ -231,8 +251,9 @@ class Catalog:
             con.close()
 
     def _schema_version(self) -> int:
+        # duckdb_tables() rather than information_schema: ~1 ms instead of ~38 ms per open.
         exists = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
         ).fetchone()[0]
         if not exists:
             return 0
@@ -342,12 +363,19 @@ class Catalog:
         ids = [r[0] for r in self.con.execute(
             "SELECT nextval('photo_id_seq') FROM range(?)", [len(records)]
         ).fetchall()]
-        cols = ", ".join(("id",) + PHOTO_COLUMNS + ("indexed_at",))
-        marks = ", ".join(["?"] * len(PHOTO_COLUMNS))
-        self.con.executemany(
-            f"INSERT INTO photos ({cols}) VALUES (?, {marks}, now())",
-            [(pid,) + rec.values() for pid, rec in zip(ids, records)],
-        )
+        import pyarrow as pa
+
+        # One registered Arrow table, not executemany (~4 ms a row, measured while indexing).
+        values = [rec.values() for rec in records]
+        table = pa.table({"id": pa.array(ids, pa.int64()),
+                          **{c: pa.array([v[i] for v in values], _PHOTO_ARROW_TYPES.get(c, pa.string()))
+                             for i, c in enumerate(PHOTO_COLUMNS)}})
+        cols = ", ".join(("id",) + PHOTO_COLUMNS)
+        self.con.register("_new_photos", table)
+        try:
+            self.con.execute(f"INSERT INTO photos ({cols}, indexed_at) SELECT {cols}, now() FROM _new_photos")
+        finally:
+            self.con.unregister("_new_photos")
         return ids
 
     def move_photo(self, photo_id: int, path: str, size: int, mtime_ns: int) -> None:
@@ -678,22 +706,54 @@ class Catalog:
 
     def add_faces(self, photo_id: int, model: str, faces: Sequence[FaceRow]) -> list[int]:
         """Record a face scan of one photo and its faces; returns the new face ids (in order)."""
-        self._dirty = True
-        self.con.execute("DELETE FROM face_scans WHERE photo_id = ? AND model = ?", [photo_id, model])
-        # A rescan replaces this model's faces and the faces read from the file's regions.
-        self.con.execute("DELETE FROM face_rejections WHERE face_id IN (SELECT id FROM faces WHERE photo_id = ? "
-                         "AND (model = ? OR source = 'file'))", [photo_id, model])
-        self.con.execute("DELETE FROM faces WHERE photo_id = ? AND (model = ? OR source = 'file')", [photo_id, model])
-        self.con.execute("INSERT INTO face_scans VALUES (?, ?, ?, now())",
-                         [photo_id, model, sum(1 for f in faces if f.vector is not None)])
-        if not faces:
+        return self.add_face_scans(model, [(photo_id, faces)])
+
+    def add_face_scans(self, model: str, scans: Sequence[tuple[int, Sequence[FaceRow]]]) -> list[int]:
+        """Record face scans of several photos (a rescan replaces this model's faces and the faces
+        read from the file's regions); returns the new face ids, photo by photo, in order.
+        One statement per table for all photos: per-photo statements cost ~10 ms a photo."""
+        if not scans:
             return []
-        ids = [r[0] for r in self.con.execute("SELECT nextval('face_id_seq') FROM range(?)", [len(faces)]).fetchall()]
-        self.con.executemany(
-            "INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(fid, photo_id, f.model if f.vector is not None else None, *map(float, f.box), f.score,
-              None if f.vector is None else np.ascontiguousarray(f.vector, dtype="<f4").tobytes(),
-              f.person_id, f.assigned, f.source, f.region_name) for fid, f in zip(ids, faces)])
+        import pyarrow as pa
+
+        self._dirty = True
+        photo_ids = [int(p) for p, _ in scans]
+        self.con.execute("DELETE FROM face_scans WHERE model = ? AND photo_id IN (SELECT unnest(?::BIGINT[]))",
+                         [model, photo_ids])
+        self.con.execute("DELETE FROM face_rejections WHERE face_id IN (SELECT id FROM faces WHERE photo_id IN "
+                         "(SELECT unnest(?::BIGINT[])) AND (model = ? OR source = 'file'))", [photo_ids, model])
+        self.con.execute("DELETE FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[])) "
+                         "AND (model = ? OR source = 'file')", [photo_ids, model])
+        counts = pa.table({"photo_id": pa.array(photo_ids, pa.int64()),
+                           "faces": pa.array([sum(1 for f in fs if f.vector is not None) for _, fs in scans],
+                                             pa.int32())})
+        self.con.register("_new_scans", counts)
+        try:
+            self.con.execute("INSERT INTO face_scans SELECT photo_id, ?, faces, now() FROM _new_scans", [model])
+        finally:
+            self.con.unregister("_new_scans")
+        rows = [(pid, f) for pid, fs in scans for f in fs]
+        if not rows:
+            return []
+        ids = [r[0] for r in self.con.execute("SELECT nextval('face_id_seq') FROM range(?)", [len(rows)]).fetchall()]
+        table = pa.table({
+            "id": pa.array(ids, pa.int64()),
+            "photo_id": pa.array([int(p) for p, _ in rows], pa.int64()),
+            "model": pa.array([f.model if f.vector is not None else None for _, f in rows], pa.string()),
+            **{k: pa.array([float(f.box[i]) for _, f in rows], pa.float64()) for i, k in enumerate("xywh")},
+            "score": pa.array([None if f.score is None else float(f.score) for _, f in rows], pa.float64()),
+            "vector": pa.array([None if f.vector is None else np.ascontiguousarray(f.vector, dtype="<f4").tobytes()
+                                for _, f in rows], pa.binary()),
+            "person_id": pa.array([f.person_id for _, f in rows], pa.int64()),
+            "assigned": pa.array([f.assigned for _, f in rows], pa.string()),
+            "source": pa.array([f.source for _, f in rows], pa.string()),
+            "region_name": pa.array([f.region_name for _, f in rows], pa.string()),
+        })
+        self.con.register("_new_faces", table)
+        try:
+            self.con.execute("INSERT INTO faces SELECT * FROM _new_faces")
+        finally:
+            self.con.unregister("_new_faces")
         return ids
 
     def faces_of_photos(self, photo_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
@@ -986,9 +1046,6 @@ class Catalog:
         ids = [int(i) for i in photo_ids]
         self._dirty = True
         self.con.execute("DELETE FROM photo_ratings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
-        self.con.execute("DELETE FROM takeout WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
-        self.con.execute("DELETE FROM photo_people WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
-        self.con.execute("DELETE FROM photo_events WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         if rating is not None:
             self.con.executemany("INSERT INTO photo_ratings VALUES (?, ?, now())", [(i, rating) for i in ids])
             self.con.execute("UPDATE photos SET rating = ? WHERE id IN (SELECT unnest(?::BIGINT[]))", [rating, ids])
@@ -1128,6 +1185,12 @@ class Catalog:
 
     # -- shards -------------------------------------------------------------------------------
 
+    def paths_by_ids(self, ids: Sequence[int]) -> dict[int, str]:
+        if not len(ids):
+            return {}
+        return dict(self.con.execute("SELECT id, path FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                                     [[int(i) for i in ids]]).fetchall())
+
     def reserve_photo_ids(self, n: int) -> list[int]:
         return [r[0] for r in self.con.execute("SELECT nextval('photo_id_seq') FROM range(?)", [n]).fetchall()]
 
@@ -1148,33 +1211,176 @@ class Catalog:
     def mark_shard_ingested(self, name: str) -> None:
         self.con.execute("UPDATE shards SET ingested_at = now() WHERE name = ?", [name])
 
-    def ingest_shard(self, out: str, model: str) -> tuple[int, list[dict[str, str]]]:
-        """Add one embedded output shard (Parquet, read by DuckDB) to the catalog."""
+    def plan_listing(self, listing: Any, roots: Sequence[str], model: str,
+                     face_model: str | None) -> tuple[Any, list[int]]:
+        """The coordinator's diff, in SQL (a 100M-file walk never becomes Python dicts).
+
+        ``listing`` is an Arrow table (path, size, mtime_ns) of every file walked under ``roots``.
+        Returns (the listing's rows that need embedding: new, changed, or unchanged but missing a
+        vector of ``model``, hashes or a scan by ``face_model``; neither pending in a shard nor an
+        unchanged file known to be unusable) and the ids of cataloged photos under ``roots`` whose
+        path was not walked (gone: moved or removed, decided after ingest)."""
+        self.con.register("_listing", listing)
+        try:
+            todo = self.con.sql(
+                "SELECT l.path, l.size, l.mtime_ns FROM _listing l "
+                "LEFT JOIN photos p ON p.path = l.path AND p.size = l.size AND p.mtime_ns = l.mtime_ns "
+                "LEFT JOIN (SELECT unnest(paths) AS path FROM shards WHERE ingested_at IS NULL) s ON s.path = l.path "
+                "WHERE s.path IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM shard_skips k WHERE k.path = l.path AND k.size = l.size "
+                "                AND k.mtime_ns = l.mtime_ns) "
+                "AND (p.id IS NULL "
+                "     OR NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.photo_id = p.id AND e.model = ?) "
+                "     OR NOT EXISTS (SELECT 1 FROM image_hashes h WHERE h.photo_id = p.id) "
+                "     OR (CAST(? AS VARCHAR) IS NOT NULL AND NOT EXISTS "
+                "         (SELECT 1 FROM face_scans f WHERE f.photo_id = p.id AND f.model = ?))) "
+                "ORDER BY l.path", params=[model, face_model, face_model]).to_arrow_table()
+            gone: list[int] = []
+            for root in roots:
+                prefix = root.rstrip(os.sep) + os.sep
+                gone += [r[0] for r in self.con.execute(
+                    "SELECT p.id FROM photos p WHERE (starts_with(p.path, ?) OR p.path = ?) "
+                    "AND NOT EXISTS (SELECT 1 FROM _listing l WHERE l.path = p.path)", [prefix, root]).fetchall()]
+        finally:
+            self.con.unregister("_listing")
+        return todo, sorted(set(gone))
+
+    def ingest_shard(self, out: str, model: str,
+                     exists: Callable[[str], bool] = os.path.exists) -> dict[str, Any]:
+        """Add one embedded output shard (Parquet, read by DuckDB) to the catalog, as the pipeline
+        indexer would: a path cataloged with the same bytes keeps its row (missing vectors,
+        hashes and faces are filled in); a changed file replaces its row; bytes of a cataloged
+        photo whose file is gone are a move (the row, its vectors, faces, people and decisions
+        follow the file); everything else is a new photo under its reserved id.
+
+        Returns {"added", "refreshed", "moved", "faces", "skipped": [{"path", "reason"}]}."""
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         self._dirty = True
-        src = "read_parquet(?)"
-        # A path already cataloged was changed (or re-planned): its old row goes.
-        old = [r[0] for r in self.con.execute(
-            f"SELECT p.id FROM photos p JOIN {src} s ON s.path = p.path WHERE s.skip IS NULL", [out]).fetchall()]
-        self.delete_photos(old)
-        cols = ", ".join(PHOTO_COLUMNS)
-        self.con.execute(
-            f"INSERT INTO photos (id, {cols}, indexed_at) SELECT id, {cols}, now() FROM {src} "
-            "WHERE skip IS NULL AND id NOT IN (SELECT id FROM photos)", [out])
-        table = pq.read_table(out, columns=["id", "vector", "phash", "dhash", "content_width", "content_height",
-                                            "skip", "path"])
-        rows = table.to_pylist()
-        ok = [r for r in rows if r["skip"] is None]
-        if ok:
-            dim = len(ok[0]["vector"])
-            vecs = np.asarray([r["vector"] for r in ok], dtype=np.float32).reshape(len(ok), dim)
-            self.add_embeddings(model, [r["id"] for r in ok], vecs)
-            self.add_hashes([(r["id"], r["phash"], r["dhash"], r["content_width"], r["content_height"]) for r in ok])
+        table = pq.read_table(out)
+        skipped = table.filter(pc.invert(pc.is_null(table.column("skip"))))
+        table = table.filter(pc.is_null(table.column("skip")))
+        self.con.register("_shard", table)
+        try:
+            # Same path, same bytes: the cataloged row stays (a refresh, or a touched file).
+            same: dict[int, int] = {}
+            for new_id, old_id, size, mtime in self.con.execute(
+                    "SELECT s.id, p.id, s.size, s.mtime_ns FROM _shard s JOIN photos p ON p.path = s.path "
+                    "AND p.content_hash = s.content_hash").fetchall():
+                same[new_id] = old_id
+                self.touch_photo(old_id, size, mtime)
+            # Same path, other bytes: the file changed; its old row goes.
+            self.delete_photos([r[0] for r in self.con.execute(
+                "SELECT p.id FROM _shard s JOIN photos p ON p.path = s.path "
+                "AND p.content_hash <> s.content_hash").fetchall()])
+            # Bytes cataloged under another path that no longer exists: a move.
+            moved: dict[int, int] = {}
+            claimed: set[int] = set()
+            for new_id, old_id, old_path, path, size, mtime in self.con.execute(
+                    "SELECT s.id, p.id, p.path, s.path, s.size, s.mtime_ns FROM _shard s "
+                    "JOIN photos p ON p.content_hash = s.content_hash AND p.path <> s.path "
+                    "ORDER BY s.id, p.id").fetchall():
+                if new_id in same or new_id in moved or old_id in claimed or exists(old_path):
+                    continue
+                self.move_photo(old_id, path, size, mtime)
+                moved[new_id] = old_id
+                claimed.add(old_id)
+            keep = sorted(set(same) | set(moved))
+            cols = ", ".join(PHOTO_COLUMNS)
+            self.con.execute(
+                f"INSERT INTO photos (id, {cols}, indexed_at) SELECT id, {cols}, now() FROM _shard "
+                "WHERE NOT list_contains(?::BIGINT[], id)", [keep])
+            target = {**{i: i for i in table.column("id").to_pylist()}, **same}  # new id -> catalog id
+            for new_id in moved:
+                target.pop(new_id)  # a moved photo keeps what it had
+            ids = np.asarray(table.column("id").to_numpy(), np.int64)
+            pick = np.array([i in target for i in ids.tolist()], bool)
+            if pick.any():
+                # Only the rows filled in place can have them already: ask about those ids alone
+                # (loading every id of a 100M catalog per shard would make ingest quadratic).
+                have_vec = self._having("embeddings", list(same.values()), model)
+                have_hash = self._having("image_hashes", list(same.values()))
+                vec = table.column("vector").combine_chunks()
+                flat = np.asarray(vec.flatten().to_numpy(zero_copy_only=False), np.float32)
+                vectors = flat.reshape(len(ids), vec.type.list_size)
+                dest = np.array([target.get(i, -1) for i in ids.tolist()], np.int64)
+                want_vec = pick & np.array([d not in have_vec for d in dest.tolist()], bool)
+                self.add_embeddings(model, dest[want_vec], vectors[want_vec])
+                want_hash = [k for k in np.flatnonzero(pick) if dest[k] not in have_hash]
+                if want_hash:
+                    h = table.select(["phash", "dhash", "content_width", "content_height"]).take(want_hash).to_pylist()
+                    self.add_hashes([(int(dest[k]), r["phash"], r["dhash"], r["content_width"], r["content_height"])
+                                     for k, r in zip(want_hash, h)])
+            faces = self._ingest_faces(table, target)
+            self._ingest_takeout(table, target, same)
+        finally:
+            self.con.unregister("_shard")
         self.con.execute("DELETE FROM shard_skips WHERE path IN (SELECT path FROM read_parquet(?))", [out])
         self.con.execute("INSERT INTO shard_skips SELECT path, size, mtime_ns, skip FROM read_parquet(?) "
                          "WHERE skip IS NOT NULL", [out])
-        return len(ok), [{"path": r["path"], "reason": r["skip"]} for r in rows if r["skip"] is not None]
+        return {"added": table.num_rows - len(same) - len(moved), "refreshed": len(same), "moved": len(moved),
+                "faces": faces,
+                "skipped": [{"path": p, "reason": r} for p, r in zip(skipped.column("path").to_pylist(),
+                                                                     skipped.column("skip").to_pylist())]}
+
+    def _having(self, table: str, ids: Sequence[int], model: str | None = None) -> set[int]:
+        """Those of ``ids`` with a row in ``table`` (for ``model``, if given)."""
+        if not ids:
+            return set()
+        extra = " AND model = ?" if model is not None else ""
+        return {r[0] for r in self.con.execute(
+            f"SELECT photo_id FROM {table} WHERE photo_id IN (SELECT unnest(?::BIGINT[])){extra}",
+            [[int(i) for i in ids]] + ([model] if model is not None else [])).fetchall()}
+
+    def _ingest_faces(self, table: Any, target: dict[int, int]) -> int:
+        """Faces of a shard's photos (those not yet scanned by the shard's face model)."""
+        if "faces" not in table.column_names:
+            return 0
+        found = 0
+        scanned: dict[str, set[int]] = {}
+        batches: dict[str, list[tuple[int, list[FaceRow]]]] = {}
+        rows = table.select(["id", "faces", "face_model"]).to_pylist()
+        for r in rows:
+            dest = target.get(r["id"])
+            model = r["face_model"]
+            if dest is None or model is None or r["faces"] is None:
+                continue
+            if model not in scanned:
+                scanned[model] = self._having("face_scans", list(target.values()), model)
+            if dest in scanned[model]:
+                continue  # already scanned: keep its faces, people and rejections
+            faces = [FaceRow(box=(f["x"], f["y"], f["w"], f["h"]), score=f["score"],
+                             vector=None if f["vector"] is None else np.asarray(f["vector"], np.float32),
+                             model=model if f["source"] == "detected" else None, source=f["source"],
+                             region_name=f["region_name"]) for f in r["faces"]]
+            for face in faces:
+                if face.region_name:  # named by a region in the file: that person (created if new)
+                    person = self.person_by_name(face.region_name)
+                    face.person_id = person["id"] if person else self.create_person(face.region_name)
+                    face.assigned = "file"
+            batches.setdefault(model, []).append((dest, faces))
+            found += sum(1 for f in faces if f.vector is not None)
+        for model, scans in batches.items():
+            self.add_face_scans(model, scans)
+        return found
+
+    def _ingest_takeout(self, table: Any, target: dict[int, int], same: dict[int, int]) -> None:
+        if "takeout" not in table.column_names:
+            return
+        import json
+
+        from photosearch.takeout import TakeoutInfo
+
+        for r in table.select(["id", "takeout"]).to_pylist():
+            dest = target.get(r["id"])
+            if r["takeout"] is None or dest is None or r["id"] in same:
+                continue
+            d = json.loads(r["takeout"])
+            taken = datetime.fromisoformat(d["taken_at"]) if d.get("taken_at") else None
+            self.set_takeout(dest, TakeoutInfo(json_path=d["json_path"], taken_at=taken, gps_lat=d.get("gps_lat"),
+                                               gps_lon=d.get("gps_lon"), description=d.get("description"),
+                                               people=list(d.get("people") or [])))
 
     def shard_skips(self) -> dict[str, tuple[int, int]]:
         return {r[0]: (r[1], r[2]) for r in self.con.execute("SELECT path, size, mtime_ns FROM shard_skips").fetchall()}
@@ -1233,6 +1439,23 @@ class PhotoVectors:
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.catalog.vectors(self.model, ids)
+
+    def blocks(self, size: int) -> dict[int, tuple[int, int]]:
+        """{block number: (vectors, checksum of their ids)} for blocks of ``size`` consecutive ids
+        (the on-disk index rebuilds a block when this changes)."""
+        rows = self.catalog.con.execute(
+            f"SELECT photo_id // ? AS b, count(*), sum(hash(photo_id)) FROM embeddings "
+            f"WHERE model = ?{Catalog._SEARCHABLE} GROUP BY b", [size, self.model]).fetchall()
+        return {int(b): (int(c), int(h)) for b, c, h in rows}
+
+    def range(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) with lo <= id < hi."""
+        rows = self.catalog.con.execute(
+            f"SELECT photo_id, vector FROM embeddings WHERE model = ? AND photo_id >= ? "
+            f"AND photo_id < ?{Catalog._SEARCHABLE} ORDER BY photo_id", [self.model, lo, hi]).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        return ids, vecs
 
 
 class FaceVectors:

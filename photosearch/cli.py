@@ -352,14 +352,28 @@ def index(
     """Index photos: new and changed files are embedded, moved ones keep their vectors, deleted ones leave."""
     lib = _library(library)
     if engine in ("local", "ray"):
-        run = lib.index_sharded([str(p) for p in paths or []], engine=engine, address=address,
-                                shard_size=shard_size, workers=workers or 2)
+        with _filtered_native_stderr() as console:
+            def shard_done(r: Any) -> None:
+                if not quiet:
+                    console.print(f"{engine}: {r.embedded} shards embedded, {r.ingested} ingested, "
+                                  f"{r.photos} photos added", highlight=False)
+
+            run = lib.index_sharded([str(p) for p in paths or []], engine=engine, address=address,
+                                    shard_size=shard_size, workers=workers or 2, faces=faces, on_shard=shard_done)
         if as_json:
             _print_json(run.as_dict())
-        else:
-            _out().print(f"{run.engine}: {run.planned} new shards, {run.embedded} embedded, {run.ingested} ingested, "
-                         f"{run.photos} photos added, {len(run.skipped)} skipped in {run.seconds:.1f} s "
-                         f"({run.total_photos} photos in the library)")
+            return
+        out = _out()
+        out.print(f"{run.engine}: {run.planned} new shards, {run.embedded} embedded, {run.ingested} ingested; "
+                  f"{run.photos} photos added, {run.refreshed} refreshed, {run.moved} moved, {run.removed} removed, "
+                  f"{len(run.skipped)} skipped in {run.seconds:.1f} s ({run.total_photos} photos in the library)")
+        if run.face_model:
+            out.print(f"faces: {run.faces} found, {run.people_updated} joined a person or a new cluster "
+                      f"(face model {run.face_model}; see `photosearch people`)")
+        for s in run.skipped[:20]:
+            out.print(f"skipped {s['path']}: {s['reason']}", highlight=False)
+        if len(run.skipped) > 20:
+            out.print(f"... and {len(run.skipped) - 20} more (--json lists all)")
         return
     if engine != "pipeline":
         from photosearch.errors import UsageError

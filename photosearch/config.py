@@ -15,6 +15,16 @@ ENV_LIBRARY = "PHOTOSEARCH_LIBRARY"
 #: Libraries with at most this many vectors are searched exactly (flat index).
 ENV_EXACT_MAX = "PHOTOSEARCH_EXACT_MAX"
 DEFAULT_EXACT_MAX = 20_000
+#: Libraries with more vectors than this search an IVF index merged on disk (ondisk.py) instead
+#: of one held in memory: a query then reads only the lists it probes.
+ENV_ONDISK_MIN = "PHOTOSEARCH_ONDISK_MIN"
+DEFAULT_ONDISK_MIN = 5_000_000
+#: Bytes per vector the on-disk index may store (dim: SQ8, the default; 4*dim: exact codes;
+#: less: OPQ + PQ).
+ENV_ONDISK_BYTES = "PHOTOSEARCH_ONDISK_BYTES"
+#: Catalog ids per block of the on-disk index (a changed id rebuilds only its block).
+ENV_ONDISK_BLOCK = "PHOTOSEARCH_ONDISK_BLOCK"
+DEFAULT_ONDISK_BLOCK = 1_000_000
 #: Seconds between catalog commits while indexing (what a crash can cost at most).
 ENV_COMMIT_SECONDS = "PHOTOSEARCH_COMMIT_SECONDS"
 #: Pixel limit for decoding; larger images are treated as decompression bombs.

@@ -74,19 +74,33 @@ def compute(image: "Image.Image") -> PerceptualHashes:
     from PIL import Image
 
     trimmed = trim_borders(image)
-    small = np.asarray(trimmed.convert("L").resize((32, 32), Image.Resampling.LANCZOS))
+    gray = trimmed.convert("L")
+    small = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS))
     if min(image.size) < MIN_SIDE or float(small.std()) < FLAT_STD:
         # A blank or tiny image has no structure to hash: every such image would "match".
         return PerceptualHashes(phash=(0,) * 8, dhash=0)
     content = (trimmed.width / image.width, trimmed.height / image.height)
-    variants = []
+    # imagehash.dhash(trimmed) is this, from the grayscale image made once above.
+    dhash = _bits_to_int(imagehash.dhash(gray).hash)
+    return PerceptualHashes(phash=tuple(phash_variants(small)), dhash=dhash, content=content)
+
+
+def phash_variants(small: np.ndarray) -> list[int]:
+    """imagehash.phash of the 32x32 grayscale ``small`` under the 4 rotations (np.rot90, k = 0..3)
+    and the same after a left-right mirror, from one DCT: mirroring an axis of the pixels negates
+    the DCT's odd coefficients along it and transposing the pixels transposes it, so every
+    variant's 8x8 low-frequency block is a signed transpose of the first (8x fewer DCTs)."""
+    import scipy.fftpack
+
+    block = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=0), axis=1)[:8, :8]
+    odd = (-1.0) ** np.arange(8)
+    out = []
     for mirrored in (False, True):
-        base = np.fliplr(small) if mirrored else small
-        for k in range(4):
-            arr = np.ascontiguousarray(np.rot90(base, k))
-            variants.append(_bits_to_int(imagehash.phash(Image.fromarray(arr)).hash))
-    dhash = _bits_to_int(imagehash.dhash(trimmed).hash)
-    return PerceptualHashes(phash=tuple(variants), dhash=dhash, content=content)
+        b = block * odd[None, :] if mirrored else block
+        for _ in range(4):
+            out.append(_bits_to_int(b > np.median(b)))
+            b = odd[:, None] * b.T  # the DCT block of np.rot90 of the pixels
+    return out
 
 
 def to_codes(values: np.ndarray) -> np.ndarray:

@@ -23,22 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from photosearch.analyze import Analysis, PhotoAnalyzer, read_file
 from photosearch.catalog import Catalog, FaceRow, KnownFile, PhotoRecord
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_COMMIT_SECONDS, ENV_EXACT_MAX, LibraryPaths, env_int
-from photosearch.errors import DecodeError, UsageError
-from photosearch import hashes
-from photosearch.hashes import PerceptualHashes
-from photosearch.imageio import decode, read_metadata
+from photosearch.errors import UsageError
 from photosearch.models.base import ImageEncoder, default_threads
-from photosearch.models.faces import Face, FaceEngine
-from photosearch.scan import FileEntry, content_hash, find_sidecar, normalize_root, walk
-from photosearch.takeout import TakeoutIndex, TakeoutInfo
+from photosearch.models.faces import FaceEngine
+from photosearch.scan import FileEntry, content_hash, normalize_root, walk
 from photosearch.vectors import load_for_search, save_for_catalog, sync_with_catalog
-
-
-#: Shorter side JPEGs are DCT-decoded to when faces are detected (a 4:3 photo then has a long
-#: side >= 640 px, the detector's working size).
-FACE_DECODE_MIN_SIDE = 480
 
 
 @dataclass
@@ -94,16 +86,8 @@ class _Work:
 
 
 @dataclass
-class _Result:
-    work: _Work
-    hash: str = ""
-    pixels: np.ndarray | None = None
-    hashes: PerceptualHashes | None = None
-    size: tuple[int, int] | None = None       # full-size width, height as displayed
-    record: PhotoRecord | None = None
-    skip: str | None = None
-    faces: list[FaceRow] | None = None        # None: not scanned for faces
-    takeout: TakeoutInfo | None = None        # a Google Takeout JSON beside the photo
+class _Result(Analysis):
+    work: _Work | None = None
 
 
 @dataclass
@@ -142,7 +126,7 @@ class Indexer:
         self.model_name = model_name
         self.faces = faces
         self.face_model = faces.name if faces is not None else None
-        self._takeout = TakeoutIndex()
+        self.analyzer = PhotoAnalyzer(model, faces, thumbs_root=paths.root)
         self.batch_size = max(1, batch_size)
         self.workers = workers or default_threads()
         self.commit_every_s = commit_every_s if commit_every_s is not None else _env_seconds(ENV_COMMIT_SECONDS, 2.0)
@@ -157,7 +141,7 @@ class Indexer:
         started = time.monotonic()
         report = on_progress or (lambda _p: None)
         summary = IndexSummary(model=self.model_name, face_model=self.face_model)
-        self._takeout = TakeoutIndex()
+        self.analyzer = PhotoAnalyzer(self.model, self.faces, thumbs_root=self.paths.root)  # fresh Takeout cache
         given = [normalize_root(r) for r in roots or []]
         with Catalog.open(self.paths.catalog) as cat:
             if remember_roots:
@@ -205,13 +189,14 @@ class Indexer:
         report(Progress("index", 0, len(work)))
         try:
             self._process(work, state, writer, summary, report)
+            writer.flush()
         except KeyboardInterrupt:
             summary.interrupted = True
             writer.flush()
             raise
         finally:
+            writer.close()
             summary.seconds = time.monotonic() - started
-        writer.flush()
         # Whatever of the gone rows was not claimed by a move is removed.
         claimed = writer.moved_ids
         removed = [k.id for k in gone_rows if k.id not in claimed]
@@ -318,85 +303,20 @@ class Indexer:
         return 1
 
     def _prepare(self, w: _Work, skip_hashes: set[str]) -> _Result:
-        """Runs in the decode pool: read once, hash, and decode unless the bytes are known."""
-        path = w.entry.path
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return _Result(w, skip="file vanished during indexing")
-        except IsADirectoryError:
-            return _Result(w, skip="is a folder")
-        except OSError as exc:
-            return _Result(w, skip=f"cannot read: {exc.strerror or exc}")
-        res = _Result(w, hash=content_hash(data))
+        """Runs in the decode pool: read once, hash, and analyze unless the bytes are known."""
+        data, skip = read_file(w.entry.path)
+        if data is None:
+            return _Result(work=w, skip=skip)
+        res = _Result(work=w, hash=content_hash(data))
         if not w.refresh and (res.hash in skip_hashes or (w.known is not None and res.hash == w.known.content_hash)):
             return res
-        scan_faces = self.faces is not None and (w.need_faces or not w.refresh)
-        found: list[Face] = []
-        try:
-            # Faces are detected at <= 640 px on the long side: decode at least that (JPEG DCT scaling).
-            min_side = max(self.model.image_size, FACE_DECODE_MIN_SIDE if scan_faces else 0)
-            decoded = decode(data, ext=w.entry.ext, min_side=min_side)
-            if w.need_vector:
-                res.pixels = self.model.preprocess(decoded.image)
-            res.hashes = hashes.compute(decoded.image)
-            res.size = (decoded.width, decoded.height)
-            self._thumbnail(res.hash, decoded.image)
-            if scan_faces:
-                found = self.faces.analyze(decoded.image)
-        except DecodeError as exc:
-            res.skip = exc.reason
-            return res
-        except MemoryError:
-            res.skip = "too large to decode in memory"
-            return res
-        if w.refresh and not scan_faces:
-            return res
-        sidecar = find_sidecar(path)
-        side_bytes = None
-        if sidecar:
-            try:
-                with open(sidecar, "rb") as f:
-                    side_bytes = f.read()
-            except OSError:
-                side_bytes = None
-        md = read_metadata(data, side_bytes)
-        if not w.refresh:
-            res.takeout = self._takeout.lookup(path)
-            if res.takeout is not None:
-                # The file's own metadata wins; Takeout fills what the export stripped.
-                tk = res.takeout
-                md.taken_at = md.taken_at or tk.taken_at
-                if md.gps_lat is None and tk.gps_lat is not None:
-                    md.gps_lat, md.gps_lon = tk.gps_lat, tk.gps_lon
-                md.description = md.description or tk.description
-        if scan_faces:
-            res.faces = match_regions(found, md.regions, self.face_model)
-        if w.refresh:
-            return res
-        fields = asdict(md)
-        fields.pop("regions")
-        res.record = PhotoRecord(
-            path=path, content_hash=res.hash, size=w.entry.size, mtime_ns=w.entry.mtime_ns,
-            width=decoded.width, height=decoded.height, format=decoded.format,
-            **{**fields, "orientation": decoded.orientation or md.orientation},
-        )
+        self.analyzer.analyze(res, data, path=w.entry.path, size=w.entry.size, mtime_ns=w.entry.mtime_ns,
+                              need_vector=w.need_vector, scan_faces=w.need_faces or not w.refresh,
+                              need_record=not w.refresh)
         return res
 
-    def _thumbnail(self, content_hash: str, image: Any) -> None:
-        """The web UI's 320 px thumbnail, from the pixels decoded anyway (~6 ms a photo): cold
-        result pages then load from the cache instead of decoding 40 photos on demand."""
-        from photosearch.web.thumbs import save_from_image
-
-        try:
-            save_from_image(self.paths.root, content_hash, image)
-        except (OSError, ValueError):
-            pass  # a thumbnail is a convenience: the UI makes it on demand if it is missing
-
     def _encode(self, batch: list[_Result], writer: _Writer) -> None:
-        pixels = np.stack([r.pixels for r in batch])
-        vectors = self.model.encode_pixels(pixels)
+        vectors = self.analyzer.encode([r.pixels for r in batch])
         for r, v in zip(batch, vectors):
             r.pixels = None
             writer.add(r, v)
@@ -404,7 +324,10 @@ class Indexer:
 
 
 class _Writer:
-    """Buffers catalog changes and commits them in transactions every few seconds."""
+    """Buffers catalog changes and commits them in transactions every few seconds.
+
+    Commits run on a writer thread of their own, one at a time and in order, so the thread
+    running CLIP does not stop for them (they took ~10% of its time, measured)."""
 
     def __init__(self, indexer: Indexer, summary: IndexSummary, hashed: set[int]) -> None:
         self.indexer = indexer
@@ -413,6 +336,8 @@ class _Writer:
         self.ops: list[tuple[str, Any]] = []
         self.last_flush = time.monotonic()
         self.moved_ids: set[int] = set()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="catalog-writer")
+        self._inflight: Future[None] | None = None
 
     def add(self, res: _Result, vector: np.ndarray | None) -> None:
         self.ops.append(("add", (res, vector)))
@@ -429,13 +354,30 @@ class _Writer:
 
     def maybe_flush(self) -> None:
         if self.ops and time.monotonic() - self.last_flush >= self.indexer.commit_every_s:
-            self.flush()
+            self._submit()
 
     def flush(self) -> None:
-        if not self.ops:
-            return
-        model = self.indexer.model_name
+        """Commit everything buffered; returns once it is committed (re-raising its error)."""
+        if self.ops:
+            self._submit()
+        self._wait()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _submit(self) -> None:
+        self._wait()
         ops, self.ops = self.ops, []
+        self.last_flush = time.monotonic()
+        self._inflight = self._pool.submit(self._commit, ops)
+
+    def _wait(self) -> None:
+        if self._inflight is not None:
+            done, self._inflight = self._inflight, None
+            done.result()
+
+    def _commit(self, ops: list[tuple[str, Any]]) -> None:
+        model = self.indexer.model_name
         with Catalog.open(self.indexer.paths.catalog) as cat, cat.transaction():
             new_records: list[PhotoRecord] = []
             new_vectors: list[np.ndarray] = []
@@ -494,9 +436,8 @@ class _Writer:
             cat.add_hashes(hash_rows)
             for photo_id, rows in face_sets:
                 _name_regions(cat, rows)
-                cat.add_faces(photo_id, self.indexer.face_model, rows)
                 self.summary.faces += sum(1 for r in rows if r.vector is not None)
-        self.last_flush = time.monotonic()
+            cat.add_face_scans(self.indexer.face_model, face_sets)
 
 
 def _hash_row(photo_id: int, res: _Result) -> tuple[int, tuple[int, ...], int, int | None, int | None]:
@@ -505,37 +446,6 @@ def _hash_row(photo_id: int, res: _Result) -> tuple[int, tuple[int, ...], int, i
     cw = round(w * h.content[0]) if w else None
     ch = round(hh * h.content[1]) if hh else None
     return (photo_id, h.phash, h.dhash, cw, ch)
-
-
-def match_regions(found: list[Face], regions: list[Any], model: str | None) -> list[FaceRow]:
-    """Detected faces as rows, each named by the file's region over it; unmatched named regions
-    become faces of their own (no vector)."""
-    rows = [FaceRow(box=f.box, score=f.score, vector=f.vector, model=model) for f in found]
-    for region in regions:
-        if not region.name:
-            continue
-        best, best_iou = None, 0.3  # below this overlap a region is about another face
-        for row in rows:
-            if row.vector is None or row.region_name is not None:
-                continue
-            iou = _iou(row.box, region.box)
-            if iou > best_iou:
-                best, best_iou = row, iou
-        if best is not None:
-            best.region_name = region.name
-        else:
-            rows.append(FaceRow(box=region.box, score=None, vector=None, model=None, source="file",
-                                region_name=region.name))
-    return rows
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _name_regions(cat: Catalog, rows: list[FaceRow]) -> None:

@@ -1,11 +1,15 @@
 """An IVF index for archives whose vectors do not fit in RAM, built from shards and merged on disk.
 
-- The codec is chosen under a memory budget per vector: PQ with ``m`` bytes per vector (an OPQ
-  rotation in front when ``opq``), or flat storage when the budget allows it (exact within
-  the probed lists, so a query at full ``nprobe`` equals exact search).
-- Trained once on a sample (``trained.index``); each output shard is added with
-  ``add_with_ids`` into its own block (``blocks/<shard>.index``), in parallel if wanted; blocks
-  already built are kept, so new shards join without a rebuild.
+- The codec is chosen under a byte budget per vector: flat storage when the budget allows it
+  (exact within the probed lists, so a query at full ``nprobe`` equals exact search), 8-bit
+  scalar quantization (``SQ8``: ``dim`` bytes, the default), or PQ with ``m`` bytes per vector
+  (an OPQ rotation in front when ``opq``).
+- Trained once on a sample (``trained.index``); vectors are added with ``add_with_ids`` into
+  blocks (``blocks/*.index``), in parallel if wanted. A library's index (:meth:`OnDiskIndex.sync`)
+  keeps one block per range of catalog ids (ids are reserved per shard, so a range is a run of
+  shards) and rebuilds only blocks whose ids changed: new shards join without a rebuild. Blocks
+  are stored without the coarse quantizer (only their inverted lists are merged), so they cost
+  their vectors and not another copy of the centroids each.
 - The blocks' inverted lists are merged into one file with ``faiss.contrib.ondisk.merge_ondisk``
   and read back with ``IO_FLAG_ONDISK_SAME_DIR``: a query reads only the lists it probes.
   (On faiss-cpu 1.15.1, ``IO_FLAG_MMAP`` then search segfaulted here; ONDISK_SAME_DIR works.)
@@ -34,8 +38,9 @@ def _faiss():  # type: ignore[no-untyped-def]
 class OnDiskSpec:
     dim: int
     nlist: int
-    codec: str            # "Flat" or "PQ<m>"
+    codec: str            # "Flat", "SQ8" or "PQ<m>"
     opq: bool = False
+    trained_n: int = 0    # vectors in the library when it was trained (retrained after 16x growth)
 
     @property
     def factory(self) -> str:
@@ -48,23 +53,21 @@ class OnDiskSpec:
 
     @staticmethod
     def choose(dim: int, n_expected: int, bytes_per_vector: int) -> OnDiskSpec:
-        """Flat codes when 4*dim bytes fit the budget; else the largest PQ m dividing dim within it."""
+        """Flat codes when 4*dim bytes fit the budget, SQ8 when dim bytes do; else the largest PQ
+        m dividing dim within it."""
         nlist = max(64, 2 ** round(np.log2(max(1.0, 4 * np.sqrt(max(n_expected, 1))))))
         if bytes_per_vector >= 4 * dim:
             return OnDiskSpec(dim, nlist, "Flat")
+        if bytes_per_vector >= dim:
+            return OnDiskSpec(dim, nlist, "SQ8")
         m = max(m for m in (4, 8, 16, 32, 48, 64, 96, 128) if m <= bytes_per_vector and dim % m == 0)
         return OnDiskSpec(dim, nlist, f"PQ{m}", opq=True)
 
 
 def _shard_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import pyarrow.parquet as pq
+    from photosearch.shards import read_vectors
 
-    rows = pq.read_table(path, columns=["id", "vector", "skip"]).to_pylist()
-    ok = [r for r in rows if r["skip"] is None and r["vector"] is not None]
-    if not ok:
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    return (np.array([r["id"] for r in ok], np.int64),
-            np.asarray([r["vector"] for r in ok], np.float32))
+    return read_vectors(path)
 
 
 class OnDiskIndex:
@@ -89,23 +92,80 @@ class OnDiskIndex:
         """Build the block of every shard that has none yet; returns the shards added."""
         from concurrent.futures import ThreadPoolExecutor
 
-        faiss = _faiss()
         blocks = self.folder / "blocks"
         blocks.mkdir(parents=True, exist_ok=True)
         todo = [f for f in shard_files if not (blocks / (f.stem + ".index")).exists()]
 
         def build(f: Path) -> str:
             ids, vecs = _shard_vectors(f)
-            index = faiss.read_index(str(self.folder / "trained.index"))
-            if len(ids):
-                index.add_with_ids(vecs, ids)
-            tmp = blocks / f".{f.stem}.index.tmp"
-            faiss.write_index(index, str(tmp))
-            os.replace(tmp, blocks / (f.stem + ".index"))
+            self._write_block(ids, vecs, blocks / (f.stem + ".index"))
             return f.stem
 
         with ThreadPoolExecutor(max(1, threads)) as pool:
             return list(pool.map(build, todo))
+
+    def _write_block(self, ids: np.ndarray, vecs: np.ndarray, dest: Path) -> None:
+        faiss = _faiss()
+        index = faiss.read_index(str(self.folder / "trained.index"))
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(vecs, np.float32), np.ascontiguousarray(ids, np.int64))
+        ivf = faiss.extract_index_ivf(index)
+        # Only the inverted lists are merged: keep the centroids out of every block.
+        ivf.own_fields = False
+        ivf.quantizer = faiss.IndexFlatIP(ivf.d)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, dest)
+
+    def sync(self, source: Any, dim: int, *, bytes_per_vector: int, block: int = 1_000_000,
+             threads: int = 1) -> dict[str, Any]:
+        """Bring the index in line with ``source`` (a catalog vector source with ``blocks`` and
+        ``range``): train if untrained or outgrown, rebuild the blocks whose ids changed, drop
+        emptied ones, merge if anything changed. Returns {"count", "rebuilt", "trained"}."""
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        n = source.count()
+        spec_file, state_file = self.folder / "spec.json", self.folder / "blocks.json"
+        spec = self.spec if spec_file.is_file() and (self.folder / "trained.index").is_file() else None
+        trained = False
+        if spec is None or spec.dim != dim or n >= 16 * max(1, spec.trained_n):
+            spec = OnDiskSpec.choose(dim, n, bytes_per_vector)
+            sample = source.sample(min(n, 64 * spec.nlist), 0)
+            if len(sample) < spec.nlist:
+                spec = OnDiskSpec(dim, max(1, len(sample) // 4), spec.codec, spec.opq)
+            spec.trained_n = n
+            for old in (self.folder / "blocks").glob("*.index") if (self.folder / "blocks").is_dir() else ():
+                old.unlink()
+            state_file.unlink(missing_ok=True)
+            self.train(spec, sample)
+            trained = True
+        before = json.loads(state_file.read_text()) if state_file.is_file() else {}
+        now = {str(b): [c, str(h)] for b, (c, h) in source.blocks(block).items()}
+        changed = sorted(int(b) for b in now if before.get(b) != now[b])
+        dropped = [b for b in before if b not in now]
+        blocks_dir = self.folder / "blocks"
+        blocks_dir.mkdir(parents=True, exist_ok=True)
+
+        # The catalog is read on this thread (one DuckDB connection); blocks are filled and
+        # written by the pool, at most ``threads`` blocks held at a time.
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            inflight: deque[Future[None]] = deque()
+            for b in changed:
+                ids, vecs = source.range(b * block, (b + 1) * block)
+                inflight.append(pool.submit(self._write_block, ids, vecs, blocks_dir / f"block-{b:08d}.index"))
+                if len(inflight) >= max(1, threads):
+                    inflight.popleft().result()
+            for f in inflight:
+                f.result()
+        for b in dropped:
+            (blocks_dir / f"block-{int(b):08d}.index").unlink(missing_ok=True)
+        if changed or dropped or not (self.folder / "populated.index").is_file():
+            self.merge()
+        tmp = state_file.with_name(".blocks.json.tmp")
+        tmp.write_text(json.dumps(now))
+        os.replace(tmp, state_file)
+        return {"count": n, "rebuilt": len(changed), "trained": trained}
 
     def merge(self) -> int:
         """Merge every block's inverted lists into one on-disk file; returns the vector count."""

@@ -42,6 +42,12 @@ class ShardRun:
     embedded: int = 0         # shards embedded this run
     ingested: int = 0         # shards ingested this run
     photos: int = 0           # photos added to the catalog this run
+    refreshed: int = 0        # cataloged photos whose missing vectors, hashes or faces were added
+    moved: int = 0            # cataloged photos found at a new path (their rows followed them)
+    removed: int = 0          # cataloged photos whose files are gone
+    faces: int = 0            # faces found in the photos ingested this run
+    people_updated: int = 0
+    face_model: str | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     total_photos: int = 0
@@ -71,9 +77,12 @@ def _write_parquet_atomic(table: Any, dest: Path) -> None:
 # -- 1. the coordinator's manifest ----------------------------------------------------------------
 
 
-def plan(paths: LibraryPaths, roots: list[str], *, shard_size: int = DEFAULT_SHARD_SIZE) -> int:
-    """Write manifest shards for photos under ``roots`` that are neither cataloged (unchanged) nor
-    already in a manifest; returns how many shards were written."""
+def plan(paths: LibraryPaths, roots: list[str], model_name: str, face_model: str | None = None, *,
+         shard_size: int = DEFAULT_SHARD_SIZE,
+         on_skip: Callable[[str, str], None] | None = None) -> tuple[int, list[int]]:
+    """Write manifest shards for the files under ``roots`` that need embedding (the diff runs in
+    DuckDB, see :meth:`Catalog.plan_listing`); returns (shards written, ids of cataloged photos
+    under ``roots`` whose files were not found: moved or removed, settled after ingest)."""
     import pyarrow as pa
 
     from photosearch.catalog import Catalog
@@ -81,125 +90,192 @@ def plan(paths: LibraryPaths, roots: list[str], *, shard_size: int = DEFAULT_SHA
 
     manifest_dir, _ = shard_dirs(paths)
     roots = [normalize_root(r) for r in roots]
+    listed: dict[str, list[Any]] = {"path": [], "size": [], "mtime_ns": []}
+    for e in walk(roots, exclude=os.path.normpath(str(paths.root)), on_error=on_skip):
+        listed["path"].append(e.path)
+        listed["size"].append(e.size)
+        listed["mtime_ns"].append(e.mtime_ns)
+    listing = pa.table({"path": pa.array(listed["path"], pa.string()), "size": pa.array(listed["size"], pa.int64()),
+                        "mtime_ns": pa.array(listed["mtime_ns"], pa.int64())})
+    del listed
     with Catalog.open(paths.catalog) as cat:
         with cat.transaction():
             for r in roots:
                 cat.add_root(r)
-        known = cat.known_files()
-        pending = cat.pending_shard_paths()
-        failed = cat.shard_skips()
-        todo = []
-        for e in walk(roots, exclude=os.path.normpath(str(paths.root))):
-            k = known.get(e.path)
-            if (k is not None and k.size == e.size and k.mtime_ns == e.mtime_ns) or e.path in pending \
-                    or failed.get(e.path) == (e.size, e.mtime_ns):  # unusable and unchanged since
-                continue
-            todo.append(e)
-        if not todo:
-            return 0
+        todo, gone = cat.plan_listing(listing, roots, model_name, face_model)
+        if todo.num_rows == 0:
+            return 0, gone
         written = 0
         with cat.transaction():
-            ids = cat.reserve_photo_ids(len(todo))
+            ids = pa.array(cat.reserve_photo_ids(todo.num_rows), pa.int64())
             start = cat.next_shard_number()
-            for n, i in enumerate(range(0, len(todo), shard_size)):
-                chunk = todo[i:i + shard_size]
+            for n, i in enumerate(range(0, todo.num_rows, shard_size)):
+                chunk = todo.slice(i, shard_size)
                 name = f"shard-{start + n:06d}"
-                table = pa.table({
-                    "id": pa.array(ids[i:i + shard_size], pa.int64()),
-                    "path": pa.array([e.path for e in chunk], pa.string()),
-                    "size": pa.array([e.size for e in chunk], pa.int64()),
-                    "mtime_ns": pa.array([e.mtime_ns for e in chunk], pa.int64()),
-                })
+                table = pa.table({"id": ids.slice(i, shard_size), "path": chunk.column("path"),
+                                  "size": chunk.column("size"), "mtime_ns": chunk.column("mtime_ns")})
                 _write_parquet_atomic(table, manifest_dir / f"{name}.parquet")
-                cat.add_shard(name, len(chunk), [e.path for e in chunk])
+                cat.add_shard(name, chunk.num_rows, chunk.column("path").to_pylist())
                 written += 1
-        return written
+        return written, gone
 
 
 # -- 2. the embedder (runs anywhere; never opens the catalog) -------------------------------------
 
 
 class ShardEmbedder:
-    """Embeds manifest shards with one CLIP model (loaded once per embedder: one per Ray actor)."""
+    """Embeds manifest shards: CLIP vectors, perceptual hashes, faces (with a face model) and
+    metadata, through the same :class:`~photosearch.analyze.PhotoAnalyzer` as the pipeline
+    indexer. Models are loaded once per embedder (one per Ray actor)."""
 
-    def __init__(self, model_folder: str, *, threads: int = 1, batch_size: int = 16) -> None:
+    def __init__(self, model_folder: str, *, face_root: str | None = None, face_model: str | None = None,
+                 thumbs_root: str | None = None, threads: int = 1, workers: int = 1,
+                 batch_size: int = 16) -> None:
+        from photosearch.analyze import PhotoAnalyzer
         from photosearch.models.clip import ClipModel
 
-        self.model = ClipModel(Path(model_folder), threads=threads)
+        faces = None
+        if face_root and face_model:
+            from photosearch.models.faces import FaceModelStore
+
+            # One thread per face engine: photos are analyzed in parallel by the workers instead.
+            faces = FaceModelStore.at(Path(face_root)).load(face_model, threads=1, auto_install=False)
+        self.analyzer = PhotoAnalyzer(ClipModel(Path(model_folder), threads=threads), faces,
+                                      thumbs_root=Path(thumbs_root) if thumbs_root else None)
         self.batch_size = batch_size
+        self.workers = max(1, workers)
 
     def embed(self, manifest: str, out: str) -> dict[str, Any]:
-        """Embed one manifest shard into ``out`` (atomically); returns {"out", "photos", "skipped"}."""
-        import pyarrow as pa
+        """Embed one manifest shard into ``out`` (atomically); returns {"out", "photos", "skipped"}.
+
+        Photos are read and analyzed by ``workers`` threads a bounded distance ahead of the CLIP
+        batches (as in the pipeline indexer), so decoded pixels never pile up."""
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         import pyarrow.parquet as pq
 
-        from photosearch import hashes
-        from photosearch.errors import DecodeError
-        from photosearch.imageio import decode, read_metadata
-        from photosearch.scan import content_hash, find_sidecar
-
         rows = pq.read_table(manifest).to_pylist()
-        dim = self.model.embed_dim
-        cols: dict[str, list[Any]] = {k: [] for k in (
-            "id", "path", "size", "mtime_ns", "content_hash", "width", "height", "format", "taken_at",
-            "camera_make", "camera_model", "lens", "gps_lat", "gps_lon", "orientation", "keywords", "rating",
-            "title", "description", "vector", "phash", "dhash", "content_width", "content_height", "skip")}
-        pixels, slots = [], []
-        for r in rows:
-            rec = {k: None for k in cols}
-            rec.update(id=r["id"], path=r["path"], size=r["size"], mtime_ns=r["mtime_ns"], keywords=[])
-            try:
-                with open(r["path"], "rb") as f:
-                    data = f.read()
-                rec["content_hash"] = content_hash(data)
-                decoded = decode(data, ext=os.path.splitext(r["path"])[1].lower(), min_side=self.model.image_size)
-                pixels.append(self.model.preprocess(decoded.image))
-                slots.append(len(cols["id"]))
-                h = hashes.compute(decoded.image)
-                side = find_sidecar(r["path"])
-                side_bytes = Path(side).read_bytes() if side and os.path.isfile(side) else None
-                md = read_metadata(data, side_bytes)
-                rec.update(width=decoded.width, height=decoded.height, format=decoded.format,
-                           taken_at=md.taken_at, camera_make=md.camera_make, camera_model=md.camera_model,
-                           lens=md.lens, gps_lat=md.gps_lat, gps_lon=md.gps_lon,
-                           orientation=decoded.orientation or md.orientation, keywords=md.keywords,
-                           rating=md.rating, title=md.title, description=md.description,
-                           phash=[int(v) for v in h.phash], dhash=int(h.dhash),
-                           content_width=round(decoded.width * h.content[0]),
-                           content_height=round(decoded.height * h.content[1]))
-            except FileNotFoundError:
-                rec["skip"] = "file vanished before embedding"
-            except OSError as exc:
-                rec["skip"] = f"cannot read: {exc.strerror or exc}"
-            except DecodeError as exc:
-                rec["skip"] = exc.reason
-            except MemoryError:
-                rec["skip"] = "too large to decode in memory"
-            for k in cols:
-                cols[k].append(rec[k])
+        results: list[Any] = []
+        dim = self.analyzer.model.embed_dim
         vectors = np.zeros((len(rows), dim), np.float32)
-        for i in range(0, len(pixels), self.batch_size):
-            out_v = self.model.encode_pixels(np.stack(pixels[i:i + self.batch_size]))
-            for slot, v in zip(slots[i:i + self.batch_size], out_v):
-                vectors[slot] = v
-        ok = set(slots)
-        cols["vector"] = [vectors[j] if j in ok else None for j in range(len(rows))]
-        table = pa.table({
-            **{k: pa.array(v) for k, v in cols.items()
-               if k not in ("vector", "phash", "dhash", "keywords", "taken_at")},
-            "taken_at": pa.array(cols["taken_at"], pa.timestamp("us")),
-            "keywords": pa.array(cols["keywords"], pa.list_(pa.string())),
-            "vector": pa.array([None if v is None else v.tolist() for v in cols["vector"]], pa.list_(pa.float32(), dim)),
-            "phash": pa.array(cols["phash"], pa.list_(pa.uint64())),
-            "dhash": pa.array(cols["dhash"], pa.uint64()),
-        })
-        _write_parquet_atomic(table, Path(out))
-        return {"out": out, "photos": len(slots), "skipped": len(rows) - len(slots)}
+        batch: list[int] = []
+
+        def flush() -> None:
+            vectors[batch] = self.analyzer.encode([results[j].pixels for j in batch])
+            for j in batch:
+                results[j].pixels = None
+            batch.clear()
+
+        def consume() -> None:
+            res = pending.popleft().result()
+            results.append(res)
+            if res.skip is None:
+                batch.append(len(results) - 1)
+                if len(batch) >= self.batch_size:
+                    flush()
+
+        lookahead = max(2 * self.batch_size, 4 * self.workers)
+        pending: deque[Future[Any]] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="shard-decode") as pool:
+            for r in rows:
+                pending.append(pool.submit(self._analyze, r))
+                if len(pending) >= lookahead:
+                    consume()
+            while pending:
+                consume()
+        if batch:
+            flush()
+        ok = sum(1 for a in results if a.skip is None)
+        _write_parquet_atomic(_output_table(rows, results, vectors, self.analyzer.face_model), Path(out))
+        return {"out": out, "photos": ok, "skipped": len(rows) - ok}
+
+    def _analyze(self, r: dict[str, Any]) -> Any:
+        from photosearch.analyze import Analysis, read_file
+        from photosearch.scan import content_hash
+
+        data, skip = read_file(r["path"])
+        if data is None:
+            return Analysis(skip="file vanished before embedding" if skip == "file vanished during indexing" else skip)
+        res = Analysis(hash=content_hash(data))
+        return self.analyzer.analyze(res, data, path=r["path"], size=r["size"], mtime_ns=r["mtime_ns"])
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Ray Data entry point: a batch of {"manifest", "out"} rows."""
         results = [self.embed(m, o) for m, o in zip(batch["manifest"], batch["out"])]
         return {"out": [r["out"] for r in results], "photos": [r["photos"] for r in results]}
+
+
+_FACE_STRUCT_FIELDS = ("x", "y", "w", "h", "score", "vector", "source", "region_name")
+
+
+def _output_table(rows: list[dict[str, Any]], results: list[Any], vectors: np.ndarray, face_model: str | None) -> Any:
+    """The output shard: one row per manifest row (see FORMAT.md, "Shards")."""
+    import json
+
+    import pyarrow as pa
+
+    from photosearch.catalog import PHOTO_COLUMNS
+
+    n, dim = vectors.shape
+    recs = [a.record for a in results]
+    cols: dict[str, Any] = {
+        "id": pa.array([r["id"] for r in rows], pa.int64()),
+        "path": pa.array([r["path"] for r in rows], pa.string()),
+        "size": pa.array([r["size"] for r in rows], pa.int64()),
+        "mtime_ns": pa.array([r["mtime_ns"] for r in rows], pa.int64()),
+    }
+    for c in PHOTO_COLUMNS:
+        if c in cols:
+            continue
+        values = [getattr(rec, c) if rec is not None else None for rec in recs]
+        typ = {"taken_at": pa.timestamp("us"), "keywords": pa.list_(pa.string()), "gps_lat": pa.float64(),
+               "gps_lon": pa.float64(), "width": pa.int64(), "height": pa.int64(), "orientation": pa.int64(),
+               "rating": pa.int64()}.get(c, pa.string())
+        cols[c] = pa.array(values, typ)
+    valid = np.array([a.skip is None for a in results], bool)
+    cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim,
+                                                       mask=pa.array(~valid) if n else None)
+    cols["phash"] = pa.array([list(a.hashes.phash) if a.hashes else None for a in results], pa.list_(pa.uint64()))
+    cols["dhash"] = pa.array([int(a.hashes.dhash) if a.hashes else None for a in results], pa.uint64())
+    cols["content_width"] = pa.array([round(a.size[0] * a.hashes.content[0]) if a.hashes and a.size else None
+                                      for a in results], pa.int64())
+    cols["content_height"] = pa.array([round(a.size[1] * a.hashes.content[1]) if a.hashes and a.size else None
+                                       for a in results], pa.int64())
+    cols["skip"] = pa.array([a.skip for a in results], pa.string())
+    face_type = pa.struct([("x", pa.float64()), ("y", pa.float64()), ("w", pa.float64()), ("h", pa.float64()),
+                           ("score", pa.float64()), ("vector", pa.list_(pa.float32())), ("source", pa.string()),
+                           ("region_name", pa.string())])
+    cols["faces"] = pa.array([
+        None if a.faces is None else [
+            {"x": f.box[0], "y": f.box[1], "w": f.box[2], "h": f.box[3], "score": f.score,
+             "vector": None if f.vector is None else np.asarray(f.vector, np.float32).tolist(),
+             "source": f.source, "region_name": f.region_name} for f in a.faces]
+        for a in results], pa.list_(face_type))
+    cols["face_model"] = pa.array([face_model if a.faces is not None else None for a in results], pa.string())
+    cols["takeout"] = pa.array([
+        None if a.takeout is None else json.dumps({
+            "json_path": a.takeout.json_path, "gps_lat": a.takeout.gps_lat, "gps_lon": a.takeout.gps_lon,
+            "taken_at": a.takeout.taken_at.isoformat() if a.takeout.taken_at else None,
+            "description": a.takeout.description, "people": list(a.takeout.people)})
+        for a in results], pa.string())
+    return pa.table(cols)
+
+
+def read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of an output shard's embedded photos, without Python lists."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["id", "vector", "skip"])
+    table = table.filter(pc.is_null(table.column("skip")))
+    if table.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    vec = table.column("vector").combine_chunks()
+    dim = vec.type.list_size
+    flat = vec.flatten().to_numpy(zero_copy_only=False)
+    return (table.column("id").to_numpy().astype(np.int64),
+            np.ascontiguousarray(flat, np.float32).reshape(-1, dim))
 
 
 def _todo(paths: LibraryPaths) -> list[tuple[str, str]]:
@@ -210,22 +286,25 @@ def _todo(paths: LibraryPaths) -> list[tuple[str, str]]:
             if not (out_dir / m.name).exists()]
 
 
-def embed_local(paths: LibraryPaths, model_folder: str, *, threads: int | None = None,
-                on_shard: Callable[[dict[str, Any]], None] | None = None) -> int:
-    """Embed every shard without output, in this process."""
+def embed_local(paths: LibraryPaths, model_folder: str, *, face_model: str | None = None,
+                threads: int | None = None, on_shard: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Embed every shard without output, in this process; ``on_shard`` gets each result as it
+    is written (the coordinator ingests it then)."""
     from photosearch.models.base import default_threads
 
     todo = _todo(paths)
     if not todo:
         return 0
-    embedder = ShardEmbedder(model_folder, threads=threads or default_threads())
+    n = threads or default_threads()
+    embedder = ShardEmbedder(model_folder, face_root=str(paths.models / "faces"), face_model=face_model,
+                             thumbs_root=str(paths.root), threads=n, workers=n)
     crash_after = int(os.environ.get(ENV_CRASH_AFTER, "0") or 0)
     for n, (manifest, out) in enumerate(todo, 1):
         result = embedder.embed(manifest, out)
+        if crash_after and n >= crash_after:
+            os._exit(137)  # as if killed right after the shard was written: no cleanup, no ingest
         if on_shard:
             on_shard(result)
-        if crash_after and n >= crash_after:
-            os._exit(137)  # as if killed: no cleanup, no ingest
     return len(todo)
 
 
@@ -236,11 +315,14 @@ def ray_env() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def embed_ray(paths: LibraryPaths, model_folder: str, *, address: str | None = None, workers: int = 2,
-              cpus_per_worker: float = 0.5) -> int:
+def embed_ray(paths: LibraryPaths, model_folder: str, *, face_model: str | None = None, address: str | None = None,
+              workers: int = 2, cpus_per_worker: float = 0.5,
+              on_shard: Callable[[dict[str, Any]], None] | None = None) -> int:
     """Embed every shard without output on Ray Data actor pools (a local loopback-only cluster
-    unless ``address`` names one). Actors ask for fractional CPUs: whole ones can deadlock Ray
-    Data's scheduler on 2 cores."""
+    unless ``address`` names one); ``on_shard`` gets each finished shard as Ray streams it back,
+    so ingest overlaps embedding. Actors ask for fractional CPUs: whole ones can deadlock Ray
+    Data's scheduler on 2 cores. Workers read photos and models by path: on a real cluster the
+    library and the photos sit on storage every node mounts at the same path."""
     todo = _todo(paths)
     if not todo:
         return 0
@@ -253,41 +335,52 @@ def embed_ray(paths: LibraryPaths, model_folder: str, *, address: str | None = N
                  **({} if address else {"num_cpus": max(2, os.cpu_count() or 2)}))
     try:
         ds = ray.data.from_items([{"manifest": m, "out": o} for m, o in todo])
-        done = ds.map_batches(ShardEmbedder, fn_constructor_args=(model_folder,), fn_constructor_kwargs={"threads": 1},
-                              batch_size=1, concurrency=workers, num_cpus=cpus_per_worker).take_all()
+        kwargs = {"face_root": str(paths.models / "faces"), "face_model": face_model, "threads": 1,
+                  # Thumbnails only on a local cluster: a remote node cannot reach the library.
+                  "thumbs_root": None if address else str(paths.root)}
+        done = 0
+        for row in ds.map_batches(ShardEmbedder, fn_constructor_args=(model_folder,), fn_constructor_kwargs=kwargs,
+                                  batch_size=1, concurrency=workers, num_cpus=cpus_per_worker).iter_rows():
+            done += 1
+            if on_shard:
+                on_shard({"out": row["out"], "photos": row["photos"]})
     finally:
         if started_here:
             ray.shutdown()
-    return len(done)
+    return done
 
 
 # -- 3. the coordinator's ingest -------------------------------------------------------------------
 
 
-def ingest(paths: LibraryPaths, model_name: str) -> tuple[int, int, list[dict[str, str]]]:
-    """Add finished output shards to the catalog; returns (shards, photos, skipped files)."""
+def ingest(paths: LibraryPaths, model_name: str, summary: ShardRun | None = None) -> ShardRun:
+    """Add every finished, not yet ingested output shard to the catalog (one transaction each)."""
     from photosearch.catalog import Catalog
 
+    summary = summary or ShardRun()
     _, out_dir = shard_dirs(paths)
-    shards = photos = 0
-    skipped: list[dict[str, str]] = []
     with Catalog.open(paths.catalog) as cat:
         for name in cat.uningested_shards():
             out = out_dir / f"{name}.parquet"
             if not out.is_file():
                 continue
             with cat.transaction():
-                added, skips = cat.ingest_shard(str(out), model_name)
+                got = cat.ingest_shard(str(out), model_name)
                 cat.mark_shard_ingested(name)
-            shards += 1
-            photos += added
-            skipped += skips
-    return shards, photos, skipped
+            summary.ingested += 1
+            summary.photos += got["added"]
+            summary.refreshed += got["refreshed"]
+            summary.moved += got["moved"]
+            summary.faces += got["faces"]
+            summary.skipped += got["skipped"]
+    return summary
 
 
 def run(paths: LibraryPaths, model: Any, roots: list[str], *, engine: str = "local", address: str | None = None,
-        shard_size: int = DEFAULT_SHARD_SIZE, workers: int = 2, exact_max: int | None = None) -> ShardRun:
-    """Plan, embed (in process or on Ray) and ingest; then sync the vector index."""
+        shard_size: int = DEFAULT_SHARD_SIZE, workers: int = 2, exact_max: int | None = None,
+        face_model: str | None = None, on_shard: Callable[[ShardRun], None] | None = None) -> ShardRun:
+    """Plan, embed (in process or on Ray) and ingest each shard as it is finished; then remove
+    photos whose files are gone, update people and sync the vector indexes."""
     from photosearch.catalog import Catalog
     from photosearch.errors import UsageError
     from photosearch.indexer import refresh_index
@@ -300,20 +393,49 @@ def run(paths: LibraryPaths, model: Any, roots: list[str], *, engine: str = "loc
     if missing:
         raise UsageError(f"--engine {engine} needs {', '.join(missing)}: pip install 'photosearch[scale]'")
     started = time.monotonic()
-    summary = ShardRun(engine=engine)
+    summary = ShardRun(engine=engine, face_model=face_model)
+    gone: list[int] = []
+    if not roots:
+        with Catalog.open(paths.catalog) as cat:
+            roots = cat.roots()
     if roots:
-        summary.planned = plan(paths, roots, shard_size=shard_size)
+        summary.planned, gone = plan(paths, roots, model.name, face_model, shard_size=shard_size,
+                                     on_skip=lambda p, r: summary.skipped.append({"path": p, "reason": r}))
+    ingest(paths, model.name, summary)  # shards embedded by an earlier, interrupted run
+
+    def one_shard(_result: dict[str, Any]) -> None:
+        summary.embedded += 1
+        ingest(paths, model.name, summary)
+        if on_shard:
+            on_shard(summary)
+
     folder = str(model.folder)
     if engine == "ray":
-        summary.embedded = embed_ray(paths, folder, address=address, workers=workers)
+        embed_ray(paths, folder, face_model=face_model, address=address, workers=workers, on_shard=one_shard)
     else:
-        summary.embedded = embed_local(paths, folder)
-    summary.ingested, summary.photos, summary.skipped = ingest(paths, model.name)
+        embed_local(paths, folder, face_model=face_model, on_shard=one_shard)
+    with Catalog.open(paths.catalog) as cat:
+        # Gone files whose bytes did not turn up elsewhere (a move) are removed.
+        still = [i for i, p in cat.paths_by_ids(gone).items() if not os.path.exists(p)]
+        if still:
+            with cat.transaction():
+                cat.delete_photos(still)
+        summary.removed = len(still)
+        if face_model:
+            from photosearch.people import update_people
+
+            with cat.transaction():
+                summary.people_updated = update_people(cat, face_model, exact_max=exact_max)
     refresh_index(paths, model.name, model.embed_dim, exact_max)
+    if face_model:
+        from photosearch.models.faces import face_model_dim
+
+        refresh_index(paths, face_model, face_model_dim(paths.models / "faces" / face_model), exact_max, faces=True)
     with Catalog.open(paths.catalog, read_only=True) as cat:
         summary.total_photos = cat.count_photos()
     summary.seconds = time.monotonic() - started
     return summary
 
 
-__all__ = ["plan", "ShardEmbedder", "embed_local", "embed_ray", "ingest", "run", "ShardRun", "shard_dirs", "ray_env"]
+__all__ = ["plan", "ShardEmbedder", "embed_local", "embed_ray", "ingest", "run", "ShardRun", "shard_dirs", "ray_env",
+           "read_vectors"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -187,11 +188,14 @@ class VectorIndex:
             params = faiss.SearchParameters(sel=sel) if sel is not None else None
         else:
             nprobe = nprobe or self.nprobe or 1
+            nlist = faiss.extract_index_ivf(self.index).nlist
             if allowed is not None and self.ntotal:
                 # A filter keeping a fraction f of photos leaves ~f of each list; probe 1/f more lists.
                 frac = max(len(allowed) / self.ntotal, 1e-6)
-                nprobe = int(min(self.index.nlist, math.ceil(nprobe / frac)))
+                nprobe = int(min(nlist, math.ceil(nprobe / frac)))
             params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+            if self.kind == "ondisk" and isinstance(self.index, faiss.IndexPreTransform):
+                params = faiss.SearchParametersPreTransform(index_params=params)
         if len(queries) >= 16:
             return self.index.search(queries, k, params=params)
         # One query gains nothing from OpenMP threads, and on busy cores their barriers cost
@@ -220,13 +224,41 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, kind: str, nprobe: int | None, *, mmap: bool = False) -> VectorIndex:
-        """Read an index; ``mmap`` maps it read-only (a query touches only the lists it probes)."""
+        """Read an index; ``mmap`` maps it read-only (a query touches only the lists it probes).
+        An ``ondisk`` index (ondisk.py) always reads its lists from disk as queries probe them."""
         faiss = _faiss()
+        flags = faiss.IO_FLAG_ONDISK_SAME_DIR if kind == "ondisk" else faiss.IO_FLAG_MMAP if mmap else 0
         try:
-            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
+            if kind == "ondisk":
+                with _native_stdout_silenced():  # faiss printf()s the lists file it resolves
+                    index = faiss.read_index(str(path), flags)
+            else:
+                index = faiss.read_index(str(path), flags)
         except RuntimeError as exc:
             raise LibraryError(f"cannot read the vector index {path}: {str(exc).splitlines()[0][:200]}") from None
         return cls(index, kind, nprobe)
+
+
+@contextmanager
+def _native_stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 points at /dev/null meanwhile (native code's prints would corrupt --json)."""
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers go to /dev/null too, not after restore
+        except (OSError, AttributeError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def exact_search(query: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -307,18 +339,52 @@ def index_file_name(model: str, version: int) -> str:
     return f"{model}-v{version}.faiss"
 
 
+def ondisk_min() -> int:
+    from photosearch.config import DEFAULT_ONDISK_MIN, ENV_ONDISK_MIN, env_int
+
+    return env_int(ENV_ONDISK_MIN, DEFAULT_ONDISK_MIN)
+
+
+def ondisk_folder(vectors_dir: Path, key: str) -> Path:
+    return vectors_dir / f"{key.replace(':', '-')}-ondisk"
+
+
+def sync_ondisk(catalog: Catalog, vectors_dir: Path, src: VectorSource, *, dim: int) -> VectorIndex:
+    """The source's on-disk IVF index (ondisk.py), brought in line with the catalog block by block."""
+    from photosearch.config import DEFAULT_ONDISK_BLOCK, ENV_ONDISK_BLOCK, ENV_ONDISK_BYTES, env_int
+    from photosearch.models.base import default_threads
+    from photosearch.ondisk import OnDiskIndex
+
+    folder = ondisk_folder(vectors_dir, src.key)
+    idx = OnDiskIndex(folder)
+    idx.sync(src, dim, bytes_per_vector=env_int(ENV_ONDISK_BYTES, dim),
+             block=max(1, env_int(ENV_ONDISK_BLOCK, DEFAULT_ONDISK_BLOCK)), threads=default_threads())
+    nlist = idx.spec.nlist
+    # Probe 1/16 of the lists (at least 16): tuning against exact search is itself O(N) per query
+    # here; measured recall@10 against nprobe is in benchmarks/RESULTS.md (scale-out).
+    out = VectorIndex.load(folder / "populated.index", "ondisk", min(nlist, max(16, nlist // 16)))
+    return out
+
+
 def load_for_search(catalog: Catalog, vectors_dir: Path, model: str | VectorSource, *, exact_max: int,
                     dim: int) -> tuple[VectorIndex, bool]:
-    """The model's index as of the catalog's current data; second value True if it had to be synced."""
+    """The model's index as of the catalog's current data; second value True if it had to be synced.
+
+    Photo vector sources with more than ``PHOTOSEARCH_ONDISK_MIN`` vectors get an on-disk index."""
     src = _source(catalog, model)
     state = catalog.index_state(src.key)
     index = None
     if state is not None and (vectors_dir / state["file"]).is_file():
         current = state["version"] == catalog.data_version()
-        # A current index is only read: map it. A stale one is edited in memory: load it.
-        index = VectorIndex.load(vectors_dir / state["file"], state["kind"], state["nprobe"], mmap=current)
         if current:
-            return index, False
+            # A current index is only read: map it.
+            return VectorIndex.load(vectors_dir / state["file"], state["kind"], state["nprobe"], mmap=True), False
+    if hasattr(src, "blocks") and (src.count() > ondisk_min()
+                                   or (state is not None and state["kind"] == "ondisk" and src.count() > ondisk_min() // 2)):
+        return sync_ondisk(catalog, vectors_dir, src, dim=dim), True
+    if state is not None and state["kind"] != "ondisk" and (vectors_dir / state["file"]).is_file():
+        # A stale index is edited in memory: load it.
+        index = VectorIndex.load(vectors_dir / state["file"], state["kind"], state["nprobe"])
     return sync_with_catalog(index, catalog, src, exact_max=exact_max, dim=dim), True
 
 
@@ -349,7 +415,11 @@ def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, mo
     name = index_file_name(src.key.replace(":", "-"), version)
     rows_name = name.removesuffix(".faiss") + ".rows" if src.has_rows else ""
     old = catalog.index_state(src.key)
-    index.save(vectors_dir / name)
+    if index.kind == "ondisk":
+        # Written in place by sync_ondisk (its merge replaces populated.index atomically).
+        name = f"{ondisk_folder(vectors_dir, src.key).name}/populated.index"
+    else:
+        index.save(vectors_dir / name)
     if rows_name:
         try:
             write_rows(vectors_dir / rows_name, catalog.result_rows())
@@ -360,3 +430,7 @@ def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, mo
         for f in (old["file"], old.get("rows_file")):
             if f and f not in (name, rows_name):
                 (vectors_dir / f).unlink(missing_ok=True)
+        if old["kind"] == "ondisk" and index.kind != "ondisk":
+            import shutil
+
+            shutil.rmtree(ondisk_folder(vectors_dir, src.key), ignore_errors=True)

@@ -188,6 +188,25 @@ def test_takeout_dates_places_people_with_truncated_and_numbered_names(library, 
     assert got == {"IMG_0001.jpg", "IMG_0001-edited.jpg"}
     got = {Path(x["path"]).name for x in json.loads(run_cli("--event", "Paris", "--json", library=root).stdout)["results"]}
     assert len(got) == 5
+    # Rating a photo keeps what Takeout said about it (people, place, event).
+    assert run_cli("rate", "3", str(plain), library=root).returncode == 0
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        assert cat.photo_people([row["IMG_0001.jpg"]["id"]])[row["IMG_0001.jpg"]["id"]] == ["Alice", "Bob"]
+        assert row["IMG_0001.jpg"]["id"] in cat.takeout_rows()
+    # The shard path reads the same Takeout sidecars.
+    import shutil
+
+    from photosearch.api import Library
+
+    sharded = Library(tmp_path / "sharded-lib")
+    shutil.copytree(library.paths.models, sharded.paths.models)
+    sharded.index_sharded([tmp_path / "Takeout"], engine="local", faces=False)
+    with Catalog.open(sharded.paths.catalog, read_only=True) as cat:
+        srow = {Path(r["path"]).name: r for r in (cat.photo_by_path(str(p)) for p in (plain, second, longp))}
+        speople = cat.photo_people([r["id"] for r in srow.values()])
+    for name in ("IMG_0001.jpg", "IMG_0002(1).jpg", long_name):
+        assert srow[name]["taken_at"] == row[name]["taken_at"]
+    assert speople[srow["IMG_0001.jpg"]["id"]] == ["Alice", "Bob"]
 
     # sync offers what Takeout knew and the files lack, and writes it.
     r = run_cli("sync", "--json", library=root)

