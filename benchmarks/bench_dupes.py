@@ -18,6 +18,7 @@ sizes.
 
     python benchmarks/bench_dupes.py quality
     python benchmarks/bench_dupes.py speed --sizes 10000 100000 1000000
+    python benchmarks/bench_dupes.py cli --sizes 100000 1000000   # the whole CLI command, fresh process
 """
 
 from __future__ import annotations
@@ -262,6 +263,61 @@ def speed(args: argparse.Namespace) -> None:
               f"| {f(t_clip)} | {f(t_hash + t_clip)} | {len(pairs):,} |", flush=True)
 
 
+def cli(args: argparse.Namespace) -> None:
+    """The whole `photosearch dupes --json` as a user runs it (fresh process: import, catalog, hash
+    pairs, CLIP neighbours, grouping, keepers, JSON), on a copy of query-lib-N with synthetic
+    perceptual hashes inserted (as `speed` makes them: random variants, 1% planted copies)."""
+    import subprocess
+
+    import pyarrow as pa
+
+    from photosearch.catalog import Catalog
+
+    print("| photos | `photosearch dupes --json` wall (s) | CPU (s, user+sys of the process) | groups | other processes (cores) |")
+    print("|---|---|---|---|---|")
+    for n in args.sizes:
+        src = WORK / f"query-lib-{n}"
+        lib = WORK / f"dupes-cli-lib-{n}"
+        if not (lib / ".hashed").exists():
+            shutil.rmtree(lib, ignore_errors=True)
+            shutil.copytree(src, lib)
+            rng = np.random.default_rng(n)
+            with Catalog.open(lib / "catalog.duckdb") as cat, cat.transaction():
+                ids = np.sort(cat.con.execute("SELECT id FROM photos").fetchnumpy()["id"]).astype(np.int64)
+                ph = rng.integers(0, 2**64 - 1, size=(len(ids), 8), dtype=np.uint64)
+                planted = rng.choice(len(ids), len(ids) // 100, replace=False)
+                for i in planted[: len(planted) // 2]:
+                    v = int(ph[(i + 1) % len(ids), 0])
+                    for f in rng.choice(64, 3, replace=False):
+                        v ^= 1 << int(f)
+                    ph[i, 0] = v
+                table = pa.table({"photo_id": pa.array(ids), "phash": pa.array(list(ph), pa.list_(pa.uint64())),
+                                  "dhash": pa.array(rng.integers(0, 2**64 - 1, len(ids), dtype=np.uint64)),
+                                  "content_width": pa.nulls(len(ids), pa.int32()),
+                                  "content_height": pa.nulls(len(ids), pa.int32())})
+                cat.con.register("_h", table)
+                cat.con.execute("INSERT INTO image_hashes SELECT * FROM _h")
+                cat.con.unregister("_h")
+                cat._dirty = True
+            (lib / ".hashed").touch()
+        import resource
+
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy0 = _busy_seconds()
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "photosearch", "dupes", "--json", "--library", str(lib)],
+                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        wall = time.perf_counter() - t0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if r.returncode != 0:
+            print(f"{n}: failed: {r.stderr.strip()[-500:]}", file=sys.stderr)
+            continue
+        groups = len(json.loads(r.stdout)["groups"])
+        cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
+        others = max(0.0, (_busy_seconds() - busy0 - cpu) / wall)
+        print(f"| {n:,} | {wall:.1f} | {cpu:.1f} | {groups:,} | {others:.2f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -272,9 +328,11 @@ def main() -> None:
                     help="also time the previous FAISS pair search (and check it finds the same pairs) up to this size")
     sp.add_argument("--repeat", type=int, default=1, help="hash pair runs per size (the median is shown)")
     sp.add_argument("--clip-max", type=int, default=10_000_000, help="time CLIP neighbours up to this size")
+    cp = sub.add_parser("cli", help="the whole `photosearch dupes --json` on query-lib-N plus synthetic hashes")
+    cp.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     args = ap.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"
-    {"quality": quality, "speed": speed}[args.what](args)
+    {"quality": quality, "speed": speed, "cli": cli}[args.what](args)
 
 
 if __name__ == "__main__":

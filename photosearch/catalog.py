@@ -1261,7 +1261,10 @@ class Catalog:
         table = pq.read_table(out)
         skipped = table.filter(pc.invert(pc.is_null(table.column("skip"))))
         table = table.filter(pc.is_null(table.column("skip")))
-        self.con.register("_shard", table)
+        # The joins read the shard file itself; vectors and faces come from the Arrow table.
+        literal = str(out).replace("'", "''")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW _shard AS SELECT * FROM read_parquet('{literal}') "
+                         "WHERE skip IS NULL")
         try:
             # Same path, same bytes: the cataloged row stays (a refresh, or a touched file).
             same: dict[int, int] = {}
@@ -1315,7 +1318,7 @@ class Catalog:
             faces = self._ingest_faces(table, target)
             self._ingest_takeout(table, target, same)
         finally:
-            self.con.unregister("_shard")
+            self.con.execute("DROP VIEW IF EXISTS _shard")
         self.con.execute("DELETE FROM shard_skips WHERE path IN (SELECT path FROM read_parquet(?))", [out])
         self.con.execute("INSERT INTO shard_skips SELECT path, size, mtime_ns, skip FROM read_parquet(?) "
                          "WHERE skip IS NOT NULL", [out])

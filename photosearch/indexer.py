@@ -6,8 +6,11 @@
 - Crash-safe: work is committed in small DuckDB transactions (rows and vectors
   together), so a killed run loses at most the last batch and the next run
   continues from there. The FAISS index is derived data, synced at the end.
-- Decoding runs in a thread pool ahead of inference (Pillow, hashlib and
-  onnxruntime release the GIL), JPEGs DCT-scaled to the model's input size.
+- Embedding is the shard embedder's (``ShardEmbedder.stream`` in shards.py, the same code
+  `--engine local/ray` run): files are read and analyzed (analyze.py) in a thread pool ahead
+  of batched inference (Pillow, hashlib and onnxruntime release the GIL), JPEGs DCT-scaled to
+  the model's input size. This module adds what only a streaming run into the catalog needs:
+  the diff, move and copy detection without decoding, and commits every few seconds.
 - Indexing only reads photos; it never writes them.
 """
 
@@ -15,8 +18,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -243,64 +246,49 @@ class Indexer:
 
     def _process(self, work: list[_Work], state: _RunState, writer: _Writer, summary: IndexSummary,
                  report: ProgressFn) -> None:
-        lookahead = max(2 * self.batch_size, 4 * self.workers)
-        pending: deque[Future[_Result]] = deque()
-        batch: list[_Result] = []
-        done = 0
+        from photosearch.shards import ShardEmbedder
+
         # Bytes with a vector already, or of a vanished file (a move): hash them, don't decode.
         skip_hashes = set(state.hash_to_id) | {h for h, ks in state.by_hash.items()
                                                if any(k.path not in state.seen for k in ks)}
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode") as pool:
-            try:
-                for w in work:
-                    pending.append(pool.submit(self._prepare, w, skip_hashes))
-                    if len(pending) < lookahead:
-                        continue
-                    done += self._consume(pending.popleft().result(), batch, state, writer, summary)
-                    report(Progress("index", done, len(work)))
-                while pending:
-                    done += self._consume(pending.popleft().result(), batch, state, writer, summary)
-                    report(Progress("index", done, len(work)))
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
-            if batch:
-                self._encode(batch, writer)
+        # The shard embedder of `--engine local/ray`, streaming into the catalog instead of Parquet.
+        embedder = ShardEmbedder.with_analyzer(self.analyzer, workers=self.workers, batch_size=self.batch_size)
+        done = 0
+        # closing(): on an error or Ctrl-C the look-ahead is cancelled now, not when collected.
+        with closing(embedder.stream(work, lambda w: self._prepare(w, skip_hashes))) as results:
+            for _w, res, vector in results:
+                self._consume(res, vector, state, writer, summary)
+                done += 1
+                report(Progress("index", done, len(work)))
 
-    def _consume(self, res: _Result, batch: list[_Result], state: _RunState, writer: _Writer,
-                 summary: IndexSummary) -> int:
+    def _consume(self, res: _Result, vector: np.ndarray | None, state: _RunState, writer: _Writer,
+                 summary: IndexSummary) -> None:
         w = res.work
         if res.skip is not None:
             summary.skipped.append(Skipped(w.entry.path, res.skip))
+        elif vector is not None:
+            writer.add(res, vector)                     # new bytes, or a cataloged photo lacking a vector
         elif w.refresh:
-            if w.need_vector:
-                batch.append(res)
-            else:
-                writer.add(res, None)  # only the perceptual hashes or the faces were missing
-                summary.unchanged += 1
+            writer.add(res, None)                       # only the perceptual hashes or the faces were missing
+            summary.unchanged += 1
         elif w.known is not None and res.hash == w.known.content_hash:
             writer.touch(w.known.id, w.entry)           # same bytes, new mtime: nothing to redo
             summary.unchanged += 1
         elif (src := state.vanished(res.hash, writer.moved_ids)) is not None:
             writer.move(src.id, w)                      # same bytes, old path gone: keep id and vectors
             summary.moved += 1
-        elif res.hash in state.hash_to_id and res.pixels is None:
+        elif res.hash in state.hash_to_id:
             writer.copy(state.hash_to_id[res.hash], w)
             summary.reused += 1
-        elif res.pixels is None:
+        else:
             # Its twin was claimed already (two moved copies of one file); decode it after all.
             res = self._prepare(w, set())
             if res.skip is not None:
                 summary.skipped.append(Skipped(w.entry.path, res.skip))
-                return 1
-            batch.append(res)
-        else:
-            batch.append(res)
-        if len(batch) >= self.batch_size:
-            self._encode(batch, writer)
+            else:
+                writer.add(res, self.analyzer.encode([res.pixels])[0])
+                res.pixels = None
         writer.maybe_flush()
-        return 1
 
     def _prepare(self, w: _Work, skip_hashes: set[str]) -> _Result:
         """Runs in the decode pool: read once, hash, and analyze unless the bytes are known."""
@@ -314,13 +302,6 @@ class Indexer:
                               need_vector=w.need_vector, scan_faces=w.need_faces or not w.refresh,
                               need_record=not w.refresh)
         return res
-
-    def _encode(self, batch: list[_Result], writer: _Writer) -> None:
-        vectors = self.analyzer.encode([r.pixels for r in batch])
-        for r, v in zip(batch, vectors):
-            r.pixels = None
-            writer.add(r, v)
-        batch.clear()
 
 
 class _Writer:

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from photosearch.config import LibraryPaths
 
+T = TypeVar("T")
 DEFAULT_SHARD_SIZE = 1000
 ENV_CRASH_AFTER = "PHOTOSEARCH_TEST_CRASH_AFTER_SHARDS"  # tests: die (like kill -9) after N shards
 
@@ -145,47 +148,67 @@ class ShardEmbedder:
         self.batch_size = batch_size
         self.workers = max(1, workers)
 
+    @classmethod
+    def with_analyzer(cls, analyzer: Any, *, workers: int = 1, batch_size: int = 16) -> ShardEmbedder:
+        """An embedder around models already loaded (the pipeline indexer's)."""
+        embedder = cls.__new__(cls)
+        embedder.analyzer, embedder.workers, embedder.batch_size = analyzer, max(1, workers), batch_size
+        return embedder
+
+    def stream(self, items: Iterable[T], prepare: Callable[[T], Any]) -> Iterator[tuple[T, Any, np.ndarray | None]]:
+        """(item, analysis, CLIP vector or None) for every item, as soon as it is done.
+
+        ``prepare(item)`` (read, hash, analyze; see :class:`~photosearch.analyze.PhotoAnalyzer`)
+        runs on ``workers`` threads a bounded distance ahead, so decoded pixels never pile up;
+        analyses with pixels are encoded in batches of ``batch_size`` (and come out then), the
+        others come out at once. Every engine embeds through this: the pipeline indexer streams
+        into the catalog, :meth:`embed` into a Parquet shard."""
+        batch: list[tuple[T, Any]] = []
+        lookahead = max(2 * self.batch_size, 4 * self.workers)
+        pending: deque[tuple[T, Future[Any]]] = deque()
+
+        def encode() -> Iterator[tuple[T, Any, np.ndarray | None]]:
+            vectors = self.analyzer.encode([a.pixels for _, a in batch])
+            for (item, a), v in zip(batch, vectors):
+                a.pixels = None
+                yield item, a, v
+            batch.clear()
+
+        def take() -> Iterator[tuple[T, Any, np.ndarray | None]]:
+            item, fut = pending.popleft()
+            a = fut.result()
+            if a.skip is None and a.pixels is not None:
+                batch.append((item, a))
+                if len(batch) >= self.batch_size:
+                    yield from encode()
+            else:
+                yield item, a, None
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            try:
+                for item in items:
+                    pending.append((item, pool.submit(prepare, item)))
+                    if len(pending) >= lookahead:
+                        yield from take()
+                while pending:
+                    yield from take()
+            finally:
+                for _, fut in pending:  # stopped early (an error, Ctrl-C): drop the look-ahead
+                    fut.cancel()
+        if batch:
+            yield from encode()
+
     def embed(self, manifest: str, out: str) -> dict[str, Any]:
-        """Embed one manifest shard into ``out`` (atomically); returns {"out", "photos", "skipped"}.
-
-        Photos are read and analyzed by ``workers`` threads a bounded distance ahead of the CLIP
-        batches (as in the pipeline indexer), so decoded pixels never pile up."""
-        from collections import deque
-        from concurrent.futures import Future, ThreadPoolExecutor
-
+        """Embed one manifest shard into ``out`` (atomically); returns {"out", "photos", "skipped"}."""
         import pyarrow.parquet as pq
 
         rows = pq.read_table(manifest).to_pylist()
-        results: list[Any] = []
-        dim = self.analyzer.model.embed_dim
-        vectors = np.zeros((len(rows), dim), np.float32)
-        batch: list[int] = []
-
-        def flush() -> None:
-            vectors[batch] = self.analyzer.encode([results[j].pixels for j in batch])
-            for j in batch:
-                results[j].pixels = None
-            batch.clear()
-
-        def consume() -> None:
-            res = pending.popleft().result()
-            results.append(res)
-            if res.skip is None:
-                batch.append(len(results) - 1)
-                if len(batch) >= self.batch_size:
-                    flush()
-
-        lookahead = max(2 * self.batch_size, 4 * self.workers)
-        pending: deque[Future[Any]] = deque()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="shard-decode") as pool:
-            for r in rows:
-                pending.append(pool.submit(self._analyze, r))
-                if len(pending) >= lookahead:
-                    consume()
-            while pending:
-                consume()
-        if batch:
-            flush()
+        results: list[Any] = [None] * len(rows)
+        vectors = np.zeros((len(rows), self.analyzer.model.embed_dim), np.float32)
+        for i, a, v in self.stream(range(len(rows)), lambda i: self._analyze(rows[i])):
+            results[i] = a
+            if v is not None:
+                vectors[i] = v
         ok = sum(1 for a in results if a.skip is None)
         _write_parquet_atomic(_output_table(rows, results, vectors, self.analyzer.face_model), Path(out))
         return {"out": out, "photos": ok, "skipped": len(rows) - ok}
