@@ -362,9 +362,12 @@ def embed_ray(paths: LibraryPaths, model_folder: str, *, face_model: str | None 
                   # Thumbnails only on a local cluster: a remote node cannot reach the library.
                   "thumbs_root": None if address else str(paths.root)}
         done = 0
+        crash_after = int(os.environ.get(ENV_CRASH_AFTER, "0") or 0)
         for row in ds.map_batches(ShardEmbedder, fn_constructor_args=(model_folder,), fn_constructor_kwargs=kwargs,
                                   batch_size=1, concurrency=workers, num_cpus=cpus_per_worker).iter_rows():
             done += 1
+            if crash_after and done >= crash_after:
+                os._exit(137)  # as if the coordinator were killed: Ray's processes die with it, no ingest
             if on_shard:
                 on_shard({"out": row["out"], "photos": row["photos"]})
     finally:
