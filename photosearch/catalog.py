@@ -64,16 +64,17 @@ def _arrow_types() -> dict[str, Any]:
             "orientation": pa.int64(), "keywords": pa.list_(pa.string()), "rating": pa.int64()}
 
 
-class _LazyTypes(dict):  # type: ignore[type-arg]
-    """PHOTO_COLUMNS' Arrow types (the others are strings), built on first use: no pyarrow at import."""
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        if not self:
-            self.update(_arrow_types())
-        return super().get(key, default)
+_ARROW_TYPES: dict[str, Any] = {}
 
 
-_PHOTO_ARROW_TYPES = _LazyTypes()
+def photo_arrow_type(column: str) -> Any:
+    """The Arrow type of a PHOTO_COLUMNS column (strings unless listed; built on first use, so
+    importing the catalog does not import pyarrow)."""
+    import pyarrow as pa
+
+    if not _ARROW_TYPES:
+        _ARROW_TYPES.update(_arrow_types())
+    return _ARROW_TYPES.get(column, pa.string())
 
 
 @dataclass
@@ -368,7 +369,7 @@ class Catalog:
         # One registered Arrow table, not executemany (~4 ms a row, measured while indexing).
         values = [rec.values() for rec in records]
         table = pa.table({"id": pa.array(ids, pa.int64()),
-                          **{c: pa.array([v[i] for v in values], _PHOTO_ARROW_TYPES.get(c, pa.string()))
+                          **{c: pa.array([v[i] for v in values], photo_arrow_type(c))
                              for i, c in enumerate(PHOTO_COLUMNS)}})
         cols = ", ".join(("id",) + PHOTO_COLUMNS)
         self.con.register("_new_photos", table)

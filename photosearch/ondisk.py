@@ -110,11 +110,15 @@ class OnDiskIndex:
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(vecs, np.float32), np.ascontiguousarray(ids, np.int64))
         ivf = faiss.extract_index_ivf(index)
-        # Only the inverted lists are merged: keep the centroids out of every block.
-        ivf.own_fields = False
-        ivf.quantizer = faiss.IndexFlatIP(ivf.d)
+        # Only the inverted lists are merged: keep the centroids out of every block. The empty
+        # stand-in is held here and the real quantizer put back, so the index frees what it owns.
+        real, empty = ivf.quantizer, faiss.IndexFlatIP(ivf.d)
         tmp = dest.with_name(f".{dest.name}.tmp")
-        faiss.write_index(index, str(tmp))
+        ivf.quantizer = empty
+        try:
+            faiss.write_index(index, str(tmp))
+        finally:
+            ivf.quantizer = real
         os.replace(tmp, dest)
 
     def sync(self, source: Any, dim: int, *, bytes_per_vector: int, block: int = 1_000_000,
@@ -177,7 +181,10 @@ class OnDiskIndex:
         # A new lists file per merge: the current populated.index keeps pointing at a complete one
         # until the new index replaces it, so an interrupted merge leaves the old index usable.
         data = self.folder / f"merged-{time.time_ns()}.ivfdata"
-        merge_ondisk(index, [str(b) for b in blocks], str(data))
+        from photosearch.vectors import native_stdout_silenced
+
+        with native_stdout_silenced():  # faiss printf()s as it sizes the file (--json goes to stdout)
+            merge_ondisk(index, [str(b) for b in blocks], str(data))
         tmp = self.folder / ".populated.index.tmp"
         faiss.write_index(index, str(tmp))
         os.replace(tmp, self.folder / "populated.index")
@@ -187,8 +194,11 @@ class OnDiskIndex:
         return int(index.ntotal)
 
     def load(self) -> Any:
+        from photosearch.vectors import native_stdout_silenced
+
         faiss = _faiss()
-        return faiss.read_index(str(self.folder / "populated.index"), faiss.IO_FLAG_ONDISK_SAME_DIR)
+        with native_stdout_silenced():
+            return faiss.read_index(str(self.folder / "populated.index"), faiss.IO_FLAG_ONDISK_SAME_DIR)
 
     def search(self, index: Any, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         faiss = _faiss()

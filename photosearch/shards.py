@@ -1,19 +1,22 @@
-"""Shards: the unit of work for indexing archives too big for one machine (and the same code in
-one process).
+"""Shards: the unit of work for indexing archives too big for one machine, and the shard
+embedder every engine embeds with.
 
-1. The coordinator (the only process that writes the catalog) scans, diffs against the catalog,
-   reserves catalog ids for the new photos, and writes a *manifest* of pending photos as Parquet
-   shards: ``<library>/shards/manifest/shard-NNNNNN.parquet`` (id, path, size, mtime_ns).
-2. An embedder turns one manifest shard into one *output* shard
-   (``shards/out/shard-NNNNNN.parquet``: catalog fields, the CLIP vector, perceptual hashes,
-   or the reason a file was skipped), written under a temporary name and renamed, so a shard is
-   either complete or absent. Embedders never open the catalog. They run in this process
-   (``engine="local"``) or on Ray Data actor pools (``engine="ray"``): one function, two drivers.
-3. The coordinator ingests finished output shards through DuckDB's ``read_parquet`` (one
-   transaction per shard, remembered in the ``shards`` table), then syncs the vector index.
+1. The coordinator (the only process that writes the catalog) walks the roots, diffs the listing
+   against the catalog in DuckDB, reserves catalog ids, and writes a *manifest* of the photos to
+   embed as Parquet shards: ``<library>/shards/manifest/shard-NNNNNN.parquet`` (id, path, size,
+   mtime_ns).
+2. :class:`ShardEmbedder` turns one manifest shard into one *output* shard
+   (``shards/out/shard-NNNNNN.parquet``: catalog fields, CLIP vector, perceptual hashes, faces,
+   Takeout fields, or why a file was skipped; see index/FORMAT.md), written under a temporary
+   name and renamed, so a shard is either complete or absent. Embedders never open the catalog.
+   They run in this process (``engine="local"``) or on Ray Data actor pools (``engine="ray"``).
+   Its :meth:`ShardEmbedder.stream` is also what the default pipeline indexer embeds with.
+3. The coordinator ingests each output shard as it is finished (one transaction per shard,
+   remembered in the ``shards`` table; moves, refreshes and faces as the pipeline indexer does
+   them), then removes photos whose files are gone, updates people and syncs the vector indexes.
 
-A crash anywhere loses at most the shards being embedded: a rerun embeds only shards without an
-output file and ingests only shards not yet ingested.
+A crash anywhere loses at most the shards being embedded: a rerun ingests finished shards first,
+embeds only shards without an output file and never plans a file twice.
 """
 
 from __future__ import annotations
@@ -229,16 +232,13 @@ class ShardEmbedder:
         return {"out": [r["out"] for r in results], "photos": [r["photos"] for r in results]}
 
 
-_FACE_STRUCT_FIELDS = ("x", "y", "w", "h", "score", "vector", "source", "region_name")
-
-
 def _output_table(rows: list[dict[str, Any]], results: list[Any], vectors: np.ndarray, face_model: str | None) -> Any:
     """The output shard: one row per manifest row (see FORMAT.md, "Shards")."""
     import json
 
     import pyarrow as pa
 
-    from photosearch.catalog import PHOTO_COLUMNS
+    from photosearch.catalog import PHOTO_COLUMNS, photo_arrow_type
 
     n, dim = vectors.shape
     recs = [a.record for a in results]
@@ -251,11 +251,7 @@ def _output_table(rows: list[dict[str, Any]], results: list[Any], vectors: np.nd
     for c in PHOTO_COLUMNS:
         if c in cols:
             continue
-        values = [getattr(rec, c) if rec is not None else None for rec in recs]
-        typ = {"taken_at": pa.timestamp("us"), "keywords": pa.list_(pa.string()), "gps_lat": pa.float64(),
-               "gps_lon": pa.float64(), "width": pa.int64(), "height": pa.int64(), "orientation": pa.int64(),
-               "rating": pa.int64()}.get(c, pa.string())
-        cols[c] = pa.array(values, typ)
+        cols[c] = pa.array([getattr(rec, c) if rec is not None else None for rec in recs], photo_arrow_type(c))
     valid = np.array([a.skip is None for a in results], bool)
     cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim,
                                                        mask=pa.array(~valid) if n else None)

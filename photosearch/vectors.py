@@ -230,7 +230,7 @@ class VectorIndex:
         flags = faiss.IO_FLAG_ONDISK_SAME_DIR if kind == "ondisk" else faiss.IO_FLAG_MMAP if mmap else 0
         try:
             if kind == "ondisk":
-                with _native_stdout_silenced():  # faiss printf()s the lists file it resolves
+                with native_stdout_silenced():  # faiss printf()s the lists file it resolves
                     index = faiss.read_index(str(path), flags)
             else:
                 index = faiss.read_index(str(path), flags)
@@ -240,7 +240,7 @@ class VectorIndex:
 
 
 @contextmanager
-def _native_stdout_silenced() -> Iterator[None]:
+def native_stdout_silenced() -> Iterator[None]:
     """File descriptor 1 points at /dev/null meanwhile (native code's prints would corrupt --json)."""
     import sys
 
