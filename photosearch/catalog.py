@@ -809,10 +809,12 @@ class Catalog:
     # -- people -----------------------------------------------------------------------------
 
     def people(self) -> list[dict[str, Any]]:
-        """Every person and cluster with face and photo counts; named first, then by size."""
+        """Every person and cluster with face and photo counts (quarantined photos not counted);
+        named first, then by size."""
         cur = self.con.execute(
             "SELECT p.id, p.name, count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos FROM people p "
-            "LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id, p.name "
+            "LEFT JOIN faces f ON f.person_id = p.id "
+            "AND f.photo_id IN (SELECT id FROM photos WHERE quarantined_at IS NULL) GROUP BY p.id, p.name "
             "ORDER BY p.name IS NULL, lower(p.name), faces DESC, p.id")
         return [dict(zip(("id", "name", "faces", "photos"), r)) for r in cur.fetchall()]
 

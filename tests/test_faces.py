@@ -314,6 +314,22 @@ def test_people_incremental_name_merge_reject_and_person_filter(tmp_path, templa
     assert sheet["placed"] == sheet["faces"] >= 3 and im.width >= 112 * 3
 
 
+def test_people_counts_leave_out_quarantined_copies(tmp_path, template_library):
+    lib = _new_library(tmp_path / "lib", template_library)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for f in ("face_recognition_obama.jpg", "face_recognition_obama2.jpg"):
+        shutil.copy(FACES / f, photos / f)
+    shutil.copy(FACES / "face_recognition_obama.jpg", photos / "copy of obama.jpg")  # an exact copy
+    lib.index([photos])
+    person = next(p for p in lib.people() if p["photos"] == 3)
+    r = run_cli("dupes", "--exact", "--move-to", str(tmp_path / "quarantine"), "--apply", "--json",
+                library=lib.paths.root)
+    assert r.returncode == 0, r.stderr
+    counts = {p["id"]: (p["faces"], p["photos"]) for p in lib.people()}
+    assert counts[person["id"]] == (2, 2)
+
+
 def _person(name: str):
     from photosearch.api import make_filters
 
