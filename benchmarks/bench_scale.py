@@ -308,12 +308,10 @@ def vector_shards(n: int, rows: int) -> list[Path]:
 
 
 def _read_vectors(f: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Fast columnar read (the benchmark's own, for exact search and queries)."""
-    import pyarrow.parquet as pq
+    """(ids, vectors) of an output shard: the product's columnar reader."""
+    from photosearch.shards import read_vectors
 
-    t = pq.read_table(f, columns=["id", "vector"])
-    vec = t.column("vector").combine_chunks()
-    return t.column("id").to_numpy(), vec.values.to_numpy().reshape(len(vec), DIM)
+    return read_vectors(f)
 
 
 def make_queries(files: list[Path], nq: int, seed: int = 7) -> dict[str, np.ndarray]:
@@ -331,18 +329,6 @@ def make_queries(files: list[Path], nq: int, seed: int = 7) -> dict[str, np.ndar
         q = base + noise / np.linalg.norm(noise, axis=1, keepdims=True) * sigma
         out[name] = _f32(q / np.linalg.norm(q, axis=1, keepdims=True))
     return out
-
-
-def fast_sample(files: list[Path], n: int, seed: int = 0) -> np.ndarray:
-    """photosearch.ondisk.sample_from_shards' draw (same generator, same calls) on a columnar read."""
-    rng = np.random.default_rng(seed)
-    per = max(1, n // max(1, len(files)))
-    parts = []
-    for f in files:
-        _, v = _read_vectors(f)
-        if len(v):
-            parts.append(v[rng.choice(len(v), min(per, len(v)), replace=False)])
-    return np.concatenate(parts)
 
 
 def exact_topk(files: list[Path], q: np.ndarray, k: int = 10) -> np.ndarray:
@@ -515,10 +501,10 @@ def index_bench(n: int, rows: int, budgets: list[int], flat: bool, sample_n: int
                              "extrapolated_all_s": b.wall / len(sub) * len(files), **b.as_dict()}
     log(f"  {b.wall:.1f} s ({b.wall / len(sub):.2f} s/shard -> {b.wall / len(sub) * len(files):.0f} s for all)")
     with Busy() as b:
-        sample = fast_sample(files, sample_n)
+        sample = sample_from_shards(files, sample_n)
     res["sample_product"]["same_draw"] = bool(len(part) <= len(sample) and np.allclose(sample[:len(part)], part))
     res["sample"] = {"seconds": b.wall, "n": len(sample), **b.as_dict()}
-    log(f"  the same draw, columnar, from all {len(files)} shards: {b.wall:.1f} s, {len(sample):,} vectors")
+    log(f"  the same draw from all {len(files)} shards: {b.wall:.1f} s, {len(sample):,} vectors")
     specs = [OnDiskSpec.choose(DIM, n, bpv) for bpv in budgets]
     labels = [f"{bpv} B/vector" for bpv in budgets]
     if flat:
