@@ -139,7 +139,7 @@ class PhotoAnalyzer:
         result pages then load from the cache instead of decoding 40 photos on demand."""
         if self.thumbs_root is None:
             return
-        from photosearch.web.thumbs import save_from_image
+        from photosearch.thumbs import save_from_image
 
         try:
             save_from_image(self.thumbs_root, content_hash, image)

@@ -54,6 +54,7 @@ class Library:
         """
         from photosearch.indexer import Indexer
 
+        self._require_writable()
         clip = model or self.models.load()
         engine = None
         if faces and face_engine is None:
@@ -67,6 +68,13 @@ class Library:
             engine = face_engine
         indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers, faces=engine)
         return indexer.run([os.fspath(r) for r in roots or []], on_progress, remember_roots=remember_roots)
+
+    def skipped_files(self) -> list[dict[str, Any]]:
+        """Files that could not be indexed and are not retried while unchanged: path, size, mtime_ns, reason."""
+        if not self.paths.catalog.exists():
+            return []
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return cat.skipped_files()
 
     def index_sharded(self, roots: Iterable[str | os.PathLike[str]] | None = None, *, engine: str = "local",
                       address: str | None = None, shard_size: int | None = None, workers: int = 2,
@@ -105,9 +113,21 @@ class Library:
 
     def search_face(self, photo: str | os.PathLike[str], *, face: int | None = None,
                     filters: Filters | None = None, limit: int = 20,
-                    min_score: float | None = None) -> list[SearchResult]:
-        """Photos showing the person in ``photo`` (its largest face, or face number ``face`` from the left)."""
+                    min_score: float | None = None, all_faces: bool = False) -> list[SearchResult]:
+        """Photos showing the person in ``photo`` (its largest face, or face number ``face`` from the left).
+
+        Only faces at or above the face model's same-person threshold (:meth:`face_threshold`) are
+        returned unless ``min_score`` is given; ``all_faces`` ranks every face instead."""
+        if min_score is None and not all_faces:
+            min_score = self.face_threshold()
         return Searcher(self.paths).search_face(photo, face, filters, limit, min_score)
+
+    def face_threshold(self) -> float | None:
+        """The active face model's same-person cosine threshold (None without a face model)."""
+        from photosearch.models.faces import face_match_threshold
+
+        name = self.face_models.active_name()
+        return None if name is None else face_match_threshold(self.face_models.root / name)
 
     # -- people ---------------------------------------------------------------------------
 
@@ -234,14 +254,14 @@ class Library:
         automatic). Aliases resolve; an unknown tag is created in the ``user`` group."""
         from photosearch.tags import load_taxonomy, resolve_tag, sync_taxonomy
 
-        ids = self._photo_ids(photos)
+        ids, failed = self._photo_ids(photos)
         taxonomy = load_taxonomy(self.taxonomy_file())
         with Catalog.open(self.paths.catalog) as cat:
             with cat.transaction():
                 sync_taxonomy(cat, taxonomy)  # the taxonomy's tags and aliases, even before any scoring
                 name = resolve_tag(cat, tag, create=state == "accepted")
                 cat.set_decisions(ids, name, state)
-        return {"tag": name, "state": state or "auto", "photos": len(ids)}
+        return {"tag": name, "state": state or "auto", "photos": len(ids), "failed": failed}
 
     def review_queue(self, *, below: float = 0.6, above: float = 0.3, tag: str | None = None,
                      limit: int = 50) -> list[dict[str, Any]]:
@@ -263,15 +283,17 @@ class Library:
             with cat.transaction():
                 cat.set_decisions([photo_id], tag, "accepted" if accept else "rejected")
 
-    def rate(self, photos: list[str | os.PathLike[str]], rating: int | None) -> int:
-        """Set (0-5) or clear the rating of photos; `sync` writes it as xmp:Rating."""
+    def rate(self, photos: list[str | os.PathLike[str]], rating: int | None) -> dict[str, Any]:
+        """Set (0-5) or clear the rating of photos; `sync` writes it as xmp:Rating.
+
+        Returns {"rated": N, "rating", "failed": [{"path", "reason"}]} (photos missing or not indexed)."""
         if rating is not None and not 0 <= rating <= 5:
             raise UsageError("a rating is 0 to 5")
-        ids = self._photo_ids(photos)
+        ids, failed = self._photo_ids(photos)
         with Catalog.open(self.paths.catalog) as cat:
             with cat.transaction():
                 cat.set_ratings(ids, rating)
-        return len(ids)
+        return {"rated": len(ids), "rating": rating, "failed": failed}
 
     def export_csv(self, out: Any) -> int:
         """Write one CSV row per photo (path, dates, camera, tags with scores, people, rating, GPS)."""
@@ -307,23 +329,35 @@ class Library:
             flush()
         return n
 
-    def _photo_ids(self, photos: list[str | os.PathLike[str]]) -> list[int]:
+    def _photo_ids(self, photos: list[str | os.PathLike[str]]) -> tuple[list[int], list[dict[str, str]]]:
+        """Catalog ids of ``photos``, and {"path", "reason"} for each that is missing or not indexed.
+
+        Commands over many photos act on every photo they can; they fail as a whole (InputError)
+        only when none of the photos can be used."""
         from pathlib import Path
 
         self._require_catalog()
         if not photos:
             raise UsageError("give one or more photos")
-        ids = []
+        ids: list[int] = []
+        failed: list[dict[str, str]] = []
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             for p in photos:
                 path = os.path.normpath(os.path.abspath(Path(p).expanduser()))
                 if not os.path.exists(path):
-                    raise InputError(f"no such file: {p}")
+                    failed.append({"path": str(p), "reason": "no such file"})
+                    continue
                 row = cat.photo_by_path(path)
                 if row is None:
-                    raise InputError(f"{p} is not in the library (run `photosearch index` on its folder first)")
+                    failed.append({"path": str(p), "reason": "not in the library (run `photosearch index` on its "
+                                                             "folder first)"})
+                    continue
                 ids.append(row["id"])
-        return ids
+        if not ids:
+            first = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise InputError(f"{first['path']}: {first['reason']}{more}")
+        return ids, failed
 
     # -- writing metadata -----------------------------------------------------------------
 
@@ -505,6 +539,18 @@ class Library:
         self._refresh_indexes()
         return report
 
+    def _require_writable(self) -> None:
+        """LibraryError naming the folder when the library cannot be created or written."""
+        from photosearch.errors import LibraryError
+
+        root = self.paths.root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"cannot create library folder {root}: {exc.strerror}") from None
+        if not os.access(root, os.W_OK):
+            raise LibraryError(f"the library folder {root} is not writable")
+
     def _require_catalog(self) -> None:
         if not self.paths.catalog.exists():
             raise NotIndexedError(f"the library {self.paths.root} is empty: run `photosearch index PATH` first")
@@ -542,7 +588,38 @@ class Library:
 
     def pull_model(self, spec: str | None = None, *, name: str | None = None, force: bool = False,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Download a CLIP model, install it and make it active; returns its model.json content.
+
+        ``spec`` is an Immich model name (default ``ViT-B-32__openai``): the ready ONNX folder
+        ``immich-app/NAME`` from the Hugging Face hub or the mirror in ``$HF_ENDPOINT``, no torch
+        needed; an interrupted download resumes when called again, every file is hash-checked.
+        ``ARCH:PRETRAINED`` instead downloads an open_clip checkpoint and converts it (needs the
+        ``convert`` extra, i.e. torch). Raises NetworkError (one line, within seconds) offline,
+        UsageError for an unknown name, ModelError for a file failing its hash check.
+        """
         return self.models.pull(spec, name=name, force=force, progress=progress)
+
+    def import_model_folder(self, folder: str | os.PathLike[str], *, name: str | None = None, force: bool = False,
+                            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Install an Immich-layout model folder (``config.json``, ``visual/``, ``textual/``) offline.
+
+        The folder is copied into the library, both ONNX files are loaded and one image and one
+        text are embedded as a check before the model becomes active. ``name`` defaults to the
+        folder's name. InputError for a missing or incomplete folder, ModelError for ONNX files
+        that do not load or run, UsageError for a name already installed (unless ``force``).
+        """
+        return self.models.import_folder(folder, name=name, force=force, progress=progress)
+
+    def export_model(self, name: str, dest: str | os.PathLike[str]) -> dict[str, Any]:
+        """Write installed model ``name`` as an Immich-layout folder at ``dest`` (new or empty).
+
+        Works for both layouts; a model converted from open_clip gets a config.json,
+        preprocess_cfg.json and a HuggingFace-format CLIP tokenizer giving the same token ids,
+        so ``import_model_folder`` on another machine installs the same model. Returns the
+        path and the files written. UsageError for an unknown name, InputError for a
+        destination that is not empty or not writable.
+        """
+        return self.models.export(name, dest)
 
     def use_model(self, name: str) -> None:
         self.models.set_active(name)

@@ -239,7 +239,7 @@ class Catalog:
                     raise LibraryError(
                         f"the library {path.parent} is busy (another photosearch process is writing it); try again"
                     ) from None
-                if "permission" in str(exc).lower() or "read-only" in str(exc).lower():
+                if any(w in str(exc).lower() for w in ("permission", "read-only", "not permitted")):
                     raise LibraryError(f"cannot open the library {path.parent}: it is not writable") from None
                 raise LibraryError(f"cannot open the catalog {path}: {exc}") from None
         # DuckDB draws progress bars on a terminal for long queries; photosearch reports its own.
@@ -1390,6 +1390,20 @@ class Catalog:
 
     def shard_skips(self) -> dict[str, tuple[int, int]]:
         return {r[0]: (r[1], r[2]) for r in self.con.execute("SELECT path, size, mtime_ns FROM shard_skips").fetchall()}
+
+    def remember_skips(self, rows: list[tuple[str, int, int, str]]) -> None:
+        """Files that could not be used, as (path, size, mtime_ns, reason): not retried while unchanged."""
+        if rows:
+            self.con.executemany("INSERT OR REPLACE INTO shard_skips VALUES (?, ?, ?, ?)", rows)
+
+    def forget_skips(self, paths: list[str]) -> None:
+        if paths:
+            self.con.executemany("DELETE FROM shard_skips WHERE path = ?", [[p] for p in paths])
+
+    def skipped_files(self) -> list[dict[str, Any]]:
+        """Every remembered skip: path, size, mtime_ns, reason (by path)."""
+        rows = self.con.execute("SELECT path, size, mtime_ns, reason FROM shard_skips ORDER BY path").fetchall()
+        return [{"path": r[0], "size": r[1], "mtime_ns": r[2], "reason": r[3]} for r in rows]
 
 
 #: Photo ids carrying a tag: accepted by the user, or scored at or above the tag's threshold and not

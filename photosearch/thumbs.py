@@ -1,4 +1,4 @@
-"""Thumbnails for the web UI, made on demand and cached in the library as WebP.
+"""Thumbnails (the web UI shows them), made while indexing or on demand and cached in the library as WebP.
 
 ``<library>/thumbs/<hash[:2]>/<content hash>-<size>.webp``: keyed by the photo's bytes, so a
 moved photo keeps its thumbnail and a changed one gets a new one. EXIF orientation is applied
