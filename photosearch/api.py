@@ -212,6 +212,8 @@ class Library:
 
         from photosearch.tags import init_taxonomy
 
+        if dest is None:
+            self._require_writable()
         target = Path(dest).expanduser() if dest else self.paths.root / "taxonomy.toml"
         return str(init_taxonomy(target, force=force))
 

@@ -127,6 +127,32 @@ def write_photo(path: Path, seed: int, size: tuple[int, int] = (96, 72), fmt: st
     return path
 
 
+def write_natural_photo(path: Path, seed: int, size: tuple[int, int] = (320, 240), quality: int = 92) -> Path:
+    """A synthetic photo with natural images' statistics: 1/f ("pink") noise per channel, mid-tones
+    with a photo's contrast, and some shapes; what perceptual hashes see in real photos
+    (structure at every scale) rather than flat gradients that edits such as brightening saturate."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    amplitude = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / max(w, h))
+    channels = []
+    base = rng.standard_normal((h, w))
+    for _ in range(3):  # correlated channels, as in photos
+        noise = 0.7 * base + 0.3 * rng.standard_normal((h, w))
+        field = np.fft.irfft2(np.fft.rfft2(noise) * amplitude, s=(h, w))
+        channels.append((field - field.mean()) / (field.std() + 1e-9))
+    img = np.stack(channels, axis=-1) * 38 + rng.uniform(95, 140, 3)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(3):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(min(w, h) / 10, min(w, h) / 4)
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] += rng.uniform(-45, 45, 3)
+    im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, "JPEG", quality=quality)
+    return path
+
+
 def run_cli(*args: str, library: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the photosearch CLI in a fresh process, as a user would."""

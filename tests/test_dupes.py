@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from conftest import SHARED, needs_shared, run_cli, write_photo
+from conftest import SHARED, needs_shared, run_cli, write_natural_photo, write_photo
 from photosearch.catalog import Catalog
 from photosearch.dupes import PRESETS, hash_pairs
 from photosearch.errors import UsageError
@@ -52,8 +52,8 @@ def transformed(library, tmp_path):
         distractors = [p for p in sorted((SHARED / "photos").glob("*.jpg"))
                        if p not in originals and "motorcycle" not in p.name][:12]
     else:
-        originals = [write_photo(tmp_path / "src" / f"o{i}.jpg", 500 + i, size=(320, 240)) for i in range(3)]
-        distractors = [write_photo(tmp_path / "src" / f"d{i}.jpg", 900 + i, size=(320, 240)) for i in range(8)]
+        originals = [write_natural_photo(tmp_path / "src" / f"o{i}.jpg", 500 + i) for i in range(3)]
+        distractors = [write_natural_photo(tmp_path / "src" / f"d{i}.jpg", 900 + i) for i in range(8)]
     expected: dict[str, set[str]] = {}
     for src in originals:
         im = Image.open(src).convert("RGB")

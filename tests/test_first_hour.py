@@ -331,3 +331,54 @@ def test_every_command_prints_exactly_one_json_document(library, tmp_path):
         except (AssertionError, ValueError) as exc:
             problems.append((name, str(exc)[:300], r.stdout[:200]))
     assert not problems, problems
+
+
+def test_bad_input_anywhere_is_one_line_with_a_documented_code(library, photos, tmp_path):
+    """Every command: a bad option (2); every command that takes a path: a missing one (3); those that
+    read a file: a corrupt one; every command that writes the library: an unwritable library (5)."""
+    lib = library.paths.root
+    if SHARED.is_dir():
+        shutil.copy(SHARED / "faces" / "face_recognition_biden.jpg", photos / "face.jpg")
+    library.index([photos])
+    a = str(photos / "p0.jpg")
+    missing = str(tmp_path / "no-such-thing.jpg")
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xdb" + os.urandom(300))
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[watch\nsettle_seconds = = 3")
+    problems = []
+
+    def check(args: list[str], code: int) -> None:
+        r = run_cli(*args, library=lib)
+        try:
+            assert r.returncode == code, (r.returncode, r.stderr)
+            assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+            # Progress lines may come first; the failure itself is one line, the last.
+            errors = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("error: ")]
+            assert len(errors) == 1 and r.stderr.strip().splitlines()[-1] == errors[0], r.stderr
+        except AssertionError as exc:
+            problems.append((args, str(exc)[:400]))
+
+    for command in sorted(_all_commands()):
+        check([*command.split(), "--no-such-option"], 2)
+    for args in (["like", missing], ["face", "--like", missing], ["index", missing], ["rate", "3", missing],
+                 ["organize", missing, "--into", str(tmp_path / "dest")], ["watch", missing, "--once"],
+                 ["dupes", "keep-both", missing, a], ["tag", "add", "beach", missing],
+                 ["tag", "remove", "beach", missing], ["tag", "reset", "beach", missing],
+                 ["models", "import", "ViT-B-32", missing], ["models", "import", "faces", missing],
+                 ["export", "--csv", "--out", str(tmp_path / "no-dir" / "x.csv")],
+                 ["tags", "--taxonomy", missing]):
+        check(args, 3)
+    # With no face indexed (generated photos), "nothing indexed" (6) comes before reading the example.
+    face_code = 3 if SHARED.is_dir() else 6
+    for args, code in ((["like", str(corrupt)], 3), (["face", "--like", str(corrupt)], face_code),
+                       (["tags", "--taxonomy", str(bad_toml)], 2), (["organize", str(photos), "--into",
+                        str(tmp_path / "d"), "--config", str(bad_toml)], 2),
+                       (["models", "import", "ViT-B-32", str(corrupt)], 4)):
+        check(args, code)
+    with unwritable(lib):
+        for args in (["index", str(photos)], ["tag", "add", "beach", a], ["rate", "2", a], ["tag"],
+                     ["people", "recluster"], ["dupes", "keep-both", a, str(photos / "p1.jpg")],
+                     ["tags", "init"], ["models", "use", "tinyclip"]):
+            check(args, 5)
+    assert not problems, "\n".join(map(str, problems))

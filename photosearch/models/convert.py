@@ -88,7 +88,10 @@ def load_open_clip(arch: str, checkpoint: str | None = None, pretrained: str | N
                 f"cannot download {name}/{pretrained}: offline (HF_HUB_OFFLINE is set); "
                 f"use `photosearch models import {name} FILE` with a local checkpoint"
             ) from None
-        raise ModelError(f"cannot load checkpoint {checkpoint or pretrained}: {type(exc).__name__}: {exc}"[:300]) from None
+        # torch's messages run to paragraphs; the first sentence says what happened.
+        first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:160]
+        raise ModelError(f"cannot load checkpoint {checkpoint or pretrained}: not a usable open_clip checkpoint "
+                         f"({type(exc).__name__}: {first})") from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(name)
     if type(tokenizer).__name__ != "SimpleTokenizer":
