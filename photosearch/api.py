@@ -535,7 +535,7 @@ class Library:
 
     def undo(self) -> UndoReport:
         """Undo the most recent file-changing action (e.g. a quarantine)."""
-        from photosearch.quarantine import undo_last
+        from photosearch.journal import undo_last
 
         report = undo_last(self.paths)
         self._refresh_indexes()

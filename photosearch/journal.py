@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photosearch.errors import LibraryError, PhotosearchError
+from photosearch.config import LibraryPaths
+from photosearch.errors import LibraryError, PhotosearchError, UsageError
 from photosearch.scan import file_sha256
 
 
@@ -263,4 +264,30 @@ def undo_changes(action: Action) -> UndoReport:
                     report.removed.append(str(path))
         except OSError as exc:
             report.problems.append(f"{d.get('src') or d.get('path')}: {exc.strerror or exc}")
+    return report
+
+
+def undo_last(paths: LibraryPaths) -> UndoReport:
+    """Undo the most recent journaled action of any kind (quarantine, organize, sync): files first,
+    then the catalog rows the action changed."""
+    from photosearch.catalog import Catalog
+
+    journal = Journal(paths.root)
+    action = journal.last_undoable()
+    if action is None:
+        raise UsageError("nothing to undo")
+    report = undo_changes(action)
+    if paths.catalog.exists():
+        with Catalog.open(paths.catalog) as cat, cat.transaction():
+            for change in action.changes:
+                d = change.data
+                if change.kind == "move" and d.get("photo_id") is not None and Path(d["src"]).exists():
+                    cat.set_quarantined(d["photo_id"], d["src"], None)
+                elif change.kind == "copy" and d.get("photo_id") is not None and not Path(d["dst"]).exists():
+                    cat.delete_photos([d["photo_id"]])
+                elif change.kind == "replace" and d.get("photo_id") is not None and "catalog" in d \
+                        and str(d["path"]) in report.restored:
+                    cat.update_photo(d["photo_id"], **d["catalog"])
+    if not report.problems:
+        Journal.mark_undone(action)
     return report

@@ -1,4 +1,4 @@
-"""Resolving duplicate groups reversibly: quarantine, metadata merge, undo, purge.
+"""Resolving duplicate groups reversibly: quarantine, metadata merge, purge (undo: journal.py).
 
 ``dupes --move-to DIR`` is a dry run until ``--apply``. Applying it, per group:
 
@@ -29,7 +29,7 @@ from photosearch.catalog import Catalog
 from photosearch.config import LibraryPaths
 from photosearch.dupes import Group
 from photosearch.errors import InputError, UsageError
-from photosearch.journal import Journal, UndoReport, journaled_move, undo_changes
+from photosearch.journal import Journal, journaled_move
 from photosearch.scan import file_sha256, find_sidecar
 from photosearch.xmp import MetadataUpdate, WriteError, sidecar_path, write
 
@@ -194,29 +194,6 @@ def _merge_into_keeper(catalog: Catalog, j: Any, backup_dir: Path, merge: Planne
         report.merged += 1
     except (WriteError, OSError) as exc:
         report.failures.append({"path": merge.path, "reason": f"metadata not merged: {exc}"})
-
-
-def undo_last(paths: LibraryPaths) -> UndoReport:
-    """Undo the most recent journaled action (files first, then the catalog)."""
-    journal = Journal(paths.root)
-    action = journal.last_undoable()
-    if action is None:
-        raise UsageError("nothing to undo")
-    report = undo_changes(action)
-    if paths.catalog.exists():
-        with Catalog.open(paths.catalog) as cat, cat.transaction():
-            for change in action.changes:
-                d = change.data
-                if change.kind == "move" and d.get("photo_id") is not None and Path(d["src"]).exists():
-                    cat.set_quarantined(d["photo_id"], d["src"], None)
-                elif change.kind == "copy" and d.get("photo_id") is not None and not Path(d["dst"]).exists():
-                    cat.delete_photos([d["photo_id"]])
-                elif change.kind == "replace" and d.get("photo_id") is not None and "catalog" in d \
-                        and str(d["path"]) in report.restored:
-                    cat.update_photo(d["photo_id"], **d["catalog"])
-    if not report.problems:
-        Journal.mark_undone(action)
-    return report
 
 
 def keep_both(catalog: Catalog, photos: list[str]) -> int:
