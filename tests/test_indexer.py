@@ -126,9 +126,11 @@ def test_broken_corpus(library, tmp_path):
             assert name in skipped and path not in indexed, name
             assert skipped[name] and "\n" not in skipped[name]
     assert s.indexed == len(indexed)
-    # The second run reports the same bad files and indexes nothing again.
+    # The second run neither retries nor lists the same bad files: it counts them, and the
+    # library remembers each with its reason (`index --show-skipped`).
     again = library.index([folder])
-    assert again.indexed == 0 and {Path(x.path).name for x in again.skipped} == set(skipped)
+    assert again.indexed == 0 and again.skipped == [] and again.skipped_before == len(skipped)
+    assert {Path(x["path"]).name: x["reason"] for x in library.skipped_files()} == skipped
 
 
 @needs_shared

@@ -119,3 +119,131 @@ class ClipTokenizer:
                 ids[-1] = self.eot
             out.append(ids)
         return out
+
+
+# -- HuggingFace `tokenizers` (Immich's model folders) ---------------------------------------
+
+#: CLIP's pre-tokenizer split: the same alternatives as ClipTokenizer.pat (text is lowercased first).
+_CLIP_SPLIT = r"""<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+
+#: What open_clip pads with (token id 0, the byte-level character "!"). Argmax/EOT pooling towers
+#: ignore whatever follows the end-of-text token, but other pooling does not, so an exported
+#: CLIP-BPE tokenizer pads exactly as open_clip does.
+CLIP_PAD_TOKEN = "!"
+
+
+#: ftfy's fix_latin_ligatures table.
+_LIGATURES = {"\u0132": "IJ", "\u0133": "ij", "\u0149": "\u02bcn", "\u01f1": "DZ", "\u01f2": "Dz", "\u01f3": "dz",
+              "\u01c4": "D\u017d", "\u01c5": "D\u017e", "\u01c6": "d\u017e", "\u01c7": "LJ", "\u01c8": "Lj",
+              "\u01c9": "lj", "\u01ca": "NJ", "\u01cb": "Nj", "\u01cc": "nj", "\ufb00": "ff", "\ufb01": "fi",
+              "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "\u017ft", "\ufb06": "st"}
+
+
+def _ftfy_replacements() -> list[tuple[str, str]]:
+    """ftfy's ligature and character-width fixes as (from, to) pairs (its WIDTH_MAP is NFKC of
+    U+FF01..U+FFEF, and the ideographic space)."""
+    import unicodedata
+
+    pairs = list(_LIGATURES.items()) + [("\u3000", " ")]
+    for code in range(0xFF01, 0xFFF0):
+        char = chr(code)
+        alt = unicodedata.normalize("NFKC", char)
+        if alt != char:
+            pairs.append((char, alt))
+    return pairs
+
+
+def clip_vocab(merges: list[str]) -> list[str]:
+    """CLIP's vocabulary in id order: 256 byte characters, the same with ``</w>``, merges, specials."""
+    chars = list(_bytes_to_unicode().values())
+    return chars + [c + "</w>" for c in chars] + [m.replace(" ", "") for m in merges] + [
+        "<start_of_text>", "<end_of_text>"]
+
+
+def build_hf_clip_tokenizer(merges: list[str]) -> object:
+    """A ``tokenizers.Tokenizer`` giving the same ids as :class:`ClipTokenizer` for the same merges.
+
+    BPE with ``</w>`` word ends over CLIP's byte-level vocabulary; the normalizer does what
+    ClipTokenizer's cleaning does for ordinary text (NFC, whitespace collapsed, lowercase; ftfy's
+    quote uncurling too), the pre-tokenizer splits with CLIP's regex before mapping bytes to
+    characters, and the post-processor adds start/end of text. Needs the ``tokenizers`` package.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    vocab = clip_vocab(merges)
+    bpe = models.BPE(
+        vocab={tok: i for i, tok in enumerate(vocab)},
+        merges=[(a, b) for a, b in (m.split(" ", 1) for m in merges)],
+        end_of_word_suffix="</w>",
+        continuing_subword_prefix="",
+        fuse_unk=False,
+    )
+    tok = Tokenizer(bpe)
+    tok.normalizer = normalizers.Sequence([
+        normalizers.NFC(),
+        # What ftfy (run by ClipTokenizer on non-ASCII text) changes in ordinary text: Latin
+        # ligatures and full-width forms spelled out, curly quotes straightened.
+        *(normalizers.Replace(src, dst) for src, dst in _ftfy_replacements()),
+        normalizers.Replace(Regex("[\u02bc\u2018-\u201b]"), "'"),
+        normalizers.Replace(Regex("[\u201c-\u201f]"), '"'),
+        normalizers.Replace(Regex(r"\s+"), " "),
+        normalizers.Strip(),
+        normalizers.Lowercase(),
+    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    sot, eot = len(vocab) - 2, len(vocab) - 1
+    tok.post_processor = processors.TemplateProcessing(
+        single="<start_of_text> $A <end_of_text>",
+        pair="<start_of_text> $A <end_of_text> $B:1 <end_of_text>:1",
+        special_tokens=[("<start_of_text>", sot), ("<end_of_text>", eot)],
+    )
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    # Typed literally, the special tokens map to their ids, as ClipTokenizer's regex does.
+    tok.add_special_tokens(["<start_of_text>", "<end_of_text>"])
+    return tok
+
+
+def clean_text(text: str, canonicalize: bool = False) -> str:
+    """Immich's text cleaning: whitespace collapsed; ``canonicalize`` (SigLIP) also drops ASCII
+    punctuation and lowercases, as open_clip's ``clean="canonicalize"`` tokenizers do."""
+    text = " ".join(text.split())
+    if canonicalize:
+        import string
+
+        text = text.translate(str.maketrans("", "", string.punctuation)).lower()
+    return text
+
+
+class HFTokenizer:
+    """A HuggingFace ``tokenizer.json`` (Immich's model folders), padded with the pad token and
+    truncated to the context length as Immich does."""
+
+    def __init__(self, path: Path, context_length: int, pad_token: str, canonicalize: bool = False) -> None:
+        from tokenizers import Tokenizer
+
+        from photosearch.errors import ModelError
+
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises plain Exceptions for unreadable JSON
+            raise ModelError(f"cannot read tokenizer {path}: {str(exc).splitlines()[0][:200]}") from None
+        pad_id = self._tok.token_to_id(pad_token)
+        if pad_id is None:
+            raise ModelError(f"tokenizer {path} has no pad token {pad_token!r} (from tokenizer_config.json)")
+        self.pad_id: int = pad_id
+        self.context_length = context_length
+        self.canonicalize = canonicalize
+        self._tok.enable_padding(length=context_length, pad_id=pad_id, pad_token=pad_token)
+        self._tok.enable_truncation(max_length=context_length)
+
+    def encode_batch(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+        """Token ids and attention masks per text, each padded to the context length."""
+        encodings = self._tok.encode_batch([clean_text(t, self.canonicalize) for t in texts])
+        return [e.ids for e in encodings], [e.attention_mask for e in encodings]
+
+    def __call__(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text, padded to the context length."""
+        return self.encode_batch(texts)[0]
