@@ -242,7 +242,7 @@ def test_watch_once_quarantines_exact_duplicates_and_organizes(library, tmp_path
     r = run_cli("watch", str(inbox), "--once", "--settle", "0.5", "--no-faces", "--quarantine", str(quarantine),
                 "--into", str(dest), "--pattern", "{year}/{month:02}", "--json", library=library.paths.root)
     assert r.returncode == 0, r.stderr
-    batches = [json.loads(line) for line in r.stdout.splitlines()]
+    batches = json.loads(r.stdout)["batches"]  # --once: one JSON document
     assert sum(b["indexed"] for b in batches) == 2
     assert (quarantine / "copy-of-known.jpg").read_bytes() == known.read_bytes()
     assert (dest / "2022" / "08" / "new.jpg").is_file() and not new.exists()

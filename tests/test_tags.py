@@ -148,7 +148,7 @@ def test_manual_tags_aliases_and_search_by_tag(tagged, tmp_path):
     lib, photos, _ = tagged
     root = lib.paths.root
     r = run_cli("tag", "add", "bday", str(photos[0]), str(photos[1]), "--json", library=root)
-    assert json.loads(r.stdout) == {"tag": "Birthday", "state": "accepted", "photos": 2}
+    assert json.loads(r.stdout) == {"tag": "Birthday", "state": "accepted", "photos": 2, "failed": []}
     run_cli("tag", "remove", "birthday party", str(photos[1]), library=root)
     r = run_cli("--tag", "BDAY", "--json", library=root)  # no query: the tagged photos
     got = [Path(x["path"]).name for x in json.loads(r.stdout)["results"]]
