@@ -101,7 +101,7 @@ def quality(args: argparse.Namespace) -> None:
     from bench_query import model_library  # random-weights ViT-B-32-256, imported through the product
 
     from photosearch.api import Library
-    from photosearch.dupes import PRESETS
+    from photosearch.query.dupes import PRESETS
 
     folder = WORK / "dupes-quality" / "photos"
     truth, natural = build_quality_set(folder)
@@ -154,7 +154,7 @@ def faiss_multihash_pairs(ids: np.ndarray, phash: np.ndarray, max_distance: int)
     """The pair search before the chunked one (FAISS IndexBinaryMultiHash, 4 x 16 bits), for comparison."""
     import faiss
 
-    from photosearch.hashes import to_codes
+    from photosearch.media.hashes import to_codes
 
     usable = phash.any(axis=1)
     ids, phash = ids[usable], phash[usable]
@@ -202,7 +202,7 @@ def _busy_seconds() -> float:
 
 
 def speed(args: argparse.Namespace) -> None:
-    from photosearch.dupes import PRESETS, clip_pairs, hash_pairs
+    from photosearch.query.dupes import PRESETS, clip_pairs, hash_pairs
 
     print("| photos | hash pairs (s) | its CPU (s) | other processes (cores) | RSS before -> peak during hash pairs (MB) "
           "| previous FAISS multi-hash (s) | CLIP neighbours (s) | total (s) | pairs found (hash) |")
@@ -244,7 +244,7 @@ def speed(args: argparse.Namespace) -> None:
         lib = WORK / f"query-lib-{n}"
         t_clip = float("nan")
         if n <= args.clip_max and (lib / ".complete").exists():
-            from photosearch.catalog import Catalog
+            from photosearch.store.catalog import Catalog
 
             from photosearch.errors import LibraryError
 
@@ -271,7 +271,7 @@ def cli(args: argparse.Namespace) -> None:
 
     import pyarrow as pa
 
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     print("| photos | `photosearch dupes --json` wall (s) | CPU (s, user+sys of the process) | groups | other processes (cores) |")
     print("|---|---|---|---|---|")

@@ -259,7 +259,7 @@ def read_clusters(lib: Any) -> tuple[list[dict[str, Any]], dict[int, list[int]]]
 
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     from photosearch.api import Library
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.errors import PhotosearchError
 
     model_lib = prepare_models(wheel_path(args))
@@ -793,7 +793,7 @@ def index(args: argparse.Namespace) -> dict[str, Any]:
         f.read_bytes()
     # Per-photo cost of the face part, in this process, one thread: the larger DCT-scaled decode
     # faces need (min side 480 instead of the model's 256) and the engine on the decoded photo.
-    from photosearch.imageio import decode
+    from photosearch.media.decode import decode
 
     clip = Library(model_lib).models.load()
     cv_default = cv2.getNumThreads()

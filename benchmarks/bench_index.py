@@ -11,7 +11,7 @@ drift on a shared machine does not favour one side):
 
   (a) bare model    ClipModel.encode_pixels (onnxruntime image tower) on pre-decoded,
                     preprocessed tensors, batches of 16 as the indexer uses: photos/s, t_model.
-  (b) decode        photosearch.imageio.decode(data, ext='.jpg', min_side=S) + ClipModel.preprocess,
+  (b) decode        photosearch.media.decode.decode(data, ext='.jpg', min_side=S) + ClipModel.preprocess,
                     one thread, bytes already in memory: t_decode (CPU time per image), plus the
                     other per-photo work of the indexer (sha256, metadata) and a few full decodes.
   (c) end to end    a fresh process `photosearch index DIR --json -q --library FRESH` (wall time
@@ -223,8 +223,8 @@ def fresh_library(model_lib: Path, tag: str) -> Path:
 
 def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None], full_n: int) -> dict[str, Any]:
     """One thread: decode(min_side) + preprocess per image, bytes already in memory."""
-    from photosearch.imageio import decode, read_metadata
-    from photosearch.scan import content_hash
+    from photosearch.media.decode import decode, read_metadata
+    from photosearch.media.scan import content_hash
 
     phash = _perceptual_hash_fn()
     wall, cpu, dec_cpu, other_cpu = [], [], [], []
@@ -269,10 +269,10 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
 
 
 def _perceptual_hash_fn() -> Any:
-    """photosearch.hashes.compute if this version of the indexer computes perceptual hashes."""
+    """photosearch.media.hashes.compute if this version of the indexer computes perceptual hashes."""
     try:
-        import photosearch.indexer as ix
-        from photosearch import hashes
+        import photosearch.ingest.indexer as ix
+        from photosearch.media import hashes
     except ImportError:
         return None
     return hashes.compute if getattr(ix, "hashes", None) is hashes else None
@@ -435,7 +435,7 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any]
 
     import psutil
 
-    import photosearch.indexer as ix
+    import photosearch.ingest.indexer as ix
     from photosearch.api import Library
     from photosearch.models.base import default_threads
 

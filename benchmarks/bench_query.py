@@ -54,9 +54,9 @@ def model_library() -> Path:
 
 
 def build_library(n: int) -> Path:
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.config import DEFAULT_EXACT_MAX
-    from photosearch.vectors import build_from_catalog, save_for_catalog
+    from photosearch.store.vectors import build_from_catalog, save_for_catalog
 
     lib = WORK / f"query-lib-{n}"
     done = lib / ".complete"
@@ -146,14 +146,14 @@ def cold_query(lib: Path, text: str) -> tuple[float, float, int]:
 
 def warm_queries(lib: Path, n_queries: int = 40) -> dict[str, float]:
     from photosearch.config import LibraryPaths
-    from photosearch.search import Searcher
+    from photosearch.query.search import Searcher
 
     searcher = Searcher(LibraryPaths(lib))
     searcher.search_text("warm up")
     total, search_only = [], []
     model = searcher._load_model()
-    from photosearch.catalog import Catalog
-    from photosearch.vectors import load_for_search
+    from photosearch.store.catalog import Catalog
+    from photosearch.store.vectors import load_for_search
 
     with Catalog.open(lib / "catalog.duckdb", read_only=True) as cat:
         index, _ = load_for_search(cat, lib / "vectors", ARCH, exact_max=searcher.exact_max, dim=DIM)
@@ -171,8 +171,8 @@ def warm_queries(lib: Path, n_queries: int = 40) -> dict[str, float]:
 
 def recall(lib: Path, n: int, n_queries: int = 200) -> dict[str, float]:
     """recall@10 of the saved index against exact search, for near and far queries."""
-    from photosearch.catalog import Catalog
-    from photosearch.vectors import exact_topk_streaming, load_for_search, recall_at_k
+    from photosearch.store.catalog import Catalog
+    from photosearch.store.vectors import exact_topk_streaming, load_for_search, recall_at_k
 
     with Catalog.open(lib / "catalog.duckdb", read_only=True) as cat:
         index, _ = load_for_search(cat, lib / "vectors", ARCH, exact_max=20_000, dim=DIM)

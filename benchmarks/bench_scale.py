@@ -11,14 +11,14 @@
     python3 benchmarks/bench_scale.py simulate benchmarks/work/scale-*.json     # report + SCALE.md tables
     python3 benchmarks/bench_scale.py all --json-out benchmarks/work/scale.json  # embed, ingest, index in turn
 
-embed   The shard embedder (photosearch.shards) on camera-like 12 MP JPEGs (bench_index.py's,
+embed   The shard embedder (photosearch.ingest.shards) on camera-like 12 MP JPEGs (bench_index.py's,
         reused from benchmarks/work/), random-weights ViT-B-32-256 (speed does not depend on
         the weights): in process (embed_local, onnxruntime threads 1 and 2) and on a local
         loopback-only Ray cluster (embed_ray, 1 and 2 actors of 0.5 CPU, one onnxruntime thread
         each). Each run plans a scratch library's manifest shards first and times only the
         embedding: wall (model load and, for Ray, actor start included), steady rate between the
         first and the last finished shard (from the output files' mtimes), CPU busy on the machine.
-index   photosearch.ondisk at N synthetic 512-d unit vectors, clustered like bench_query.py's,
+index   photosearch.store.ondisk at N synthetic 512-d unit vectors, clustered like bench_query.py's,
         written as Parquet output shards (id, vector FixedSizeList<float32>[512], skip null).
         For the codec OnDiskSpec.choose picks under each --budgets (bytes/vector) and Flat:
         sample (sample_from_shards), train, add_shards (one block per shard), merge (merge_ondisk),
@@ -27,7 +27,7 @@ index   photosearch.ondisk at N synthetic 512-d unit vectors, clustered like ben
         latency per nprobe; and a "cold" process after the index files were evicted from the page
         cache with posix_fadvise(DONTNEED) (checked with fincore; only our own files: the page
         cache of this shared machine is not dropped).
-ingest  The coordinator's ingest (photosearch.shards.ingest -> Catalog.ingest_shard) of synthetic
+ingest  The coordinator's ingest (photosearch.ingest.shards.ingest -> Catalog.ingest_shard) of synthetic
         full-schema output shards into a fresh DuckDB catalog, empty and pre-filled with
         --prefill photos; plus plan()'s diff (Catalog.plan_listing: the walk listing anti-joined
         against the catalog in DuckDB) at the pre-filled size.
@@ -62,7 +62,7 @@ sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PHOTOSEARCH_OFFLINE", "1")
 
-from photosearch.shards import ray_env  # noqa: E402
+from photosearch.ingest.shards import ray_env  # noqa: E402
 
 ray_env()  # before anything imports ray: every Ray server binds 127.0.0.1
 
@@ -181,7 +181,7 @@ def embed_bench(n: int, shard_size: int, repeat: int, configs: list[str]) -> dic
 
     from photosearch.api import Library
     from photosearch.config import LibraryPaths
-    from photosearch.shards import embed_local, embed_ray, plan, shard_dirs
+    from photosearch.ingest.shards import embed_local, embed_ray, plan, shard_dirs
 
     photos = photo_folder(n)
     model_lib = bench_index.prepare_model()
@@ -191,7 +191,7 @@ def embed_bench(n: int, shard_size: int, repeat: int, configs: list[str]) -> dic
     res: dict[str, Any] = {"n": n, "shard_size": shard_size, "photos": str(photos), "mean_mb": np.mean(sizes) / 1e6,
                            "runs": [], "ray": {}}
     # Model load alone (what every embedder, process or actor, pays once).
-    from photosearch.shards import ShardEmbedder
+    from photosearch.ingest.shards import ShardEmbedder
 
     t0 = time.perf_counter()
     e = ShardEmbedder(folder, threads=1)
@@ -309,7 +309,7 @@ def vector_shards(n: int, rows: int) -> list[Path]:
 
 def _read_vectors(f: Path) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of an output shard: the product's columnar reader."""
-    from photosearch.shards import read_vectors
+    from photosearch.store.ondisk import read_vectors
 
     return read_vectors(f)
 
@@ -397,7 +397,7 @@ def query_child(spec_path: str) -> None:
     job = json.loads(Path(spec_path).read_text())
     import faiss
 
-    from photosearch.ondisk import OnDiskIndex
+    from photosearch.store.ondisk import OnDiskIndex
 
     faiss.omp_set_num_threads(job.get("omp", 2))
     before = status_kb()
@@ -475,7 +475,7 @@ def run_query_child(job: dict[str, Any], tag: str) -> dict[str, Any]:
 
 def index_bench(n: int, rows: int, budgets: list[int], flat: bool, sample_n: int, add_threads: int, nq: int,
                 scan_budget_gb: float, product_sample_shards: int) -> dict[str, Any]:
-    from photosearch.ondisk import OnDiskIndex, OnDiskSpec, sample_from_shards
+    from photosearch.store.ondisk import OnDiskIndex, OnDiskSpec, sample_from_shards
 
     files = vector_shards(n, rows)
     res: dict[str, Any] = {"n": n, "shard_rows": rows, "shards": len(files), "sample_n": sample_n,
@@ -611,9 +611,9 @@ def _timed_methods(cls: Any, names: list[str], acc: dict[str, float]) -> dict[st
 
 def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: int,
                  prefill_embeddings: bool = False) -> dict[str, Any]:
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.config import LibraryPaths
-    from photosearch.shards import _write_parquet_atomic, ingest, shard_dirs
+    from photosearch.ingest.shards import _write_parquet_atomic, ingest, shard_dirs
 
     res: dict[str, Any] = {"shard_rows": shard_rows, "prefill_embeddings": prefill_embeddings, "runs": []}
     for pre in prefill:
@@ -758,7 +758,7 @@ def simulate(res: dict[str, Any], target: int = 100_000_000) -> list[str]:
         w(f"| codec (measured at {n:,}) | on disk per 1M | at 100M (x{target // n}) | RAM after load | nlist at 100M "
           "| quantizer at 100M |")
         w("|---|---|---|---|---|---|")
-        from photosearch.ondisk import OnDiskSpec
+        from photosearch.store.ondisk import OnDiskSpec
 
         for c in idx["codecs"]:
             per1m = (c["ivfdata_bytes"] + c["populated_bytes"]) / (n / 1e6)

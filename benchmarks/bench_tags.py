@@ -119,7 +119,7 @@ def build_library(n: int) -> Path:
     review and export never read it). Keeps a pristine copy of the catalog to restart from."""
     import bench_query
 
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     lib = WORK / f"tags-lib-{n}"
     done = lib / ".complete"
@@ -207,9 +207,9 @@ class Timers:
 def profile_child(lib: Path) -> dict[str, Any]:
     """Runs in a child process: Library.tag() twice (a first run on the pristine catalog, then a
     re-run) with timers around its parts (monkeypatched in this process only)."""
-    import photosearch.tags as tg
+    import photosearch.query.tags as tg
     from photosearch import api
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.models.store import ModelStore
 
     T = Timers()
@@ -294,7 +294,7 @@ def profile_child(lib: Path) -> dict[str, Any]:
 
     Catalog.tags = cat_tags
     ModelStore.load = timed("model load", ModelStore.load)
-    api_tags = tg  # Library.tag imports these names from photosearch.tags at call time
+    api_tags = tg  # Library.tag imports these names from photosearch.query.tags at call time
     api_tags.load_taxonomy = timed("load taxonomy", tg.load_taxonomy)
     api_tags.sync_taxonomy = timed("sync taxonomy", tg.sync_taxonomy)
     api_tags.text_directions = timed("text encoding (prompts)", tg.text_directions)
@@ -320,7 +320,7 @@ def profile_child(lib: Path) -> dict[str, Any]:
         parts["matrix product + sigmoid + rest of score_all"] = parts["score_all (total)"] - inside
         out[phase] = {"total_s": total, "parts": parts, "calls": dict(T.n), "photos": run.photos}
     # text encoding: the text tower's session creation vs encoding the prompts with a warm session
-    from photosearch.tags import NEUTRAL_PROMPTS, load_taxonomy as _lt
+    from photosearch.query.tags import NEUTRAL_PROMPTS, load_taxonomy as _lt
 
     prompts = [p for t in _lt(None).tags for p in t.prompts] + list(NEUTRAL_PROMPTS)
     fresh = ModelStore(api.Library(lib).paths).load(threads=1)
@@ -544,8 +544,8 @@ def prior_ablation(clip: Any, name: str, lib: Path, pos: np.ndarray, neg: np.nda
                    Hv: np.ndarray, held_pos: np.ndarray, priors: list[float]) -> dict[str, dict[str, float]]:
     """The product's train_probe, offline on the same decisions, with PROBE_PRIOR set to each of ``priors``
     (1.0 is the product's; its held-out AP must match the stored scores')."""
-    import photosearch.tags as tg
-    from photosearch.catalog import Catalog
+    import photosearch.query.tags as tg
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(lib / "catalog.duckdb", read_only=True) as cat:
         row = next(t for t in cat.tags() if t["name"] == name)
@@ -579,7 +579,7 @@ def tag_name(label: str) -> str:
 def probe(variants: int, n_targets: int, seeds: int, ks: list[int], pool: int,
           priors: list[float]) -> dict[str, Any]:
     from photosearch.api import Library
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     photos = prepare_probe_photos(variants)
     log(f"probe: {len(list(photos.glob('*.jpg')))} photos in {photos}")

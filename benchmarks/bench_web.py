@@ -145,9 +145,9 @@ def ensure_photos(limit: int) -> list[Path]:
 
 def build_library(n: int, limit: int) -> Path:
     """benchmarks/work/web-lib-N: bench_query's library re-pointed at real JPEGs, index re-published."""
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.config import DEFAULT_EXACT_MAX
-    from photosearch.vectors import load_for_search, save_for_catalog
+    from photosearch.store.vectors import load_for_search, save_for_catalog
 
     files = ensure_photos(limit)
     key = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()[:16]
@@ -186,7 +186,7 @@ def build_library(n: int, limit: int) -> Path:
 
 
 def check_library(lib: Path) -> dict[str, Any]:
-    from photosearch.vectors import load_published
+    from photosearch.store.vectors import load_published
 
     info = json.loads((lib / ".complete").read_text())
     if load_published(lib, lib / "vectors", ARCH) is None:
@@ -461,7 +461,7 @@ def thumb_split(paths: list[str], size: int, full_n: int) -> dict[str, Any]:
     """One thumbnail's cost in-process, single thread: read, draft decode, resize, WebP encode."""
     from PIL import Image
 
-    from photosearch.imageio import decode
+    from photosearch.media.decode import decode
 
     acc: dict[str, list[float]] = {"read": [], "decode": [], "resize": [], "webp": []}
     decoded_sizes = set()
@@ -497,7 +497,7 @@ def thumb_split(paths: list[str], size: int, full_n: int) -> dict[str, Any]:
 
 
 def paths_of(lib: Path, ids: list[int]) -> list[str]:
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(lib / "catalog.duckdb", read_only=True) as cat:
         rows = cat.photos_by_ids(ids)
@@ -507,10 +507,10 @@ def paths_of(lib: Path, ids: list[int]) -> list[str]:
 def search_split(lib: Path, n: int) -> dict[str, Any]:
     """Where a request's time goes: a new Searcher per search (what the server does) vs a kept one, and the
     catalog open that every thumbnail request does."""
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.config import LibraryPaths
     from photosearch.models.store import ModelStore
-    from photosearch.search import Searcher
+    from photosearch.query.search import Searcher
 
     paths = LibraryPaths(lib)
     Searcher(paths).search_text("warm up", limit=40)

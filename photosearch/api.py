@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from photosearch.catalog import Catalog, Filters
+from photosearch.actions.watch import DEFAULT_SETTLE_SECONDS, WatchOptions
 from photosearch.config import LibraryPaths, resolve_library_dir
-from photosearch.dupes import PRESETS, Thresholds
 from photosearch.errors import InputError, NotIndexedError, UsageError
 from photosearch.models.faces import FaceModelStore
-from photosearch.models.store import ModelInfo, ModelStore
-from photosearch.search import SearchResult, Searcher, make_filters
+from photosearch.models.store import ModelInfo, ModelStore, missing_model_message
+from photosearch.query.dupes import PRESETS, Thresholds
+from photosearch.query.search import SearchResult, Searcher, make_filters
+from photosearch.store.catalog import Catalog, Filters
 
 if TYPE_CHECKING:  # the indexing and file-changing machinery is imported by the calls that need it
-    from photosearch.dupes import Group
-    from photosearch.indexer import IndexSummary, Progress
-    from photosearch.journal import UndoReport
-    from photosearch.quarantine import ApplyReport, Plan, PurgeItem
+    from photosearch.query.dupes import Group
+    from photosearch.ingest.indexer import IndexSummary, Progress
+    from photosearch.actions.journal import UndoReport
+    from photosearch.actions.quarantine import ApplyReport, Plan, PurgeItem
 
 
 class Library:
@@ -52,7 +51,7 @@ class Library:
         With ``faces`` (the default) faces are found and clustered too; the default face models
         are installed on first use (see :meth:`pull_face_models`).
         """
-        from photosearch.indexer import Indexer
+        from photosearch.ingest.indexer import Indexer
 
         self._require_writable()
         clip = model or self.models.load()
@@ -82,7 +81,7 @@ class Library:
         """Index through Parquet shards: the coordinator plans, the shard embedder (CLIP, hashes,
         faces, metadata: the same per-photo code as :meth:`index`) runs in this process
         (``engine="local"``) or on Ray (``engine="ray"``), and each finished shard is ingested."""
-        from photosearch.shards import DEFAULT_SHARD_SIZE, run
+        from photosearch.ingest.shards import DEFAULT_SHARD_SIZE, run
 
         clip = model or self.models.load()
         face_model = None
@@ -101,7 +100,67 @@ class Library:
 
     def search_text(self, query: str, *, filters: Filters | None = None, limit: int = 20,
                     min_score: float | None = None) -> list[SearchResult]:
+        """Photos best matching a text description, best first."""
         return Searcher(self.paths).search_text(query, filters, limit, min_score)
+
+    def searcher(self) -> Searcher:
+        """A searcher to keep (a server's): its text model loads once, not per query, and it
+        follows the library as it changes."""
+        return Searcher(self.paths)
+
+    # -- photos, for front ends that show them ------------------------------------------------
+
+    def photos_by_ids(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Catalog rows of these photos (path, content_hash, dates, camera, ...) by id; unknown ids are absent."""
+        if not ids or not self.paths.catalog.exists():
+            return {}
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return cat.photos_by_ids(list(ids))
+
+    def photo_details(self, photo_id: int) -> dict[str, Any] | None:
+        """A photo's row with its faces, tags and people (None if there is no such photo)."""
+        if not self.paths.catalog.exists():
+            return None
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            row = cat.photos_by_ids([photo_id]).get(photo_id)
+            if row is None:
+                return None
+            return {"photo": row, "faces": cat.faces_of_photos([photo_id]).get(photo_id, []),
+                    "tags": cat.tags_of_photos([photo_id]).get(photo_id, []),
+                    "people": cat.photo_people([photo_id]).get(photo_id, [])}
+
+    def face_and_photo(self, face_id: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """A face row and the row of the photo it is in (None, None if unknown)."""
+        if not self.paths.catalog.exists():
+            return None, None
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            face = cat.faces_by_ids([face_id]).get(face_id)
+            row = cat.photos_by_ids([face["photo_id"]]).get(face["photo_id"]) if face else None
+        return face, row
+
+    def photo_thumb(self, path: str, content_hash: str, size: int) -> str:
+        """A cached WebP thumbnail of a photo (made now if missing); OSError/DecodeError if unreadable."""
+        from photosearch.media.thumbs import photo_thumb
+
+        return str(photo_thumb(self.paths.root, path, content_hash, size))
+
+    def face_thumb(self, photo_path: str, content_hash: str, face: dict[str, Any]) -> str:
+        """A cached WebP crop of one face of a photo."""
+        from photosearch.media.thumbs import face_thumb
+
+        return str(face_thumb(self.paths.root, photo_path, content_hash, face))
+
+    @staticmethod
+    def preview(path: str | os.PathLike[str], min_side: int = 64) -> Any:
+        """An upright PIL image of any photo photosearch reads (decoded small), e.g. for a terminal preview."""
+        from photosearch.media.decode import decode
+
+        with open(path, "rb") as f:
+            return decode(f.read(), ext=os.path.splitext(str(path))[1].lower(), min_side=min_side).image
+
+    def missing_model_message(self) -> str:
+        """What to do when no CLIP model is installed (pull or import)."""
+        return missing_model_message(self.paths.root)
 
     def search_image(self, photo: str | os.PathLike[str], *, filters: Filters | None = None, limit: int = 20,
                      min_score: float | None = None) -> list[SearchResult]:
@@ -139,7 +198,7 @@ class Library:
             return cat.people()
 
     def person_faces(self, person: str | int, limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        from photosearch.people import resolve_person
+        from photosearch.query.people import resolve_person
 
         self._require_catalog()
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
@@ -148,24 +207,24 @@ class Library:
 
     def name_person(self, person: str | int, name: str) -> dict[str, Any]:
         """Name a person or cluster (merging it into a person who already has that name)."""
-        from photosearch.people import name_person
+        from photosearch.query.people import name_person
 
         return self._people_edit(lambda cat: name_person(cat, person, name))
 
     def merge_people(self, people: list[str | int]) -> dict[str, Any]:
-        from photosearch.people import merge_people
+        from photosearch.query.people import merge_people
 
         return self._people_edit(lambda cat: merge_people(cat, people))
 
     def reject_face(self, face_id: int) -> dict[str, Any]:
         """Take a face out of its person for good (it is never proposed for that person again)."""
-        from photosearch.people import reject_face
+        from photosearch.query.people import reject_face
 
         return self._people_edit(lambda cat: reject_face(cat, face_id))
 
     def recluster(self, threshold: float | None = None) -> int:
         """Redo automatic clustering (named people, hand edits and rejections are kept)."""
-        from photosearch.people import DEFAULT_THRESHOLD, recluster
+        from photosearch.query.people import DEFAULT_THRESHOLD, recluster
 
         model = self.face_models.active_name()
         if model is None:
@@ -180,7 +239,7 @@ class Library:
         """One JPEG of face thumbnails per person or cluster (default: all) into ``out_dir``."""
         from pathlib import Path
 
-        from photosearch.people import contact_sheet, resolve_person
+        from photosearch.query.people import contact_sheet, resolve_person
 
         self._require_catalog()
         out = Path(out_dir).expanduser()
@@ -202,7 +261,7 @@ class Library:
     # -- tags -----------------------------------------------------------------------------
 
     def taxonomy_file(self, explicit: str | os.PathLike[str] | None = None) -> Any:
-        from photosearch.tags import taxonomy_path
+        from photosearch.query.tags import taxonomy_path
 
         return taxonomy_path(self.paths.root, explicit)
 
@@ -210,7 +269,7 @@ class Library:
         """Write the default taxonomy for editing (default: <library>/taxonomy.toml, which is then used)."""
         from pathlib import Path
 
-        from photosearch.tags import init_taxonomy
+        from photosearch.query.tags import init_taxonomy
 
         if dest is None:
             self._require_writable()
@@ -219,7 +278,7 @@ class Library:
 
     def tags(self, taxonomy: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
         """Every tag (taxonomy and user tags) with its settings and counts."""
-        from photosearch.tags import load_taxonomy, sync_taxonomy
+        from photosearch.query.tags import load_taxonomy, sync_taxonomy
 
         tax = load_taxonomy(self.taxonomy_file(taxonomy))
         if not self.paths.catalog.exists():
@@ -233,7 +292,7 @@ class Library:
             model: Any = None) -> Any:
         """Score every photo against every tag from the stored CLIP vectors (no re-embedding);
         tags with enough accepted and rejected examples get a trained probe."""
-        from photosearch.tags import load_taxonomy, resolve_tag, score_all, sync_taxonomy
+        from photosearch.query.tags import load_taxonomy, resolve_tag, score_all, sync_taxonomy
 
         self._require_catalog()
         import time
@@ -254,7 +313,7 @@ class Library:
     def tag_photos(self, tag: str, photos: list[str | os.PathLike[str]], *, state: str | None) -> dict[str, Any]:
         """Set a tag by hand: ``state`` 'accepted' (tag add), 'rejected' (tag remove) or None (back to
         automatic). Aliases resolve; an unknown tag is created in the ``user`` group."""
-        from photosearch.tags import load_taxonomy, resolve_tag, sync_taxonomy
+        from photosearch.query.tags import load_taxonomy, resolve_tag, sync_taxonomy
 
         ids, failed = self._photo_ids(photos)
         taxonomy = load_taxonomy(self.taxonomy_file())
@@ -296,6 +355,16 @@ class Library:
             with cat.transaction():
                 cat.set_ratings(ids, rating)
         return {"rated": len(ids), "rating": rating, "failed": failed}
+
+    def export_csv_file(self, out_file: str | os.PathLike[str]) -> int:
+        """Write the CSV export to ``out_file`` atomically; returns the number of photos."""
+        from photosearch.files import replacing
+
+        try:
+            with replacing(out_file, suffix=".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+                return self.export_csv(f)
+        except OSError as exc:
+            raise InputError(f"cannot write {out_file}: {exc.strerror}") from None
 
     def export_csv(self, out: Any) -> int:
         """Write one CSV row per photo (path, dates, camera, tags with scores, people, rating, GPS)."""
@@ -369,8 +438,8 @@ class Library:
              on_item: Callable[[Any], None] | None = None) -> list[Any]:
         """Plan (and with ``apply``, write) people, tags and ratings into the photos' metadata
         through the safe writer; a dry run returns what would change."""
-        from photosearch.sync import apply as apply_items
-        from photosearch.sync import plan
+        from photosearch.actions.sync import apply as apply_items
+        from photosearch.actions.sync import plan
 
         self._require_catalog()
         opts = dict(people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
@@ -393,7 +462,7 @@ class Library:
         """The library's config file (``<library>/config.toml``, or ``explicit``) as a dict."""
         from pathlib import Path
 
-        from photosearch.organize import load_config
+        from photosearch.actions.organize import load_config
 
         path = Path(explicit).expanduser() if explicit else self.paths.root / "config.toml"
         if explicit and not path.is_file():
@@ -402,7 +471,7 @@ class Library:
 
     def events(self, *, gap_hours: float | None = None, max_km: float | None = None) -> list[dict[str, Any]]:
         """Group dated photos into events (recomputed and stored) and return them in time order."""
-        from photosearch.events import DEFAULT_GAP_HOURS, DEFAULT_MAX_KM, build
+        from photosearch.query.events import DEFAULT_GAP_HOURS, DEFAULT_MAX_KM, build
 
         self._require_catalog()
         with Catalog.open(self.paths.catalog) as cat:
@@ -419,7 +488,7 @@ class Library:
         first. Returns (plan, report or None)."""
         from pathlib import Path
 
-        from photosearch.organize import DEFAULT_PATTERN, Rule, apply_plan, make_plan, parse_rule
+        from photosearch.actions.organize import DEFAULT_PATTERN, Rule, apply_plan, make_plan, parse_rule
 
         self._require_catalog()
         conf = self.config(config).get("organize", {})
@@ -451,7 +520,7 @@ class Library:
         deletes them after 7 days)."""
         from pathlib import Path
 
-        from photosearch.quarantine import Plan, PlannedMove, apply_plan
+        from photosearch.actions.quarantine import Plan, PlannedMove, apply_plan
 
         dest_abs = os.path.normpath(os.path.abspath(Path(dest).expanduser()))
         plan = Plan(dest=dest_abs)
@@ -474,8 +543,8 @@ class Library:
                 "journal": report.journal}
 
     def watcher(self, import_dir: str | os.PathLike[str], options: Any, **callbacks: Any) -> Any:
-        """A :class:`photosearch.watch.Watcher` for an import folder."""
-        from photosearch.watch import Watcher
+        """A :class:`photosearch.actions.watch.Watcher` for an import folder."""
+        from photosearch.actions.watch import Watcher
 
         return Watcher(self, import_dir, options, **callbacks)
 
@@ -488,7 +557,7 @@ class Library:
         Without an installed model, ``both`` falls back to perceptual hashes alone.
         """
         self._require_catalog()
-        from photosearch.dupes import find_groups
+        from photosearch.query.dupes import find_groups
 
         model, dim = self._model_and_dim(required=method == "clip" and not exact_only)
         if model is None and method == "both":
@@ -503,7 +572,7 @@ class Library:
                    ) -> tuple[list[Group], Plan, ApplyReport | None]:
         """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``
         (only the group kept by ``keeper``, a path, when given)."""
-        from photosearch.quarantine import apply_plan, make_plan
+        from photosearch.actions.quarantine import apply_plan, make_plan
 
         groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only)
         if keeper is not None:
@@ -518,14 +587,14 @@ class Library:
         return groups, plan, report
 
     def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> int:
-        from photosearch.quarantine import keep_both
+        from photosearch.actions.quarantine import keep_both
 
         self._require_catalog()  # a decision about photos needs a library that has them
         with Catalog.open(self.paths.catalog) as cat:
             return keep_both(cat, [os.fspath(p) for p in photos])
 
     def dupes_purge(self, *, older_than_days: int = 7, apply: bool = False) -> list[PurgeItem]:
-        from photosearch.quarantine import purge
+        from photosearch.actions.quarantine import purge
 
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             items = purge(cat, older_than_days=older_than_days, apply=apply)
@@ -535,7 +604,7 @@ class Library:
 
     def undo(self) -> UndoReport:
         """Undo the most recent file-changing action (e.g. a quarantine)."""
-        from photosearch.journal import undo_last
+        from photosearch.actions.journal import undo_last
 
         report = undo_last(self.paths)
         self._refresh_indexes()
@@ -568,7 +637,7 @@ class Library:
         return name, int(read_spec(self.models.root / name)["embed_dim"])
 
     def _refresh_indexes(self) -> None:
-        from photosearch.indexer import refresh_index
+        from photosearch.store.vectors import refresh_index
 
         name, dim = self._model_and_dim(required=False)
         if name is not None and self.paths.catalog.exists():
@@ -676,4 +745,5 @@ class Library:
         return out
 
 
-__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS"]
+__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS", "WatchOptions",
+           "DEFAULT_SETTLE_SECONDS"]

@@ -967,10 +967,9 @@ def _thumbnail(path: str, width: int = 48) -> Any:
     from PIL import Image
     from rich.text import Text
 
-    from photosearch.imageio import decode
+    from photosearch.api import Library
 
-    with open(path, "rb") as f:
-        img = decode(f.read(), ext=os.path.splitext(path)[1].lower(), min_side=64).image
+    img = Library.preview(path, min_side=64)
     h = max(2, round(img.height * width / img.width / 2) * 2)
     px = img.convert("RGB").resize((width, h), Image.Resampling.BILINEAR).load()
     text = Text()
@@ -1087,7 +1086,7 @@ def export(
     library: LibraryOpt = None,
 ) -> None:
     """Export path, date, camera, tags with scores, people, rating and GPS of every photo."""
-    from photosearch.errors import InputError, UsageError
+    from photosearch.errors import UsageError
 
     if not csv_format:
         raise UsageError("choose a format: --csv")
@@ -1097,14 +1096,7 @@ def export(
     if out_file is None:
         lib.export_csv(sys.stdout)
         return
-    tmp = out_file.with_name(f".{out_file.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            n = lib.export_csv(f)
-        os.replace(tmp, out_file)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write {out_file}: {exc.strerror}") from None
+    n = lib.export_csv_file(out_file)
     if as_json:
         _print_json({"out": str(out_file), "photos": n})
     else:
@@ -1208,7 +1200,7 @@ def watch(
     """Watch an import folder: index, tag, quarantine duplicates, organize and sync new photos."""
     import signal
 
-    from photosearch.watch import DEFAULT_SETTLE_SECONDS, WatchOptions
+    from photosearch.api import DEFAULT_SETTLE_SECONDS, WatchOptions
 
     lib = _library(library)
     conf = lib.config(config)
@@ -1332,9 +1324,7 @@ def _list_models(library: str | None, as_json: bool) -> None:
         _out().print(f"face model: {'*' if fm['active'] else ' '} {fm['name']} ({fm['dim']}-d, {fm['source']})",
                      markup=False)
     if not models:
-        from photosearch.models.store import missing_model_message
-
-        err.print(missing_model_message(_library(library).paths.root))
+        err.print(lib.missing_model_message())
         return
     table = Table(show_edge=False, box=None, header_style="bold")
     for col in ("", "name", "arch", "dim", "size", "source"):

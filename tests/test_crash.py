@@ -10,7 +10,7 @@ import sys
 import time
 
 from conftest import run_cli, write_photo
-from photosearch.catalog import Catalog
+from photosearch.store.catalog import Catalog
 from photosearch.errors import LibraryError
 
 

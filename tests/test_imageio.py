@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import SHARED, needs_shared, write_photo
 from photosearch.errors import DecodeError
-from photosearch.imageio import decode, parse_date, read_metadata
+from photosearch.media.decode import decode, parse_date, read_metadata
 
 
 @needs_shared

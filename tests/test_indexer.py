@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, make_checkpoint, needs_shared, write_photo
-from photosearch.catalog import Catalog
+from photosearch.store.catalog import Catalog
 from photosearch.errors import InputError, UsageError
 
 
@@ -181,7 +181,7 @@ def test_unwritable_library(tmp_path, template_library):
     blocker.write_text("not a folder")
     lib = Library(blocker / "library")
     shutil.copytree(template_library / "models", tmp_path / "models")
-    from photosearch.indexer import Indexer
+    from photosearch.ingest.indexer import Indexer
 
     model = Library(template_library).models.load()
     with pytest.raises(LibraryError, match="cannot create library folder"):

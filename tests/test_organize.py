@@ -47,7 +47,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def test_events_split_by_time_gap_and_distance():
-    from photosearch.events import group
+    from photosearch.query.events import group
 
     t = lambda h: datetime(2024, 5, 1) + __import__("datetime").timedelta(hours=h)  # noqa: E731
     rows = [(1, t(0), 48.85, 2.35), (2, t(1), 48.86, 2.34),     # Paris, morning
@@ -166,7 +166,7 @@ def test_takeout_dates_places_people_with_truncated_and_numbered_names(library, 
     library.index([tmp_path / "Takeout"], faces=False)
     root = library.paths.root
 
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         row = {Path(r["path"]).name: r for r in (cat.photo_by_path(str(p)) for p in

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, needs_shared, write_photo
-from photosearch.catalog import Catalog
+from photosearch.store.catalog import Catalog
 from photosearch.errors import InputError, NotIndexedError, UsageError
-from photosearch.search import make_filters
-from photosearch.vectors import VectorIndex, exact_topk_streaming, recall_at_k
+from photosearch.query.search import make_filters
+from photosearch.store.vectors import VectorIndex, exact_topk_streaming, recall_at_k
 
 DATES = [datetime(2019, 5, 1), datetime(2020, 7, 4), datetime(2021, 1, 2), datetime(2022, 12, 31)]
 CAMERAS = [("Canon", "Canon EOS R5"), ("NIKON CORPORATION", "NIKON D850"), ("Apple", "iPhone 13 Pro"), ("", "")]
@@ -146,7 +146,7 @@ def test_stale_vector_index_is_synced(indexed, tmp_path):
     state_file = library.paths.vectors
     old_files = set(os.listdir(state_file))
     write_photo(folder / "home" / "late.jpg", seed=777)
-    from photosearch.indexer import Indexer
+    from photosearch.ingest.indexer import Indexer
 
     class NoSave(Indexer):
         def sync_index(self, cat):  # simulate dying before the index file is written
@@ -229,7 +229,7 @@ def test_unfiltered_search_reads_no_catalog(indexed):
 def test_moved_file_not_yet_saved_in_index_is_found_at_its_new_path(indexed):
     """After a catalog change the published index is stale; results come from the catalog."""
     library, folder = indexed
-    from photosearch.indexer import Indexer
+    from photosearch.ingest.indexer import Indexer
 
     class NoSave(Indexer):
         def sync_index(self, cat):

@@ -37,7 +37,7 @@ def tagged(library, tmp_path):
 
 
 def test_default_taxonomy_and_an_edited_copy(library, tmp_path):
-    from photosearch.tags import load_taxonomy
+    from photosearch.query.tags import load_taxonomy
 
     default = load_taxonomy(None)
     names = {t.name for t in default.tags}
@@ -74,8 +74,8 @@ def test_default_taxonomy_and_an_edited_copy(library, tmp_path):
 
 
 def test_scores_match_a_brute_force_oracle_and_thresholds(tagged):
-    from photosearch.catalog import Catalog
-    from photosearch.tags import LOGIT_SCALE, NEUTRAL_PROMPTS
+    from photosearch.store.catalog import Catalog
+    from photosearch.query.tags import LOGIT_SCALE, NEUTRAL_PROMPTS
 
     lib, photos, run = tagged
     assert run.photos == len(photos) and run.tags >= 10 and not run.probes
@@ -128,7 +128,7 @@ def test_probe_learns_a_user_tag_from_a_few_examples(library, tmp_path):
     assert "the old barn" in run.probes
     tags = {t["name"]: t for t in library.tags()}
     assert tags["the old barn"]["group"] == "user" and tags["the old barn"]["scorer"] == "probe"
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         scores = {Path(p).name: s for p, s in cat.con.execute(
@@ -186,7 +186,7 @@ def test_review_json_and_interactive_decisions(tagged):
                           env={**os.environ, "PHOTOSEARCH_LIBRARY": str(root)}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "accepted 1, rejected 1" in proc.stdout
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(lib.paths.catalog, read_only=True) as cat:
         assert cat.decisions(first_tags[0]).get(item["photo_id"]) == "accepted"
@@ -287,7 +287,7 @@ def test_sidecar_only_and_per_file_failures(library, tmp_path):
 
 
 def test_a_failed_verification_leaves_the_original_untouched(tmp_path, monkeypatch):
-    from photosearch import xmp
+    from photosearch.media import xmp
 
     p = write_photo(tmp_path / "x.jpg", seed=4, size=(160, 120))
     before = p.read_bytes()

@@ -104,7 +104,7 @@ def test_refused_requests(client):
 def test_thumbnails_are_rotated_webp_and_cached(client, web_lib):
     c, _ = client
     lib, photos = web_lib
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(lib.paths.catalog, read_only=True) as cat:
         pid = cat.photo_by_path(str(photos / "rotated.jpg"))["id"]
@@ -217,7 +217,7 @@ def test_browser_search_photo_person_dupes_undo(web_lib, tmp_path):
     assert names == {"search.png", "photo.png", "people.png", "person.png", "dupes.png", "undo.png", "review.png",
                      "sync.png"}
     assert json.loads(run_cli("people", "--json", library=lib.paths.root).stdout)["people"][0]["name"] == "Jacinda Ardern"
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     with Catalog.open(lib.paths.catalog, read_only=True) as cat:
         assert "accepted" in cat.decisions(proposal).values(), (proposal, {t["name"]: cat.decisions(t["name"])
@@ -227,8 +227,8 @@ def test_browser_search_photo_person_dupes_undo(web_lib, tmp_path):
 def test_thumbnails_made_at_index_time_and_safely_in_parallel(web_lib, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from photosearch.catalog import Catalog
-    from photosearch.thumbs import photo_thumb, thumb_path
+    from photosearch.store.catalog import Catalog
+    from photosearch.media.thumbs import photo_thumb, thumb_path
 
     lib, photos = web_lib
     with Catalog.open(lib.paths.catalog, read_only=True) as cat:

@@ -22,7 +22,7 @@ import numpy as np
 
 from photosearch.errors import ModelError, NetworkError
 from photosearch.models.clip import MODEL_FILES
-from photosearch.scan import file_sha256
+from photosearch.media.scan import file_sha256
 
 #: Minimum cosine similarity between ONNX and torch embeddings for a conversion to pass.
 MIN_COSINE = 0.999

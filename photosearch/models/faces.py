@@ -337,9 +337,9 @@ class FaceModelStore:
         if name not in self.names():
             raise UsageError(f"no face model named {name!r} is installed (installed: {', '.join(self.names()) or 'none'})")
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".ACTIVE.{os.getpid()}.tmp"
-        tmp.write_text(name + "\n", encoding="utf-8")
-        os.replace(tmp, self.root / "ACTIVE")
+        from photosearch.files import write_atomic
+
+        write_atomic(self.root / "ACTIVE", name + "\n")
 
     def installed(self) -> list[dict[str, Any]]:
         active = self.active_name()

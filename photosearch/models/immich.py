@@ -10,7 +10,7 @@ The layout (as published on the Hugging Face hub under ``immich-app/<NAME>``)::
     textual/tokenizer_config.json  pad_token (and model_max_length)
 
 An installed Immich model keeps exactly this layout inside ``models/<name>/`` plus a
-``model.json`` with ``"layout": "immich"`` (see index/FORMAT.md). Nothing here imports
+``model.json`` with ``"layout": "immich"`` (see photosearch/store/schema/FORMAT.md). Nothing here imports
 torch or onnx; onnxruntime and tokenizers load only when a model is checked.
 """
 

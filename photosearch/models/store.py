@@ -1,6 +1,6 @@
 """The library's model store: installed models, the active one, pull, import and export.
 
-Each model is a folder ``models/<name>/`` (see index/FORMAT.md) in one of two layouts:
+Each model is a folder ``models/<name>/`` (see photosearch/store/schema/FORMAT.md) in one of two layouts:
 photosearch's own (converted from open_clip by convert.py, which needs torch) or
 Immich's ready ONNX layout (pulled from the hub or imported from a folder, no torch).
 The active model's name is in ``models/ACTIVE``. Installing writes into a temporary
@@ -345,10 +345,10 @@ class ModelStore:
 
     @staticmethod
     def _write_atomic(path: Path, text: str) -> None:
+        from photosearch.files import write_atomic
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, text)
 
 
 def _reachable(host: str, port: int, timeout: float) -> bool:

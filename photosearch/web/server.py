@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from photosearch.api import Library, make_filters
-from photosearch.catalog import Catalog
 from photosearch.errors import PhotosearchError
 
 MAX_BODY = 64 * 1024
@@ -63,10 +62,8 @@ def create_app(library: Library, token: str | None = None) -> Any:
         status = {2: 400, 3: 404, 4: 503, 5: 503, 6: 409, 7: 500, 8: 500}.get(exc.exit_code, 400)
         return JSONResponse({"error": exc.message}, status_code=status)
 
-    from photosearch.search import Searcher
-
-    # One Searcher for the server's life: its text model loads once, not per request.
-    searcher = Searcher(library.paths)
+    # One searcher for the server's life: its text model loads once, not per request.
+    searcher = library.searcher()
     # photo id -> (path, content hash), so thumbnails of a page just searched need no catalog.
     known: dict[int, tuple[str, str]] = {}
 
@@ -77,8 +74,7 @@ def create_app(library: Library, token: str | None = None) -> Any:
             known[pid] = (r["path"], r["content_hash"])
 
     def photo_row(photo_id: int) -> dict[str, Any]:
-        with Catalog.open(library.paths.catalog, read_only=True) as cat:
-            row = cat.photos_by_ids([photo_id]).get(photo_id)
+        row = library.photos_by_ids([photo_id]).get(photo_id)
         if row is None:
             raise HTTPException(404, "no such photo")
         remember({photo_id: row})
@@ -117,8 +113,7 @@ def create_app(library: Library, token: str | None = None) -> Any:
         page = results[offset:]
         missing = [r.id for r in page if r.id not in known]
         if missing:
-            with Catalog.open(library.paths.catalog, read_only=True) as cat:
-                remember(cat.photos_by_ids(missing))
+            remember(library.photos_by_ids(missing))
         return {"query": q, "results": [r.as_dict() for r in page]}
 
     @app.get("/api/photos/{photo_id}/like", summary="Photos that look like this one")
@@ -137,18 +132,16 @@ def create_app(library: Library, token: str | None = None) -> Any:
 
     @app.get("/api/photos/{photo_id}", summary="A photo's metadata, faces and tags")
     def photo(photo_id: int) -> Any:
-        row = photo_row(photo_id)
-        with Catalog.open(library.paths.catalog, read_only=True) as cat:
-            faces = cat.faces_of_photos([photo_id]).get(photo_id, [])
-            tags = cat.tags_of_photos([photo_id]).get(photo_id, [])
-            people = cat.photo_people([photo_id]).get(photo_id, [])
-        row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-        return {"photo": row, "faces": faces, "tags": tags, "people": people}
+        photo_row(photo_id)  # 404 if unknown
+        details = library.photo_details(photo_id)
+        if details is None:
+            raise HTTPException(404, "no such photo")
+        row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in details["photo"].items()}
+        return {"photo": row, "faces": details["faces"], "tags": details["tags"], "people": details["people"]}
 
     @app.get("/api/photos/{photo_id}/thumb", summary="A cached WebP thumbnail (EXIF-rotated)")
     def thumb(photo_id: int, size: int = Query(320, ge=32, le=1024)) -> Any:
         from photosearch.errors import DecodeError
-        from photosearch.thumbs import photo_thumb
 
         if photo_id in known:
             path, digest = known[photo_id]
@@ -156,11 +149,11 @@ def create_app(library: Library, token: str | None = None) -> Any:
             row = photo_row(photo_id)
             path, digest = row["path"], row["content_hash"]
         try:
-            path = photo_thumb(library.paths.root, path, digest, size)
+            path = library.photo_thumb(path, digest, size)
         except (OSError, DecodeError):
             try:  # the remembered path may be stale (the photo moved): ask the catalog once
                 row = photo_row(photo_id)
-                path = photo_thumb(library.paths.root, row["path"], row["content_hash"], size)
+                path = library.photo_thumb(row["path"], row["content_hash"], size)
             except (OSError, DecodeError):
                 raise HTTPException(404, "cannot make a thumbnail of this photo") from None
         return FileResponse(path, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"})
@@ -175,15 +168,12 @@ def create_app(library: Library, token: str | None = None) -> Any:
     @app.get("/api/faces/{face_id}/thumb", summary="A face crop")
     def face_thumb(face_id: int) -> Any:
         from photosearch.errors import DecodeError
-        from photosearch.thumbs import face_thumb as make
 
-        with Catalog.open(library.paths.catalog, read_only=True) as cat:
-            face = cat.faces_by_ids([face_id]).get(face_id)
-            row = cat.photos_by_ids([face["photo_id"]]).get(face["photo_id"]) if face else None
+        face, row = library.face_and_photo(face_id)
         if face is None or row is None:
             raise HTTPException(404, "no such face")
         try:
-            return FileResponse(make(library.paths.root, row["path"], row["content_hash"], face),
+            return FileResponse(library.face_thumb(row["path"], row["content_hash"], face),
                                 media_type="image/webp")
         except (OSError, DecodeError):
             raise HTTPException(404, "cannot read this photo") from None

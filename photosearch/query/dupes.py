@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.catalog import Catalog
+from photosearch.store.catalog import Catalog
 from photosearch.errors import UsageError
 from photosearch.models.base import default_threads
 
@@ -401,7 +401,7 @@ def _expand(owner: np.ndarray, start: np.ndarray, length: np.ndarray):  # type: 
 def clip_pairs(catalog: Catalog, model: str, vectors_dir: Any, min_score: float, k: int,
                exact_max: int, dim: int) -> dict[tuple[int, int], float]:
     """Pairs (a < b) among each photo's k nearest CLIP neighbours with cosine >= min_score."""
-    from photosearch.vectors import load_for_search
+    from photosearch.store.vectors import load_for_search
 
     index, _ = load_for_search(catalog, vectors_dir, model, exact_max=exact_max, dim=dim)
     if index.ntotal < 2:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photosearch.imageio import SUPPORTED_EXTENSIONS
+from photosearch.media.decode import SUPPORTED_EXTENSIONS
 
 DEFAULT_SETTLE_SECONDS = 3.0
 RESCAN_SECONDS = 30.0
@@ -138,7 +138,7 @@ class Watcher:
 
     def process(self, files: list[str]) -> BatchReport:
         """Index, tag, quarantine exact duplicates, organize and sync these settled files."""
-        from photosearch.catalog import Catalog
+        from photosearch.store.catalog import Catalog
 
         report = BatchReport(files=list(files))
         summary = self.lib.index(files, faces=self.options.faces, remember_roots=False)

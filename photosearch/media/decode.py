@@ -278,7 +278,7 @@ class Metadata:
     rating: int | None = None
     title: str | None = None
     description: str | None = None
-    regions: list[Any] = field(default_factory=list)  # photosearch.regions.Region, displayed frame
+    regions: list[Any] = field(default_factory=list)  # photosearch.media.regions.Region, displayed frame
 
 
 _exiv2_lock = threading.Lock()
@@ -411,7 +411,7 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
 
     Never raises: files with broken or missing metadata give empty fields.
     """
-    from photosearch.regions import has_regions, read_regions
+    from photosearch.media.regions import has_regions, read_regions
 
     exif, iptc, xmp = _read_tags(data) if data else ({}, {}, {})
     extra_keywords: list[str] = []

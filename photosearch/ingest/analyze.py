@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from photosearch import hashes
-from photosearch.catalog import FaceRow, PhotoRecord
+from photosearch.media import hashes
+from photosearch.store.catalog import FaceRow, PhotoRecord
 from photosearch.errors import DecodeError
-from photosearch.hashes import PerceptualHashes
-from photosearch.imageio import decode, read_metadata
+from photosearch.media.hashes import PerceptualHashes
+from photosearch.media.decode import decode, read_metadata
 from photosearch.models.base import ImageEncoder
 from photosearch.models.faces import Face, FaceEngine
-from photosearch.scan import find_sidecar
-from photosearch.takeout import TakeoutIndex, TakeoutInfo
+from photosearch.media.scan import find_sidecar
+from photosearch.media.takeout import TakeoutIndex, TakeoutInfo
 
 #: Shorter side JPEGs are DCT-decoded to when faces are detected (a 4:3 photo then has a long
 #: side >= 640 px, the detector's working size).
@@ -139,7 +139,7 @@ class PhotoAnalyzer:
         result pages then load from the cache instead of decoding 40 photos on demand."""
         if self.thumbs_root is None:
             return
-        from photosearch.thumbs import save_from_image
+        from photosearch.media.thumbs import save_from_image
 
         try:
             save_from_image(self.thumbs_root, content_hash, image)

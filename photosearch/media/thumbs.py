@@ -14,7 +14,7 @@ SIZES = (160, 320, 640)
 
 
 def _decode(path: str, size: int):  # type: ignore[no-untyped-def]
-    from photosearch.imageio import decode
+    from photosearch.media.decode import decode
 
     with open(path, "rb") as f:
         data = f.read()
@@ -22,15 +22,14 @@ def _decode(path: str, size: int):  # type: ignore[no-untyped-def]
 
 
 def _save(img, dest: Path) -> None:  # type: ignore[no-untyped-def]
-    import tempfile
+    from photosearch.files import replacing
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary name of its own per call: two threads making one thumbnail must not share one.
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    # A cache: no fsync (a thumbnail lost in a power cut is made again). Each call gets a
+    # temporary name of its own, so two threads making one thumbnail never share one.
     try:
-        with os.fdopen(fd, "wb") as f:
+        with replacing(dest, durable=False) as tmp, open(tmp, "wb") as f:
             img.save(f, "WEBP", quality=80, method=2)
-        os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

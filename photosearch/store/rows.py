@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -56,16 +55,14 @@ def write(path: Path, rows: Iterable[tuple[Any, ...]]) -> int:
                                           "width": w, "height": h, "format": fmt, "keywords": kw}),
                            ensure_ascii=False).encode("utf-8")
         offsets.append(len(blob))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    from photosearch.files import replacing
+
+    with replacing(path) as tmp, open(tmp, "wb") as f:
         f.write(MAGIC)
         f.write(np.int64(len(ids)).tobytes())
         f.write(np.asarray(ids, dtype="<i8").tobytes())
         f.write(np.asarray(offsets, dtype="<i8").tobytes())
         f.write(bytes(blob))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return len(ids)
 
 

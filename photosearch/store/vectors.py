@@ -8,21 +8,20 @@ Ids are catalog photo ids (or face ids, for a face model's index). Small librari
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import LibraryError
-from photosearch.rows import Rows
-from photosearch.rows import write as write_rows
+from photosearch.store.rows import Rows
+from photosearch.store.rows import write as write_rows
 
 if TYPE_CHECKING:
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
 
 class VectorSource(Protocol):
@@ -211,15 +210,13 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically: a temporary file renamed into place."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        from photosearch.files import replacing
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _faiss().write_index(self.index, str(tmp))
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            with replacing(path) as tmp:
+                _faiss().write_index(self.index, str(tmp))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise LibraryError(f"cannot write the vector index {path}: {exc.strerror}") from None
 
     @classmethod
@@ -230,6 +227,8 @@ class VectorIndex:
         flags = faiss.IO_FLAG_ONDISK_SAME_DIR if kind == "ondisk" else faiss.IO_FLAG_MMAP if mmap else 0
         try:
             if kind == "ondisk":
+                from photosearch.store.ondisk import native_stdout_silenced
+
                 with native_stdout_silenced():  # faiss printf()s the lists file it resolves
                     index = faiss.read_index(str(path), flags)
             else:
@@ -237,28 +236,6 @@ class VectorIndex:
         except RuntimeError as exc:
             raise LibraryError(f"cannot read the vector index {path}: {str(exc).splitlines()[0][:200]}") from None
         return cls(index, kind, nprobe)
-
-
-@contextmanager
-def native_stdout_silenced() -> Iterator[None]:
-    """File descriptor 1 points at /dev/null meanwhile (native code's prints would corrupt --json)."""
-    import sys
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-        yield
-    finally:
-        try:
-            import ctypes
-
-            ctypes.CDLL(None).fflush(None)  # C stdio buffers go to /dev/null too, not after restore
-        except (OSError, AttributeError):
-            pass
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def exact_search(query: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -353,7 +330,7 @@ def sync_ondisk(catalog: Catalog, vectors_dir: Path, src: VectorSource, *, dim: 
     """The source's on-disk IVF index (ondisk.py), brought in line with the catalog block by block."""
     from photosearch.config import DEFAULT_ONDISK_BLOCK, ENV_ONDISK_BLOCK, ENV_ONDISK_BYTES, env_int
     from photosearch.models.base import default_threads
-    from photosearch.ondisk import OnDiskIndex
+    from photosearch.store.ondisk import OnDiskIndex
 
     folder = ondisk_folder(vectors_dir, src.key)
     idx = OnDiskIndex(folder)
@@ -393,7 +370,7 @@ def load_published(library_root: Path, vectors_dir: Path, model: str) -> tuple[V
 
     Reads no catalog: this is the fast path of an unfiltered search.
     """
-    from photosearch.catalog import read_state
+    from photosearch.store.catalog import read_state
 
     state = read_state(library_root)
     entry = (state or {}).get("indexes", {}).get(model)
@@ -434,3 +411,18 @@ def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, mo
             import shutil
 
             shutil.rmtree(ondisk_folder(vectors_dir, src.key), ignore_errors=True)
+
+
+def refresh_index(paths: LibraryPaths, model_name: str, dim: int, exact_max: int | None = None, *,
+                  faces: bool = False) -> None:
+    """Sync and save a model's FAISS index (``faces``: a face model's) with the catalog (e.g. after
+    a crash, a quarantine or a model switch)."""
+    exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
+    from photosearch.store.catalog import Catalog
+
+    with Catalog.open(paths.catalog) as cat:
+        src = cat.face_vectors(model_name) if faces else cat.photo_vectors(model_name)
+        if faces and src.count() == 0 and cat.index_state(src.key) is None:
+            return
+        index, _ = load_for_search(cat, paths.vectors, src, exact_max=exact_max, dim=dim)
+        save_for_catalog(index, cat, paths.vectors, src)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photosearch.catalog import Catalog, PhotoRecord
+from photosearch.store.catalog import Catalog, PhotoRecord
 from photosearch.errors import InputError, UsageError
 
 DEFAULT_PATTERN = "{year}/{month:02}/{event}"
@@ -141,7 +141,7 @@ def _free_name(folder: Path, name: str, taken: set[str]) -> Path:
 
 
 def _sidecars(photo_path: str, takeout_json: str | None) -> list[str]:
-    from photosearch.scan import find_sidecar
+    from photosearch.media.scan import find_sidecar
 
     out = []
     side = find_sidecar(photo_path)
@@ -208,8 +208,8 @@ def make_plan(cat: Catalog, photos: list[dict[str, Any]], dest: str | os.PathLik
 
 def apply_plan(library_root: Path, cat: Catalog, plan: OrganizePlan) -> OrganizeReport:
     """Carry out a plan through a journal; one file's failure is reported and the rest go on."""
-    from photosearch.journal import Journal, journaled_move
-    from photosearch.scan import file_sha256
+    from photosearch.actions.journal import Journal, journaled_move
+    from photosearch.media.scan import file_sha256
 
     report = OrganizeReport()
     dest = Path(plan.dest)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photosearch.files import fsync_dir
 from photosearch.errors import PhotosearchError
 
 IN_FILE_FORMATS = {"JPEG", "TIFF", "PNG", "WEBP", "MPO"}
@@ -91,7 +92,7 @@ def _format_of(path: Path) -> str | None:
 
 def sidecar_path(photo: Path) -> Path:
     """An existing sidecar (``name.ext.xmp`` or ``name.xmp``), else ``name.ext.xmp``."""
-    from photosearch.scan import find_sidecar
+    from photosearch.media.scan import find_sidecar
 
     existing = find_sidecar(str(photo))
     return Path(existing) if existing else photo.with_name(photo.name + ".xmp")
@@ -147,7 +148,7 @@ def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif
         if merged != list(have):
             changes[key] = merged
     if update.people:
-        from photosearch.regions import mwg_changes
+        from photosearch.media.regions import mwg_changes
 
         size = update.display_size or (0, 0)
         changes.update(mwg_changes(current, update.people, update.orientation, size))
@@ -274,6 +275,7 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
         if keep_mtime and stat is not None:
             os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         os.replace(tmp, target)
+        fsync_dir(target.parent)  # the rename itself survives a power cut
         return WriteResult(str(target), use_sidecar, True)
     except WriteError:
         raise

@@ -24,8 +24,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from photosearch.catalog import Catalog
-from photosearch.xmp import LIST_KEYS, MetadataUpdate, WriteError, preview, write
+from photosearch.store.catalog import Catalog
+from photosearch.media.xmp import LIST_KEYS, MetadataUpdate, WriteError, preview, write
 
 PEOPLE_ROOT = "People"
 
@@ -65,7 +65,7 @@ def people_update(faces: list[dict[str, Any]], photo: dict[str, Any]) -> Metadat
 def tags_update(tags: list[dict[str, Any]], parents: dict[str, str | None], accepted_only: bool) -> MetadataUpdate:
     """The keywords for one photo's tags: accepted ones, and automatic ones at or above their
     threshold unless ``accepted_only``; ancestors are keywords too, as Lightroom writes them."""
-    from photosearch.tags import ancestors
+    from photosearch.query.tags import ancestors
 
     chosen = [t["tag"] for t in tags if t["state"] == "accepted" or (not accepted_only and t["on"])]
     chains = [ancestors(t, parents) for t in chosen]
@@ -127,7 +127,7 @@ def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bo
 
 
 def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    from photosearch.xmp import IPTC_KEYWORDS
+    from photosearch.media.xmp import IPTC_KEYWORDS
 
     out = []
     names = {v: k for k, v in LIST_KEYS.items()} | {IPTC_KEYWORDS: "iptc"}
@@ -180,7 +180,7 @@ def apply(cat: Catalog, items: list[SyncItem], *, people: bool = True, tags: boo
           accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
           sidecar_only: bool = False, keep_mtime: bool = True, on_item: Any = None) -> list[SyncItem]:
     """Write the planned items (each through the safe writer); failures are recorded per item."""
-    from photosearch.scan import file_sha256
+    from photosearch.media.scan import file_sha256
 
     wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
                      only_ids=only_ids)

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.catalog import Catalog, Filters
+from photosearch.store.catalog import Catalog, Filters
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import DecodeError, InputError, NotIndexedError, UsageError
 from photosearch.models.store import ModelStore
-from photosearch.rows import result_fields
-from photosearch.vectors import exact_search, load_for_search, load_published
+from photosearch.store.rows import result_fields
+from photosearch.store.vectors import exact_search, load_for_search, load_published
 
 
 @dataclass
@@ -159,7 +159,7 @@ class Searcher:
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read {photo}: {exc.strerror}") from None
-        from photosearch.scan import content_hash
+        from photosearch.media.scan import content_hash
 
         digest = content_hash(data)
         with self._open() as cat:
@@ -179,7 +179,7 @@ class Searcher:
         return results
 
     def _encode_file(self, data: bytes, path: Path) -> np.ndarray:
-        from photosearch.imageio import decode
+        from photosearch.media.decode import decode
 
         model = self._load_model()
         try:
@@ -231,7 +231,7 @@ class Searcher:
         model_name = store.active_name()
         if model_name is None or not self.paths.catalog.exists():
             raise NotIndexedError("no faces are indexed yet: run `photosearch index PATH` (it finds faces too)")
-        from photosearch.scan import content_hash
+        from photosearch.media.scan import content_hash
 
         digest = content_hash(data)
         abspath = os.path.normpath(os.path.abspath(path))
@@ -257,7 +257,7 @@ class Searcher:
             return self._face_results(cat, index, query, allowed, exclude, limit, min_score)
 
     def _embed_face(self, store: Any, model_name: str, data: bytes, path: Path, face: int | None) -> np.ndarray:
-        from photosearch.imageio import decode
+        from photosearch.media.decode import decode
 
         engine = store.load(model_name, threads=1, auto_install=False)
         try:

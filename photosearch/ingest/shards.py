@@ -7,7 +7,7 @@ embedder every engine embeds with.
    mtime_ns).
 2. :class:`ShardEmbedder` turns one manifest shard into one *output* shard
    (``shards/out/shard-NNNNNN.parquet``: catalog fields, CLIP vector, perceptual hashes, faces,
-   Takeout fields, or why a file was skipped; see index/FORMAT.md), written under a temporary
+   Takeout fields, or why a file was skipped; see photosearch/store/schema/FORMAT.md), written under a temporary
    name and renamed, so a shard is either complete or absent. Embedders never open the catalog.
    They run in this process (``engine="local"``) or on Ray Data actor pools (``engine="ray"``).
    Its :meth:`ShardEmbedder.stream` is also what the default pipeline indexer embeds with.
@@ -73,11 +73,10 @@ def _write_parquet_atomic(table: Any, dest: Path) -> None:
     import pyarrow.parquet as pq
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
+    from photosearch.files import replacing
+
+    with replacing(dest) as tmp:
+        pq.write_table(table, tmp)
 
 
 # -- 1. the coordinator's manifest ----------------------------------------------------------------
@@ -91,8 +90,8 @@ def plan(paths: LibraryPaths, roots: list[str], model_name: str, face_model: str
     under ``roots`` whose files were not found: moved or removed, settled after ingest)."""
     import pyarrow as pa
 
-    from photosearch.catalog import Catalog
-    from photosearch.scan import normalize_root, walk
+    from photosearch.store.catalog import Catalog
+    from photosearch.media.scan import normalize_root, walk
 
     manifest_dir, _ = shard_dirs(paths)
     roots = [normalize_root(r) for r in roots]
@@ -131,13 +130,13 @@ def plan(paths: LibraryPaths, roots: list[str], model_name: str, face_model: str
 
 class ShardEmbedder:
     """Embeds manifest shards: CLIP vectors, perceptual hashes, faces (with a face model) and
-    metadata, through the same :class:`~photosearch.analyze.PhotoAnalyzer` as the pipeline
+    metadata, through the same :class:`~photosearch.ingest.analyze.PhotoAnalyzer` as the pipeline
     indexer. Models are loaded once per embedder (one per Ray actor)."""
 
     def __init__(self, model_folder: str, *, face_root: str | None = None, face_model: str | None = None,
                  thumbs_root: str | None = None, threads: int = 1, workers: int = 1,
                  batch_size: int = 16) -> None:
-        from photosearch.analyze import PhotoAnalyzer
+        from photosearch.ingest.analyze import PhotoAnalyzer
         from photosearch.models.clip import ClipModel
 
         faces = None
@@ -161,7 +160,7 @@ class ShardEmbedder:
     def stream(self, items: Iterable[T], prepare: Callable[[T], Any]) -> Iterator[tuple[T, Any, np.ndarray | None]]:
         """(item, analysis, CLIP vector or None) for every item, as soon as it is done.
 
-        ``prepare(item)`` (read, hash, analyze; see :class:`~photosearch.analyze.PhotoAnalyzer`)
+        ``prepare(item)`` (read, hash, analyze; see :class:`~photosearch.ingest.analyze.PhotoAnalyzer`)
         runs on ``workers`` threads a bounded distance ahead, so decoded pixels never pile up;
         analyses with pixels are encoded in batches of ``batch_size`` (and come out then), the
         others come out at once. Every engine embeds through this: the pipeline indexer streams
@@ -217,8 +216,8 @@ class ShardEmbedder:
         return {"out": out, "photos": ok, "skipped": len(rows) - ok}
 
     def _analyze(self, r: dict[str, Any]) -> Any:
-        from photosearch.analyze import Analysis, read_file
-        from photosearch.scan import content_hash
+        from photosearch.ingest.analyze import Analysis, read_file
+        from photosearch.media.scan import content_hash
 
         data, skip = read_file(r["path"])
         if data is None:
@@ -238,7 +237,7 @@ def _output_table(rows: list[dict[str, Any]], results: list[Any], vectors: np.nd
 
     import pyarrow as pa
 
-    from photosearch.catalog import PHOTO_COLUMNS, photo_arrow_type
+    from photosearch.store.catalog import PHOTO_COLUMNS, photo_arrow_type
 
     n, dim = vectors.shape
     recs = [a.record for a in results]
@@ -279,22 +278,6 @@ def _output_table(rows: list[dict[str, Any]], results: list[Any], vectors: np.nd
             "description": a.takeout.description, "people": list(a.takeout.people)})
         for a in results], pa.string())
     return pa.table(cols)
-
-
-def read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of an output shard's embedded photos, without Python lists."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["id", "vector", "skip"])
-    table = table.filter(pc.is_null(table.column("skip")))
-    if table.num_rows == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    vec = table.column("vector").combine_chunks()
-    dim = vec.type.list_size
-    flat = vec.flatten().to_numpy(zero_copy_only=False)
-    return (table.column("id").to_numpy().astype(np.int64),
-            np.ascontiguousarray(flat, np.float32).reshape(-1, dim))
 
 
 def _todo(paths: LibraryPaths) -> list[tuple[str, str]]:
@@ -377,7 +360,7 @@ def embed_ray(paths: LibraryPaths, model_folder: str, *, face_model: str | None 
 
 def ingest(paths: LibraryPaths, model_name: str, summary: ShardRun | None = None) -> ShardRun:
     """Add every finished, not yet ingested output shard to the catalog (one transaction each)."""
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     summary = summary or ShardRun()
     _, out_dir = shard_dirs(paths)
@@ -403,9 +386,9 @@ def run(paths: LibraryPaths, model: Any, roots: list[str], *, engine: str = "loc
         face_model: str | None = None, on_shard: Callable[[ShardRun], None] | None = None) -> ShardRun:
     """Plan, embed (in process or on Ray) and ingest each shard as it is finished; then remove
     photos whose files are gone, update people and sync the vector indexes."""
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
     from photosearch.errors import UsageError
-    from photosearch.indexer import refresh_index
+    from photosearch.store.vectors import refresh_index
 
     if engine not in ("local", "ray"):
         raise UsageError("--engine is local or ray")
@@ -444,7 +427,7 @@ def run(paths: LibraryPaths, model: Any, roots: list[str], *, engine: str = "loc
                 cat.delete_photos(still)
         summary.removed = len(still)
         if face_model:
-            from photosearch.people import update_people
+            from photosearch.query.people import update_people
 
             with cat.transaction():
                 summary.people_updated = update_people(cat, face_model, exact_max=exact_max)
@@ -459,5 +442,4 @@ def run(paths: LibraryPaths, model: Any, roots: list[str], *, engine: str = "loc
     return summary
 
 
-__all__ = ["plan", "ShardEmbedder", "embed_local", "embed_ray", "ingest", "run", "ShardRun", "shard_dirs", "ray_env",
-           "read_vectors"]
+__all__ = ["plan", "ShardEmbedder", "embed_local", "embed_ray", "ingest", "run", "ShardRun", "shard_dirs", "ray_env"]

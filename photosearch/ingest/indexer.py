@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.analyze import Analysis, PhotoAnalyzer, read_file
-from photosearch.catalog import Catalog, FaceRow, KnownFile, PhotoRecord
+from photosearch.ingest.analyze import Analysis, PhotoAnalyzer, read_file
+from photosearch.store.catalog import Catalog, FaceRow, KnownFile, PhotoRecord
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_COMMIT_SECONDS, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import Interrupted, UsageError
 from photosearch.models.base import ImageEncoder, default_threads
 from photosearch.models.faces import FaceEngine
-from photosearch.scan import FileEntry, content_hash, normalize_root, walk
-from photosearch.vectors import load_for_search, save_for_catalog, sync_with_catalog
+from photosearch.media.scan import FileEntry, content_hash, normalize_root, walk
+from photosearch.store.vectors import load_for_search, save_for_catalog
 
 
 @dataclass
@@ -241,7 +241,7 @@ class Indexer:
                     cat.delete_photos(removed)
                 summary.removed = len(removed)
             if self.face_model:
-                from photosearch.people import update_people
+                from photosearch.query.people import update_people
 
                 with cat.transaction():
                     summary.people_updated = update_people(cat, self.face_model, exact_max=self.exact_max)
@@ -281,7 +281,7 @@ class Indexer:
 
     def _process(self, work: list[_Work], state: _RunState, writer: _Writer, summary: IndexSummary,
                  report: ProgressFn) -> None:
-        from photosearch.shards import ShardEmbedder
+        from photosearch.ingest.shards import ShardEmbedder
 
         # Bytes with a vector already, or of a vanished file (a move): hash them, don't decode.
         skip_hashes = set(state.hash_to_id) | {h for h, ks in state.by_hash.items()
@@ -485,10 +485,10 @@ def _write_marker(root: Any, kept: int, planned: int) -> None:
     from datetime import datetime
 
     try:
-        tmp = root / f".{_MARKER}.tmp"
-        tmp.write_text(json.dumps({"kept": kept, "planned": planned,
-                                   "at": datetime.now().isoformat(timespec="seconds")}), encoding="utf-8")
-        os.replace(tmp, root / _MARKER)
+        from photosearch.files import write_atomic
+
+        write_atomic(root / _MARKER, json.dumps({"kept": kept, "planned": planned,
+                                                 "at": datetime.now().isoformat(timespec="seconds")}))
     except OSError:
         pass  # only a courtesy message depends on it
 
@@ -523,17 +523,4 @@ def _env_seconds(name: str, default: float) -> float:
         raise UsageError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
-def refresh_index(paths: LibraryPaths, model_name: str, dim: int, exact_max: int | None = None, *,
-                  faces: bool = False) -> None:
-    """Sync and save a model's FAISS index (``faces``: a face model's) with the catalog (e.g. after
-    a crash, a quarantine or a model switch)."""
-    exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
-    with Catalog.open(paths.catalog) as cat:
-        src = cat.face_vectors(model_name) if faces else cat.photo_vectors(model_name)
-        if faces and src.count() == 0 and cat.index_state(src.key) is None:
-            return
-        index, _ = load_for_search(cat, paths.vectors, src, exact_max=exact_max, dim=dim)
-        save_for_catalog(index, cat, paths.vectors, src)
-
-
-__all__ = ["Indexer", "IndexSummary", "Progress", "Skipped", "refresh_index", "sync_with_catalog"]
+__all__ = ["Indexer", "IndexSummary", "Progress", "Skipped"]

@@ -25,13 +25,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from photosearch.catalog import Catalog
+from photosearch.store.catalog import Catalog
 from photosearch.config import LibraryPaths
-from photosearch.dupes import Group
+from photosearch.query.dupes import Group
 from photosearch.errors import InputError, UsageError
-from photosearch.journal import Journal, journaled_move
-from photosearch.scan import file_sha256, find_sidecar
-from photosearch.xmp import MetadataUpdate, WriteError, sidecar_path, write
+from photosearch.actions.journal import Journal, journaled_move
+from photosearch.media.scan import file_sha256, find_sidecar
+from photosearch.media.xmp import MetadataUpdate, WriteError, sidecar_path, write
 
 MIN_PURGE_DAYS = 7
 BACKUP_DIR = ".photosearch-backup"

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.catalog import Catalog
+from photosearch.store.catalog import Catalog
 from photosearch.errors import InputError, UsageError
 
 #: Mean cosine similarity between a face and a person's faces (or between two clusters) needed to
@@ -51,7 +51,7 @@ def update_people(cat: Catalog, model: str, *, threshold: float = DEFAULT_THRESH
                   exact_max: int | None = None) -> int:
     """Assign never-processed faces of ``model`` to people or new clusters; returns faces assigned."""
     from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, env_int
-    from photosearch.vectors import VectorIndex
+    from photosearch.store.vectors import VectorIndex
 
     t = cat.face_table(model)
     n = len(t["id"])
@@ -256,7 +256,7 @@ def contact_sheet(cat: Catalog, person_id: int, out: Path, *, max_faces: int = 6
     from PIL import Image, ImageDraw
 
     from photosearch.errors import DecodeError
-    from photosearch.imageio import decode
+    from photosearch.media.decode import decode
 
     faces = cat.person_faces(person_id, limit=max_faces)
     if not faces:
@@ -288,9 +288,10 @@ def contact_sheet(cat: Catalog, person_id: int, out: Path, *, max_faces: int = 6
         draw.text((x0 + 3, y0 + THUMB + 1), f"face {f['id']}", fill=(230, 230, 230))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        sheet.save(tmp, "JPEG", quality=88)
-        os.replace(tmp, out)
+        from photosearch.files import replacing
+
+        with replacing(out, suffix=".jpg") as tmp:
+            sheet.save(tmp, "JPEG", quality=88)
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror}") from None
     return {"person_id": person_id, "path": str(out), "faces": len(faces), "placed": placed}

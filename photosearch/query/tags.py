@@ -150,9 +150,9 @@ def init_taxonomy(dest: Path, force: bool = False) -> Path:
         raise UsageError(f"{dest} exists: edit it, or pass --force to overwrite it with the default")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        tmp.write_text(default_taxonomy_text(), encoding="utf-8")
-        os.replace(tmp, dest)
+        from photosearch.files import write_atomic
+
+        write_atomic(dest, default_taxonomy_text())
     except OSError as exc:
         raise InputError(f"cannot write {dest}: {exc.strerror}") from None
     return dest

@@ -21,11 +21,14 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from photosearch.files import replacing, write_atomic
 
 
 def _faiss():  # type: ignore[no-untyped-def]
@@ -65,9 +68,47 @@ class OnDiskSpec:
 
 
 def _shard_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from photosearch.shards import read_vectors
-
     return read_vectors(path)
+
+
+def read_vectors(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of an output shard's embedded photos, without Python lists."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["id", "vector", "skip"])
+    table = table.filter(pc.is_null(table.column("skip")))
+    if table.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    vec = table.column("vector").combine_chunks()
+    dim = vec.type.list_size
+    flat = vec.flatten().to_numpy(zero_copy_only=False)
+    return (table.column("id").to_numpy().astype(np.int64),
+            np.ascontiguousarray(flat, np.float32).reshape(-1, dim))
+
+
+@contextmanager
+def native_stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 points at /dev/null meanwhile (native code's prints would corrupt --json)."""
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)  # C stdio buffers go to /dev/null too, not after restore
+        except (OSError, AttributeError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 
 
 class OnDiskIndex:
@@ -113,13 +154,12 @@ class OnDiskIndex:
         # Only the inverted lists are merged: keep the centroids out of every block. The empty
         # stand-in is held here and the real quantizer put back, so the index frees what it owns.
         real, empty = ivf.quantizer, faiss.IndexFlatIP(ivf.d)
-        tmp = dest.with_name(f".{dest.name}.tmp")
         ivf.quantizer = empty
         try:
-            faiss.write_index(index, str(tmp))
+            with replacing(dest) as tmp:
+                faiss.write_index(index, str(tmp))
         finally:
             ivf.quantizer = real
-        os.replace(tmp, dest)
 
     def sync(self, source: Any, dim: int, *, bytes_per_vector: int, block: int = 1_000_000,
              threads: int = 1) -> dict[str, Any]:
@@ -166,9 +206,7 @@ class OnDiskIndex:
             (blocks_dir / f"block-{int(b):08d}.index").unlink(missing_ok=True)
         if changed or dropped or not (self.folder / "populated.index").is_file():
             self.merge()
-        tmp = state_file.with_name(".blocks.json.tmp")
-        tmp.write_text(json.dumps(now))
-        os.replace(tmp, state_file)
+        write_atomic(state_file, json.dumps(now))
         return {"count": n, "rebuilt": len(changed), "trained": trained}
 
     def merge(self) -> int:
@@ -181,21 +219,16 @@ class OnDiskIndex:
         # A new lists file per merge: the current populated.index keeps pointing at a complete one
         # until the new index replaces it, so an interrupted merge leaves the old index usable.
         data = self.folder / f"merged-{time.time_ns()}.ivfdata"
-        from photosearch.vectors import native_stdout_silenced
-
         with native_stdout_silenced():  # faiss printf()s as it sizes the file (--json goes to stdout)
             merge_ondisk(index, [str(b) for b in blocks], str(data))
-        tmp = self.folder / ".populated.index.tmp"
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, self.folder / "populated.index")
+        with replacing(self.folder / "populated.index") as tmp:
+            faiss.write_index(index, str(tmp))
         for old in self.folder.glob("merged-*.ivfdata"):
             if old != data:
                 old.unlink(missing_ok=True)
         return int(index.ntotal)
 
     def load(self) -> Any:
-        from photosearch.vectors import native_stdout_silenced
-
         faiss = _faiss()
         with native_stdout_silenced():
             return faiss.read_index(str(self.folder / "populated.index"), faiss.IO_FLAG_ONDISK_SAME_DIR)

@@ -1,7 +1,7 @@
 """The DuckDB catalog: every SQL statement photosearch runs lives here.
 
-The schema comes from the numbered migrations in ``index/migrations`` (shipped
-as ``photosearch.index_format``). One process writes at a time; DuckDB's file
+The schema comes from the numbered migrations in ``store/schema/migrations`` (shipped
+as ``photosearch.store.schema``). One process writes at a time; DuckDB's file
 lock is retried for a while so a search can slip in between an indexer's
 batches, and vice versa.
 """
@@ -29,14 +29,10 @@ STATE_FILE = "state.json"
 
 def write_json_atomic(path: Path, doc: Any) -> None:
     import json
-    import os
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from photosearch.files import write_atomic
+
+    write_atomic(path, json.dumps(doc))
 
 
 def read_state(library_root: Path) -> dict[str, Any] | None:
@@ -133,7 +129,7 @@ class Filters:
 
 
 def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("photosearch.index_format") / "migrations"
+    folder = resources.files("photosearch.store.schema") / "migrations"
     found = []
     for entry in folder.iterdir():
         m = re.match(r"^(\d{4})_.*\.sql$", entry.name)
@@ -1376,7 +1372,7 @@ class Catalog:
             return
         import json
 
-        from photosearch.takeout import TakeoutInfo
+        from photosearch.media.takeout import TakeoutInfo
 
         for r in table.select(["id", "takeout"]).to_pylist():
             dest = target.get(r["id"])

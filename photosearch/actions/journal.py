@@ -28,24 +28,13 @@ from typing import Any
 
 from photosearch.config import LibraryPaths
 from photosearch.errors import LibraryError, PhotosearchError, UsageError
-from photosearch.scan import file_sha256
+from photosearch.files import fsync_dir as _fsync_dir
+from photosearch.files import replacing
+from photosearch.media.scan import file_sha256
 
 
 class UndoError(PhotosearchError):
     exit_code = 8
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def move_file(src: Path, dst: Path) -> None:
@@ -243,9 +232,8 @@ def undo_changes(action: Action) -> UndoReport:
                 if path.exists() and file_sha256(path) == d.get("sha256_before"):
                     report.untouched.append(str(path))  # the rewrite never landed
                 else:
-                    tmp = path.with_name(f".{path.name}.photosearch-tmp")
-                    shutil.copy2(backup, tmp)
-                    os.replace(tmp, path)
+                    with replacing(path, suffix=".photosearch-tmp") as tmp:
+                        shutil.copy2(backup, tmp)
                     report.restored.append(str(path))
                 backup.unlink()
             elif change.kind == "copy":
@@ -270,7 +258,7 @@ def undo_changes(action: Action) -> UndoReport:
 def undo_last(paths: LibraryPaths) -> UndoReport:
     """Undo the most recent journaled action of any kind (quarantine, organize, sync): files first,
     then the catalog rows the action changed."""
-    from photosearch.catalog import Catalog
+    from photosearch.store.catalog import Catalog
 
     journal = Journal(paths.root)
     action = journal.last_undoable()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photosearch.errors import InputError
-from photosearch.imageio import SUPPORTED_EXTENSIONS, UNSUPPORTED_KINDS
+from photosearch.media.decode import SUPPORTED_EXTENSIONS, UNSUPPORTED_KINDS
 
 
 @dataclass(frozen=True)
