@@ -1,0 +1,104 @@
+"""Google Takeout data, photo-level people and events.
+
+A part of :class:`photosearch.store.catalog.Catalog` (which opens the connection and
+keeps ``self.con`` and the ``_dirty`` flag of the running transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+
+
+class EventsStore:
+    """Google Takeout data, photo-level people and events."""
+
+    con: Any
+    _dirty: bool
+
+    # -- takeout, photo-level people, events ------------------------------------------------
+
+    def set_takeout(self, photo_id: int, info: Any) -> None:
+        self._dirty = True
+        self.con.execute("DELETE FROM takeout WHERE photo_id = ?", [photo_id])
+        self.con.execute("INSERT INTO takeout VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [photo_id, info.json_path, info.taken_at, info.gps_lat, info.gps_lon, info.description,
+                          list(info.people)])
+        self.con.execute("DELETE FROM photo_people WHERE photo_id = ? AND source = 'takeout'", [photo_id])
+        if info.people:
+            self.con.executemany("INSERT OR IGNORE INTO photo_people VALUES (?, ?, 'takeout')",
+                                 [(photo_id, n) for n in info.people])
+
+    def takeout_rows(self) -> dict[int, dict[str, Any]]:
+        cur = self.con.execute("SELECT t.photo_id, t.json_path, t.taken_at, t.gps_lat, t.gps_lon, t.description, "
+                               "t.people FROM takeout t JOIN photos p ON p.id = t.photo_id "
+                               "WHERE p.quarantined_at IS NULL")
+        names = ("photo_id", "json_path", "taken_at", "gps_lat", "gps_lon", "description", "people")
+        return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
+
+    def photo_people(self, photo_ids: Sequence[int]) -> dict[int, list[str]]:
+        rows = self.con.execute("SELECT photo_id, list(name ORDER BY name) FROM photo_people "
+                                "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) GROUP BY photo_id",
+                                [[int(i) for i in photo_ids]]).fetchall()
+        return {r[0]: list(r[1]) for r in rows}
+
+    def event_inputs(self) -> list[tuple[Any, ...]]:
+        """(id, taken_at, gps_lat, gps_lon) of dated, searchable photos in time order."""
+        return self.con.execute("SELECT id, taken_at, gps_lat, gps_lon FROM photos WHERE taken_at IS NOT NULL "
+                                "AND quarantined_at IS NULL ORDER BY taken_at, id").fetchall()
+
+    def replace_events(self, events: Sequence[dict[str, Any]]) -> None:
+        self._dirty = True
+        self.con.execute("DELETE FROM photo_events")
+        self.con.execute("DELETE FROM events")
+        for e in events:
+            self.con.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [e["id"], e["key"], e["name"], e["start_at"], e["end_at"], e["place"], e["lat"],
+                              e["lon"], e["tags"], len(e["photo_ids"])])
+        rows = [(pid, e["id"]) for e in events for pid in e["photo_ids"]]
+        if rows:
+            frame = {"photo_id": np.array([r[0] for r in rows], np.int64),
+                     "event_id": np.array([r[1] for r in rows], np.int32)}
+            self.con.register("_pe", frame)
+            try:
+                self.con.execute("INSERT INTO photo_events SELECT photo_id, event_id FROM _pe")
+            finally:
+                self.con.unregister("_pe")
+
+    def events(self) -> list[dict[str, Any]]:
+        cur = self.con.execute("SELECT id, key, name, start_at, end_at, place, lat, lon, tags, photos FROM events "
+                               "ORDER BY start_at, id")
+        names = ("id", "key", "name", "start_at", "end_at", "place", "lat", "lon", "tags", "photos")
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def library_copy_of(self, content_hash: str, outside: str) -> str | None:
+        """A searchable photo with these bytes that is not under the folder ``outside``."""
+        row = self.con.execute("SELECT path FROM photos WHERE content_hash = ? AND quarantined_at IS NULL "
+                               "AND NOT starts_with(path, ?) ORDER BY id LIMIT 1",
+                               [content_hash, outside.rstrip("/") + "/"]).fetchone()
+        return None if row is None else row[0]
+
+    def photo_event_ids(self) -> dict[int, int]:
+        return dict(self.con.execute("SELECT photo_id, event_id FROM photo_events").fetchall())
+
+    def photo_event_names(self, photo_ids: Sequence[int]) -> dict[int, str]:
+        rows = self.con.execute("SELECT pe.photo_id, e.name FROM photo_events pe JOIN events e ON e.id = pe.event_id "
+                                "WHERE pe.photo_id IN (SELECT unnest(?::BIGINT[]))",
+                                [[int(i) for i in photo_ids]]).fetchall()
+        return dict(rows)
+
+    def photos_under(self, folders: Sequence[str]) -> list[dict[str, Any]]:
+        """Searchable photos at any depth under these folders (or these files), by path."""
+        out: list[dict[str, Any]] = []
+        for f in folders:
+            out += self._photo_dicts("WHERE quarantined_at IS NULL AND (path = ? OR starts_with(path, ?)) ORDER BY path",
+                                     [f, f.rstrip("/") + "/"])
+        return out
+
+    def all_photos(self) -> list[dict[str, Any]]:
+        return self._photo_dicts("WHERE quarantined_at IS NULL ORDER BY path", [])
+

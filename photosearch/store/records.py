@@ -1,0 +1,213 @@
+"""The catalog's row types and vector sources: what the store's mixins and their callers share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+
+if TYPE_CHECKING:
+    from photosearch.store.catalog import Catalog
+
+PHOTO_COLUMNS = (
+    "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
+    "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
+    "orientation", "keywords", "rating", "title", "description",
+)
+
+
+def _arrow_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {"size": pa.int64(), "mtime_ns": pa.int64(), "width": pa.int64(), "height": pa.int64(),
+            "taken_at": pa.timestamp("us"), "gps_lat": pa.float64(), "gps_lon": pa.float64(),
+            "orientation": pa.int64(), "keywords": pa.list_(pa.string()), "rating": pa.int64()}
+
+
+_ARROW_TYPES: dict[str, Any] = {}
+
+
+def photo_arrow_type(column: str) -> Any:
+    """The Arrow type of a PHOTO_COLUMNS column (strings unless listed; built on first use, so
+    importing the catalog does not import pyarrow)."""
+    import pyarrow as pa
+
+    if not _ARROW_TYPES:
+        _ARROW_TYPES.update(_arrow_types())
+    return _ARROW_TYPES.get(column, pa.string())
+
+
+@dataclass
+class PhotoRecord:
+    """One catalog row (without id) as produced by the indexer."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    taken_at: datetime | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+    orientation: int | None = None
+    keywords: list[str] = field(default_factory=list)
+    rating: int | None = None
+    title: str | None = None
+    description: str | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, c) for c in PHOTO_COLUMNS)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """What the catalog knows about a path, for the incremental diff."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters shared by every query kind."""
+
+    after: datetime | None = None     # taken_at >= after
+    before: datetime | None = None    # taken_at < before
+    camera: str | None = None         # case-insensitive substring of make or model
+    folder: str | None = None         # absolute folder; photos at any depth below it
+    person: str | None = None         # a named person (case-insensitive) appearing in the photo
+    tags: tuple[str, ...] = ()        # canonical tag names the photo must carry (all of them)
+    event: str | None = None          # an event: its id, key (start time) or part of its name
+
+    def active(self) -> bool:
+        return bool(self.tags) or any(v is not None for v in (self.after, self.before, self.camera, self.folder,
+                                                              self.person, self.event))
+
+
+#: Photo ids carrying a tag: accepted by the user, or scored at or above the tag's threshold and not
+#: rejected. Parameters: the tag name twice.
+TAGGED_SQL = (
+    "SELECT d.photo_id FROM tag_decisions d WHERE d.tag = ? AND d.state = 'accepted' UNION "
+    "SELECT s.photo_id FROM tag_scores s JOIN tags t ON t.name = s.tag "
+    "LEFT JOIN tag_decisions d ON d.photo_id = s.photo_id AND d.tag = s.tag "
+    "WHERE s.tag = ? AND s.score >= t.threshold AND d.state IS NULL"
+)
+
+_FACE_FIELDS = ("id", "photo_id", "model", "x", "y", "w", "h", "score", "person_id", "person", "assigned", "source",
+                "region_name")
+
+
+def _face_dict(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_FACE_FIELDS, row))
+
+
+@dataclass
+class FaceRow:
+    """A face to store: detected (with a vector) or read from a region in the file (no vector)."""
+
+    box: tuple[float, float, float, float]
+    score: float | None
+    vector: np.ndarray | None
+    model: str | None
+    source: str = "detected"
+    person_id: int | None = None
+    assigned: str | None = None
+    region_name: str | None = None
+
+
+class PhotoVectors:
+    """A model's photo embeddings (searchable photos only) as a vector index source."""
+
+    has_rows = True
+
+    def __init__(self, catalog: Catalog, model: str) -> None:
+        self.catalog, self.model, self.key = catalog, model, model
+
+    def count(self) -> int:
+        return self.catalog.count_vectors(self.model, searchable=True)
+
+    def ids(self) -> np.ndarray:
+        return self.catalog.ids_with_vectors(self.model, searchable=True)
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        return self.catalog.sample_vectors(self.model, n, seed=seed, searchable=True)
+
+    def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.catalog.iter_vectors(self.model, searchable=True)
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.catalog.vectors(self.model, ids)
+
+    def blocks(self, size: int) -> dict[int, tuple[int, int]]:
+        """{block number: (vectors, checksum of their ids)} for blocks of ``size`` consecutive ids
+        (the on-disk index rebuilds a block when this changes)."""
+        rows = self.catalog.con.execute(
+            f"SELECT photo_id // ? AS b, count(*), sum(hash(photo_id)) FROM embeddings "
+            f"WHERE model = ?{self.catalog._SEARCHABLE} GROUP BY b", [size, self.model]).fetchall()
+        return {int(b): (int(c), int(h)) for b, c, h in rows}
+
+    def range(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) with lo <= id < hi."""
+        rows = self.catalog.con.execute(
+            f"SELECT photo_id, vector FROM embeddings WHERE model = ? AND photo_id >= ? "
+            f"AND photo_id < ?{self.catalog._SEARCHABLE} ORDER BY photo_id", [self.model, lo, hi]).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        return ids, vecs
+
+
+class FaceVectors:
+    """A face model's face vectors (faces in searchable photos only) as a vector index source."""
+
+    has_rows = False
+    _FROM = ("FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.model = ? AND f.vector IS NOT NULL "
+             "AND p.quarantined_at IS NULL")
+
+    def __init__(self, catalog: Catalog, model: str) -> None:
+        self.catalog, self.model, self.key = catalog, model, f"faces:{model}"
+
+    def count(self) -> int:
+        return int(self.catalog.con.execute(f"SELECT count(*) {self._FROM}", [self.model]).fetchone()[0])
+
+    def ids(self) -> np.ndarray:
+        res = self.catalog.con.execute(f"SELECT f.id {self._FROM} ORDER BY f.id", [self.model]).fetchnumpy()
+        return np.asarray(res["id"], dtype=np.int64)
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        rows = self.catalog.con.execute(
+            f"SELECT vector FROM (SELECT f.vector {self._FROM}) USING SAMPLE reservoir({int(n)} ROWS) "
+            f"REPEATABLE ({int(seed)})", [self.model]).fetchall()
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1).copy()
+
+    def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        cur = self.catalog.con.cursor()
+        cur.execute(f"SELECT f.id, f.vector {self._FROM} ORDER BY f.id", [self.model])
+        while True:
+            rows = cur.fetchmany(50_000)
+            if not rows:
+                break
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        cur.close()
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.catalog.con.execute(
+            "SELECT id, vector FROM faces WHERE model = ? AND vector IS NOT NULL "
+            "AND id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+            [self.model, np.asarray(ids, dtype=np.int64).tolist()]).fetchall()
+        out_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return out_ids, np.zeros((0, 0), np.float32)
+        return out_ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
