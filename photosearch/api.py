@@ -22,14 +22,14 @@ from photosearch.errors import InputError, NotIndexedError, UsageError
 from photosearch.models.faces import FaceModelStore
 from photosearch.models.store import ModelInfo, ModelStore, missing_model_message
 from photosearch.query.dupes import PRESETS, Thresholds
-from photosearch.query.search import SearchResult, Searcher, make_filters
+from photosearch.query.search import Searcher, SearchResult, make_filters
 from photosearch.store.catalog import Catalog, Filters
 
 if TYPE_CHECKING:  # the indexing and file-changing machinery is imported by the calls that need it
-    from photosearch.query.dupes import Group
-    from photosearch.ingest.indexer import IndexSummary, Progress
     from photosearch.actions.journal import UndoReport
     from photosearch.actions.quarantine import ApplyReport, Plan, PurgeItem
+    from photosearch.ingest.indexer import IndexSummary, Progress
+    from photosearch.query.dupes import Group
 
 
 class Library:
@@ -292,7 +292,12 @@ class Library:
             model: Any = None) -> Any:
         """Score every photo against every tag from the stored CLIP vectors (no re-embedding);
         tags with enough accepted and rejected examples get a trained probe."""
-        from photosearch.query.tags import load_taxonomy, resolve_tag, score_all, sync_taxonomy
+        from photosearch.query.tags import (
+            load_taxonomy,
+            resolve_tag,
+            score_all,
+            sync_taxonomy,
+        )
 
         self._require_catalog()
         import time
@@ -488,7 +493,13 @@ class Library:
         first. Returns (plan, report or None)."""
         from pathlib import Path
 
-        from photosearch.actions.organize import DEFAULT_PATTERN, Rule, apply_plan, make_plan, parse_rule
+        from photosearch.actions.organize import (
+            DEFAULT_PATTERN,
+            Rule,
+            apply_plan,
+            make_plan,
+            parse_rule,
+        )
 
         self._require_catalog()
         conf = self.config(config).get("organize", {})
@@ -613,14 +624,11 @@ class Library:
     def _require_writable(self) -> None:
         """LibraryError naming the folder when the library cannot be created or written."""
         from photosearch.errors import LibraryError
+        from photosearch.files import unwritable_reason
 
-        root = self.paths.root
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LibraryError(f"cannot create library folder {root}: {exc.strerror}") from None
-        if not os.access(root, os.W_OK):
-            raise LibraryError(f"the library folder {root} is not writable")
+        why = unwritable_reason(self.paths.root)
+        if why is not None:
+            raise LibraryError(f"library folder: {why}")
 
     def _require_catalog(self) -> None:
         if not self.paths.catalog.exists():

@@ -71,6 +71,18 @@ def replacing(path: str | os.PathLike[str], *, suffix: str = ".tmp", durable: bo
         raise
 
 
+def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
+    """Create ``folder`` (and its parents) if needed; None if files can be written in it, else why not."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {path}: {exc.strerror}"
+    if not os.access(path, os.W_OK):
+        return f"{path} is not writable"
+    return None
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` (text is written as UTF-8), atomically."""
     with replacing(path, durable=durable) as tmp:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photosearch.store.catalog import Catalog, PhotoRecord
 from photosearch.errors import InputError, UsageError
+from photosearch.files import unwritable_reason
+from photosearch.store.catalog import Catalog, PhotoRecord
 
 DEFAULT_PATTERN = "{year}/{month:02}/{event}"
 FIELDS = {"year", "month", "day", "event", "camera", "place"}
@@ -213,12 +214,9 @@ def apply_plan(library_root: Path, cat: Catalog, plan: OrganizePlan) -> Organize
 
     report = OrganizeReport()
     dest = Path(plan.dest)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--into: cannot create {dest}: {exc.strerror}") from None
-    if not os.access(dest, os.W_OK):
-        raise InputError(f"--into: {dest} is not writable")
+    why = unwritable_reason(dest)
+    if why is not None:
+        raise InputError(f"--into: {why}")
     with cat.transaction():
         cat.add_root(str(dest))
     with Journal(library_root).begin(f"organize-{plan.mode}", {"dest": plan.dest, "pattern": plan.pattern}) as j:

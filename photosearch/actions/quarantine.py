@@ -25,13 +25,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from photosearch.store.catalog import Catalog
-from photosearch.config import LibraryPaths
-from photosearch.query.dupes import Group
-from photosearch.errors import InputError, UsageError
 from photosearch.actions.journal import Journal, journaled_move
+from photosearch.config import LibraryPaths
+from photosearch.errors import InputError, UsageError
+from photosearch.files import unwritable_reason
 from photosearch.media.scan import file_sha256, find_sidecar
 from photosearch.media.xmp import MetadataUpdate, WriteError, sidecar_path, write
+from photosearch.query.dupes import Group
+from photosearch.store.catalog import Catalog
 
 MIN_PURGE_DAYS = 7
 BACKUP_DIR = ".photosearch-backup"
@@ -136,12 +137,9 @@ def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport
     """Carry out a plan, journaling every change first. Per-file failures are reported, not raised."""
     report = ApplyReport()
     dest = Path(plan.dest)
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--move-to: cannot create {dest}: {exc.strerror}") from None
-    if not os.access(dest, os.W_OK):
-        raise InputError(f"--move-to: {dest} is not writable")
+    why = unwritable_reason(dest)
+    if why is not None:
+        raise InputError(f"--move-to: {why}")
     journal = Journal(paths.root)
     with journal.begin("dupes-quarantine", {"dest": plan.dest}) as j:
         report.journal = str(j.path)

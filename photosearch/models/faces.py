@@ -17,7 +17,6 @@ image it was given, and L2-normalized vectors.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ import numpy as np
 
 from photosearch.config import LibraryPaths
 from photosearch.errors import InputError, ModelError, NetworkError, UsageError
+from photosearch.media.scan import file_sha256
 from photosearch.models.base import LazySession
 
 DEFAULT_FACE_MODEL = "yunet-sface"
@@ -265,12 +265,6 @@ class InsightFacePack:
 # -- the face part of the model store ------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_face_spec(folder: Path) -> dict[str, Any]:
@@ -385,7 +379,7 @@ class FaceModelStore:
         try:
             origin = self._fetch(source, tmp, say)
             for f, digest in FILES_SHA256.items():
-                got = _sha256(tmp / f)
+                got = file_sha256(tmp / f)
                 if got != digest:
                     raise ModelError(f"{f} from {origin} has SHA-256 {got}, expected {digest}: refusing to install it")
             _constant_weights(tmp / SFACE_FILE, tmp / SFACE_OPT_FILE)

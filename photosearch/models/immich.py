@@ -16,7 +16,6 @@ torch or onnx; onnxruntime and tokenizers load only when a model is checked.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from photosearch.errors import InputError, ModelError
+from photosearch.media.scan import file_sha256
 from photosearch.models.clip import IMMICH_FILES, IMMICH_LAYOUT, MODEL_FILES
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -115,7 +115,7 @@ def folder_spec(folder: Path, *, name: str, arch: str, source: str) -> dict[str,
     kwargs = _section(text_cfg, "tokenizer_kwargs")
     files = {}
     for rel in installable_files(folder):
-        files[rel] = _sha256(folder / rel)
+        files[rel] = file_sha256(folder / rel)
     return {
         "name": name,
         "layout": IMMICH_LAYOUT,
@@ -247,12 +247,6 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def prepare_destination(dest: Path) -> Path:
