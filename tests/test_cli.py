@@ -53,7 +53,7 @@ def test_index_search_like_status_json(lib_with_photos):
 
     r = run_cli("status", "--json", library=lib)
     status = json.loads(r.stdout)
-    assert status["photos"] == 5 and status["active_model"] == "tinyclip" and status["roots"] == [str(folder)]
+    assert status["photos"] == 5 and status["active_model"] == "fakeclip" and status["roots"] == [str(folder)]
 
     # Human output: a table with the paths, and a summary line for index.
     r = run_cli("lake", "--library", str(lib))

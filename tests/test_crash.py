@@ -59,7 +59,7 @@ def test_kill9_then_resume(library, tmp_path):
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         paths = list(cat.known_files())
         assert len(paths) == len(set(paths)) == n
-        assert cat.count_vectors("tinyclip") == n
-        assert cat.index_state("tinyclip")["version"] == cat.data_version()
+        assert cat.count_vectors("fakeclip") == n
+        assert cat.index_state("fakeclip")["version"] == cat.data_version()
     r = run_cli("anything", "--json", "--limit", "1000", library=library.paths.root)
     assert len(json.loads(r.stdout)["results"]) == n

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED, make_checkpoint, needs_shared, write_photo
+from conftest import SHARED, needs_shared, write_photo
+from photosearch.models.fakes import install_fake_clip
 from photosearch.store.catalog import Catalog
 from photosearch.errors import InputError, UsageError
 
@@ -28,7 +29,7 @@ def _rows(library) -> dict[str, int]:
 
 def _vector(library, photo_id: int) -> np.ndarray:
     with _catalog(library) as cat:
-        _, v = cat.vectors("tinyclip", [photo_id])
+        _, v = cat.vectors("fakeclip", [photo_id])
     return v[0]
 
 
@@ -77,7 +78,7 @@ def test_move_rename_copy_delete_change(library, tmp_path):
     assert np.array_equal(_vector(library, after[str(folder / "copy-of-2.jpg")]),
                           _vector(library, after[str(folder / "img2.jpg")]))
     with _catalog(library) as cat:
-        assert cat.count_photos() == 6 and cat.count_vectors("tinyclip") == 6
+        assert cat.count_photos() == 6 and cat.count_vectors("fakeclip") == 6
     # The vector index follows: searching returns only existing files.
     paths = {r.path for r in library.search_text("anything", limit=50)}
     assert paths == set(after)
@@ -154,14 +155,13 @@ def test_real_photos_metadata_in_catalog(library, tmp_path):
 def test_model_switch_reembeds(library, tmp_path):
     folder = _folder(tmp_path, 4)
     library.index([folder])
-    config, ckpt = make_checkpoint(tmp_path / "m2", seed=5)
-    library.import_model(str(config), ckpt, name="second")
+    install_fake_clip(library.models.root, "second", seed=5)  # a second model, now the active one
     s = library.index()
     assert s.indexed == 4 and s.model == "second"
     with _catalog(library) as cat:
-        assert cat.vector_models() == {"tinyclip": 4, "second": 4}
+        assert cat.vector_models() == {"fakeclip": 4, "second": 4}
     assert len(library.search_text("x")) == 4
-    library.use_model("tinyclip")
+    library.use_model("fakeclip")
     assert library.index().unchanged == 4
 
 

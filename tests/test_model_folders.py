@@ -27,6 +27,13 @@ from PIL import Image
 from conftest import run_cli, write_photo
 from photosearch.errors import InputError, ModelError, NetworkError, UsageError
 
+pytestmark = pytest.mark.convert  # needs torch: converts the tiny open_clip model
+
+
+@pytest.fixture
+def library(converted_library):  # noqa: ANN001, ANN201 - this module is about converted ONNX models
+    return converted_library
+
 REPO = "tiny-immich__test"
 
 
@@ -65,12 +72,12 @@ def _one_line_error(result: Any, code: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, template_library: Path) -> Path:
+def exported(tmp_path_factory: pytest.TempPathFactory, converted_template: Path) -> Path:
     """The tiny converted model written by `models export` (external-data ONNX files, HF tokenizer)."""
     from photosearch.api import Library
 
     dest = tmp_path_factory.mktemp("exported") / "tinyclip-immich"
-    Library(template_library).export_model("tinyclip", dest)
+    Library(converted_template).export_model("tinyclip", dest)
     return dest
 
 

@@ -14,6 +14,13 @@ from PIL import Image
 from conftest import SHARED, make_checkpoint, needs_shared, run_cli, write_photo
 from photosearch.errors import InputError, ModelError, NetworkError, UsageError
 
+pytestmark = pytest.mark.convert  # needs torch: converts the tiny open_clip model
+
+
+@pytest.fixture
+def library(converted_library):  # noqa: ANN001, ANN201 - this module is about converted ONNX models
+    return converted_library
+
 
 def _open_clip_model(config: Path, ckpt: Path):
     import open_clip

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import SHARED, run_cli, write_natural_photo
+
+pytestmark = pytest.mark.convert  # needs torch: converts the tiny open_clip model
 
 NO_TORCH = {"PYTHONPATH": str(Path(__file__).parent / "no_torch")}
 
@@ -34,10 +38,10 @@ def test_torch_is_really_absent_there(tmp_path: Path):
     assert "pip install 'photosearch[convert]'" in r.stderr.strip().splitlines()[-1]
 
 
-def test_import_index_and_query_without_torch(template_library: Path, tmp_path: Path, face_wheel: Path):
+def test_import_index_and_query_without_torch(converted_template: Path, tmp_path: Path, face_wheel: Path):
     # The export runs where torch is (this process's environment); all else runs without it.
     exported = tmp_path / "exported"
-    r = run_cli("models", "export", "tinyclip", str(exported), "--json", library=template_library)
+    r = run_cli("models", "export", "tinyclip", str(exported), "--json", library=converted_template)
     assert r.returncode == 0, r.stderr
     lib = tmp_path / "lib"
     installed = _run("models", "import", str(exported), "--name", "tiny-onnx", library=lib)
@@ -61,7 +65,7 @@ def test_import_index_and_query_without_torch(template_library: Path, tmp_path: 
     assert "groups" in _run("dupes", library=lib)
     # The same vectors as the torch-converted original gives, photo for photo.
     ref = tmp_path / "ref"
-    shutil.copytree(template_library, ref)
+    shutil.copytree(converted_template, ref)
     assert run_cli("index", str(photos), "--no-faces", library=ref).returncode == 0
     theirs = run_cli("search", "a dog on the grass", "--limit", "5", "--json", library=ref)
     assert [x["path"] for x in json.loads(theirs.stdout)["results"]] == [x["path"] for x in results]

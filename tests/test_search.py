@@ -36,7 +36,7 @@ def indexed(library, tmp_path):
 
 def _oracle(library, query: np.ndarray, allowed: set[str] | None = None) -> list[tuple[str, float]]:
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
-        ids, vecs = cat.vectors("tinyclip")
+        ids, vecs = cat.vectors("fakeclip")
         rows = cat.photos_by_ids(ids.tolist())
     scores = vecs @ query
     out = [(rows[int(i)]["path"], float(s)) for i, s in zip(ids, scores)]
@@ -62,7 +62,7 @@ def test_filters_equal_brute_force_over_the_subset(indexed):
     library, folder = indexed
     q = library.models.load().encode_text(["mountains"])[0]
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
-        rows = list(cat.photos_by_ids(cat.ids_with_vectors("tinyclip").tolist()).values())
+        rows = list(cat.photos_by_ids(cat.ids_with_vectors("fakeclip").tolist()).values())
     cases = [
         (make_filters(after="2020-07"), lambda r: r["taken_at"] >= datetime(2020, 7, 1)),
         (make_filters(before="2021"), lambda r: r["taken_at"] < datetime(2021, 1, 1)),
@@ -96,7 +96,7 @@ def test_like_inside_and_outside_the_library(indexed, tmp_path):
     assert str(photo) not in [r.path for r in inside]  # the photo itself is left out
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         pid = cat.photo_by_path(str(photo))["id"]
-        _, v = cat.vectors("tinyclip", [pid])
+        _, v = cat.vectors("fakeclip", [pid])
     oracle = [o for o in _oracle(library, v[0]) if o[0] != str(photo)]
     _check_same(inside, oracle, 5)
     # The same bytes outside the library are recognised by hash: the same answer.
@@ -152,16 +152,16 @@ def test_stale_vector_index_is_synced(indexed, tmp_path):
         def sync_index(self, cat):  # simulate dying before the index file is written
             pass
 
-    NoSave(library.paths, library.models.load(), "tinyclip").run([folder])
+    NoSave(library.paths, library.models.load(), "fakeclip").run([folder])
     assert set(os.listdir(state_file)) == old_files
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
-        state = cat.index_state("tinyclip")
+        state = cat.index_state("fakeclip")
         assert state["version"] < cat.data_version()
     q = library.models.load().encode_text(["late"])[0]
     _check_same(library.search_text("late", limit=25), _oracle(library, q), 25)
-    assert library.status()["index"]["tinyclip"]["current"] is False
+    assert library.status()["index"]["fakeclip"]["current"] is False
     library.index()
-    assert library.status()["index"]["tinyclip"]["current"] is True
+    assert library.status()["index"]["fakeclip"]["current"] is True
 
 
 def _clustered(n: int, d: int, seed: int) -> np.ndarray:
@@ -238,7 +238,7 @@ def test_moved_file_not_yet_saved_in_index_is_found_at_its_new_path(indexed):
     old = folder / "trip" / "p00.jpg"
     new = folder / "trip" / "renamed.jpg"
     old.rename(new)
-    summary = NoSave(library.paths, library.models.load(), "tinyclip").run([folder])
+    summary = NoSave(library.paths, library.models.load(), "fakeclip").run([folder])
     assert summary.moved == 1
     paths = {r.path for r in library.search_text("anything", limit=100)}
     assert str(new) in paths and str(old) not in paths

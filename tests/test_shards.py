@@ -33,8 +33,11 @@ def _catalog_state(lib) -> tuple[dict[str, tuple], dict[str, np.ndarray]]:
     return rows, {paths[int(i)]: v for i, v in zip(ids, vecs)}
 
 
-def test_local_shards_equal_the_pipeline_and_duckdb_reads_them(library, tmp_path):
+@pytest.mark.convert  # the real ONNX model: its batches must give the same vectors through either path
+def test_local_shards_equal_the_pipeline_and_duckdb_reads_them(converted_library, tmp_path):
     import duckdb
+
+    library = converted_library
 
     photos = tmp_path / "photos"
     _photos(photos, 23)

@@ -137,7 +137,7 @@ class ShardEmbedder:
                  thumbs_root: str | None = None, threads: int = 1, workers: int = 1,
                  batch_size: int = 16) -> None:
         from photosearch.ingest.analyze import PhotoAnalyzer
-        from photosearch.models.clip import ClipModel
+        from photosearch.models.store import open_model
 
         faces = None
         if face_root and face_model:
@@ -145,7 +145,7 @@ class ShardEmbedder:
 
             # One thread per face engine: photos are analyzed in parallel by the workers instead.
             faces = FaceModelStore.at(Path(face_root)).load(face_model, threads=1, auto_install=False)
-        self.analyzer = PhotoAnalyzer(ClipModel(Path(model_folder), threads=threads), faces,
+        self.analyzer = PhotoAnalyzer(open_model(Path(model_folder), threads=threads), faces,
                                       thumbs_root=Path(thumbs_root) if thumbs_root else None)
         self.batch_size = batch_size
         self.workers = max(1, workers)

@@ -39,6 +39,8 @@ _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "ten
 
 def model_files(spec: dict[str, Any]) -> tuple[str, ...]:
     """The files (relative paths) a model folder of this spec's layout must hold besides model.json."""
+    if spec.get("kind") == "fake":  # models/fakes.py: model.json is all there is
+        return ()
     return IMMICH_FILES if spec.get("layout") == IMMICH_LAYOUT else MODEL_FILES
 
 

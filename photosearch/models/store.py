@@ -126,7 +126,7 @@ class ModelStore:
         for f in model_files(spec):
             if not (folder / f).is_file():
                 raise ModelError(f"model {name!r} is incomplete ({f} missing); import or pull it again")
-        return ClipModel(folder, spec, **kwargs)
+        return open_model(folder, spec, **kwargs)
 
     # -- installing -------------------------------------------------------------------------
 
@@ -244,6 +244,8 @@ class ModelStore:
             raise UsageError(f"no model named {name!r} is installed (installed: {known})")
         folder = self.root / name
         spec = read_spec(folder)
+        if spec.get("kind") == "fake":
+            raise UsageError(f"{name!r} is a test stand-in (models/fakes.py), not a model that can be exported")
         for f in model_files(spec):
             if not (folder / f).is_file():
                 raise ModelError(f"model {name!r} is incomplete ({f} missing); import or pull it again")
@@ -349,6 +351,17 @@ class ModelStore:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text)
+
+
+def open_model(folder: Path, spec: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """The CLIP model installed in ``folder``: ONNX (either layout), or a test stand-in
+    (``"kind": "fake"``, models/fakes.py). ``kwargs`` go to :class:`ClipModel`."""
+    spec = spec if spec is not None else read_spec(Path(folder))
+    if spec.get("kind") == "fake":
+        from photosearch.models.fakes import FakeClip
+
+        return FakeClip.from_folder(Path(folder), spec)
+    return ClipModel(Path(folder), spec, **kwargs)
 
 
 def _reachable(host: str, port: int, timeout: float) -> bool:
