@@ -24,6 +24,7 @@ from photosearch.errors import Interrupted, PhotosearchError
 
 from typer._click.exceptions import UsageError as _ClickUsageError  # typer >= 0.20 vendors click
 
+
 class _LazyConsole:
     """rich is imported on first output, not at start-up (it costs a --json query ~35 ms)."""
 
@@ -82,7 +83,6 @@ def _hoist_global_options(args: list[str]) -> list[str]:
 
     Every command takes both, so they move behind the command's own words (``--library``
     through its environment variable, which every command reads)."""
-    out: list[str] = []
     i = 0
     json_flag = False
     while i < len(args):
