@@ -164,6 +164,7 @@ class Library:
 
     def search_image(self, photo: str | os.PathLike[str], *, filters: Filters | None = None, limit: int = 20,
                      min_score: float | None = None) -> list[SearchResult]:
+        """Photos that look like ``photo`` (in the library or not), best first; the photo itself is left out."""
         return Searcher(self.paths).search_image(photo, filters, limit, min_score)
 
     def search_tags(self, *, filters: Filters, limit: int = 20) -> list[SearchResult]:
@@ -198,6 +199,7 @@ class Library:
             return cat.people()
 
     def person_faces(self, person: str | int, limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A person (by id or name) and their faces: id, photo, box, score, how it was assigned."""
         from photosearch.query.people import resolve_person
 
         self._require_catalog()
@@ -212,6 +214,7 @@ class Library:
         return self._people_edit(lambda cat: name_person(cat, person, name))
 
     def merge_people(self, people: list[str | int]) -> dict[str, Any]:
+        """Merge people or clusters (by id or name) into one, the named one if any."""
         from photosearch.query.people import merge_people
 
         return self._people_edit(lambda cat: merge_people(cat, people))
@@ -261,6 +264,7 @@ class Library:
     # -- tags -----------------------------------------------------------------------------
 
     def taxonomy_file(self, explicit: str | os.PathLike[str] | None = None) -> Any:
+        """The taxonomy in use: ``explicit``, else the library's taxonomy.toml, else the default one."""
         from photosearch.query.tags import taxonomy_path
 
         return taxonomy_path(self.paths.root, explicit)
@@ -598,6 +602,7 @@ class Library:
         return groups, plan, report
 
     def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> int:
+        """Remember that these photos are not duplicates of each other; returns the pairs recorded."""
         from photosearch.actions.quarantine import keep_both
 
         self._require_catalog()  # a decision about photos needs a library that has them
@@ -605,6 +610,7 @@ class Library:
             return keep_both(cat, [os.fspath(p) for p in photos])
 
     def dupes_purge(self, *, older_than_days: int = 7, apply: bool = False) -> list[PurgeItem]:
+        """Quarantined photos at least ``older_than_days`` old; deleted only with ``apply``."""
         from photosearch.actions.quarantine import purge
 
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
@@ -659,10 +665,13 @@ class Library:
     # -- models ---------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelInfo]:
+        """Installed CLIP models, the active one marked."""
         return self.models.installed()
 
     def import_model(self, arch: str, file: str | os.PathLike[str], *, name: str | None = None,
                      force: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Convert a local open_clip checkpoint to ONNX, verify it against open_clip and make it active
+        (needs the convert extra: torch)."""
         return self.models.import_checkpoint(arch, file, name=name, force=force, progress=progress)
 
     def pull_model(self, spec: str | None = None, *, name: str | None = None, force: bool = False,
@@ -701,6 +710,7 @@ class Library:
         return self.models.export(name, dest)
 
     def use_model(self, name: str) -> None:
+        """Make an installed model the active one (the next `index` embeds photos for it)."""
         self.models.set_active(name)
 
     def pull_face_models(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,

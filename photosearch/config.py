@@ -50,6 +50,7 @@ def resolve_library_dir(library: str | os.PathLike[str] | None = None) -> Path:
 
 
 def env_int(name: str, default: int) -> int:
+    """Integer value of env variable ``name``, or ``default`` if unset or empty; UsageError if not an integer."""
     value = os.environ.get(name)
     if not value:
         return default
@@ -69,12 +70,15 @@ class LibraryPaths:
 
     @property
     def catalog(self) -> Path:
+        """The DuckDB catalog file."""
         return self.root / "catalog.duckdb"
 
     @property
     def models(self) -> Path:
+        """The folder of installed models."""
         return self.root / "models"
 
     @property
     def vectors(self) -> Path:
+        """The folder of vector index files."""
         return self.root / "vectors"

@@ -34,6 +34,8 @@ from photosearch.media.scan import file_sha256
 
 
 class UndoError(PhotosearchError):
+    """Raised when an action cannot be undone (exit code 8)."""
+
     exit_code = 8
 
 
@@ -61,6 +63,8 @@ def move_file(src: Path, dst: Path) -> None:
 
 @dataclass
 class Change:
+    """One journaled change: its number, kind (move, replace, create, copy), data, and whether it was marked done."""
+
     n: int
     kind: str
     data: dict[str, Any]
@@ -108,14 +112,17 @@ class JournalWriter:
         os.fsync(self._f.fileno())
 
     def intent(self, kind: str, **data: Any) -> int:
+        """Record (and fsync) an intended change before making it; returns its change number."""
         self.n += 1
         self._write({"type": "change", "n": self.n, "kind": kind, **data})
         return self.n
 
     def done(self, n: int) -> None:
+        """Mark change ``n`` as done."""
         self._write({"type": "done", "n": n})
 
     def close(self, finished: bool = True) -> None:
+        """Close the journal file, first writing the end record when ``finished``."""
         if not self._f.closed:
             if finished:
                 self._write({"type": "end"})
@@ -135,6 +142,7 @@ class Journal:
         self.dir = library_root / "journal"
 
     def begin(self, name: str, meta: dict[str, Any]) -> JournalWriter:
+        """Start a new journal file, numbered after the existing ones, and return its writer."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -152,6 +160,7 @@ class Journal:
 
     @staticmethod
     def read(path: Path) -> Action:
+        """Parse one journal file into an Action, stopping at a torn last line."""
         action = Action(path=path, name="", created="", meta={})
         by_n: dict[int, Change] = {}
         with open(path, encoding="utf-8") as f:
@@ -179,6 +188,7 @@ class Journal:
         return action
 
     def last_undoable(self) -> Action | None:
+        """The action ``undo`` would reverse: the newest one not undone yet that has changes, or None."""
         for action in self.actions():
             if not action.undone and action.changes:
                 return action
@@ -186,6 +196,7 @@ class Journal:
 
     @staticmethod
     def mark_undone(action: Action) -> None:
+        """Append (and fsync) an ``undone`` record to the action's journal file."""
         with open(action.path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"type": "undone", "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
             f.flush()
@@ -194,6 +205,8 @@ class Journal:
 
 @dataclass
 class UndoReport:
+    """What an undo did: files restored, files removed, changes that never happened, and problems."""
+
     action: str
     restored: list[str] = field(default_factory=list)     # files back at their original paths
     removed: list[str] = field(default_factory=list)      # files photosearch had created
@@ -201,6 +214,7 @@ class UndoReport:
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The report's fields as a plain dict."""
         return dict(self.__dict__)
 
 

@@ -31,12 +31,16 @@ _BAD = re.compile(r'[\x00-\x1f/\\:*?"<>|]+')
 
 @dataclass
 class Rule:
+    """A tag-specific folder rule: photos with ``tag`` go to ``pattern`` (see ``parse_rule``)."""
+
     tag: str
     pattern: str
 
 
 @dataclass
 class PlannedMove:
+    """One planned move or copy, with its sidecars and the rule that chose the folder (None: the default pattern)."""
+
     photo_id: int
     src: str
     dst: str
@@ -44,11 +48,14 @@ class PlannedMove:
     rule: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The move's fields as a plain dict."""
         return dict(self.__dict__)
 
 
 @dataclass
 class OrganizePlan:
+    """A dry-run organize plan: the destination, pattern, mode and the moves it would make."""
+
     dest: str
     pattern: str
     mode: str                                   # "move" or "copy"
@@ -56,18 +63,22 @@ class OrganizePlan:
     in_place: int = 0                           # photos already where the pattern puts them
 
     def as_dict(self) -> dict[str, Any]:
+        """The plan as a plain dict, moves included."""
         return {"dest": self.dest, "pattern": self.pattern, "mode": self.mode, "in_place": self.in_place,
                 "moves": [m.as_dict() for m in self.moves]}
 
 
 @dataclass
 class OrganizeReport:
+    """What applying an organize plan did: counts moved and copied, failures, and the journal file."""
+
     moved: int = 0
     copied: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     journal: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The report's fields as a plain dict."""
         return dict(self.__dict__)
 
 
@@ -116,6 +127,7 @@ def _clean(text: str, limit: int = 80) -> str:
 
 
 def folder_for(photo: dict[str, Any], pattern: str, event: str | None, place: str | None) -> str:
+    """Relative folder for a photo under ``pattern`` (``Undated`` without a date); UsageError on a bad pattern."""
     taken = photo.get("taken_at")
     if taken is None:
         return UNDATED

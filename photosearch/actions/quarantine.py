@@ -40,6 +40,8 @@ BACKUP_DIR = ".photosearch-backup"
 
 @dataclass
 class PlannedMove:
+    """One planned quarantine move of a non-keeper (and its sidecars), naming the keeper it duplicates."""
+
     photo_id: int
     src: str
     dst: str
@@ -49,6 +51,8 @@ class PlannedMove:
 
 @dataclass
 class PlannedMerge:
+    """Metadata to merge into a keeper: keywords it lacks, a better rating, a description (None: leave as is)."""
+
     photo_id: int
     path: str
     keywords: list[str]
@@ -58,23 +62,29 @@ class PlannedMerge:
 
 @dataclass
 class Plan:
+    """A dry-run quarantine plan for a destination folder: moves and metadata merges."""
+
     dest: str
     moves: list[PlannedMove] = field(default_factory=list)
     merges: list[PlannedMerge] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The plan as a plain dict, moves and merges included."""
         return {"dest": self.dest, "moves": [m.__dict__ for m in self.moves],
                 "merges": [m.__dict__ for m in self.merges]}
 
 
 @dataclass
 class ApplyReport:
+    """What applying a quarantine plan did: counts moved and merged, failures, and the journal file."""
+
     moved: int = 0
     merged: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     journal: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The report's fields as a plain dict."""
         return dict(self.__dict__)
 
 
@@ -210,6 +220,8 @@ def keep_both(catalog: Catalog, photos: list[str]) -> int:
 
 @dataclass
 class PurgeItem:
+    """One quarantined file considered by ``purge`` and whether it was deleted."""
+
     path: str
     quarantined_at: str
     deleted: bool = False

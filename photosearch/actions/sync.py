@@ -45,6 +45,7 @@ class SyncItem:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The item's fields as a plain dict."""
         return dict(self.__dict__)
 
 

@@ -27,6 +27,8 @@ RESCAN_SECONDS = 30.0
 
 @dataclass
 class WatchOptions:
+    """What ``watch`` does with each settled batch of new files besides indexing them."""
+
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     tag: bool = True
     quarantine: str | None = None          # where exact duplicates of library photos go (None: left alone)
@@ -39,6 +41,8 @@ class WatchOptions:
 
 @dataclass
 class BatchReport:
+    """What processing one batch of settled files did."""
+
     files: list[str] = field(default_factory=list)
     indexed: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -48,6 +52,7 @@ class BatchReport:
     failures: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The report's fields as a plain dict."""
         return dict(self.__dict__)
 
 
@@ -61,6 +66,7 @@ class Settler:
         self.done: set[tuple[str, int, int]] = set()
 
     def observe(self, path: str) -> None:
+        """Note a file's current size and mtime, restarting its timer if they changed; forgets files that vanished."""
         try:
             st = os.stat(path)
         except OSError:
@@ -72,6 +78,7 @@ class Settler:
             self._seen[path] = (*key, self.clock())
 
     def settled(self) -> list[str]:
+        """Non-empty, readable files unchanged for ``seconds`` and not yet done, sorted."""
         now = self.clock()
         ready = []
         for path, (size, mtime, since) in list(self._seen.items()):
@@ -87,12 +94,14 @@ class Settler:
         return sorted(ready)
 
     def mark_done(self, paths: list[str]) -> None:
+        """Stop tracking these files, remembering their size and mtime so they are not offered again."""
         for p in paths:
             cur = self._seen.pop(p, None)
             if cur is not None:
                 self.done.add((p, cur[0], cur[1]))
 
     def pending(self) -> int:
+        """Number of files still being tracked."""
         return len(self._seen)
 
 
@@ -106,6 +115,7 @@ def _readable(path: str) -> bool:
 
 
 def candidates(folder: Path) -> list[str]:
+    """Paths of supported image files under ``folder``, skipping hidden files and folders."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

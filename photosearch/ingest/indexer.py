@@ -39,6 +39,8 @@ from photosearch.store.vectors import load_for_search, save_for_catalog
 
 @dataclass
 class Skipped:
+    """A file an index run skipped, and why."""
+
     path: str
     reason: str
 
@@ -64,6 +66,7 @@ class IndexSummary:
     resumed: dict[str, Any] | None = None  # the interrupted run this one continued: {"kept", "at"}
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary as a plain dict, ``seconds`` rounded to milliseconds."""
         out = asdict(self)
         out["seconds"] = round(self.seconds, 3)
         return out

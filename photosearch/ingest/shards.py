@@ -59,12 +59,14 @@ class ShardRun:
     total_photos: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The run's fields as a plain dict, ``seconds`` rounded to milliseconds."""
         d = asdict(self)
         d["seconds"] = round(self.seconds, 3)
         return d
 
 
 def shard_dirs(paths: LibraryPaths) -> tuple[Path, Path]:
+    """The library's manifest and output shard folders, in that order."""
     root = paths.root / "shards"
     return root / "manifest", root / "out"
 

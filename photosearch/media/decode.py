@@ -85,6 +85,7 @@ def _ensure_heif() -> None:
 
 
 def max_pixels() -> int:
+    """Decoding pixel limit: ``$PHOTOSEARCH_MAX_PIXELS`` or the default."""
     return env_int(ENV_MAX_PIXELS, DEFAULT_MAX_PIXELS)
 
 

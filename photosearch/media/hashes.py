@@ -32,12 +32,15 @@ FLAT_STD = 3.0
 
 @dataclass(frozen=True)
 class PerceptualHashes:
+    """A photo's perceptual hashes: pHash of its 8 rotations/mirrors, dHash, and the content fraction kept."""
+
     phash: tuple[int, ...]   # 8 variants: k quarter-turns (k=0..3), then the same mirrored; all 0: unusable
     dhash: int
     content: tuple[float, float] = (1.0, 1.0)  # width, height fraction left after trimming borders
 
     @property
     def usable(self) -> bool:
+        """False when the pHash is all zeros (unusable for matching)."""
         return any(self.phash)
 
 

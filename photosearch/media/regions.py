@@ -53,11 +53,13 @@ def _transform(box: Box, fn: Any) -> Box:
 
 
 def stored_to_display(box: Box, orientation: int | None) -> Box:
+    """Map a box from the stored pixel frame to the displayed frame (EXIF ``orientation`` applied)."""
     o = orientation or 1
     return _transform(box, lambda u, v: _point_to_display(u, v, o))
 
 
 def display_to_stored(box: Box, orientation: int | None) -> Box:
+    """Map a box from the displayed frame back to the stored pixel frame; inverse of ``stored_to_display``."""
     o = _inverse(orientation or 1)
     # The inverse of "stored -> displayed" for orientation o is the mapping of its inverse orientation.
     return _transform(box, lambda u, v: _point_to_display(u, v, o))
@@ -122,6 +124,7 @@ def read_regions(xmp: dict[str, Any], orientation: int | None) -> list[Region]:
 
 
 def has_regions(xmp: dict[str, Any]) -> bool:
+    """Whether the XMP metadata has MWG or Microsoft Photo face regions."""
     return any(k.startswith(_MWG) or k.startswith("Xmp.MP.RegionInfo") for k in xmp)
 
 

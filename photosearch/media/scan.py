@@ -18,12 +18,15 @@ from photosearch.media.decode import SUPPORTED_EXTENSIONS, UNSUPPORTED_KINDS
 
 @dataclass(frozen=True)
 class FileEntry:
+    """A file found by a scan: path, size and mtime."""
+
     path: str       # absolute, normalized, symlinks not resolved
     size: int
     mtime_ns: int
 
     @property
     def ext(self) -> str:
+        """The file's extension, lower-cased, with its dot."""
         return os.path.splitext(self.path)[1].lower()
 
 

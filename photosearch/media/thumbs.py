@@ -36,6 +36,7 @@ def _save(img, dest: Path) -> None:  # type: ignore[no-untyped-def]
 
 
 def thumb_path(library_root: Path, content_hash: str, size: int = 320) -> Path:
+    """Where the WebP thumbnail of a content hash at ``size`` is cached in the library."""
     return library_root / "thumbs" / content_hash[:2] / f"{content_hash}-{size}.webp"
 
 

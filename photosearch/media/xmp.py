@@ -69,12 +69,15 @@ class MetadataUpdate:
     gps: tuple[float, float] | None = None     # written only where the file has no position
 
     def empty(self) -> bool:
+        """Whether the update changes nothing."""
         return (not any(getattr(self, f) for f in LIST_KEYS) and not self.people and self.rating is None
                 and not self.description and self.taken_at is None and self.gps is None)
 
 
 @dataclass
 class WriteResult:
+    """What ``write`` did: the file written, whether it is a sidecar, and whether it changed."""
+
     path: str          # the file written (the photo, or its sidecar)
     sidecar: bool
     changed: bool

@@ -18,18 +18,24 @@ class ImageEncoder(Protocol):
     image_size: int
     embed_dim: int
 
-    def preprocess(self, image: Any) -> np.ndarray: ...
+    def preprocess(self, image: Any) -> np.ndarray:
+        """One upright image as a (3, S, S) float32 array ready for ``encode_pixels``."""
 
-    def encode_pixels(self, pixels: np.ndarray, normalize: bool = True) -> np.ndarray: ...
+    def encode_pixels(self, pixels: np.ndarray, normalize: bool = True) -> np.ndarray:
+        """Embeddings, one row per image, of a (N, 3, S, S) pixel batch; L2-normalized when ``normalize``."""
 
 
 class TextEncoder(Protocol):
+    """Turns texts into embeddings in the same space as an ImageEncoder's."""
+
     embed_dim: int
 
-    def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray: ...
+    def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        """Embeddings, one row per text; L2-normalized when ``normalize``."""
 
 
 def default_threads() -> int:
+    """Inference thread count: ``$PHOTOSEARCH_THREADS`` if a positive integer, else the CPUs this process may use."""
     value = os.environ.get("PHOTOSEARCH_THREADS")
     if value and value.isdigit() and int(value) > 0:
         return int(value)
@@ -47,6 +53,7 @@ class LazySession:
         self._lock = threading.Lock()
 
     def get(self) -> Any:
+        """The session, created on first call (thread-safe)."""
         if self._session is None:
             with self._lock:
                 if self._session is None:
@@ -77,7 +84,9 @@ class LazySession:
             raise ModelError(f"cannot load model file {self.path}: {str(exc).splitlines()[0][:200]}") from None
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run the session on ``feeds`` and return its first output."""
         return self.get().run(None, feeds)[0]
 
     def close(self) -> None:
+        """Drop the session; the next ``get`` creates it again."""
         self._session = None

@@ -138,6 +138,7 @@ class ClipModel:
         return _normalize(out) if normalize else out
 
     def encode_images(self, images: list[Any]) -> np.ndarray:
+        """Normalized embeddings of upright images, one row per image."""
         return self.encode_pixels(np.stack([self.preprocess(im) for im in images]))
 
     # -- text ----------------------------------------------------------------------------
@@ -204,6 +205,7 @@ class ClipModel:
         return _normalize(out) if normalize else out
 
     def close(self) -> None:
+        """Release both the image and the text sessions."""
         self._visual.close()
         self._text.close()
 

@@ -77,6 +77,7 @@ class Face:
 
     @property
     def area(self) -> float:
+        """The box's area as a fraction of the image."""
         return self.box[2] * self.box[3]
 
 
@@ -86,7 +87,8 @@ class FaceEngine(Protocol):
     name: str
     dim: int
 
-    def analyze(self, image: Any) -> list[Face]: ...
+    def analyze(self, image: Any) -> list[Face]:
+        """The faces found in an upright image, each with its vector."""
 
 
 def _quiet_cv2() -> Any:
@@ -200,6 +202,7 @@ class YuNetSFace:
         return bgr, faces
 
     def analyze(self, image: Any) -> list[Face]:
+        """Faces detected by YuNet, each with its SFace vector."""
         bgr, faces = self.detect(image)
         h, w = bgr.shape[:2]
         for f in faces:
@@ -240,6 +243,7 @@ class InsightFacePack:
         return self._det
 
     def analyze(self, image: Any) -> list[Face]:
+        """Faces detected by the pack's SCRFD detector (or the fallback detector), each with its vector."""
         if self._det_file is None:
             if self._fallback is None:
                 raise ModelError(f"the face model {self.name} has no detector and no fallback detector")
@@ -313,11 +317,13 @@ class FaceModelStore:
         return store
 
     def names(self) -> list[str]:
+        """Names of the installed face models, sorted."""
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "face.json").is_file())
 
     def active_name(self) -> str | None:
+        """The active face model: the one named in ACTIVE if installed, else the default, else the first, else None."""
         try:
             name = (self.root / "ACTIVE").read_text(encoding="utf-8").strip()
         except OSError:
@@ -328,6 +334,7 @@ class FaceModelStore:
         return DEFAULT_FACE_MODEL if DEFAULT_FACE_MODEL in names else (names[0] if names else None)
 
     def set_active(self, name: str) -> None:
+        """Make an installed face model the active one; UsageError if it is not installed."""
         if name not in self.names():
             raise UsageError(f"no face model named {name!r} is installed (installed: {', '.join(self.names()) or 'none'})")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -336,6 +343,7 @@ class FaceModelStore:
         write_atomic(self.root / "ACTIVE", name + "\n")
 
     def installed(self) -> list[dict[str, Any]]:
+        """One dict per installed face model: name, kind, dim, source and whether it is active."""
         active = self.active_name()
         out = []
         for name in self.names():

@@ -73,6 +73,7 @@ class FakeClip:
         return _normalize(out) if normalize else out
 
     def encode_images(self, images: list[Any]) -> np.ndarray:
+        """Normalized fake embeddings of images, one row per image."""
         return self.encode_pixels(np.stack([self.preprocess(im) for im in images]))
 
     def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray:
@@ -97,6 +98,7 @@ class FakeFaces:
         self._clip = FakeClip(dim=self.dim, image_size=16, seed=seed + 1)
 
     def analyze(self, image: Any) -> list[Face]:
+        """One fake face: the central square (none if under 8 pixels), its vector from FakeClip."""
         w, h = image.size
         side = min(w, h) // 2
         if side < 8:

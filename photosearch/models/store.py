@@ -48,6 +48,8 @@ def missing_model_message(library: Path) -> str:
 
 @dataclass
 class ModelInfo:
+    """An installed CLIP model as listed by ``ModelStore``; ``size_bytes`` is the folder's total size."""
+
     name: str
     arch: str
     source: str
@@ -57,6 +59,7 @@ class ModelInfo:
     size_bytes: int
 
     def as_dict(self) -> dict[str, Any]:
+        """The info's fields as a plain dict."""
         return dict(self.__dict__)
 
 
@@ -71,12 +74,14 @@ class ModelStore:
         return self.root / "ACTIVE"
 
     def names(self) -> list[str]:
+        """Names of the installed models, sorted."""
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and not p.name.startswith(".") and (p / "model.json").is_file())
 
     def active_name(self) -> str | None:
+        """The active model: the one named in ACTIVE if installed, else the only one installed, else None."""
         try:
             name = self._active_file().read_text(encoding="utf-8").strip()
         except OSError:
@@ -101,6 +106,7 @@ class ModelStore:
         return out
 
     def set_active(self, name: str) -> None:
+        """Make an installed model the active one; UsageError if it is not installed."""
         if name not in self.names():
             known = ", ".join(self.names()) or "none"
             raise UsageError(f"no model named {name!r} is installed (installed: {known})")
@@ -269,6 +275,7 @@ class ModelStore:
                 "size_bytes": sum((target / f).stat().st_size for f in files)}
 
     def remove(self, name: str) -> None:
+        """Delete an installed model's folder, clearing ACTIVE if it named it; UsageError if not installed."""
         folder = self.root / name
         if name not in self.names():
             raise UsageError(f"no model named {name!r} is installed")

@@ -103,6 +103,7 @@ class ClipTokenizer:
         return out
 
     def encode(self, text: str) -> list[int]:
+        """BPE token ids of a text, without SOT/EOT and untruncated."""
         ids: list[int] = []
         for token in self.pat.findall(_clean(text)):
             token = "".join(self.byte_encoder[b] for b in token.encode("utf-8"))

@@ -45,6 +45,7 @@ class Thresholds:
     neighbours: int = 8          # CLIP neighbours examined per photo
 
     def validate(self) -> Thresholds:
+        """Return self, or raise UsageError if a threshold is out of range."""
         if not 0 <= self.hash_distance <= 15:
             raise UsageError("--hash-distance must be between 0 and 15")
         for name, v in (("clip confirm", self.clip_confirm), ("--threshold", self.clip_alone)):
@@ -64,6 +65,8 @@ PADDED = 0.9
 
 @dataclass
 class Member:
+    """One photo of a duplicate group; ``why`` explains why it is or is not the keeper."""
+
     id: int
     path: str
     width: int | None
@@ -74,6 +77,7 @@ class Member:
     why: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The member as a plain dict, ``taken_at`` as ISO text."""
         d = dict(self.__dict__)
         d["taken_at"] = self.taken_at.isoformat() if self.taken_at else None
         return d
@@ -81,12 +85,15 @@ class Member:
 
 @dataclass
 class Group:
+    """A group of duplicate photos (exact or near) and the keeper chosen among them."""
+
     keeper: Member
     members: list[Member]            # the keeper first
     kind: str                        # "exact" or "near"
     scores: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """The group as a plain dict: keeper path, kind, members, and scores when any."""
         return {"keeper": self.keeper.path, "kind": self.kind, "members": [m.as_dict() for m in self.members],
                 **({"scores": self.scores} if self.scores else {})}
 

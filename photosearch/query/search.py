@@ -27,6 +27,8 @@ from photosearch.store.vectors import exact_search, load_for_search, load_publis
 
 @dataclass
 class SearchResult:
+    """One ranked search hit with the photo's main details."""
+
     rank: int
     id: int
     path: str
@@ -40,6 +42,7 @@ class SearchResult:
     face: dict[str, Any] | None = None   # face search: the matched face (id, box, person)
 
     def as_dict(self) -> dict[str, Any]:
+        """The result as a plain dict: score rounded, ``taken_at`` as ISO text, ``face`` only when set."""
         d = dict(self.__dict__)
         d["score"] = round(float(self.score), 6)
         d["taken_at"] = self.taken_at.isoformat() if self.taken_at else None

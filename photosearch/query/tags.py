@@ -43,6 +43,8 @@ USER_GROUP = "user"
 
 @dataclass
 class Tag:
+    """One tag: its group, the text prompts that define it, aliases, parent, score threshold and origin."""
+
     name: str
     group: str
     prompts: list[str]
@@ -52,21 +54,26 @@ class Tag:
     source: str = "taxonomy"
 
     def as_row(self) -> dict[str, Any]:
+        """The tag as a catalog row dict."""
         return {"name": self.name, "group": self.group, "parent": self.parent, "threshold": self.threshold,
                 "aliases": self.aliases, "prompts": self.prompts, "source": self.source}
 
 
 @dataclass
 class Taxonomy:
+    """The tags and group descriptions read from a taxonomy file, and where it came from."""
+
     tags: list[Tag]
     groups: dict[str, str]
     path: str
 
     def by_name(self) -> dict[str, Tag]:
+        """Tags keyed by lower-cased name."""
         return {t.name.lower(): t for t in self.tags}
 
 
 def default_taxonomy_text() -> str:
+    """The text of the built-in taxonomy.toml."""
     return (resources.files("photosearch") / "data" / "taxonomy.toml").read_text(encoding="utf-8")
 
 
@@ -265,6 +272,7 @@ class TagRun:
     model: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The run's fields as a plain dict, ``seconds`` rounded to milliseconds."""
         d = dict(self.__dict__)
         d["seconds"] = round(self.seconds, 3)
         return d

@@ -32,6 +32,7 @@ STATE_FILE = "state.json"
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
+    """Write ``doc`` as JSON to ``path`` atomically."""
     import json
 
     from photosearch.files import write_atomic
@@ -225,10 +226,12 @@ class Catalog(PhotosStore, FacesStore, TagsStore, EventsStore, ShardsStore):
     # -- settings -------------------------------------------------------------------------
 
     def get_setting(self, key: str) -> str | None:
+        """A stored setting's value, or None if unset."""
         row = self.con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
         return None if row is None else row[0]
 
     def set_setting(self, key: str, value: str | None) -> None:
+        """Store a setting's value; None deletes it."""
         self.con.execute("DELETE FROM settings WHERE key = ?", [key])
         if value is not None:
             self.con.execute("INSERT INTO settings VALUES (?, ?)", [key, value])
@@ -262,9 +265,11 @@ class Catalog(PhotosStore, FacesStore, TagsStore, EventsStore, ShardsStore):
     # -- roots ----------------------------------------------------------------------------
 
     def roots(self) -> list[str]:
+        """The indexed root folders, sorted."""
         return [r[0] for r in self.con.execute("SELECT path FROM roots ORDER BY path").fetchall()]
 
     def add_root(self, path: str) -> None:
+        """Record an indexed root folder (no-op if already known)."""
         if not self.con.execute("SELECT 1 FROM roots WHERE path = ?", [path]).fetchone():
             self.con.execute("INSERT INTO roots VALUES (?, now())", [path])
 

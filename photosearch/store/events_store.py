@@ -23,6 +23,7 @@ class EventsStore:
     # -- takeout, photo-level people, events ------------------------------------------------
 
     def set_takeout(self, photo_id: int, info: Any) -> None:
+        """Replace a photo's Google Takeout metadata and the people it names."""
         self._dirty = True
         self.con.execute("DELETE FROM takeout WHERE photo_id = ?", [photo_id])
         self.con.execute("INSERT INTO takeout VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -34,6 +35,7 @@ class EventsStore:
                                  [(photo_id, n) for n in info.people])
 
     def takeout_rows(self) -> dict[int, dict[str, Any]]:
+        """Takeout metadata of non-quarantined photos, by photo id."""
         cur = self.con.execute("SELECT t.photo_id, t.json_path, t.taken_at, t.gps_lat, t.gps_lon, t.description, "
                                "t.people FROM takeout t JOIN photos p ON p.id = t.photo_id "
                                "WHERE p.quarantined_at IS NULL")
@@ -41,6 +43,7 @@ class EventsStore:
         return {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
 
     def photo_people(self, photo_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Names of the people recorded for each photo, sorted (photos without any are absent)."""
         rows = self.con.execute("SELECT photo_id, list(name ORDER BY name) FROM photo_people "
                                 "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) GROUP BY photo_id",
                                 [[int(i) for i in photo_ids]]).fetchall()
@@ -52,6 +55,7 @@ class EventsStore:
                                 "AND quarantined_at IS NULL ORDER BY taken_at, id").fetchall()
 
     def replace_events(self, events: Sequence[dict[str, Any]]) -> None:
+        """Replace all events and their photo memberships with ``events``."""
         self._dirty = True
         self.con.execute("DELETE FROM photo_events")
         self.con.execute("DELETE FROM events")
@@ -70,6 +74,7 @@ class EventsStore:
                 self.con.unregister("_pe")
 
     def events(self) -> list[dict[str, Any]]:
+        """All events as dicts, ordered by start time."""
         cur = self.con.execute("SELECT id, key, name, start_at, end_at, place, lat, lon, tags, photos FROM events "
                                "ORDER BY start_at, id")
         names = ("id", "key", "name", "start_at", "end_at", "place", "lat", "lon", "tags", "photos")
@@ -83,9 +88,11 @@ class EventsStore:
         return None if row is None else row[0]
 
     def photo_event_ids(self) -> dict[int, int]:
+        """Event id of every photo that belongs to an event, by photo id."""
         return dict(self.con.execute("SELECT photo_id, event_id FROM photo_events").fetchall())
 
     def photo_event_names(self, photo_ids: Sequence[int]) -> dict[int, str]:
+        """Event name of each given photo (photos in no event are absent)."""
         rows = self.con.execute("SELECT pe.photo_id, e.name FROM photo_events pe JOIN events e ON e.id = pe.event_id "
                                 "WHERE pe.photo_id IN (SELECT unnest(?::BIGINT[]))",
                                 [[int(i) for i in photo_ids]]).fetchall()
@@ -100,5 +107,6 @@ class EventsStore:
         return out
 
     def all_photos(self) -> list[dict[str, Any]]:
+        """All non-quarantined photos as dicts, ordered by path."""
         return self._photo_dicts("WHERE quarantined_at IS NULL ORDER BY path", [])
 

@@ -24,6 +24,7 @@ class FacesStore:
     # -- faces ------------------------------------------------------------------------------
 
     def count_faces(self) -> int:
+        """Number of faces in the catalog."""
         return int(self.con.execute("SELECT count(*) FROM faces").fetchone()[0])
 
     def face_scanned_ids(self, model: str) -> set[int]:
@@ -95,6 +96,7 @@ class FacesStore:
         return out
 
     def faces_by_ids(self, face_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Face dicts (with the person's name) by id (unknown ids are absent)."""
         cur = self.con.execute(
             "SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned, "
             "f.source, f.region_name FROM faces f LEFT JOIN people p ON p.id = f.person_id "
@@ -109,6 +111,7 @@ class FacesStore:
         return np.array([lookup.get(int(i), -1) for i in face_ids], dtype=np.int64)
 
     def face_ids_of_photos(self, model: str, photo_ids: np.ndarray) -> np.ndarray:
+        """Ids of the faces with vectors from ``model`` in the given photos."""
         res = self.con.execute(
             "SELECT id FROM faces WHERE model = ? AND vector IS NOT NULL "
             "AND photo_id IN (SELECT unnest(?::BIGINT[]))",
@@ -144,21 +147,25 @@ class FacesStore:
         return [dict(zip(("id", "name", "faces", "photos"), r)) for r in cur.fetchall()]
 
     def person(self, person_id: int) -> dict[str, Any] | None:
+        """A person's id and name, or None if unknown."""
         row = self.con.execute("SELECT id, name FROM people WHERE id = ?", [int(person_id)]).fetchone()
         return None if row is None else {"id": row[0], "name": row[1]}
 
     def person_by_name(self, name: str) -> dict[str, Any] | None:
+        """The lowest-id person with this name (case-insensitive), or None."""
         row = self.con.execute("SELECT id, name FROM people WHERE lower(name) = lower(?) ORDER BY id LIMIT 1",
                                [name]).fetchone()
         return None if row is None else {"id": row[0], "name": row[1]}
 
     def create_person(self, name: str | None = None) -> int:
+        """Create a person, optionally named; returns the new id."""
         self._dirty = True
         pid = self.con.execute("SELECT nextval('person_id_seq')").fetchone()[0]
         self.con.execute("INSERT INTO people VALUES (?, ?, now())", [pid, name])
         return int(pid)
 
     def create_people(self, n: int) -> list[int]:
+        """Create ``n`` unnamed people; returns their ids."""
         if n <= 0:
             return []
         self._dirty = True
@@ -167,10 +174,12 @@ class FacesStore:
         return ids
 
     def rename_person(self, person_id: int, name: str | None) -> None:
+        """Set (or, with None, clear) a person's name."""
         self._dirty = True
         self.con.execute("UPDATE people SET name = ? WHERE id = ?", [name, int(person_id)])
 
     def assign_faces(self, face_ids: Sequence[int], person_id: int | None, assigned: str | None) -> None:
+        """Assign faces to a person (None: nobody), recording how they were assigned."""
         if not len(face_ids):
             return
         self._dirty = True
@@ -197,11 +206,13 @@ class FacesStore:
                              "AND assigned IS NULL", [list(face_ids)])
 
     def reset_auto_assignments(self, model: str) -> None:
+        """Unassign the faces of ``model`` that were not assigned by hand."""
         self._dirty = True
         self.con.execute("UPDATE faces SET person_id = NULL, assigned = NULL WHERE model = ? "
                          "AND (assigned IS NULL OR assigned IN ('auto', 'none'))", [model])
 
     def merge_people(self, into: int, others: Sequence[int]) -> None:
+        """Move the faces and rejections of ``others`` to ``into``, then delete ``others``."""
         self._dirty = True
         others = [int(o) for o in others if int(o) != int(into)]
         self.con.execute("UPDATE faces SET person_id = ? WHERE person_id IN (SELECT unnest(?::BIGINT[]))",
@@ -224,12 +235,14 @@ class FacesStore:
         return len(rows)
 
     def reject_face(self, face_id: int, person_id: int) -> None:
+        """Record that a face is not this person, and unassign it if it was theirs."""
         self._dirty = True
         self.con.execute("INSERT OR IGNORE INTO face_rejections VALUES (?, ?, now())", [int(face_id), int(person_id)])
         self.con.execute("UPDATE faces SET person_id = NULL, assigned = 'rejected' WHERE id = ? AND person_id = ?",
                          [int(face_id), int(person_id)])
 
     def rejections(self) -> set[tuple[int, int]]:
+        """All (face id, person id) rejection pairs."""
         return {(a, b) for a, b in self.con.execute("SELECT face_id, person_id FROM face_rejections").fetchall()}
 
     def person_faces(self, person_id: int, limit: int | None = None) -> list[dict[str, Any]]:

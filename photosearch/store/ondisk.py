@@ -39,6 +39,8 @@ def _faiss():  # type: ignore[no-untyped-def]
 
 @dataclass
 class OnDiskSpec:
+    """How an on-disk index is built: dimension, IVF list count, codec, OPQ, and the library size it was trained at."""
+
     dim: int
     nlist: int
     codec: str            # "Flat", "SQ8" or "PQ<m>"
@@ -47,6 +49,7 @@ class OnDiskSpec:
 
     @property
     def factory(self) -> str:
+        """The faiss ``index_factory`` string for this spec."""
         pre = f"OPQ{self._m},IVF{self.nlist}," if self.opq and self.codec != "Flat" else f"IVF{self.nlist},"
         return pre + self.codec
 
@@ -119,9 +122,11 @@ class OnDiskIndex:
 
     @property
     def spec(self) -> OnDiskSpec:
+        """The spec read from the folder's spec.json."""
         return OnDiskSpec(**json.loads((self.folder / "spec.json").read_text()))
 
     def train(self, spec: OnDiskSpec, sample: np.ndarray) -> None:
+        """Train an empty index for ``spec`` on ``sample`` and save it with the spec in the folder."""
         faiss = _faiss()
         self.folder.mkdir(parents=True, exist_ok=True)
         index = faiss.index_factory(spec.dim, spec.factory, faiss.METRIC_INNER_PRODUCT)
@@ -229,11 +234,13 @@ class OnDiskIndex:
         return int(index.ntotal)
 
     def load(self) -> Any:
+        """Open the merged index, reading inverted lists from disk on demand."""
         faiss = _faiss()
         with native_stdout_silenced():
             return faiss.read_index(str(self.folder / "populated.index"), faiss.IO_FLAG_ONDISK_SAME_DIR)
 
     def search(self, index: Any, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids of the ``k`` best matches per query, probing ``nprobe`` lists."""
         faiss = _faiss()
         faiss.extract_index_ivf(index).nprobe = nprobe
         return index.search(np.ascontiguousarray(queries, np.float32), k)
@@ -252,6 +259,7 @@ def sample_from_shards(shard_files: list[Path], n: int, seed: int = 0) -> np.nda
 
 
 def iter_shards(folder: Path) -> Iterator[Path]:
+    """The ``shard-*.parquet`` files in ``folder``, sorted."""
     yield from sorted(Path(folder).glob("shard-*.parquet"))
 
 

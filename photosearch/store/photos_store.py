@@ -53,6 +53,7 @@ class PhotosStore:
         return ids
 
     def move_photo(self, photo_id: int, path: str, size: int, mtime_ns: int) -> None:
+        """Record that a photo now lives at ``path``, with its new size and mtime."""
         self._dirty = True
         self.con.execute(
             "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", [path, size, mtime_ns, photo_id]
@@ -69,6 +70,7 @@ class PhotosStore:
             self.con.execute(f"UPDATE photos SET {sets} WHERE id = ?", [*fields.values(), photo_id])
 
     def touch_photo(self, photo_id: int, size: int, mtime_ns: int) -> None:
+        """Update a photo's recorded size and mtime."""
         self.con.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE id = ?", [size, mtime_ns, photo_id])
 
     def delete_photos(self, ids: Iterable[int]) -> None:
@@ -94,14 +96,17 @@ class PhotosStore:
         self.con.execute("DELETE FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
 
     def photo_by_path(self, path: str) -> dict[str, Any] | None:
+        """The photo row at ``path``, or None."""
         rows = self._photo_dicts("WHERE path = ?", [path])
         return rows[0] if rows else None
 
     def photo_by_hash(self, content_hash: str) -> dict[str, Any] | None:
+        """The lowest-id photo row with this content hash, or None."""
         rows = self._photo_dicts("WHERE content_hash = ? ORDER BY id LIMIT 1", [content_hash])
         return rows[0] if rows else None
 
     def photos_by_ids(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Photo rows by id (unknown ids are absent)."""
         if not ids:
             return {}
         marks = ", ".join(["?"] * len(ids))
@@ -113,6 +118,7 @@ class PhotosStore:
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def count_photos(self) -> int:
+        """Number of photos in the catalog, quarantined ones included."""
         return int(self.con.execute("SELECT count(*) FROM photos").fetchone()[0])
 
     def filtered_ids(self, filters: Filters) -> np.ndarray:
@@ -157,6 +163,7 @@ class PhotosStore:
     # -- embeddings -----------------------------------------------------------------------
 
     def add_embeddings(self, model: str, ids: Sequence[int], vectors: np.ndarray) -> None:
+        """Store one ``model`` vector per photo id."""
         if not len(ids):
             return
         self._dirty = True
@@ -229,6 +236,7 @@ class PhotosStore:
             self.con.unregister("_new_hashes")
 
     def content_sizes(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Content width and height (after border trimming) by photo id, where recorded."""
         rows = self.con.execute(
             "SELECT photo_id, content_width, content_height FROM image_hashes "
             "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) AND content_width IS NOT NULL", [list(ids)]).fetchall()
@@ -242,6 +250,7 @@ class PhotosStore:
         return [r[0] for r in rows]
 
     def not_duplicate_pairs(self) -> set[tuple[int, int]]:
+        """All photo id pairs marked as not duplicates."""
         return {(a, b) for a, b in self.con.execute("SELECT photo_a, photo_b FROM not_duplicates").fetchall()}
 
     def add_not_duplicates(self, ids: Sequence[int]) -> int:
@@ -258,11 +267,13 @@ class PhotosStore:
         self.con.execute("UPDATE photos SET path = ?, quarantined_at = ? WHERE id = ?", [path, when, photo_id])
 
     def quarantined(self) -> list[dict[str, Any]]:
+        """Id, path and quarantine time of the quarantined photos, oldest first."""
         cur = self.con.execute("SELECT id, path, quarantined_at FROM photos WHERE quarantined_at IS NOT NULL "
                                "ORDER BY quarantined_at, path")
         return [dict(zip(("id", "path", "quarantined_at"), r)) for r in cur.fetchall()]
 
     def ids_with_hashes(self) -> set[int]:
+        """Ids of the photos that have perceptual hashes."""
         return {r[0] for r in self.con.execute("SELECT photo_id FROM image_hashes").fetchall()}
 
     def all_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -321,16 +332,19 @@ class PhotosStore:
         return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1).copy()
 
     def count_vectors(self, model: str, *, searchable: bool = False) -> int:
+        """Number of ``model`` vectors; with ``searchable``, only those of non-quarantined photos."""
         extra = self._SEARCHABLE if searchable else ""
         return int(self.con.execute(f"SELECT count(*) FROM embeddings WHERE model = ?{extra}", [model]).fetchone()[0])
 
     def vector_models(self) -> dict[str, int]:
+        """Vector count per model."""
         rows = self.con.execute("SELECT model, count(*) FROM embeddings GROUP BY model").fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
     # -- vector index state -----------------------------------------------------------------
 
     def index_state(self, model: str) -> dict[str, Any] | None:
+        """The recorded vector index of ``model`` as a dict, or None."""
         cur = self.con.execute("SELECT * FROM vector_index WHERE model = ?", [model])
         row = cur.fetchone()
         if row is None:
@@ -339,6 +353,7 @@ class PhotosStore:
 
     def set_index_state(self, model: str, file: str, rows_file: str, version: int, kind: str, count: int,
                         nprobe: int | None) -> None:
+        """Record the vector index built for ``model`` and publish it in state.json."""
         with self.transaction():
             self.con.execute("DELETE FROM vector_index WHERE model = ?", [model])
             self.con.execute(

@@ -65,6 +65,7 @@ class PhotoRecord:
     description: str | None = None
 
     def values(self) -> tuple[Any, ...]:
+        """The record's fields in ``PHOTO_COLUMNS`` order, for an insert."""
         return tuple(getattr(self, c) for c in PHOTO_COLUMNS)
 
 
@@ -92,6 +93,7 @@ class Filters:
     event: str | None = None          # an event: its id, key (start time) or part of its name
 
     def active(self) -> bool:
+        """Whether any filter is set."""
         return bool(self.tags) or any(v is not None for v in (self.after, self.before, self.camera, self.folder,
                                                               self.person, self.event))
 
@@ -136,18 +138,23 @@ class PhotoVectors:
         self.catalog, self.model, self.key = catalog, model, model
 
     def count(self) -> int:
+        """Number of vectors of searchable photos."""
         return self.catalog.count_vectors(self.model, searchable=True)
 
     def ids(self) -> np.ndarray:
+        """Ids of the searchable photos that have a vector."""
         return self.catalog.ids_with_vectors(self.model, searchable=True)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
+        """A reproducible random sample of ``n`` vectors of searchable photos."""
         return self.catalog.sample_vectors(self.model, n, seed=seed, searchable=True)
 
     def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) chunks of searchable photos, in id order."""
         return self.catalog.iter_vectors(self.model, searchable=True)
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for those of ``ids`` that have a vector."""
         return self.catalog.vectors(self.model, ids)
 
     def blocks(self, size: int) -> dict[int, tuple[int, int]]:
@@ -179,19 +186,23 @@ class FaceVectors:
         self.catalog, self.model, self.key = catalog, model, f"faces:{model}"
 
     def count(self) -> int:
+        """Number of face vectors in searchable photos."""
         return int(self.catalog.con.execute(f"SELECT count(*) {self._FROM}", [self.model]).fetchone()[0])
 
     def ids(self) -> np.ndarray:
+        """Ids of the faces with vectors in searchable photos, sorted."""
         res = self.catalog.con.execute(f"SELECT f.id {self._FROM} ORDER BY f.id", [self.model]).fetchnumpy()
         return np.asarray(res["id"], dtype=np.int64)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
+        """A reproducible random sample of ``n`` face vectors."""
         rows = self.catalog.con.execute(
             f"SELECT vector FROM (SELECT f.vector {self._FROM}) USING SAMPLE reservoir({int(n)} ROWS) "
             f"REPEATABLE ({int(seed)})", [self.model]).fetchall()
         return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1).copy()
 
     def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(face ids, vectors) chunks of up to 50,000, in id order."""
         cur = self.catalog.con.cursor()
         cur.execute(f"SELECT f.id, f.vector {self._FROM} ORDER BY f.id", [self.model])
         while True:
@@ -203,6 +214,7 @@ class FaceVectors:
         cur.close()
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for those of the face ``ids`` that have a vector of this model, sorted by id."""
         rows = self.catalog.con.execute(
             "SELECT id, vector FROM faces WHERE model = ? AND vector IS NOT NULL "
             "AND id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",

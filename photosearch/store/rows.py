@@ -80,6 +80,7 @@ class Rows:
         self._blob = 16 + 8 * n + 8 * (n + 1)
 
     def get(self, photo_id: int) -> dict[str, Any] | None:
+        """The stored row of a photo id, or None if the file has none."""
         i = int(np.searchsorted(self.ids, photo_id))
         if i >= len(self.ids) or self.ids[i] != photo_id:
             return None

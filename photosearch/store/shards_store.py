@@ -26,29 +26,36 @@ class ShardsStore:
     # -- shards -------------------------------------------------------------------------------
 
     def paths_by_ids(self, ids: Sequence[int]) -> dict[int, str]:
+        """Photo paths by id (unknown ids are absent)."""
         if not len(ids):
             return {}
         return dict(self.con.execute("SELECT id, path FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))",
                                      [[int(i) for i in ids]]).fetchall())
 
     def reserve_photo_ids(self, n: int) -> list[int]:
+        """Reserve ``n`` new photo ids from the catalog's sequence."""
         return [r[0] for r in self.con.execute("SELECT nextval('photo_id_seq') FROM range(?)", [n]).fetchall()]
 
     def next_shard_number(self) -> int:
+        """The number after the highest recorded shard's (0 when none)."""
         row = self.con.execute("SELECT max(CAST(substr(name, 7) AS INTEGER)) FROM shards").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
     def add_shard(self, name: str, photos: int, paths: list[str]) -> None:
+        """Record a new manifest shard, not yet ingested, and the paths it holds."""
         self.con.execute("INSERT INTO shards VALUES (?, ?, ?, now(), NULL)", [name, photos, paths])
 
     def pending_shard_paths(self) -> set[str]:
+        """Paths in shards that are not ingested yet."""
         rows = self.con.execute("SELECT unnest(paths) FROM shards WHERE ingested_at IS NULL").fetchall()
         return {r[0] for r in rows}
 
     def uningested_shards(self) -> list[str]:
+        """Names of the shards not ingested yet, sorted."""
         return [r[0] for r in self.con.execute("SELECT name FROM shards WHERE ingested_at IS NULL ORDER BY name").fetchall()]
 
     def mark_shard_ingested(self, name: str) -> None:
+        """Mark a shard as ingested now."""
         self.con.execute("UPDATE shards SET ingested_at = now() WHERE name = ?", [name])
 
     def plan_listing(self, listing: Any, roots: Sequence[str], model: str,
@@ -226,6 +233,7 @@ class ShardsStore:
                                                people=list(d.get("people") or [])))
 
     def shard_skips(self) -> dict[str, tuple[int, int]]:
+        """Files remembered as unusable, as path -> (size, mtime_ns)."""
         return {r[0]: (r[1], r[2]) for r in self.con.execute("SELECT path, size, mtime_ns FROM shard_skips").fetchall()}
 
     def remember_skips(self, rows: list[tuple[str, int, int, str]]) -> None:
@@ -234,6 +242,7 @@ class ShardsStore:
             self.con.executemany("INSERT OR REPLACE INTO shard_skips VALUES (?, ?, ?, ?)", rows)
 
     def forget_skips(self, paths: list[str]) -> None:
+        """Forget the remembered skips of these paths, so they are tried again."""
         if paths:
             self.con.executemany("DELETE FROM shard_skips WHERE path = ?", [[p] for p in paths])
 

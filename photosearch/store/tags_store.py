@@ -74,6 +74,7 @@ class TagsStore:
             self.con.executemany("INSERT INTO tag_decisions VALUES (?, ?, ?, now())", [(i, tag, state) for i in ids])
 
     def decisions(self, tag: str) -> dict[int, str]:
+        """Per-photo decision states (e.g. accepted, rejected) recorded for a tag."""
         return dict(self.con.execute("SELECT photo_id, state FROM tag_decisions WHERE tag = ?", [tag]).fetchall())
 
     def tags_of_photos(self, photo_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
@@ -141,6 +142,7 @@ class TagsStore:
             self.con.execute("UPDATE photos SET rating = ? WHERE id IN (SELECT unnest(?::BIGINT[]))", [rating, ids])
 
     def ratings(self) -> dict[int, int]:
+        """Ratings of non-quarantined photos, by photo id."""
         return dict(self.con.execute("SELECT r.photo_id, r.rating FROM photo_ratings r JOIN photos p "
                                      "ON p.id = r.photo_id WHERE p.quarantined_at IS NULL").fetchall())
 
@@ -157,15 +159,18 @@ class TagsStore:
         return None
 
     def save_probe(self, tag: str, model: str, weights: np.ndarray, bias: float, positives: int, negatives: int) -> None:
+        """Store a tag's linear probe for ``model``, with its training counts, replacing any previous one."""
         self.con.execute("DELETE FROM tag_probes WHERE tag = ?", [tag])
         self.con.execute("INSERT INTO tag_probes VALUES (?, ?, ?, ?, ?, ?, now())",
                          [tag, model, np.ascontiguousarray(weights, dtype="<f4").tobytes(), float(bias),
                           positives, negatives])
 
     def drop_probe(self, tag: str) -> None:
+        """Delete a tag's probe."""
         self.con.execute("DELETE FROM tag_probes WHERE tag = ?", [tag])
 
     def probes(self, model: str) -> dict[str, tuple[np.ndarray, float, int, int]]:
+        """The ``model`` probes by tag: (weights, bias, positives, negatives)."""
         rows = self.con.execute("SELECT tag, weights, bias, positives, negatives FROM tag_probes WHERE model = ?",
                                 [model]).fetchall()
         return {r[0]: (np.frombuffer(r[1], dtype="<f4").copy(), float(r[2]), r[3], r[4]) for r in rows}
@@ -183,6 +188,7 @@ class TagsStore:
         cur.close()
 
     def people_of_photos(self, photo_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Names of the named people whose faces are in each photo, sorted (photos without any are absent)."""
         rows = self.con.execute(
             "SELECT f.photo_id, list(DISTINCT p.name ORDER BY p.name) FROM faces f JOIN people p ON p.id = f.person_id "
             "WHERE p.name IS NOT NULL AND f.photo_id IN (SELECT unnest(?::BIGINT[])) GROUP BY f.photo_id",

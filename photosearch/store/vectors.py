@@ -30,15 +30,20 @@ class VectorSource(Protocol):
     key: str          # the index's name in the catalog's vector_index table
     has_rows: bool    # whether a rows file (photo result fields) goes beside the index
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Number of vectors."""
 
-    def ids(self) -> np.ndarray: ...
+    def ids(self) -> np.ndarray:
+        """Ids of all the vectors."""
 
-    def sample(self, n: int, seed: int) -> np.ndarray: ...
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """A reproducible random sample of ``n`` vectors."""
 
-    def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+    def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (ids, vectors), in chunks."""
 
-    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for those of ``ids`` that exist."""
 
 #: Recall@10 against exact search that the tuned nprobe must reach on probe queries.
 TARGET_RECALL = 0.95
@@ -145,22 +150,27 @@ class VectorIndex:
 
     @property
     def ntotal(self) -> int:
+        """Number of vectors in the index."""
         return int(self.index.ntotal)
 
     @property
     def dim(self) -> int:
+        """The vectors' dimension."""
         return int(self.index.d)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under the given ids."""
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                     np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> None:
+        """Remove the vectors with these ids."""
         if len(ids):
             self.index.remove_ids(_faiss().IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
 
     def ids(self) -> np.ndarray:
+        """Ids of all the vectors in the index."""
         faiss = _faiss()
         if self.kind == "flat":
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
@@ -287,6 +297,7 @@ def _source(catalog: Catalog, model: str | VectorSource) -> VectorSource:
 
 def build_from_catalog(catalog: Catalog, model: str | VectorSource, *, exact_max: int, dim: int,
                        seed: int = 0) -> VectorIndex:
+    """Build an index over a model's photo vectors (or another source), IVF-trained on a sample when large."""
     src = _source(catalog, model)
     n = src.count()
     sample = src.sample(min(n, 64 * nlist_for(n)), seed) if n > exact_max else None
@@ -313,16 +324,19 @@ def sync_with_catalog(index: VectorIndex | None, catalog: Catalog, model: str | 
 
 
 def index_file_name(model: str, version: int) -> str:
+    """The index file name of a model at a data version."""
     return f"{model}-v{version}.faiss"
 
 
 def ondisk_min() -> int:
+    """Vector count above which an on-disk index is used: ``$PHOTOSEARCH_ONDISK_MIN`` or the default."""
     from photosearch.config import DEFAULT_ONDISK_MIN, ENV_ONDISK_MIN, env_int
 
     return env_int(ENV_ONDISK_MIN, DEFAULT_ONDISK_MIN)
 
 
 def ondisk_folder(vectors_dir: Path, key: str) -> Path:
+    """The on-disk index folder of an index key (``:`` replaced by ``-``)."""
     return vectors_dir / f"{key.replace(':', '-')}-ondisk"
 
 

@@ -1,0 +1,1 @@
+"""The local web interface (served by ``photosearch.web.server``)."""
