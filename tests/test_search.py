@@ -140,19 +140,18 @@ def test_empty_library(library):
         library.search_text("beach")
 
 
-def test_stale_vector_index_is_synced(indexed, tmp_path):
+def test_stale_vector_index_is_synced(indexed, tmp_path, monkeypatch):
     """A catalog newer than its FAISS file (e.g. after kill -9) still answers exactly."""
     library, folder = indexed
     state_file = library.paths.vectors
     old_files = set(os.listdir(state_file))
     write_photo(folder / "home" / "late.jpg", seed=777)
+    from photosearch.ingest import finish
     from photosearch.ingest.indexer import Indexer
 
-    class NoSave(Indexer):
-        def sync_index(self, cat):  # simulate dying before the index file is written
-            pass
-
-    NoSave(library.paths, library.models.load(), "fakeclip").run([folder])
+    with monkeypatch.context() as m:  # simulate dying before the index file is written
+        m.setattr(finish, "save_index_if_stale", lambda *a, **k: None)
+        Indexer(library.paths, library.models.load(), "fakeclip").run([folder])
     assert set(os.listdir(state_file)) == old_files
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         state = cat.index_state("fakeclip")
@@ -226,19 +225,18 @@ def test_unfiltered_search_reads_no_catalog(indexed):
     assert out.stdout.split() == [str(len(expected)), expected[0].path]
 
 
-def test_moved_file_not_yet_saved_in_index_is_found_at_its_new_path(indexed):
+def test_moved_file_not_yet_saved_in_index_is_found_at_its_new_path(indexed, monkeypatch):
     """After a catalog change the published index is stale; results come from the catalog."""
     library, folder = indexed
+    from photosearch.ingest import finish
     from photosearch.ingest.indexer import Indexer
 
-    class NoSave(Indexer):
-        def sync_index(self, cat):
-            pass
-
+    monkeypatch.setattr(finish, "save_index_if_stale", lambda *a, **k: None)  # the index is never saved
     old = folder / "trip" / "p00.jpg"
     new = folder / "trip" / "renamed.jpg"
     old.rename(new)
-    summary = NoSave(library.paths, library.models.load(), "fakeclip").run([folder])
+    summary = Indexer(library.paths, library.models.load(), "fakeclip").run([folder])
+    monkeypatch.undo()
     assert summary.moved == 1
     paths = {r.path for r in library.search_text("anything", limit=100)}
     assert str(new) in paths and str(old) not in paths

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 
 from photosearch.ingest.analyze import Analysis, PhotoAnalyzer, read_file
+from photosearch.ingest.finish import finish
 from photosearch.store.catalog import Catalog, FaceRow, KnownFile, PhotoRecord
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_COMMIT_SECONDS, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import Interrupted, UsageError
 from photosearch.models.base import ImageEncoder, default_threads
 from photosearch.models.faces import FaceEngine
 from photosearch.media.scan import FileEntry, content_hash, normalize_root, walk
-from photosearch.store.vectors import load_for_search, save_for_catalog
 
 
 @dataclass
@@ -239,46 +239,14 @@ class Indexer:
             with cat.transaction():
                 cat.remember_skips(new_skips)
                 cat.forget_skips(recovered + [p for p in skips_before if p not in seen and not os.path.exists(p)])
-            if removed:
-                with cat.transaction():
-                    cat.delete_photos(removed)
-                summary.removed = len(removed)
-            if self.face_model:
-                from photosearch.query.people import update_people
-
-                with cat.transaction():
-                    summary.people_updated = update_people(cat, self.face_model, exact_max=self.exact_max)
-            # After every change of this run (people included: they bump the data version), so the
-            # saved indexes are current and the next search or `status` finds nothing stale.
-            self.sync_index(cat)
-            if self.face_model:
-                self.sync_face_index(cat)
-            summary.total_photos = cat.count_photos()
+            done = finish(cat, self.paths.vectors, gone_ids=removed, model=self.model_name,
+                          dim=self.model.embed_dim, face_model=self.face_model,
+                          face_dim=self.faces.dim if self.faces is not None else None, exact_max=self.exact_max)
+            summary.removed, summary.people_updated, summary.total_photos = (done.removed, done.people_updated,
+                                                                             done.total_photos)
         _clear_marker(self.paths.root)
         summary.seconds = time.monotonic() - started
         return summary
-
-    def sync_index(self, cat: Catalog) -> None:
-        """Bring the model's FAISS index up to the catalog's vectors and save it."""
-        state = cat.index_state(self.model_name)
-        if state is not None and state["version"] == cat.data_version() \
-                and (self.paths.vectors / state["file"]).is_file():
-            return
-        index, _ = load_for_search(cat, self.paths.vectors, self.model_name, exact_max=self.exact_max,
-                                   dim=self.model.embed_dim)
-        save_for_catalog(index, cat, self.paths.vectors, self.model_name)
-
-    def sync_face_index(self, cat: Catalog) -> None:
-        """Bring the face model's FAISS index up to the catalog's face vectors and save it."""
-        if self.faces is None:
-            return
-        src = cat.face_vectors(self.face_model)
-        state = cat.index_state(src.key)
-        if state is not None and state["version"] == cat.data_version() \
-                and (self.paths.vectors / state["file"]).is_file():
-            return
-        index, _ = load_for_search(cat, self.paths.vectors, src, exact_max=self.exact_max, dim=self.faces.dim)
-        save_for_catalog(index, cat, self.paths.vectors, src)
 
     # -- the pipeline -----------------------------------------------------------------------
 

@@ -390,7 +390,6 @@ def run(paths: LibraryPaths, model: Any, roots: list[str], *, engine: str = "loc
     photos whose files are gone, update people and sync the vector indexes."""
     from photosearch.store.catalog import Catalog
     from photosearch.errors import UsageError
-    from photosearch.store.vectors import refresh_index
 
     if engine not in ("local", "ray"):
         raise UsageError("--engine is local or ray")
@@ -421,25 +420,17 @@ def run(paths: LibraryPaths, model: Any, roots: list[str], *, engine: str = "loc
         embed_ray(paths, folder, face_model=face_model, address=address, workers=workers, on_shard=one_shard)
     else:
         embed_local(paths, folder, face_model=face_model, on_shard=one_shard)
+    from photosearch.ingest.finish import finish
+    from photosearch.models.faces import face_model_dim
+
+    face_dim = face_model_dim(paths.models / "faces" / face_model) if face_model else None
     with Catalog.open(paths.catalog) as cat:
         # Gone files whose bytes did not turn up elsewhere (a move) are removed.
         still = [i for i, p in cat.paths_by_ids(gone).items() if not os.path.exists(p)]
-        if still:
-            with cat.transaction():
-                cat.delete_photos(still)
-        summary.removed = len(still)
-        if face_model:
-            from photosearch.query.people import update_people
-
-            with cat.transaction():
-                summary.people_updated = update_people(cat, face_model, exact_max=exact_max)
-    refresh_index(paths, model.name, model.embed_dim, exact_max)
-    if face_model:
-        from photosearch.models.faces import face_model_dim
-
-        refresh_index(paths, face_model, face_model_dim(paths.models / "faces" / face_model), exact_max, faces=True)
-    with Catalog.open(paths.catalog, read_only=True) as cat:
-        summary.total_photos = cat.count_photos()
+        done = finish(cat, paths.vectors, gone_ids=still, model=model.name, dim=model.embed_dim,
+                      face_model=face_model, face_dim=face_dim, exact_max=exact_max)
+    summary.removed, summary.people_updated, summary.total_photos = (done.removed, done.people_updated,
+                                                                     done.total_photos)
     summary.seconds = time.monotonic() - started
     return summary
 

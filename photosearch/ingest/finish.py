@@ -1,0 +1,60 @@
+"""The last stage of every indexing run, whichever runner did the analysis.
+
+Rows of files that are gone go, faces are grouped into people, and the vector indexes of the
+CLIP model and the face model are brought up to the catalog and saved: in that order, because
+updating people bumps the catalog's data version, and indexes saved before it would read as
+stale to the next search or `status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, env_int
+from photosearch.store.catalog import Catalog
+from photosearch.store.vectors import load_for_search, save_for_catalog
+
+
+@dataclass
+class Finished:
+    """What the finish stage did."""
+
+    removed: int = 0
+    people_updated: int = 0
+    total_photos: int = 0
+
+
+def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, dim: int,
+           face_model: str | None, face_dim: int | None, exact_max: int | None = None) -> Finished:
+    """Remove ``gone_ids`` (rows of files that are gone and did not move), update people, save the indexes."""
+    if exact_max is None:
+        exact_max = env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
+    out = Finished()
+    if gone_ids:
+        with cat.transaction():
+            cat.delete_photos(gone_ids)
+        out.removed = len(gone_ids)
+    if face_model:
+        from photosearch.query.people import update_people
+
+        with cat.transaction():
+            out.people_updated = update_people(cat, face_model, exact_max=exact_max)
+    save_index_if_stale(cat, vectors_dir, model, dim, exact_max)
+    if face_model and face_dim:
+        save_index_if_stale(cat, vectors_dir, cat.face_vectors(face_model), face_dim, exact_max)
+    out.total_photos = cat.count_photos()
+    return out
+
+
+def save_index_if_stale(cat: Catalog, vectors_dir: Path, source: object, dim: int, exact_max: int) -> None:
+    """Bring one vector index (a CLIP model's name, or a face model's vector source) up to the
+    catalog and save it, unless the saved one is current already."""
+    key = source if isinstance(source, str) else source.key  # type: ignore[attr-defined]
+    state = cat.index_state(key)
+    if state is not None and state["version"] == cat.data_version() and (vectors_dir / state["file"]).is_file():
+        return
+    if not isinstance(source, str) and source.count() == 0 and state is None:  # type: ignore[attr-defined]
+        return  # no face found yet: no face index to write
+    index, _ = load_for_search(cat, vectors_dir, source, exact_max=exact_max, dim=dim)
+    save_for_catalog(index, cat, vectors_dir, source)
