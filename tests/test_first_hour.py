@@ -115,7 +115,7 @@ def test_ctrl_c_keeps_work_and_the_next_run_says_what_it_resumed(library, tmp_pa
     assert status["photos"] == kept
     r = run_cli("index", str(folder), "--no-faces", library=library.paths.root)
     assert r.returncode == 0, r.stderr
-    assert f"resumed the run interrupted at" in r.stdout and f"({kept} photos had been kept" in r.stdout
+    assert "resumed the run interrupted at" in r.stdout and f"({kept} photos had been kept" in r.stdout
     assert f"indexed {400 - kept}, unchanged {kept}" in r.stdout
     # Only the run after an interruption says so.
     again = run_cli("index", str(folder), "--no-faces", "--json", library=library.paths.root)
