@@ -1298,7 +1298,7 @@ def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
         idx = info["index"].get(model, {})
         kind = f", {idx['kind']} index" + ("" if idx.get("current", True) else " (stale: run `photosearch index`)") \
             if idx else ""
-        out.print(f"vectors[{model}]: {count}{kind}")
+        out.print(f"vectors[{model}]: {count}{kind}", markup=False)
     if info.get("face_model"):
         out.print(f"faces: {info['faces']} (model {info['face_model']}), {info['people']} named people, "
                   f"{info.get('clusters', 0)} unnamed clusters")

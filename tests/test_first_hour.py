@@ -88,7 +88,7 @@ def test_status_right_after_a_complete_index_is_current(library, tmp_path):
     status = _one_json(run_cli("status", "--json", library=library.paths.root).stdout)
     assert status["index"] and all(i["current"] for i in status["index"].values()), status
     human = run_cli("status", library=library.paths.root).stdout
-    assert "stale" not in human
+    assert "stale" not in human and f"vectors[{status['active_model']}]: " in human  # not eaten as markup
 
 
 def test_ctrl_c_keeps_work_and_the_next_run_says_what_it_resumed(library, tmp_path):
