@@ -16,7 +16,6 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from photosearch.actions.watch import DEFAULT_SETTLE_SECONDS, WatchOptions
 from photosearch.config import LibraryPaths, resolve_library_dir
 from photosearch.errors import InputError, NotIndexedError, UsageError
 from photosearch.models.faces import FaceModelStore
@@ -763,5 +762,14 @@ class Library:
         return out
 
 
-__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS", "WatchOptions",
-           "DEFAULT_SETTLE_SECONDS"]
+def __getattr__(name: str) -> Any:
+    """``WatchOptions`` and ``DEFAULT_SETTLE_SECONDS`` for front ends, imported only when asked for
+    (the watcher's module pulls in Pillow: every command would pay for it at start-up)."""
+    if name in ("WatchOptions", "DEFAULT_SETTLE_SECONDS"):
+        from photosearch.actions import watch
+
+        return getattr(watch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS"]

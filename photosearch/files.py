@@ -8,6 +8,7 @@ folder itself is flushed so the rename survives a power cut.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -87,3 +88,12 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, durable: bo
     """Replace ``path`` with ``data`` (text is written as UTF-8), atomically."""
     with replacing(path, durable=durable) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, read in 1 MiB chunks (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

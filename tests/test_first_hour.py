@@ -200,9 +200,16 @@ def test_unreadable_kinds_are_reported_and_jpeg2000_is_read(library, photos, tmp
     (photos / "layers.psd").write_bytes(b"8BPS" + bytes(64))
     (photos / "notes.txt").write_text("not media: not reported")
     Image.open(photos / "p0.jpg").save(photos / "scan.jp2")
+    real_videos = set()
+    if SHARED.is_dir():  # real camera and phone videos too
+        for v in sorted((SHARED / "videos").iterdir()):
+            if v.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv", ".mts"):
+                shutil.copy(v, photos / v.name)
+                real_videos.add(v.name)
     r = _one_json(run_cli("index", str(photos), "--no-faces", "--json", library=library.paths.root).stdout)
     reasons = {Path(s["path"]).name: s["reason"] for s in r["skipped"]}
-    assert set(reasons) == {"clip.mp4", "layers.psd"}
+    assert set(reasons) == {"clip.mp4", "layers.psd"} | real_videos
+    assert all("video" in reasons[v] for v in real_videos)
     assert "video" in reasons["clip.mp4"] and "Photoshop" in reasons["layers.psd"]
     assert r["indexed"] == 5  # four JPEGs and the JPEG 2000
     # A file named explicitly is never silently ignored.
@@ -384,3 +391,17 @@ def test_bad_input_anywhere_is_one_line_with_a_documented_code(library, photos, 
                      ["tags", "init"], ["models", "use", "fakeclip"]):
             check(args, 5)
     assert not problems, "\n".join(map(str, problems))
+
+
+def test_every_download_fails_fast_and_in_one_line_offline(tmp_path):
+    """Face models, Immich folders and open_clip checkpoints all honour any of the offline switches:
+    nothing is fetched, the command ends at once with one line naming the offline way."""
+    env = {"PHOTOSEARCH_OFFLINE": "", "HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "PHOTOSEARCH_FACE_MODELS": ""}
+    for switch in ("PHOTOSEARCH_OFFLINE", "HF_HUB_OFFLINE"):
+        for args, hint in ((["models", "pull", "faces"], "models pull faces --from"),
+                           (["models", "pull"], "models import"),
+                           (["models", "pull", "ViT-B-32-256:datacomp_s34b_b86k"], "models import")):
+            started = time.monotonic()
+            r = run_cli(*args, library=tmp_path / "lib", env={**env, switch: "1"})
+            assert time.monotonic() - started < 15  # a fresh Python process; no network wait
+            assert hint in _one_line_error(r, 4), (switch, args)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photosearch.errors import InputError
+from photosearch.files import file_sha256  # re-exported (__all__)
 from photosearch.media.decode import SUPPORTED_EXTENSIONS, UNSUPPORTED_KINDS
 
 
@@ -110,15 +111,6 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file, read in 1 MiB chunks (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def find_sidecar(path: str) -> str | None:
     """An XMP sidecar next to a photo: ``name.ext.xmp`` (darktable) or ``name.xmp`` (Lightroom)."""
     base, _ = os.path.splitext(path)
@@ -126,3 +118,6 @@ def find_sidecar(path: str) -> str | None:
         if os.path.isfile(candidate):
             return candidate
     return None
+
+
+__all__ = ["FileEntry", "normalize_root", "walk", "content_hash", "file_sha256", "find_sidecar"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import numpy as np
 
 from photosearch.errors import ModelError, NetworkError
 from photosearch.models.clip import MODEL_FILES
-from photosearch.media.scan import file_sha256
+from photosearch.files import file_sha256
 
 #: Minimum cosine similarity between ONNX and torch embeddings for a conversion to pass.
 MIN_COSINE = 0.999
@@ -325,6 +324,7 @@ def verify(model: Any, tokenizer: Any, folder: Path, spec: dict[str, Any]) -> di
 
 
 def hub_offline() -> bool:
-    """True when the user (or a test) has told Hugging Face tooling not to use the network."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PHOTOSEARCH_OFFLINE"))
+    """True when the user (or a test) has said not to use the network (see models/network.py)."""
+    from photosearch.models.network import offline
+
+    return offline()

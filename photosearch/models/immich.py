@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from photosearch.errors import InputError, ModelError
-from photosearch.media.scan import file_sha256
+from photosearch.files import file_sha256
 from photosearch.models.clip import IMMICH_FILES, IMMICH_LAYOUT, MODEL_FILES
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)

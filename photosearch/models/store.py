@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,16 +176,16 @@ class ModelStore:
     def pull_open_clip(self, spec: str, *, name: str | None = None, force: bool = False,
                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Download an open_clip model (``ARCH:TAG``), convert it to ONNX, verify and activate it (needs torch)."""
-        from photosearch.models.convert import hub_offline
+        from photosearch.models.network import offline, reachable
 
         arch, _, tag = spec.replace("/", ":").partition(":")
         if not tag:
             raise UsageError(f"give the model as ARCH:PRETRAINED, e.g. {DEFAULT_ARCH}:{DEFAULT_PRETRAINED}")
         name = self._check_name(name or f"{arch}-{tag}", force)
         offline_hint = f"on an offline machine copy the checkpoint here and run `photosearch models import {arch} FILE`"
-        if hub_offline():
+        if offline():
             raise NetworkError(f"cannot download {arch}:{tag}: offline mode is set (HF_HUB_OFFLINE); {offline_hint}")
-        if not _reachable(HUB_HOST, 443, timeout=3.0):
+        if not reachable(HUB_HOST, 443, timeout=3.0):
             raise NetworkError(f"cannot download {arch}:{tag}: {HUB_HOST} is unreachable; {offline_hint}")
         # Keep huggingface_hub from retrying for minutes on a flaky network.
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
@@ -369,14 +368,6 @@ def open_model(folder: Path, spec: dict[str, Any] | None = None, **kwargs: Any) 
 
         return FakeClip.from_folder(Path(folder), spec)
     return ClipModel(Path(folder), spec, **kwargs)
-
-
-def _reachable(host: str, port: int, timeout: float) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 __all__ = ["ModelStore", "ModelInfo", "missing_model_message", "read_spec", "DEFAULT_MODEL", "DEFAULT_ARCH",
