@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -271,11 +271,11 @@ def measure_decode(model: Any, files: list[Path], keep: list[np.ndarray | None],
 def _perceptual_hash_fn() -> Any:
     """photosearch.media.hashes.compute if this version of the indexer computes perceptual hashes."""
     try:
-        import photosearch.ingest.indexer as ix
+        import photosearch.ingest.analyzers.hashes  # noqa: F401  (the pipeline's hashes analyzer)
         from photosearch.media import hashes
     except ImportError:
         return None
-    return hashes.compute if getattr(ix, "hashes", None) is hashes else None
+    return hashes.compute
 
 
 def measure_bare(model: Any, pixels: list[np.ndarray], batch: int) -> dict[str, Any]:
@@ -430,12 +430,14 @@ class _Acc:
 
 
 def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any], spin: bool | None) -> dict[str, Any]:
-    """Run Indexer in this process with timers around its stages (monkeypatched here only)."""
+    """Run the in-process runner with timers around its stages (monkeypatched here only)."""
     import concurrent.futures
 
     import psutil
 
-    import photosearch.ingest.indexer as ix
+    import photosearch.ingest.runners as runners
+    import photosearch.media.decode as decode_mod
+    import photosearch.media.scan as scan_mod
     from photosearch.api import Library
     from photosearch.models.base import default_threads
 
@@ -472,13 +474,15 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any]
     model.encode_pixels = timed("encode_pixels (main)", model.encode_pixels)     # type: ignore[method-assign]
     model.preprocess = timed("preprocess (pool)", model.preprocess)              # type: ignore[method-assign]
 
-    saved = {name: getattr(ix, name) for name in ("decode", "read_metadata", "content_hash")}
-    saved_flush, saved_result = ix._Writer.flush, concurrent.futures.Future.result
-    ix.decode = timed("decode (pool)", saved["decode"])
-    ix.read_metadata = timed("read_metadata (pool)", saved["read_metadata"])
-    ix.content_hash = timed("sha256 (pool)", saved["content_hash"])
-    ix._Writer.flush = timed("catalog flush (main)", saved_flush)
-    hashes_mod = getattr(ix, "hashes", None)
+    # The analyzers import these at call time, so patching the modules reaches them.
+    saved = {"decode": decode_mod.decode, "read_metadata": decode_mod.read_metadata,
+             "content_hash": scan_mod.content_hash}
+    saved_flush, saved_result = runners._Writer.flush, concurrent.futures.Future.result
+    decode_mod.decode = timed("decode (pool)", saved["decode"])
+    decode_mod.read_metadata = timed("read_metadata (pool)", saved["read_metadata"])
+    scan_mod.content_hash = timed("sha256 (pool)", saved["content_hash"])
+    runners._Writer.flush = timed("catalog flush (main)", saved_flush)
+    from photosearch.media import hashes as hashes_mod
     saved_phash = getattr(hashes_mod, "compute", None)
     if saved_phash is not None:
         hashes_mod.compute = timed("perceptual hashes (pool)", saved_phash)
@@ -529,8 +533,8 @@ def profile_inprocess(model_lib: Path, photos: Path, n: int, cfg: dict[str, Any]
         sampler.join()
         namer.join()
         for name, fn in saved.items():
-            setattr(ix, name, fn)
-        ix._Writer.flush = saved_flush
+            setattr(scan_mod if name == "content_hash" else decode_mod, name, fn)
+        runners._Writer.flush = saved_flush
         if saved_phash is not None:
             hashes_mod.compute = saved_phash
         concurrent.futures.Future.result = saved_result  # type: ignore[method-assign]

@@ -11,7 +11,7 @@
     python3 benchmarks/bench_scale.py simulate benchmarks/work/scale-*.json     # report + SCALE.md tables
     python3 benchmarks/bench_scale.py all --json-out benchmarks/work/scale.json  # embed, ingest, index in turn
 
-embed   The shard embedder (photosearch.ingest.shards) on camera-like 12 MP JPEGs (bench_index.py's,
+embed   The shard worker (photosearch.ingest.runners.ShardWorker) on camera-like 12 MP JPEGs (bench_index.py's,
         reused from benchmarks/work/), random-weights ViT-B-32-256 (speed does not depend on
         the weights): in process (embed_local, onnxruntime threads 1 and 2) and on a local
         loopback-only Ray cluster (embed_ray, 1 and 2 actors of 0.5 CPU, one onnxruntime thread
@@ -27,9 +27,9 @@ index   photosearch.store.ondisk at N synthetic 512-d unit vectors, clustered li
         latency per nprobe; and a "cold" process after the index files were evicted from the page
         cache with posix_fadvise(DONTNEED) (checked with fincore; only our own files: the page
         cache of this shared machine is not dropped).
-ingest  The coordinator's ingest (photosearch.ingest.shards.ingest -> Catalog.ingest_shard) of synthetic
+ingest  The coordinator's commit of output shards (photosearch.ingest.runners.commit_shards -> ingest/commit.py) of synthetic
         full-schema output shards into a fresh DuckDB catalog, empty and pre-filled with
-        --prefill photos; plus plan()'s diff (Catalog.plan_listing: the walk listing anti-joined
+        --prefill photos; plus the plan's diff (Catalog.diff_listing: the walk listing joined
         against the catalog in DuckDB) at the pre-filled size.
 requery Re-runs the query processes of a saved index run (index folders are kept; blocks are not).
 simulate  The report and the N-machine tables of SCALE.md from saved figures (several files merge;
@@ -62,7 +62,7 @@ sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PHOTOSEARCH_OFFLINE", "1")
 
-from photosearch.ingest.shards import ray_env  # noqa: E402
+from photosearch.ingest.runners import ray_env  # noqa: E402
 
 ray_env()  # before anything imports ray: every Ray server binds 127.0.0.1
 
@@ -181,7 +181,8 @@ def embed_bench(n: int, shard_size: int, repeat: int, configs: list[str]) -> dic
 
     from photosearch.api import Library
     from photosearch.config import LibraryPaths
-    from photosearch.ingest.shards import embed_local, embed_ray, plan, shard_dirs
+    from photosearch.ingest.runners import embed_local, embed_ray, plan_shards
+    from photosearch.ingest.shardfile import shard_dirs
 
     photos = photo_folder(n)
     model_lib = bench_index.prepare_model()
@@ -191,11 +192,12 @@ def embed_bench(n: int, shard_size: int, repeat: int, configs: list[str]) -> dic
     res: dict[str, Any] = {"n": n, "shard_size": shard_size, "photos": str(photos), "mean_mb": np.mean(sizes) / 1e6,
                            "runs": [], "ray": {}}
     # Model load alone (what every embedder, process or actor, pays once).
-    from photosearch.ingest.shards import ShardEmbedder
+    from photosearch.ingest.runners import ShardWorker
 
     t0 = time.perf_counter()
-    e = ShardEmbedder(folder, threads=1)
-    e.model.encode_pixels(np.zeros((1, 3, e.model.image_size, e.model.image_size), np.float32))
+    e = ShardWorker(folder, threads=1)
+    clip = e.analyzers[0].model
+    clip.encode_pixels(np.zeros((1, 3, clip.image_size, clip.image_size), np.float32))
     res["model_load_s"] = time.perf_counter() - t0
     del e
     ray_started = False
@@ -232,7 +234,7 @@ def embed_bench(n: int, shard_size: int, repeat: int, configs: list[str]) -> dic
                 k = int(k)
                 lib = _scratch_library(model_lib, f"embed-{engine}{k}")
                 paths = LibraryPaths(lib)
-                planned, _ = plan(paths, [str(photos)], ARCH, shard_size=shard_size)
+                planned = plan_shards(paths, model, [str(photos)], shard_size=shard_size)
                 _, out_dir = shard_dirs(paths)
                 others = idle_sample(1.5)
                 log(f"round {rnd}: {engine} {'threads' if engine == 'local' else 'actors'}={k}: {planned} shards "
@@ -613,7 +615,8 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                  prefill_embeddings: bool = False) -> dict[str, Any]:
     from photosearch.store.catalog import Catalog
     from photosearch.config import LibraryPaths
-    from photosearch.ingest.shards import _write_parquet_atomic, ingest, shard_dirs
+    from photosearch.ingest.runners import commit_shards
+    from photosearch.ingest.shardfile import shard_dirs, write_table
 
     res: dict[str, Any] = {"shard_rows": shard_rows, "prefill_embeddings": prefill_embeddings, "runs": []}
     for pre in prefill:
@@ -640,7 +643,7 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                 cat.con.execute("CHECKPOINT")
                 run["prefill_s"] = time.perf_counter() - t0
                 # plan()'s diff: a walk listing of every cataloged file plus the new ones, anti-joined
-                # against the catalog in DuckDB (Catalog.plan_listing).
+                # against the catalog in DuckDB (Catalog.diff_listing).
                 import pyarrow as pa
 
                 new_paths = [f"/new/{i // 1000}/IMG_{i:09d}.jpg" for i in range(n_rows)]
@@ -650,7 +653,8 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                 listing = pa.table({"path": listing.column("path"), "size": listing.column("size").cast(pa.int64()),
                                     "mtime_ns": listing.column("mtime_ns").cast(pa.int64())})
                 with Busy() as b:
-                    todo, gone = cat.plan_listing(listing, ["/old", "/new"], ARCH, None)
+                    todo, gone, _, _ = cat.diff_listing(listing, ["/old", "/new"],
+                                                        [("embeddings", ARCH), ("image_hashes", None)])
                 run["plan_listing"] = {"seconds": b.wall, "listed": listing.num_rows, "todo": todo.num_rows,
                                        "gone": len(gone)}
                 del listing, todo
@@ -665,7 +669,7 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                 m = min(shard_rows, n_rows - start)
                 table = synthetic_out_shard(base + start, m, rng)
                 name = f"shard-{s:06d}"
-                _write_parquet_atomic(table, out_dir / f"{name}.parquet")
+                write_table(table, out_dir / f"{name}.parquet")
                 with cat.transaction():
                     cat.add_shard(name, m, table.column("path").to_pylist())
                 names.append(name)
@@ -673,11 +677,15 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
         run["out_bytes_per_row"] = dir_bytes(out_dir, "shard-*.parquet") / n_rows
         size0 = paths.catalog.stat().st_size
         acc: dict[str, float] = {}
-        saved = _timed_methods(Catalog, ["add_embeddings", "add_hashes", "delete_photos", "ingest_shard"], acc)
+        saved = _timed_methods(Catalog, ["add_embeddings", "add_hashes", "delete_photos", "insert_photos",
+                                         "rows_at_paths", "rows_with_hashes"], acc)
         log(f"ingest {len(names)} shards x {shard_rows} rows into a catalog of {pre:,} photos")
         try:
             with Busy() as b:
-                done = ingest(paths, ARCH)
+                # The commit needs the model's name and sizes only: the shards are synthetic.
+                from types import SimpleNamespace
+
+                done = commit_shards(paths, SimpleNamespace(name=ARCH, image_size=256, embed_dim=512))
                 shards_done, photos_done = done.ingested, done.photos
         finally:
             for k, v in saved.items():

@@ -27,7 +27,7 @@ from photosearch.store.catalog import Catalog, Filters
 if TYPE_CHECKING:  # the indexing and file-changing machinery is imported by the calls that need it
     from photosearch.actions.journal import UndoReport
     from photosearch.actions.quarantine import ApplyReport, Plan, PurgeItem
-    from photosearch.ingest.indexer import IndexSummary, Progress
+    from photosearch.ingest.report import IndexReport, Progress
     from photosearch.query.dupes import Group
 
 
@@ -44,28 +44,36 @@ class Library:
     def index(self, roots: Iterable[str | os.PathLike[str]] | None = None, *,
               on_progress: Callable[[Progress], None] | None = None, model: Any = None,
               batch_size: int = 16, workers: int | None = None, faces: bool = True,
-              face_engine: Any = None, remember_roots: bool = True) -> IndexSummary:
+              face_engine: Any = None, remember_roots: bool = True, engine: str = "pipeline",
+              address: str | None = None, shard_size: int | None = None) -> IndexReport:
         """Index (or re-index) folders; with no roots, every folder indexed before.
 
         With ``faces`` (the default) faces are found and clustered too; the default face models
-        are installed on first use (see :meth:`pull_face_models`).
+        are installed on first use (see :meth:`pull_face_models`). ``engine`` picks the runner:
+        "pipeline" (in this process, streaming), "local" (through Parquet shards, in this
+        process) or "ray" (shards on a Ray cluster, ``address`` or a local one); every runner
+        runs the same stages and gives the same report.
         """
-        from photosearch.ingest.indexer import Indexer
+        from photosearch.ingest.runners import DEFAULT_SHARD_SIZE, ENGINES, RunOptions, run_index
 
+        if engine not in ENGINES:
+            raise UsageError("--engine is pipeline, local or ray")
         self._require_writable()
         clip = model or self.models.load()
-        engine = None
+        face = None
         if faces and face_engine is None:
             from photosearch.errors import ModelError
 
             try:
-                engine = self.face_models.load(threads=1)
+                face = self.face_models.load(threads=1)
             except ModelError as exc:
                 raise type(exc)(f"{exc.message}; or index without faces: `photosearch index --no-faces`") from None
         elif faces:
-            engine = face_engine
-        indexer = Indexer(self.paths, clip, clip.name, batch_size=batch_size, workers=workers, faces=engine)
-        return indexer.run([os.fspath(r) for r in roots or []], on_progress, remember_roots=remember_roots)
+            face = face_engine
+        options = RunOptions(engine=engine, batch_size=batch_size, workers=workers, address=address,
+                             shard_size=shard_size or DEFAULT_SHARD_SIZE, remember_roots=remember_roots)
+        return run_index(self.paths, clip, clip.name, [os.fspath(r) for r in roots or []], faces=face,
+                         options=options, on_progress=on_progress)
 
     def skipped_files(self) -> list[dict[str, Any]]:
         """Files that could not be indexed and are not retried while unchanged: path, size, mtime_ns, reason."""
@@ -76,24 +84,13 @@ class Library:
 
     def index_sharded(self, roots: Iterable[str | os.PathLike[str]] | None = None, *, engine: str = "local",
                       address: str | None = None, shard_size: int | None = None, workers: int = 2,
-                      model: Any = None, faces: bool = True, on_shard: Callable[[Any], None] | None = None) -> Any:
-        """Index through Parquet shards: the coordinator plans, the shard embedder (CLIP, hashes,
-        faces, metadata: the same per-photo code as :meth:`index`) runs in this process
-        (``engine="local"``) or on Ray (``engine="ray"``), and each finished shard is ingested."""
-        from photosearch.ingest.shards import DEFAULT_SHARD_SIZE, run
-
-        clip = model or self.models.load()
-        face_model = None
-        if faces:
-            from photosearch.errors import ModelError
-
-            try:
-                face_model = self.face_models.load(threads=1).name  # installs the default models on first use
-            except ModelError as exc:
-                raise type(exc)(f"{exc.message}; or index without faces: `photosearch index --no-faces`") from None
-        return run(self.paths, clip, [os.fspath(r) for r in roots or []], engine=engine, address=address,
-                   shard_size=shard_size or DEFAULT_SHARD_SIZE, workers=workers, face_model=face_model,
-                   on_shard=on_shard)
+                      model: Any = None, faces: bool = True,
+                      on_progress: Callable[[Progress], None] | None = None) -> IndexReport:
+        """:meth:`index` through Parquet shards (``engine`` "local" or "ray")."""
+        if engine not in ("local", "ray"):
+            raise UsageError("--engine is local or ray for a sharded run")
+        return self.index(roots, engine=engine, address=address, shard_size=shard_size, workers=workers,
+                          model=model, faces=faces, on_progress=on_progress)
 
     # -- searching ------------------------------------------------------------------------
 

@@ -401,6 +401,13 @@ class _IndexProgress:
             elif now - self.last_line >= 2.0 or p.done == p.total:
                 self.last_line = now
                 self.console.print(f"indexing: {p.done}/{p.total} photos {rate}".rstrip())
+        elif p.stage == "shard" and p.report is not None:
+            r = p.report
+            line = (f"{r.engine}: {r.embedded} shards embedded, {r.ingested} committed, {r.photos} photos added")
+            if self.bar is not None:
+                self.bar.update(self.task, description=line, completed=p.done, total=p.total or None)
+            else:
+                self.console.print(line, highlight=False)
         elif p.stage == "scan":
             if self.bar is not None:
                 self.bar.update(self.task, description=f"scanning ({p.done} files)")
@@ -449,37 +456,13 @@ def index(
         for s in skipped:
             _out().print(f"{s['path']}: {s['reason']}", markup=False, highlight=False)
         return
-    if engine in ("local", "ray"):
-        with _filtered_native_stderr() as console:
-            def shard_done(r: Any) -> None:
-                if not quiet:
-                    console.print(f"{engine}: {r.embedded} shards embedded, {r.ingested} ingested, "
-                                  f"{r.photos} photos added", highlight=False)
-
-            run = lib.index_sharded([str(p) for p in paths or []], engine=engine, address=address,
-                                    shard_size=shard_size, workers=workers or 2, faces=faces, on_shard=shard_done)
-        if as_json:
-            _print_json(run.as_dict())
-            return
-        out = _out()
-        out.print(f"{run.engine}: {run.planned} new shards, {run.embedded} embedded, {run.ingested} ingested; "
-                  f"{run.photos} photos added, {run.refreshed} refreshed, {run.moved} moved, {run.removed} removed, "
-                  f"{len(run.skipped)} skipped in {run.seconds:.1f} s ({run.total_photos} photos in the library)")
-        if run.face_model:
-            out.print(f"faces: {run.faces} found, {run.people_updated} joined a person or a new cluster "
-                      f"(face model {run.face_model}; see `photosearch people`)")
-        for s in run.skipped[:20]:
-            out.print(f"skipped {s['path']}: {s['reason']}", highlight=False)
-        if len(run.skipped) > 20:
-            out.print(f"... and {len(run.skipped) - 20} more (--json lists all)")
-        return
-    if engine != "pipeline":
+    if engine not in ("pipeline", "local", "ray"):
         from photosearch.errors import UsageError
 
         raise UsageError("--engine is pipeline, local or ray")
     with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
         summary = lib.index([str(p) for p in paths or []], on_progress=progress, batch_size=batch_size,
-                            workers=workers, faces=faces)
+                            workers=workers, faces=faces, engine=engine, address=address, shard_size=shard_size)
     if as_json:
         _print_json(summary.as_dict())
         return
@@ -488,6 +471,9 @@ def index(
         r = summary.resumed
         out.print(f"resumed the run interrupted at {r.get('at', '?')} ({r.get('kept', 0)} photos had been kept; "
                   "only what was left was indexed now)", markup=False)
+    if summary.engine != "pipeline":
+        out.print(f"{summary.engine}: {summary.planned} new shards, {summary.embedded} embedded, "
+                  f"{summary.ingested} committed", highlight=False)
     out.print(
         f"indexed {summary.indexed}, unchanged {summary.unchanged}, moved {summary.moved}, "
         f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)} "

@@ -181,8 +181,8 @@ def test_unwritable_library(tmp_path, template_library):
     blocker.write_text("not a folder")
     lib = Library(blocker / "library")
     shutil.copytree(template_library / "models", tmp_path / "models")
-    from photosearch.ingest.indexer import Indexer
+    from photosearch.ingest.runners import run_index
 
     model = Library(template_library).models.load()
     with pytest.raises(LibraryError, match="cannot create library folder"):
-        Indexer(lib.paths, model, model.name).run([_folder(tmp_path, 1)])
+        run_index(lib.paths, model, model.name, [_folder(tmp_path, 1)])

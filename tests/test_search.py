@@ -147,11 +147,11 @@ def test_stale_vector_index_is_synced(indexed, tmp_path, monkeypatch):
     old_files = set(os.listdir(state_file))
     write_photo(folder / "home" / "late.jpg", seed=777)
     from photosearch.ingest import finish
-    from photosearch.ingest.indexer import Indexer
+    from photosearch.ingest.runners import run_index
 
     with monkeypatch.context() as m:  # simulate dying before the index file is written
         m.setattr(finish, "save_index_if_stale", lambda *a, **k: None)
-        Indexer(library.paths, library.models.load(), "fakeclip").run([folder])
+        run_index(library.paths, library.models.load(), "fakeclip", [folder])
     assert set(os.listdir(state_file)) == old_files
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         state = cat.index_state("fakeclip")
@@ -229,13 +229,13 @@ def test_moved_file_not_yet_saved_in_index_is_found_at_its_new_path(indexed, mon
     """After a catalog change the published index is stale; results come from the catalog."""
     library, folder = indexed
     from photosearch.ingest import finish
-    from photosearch.ingest.indexer import Indexer
+    from photosearch.ingest.runners import run_index
 
     monkeypatch.setattr(finish, "save_index_if_stale", lambda *a, **k: None)  # the index is never saved
     old = folder / "trip" / "p00.jpg"
     new = folder / "trip" / "renamed.jpg"
     old.rename(new)
-    summary = Indexer(library.paths, library.models.load(), "fakeclip").run([folder])
+    summary = run_index(library.paths, library.models.load(), "fakeclip", [folder])
     monkeypatch.undo()
     assert summary.moved == 1
     paths = {r.path for r in library.search_text("anything", limit=100)}

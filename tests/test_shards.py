@@ -303,7 +303,7 @@ Library({str(library.paths.root)!r}).index_sharded([{str(photos)!r}], engine="ra
     code = f"""
 import json, subprocess, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from photosearch.ingest.shards import ray_env
+from photosearch.ingest.runners import ray_env
 ray_env()
 import ray
 ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False, configure_logging=False)

@@ -29,14 +29,17 @@ class PhotosStore:
         rows = self.con.execute("SELECT id, path, size, mtime_ns, content_hash FROM photos").fetchall()
         return {r[1]: KnownFile(*r) for r in rows}
 
-    def insert_photos(self, records: Sequence[PhotoRecord]) -> list[int]:
-        """Insert rows and return their new ids (in order)."""
+    def insert_photos(self, records: Sequence[PhotoRecord], ids: Sequence[int | None] | None = None) -> list[int]:
+        """Insert rows and return their ids (in order): ``ids`` where given (reserved with
+        :meth:`reserve_photo_ids`), new ones from the sequence otherwise."""
         if not records:
             return []
         self._dirty = True
-        ids = [r[0] for r in self.con.execute(
-            "SELECT nextval('photo_id_seq') FROM range(?)", [len(records)]
-        ).fetchall()]
+        given = list(ids) if ids is not None else [None] * len(records)
+        fresh = iter([r[0] for r in self.con.execute(
+            "SELECT nextval('photo_id_seq') FROM range(?)", [sum(1 for i in given if i is None)]
+        ).fetchall()])
+        ids = [int(i) if i is not None else next(fresh) for i in given]
         import pyarrow as pa
 
         # One registered Arrow table, not executemany (~4 ms a row, measured while indexing).
@@ -178,6 +181,19 @@ class PhotosStore:
             self.con.execute("INSERT INTO embeddings SELECT photo_id, ?, vector FROM _new_vectors", [model])
         finally:
             self.con.unregister("_new_vectors")
+
+    def copy_photo(self, src_id: int, path: str, size: int, mtime_ns: int) -> int:
+        """A new row at ``path`` for a copy of photo ``src_id`` (same bytes): its catalog fields,
+        vectors, hashes, faces, tags and people; returns the new id."""
+        self._dirty = True
+        (new_id,) = self.con.execute("SELECT nextval('photo_id_seq')").fetchone()
+        cols = [c for c in PHOTO_COLUMNS if c not in ("path", "size", "mtime_ns")]
+        self.con.execute(
+            f"INSERT INTO photos (id, path, size, mtime_ns, {', '.join(cols)}, indexed_at) "
+            f"SELECT ?, ?, ?, ?, {', '.join(cols)}, now() FROM photos WHERE id = ?",
+            [new_id, path, size, mtime_ns, src_id])
+        self.copy_embeddings(src_id, new_id)
+        return int(new_id)
 
     def copy_embeddings(self, src_id: int, dst_id: int) -> None:
         """Give ``dst_id`` every vector and hash ``src_id`` has (same bytes, so the same)."""
