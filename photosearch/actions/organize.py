@@ -21,7 +21,7 @@ from typing import Any
 
 from photosearch.errors import InputError, UsageError
 from photosearch.files import unwritable_reason
-from photosearch.store.catalog import Catalog, PhotoRecord
+from photosearch.store.catalog import Catalog
 
 DEFAULT_PATTERN = "{year}/{month:02}/{event}"
 FIELDS = {"year", "month", "day", "event", "camera", "place"}
@@ -247,10 +247,7 @@ def apply_plan(library_root: Path, cat: Catalog, plan: OrganizePlan) -> Organize
                     if row is None:
                         raise FileNotFoundError(2, "no longer in the catalog", m.src)
                     with cat.transaction():
-                        record = PhotoRecord(**{k: row[k] for k in PhotoRecord.__dataclass_fields__ if k in row})
-                        record.path = str(dst)
-                        (new_id,) = cat.insert_photos([record])
-                        cat.copy_embeddings(m.photo_id, new_id)
+                        new_id = cat.copy_photo(m.photo_id, str(dst), row["size"], row["mtime_ns"])
                         n = j.intent("copy", src=m.src, dst=m.dst, sha256=file_sha256(src), photo_id=new_id)
                         _copy_new(src, dst)
                         st = dst.stat()

@@ -14,6 +14,12 @@ class Skipped:
     path: str
     reason: str
 
+    def __getitem__(self, key: str) -> str:
+        """``skipped["path"]`` as well as ``skipped.path`` (sharded runs used to give dicts)."""
+        if key not in ("path", "reason"):
+            raise KeyError(key)
+        return str(getattr(self, key))
+
 
 @dataclass
 class IndexReport:
