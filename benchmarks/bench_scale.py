@@ -644,18 +644,16 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                 run["prefill_s"] = time.perf_counter() - t0
                 # plan()'s diff: a walk listing of every cataloged file plus the new ones, anti-joined
                 # against the catalog in DuckDB (Catalog.diff_listing).
-                import pyarrow as pa
-
                 new_paths = [f"/new/{i // 1000}/IMG_{i:09d}.jpg" for i in range(n_rows)]
-                listing = cat.con.execute(
+                got = cat.con.execute(
                     "SELECT path, size, mtime_ns FROM photos UNION ALL "
-                    "SELECT unnest(?::VARCHAR[]), 2500000, 1800000000000000000", [new_paths]).to_arrow_table()
-                listing = pa.table({"path": listing.column("path"), "size": listing.column("size").cast(pa.int64()),
-                                    "mtime_ns": listing.column("mtime_ns").cast(pa.int64())})
+                    "SELECT unnest(?::VARCHAR[]), 2500000, 1800000000000000000", [new_paths]).fetchnumpy()
+                listing = {"path": np.asarray(got["path"], dtype=object),
+                           "size": np.asarray(got["size"], np.int64), "mtime_ns": np.asarray(got["mtime_ns"], np.int64)}
                 with Busy() as b:
                     todo, gone, _, _ = cat.diff_listing(listing, ["/old", "/new"],
                                                         [("embeddings", ARCH), ("image_hashes", None)])
-                run["plan_listing"] = {"seconds": b.wall, "listed": listing.num_rows, "todo": todo.num_rows,
+                run["plan_listing"] = {"seconds": b.wall, "listed": len(listing["path"]), "todo": len(todo),
                                        "gone": len(gone)}
                 del listing, todo
                 log(f"prefilled {pre:,} photos in {run['prefill_s']:.0f} s; plan_listing() over "

@@ -63,7 +63,7 @@ def make_plan(cat: Catalog, roots: list[str], checks: dict[str, tuple[str, str |
               on_walked: Callable[[int], None] | None = None) -> Plan:
     """Walk ``roots`` and diff them against the catalog. ``checks`` maps an analyzer's name to
     the catalog table (and model) that shows a photo has its data (see :class:`Analyzer`)."""
-    import pyarrow as pa
+    import numpy as np
 
     plan = Plan(roots=roots)
     skips_before = cat.shard_skips()
@@ -82,13 +82,15 @@ def make_plan(cat: Catalog, roots: list[str], checks: dict[str, tuple[str, str |
         listed["mtime_ns"].append(e.mtime_ns)
         if on_walked is not None and n % 500 == 0:
             on_walked(n)
-    listing = pa.table({"path": pa.array(listed["path"], pa.string()), "size": pa.array(listed["size"], pa.int64()),
-                        "mtime_ns": pa.array(listed["mtime_ns"], pa.int64())})
+    # Numpy arrays, registered in DuckDB as they are (an Arrow table would import pandas: ~0.2 s
+    # of every `index` run, measured).
+    listing = {"path": np.array(listed["path"], dtype=object), "size": np.array(listed["size"], np.int64),
+               "mtime_ns": np.array(listed["mtime_ns"], np.int64)}
     del listed
     names = list(checks)
     todo, plan.gone_ids, plan.unchanged, failed = cat.diff_listing(listing, roots, [checks[n] for n in names])
     plan.skipped_before += failed
-    for r in todo.to_pylist():
+    for r in todo:
         plan.items.append(WorkItem(
             path=r["path"], size=r["size"], mtime_ns=r["mtime_ns"], known_id=r["known_id"],
             known_hash=r["known_hash"], full=bool(r["is_full"]),

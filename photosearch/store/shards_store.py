@@ -70,15 +70,17 @@ class ShardsStore:
         return f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.photo_id = {alias}.id)", []
 
     def diff_listing(self, listing: Any, roots: Sequence[str],
-                     checks: Sequence[tuple[str, str | None]], *, max_known: int = 64) -> tuple[Any, list[int], int, int]:
+                     checks: Sequence[tuple[str, str | None]], *,
+                     max_known: int = 64) -> tuple[list[dict[str, Any]], list[int], int, int]:
         """The diff of a walked listing against the catalog, in SQL (a 100M-file walk never
         becomes Python dicts).
 
-        ``listing`` is an Arrow table (path, size, mtime_ns) of every file walked under ``roots``;
+        ``listing`` holds numpy arrays "path" (str objects), "size" and "mtime_ns" (int64) of every
+        file walked under ``roots`` (registered as they are: no pandas or Arrow conversion);
         ``checks`` are (table, model or None) pairs from :data:`CHECKED_TABLES`, the data a
         cataloged photo must have. Returns:
 
-        - the rows to analyze, as an Arrow table: path, size, mtime_ns, known_id and known_hash
+        - the rows to analyze, as dicts: path, size, mtime_ns, known_id and known_hash
           (the row at this path), ``is_full`` (new or changed file), ``lacks_<i>`` (the row lacks
           check i), and ``known``: content hashes of complete cataloged photos of the same size
           (a copy or a moved file has the size of its original), at most ``max_known``;
@@ -111,11 +113,13 @@ class ShardsStore:
             unchanged, failed = self.con.execute(
                 f"SELECT count(*) FILTER (WHERE NOT failed_before AND NOT is_full AND NOT ({any_lacks})), "
                 "count(*) FILTER (WHERE failed_before) FROM _diff").fetchall()[0]
-            todo = self.con.sql(
+            cur = self.con.execute(
                 "SELECT d.*, CASE WHEN d.is_full THEN list_slice((SELECT list(DISTINCT q.content_hash ORDER BY "
                 f"q.content_hash) FROM photos q WHERE q.size = d.size{complete}), 1, ?) END AS known "
                 f"FROM _diff d WHERE NOT d.failed_before AND (d.is_full OR {any_lacks}) ORDER BY d.path",
-                params=params_q + [max_known]).to_arrow_table()
+                params_q + [max_known])
+            names = [d[0] for d in cur.description]
+            todo = [dict(zip(names, row)) for row in cur.fetchall()]
             gone: list[int] = []
             for root in roots:
                 prefix = root.rstrip(os.sep) + os.sep
@@ -163,8 +167,8 @@ class ShardsStore:
 
     def forget_skips(self, paths: list[str]) -> None:
         """Forget the remembered skips of these paths, so they are tried again."""
-        if paths:
-            self.con.executemany("DELETE FROM shard_skips WHERE path = ?", [[p] for p in paths])
+        if paths:  # one statement: executemany costs milliseconds a row
+            self.con.execute("DELETE FROM shard_skips WHERE path IN (SELECT unnest(?::VARCHAR[]))", [list(paths)])
 
     def skipped_files(self) -> list[dict[str, Any]]:
         """Every remembered skip: path, size, mtime_ns, reason (by path)."""
