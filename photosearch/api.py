@@ -12,9 +12,10 @@ progress is reported through callbacks.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from photosearch.config import LibraryPaths, resolve_library_dir
 from photosearch.errors import InputError, NotIndexedError, UsageError
@@ -31,6 +32,29 @@ if TYPE_CHECKING:  # the indexing and file-changing machinery is imported by the
     from photosearch.query.dupes import Group
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _writes(command: str, *, only_if: str | None = None) -> Callable[[_F], _F]:
+    """The method changes the library: it runs under the library's writer lock (one writer at a
+    time, across processes; see store/writer_lock.py). With ``only_if``, only when that keyword
+    argument is true (dry runs are readers)."""
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def locked(self: Library, *args: Any, **kwargs: Any) -> Any:
+            if (only_if is not None and not kwargs.get(only_if)) or (
+                    command != "index" and not self.paths.root.exists()):
+                return fn(self, *args, **kwargs)  # a dry run, or no library yet: the call says so
+            from photosearch.store.writer_lock import writing
+
+            self._require_writable()
+
+            with writing(self.paths.root, command):
+                return fn(self, *args, **kwargs)
+        return locked  # type: ignore[return-value]
+    return wrap
+
+
 class Library:
     """One photosearch library folder (catalog, vector indexes, models)."""
 
@@ -41,6 +65,7 @@ class Library:
 
     # -- indexing -------------------------------------------------------------------------
 
+    @_writes("index")
     def index(self, roots: Iterable[str | os.PathLike[str]] | None = None, *,
               on_progress: Callable[[Progress], None] | None = None, model: Any = None,
               batch_size: int = 16, workers: int | None = None, faces: bool = True,
@@ -203,24 +228,28 @@ class Library:
             p = resolve_person(cat, person)
             return p, cat.person_faces(p["id"], limit)
 
+    @_writes("people name")
     def name_person(self, person: str | int, name: str) -> dict[str, Any]:
         """Name a person or cluster (merging it into a person who already has that name)."""
         from photosearch.query.people import name_person
 
         return self._people_edit(lambda cat: name_person(cat, person, name))
 
+    @_writes("people merge")
     def merge_people(self, people: list[str | int]) -> dict[str, Any]:
         """Merge people or clusters (by id or name) into one, the named one if any."""
         from photosearch.query.people import merge_people
 
         return self._people_edit(lambda cat: merge_people(cat, people))
 
+    @_writes("people reject")
     def reject_face(self, face_id: int) -> dict[str, Any]:
         """Take a face out of its person for good (it is never proposed for that person again)."""
         from photosearch.query.people import reject_face
 
         return self._people_edit(lambda cat: reject_face(cat, face_id))
 
+    @_writes("people recluster")
     def recluster(self, threshold: float | None = None) -> int:
         """Redo automatic clustering (named people, hand edits and rejections are kept)."""
         from photosearch.query.people import DEFAULT_THRESHOLD, recluster
@@ -288,6 +317,7 @@ class Library:
                 sync_taxonomy(cat, tax)
             return cat.tags()
 
+    @_writes("tag")
     def tag(self, *, taxonomy: str | os.PathLike[str] | None = None, only: list[str] | None = None,
             model: Any = None) -> Any:
         """Score every photo against every tag from the stored CLIP vectors (no re-embedding);
@@ -315,6 +345,7 @@ class Library:
         run.seconds = time.monotonic() - started  # the whole run, commit included
         return run
 
+    @_writes("tag")
     def tag_photos(self, tag: str, photos: list[str | os.PathLike[str]], *, state: str | None) -> dict[str, Any]:
         """Set a tag by hand: ``state`` 'accepted' (tag add), 'rejected' (tag remove) or None (back to
         automatic). Aliases resolve; an unknown tag is created in the ``user`` group."""
@@ -343,12 +374,14 @@ class Library:
                     raise UsageError(f"unknown tag {tag!r} (see `photosearch tags`)")
             return cat.review_queue(below, above, name, limit)
 
+    @_writes("review")
     def decide(self, photo_id: int, tag: str, accept: bool) -> None:
         """Record one review decision."""
         with Catalog.open(self.paths.catalog) as cat:
             with cat.transaction():
                 cat.set_decisions([photo_id], tag, "accepted" if accept else "rejected")
 
+    @_writes("rate")
     def rate(self, photos: list[str | os.PathLike[str]], rating: int | None) -> dict[str, Any]:
         """Set (0-5) or clear the rating of photos; `sync` writes it as xmp:Rating.
 
@@ -437,6 +470,7 @@ class Library:
 
     # -- writing metadata -----------------------------------------------------------------
 
+    @_writes("sync --apply", only_if="apply")
     def sync(self, *, apply: bool = False, people: bool = True, tags: bool = True, ratings: bool = True,
              accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
              sidecar_only: bool = False, keep_mtime: bool = True,
@@ -457,6 +491,7 @@ class Library:
             self._refresh_indexes()
         return items
 
+    @_writes("sync --apply", only_if="apply")
     def sync_people(self, **kwargs: Any) -> list[Any]:
         """:meth:`sync` for people only."""
         return self.sync(tags=False, ratings=False, takeout=False, **kwargs)
@@ -474,6 +509,7 @@ class Library:
             raise InputError(f"config file not found: {explicit}")
         return load_config(path)
 
+    @_writes("events")
     def events(self, *, gap_hours: float | None = None, max_km: float | None = None) -> list[dict[str, Any]]:
         """Group dated photos into events (recomputed and stored) and return them in time order."""
         from photosearch.query.events import DEFAULT_GAP_HOURS, DEFAULT_MAX_KM, build
@@ -484,6 +520,7 @@ class Library:
                 events = build(cat, gap_hours=gap_hours or DEFAULT_GAP_HOURS, max_km=max_km or DEFAULT_MAX_KM)
         return [{k: v for k, v in e.items() if k != "photo_ids"} | {"photos": len(e["photo_ids"])} for e in events]
 
+    @_writes("organize --apply", only_if="apply")
     def organize(self, photos: list[str | os.PathLike[str]] | None, into: str | os.PathLike[str], *,
                  pattern: str | None = None, rules: list[Any] | None = None, apply: bool = False,
                  mode: str = "move", config: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
@@ -525,6 +562,7 @@ class Library:
             self._refresh_indexes()
         return plan, report
 
+    @_writes("quarantine")
     def quarantine_photos(self, photos: list[str], dest: str | os.PathLike[str], *,
                           relative_to: str) -> dict[str, Any]:
         """Move these photos into a quarantine folder (journaled; `undo` restores them; `dupes purge`
@@ -578,6 +616,7 @@ class Library:
                                  exact_only=exact_only, dim=dim)
         return groups, method
 
+    @_writes("dupes --apply", only_if="apply")
     def dupes_move(self, dest: str | os.PathLike[str], *, apply: bool = False, method: str = "both",
                    thresholds: Thresholds | None = None, exact_only: bool = False, keeper: str | None = None
                    ) -> tuple[list[Group], Plan, ApplyReport | None]:
@@ -597,6 +636,7 @@ class Library:
             self._refresh_indexes()
         return groups, plan, report
 
+    @_writes("dupes keep-both")
     def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> int:
         """Remember that these photos are not duplicates of each other; returns the pairs recorded."""
         from photosearch.actions.quarantine import keep_both
@@ -605,6 +645,7 @@ class Library:
         with Catalog.open(self.paths.catalog) as cat:
             return keep_both(cat, [os.fspath(p) for p in photos])
 
+    @_writes("dupes purge --apply", only_if="apply")
     def dupes_purge(self, *, older_than_days: int = 7, apply: bool = False) -> list[PurgeItem]:
         """Quarantined photos at least ``older_than_days`` old; deleted only with ``apply``."""
         from photosearch.actions.quarantine import purge
@@ -615,6 +656,7 @@ class Library:
             self._refresh_indexes()
         return items
 
+    @_writes("undo")
     def undo(self) -> UndoReport:
         """Undo the most recent file-changing action (e.g. a quarantine)."""
         from photosearch.actions.journal import undo_last

@@ -576,6 +576,8 @@ def dupes(
     if as_json:
         _print_json({"groups": [g.as_dict() for g in groups], "plan": plan.as_dict(), "applied": apply,
                      **({"report": report.as_dict()} if report else {})})
+        if report and report.failures:
+            raise typer.Exit(7)  # the report lists each failure; the rest was done
         return
     out = _out()
     for m in plan.moves:
@@ -639,6 +641,8 @@ def undo(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
     report = _library(library).undo()
     if as_json:
         _print_json(report.as_dict())
+        if report.problems:
+            raise typer.Exit(8)
         return
     out = _out()
     out.print(f"undid {report.action}: {len(report.restored)} files restored, {len(report.removed)} removed "

@@ -31,6 +31,14 @@ ENV_COMMIT_SECONDS = "PHOTOSEARCH_COMMIT_SECONDS"
 ENV_MAX_PIXELS = "PHOTOSEARCH_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 250_000_000
 
+# Largest photo file read, in MB (a file is read whole: a 20 GB "photo" must not be).
+ENV_MAX_FILE_MB = "PHOTOSEARCH_MAX_FILE_MB"
+#: Per kind: camera RAW files and TIFF scans are big; everything else is far smaller.
+DEFAULT_MAX_FILE_MB = {"raw": 400, "tiff": 1000, "other": 200}
+#: Longest side over shortest side beyond which an image is refused (a 1x60000 strip would make
+#: the model's resize allocate gigabytes); the widest real panoramas stay far below it.
+MAX_ASPECT_RATIO = 100
+
 
 def default_library_dir() -> Path:
     """The per-user data folder (XDG on Linux) used when nothing else is given."""

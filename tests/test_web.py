@@ -47,6 +47,7 @@ def client(web_lib):
     c = TestClient(app, base_url="http://127.0.0.1")
     r = c.get(f"/?token={app.state.token}", follow_redirects=False)
     assert r.status_code == 303 and "photosearch_token" in r.cookies
+    c.headers["X-Photosearch-CSRF"] = app.state.csrf  # what the UI's page sends with every change
     return c, app
 
 
@@ -137,6 +138,19 @@ def test_changes_go_through_the_library(client, web_lib):
     assert pending["files"] and not pending["applied"]
 
 
+def _start_server(app):  # noqa: ANN202
+    """The app served by uvicorn on a free loopback port, in a thread: (server, thread, port)."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread, port
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,19 +159,13 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)")
 def test_browser_search_photo_person_dupes_undo(web_lib, tmp_path):
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     from photosearch.web.server import create_app
 
     lib, photos = web_lib
     app = create_app(lib)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    server, thread, port = _start_server(app)
     shots = tmp_path / "screenshots"
     shots.mkdir()
     try:
@@ -242,3 +250,122 @@ def test_thumbnails_made_at_index_time_and_safely_in_parallel(web_lib, tmp_path)
         got = list(pool.map(lambda _: photo_thumb(lib.paths.root, src["path"], src["content_hash"], 320), range(12)))
     assert len(set(got)) == 1 and got[0].is_file()
     assert not [p for p in got[0].parent.iterdir() if p.name.endswith(".tmp")]
+
+
+WRITES = [("/api/people/1/name", {"name": "Mallory"}), ("/api/people/merge", {"people": [1, 2]}),
+          ("/api/faces/1/reject", None), ("/api/dupes/quarantine", {"keeper": "/x"}),
+          ("/api/dupes/keep-both", {"photos": ["/a", "/b"]}), ("/api/undo", None),
+          ("/api/review/decide", {"photo_id": 1, "tag": "Beach", "accept": True}), ("/api/sync/apply", None)]
+
+
+def test_changes_need_the_pages_secret_a_matching_origin_and_host(client):
+    c, app = client
+    page = c.get("/").text
+    assert f'content="{app.state.csrf}"' in page  # the page carries the secret; other origins cannot read it
+    for path, body in WRITES:
+        r = c.post(path, json=body, headers={"X-Photosearch-CSRF": ""})
+        assert r.status_code == 403 and "X-Photosearch-CSRF" in r.json()["error"], path
+        r = c.post(path, json=body, headers={"Origin": "http://127.0.0.1:9999"})
+        assert r.status_code == 403 and "cross-origin" in r.json()["error"], path
+    # DNS rebinding: another name for this address is refused, reads included.
+    for path in ("/", "/api/people"):
+        assert c.get(path, headers={"Host": "evil.example:8000"}).status_code == 421
+    assert c.get("/api/people", headers={"Host": "localhost:8000"}).status_code == 200
+    # Malformed bodies are 400 with a message, never 500.
+    for body in ({}, {"photo_id": "1", "tag": "Beach", "accept": True}, {"photo_id": 1, "tag": 3, "accept": True},
+                 {"photo_id": 1, "tag": "Beach", "accept": "yes"}):
+        r = c.post("/api/review/decide", json=body)
+        assert r.status_code == 400 and r.json()["error"], body
+    assert c.post("/api/people/merge", json={"people": "12"}).status_code == 400
+    # A chunked body (no Content-Length) is held to the same 64 KB limit.
+
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 4096
+
+    r = c.post("/api/review/decide", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+def test_a_page_on_another_local_port_cannot_change_anything(web_lib, tmp_path):
+    """The attack of issue 15: the user's browser holds the UI's cookie; a page served from another
+    127.0.0.1 port (same site, other origin) posts to every write endpoint, by fetch and by form."""
+    import hashlib
+    import http.server
+
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+
+    lib, photos = web_lib
+
+    def files_state() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(photos.iterdir())}
+
+    before_files = files_state()
+    before_people = run_cli("people", "--json", library=lib.paths.root).stdout
+    app = create_app(lib)
+    server, thread, port = _start_server(app)
+    people = json.loads(before_people)["people"]
+    target = f"http://127.0.0.1:{port}"
+    posts = [(f"/api/people/{people[0]['id']}/name", {"name": "Mallory"}),
+             ("/api/people/merge", {"people": [p["id"] for p in people]}),
+             ("/api/dupes/quarantine", {"keeper": str(photos / "puppy.jpg"), "method": "hash"}),
+             ("/api/dupes/keep-both", {"photos": [str(photos / "puppy.jpg"), str(photos / "puppy-copy.jpg")]}),
+             ("/api/undo", None), ("/api/sync/apply", None)]
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    forms = "".join(f'<form method="post" action="{target}{p}" target="sink{i}"><input name="x" value="1"></form>'
+                    f'<iframe name="sink{i}"></iframe>' for i, (p, _) in enumerate(posts))
+    (evil_dir / "index.html").write_text(f"""<!doctype html><html><body>{forms}<script>
+const target = {json.dumps(target)};
+const posts = {json.dumps(posts)};
+window.results = [];
+(async () => {{
+  for (const [path, body] of posts) {{
+    for (const opts of [
+      {{method: "POST", credentials: "include", mode: "no-cors", body: JSON.stringify(body),
+        headers: {{"Content-Type": "text/plain"}}}},
+      {{method: "POST", credentials: "include", body: JSON.stringify(body),
+        headers: {{"Content-Type": "application/json", "X-Photosearch-CSRF": "guess"}}}}]) {{
+      try {{ const r = await fetch(target + path, opts); window.results.push([path, r.type, r.status]); }}
+      catch (e) {{ window.results.push([path, "blocked", String(e)]); }}
+    }}
+  }}
+  for (const f of document.forms) f.submit();
+  window.done = true;
+}})();
+</script></body></html>""")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(evil_dir), **k)
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"{target}/?token={app.state.token}")   # the user is logged in: the cookie is set
+            page.wait_for_selector("#q")
+            page.goto(f"http://127.0.0.1:{evil.server_address[1]}/")
+            page.wait_for_function("window.done === true", timeout=30000)
+            results = page.evaluate("window.results")
+            page.wait_for_timeout(1500)   # let the form posts land
+            browser.close()
+    finally:
+        evil.shutdown()
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert len(results) == 2 * len(posts)
+    assert all(r[1] in ("opaque", "blocked") or r[2] >= 400 for r in results), results
+    assert files_state() == before_files   # nothing quarantined, restored or rewritten
+    assert run_cli("people", "--json", library=lib.paths.root).stdout == before_people
+    with __import__("photosearch.store.catalog", fromlist=["Catalog"]).Catalog.open(
+            lib.paths.catalog, read_only=True) as cat:
+        assert not cat.not_duplicate_pairs()

@@ -12,6 +12,7 @@ the batched analyzers (CLIP) on batches.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,16 +43,56 @@ class Result:
 
 
 def read_file(path: str) -> tuple[bytes | None, str | None]:
-    """The file's bytes, or why they cannot be read."""
+    """The file's bytes, or why they cannot be read. Only a regular file is read (opened without
+    blocking, checked with fstat: what the walk saw may have been swapped for a FIFO or a link to a
+    device since), and never more than the size limit of its kind."""
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            return f.read(), None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None, "file vanished during indexing"
     except IsADirectoryError:
         return None, "is a folder"
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            return None, "is a folder"
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a photo file: not a regular file"
+        limit = max_file_bytes(path)
+        if st.st_size > limit:
+            return None, (f"too large: {st.st_size / 1e6:,.0f} MB, over the {limit / 1e6:,.0f} MB limit for this "
+                          f"kind of file (PHOTOSEARCH_MAX_FILE_MB raises it)")
+        chunks, got = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 24, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            if got > limit:
+                return None, f"too large: grew over the {limit / 1e6:,.0f} MB limit while being read"
+        return b"".join(chunks), None
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
+
+
+def max_file_bytes(path: str) -> int:
+    """The largest file of this kind that is read (PHOTOSEARCH_MAX_FILE_MB overrides every kind)."""
+    from photosearch.config import DEFAULT_MAX_FILE_MB, ENV_MAX_FILE_MB, env_int
+    from photosearch.media.decode import RAW_EXTENSIONS
+
+    override = env_int(ENV_MAX_FILE_MB, 0)
+    if override > 0:
+        return override * 1_000_000
+    ext = file_ext(path)
+    kind = "raw" if ext in RAW_EXTENSIONS else "tiff" if ext in (".tif", ".tiff") else "other"
+    return DEFAULT_MAX_FILE_MB[kind] * 1_000_000
 
 
 class PhotoAnalyzer:
@@ -98,6 +139,9 @@ class PhotoAnalyzer:
             return Result(item, hash=res.hash, skip=exc.reason)
         except MemoryError:
             return Result(item, hash=res.hash, skip="too large to decode in memory")
+        except Exception as exc:  # noqa: BLE001 - one hostile file must never end the run or lose the batch
+            first = (str(exc).splitlines() or [""])[0][:200]
+            return Result(item, hash=res.hash, skip=f"could not be analyzed: {type(exc).__name__}: {first}")
         res.analyzed = True
         return res
 

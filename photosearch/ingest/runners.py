@@ -37,6 +37,7 @@ from photosearch.store.catalog import Catalog
 DEFAULT_SHARD_SIZE = 1000
 ENGINES = ("pipeline", "local", "ray")
 ENV_CRASH_AFTER = "PHOTOSEARCH_TEST_CRASH_AFTER_SHARDS"  # tests: die (like kill -9) after N shards
+ENV_PAUSE_FILE = "PHOTOSEARCH_TEST_PAUSE_FILE"  # tests: wait while this file exists, before analyzing
 _MARKER = "index-interrupted.json"
 
 
@@ -143,6 +144,7 @@ def _run_pipeline(paths: LibraryPaths, analyzers: list[Analyzer], model: Any, pl
     writer = _Writer(paths, analyzers, report, every)
     total = len(plan.items)
     report_fn(Progress("index", 0, total))
+    _pause_for_tests()
     try:
         # closing(): on an error or Ctrl-C the look-ahead is cancelled now, not when collected.
         with closing(analyzer.stream(plan.items)) as results:
@@ -412,6 +414,13 @@ def embed_ray(paths: LibraryPaths, model_folder: str, *, face_model: str | None 
         if started_here:
             ray.shutdown()
     return done
+
+
+def _pause_for_tests() -> None:
+    """Tests of concurrent runs hold a run here, mid-way, for as long as a file exists."""
+    pause = os.environ.get(ENV_PAUSE_FILE)
+    while pause and os.path.exists(pause):
+        time.sleep(0.05)
 
 
 def _require_scale(engine: str) -> None:

@@ -162,10 +162,19 @@ def _open_pil(data: bytes, min_side: int | None) -> tuple[Image.Image, int, int]
         raise DecodeError("corrupt image: zero width or height")
     if width * height > limit:
         raise DecodeError(f"decompression bomb: {width}x{height} exceeds the {limit:,}-pixel limit")
+    check_aspect(width, height)
     if min_side and img.format == "JPEG":
         # DCT scaling: decode at 1/2, 1/4 or 1/8 size while both sides stay >= min_side.
         img.draft("RGB", (min_side, min_side))
     return img, width, height
+
+
+def check_aspect(width: int, height: int) -> None:
+    """DecodeError for a strip so thin that resizing it for a model would allocate gigabytes."""
+    from photosearch.config import MAX_ASPECT_RATIO
+
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise DecodeError(f"extreme aspect ratio: {width}x{height} (more than {MAX_ASPECT_RATIO}:1 is not a photo)")
 
 
 def _libraw_message(exc: Exception) -> str:
@@ -193,6 +202,7 @@ def _decode_raw(data: bytes, min_side: int | None) -> tuple[Image.Image, int, in
             return img, width, height, own if own not in (None, 1) else flip
         if thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
             img = Image.fromarray(thumb.data)
+            check_aspect(img.width, img.height)
             return img, img.width, img.height, flip
         try:
             rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
@@ -226,6 +236,10 @@ def decode(data: bytes, *, ext: str = "", min_side: int | None = None) -> Decode
     if orientation is None:
         # Only after load(): reading EXIF first can swallow a decoder error (PNG).
         orientation = _orientation_of(img)
+    if min_side and min(img.size) >= 2 * min_side and img.mode in _REDUCIBLE:
+        # Formats without DCT scaling (PNG, TIFF, WebP...) decode at full size: reduce before the
+        # RGB conversion and everything after it, so a 250 MP scan costs one buffer, not five.
+        img = img.reduce(min(img.size) // min_side)
     try:
         img = _to_rgb(img)
         img = _apply_orientation(img, orientation)
@@ -234,6 +248,9 @@ def decode(data: bytes, *, ext: str = "", min_side: int | None = None) -> Decode
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return Decoded(image=img, width=width, height=height, format=fmt, orientation=orientation)
+
+
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F", "La", "RGBa"})
 
 
 def _load_pixels(img: Image.Image) -> None:

@@ -55,10 +55,19 @@ def walk(roots: list[str], *, exclude: str | None = None,
 
     def unsupported(path: str, ext: str, st: os.stat_result) -> None:
         if on_unsupported is not None and ext in UNSUPPORTED_KINDS:
-            on_unsupported(FileEntry(path, st.st_size, st.st_mtime_ns), UNSUPPORTED_KINDS[ext])
+            why = _not_usable(path, st)
+            if why is None:
+                on_unsupported(FileEntry(path, st.st_size, st.st_mtime_ns), UNSUPPORTED_KINDS[ext])
+            elif on_error:
+                on_error(shown_path(path), why)
 
     for root in roots:
-        if os.path.isfile(root):
+        if os.path.exists(root) and not os.path.isdir(root):
+            why = _not_usable(root, os.stat(root))
+            if why is not None:
+                if on_error:
+                    on_error(shown_path(root), why)
+                continue
             ext = os.path.splitext(root)[1].lower()
             if root in seen:
                 continue
@@ -80,7 +89,7 @@ def walk(roots: list[str], *, exclude: str | None = None,
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
                 if on_error:
-                    on_error(folder, f"cannot list folder: {exc.strerror}")
+                    on_error(shown_path(folder), f"cannot list folder: {exc.strerror}")
                 continue
             subdirs = []
             for entry in entries:
@@ -99,11 +108,42 @@ def walk(roots: list[str], *, exclude: str | None = None,
                     st = entry.stat()
                 except OSError as exc:
                     if on_error:
-                        on_error(entry.path, f"cannot stat: {exc.strerror}")
+                        on_error(shown_path(entry.path), f"cannot stat: {exc.strerror}")
+                    continue
+                why = _not_usable(entry.path, st)
+                if why is not None:
+                    if on_error:
+                        on_error(shown_path(entry.path), why)
                     continue
                 seen.add(entry.path)
                 yield FileEntry(entry.path, st.st_size, st.st_mtime_ns)
             stack.extend(reversed(subdirs))
+
+
+def _not_usable(path: str, st: os.stat_result) -> str | None:
+    """Why a file found by the walk is not opened, or None: only regular files are read (a FIFO
+    would block forever, a device never ends), and the catalog keeps names as text."""
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        return f"not a photo file: {kind}"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8 (shown escaped): rename it to index it"
+    return None
+
+
+def shown_path(path: str) -> str:
+    """``path`` as text that can be printed and stored: bytes that are not UTF-8 escaped (\\xff)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def content_hash(data: bytes) -> str:

@@ -59,6 +59,10 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+class _Outdated(LibraryError):
+    """A read-only open found a catalog of an older format (migrated by a writer first)."""
+
+
 def schema_version_supported() -> int:
     """The newest catalog schema this photosearch knows."""
     return _migrations()[-1][0]
@@ -166,7 +170,24 @@ class Catalog(PhotosStore, FacesStore, TagsStore, EventsStore, ShardsStore):
         con.execute("SET enable_progress_bar = false")
         catalog = cls(con, path, read_only)
         try:
-            catalog._check_schema()
+            try:
+                catalog._check_schema()
+            except _Outdated:
+                # A reader of a library written by an older photosearch migrates it first, if it can
+                # (not when unwritable, or open elsewhere in this process or by a writer).
+                con.close()
+                try:
+                    upgrade = duckdb.connect(str(path))
+                except duckdb.Error:
+                    raise LibraryError(f"the library {path.parent} needs an upgrade: run `photosearch index` "
+                                       "once") from None
+                try:
+                    cls(upgrade, path, False)._check_schema()
+                finally:
+                    upgrade.close()
+                con = duckdb.connect(str(path), read_only=True)
+                con.execute("SET enable_progress_bar = false")
+                catalog = cls(con, path, read_only)
             yield catalog
         finally:
             con.close()
@@ -192,7 +213,7 @@ class Catalog(PhotosStore, FacesStore, TagsStore, EventsStore, ShardsStore):
         if current == newest:
             return
         if self.read_only:
-            raise LibraryError(f"the library {self.path.parent} needs an upgrade: run `photosearch index` once")
+            raise _Outdated(f"the library {self.path.parent} needs an upgrade: run `photosearch index` once")
         for number, name, sql in _migrations():
             if number <= current:
                 continue

@@ -2,6 +2,12 @@
 
 - Binds 127.0.0.1 by default. Every request needs the per-start token: given once in the
   URL (``?token=...``), then kept in an HttpOnly, SameSite=Strict cookie.
+- The cookie alone changes nothing: a page on another port of 127.0.0.1 is "same-site" and
+  its requests carry the cookie. Every state-changing request must also carry the per-start
+  CSRF secret in the ``X-Photosearch-CSRF`` header (the UI's page has it; another origin can
+  neither read it nor send a custom header without a CORS preflight this server never
+  grants), and an ``Origin``, when sent, must be this server's.
+- Requests whose ``Host`` is not the bound address or localhost get 421 (no DNS rebinding).
 - Every asset is served from this package: no CDN, no fonts or scripts from elsewhere.
   (FastAPI's /docs pages load Swagger from a CDN, so they are off; the OpenAPI schema is at
   /openapi.json.)
@@ -24,27 +30,115 @@ from photosearch.errors import PhotosearchError
 
 MAX_BODY = 64 * 1024
 COOKIE = "photosearch_token"
+CSRF_HEADER = "X-Photosearch-CSRF"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def create_app(library: Library, token: str | None = None) -> Any:
-    """The ASGI app; ``app.state.token`` is the token the URL must carry once."""
+class _BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413, chunked ones included
+    (Content-Length alone does not bound a chunked body). The body is read here, at most
+    ``limit`` + 1 bytes, and handed on whole."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # disconnected: let the app see it
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                import json
+
+                data = json.dumps({"error": "request too large"}).encode()
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(data)).encode())]})
+                await send({"type": "http.response.body", "body": data})
+                return
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _field(body: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    """``body[key]`` as ``kind``; a missing or ill-typed field is a 400 with a message."""
+    from fastapi import HTTPException
+
+    if key not in body:
+        if default is not ...:
+            return default
+        raise HTTPException(400, f"the request body needs {key!r}")
+    value = body[key]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is list:
+        ok = ok and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)
+    if not ok:
+        raise HTTPException(400, f"{key!r} must be {kind.__name__ if kind is not list else 'a list'}")
+    return value
+
+
+def _host_name(host_header: str) -> str:
+    """The host of a Host header, without the port ('[::1]:8080' -> '::1')."""
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def create_app(library: Library, token: str | None = None, *, host: str = "127.0.0.1") -> Any:
+    """The ASGI app; ``app.state.token`` is the token the URL must carry once, ``app.state.csrf``
+    the secret every state-changing request carries in ``X-Photosearch-CSRF`` (the page has it).
+    ``host`` is the address served (with localhost, the only ``Host`` accepted)."""
     from fastapi import Body, FastAPI, HTTPException, Query, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
     token = token or secrets.token_urlsafe(24)
+    csrf = secrets.token_urlsafe(24)
+    hosts = set(LOCAL_HOSTS) | ({host} if host not in ("0.0.0.0", "::") else set())
     app = FastAPI(title="photosearch", version="1", docs_url=None, redoc_url=None,
                   description="The JSON API behind photosearch's web UI; shapes match the CLI's --json.")
     app.state.token = token
+    app.state.csrf = csrf
     static = Path(str(resources.files("photosearch.web") / "static"))
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
+        if host not in ("0.0.0.0", "::") and _host_name(request.headers.get("host", "")) not in hosts:
+            return JSONResponse({"error": "this server answers only to its own address (Host refused)"},
+                                status_code=421)
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return JSONResponse({"error": "request too large"}, status_code=413)
         given = request.query_params.get("token")
         cookie = request.cookies.get(COOKIE)
-        if given is not None and hmac.compare_digest(given, token):
+        by_url = given is not None and hmac.compare_digest(given, token)
+        if not by_url and (cookie is None or not hmac.compare_digest(cookie, token)):
+            return JSONResponse({"error": "missing or wrong token: open the URL photosearch serve printed"},
+                                status_code=401)
+        if request.method not in SAFE_METHODS:
+            origin = request.headers.get("origin")
+            if origin is not None and origin.split("://", 1)[-1].rstrip("/") != request.headers.get("host", ""):
+                return JSONResponse({"error": "cross-origin request refused"}, status_code=403)
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent, csrf):
+                return JSONResponse({"error": f"missing or wrong {CSRF_HEADER} header: changes come from "
+                                              "photosearch's own page"}, status_code=403)
+        if by_url:
             if request.method == "GET" and request.url.path == "/":
                 # Drop the token from the address bar (and history) once the cookie is set.
                 response = RedirectResponse("/", status_code=303)
@@ -52,10 +146,13 @@ def create_app(library: Library, token: str | None = None) -> Any:
                 response = await call_next(request)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return response
-        if cookie is None or not hmac.compare_digest(cookie, token):
-            return JSONResponse({"error": "missing or wrong token: open the URL photosearch serve printed"},
-                                status_code=401)
         return await call_next(request)
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Any:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PhotosearchError)
     async def user_error(_request: Request, exc: PhotosearchError) -> Any:
@@ -84,7 +181,8 @@ def create_app(library: Library, token: str | None = None) -> Any:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> Any:
-        return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+        page = (static / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(page.replace("__CSRF__", csrf), headers={"Cache-Control": "no-store"})
 
     @app.get("/static/{name}", include_in_schema=False)
     def asset(name: str) -> Any:
@@ -191,11 +289,11 @@ def create_app(library: Library, token: str | None = None) -> Any:
 
     @app.post("/api/people/{person}/name", summary="Name a cluster (merging into a person of that name)")
     def name(person: str, body: dict = Body(...)) -> Any:
-        return library.name_person(person, str(body.get("name", "")))
+        return library.name_person(person, _field(body, "name", str))
 
     @app.post("/api/people/merge", summary="Merge people: {\"people\": [id, ...]}")
     def merge(body: dict = Body(...)) -> Any:
-        return library.merge_people([str(p) for p in body.get("people", [])])
+        return library.merge_people([str(p) for p in _field(body, "people", list)])
 
     @app.post("/api/faces/{face_id}/reject", summary="Take a face out of its person for good")
     def reject(face_id: int) -> Any:
@@ -210,14 +308,14 @@ def create_app(library: Library, token: str | None = None) -> Any:
 
     @app.post("/api/dupes/quarantine", summary="Quarantine one group's non-keepers: {\"keeper\": PATH, \"dest\": DIR}")
     def quarantine(body: dict = Body(...)) -> Any:
-        dest = body.get("dest") or str(library.paths.root / "quarantine")
-        groups, plan, report = library.dupes_move(dest, apply=True, keeper=str(body.get("keeper", "")),
-                                                  method=str(body.get("method", "both")))
+        dest = _field(body, "dest", str, None) or str(library.paths.root / "quarantine")
+        groups, plan, report = library.dupes_move(dest, apply=True, keeper=_field(body, "keeper", str),
+                                                  method=_field(body, "method", str, "both"))
         return {"plan": plan.as_dict(), "report": report.as_dict() if report else None}
 
     @app.post("/api/dupes/keep-both", summary="Remember that photos are not duplicates: {\"photos\": [PATH, ...]}")
     def keep_both(body: dict = Body(...)) -> Any:
-        return {"pairs_added": library.dupes_keep_both([str(p) for p in body.get("photos", [])])}
+        return {"pairs_added": library.dupes_keep_both([str(p) for p in _field(body, "photos", list)])}
 
     @app.post("/api/undo", summary="Undo the last file-changing action")
     def undo() -> Any:
@@ -233,7 +331,7 @@ def create_app(library: Library, token: str | None = None) -> Any:
 
     @app.post("/api/review/decide", summary="{\"photo_id\": N, \"tag\": T, \"accept\": true|false}")
     def decide(body: dict = Body(...)) -> Any:
-        library.decide(int(body["photo_id"]), str(body["tag"]), bool(body["accept"]))
+        library.decide(_field(body, "photo_id", int), _field(body, "tag", str), _field(body, "accept", bool))
         return {"ok": True}
 
     @app.get("/api/sync", summary="The pending metadata diff (a dry run of `photosearch sync`)")
@@ -244,6 +342,7 @@ def create_app(library: Library, token: str | None = None) -> Any:
     def sync_apply() -> Any:
         return {"applied": True, "files": [i.as_dict() for i in library.sync(apply=True)]}
 
+    app.add_middleware(_BodyLimit, limit=MAX_BODY)
     return app
 
 
@@ -253,7 +352,7 @@ def serve(library: Library, *, host: str = "127.0.0.1", port: int = 0, on_ready:
 
     import uvicorn
 
-    app = create_app(library)
+    app = create_app(library, host=host)
     # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets created so, and
     # with it on every response waited ~40 ms for a delayed ACK (benchmarks/RESULTS.md).
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

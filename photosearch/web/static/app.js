@@ -18,11 +18,14 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+const csrf = document.querySelector('meta[name="csrf"]').content;
+
 async function api(path, options = {}) {
   const opts = { credentials: "same-origin", ...options };
+  opts.headers = { "X-Photosearch-CSRF": csrf };
   if (opts.body && typeof opts.body !== "string") {
     opts.body = JSON.stringify(opts.body);
-    opts.headers = { "Content-Type": "application/json" };
+    opts.headers["Content-Type"] = "application/json";
   }
   const r = await fetch(path, opts);
   const doc = await r.json().catch(() => ({}));

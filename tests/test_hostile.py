@@ -1,0 +1,88 @@
+"""Hostile files (issue 15): a corpus made here of the files that took `index` down elsewhere. The
+run must finish in bounded time and memory, skip each with a one-line reason, and index the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+from conftest import write_photo
+
+
+def _png(path: Path, width: int, height: int, mode: int = 0, rows: bytes | None = None) -> Path:
+    """A PNG of ``width`` x ``height`` (colour type ``mode``: 0 grey, 2 RGB), all black unless
+    ``rows`` is given, compressed in pieces (a 250 MP one is a few hundred KB)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    channels = 3 if mode == 2 else 1
+    comp = zlib.compressobj(9)
+    line = b"\0" + b"\0" * (width * channels)
+    body = b"".join(comp.compress(line) for _ in range(height)) if rows is None else comp.compress(rows)
+    body += comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, mode, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def _run_measured(args: list[str], library: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], int]:
+    """The CLI in a fresh process; returns its result and its peak RSS in MB."""
+    code = ("import resource, runpy, sys\n"
+            f"sys.argv = ['photosearch', *{args!r}]\n"
+            "try:\n    runpy.run_module('photosearch', run_name='__main__')\n"
+            "except SystemExit as e:\n    rc = e.code or 0\nelse:\n    rc = 0\n"
+            "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PHOTOSEARCH_LIBRARY": str(library)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    peak = [int(line.split()[1]) for line in r.stderr.splitlines() if line.startswith("PEAK_RSS_KB")]
+    return r, (peak[0] // 1024 if peak else -1)
+
+
+def test_hostile_files_are_skipped_with_reasons_in_bounded_time_and_memory(library, tmp_path):
+    d = tmp_path / "hostile"
+    d.mkdir()
+    good = [write_photo(d / f"good{i}.jpg", seed=900 + i) for i in range(3)]
+    os.mkfifo(d / "fifo.jpg")                                          # would block a plain open() forever
+    (d / "zero.jpg").symlink_to("/dev/zero")                            # endless bytes
+    (d / "loop-a.jpg").symlink_to(d / "loop-b.jpg")                     # a symlink loop
+    (d / "loop-b.jpg").symlink_to(d / "loop-a.jpg")
+    (d / "empty.jpg").write_bytes(b"")
+    whole = (d / "good0.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    _png(d / "strip.png", 1, 60000)                                     # 1x60000: a resize to 224 px wide = 9 GB
+    _png(d / "bomb.png", 40000, 40000, rows=b"\0")                      # declares 1.6 GP
+    _png(d / "huge.png", 16000, 15625)                                  # 250 MP, within the pixel limit
+    with open(d / "sparse.jpg", "wb") as f:                            # 20 GB of nothing, on no disk
+        f.truncate(20_000_000_000)
+    bad_name = os.path.join(os.fsencode(d), b"caf\xe9-latin1.jpg")      # not UTF-8: as an old camera card names it
+    with open(bad_name, "wb") as f:
+        f.write(whole)
+
+    r, peak_mb = _run_measured(["index", str(d), "--json"], library.paths.root, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]       # skipped files are reported; the others indexed
+    doc = json.loads(r.stdout)
+    reasons = {Path(s["path"]).name: s["reason"] for s in doc["skipped"]}
+    assert "FIFO" in reasons["fifo.jpg"]
+    assert "device" in reasons["zero.jpg"]
+    assert "symbolic links" in reasons["loop-a.jpg"] and "symbolic links" in reasons["loop-b.jpg"]
+    assert "empty" in reasons["empty.jpg"]
+    assert "truncated" in reasons["truncated.jpg"] or "corrupt" in reasons["truncated.jpg"]
+    assert "aspect ratio" in reasons["strip.png"]
+    assert "decompression bomb" in reasons["bomb.png"]
+    assert "too large" in reasons["sparse.jpg"] and "20,000 MB" in reasons["sparse.jpg"]
+    assert "UTF-8" in reasons["caf\\xe9-latin1.jpg"]
+    assert "huge.png" not in reasons                   # big but legal: indexed from a reduced decode
+    assert doc["photos"] == len(good) + 1
+    assert all("\n" not in s["reason"] for s in doc["skipped"])
+    assert "Traceback" not in r.stderr
+    assert 0 < peak_mb < 1500, peak_mb
+    # A second run does not trip on them either (remembered, or skipped again with the same reasons).
+    again, _ = _run_measured(["index", str(d), "--json"], library.paths.root, timeout=240)
+    assert again.returncode in (0, 3), again.stderr[-2000:]
+    assert json.loads(again.stdout)["photos"] == 0

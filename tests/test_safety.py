@@ -1,0 +1,145 @@
+"""Hardening (issue 15): one writer per library, and catalogs repaired from concurrent runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import run_cli, write_photo
+from photosearch.store.catalog import Catalog
+from photosearch.store.writer_lock import holder
+
+
+def _photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    return [write_photo(folder / f"p{i:03d}.jpg", seed=seed + i) for i in range(n)]
+
+
+def _cli_process(*args: str, library: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", "PHOTOSEARCH_LIBRARY": str(library), **env}
+    return subprocess.Popen([sys.executable, "-m", "photosearch", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full)
+
+
+def _wait_for_holder(root: Path, proc: subprocess.Popen[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        h = holder(root)
+        if h and h.get("pid") == proc.pid:
+            return h
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the first run never took the writer lock")
+
+
+def test_two_index_runs_at_once_never_duplicate_and_the_second_names_the_first(library, tmp_path):
+    first = _photos(tmp_path / "first", 3)
+    second = _photos(tmp_path / "second", 5, seed=50)
+    root = library.paths.root
+    assert run_cli("index", str(tmp_path / "first"), "--no-faces", library=root).returncode == 0
+    pause = tmp_path / "pause"
+    pause.touch()
+    a = _cli_process("index", str(tmp_path / "second"), "--no-faces", "--json", library=root,
+                     env={"PHOTOSEARCH_TEST_PAUSE_FILE": str(pause)})
+    try:
+        h = _wait_for_holder(root, a)
+        assert h["command"] == "index"
+        # A second writer gives up after its wait, naming the first; nothing of it ran.
+        b = run_cli("index", str(tmp_path / "second"), "--no-faces", "--json", library=root,
+                    env={"PHOTOSEARCH_LOCK_WAIT": "0.5"})
+        assert b.returncode == 5, b.stderr
+        assert f"pid {a.pid}" in b.stderr and "photosearch index" in b.stderr
+        assert json.loads(b.stdout)["exit_code"] == 5
+        assert len(b.stderr.strip().splitlines()) == 1
+        # Other writers too; readers never wait for the lock.
+        r = run_cli("rate", "4", str(first[0]), library=root, env={"PHOTOSEARCH_LOCK_WAIT": "0.2"})
+        assert r.returncode == 5 and f"pid {a.pid}" in r.stderr
+        s = run_cli("a photo", "--json", "--limit", "2", library=root)
+        assert s.returncode == 0 and len(json.loads(s.stdout)["results"]) == 2
+        # One that may wait runs once the first is done.
+        c = _cli_process("index", str(tmp_path / "second"), "--no-faces", "--json", library=root,
+                         env={"PHOTOSEARCH_LOCK_WAIT": "300"})
+        time.sleep(1.0)
+        assert c.poll() is None  # waiting
+    finally:
+        pause.unlink()
+    out_a, err_a = a.communicate(timeout=300)
+    out_c, err_c = c.communicate(timeout=300)
+    assert a.returncode == 0, err_a
+    assert c.returncode == 0, err_c
+    assert json.loads(out_a)["photos"] == 5
+    assert json.loads(out_c)["unchanged"] == 5 and json.loads(out_c)["photos"] == 0
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        paths = [r[0] for r in cat.con.execute("SELECT path FROM photos").fetchall()]
+    assert sorted(paths) == sorted(map(str, first + second))
+    assert holder(root) is None  # released (the file says nobody holds it)
+
+
+def test_a_killed_writer_leaves_no_lock_behind(library, tmp_path):
+    _photos(tmp_path / "photos", 3)
+    pause = tmp_path / "pause"
+    pause.touch()
+    a = _cli_process("index", str(tmp_path / "photos"), "--no-faces", library=library.paths.root,
+                     env={"PHOTOSEARCH_TEST_PAUSE_FILE": str(pause)})
+    _wait_for_holder(library.paths.root, a)
+    a.kill()
+    a.wait()
+    r = run_cli("index", str(tmp_path / "photos"), "--no-faces", "--json", library=library.paths.root,
+                env={"PHOTOSEARCH_LOCK_WAIT": "0"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["photos"] == 3
+
+
+def test_a_catalog_with_duplicated_rows_is_repaired_on_open(library, tmp_path):
+    files = _photos(tmp_path / "photos", 3)
+    library.index([tmp_path / "photos"], faces=False)
+    # What two concurrent runs of an older photosearch left: every row twice (its data too).
+    with Catalog.open(library.paths.catalog) as cat:
+        cat.con.execute("DROP INDEX photos_path")
+        cat.con.execute("DELETE FROM schema_version WHERE version >= 7")
+        cat.con.execute("INSERT INTO photos SELECT id + 1000, * EXCLUDE (id) FROM photos")
+        cat.con.execute("INSERT INTO embeddings SELECT photo_id + 1000, model, vector FROM embeddings")
+        assert cat.count_photos() == 6
+    # A reader (a search) migrates it: duplicates go, the first row of each path stays.
+    r = run_cli("a photo", "--json", "--limit", "10", library=library.paths.root)
+    assert r.returncode == 0, r.stderr
+    got = [x["path"] for x in json.loads(r.stdout)["results"]]
+    assert sorted(got) == sorted(map(str, files))
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        assert cat.con.execute("SELECT max(id) FROM photos").fetchone()[0] < 1000
+        assert cat.con.execute("SELECT count(*) FROM embeddings WHERE photo_id > 1000").fetchone()[0] == 0
+    # And the catalog refuses a second row for a path from now on.
+    import duckdb
+    import pytest
+
+    with Catalog.open(library.paths.catalog) as cat, pytest.raises(duckdb.ConstraintException):
+        cat.con.execute("INSERT INTO photos SELECT id + 2000, * EXCLUDE (id) FROM photos")
+
+
+def test_partial_failures_exit_with_the_documented_code_and_json_lists_them(library, tmp_path):
+    """`dupes --move-to --apply --json` exited 0 when moves failed (issue 15); batch commands too."""
+    import shutil
+
+    from conftest import unwritable
+
+    photos = tmp_path / "photos"
+    original = write_photo(photos / "a.jpg", seed=1)
+    shutil.copy(original, photos / "a-copy.jpg")
+    root = library.paths.root
+    assert run_cli("index", str(photos), "--no-faces", library=root).returncode == 0
+    with unwritable(photos):   # the copies cannot leave this folder
+        r = run_cli("dupes", "--exact", "--move-to", str(tmp_path / "q"), "--apply", "--json", library=root)
+        assert r.returncode == 7, (r.returncode, r.stderr)
+        doc = json.loads(r.stdout)
+        assert doc["report"]["failures"] and doc["report"]["moved"] == 0
+        r = run_cli("dupes", "--exact", "--move-to", str(tmp_path / "q"), "--apply", library=root)
+        assert r.returncode == 7 and "error:" in r.stderr
+    assert sorted(p.name for p in photos.iterdir()) == ["a-copy.jpg", "a.jpg"]
+    # A batch over photos where one is not in the library: the rest is done, exit 3, JSON says which.
+    r = run_cli("rate", "4", str(original), str(tmp_path / "missing.jpg"), "--json", library=root)
+    assert r.returncode == 3, r.stderr
+    doc = json.loads(r.stdout)
+    assert [f["path"] for f in doc["failed"]] == [str(tmp_path / "missing.jpg")]
