@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+
+import numpy as np
 import subprocess
 import sys
 import time
@@ -99,6 +101,7 @@ def test_a_catalog_with_duplicated_rows_is_repaired_on_open(library, tmp_path):
     # What two concurrent runs of an older photosearch left: every row twice (its data too).
     with Catalog.open(library.paths.catalog) as cat:
         cat.con.execute("DROP INDEX photos_path")
+        cat.con.execute("ALTER TABLE photos DROP COLUMN content_id")
         cat.con.execute("DELETE FROM schema_version WHERE version >= 7")
         cat.con.execute("INSERT INTO photos SELECT id + 1000, * EXCLUDE (id) FROM photos")
         cat.con.execute("INSERT INTO embeddings SELECT photo_id + 1000, model, vector FROM embeddings")
@@ -143,3 +146,51 @@ def test_partial_failures_exit_with_the_documented_code_and_json_lists_them(libr
     assert r.returncode == 3, r.stderr
     doc = json.loads(r.stdout)
     assert [f["path"] for f in doc["failed"]] == [str(tmp_path / "missing.jpg")]
+
+
+def test_an_outside_metadata_edit_keeps_the_photo_and_its_curation(library, tmp_path):
+    """Another app rewrites keywords into the files (mtime kept): same ids, vectors, ratings, tag
+    decisions and keep-both pairs; the new metadata is read. A rotation is a new image."""
+    import pyexiv2
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    jpg = write_photo(photos / "a.jpg", seed=3)
+    png = photos / "b.png"
+    Image.open(write_photo(tmp_path / "src.jpg", seed=4)).save(png)
+    turned = write_photo(photos / "c.jpg", seed=5)
+    library.index([photos], faces=False)
+    library.rate([jpg], 5)
+    library.dupes_keep_both([jpg, png])
+    with Catalog.open(library.paths.catalog) as cat:
+        ids = {p: cat.photo_by_path(str(p))["id"] for p in (jpg, png, turned)}
+        vids, vecs = cat.vectors("fakeclip", sorted(ids.values()))
+        before = {int(i): v for i, v in zip(vids, vecs)}
+        with cat.transaction():
+            cat.con.execute("INSERT INTO tag_decisions VALUES (?, 'Beach', 'accepted', now())", [ids[jpg]])
+
+    for path in (jpg, png):
+        st = path.stat()
+        with pyexiv2.Image(str(path)) as im:
+            im.modify_xmp({"Xmp.dc.subject": ["from another app"], "Xmp.dc.description": {"lang=\"x-default\"": "edited"}})
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))   # some apps keep the mtime
+    with pyexiv2.Image(str(turned)) as im:
+        im.modify_exif({"Exif.Image.Orientation": "6"})       # turned: another picture now
+
+    r = library.index([photos], faces=False)
+    assert (r.photos, r.refreshed, r.removed) == (1, 2, 0), r.as_dict()   # the turned one replaced
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        for p in (jpg, png):
+            row = cat.photo_by_path(str(p))
+            assert row["id"] == ids[p]
+            assert "from another app" in row["keywords"]
+            assert row["content_hash"] != "" and row["size"] == p.stat().st_size
+        assert cat.photo_by_path(str(turned))["id"] != ids[turned]
+        vids, vecs = cat.vectors("fakeclip", [ids[jpg], ids[png]])
+        assert len(vids) == 2 and all(np.array_equal(v, before[int(i)]) for i, v in zip(vids, vecs))
+        assert cat.ratings() == {ids[jpg]: 5}
+        assert cat.decisions("Beach") == {ids[jpg]: "accepted"}
+        assert (min(ids[jpg], ids[png]), max(ids[jpg], ids[png])) in cat.not_duplicate_pairs()
+    # The search shows the edited file under its old id.
+    hits = {h.path: h.id for h in library.search_text("a photo", limit=10)}
+    assert hits[str(jpg)] == ids[jpg] and hits[str(png)] == ids[png]

@@ -40,6 +40,8 @@ class Result:
     skip: str | None = None
     analyzed: bool = False
     outputs: dict[str, Any] = field(default_factory=dict)
+    content_id: str | None = None   # the image data's identity (media/identity.py)
+    same_image: bool = False        # new bytes, same image as the row at this path: its metadata was edited
 
 
 def read_file(path: str) -> tuple[bytes | None, str | None]:
@@ -109,15 +111,21 @@ class PhotoAnalyzer:
         """Read, hash, and (unless the bytes are known) decode once and run every wanted analyzer.
         Batched analyzers' outputs are their inputs until :meth:`finish_batch`."""
         from photosearch.media.decode import decode
+        from photosearch.media.identity import content_id
         from photosearch.media.scan import content_hash
 
         data, skip = read_file(item.path)
         if data is None:
             return Result(item, skip=skip)
-        res = Result(item, hash=content_hash(data))
+        res = Result(item, hash=content_hash(data), content_id=content_id(data))
         if item.full and (res.hash == item.known_hash or res.hash in item.known):
             return res
         wanted = [a for a in self.analyzers if a.wanted(item)]
+        if item.full and res.content_id is not None and res.content_id == item.known_content_id:
+            # Another app rewrote the file's metadata, not its image: vectors, hashes and faces
+            # stay; only what comes from the metadata (and the thumbnail, keyed by bytes) is redone.
+            res.same_image = True
+            wanted = [a for a in wanted if a.check is None]
         if not wanted:
             return res
         min_side = max([self.small_side] + [a.min_side for a in wanted])
@@ -129,16 +137,16 @@ class PhotoAnalyzer:
             k = min(small.size) // max(self.small_side, REDUCED_MIN_SIDE)
             if min_side > max(self.small_side, REDUCED_MIN_SIDE) and k >= 2:
                 small = small.reduce(k)
-            photo = Photo(item=item, data=data, content_hash=res.hash, decoded=decoded, small=small,
-                          outputs=res.outputs)
+            photo = Photo(item=item, data=data, content_hash=res.hash, content_id=res.content_id,
+                          decoded=decoded, small=small, outputs=res.outputs)
             for a in wanted:
                 out = a.analyze(photo)
                 if out is not None:
                     res.outputs[a.name] = out
         except DecodeError as exc:
-            return Result(item, hash=res.hash, skip=exc.reason)
+            return Result(item, hash=res.hash, skip=exc.reason, content_id=res.content_id)
         except MemoryError:
-            return Result(item, hash=res.hash, skip="too large to decode in memory")
+            return Result(item, hash=res.hash, skip="too large to decode in memory", content_id=res.content_id)
         except Exception as exc:  # noqa: BLE001 - one hostile file must never end the run or lose the batch
             first = (str(exc).splitlines() or [""])[0][:200]
             return Result(item, hash=res.hash, skip=f"could not be analyzed: {type(exc).__name__}: {first}")

@@ -3,6 +3,8 @@ caller's transaction, the same way for every runner:
 
 - same path, same bytes: the row stays (size and mtime updated); whatever it lacked and the
   analyzers made is filled in place;
+- same path, other bytes, same image (media/identity.py): another app edited its metadata; the
+  row stays with its vectors, faces and decisions, and takes the new bytes' metadata;
 - same path, other bytes: the file changed; its old row goes and the file is new;
 - bytes of a cataloged photo whose file is gone: a move; the row, its vectors, faces, people and
   decisions follow the file;
@@ -23,7 +25,7 @@ from typing import Any
 from photosearch.ingest.analyze import Result
 from photosearch.ingest.analyzers import Analyzer
 from photosearch.ingest.report import Skipped
-from photosearch.store.catalog import Catalog
+from photosearch.store.catalog import PHOTO_COLUMNS, Catalog
 
 #: Why a copy could not be committed: its original left the catalog while this run analyzed it.
 #: Not remembered as a failure: the next run analyzes the file.
@@ -68,7 +70,17 @@ def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
         row = at_path.get(item.path)
         if row is not None and row[1] == r.hash:
             cat.touch_photo(row[0], item.size, item.mtime_ns)
+            if r.content_id is not None and row[2] is None:   # cataloged before identities existed
+                cat.update_photo(row[0], content_id=r.content_id)
             fills.append((row[0], r, False))
+            continue
+        if row is not None and r.same_image and row[2] == r.content_id and "record" in r.outputs:
+            record = r.outputs["record"]
+            cat.update_photo(row[0], **{c: getattr(record, c) for c in PHOTO_COLUMNS if c != "path"})
+            by_hash[row[1]] = [c for c in by_hash.get(row[1], []) if c[0] != row[0]]
+            by_hash.setdefault(r.hash, []).append([row[0], item.path])
+            _store(cat, [a for a in analyzers if a.check is None], [(row[0], r)], done)
+            done.refreshed += 1
             continue
         if row is not None:  # the file at this path changed: its old row and data go
             cat.delete_photos([row[0]])
@@ -77,6 +89,8 @@ def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
         src = next((c for c in twins if c[0] not in claimed and c[1] != item.path and not exists(c[1])), None)
         if src is not None:
             cat.move_photo(src[0], item.path, item.size, item.mtime_ns)
+            if r.content_id is not None:
+                cat.update_photo(src[0], content_id=r.content_id)
             claimed.add(src[0])
             src[1] = item.path
             fills.append((src[0], r, True))

@@ -31,6 +31,7 @@ class WorkItem:
     id: int | None = None           # a catalog id reserved for a new row (sharded runs), or None
     known_id: int | None = None     # the cataloged photo at this path, if any
     known_hash: str | None = None   # ... and its content hash
+    known_content_id: str | None = None   # ... and the identity of its image data
     full: bool = True               # new or changed file: every analyzer runs
     lacks: frozenset[str] = frozenset()   # unchanged file: the analyzers whose data its row lacks
     known: frozenset[str] = frozenset()   # content hashes of complete cataloged photos of this size
@@ -93,7 +94,7 @@ def make_plan(cat: Catalog, roots: list[str], checks: dict[str, tuple[str, str |
     for r in todo:
         plan.items.append(WorkItem(
             path=r["path"], size=r["size"], mtime_ns=r["mtime_ns"], known_id=r["known_id"],
-            known_hash=r["known_hash"], full=bool(r["is_full"]),
+            known_hash=r["known_hash"], known_content_id=r["known_content_id"], full=bool(r["is_full"]),
             lacks=frozenset(n for i, n in enumerate(names) if r[f"lacks_{i}"]),
             known=frozenset(r["known"] or ())))
     return plan

@@ -36,7 +36,7 @@ class IndexReport:
     removed: int = 0
     reused: int = 0           # new paths whose bytes were already indexed (copies): nothing decoded
     photos: int = 0           # rows added to the catalog
-    refreshed: int = 0        # cataloged photos whose missing vectors, hashes or faces were added
+    refreshed: int = 0        # cataloged photos filled in place, or re-read after an outside metadata edit
     skipped: list[Skipped] = field(default_factory=list)
     seconds: float = 0.0
     model: str = ""

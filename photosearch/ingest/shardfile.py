@@ -47,6 +47,7 @@ def write_manifest(items: list[WorkItem], dest: Path) -> None:
         "mtime_ns": pa.array([i.mtime_ns for i in items], pa.int64()),
         "known_id": pa.array([i.known_id for i in items], pa.int64()),
         "known_hash": pa.array([i.known_hash for i in items], pa.string()),
+        "known_content_id": pa.array([i.known_content_id for i in items], pa.string()),
         "full": pa.array([i.full for i in items], pa.bool_()),
         "lacks": pa.array([sorted(i.lacks) for i in items], pa.list_(pa.string())),
         "known": pa.array([sorted(i.known) for i in items], pa.list_(pa.string())),
@@ -60,6 +61,7 @@ def read_manifest(path: str | Path) -> list[WorkItem]:
 
     return [WorkItem(path=r["path"], size=r["size"], mtime_ns=r["mtime_ns"], id=r["id"],
                      known_id=r.get("known_id"), known_hash=r.get("known_hash"),
+                     known_content_id=r.get("known_content_id"),
                      full=r.get("full", True) is not False, lacks=frozenset(r.get("lacks") or ()),
                      known=frozenset(r.get("known") or ()))
             for r in pq.read_table(path).to_pylist()]
@@ -77,6 +79,8 @@ def write_output(results: list[Result], analyzers: list[Analyzer], dest: Path) -
         "content_hash": pa.array([r.hash or None for r in results], pa.string()),
         "skip": pa.array([r.skip for r in results], pa.string()),
         "analyzed": pa.array([r.analyzed for r in results], pa.bool_()),
+        "content_id": pa.array([r.content_id for r in results], pa.string()),
+        "same_image": pa.array([r.same_image for r in results], pa.bool_()),
     }
     for a in analyzers:
         cols.update(a.columns([r.outputs.get(a.name) for r in results]))
@@ -92,7 +96,8 @@ def read_output(path: str | Path, items: list[WorkItem] | None, analyzers: list[
         item = items[n] if items is not None and n < len(items) and items[n].path == row["path"] else \
             WorkItem(path=row["path"], size=row["size"], mtime_ns=row["mtime_ns"], id=row["id"])
         res = Result(item, hash=row.get("content_hash") or "", skip=row.get("skip"),
-                     analyzed=row.get("analyzed", row.get("skip") is None) is not False)
+                     analyzed=row.get("analyzed", row.get("skip") is None) is not False,
+                     content_id=row.get("content_id"), same_image=bool(row.get("same_image")))
         if res.skip is None:
             for a in analyzers:
                 value = a.from_row(row)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 PHOTO_COLUMNS = (
     "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
     "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
-    "orientation", "keywords", "rating", "title", "description",
+    "orientation", "keywords", "rating", "title", "description", "content_id",
 )
 
 
@@ -63,6 +63,7 @@ class PhotoRecord:
     rating: int | None = None
     title: str | None = None
     description: str | None = None
+    content_id: str | None = None     # the image data's identity (media/identity.py); None: its bytes
 
     def values(self) -> tuple[Any, ...]:
         """The record's fields in ``PHOTO_COLUMNS`` order, for an insert."""

@@ -105,6 +105,7 @@ class ShardsStore:
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE _diff AS "
                 "SELECT l.path, l.size, l.mtime_ns, p.id AS known_id, p.content_hash AS known_hash, "
+                "p.content_id AS known_content_id, "
                 "(p.id IS NULL OR p.size <> l.size OR p.mtime_ns <> l.mtime_ns) AS is_full, "
                 "EXISTS (SELECT 1 FROM shard_skips k WHERE k.path = l.path AND k.size = l.size "
                 "        AND k.mtime_ns = l.mtime_ns) AS failed_before"
@@ -140,12 +141,12 @@ class ShardsStore:
             f"SELECT p.id FROM photos p WHERE p.id IN (SELECT unnest(?::BIGINT[])) AND {sql}",
             [[int(i) for i in ids]] + params).fetchall()}
 
-    def rows_at_paths(self, paths: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """(id, content_hash) of the photos at these paths, by path."""
+    def rows_at_paths(self, paths: Sequence[str]) -> dict[str, tuple[int, str, str | None]]:
+        """(id, content_hash, content_id) of the photos at these paths, by path."""
         if not paths:
             return {}
-        return {r[0]: (r[1], r[2]) for r in self.con.execute(
-            "SELECT path, id, content_hash FROM photos WHERE path IN (SELECT unnest(?::VARCHAR[]))",
+        return {r[0]: (r[1], r[2], r[3]) for r in self.con.execute(
+            "SELECT path, id, content_hash, content_id FROM photos WHERE path IN (SELECT unnest(?::VARCHAR[]))",
             [list(paths)]).fetchall()}
 
     def rows_with_hashes(self, hashes: Sequence[str]) -> list[tuple[int, str, str]]:

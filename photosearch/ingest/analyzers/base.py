@@ -27,6 +27,7 @@ class Photo:
     item: WorkItem
     data: bytes                      # the file's bytes
     content_hash: str
+    content_id: str | None           # the image data's identity (media/identity.py)
     decoded: Decoded                 # full-size width, height, format, orientation; ``image`` as decoded
     small: Image.Image               # at least the CLIP model's size: for CLIP, hashes, thumbnails
     outputs: dict[str, Any] = field(default_factory=dict)   # what the analyzers before this one made

@@ -32,14 +32,14 @@ class RecordAnalyzer(Analyzer):
         d = photo.decoded
         item = photo.item
         return PhotoRecord(path=item.path, content_hash=photo.content_hash, size=item.size, mtime_ns=item.mtime_ns,
-                           width=d.width, height=d.height, format=d.format,
+                           width=d.width, height=d.height, format=d.format, content_id=photo.content_id,
                            **{**fields, "orientation": d.orientation or md.orientation})
 
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
         import pyarrow as pa
 
         cols = {c: pa.array([getattr(r, c) if r is not None else None for r in outputs], photo_arrow_type(c))
-                for c in PHOTO_COLUMNS if c not in ("path", "size", "mtime_ns", "content_hash")}
+                for c in PHOTO_COLUMNS if c not in ("path", "size", "mtime_ns", "content_hash", "content_id")}
         cols["has_record"] = pa.array([r is not None for r in outputs], pa.bool_())
         return cols
 

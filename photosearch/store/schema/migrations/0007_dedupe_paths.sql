@@ -1,6 +1,6 @@
 -- 0007: one catalog row per path (issue 15). Two `index` runs at once could insert a file twice
 -- before the writer lock existed; such duplicates are removed here (the lowest id, the first
--- one indexed, stays with everything attached to it). 0008 then keeps them out (an index
+-- one indexed, stays with everything attached to it). 0009 then keeps them out (an index
 -- cannot be built in the transaction that deleted the duplicates).
 CREATE TEMP TABLE _dup_ids AS
     SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY path ORDER BY id) AS n FROM photos) WHERE n > 1;

@@ -1,0 +1,100 @@
+"""A photo's identity: a hash of its image data alone, so an edit of its metadata (keywords,
+rating, captions, GPS written by another app) leaves it the same photo.
+
+- JPEG: the segments that define the image (frame, quantization and Huffman tables, restart
+  interval) and the entropy-coded data from the first scan on; APPn (EXIF, XMP, IPTC, ICC) and
+  comments are left out. The EXIF orientation is put in, because turning a photo changes what
+  it shows (and its vectors).
+- PNG: IHDR, PLTE, tRNS and the IDAT data; text, time and EXIF chunks are left out.
+- Other formats: None (their identity is their bytes).
+
+Only headers are parsed: nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT"})
+
+
+def content_id(data: bytes) -> str | None:
+    """The identity of the image in ``data`` (hex), or None when the format has none here or the
+    file is malformed (then its bytes are its identity)."""
+    try:
+        if data[:3] == b"\xff\xd8\xff":
+            return _jpeg(data)
+        if data[:8] == _PNG_SIGNATURE:
+            return _png(data)
+    except (IndexError, struct.error, ValueError):
+        return None
+    return None
+
+
+def _jpeg(data: bytes) -> str | None:
+    h = hashlib.sha256(b"jpeg\0")
+    orientation = 1
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:          # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        segment = data[i:i + 2 + length]
+        if marker == 0xDA:          # start of scan: the rest is image data (and what follows it)
+            h.update(segment)
+            h.update(data[i + 2 + length:])
+            h.update(b"orientation=%d" % orientation)
+            return h.hexdigest()
+        if marker == 0xE1 and segment[4:10] == b"Exif\0\0":
+            orientation = _exif_orientation(segment[10:]) or orientation
+        elif not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            h.update(segment)
+        i += 2 + length
+    return None
+
+
+def _exif_orientation(tiff: bytes) -> int | None:
+    """Tag 0x0112 of IFD0 of a TIFF-structured EXIF block."""
+    if tiff[:2] == b"II":
+        e = "<"
+    elif tiff[:2] == b"MM":
+        e = ">"
+    else:
+        return None
+    (ifd,) = struct.unpack(e + "I", tiff[4:8])
+    (count,) = struct.unpack(e + "H", tiff[ifd:ifd + 2])
+    for k in range(count):
+        entry = tiff[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
+        tag, kind = struct.unpack(e + "HH", entry[:4])
+        if tag == 0x0112 and kind == 3:
+            value = struct.unpack(e + "H", entry[8:10])[0]
+            return value if 1 <= value <= 8 else None
+    return None
+
+
+def _png(data: bytes) -> str | None:
+    h = hashlib.sha256(b"png\0")
+    i = 8
+    n = len(data)
+    while i + 8 <= n:
+        length, kind = struct.unpack(">I4s", data[i:i + 8])
+        if kind in _PNG_IMAGE_CHUNKS:
+            h.update(kind)
+            h.update(data[i + 8:i + 8 + length])
+        if kind == b"IEND":
+            return h.hexdigest()
+        i += 12 + length
+    return None
+
+
+__all__ = ["content_id"]
