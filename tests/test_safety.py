@@ -140,9 +140,22 @@ def test_partial_failures_exit_with_the_documented_code_and_json_lists_them(libr
         assert doc["report"]["failures"] and doc["report"]["moved"] == 0
         r = run_cli("dupes", "--exact", "--move-to", str(tmp_path / "q"), "--apply", library=root)
         assert r.returncode == 7 and "error:" in r.stderr
+        r = run_cli("organize", "--into", str(tmp_path / "sorted"), "--apply", "--json", library=root)
+        assert r.returncode == 7, (r.returncode, r.stderr)
+        assert len(json.loads(r.stdout)["report"]["failures"]) == 2
     assert sorted(p.name for p in photos.iterdir()) == ["a-copy.jpg", "a.jpg"]
+    # An undo that cannot restore everything (a moved photo was changed since) exits 8, --json too.
+    r = run_cli("organize", "--into", str(tmp_path / "sorted"), "--apply", "--json", library=root)
+    assert r.returncode == 0, r.stderr
+    moves = json.loads(r.stdout)["plan"]["moves"]
+    moved, sources = [Path(m["dst"]) for m in moves], [Path(m["src"]) for m in moves]
+    moved[0].write_bytes(moved[0].read_bytes() + b"changed")
+    r = run_cli("undo", "--json", library=root)
+    assert r.returncode == 8, (r.returncode, r.stderr)
+    assert json.loads(r.stdout)["problems"]
     # A batch over photos where one is not in the library: the rest is done, exit 3, JSON says which.
-    r = run_cli("rate", "4", str(original), str(tmp_path / "missing.jpg"), "--json", library=root)
+    assert sources[1].exists() and moved[0].exists()   # restored / left where it is, changed
+    r = run_cli("rate", "4", str(sources[1]), str(tmp_path / "missing.jpg"), "--json", library=root)
     assert r.returncode == 3, r.stderr
     doc = json.loads(r.stdout)
     assert [f["path"] for f in doc["failed"]] == [str(tmp_path / "missing.jpg")]
