@@ -172,28 +172,37 @@ def test_an_outside_metadata_edit_keeps_the_photo_and_its_curation(library, tmp_
     png = photos / "b.png"
     Image.open(write_photo(tmp_path / "src.jpg", seed=4)).save(png)
     turned = write_photo(photos / "c.jpg", seed=5)
+    wandered = write_photo(photos / "d.jpg", seed=6)
+    webp = photos / "e.webp"
+    Image.open(write_photo(tmp_path / "src2.jpg", seed=7)).save(webp, "WEBP", quality=90)
     library.index([photos], faces=False)
     library.rate([jpg], 5)
     library.dupes_keep_both([jpg, png])
     with Catalog.open(library.paths.catalog) as cat:
-        ids = {p: cat.photo_by_path(str(p))["id"] for p in (jpg, png, turned)}
+        ids = {p: cat.photo_by_path(str(p))["id"] for p in (jpg, png, turned, wandered, webp)}
         vids, vecs = cat.vectors("fakeclip", sorted(ids.values()))
         before = {int(i): v for i, v in zip(vids, vecs)}
         with cat.transaction():
             cat.con.execute("INSERT INTO tag_decisions VALUES (?, 'Beach', 'accepted', now())", [ids[jpg]])
 
-    for path in (jpg, png):
+    for path in (jpg, png, wandered, webp):
         st = path.stat()
         with pyexiv2.Image(str(path)) as im:
             im.modify_xmp({"Xmp.dc.subject": ["from another app"], "Xmp.dc.description": {"lang=\"x-default\"": "edited"}})
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))   # some apps keep the mtime
     with pyexiv2.Image(str(turned)) as im:
         im.modify_exif({"Exif.Image.Orientation": "6"})       # turned: another picture now
+    (photos / "sorted").mkdir()
+    moved_to = photos / "sorted" / "d-renamed.jpg"
+    wandered.rename(moved_to)                                 # edited, then moved by the other app
 
     r = library.index([photos], faces=False)
-    assert (r.photos, r.refreshed, r.removed) == (1, 2, 0), r.as_dict()   # the turned one replaced
+    assert (r.photos, r.refreshed, r.moved, r.removed) == (1, 3, 1, 0), r.as_dict()   # the turned one replaced
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
-        for p in (jpg, png):
+        assert cat.photo_by_path(str(moved_to))["id"] == ids[wandered]
+        assert "from another app" in cat.photo_by_path(str(moved_to))["keywords"]
+        assert cat.photo_by_path(str(wandered)) is None
+        for p in (jpg, png, webp):
             row = cat.photo_by_path(str(p))
             assert row["id"] == ids[p]
             assert "from another app" in row["keywords"]

@@ -7,7 +7,8 @@ caller's transaction, the same way for every runner:
   row stays with its vectors, faces and decisions, and takes the new bytes' metadata;
 - same path, other bytes: the file changed; its old row goes and the file is new;
 - bytes of a cataloged photo whose file is gone: a move; the row, its vectors, faces, people and
-  decisions follow the file;
+  decisions follow the file; so they do when only the image is the same (moved and edited
+  elsewhere), and the row takes the new metadata;
 - bytes not decoded because the catalog has them (a copy): a new row sharing the original's data;
 - anything else: a new row with every analyzer's output.
 
@@ -54,6 +55,10 @@ def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
     by_hash: dict[str, list[list[Any]]] = {}
     for pid, path, h in cat.rows_with_hashes(sorted({r.hash for r in results if r.skip is None})):
         by_hash.setdefault(h, []).append([pid, path])
+    by_image: dict[str, list[list[Any]]] = {}
+    for pid, path, cid in cat.rows_with_content_ids(sorted({r.content_id for r in results
+                                                            if r.skip is None and r.content_id})):
+        by_image.setdefault(cid, []).append([pid, path])
     claimed: set[int] = set()
     fills: list[tuple[int, Result, bool]] = []    # existing rows to fill with what they lack; moved?
     new: list[Result] = []
@@ -87,7 +92,19 @@ def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
             by_hash[row[1]] = [c for c in by_hash.get(row[1], []) if c[0] != row[0]]
         twins = by_hash.get(r.hash, [])
         src = next((c for c in twins if c[0] not in claimed and c[1] != item.path and not exists(c[1])), None)
-        if src is not None:
+        edited = None
+        if src is None and r.content_id is not None and "record" in r.outputs:
+            edited = next((c for c in by_image.get(r.content_id, [])
+                           if c[0] not in claimed and c[1] != item.path and not exists(c[1])), None)
+        if edited is not None:   # moved and edited elsewhere: the row follows, with the new metadata
+            record = r.outputs["record"]
+            cat.update_photo(edited[0], **{c: getattr(record, c) for c in PHOTO_COLUMNS})
+            claimed.add(edited[0])
+            edited[1] = item.path
+            _store(cat, [a for a in analyzers if a.check is None], [(edited[0], r)], done)
+            fills.append((edited[0], r, True))
+            done.moved += 1
+        elif src is not None:
             cat.move_photo(src[0], item.path, item.size, item.mtime_ns)
             if r.content_id is not None:
                 cat.update_photo(src[0], content_id=r.content_id)

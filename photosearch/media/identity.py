@@ -6,7 +6,9 @@ rating, captions, GPS written by another app) leaves it the same photo.
   comments are left out. The EXIF orientation is put in, because turning a photo changes what
   it shows (and its vectors).
 - PNG: IHDR, PLTE, tRNS and the IDAT data; text, time and EXIF chunks are left out.
-- Other formats: None (their identity is their bytes).
+- WebP: the image chunks (VP8, VP8L, ALPH, ANIM, ANMF) and the EXIF orientation; EXIF, XMP and
+  ICC chunks and the VP8X header (which a writer adds or changes with them) are left out.
+- Other formats (TIFF, HEIC, RAW): None (their identity is their bytes).
 
 Only headers are parsed: nothing is decoded.
 """
@@ -28,6 +30,8 @@ def content_id(data: bytes) -> str | None:
             return _jpeg(data)
         if data[:8] == _PNG_SIGNATURE:
             return _png(data)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp(data)
     except (IndexError, struct.error, ValueError):
         return None
     return None
@@ -95,6 +99,29 @@ def _png(data: bytes) -> str | None:
             return h.hexdigest()
         i += 12 + length
     return None
+
+
+_WEBP_IMAGE_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"})
+
+
+def _webp(data: bytes) -> str | None:
+    h = hashlib.sha256(b"webp\0")
+    i = 12
+    n = len(data)
+    found = False
+    orientation = 1
+    while i + 8 <= n:
+        kind = data[i:i + 4]
+        (size,) = struct.unpack("<I", data[i + 4:i + 8])
+        body = data[i + 8:i + 8 + size]
+        if kind in _WEBP_IMAGE_CHUNKS:
+            h.update(kind + body)
+            found = found or kind in (b"VP8 ", b"VP8L", b"ANMF")
+        elif kind == b"EXIF":
+            orientation = _exif_orientation(body[6:] if body.startswith(b"Exif\0\0") else body) or orientation
+        i += 8 + size + (size & 1)
+    h.update(b"orientation=%d" % orientation)
+    return h.hexdigest() if found else None
 
 
 __all__ = ["content_id"]

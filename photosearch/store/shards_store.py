@@ -149,13 +149,20 @@ class ShardsStore:
             "SELECT path, id, content_hash, content_id FROM photos WHERE path IN (SELECT unnest(?::VARCHAR[]))",
             [list(paths)]).fetchall()}
 
+    def rows_with_content_ids(self, ids: Sequence[str]) -> list[tuple[int, str, str]]:
+        """(id, path, content_id) of the photos with these image identities, by id."""
+        return self._rows_where_in("content_id", ids)
+
     def rows_with_hashes(self, hashes: Sequence[str]) -> list[tuple[int, str, str]]:
         """(id, path, content_hash) of the photos with these content hashes, by id."""
-        if not hashes:
+        return self._rows_where_in("content_hash", hashes)
+
+    def _rows_where_in(self, column: str, values: Sequence[str]) -> list[tuple[int, str, str]]:
+        if column not in ("content_id", "content_hash") or not values:
             return []
         return [tuple(r) for r in self.con.execute(
-            "SELECT id, path, content_hash FROM photos WHERE content_hash IN (SELECT unnest(?::VARCHAR[])) "
-            "ORDER BY id", [list(hashes)]).fetchall()]
+            f"SELECT id, path, {column} FROM photos WHERE {column} IN (SELECT unnest(?::VARCHAR[])) ORDER BY id",
+            [list(values)]).fetchall()]
 
     def shard_skips(self) -> dict[str, tuple[int, int]]:
         """Files remembered as unusable, as path -> (size, mtime_ns)."""
