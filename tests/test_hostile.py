@@ -86,3 +86,21 @@ def test_hostile_files_are_skipped_with_reasons_in_bounded_time_and_memory(libra
     again, _ = _run_measured(["index", str(d), "--json"], library.paths.root, timeout=240)
     assert again.returncode in (0, 3), again.stderr[-2000:]
     assert json.loads(again.stdout)["photos"] == 0
+
+
+def test_image_identity_never_fails_on_hostile_headers():
+    """The identity is read from headers before anything else: a malformed or hostile one must
+    give None (the bytes are the identity then), quickly, whatever it claims."""
+    import time
+
+    from photosearch.media.identity import content_id
+
+    huge_count = (b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 2)
+                  + struct.pack("<HHI4s", 273, 4, 4_000_000_000, b"\x10\0\0\0")
+                  + struct.pack("<HHI4s", 279, 4, 1, b"\x01\0\0\0") + b"\0\0\0\0")
+    cases = [huge_count, b"II*\0\xff\xff\xff\xff", b"MM\0*\0\0\0\x08\xff\xff", b"\xff\xd8\xff\xe1\xff\xff",
+             b"\xff\xd8\xff" + b"\xff" * 100, b"\x89PNG\r\n\x1a\n\0\0\0\xffIHDR", b"RIFF\0\0\0\0WEBPVP8 \xff\xff\xff\xff"]
+    started = time.monotonic()
+    for data in cases:
+        assert content_id(data) is None, data[:16]
+    assert time.monotonic() - started < 1.0

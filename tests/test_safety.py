@@ -175,17 +175,19 @@ def test_an_outside_metadata_edit_keeps_the_photo_and_its_curation(library, tmp_
     wandered = write_photo(photos / "d.jpg", seed=6)
     webp = photos / "e.webp"
     Image.open(write_photo(tmp_path / "src2.jpg", seed=7)).save(webp, "WEBP", quality=90)
+    tif = photos / "f.tif"
+    Image.open(write_photo(tmp_path / "src3.jpg", seed=8)).save(tif, compression="tiff_lzw")
     library.index([photos], faces=False)
     library.rate([jpg], 5)
     library.dupes_keep_both([jpg, png])
     with Catalog.open(library.paths.catalog) as cat:
-        ids = {p: cat.photo_by_path(str(p))["id"] for p in (jpg, png, turned, wandered, webp)}
+        ids = {p: cat.photo_by_path(str(p))["id"] for p in (jpg, png, turned, wandered, webp, tif)}
         vids, vecs = cat.vectors("fakeclip", sorted(ids.values()))
         before = {int(i): v for i, v in zip(vids, vecs)}
         with cat.transaction():
             cat.con.execute("INSERT INTO tag_decisions VALUES (?, 'Beach', 'accepted', now())", [ids[jpg]])
 
-    for path in (jpg, png, wandered, webp):
+    for path in (jpg, png, wandered, webp, tif):
         st = path.stat()
         with pyexiv2.Image(str(path)) as im:
             im.modify_xmp({"Xmp.dc.subject": ["from another app"], "Xmp.dc.description": {"lang=\"x-default\"": "edited"}})
@@ -197,12 +199,12 @@ def test_an_outside_metadata_edit_keeps_the_photo_and_its_curation(library, tmp_
     wandered.rename(moved_to)                                 # edited, then moved by the other app
 
     r = library.index([photos], faces=False)
-    assert (r.photos, r.refreshed, r.moved, r.removed) == (1, 3, 1, 0), r.as_dict()   # the turned one replaced
+    assert (r.photos, r.refreshed, r.moved, r.removed) == (1, 4, 1, 0), r.as_dict()   # the turned one replaced
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         assert cat.photo_by_path(str(moved_to))["id"] == ids[wandered]
         assert "from another app" in cat.photo_by_path(str(moved_to))["keywords"]
         assert cat.photo_by_path(str(wandered)) is None
-        for p in (jpg, png, webp):
+        for p in (jpg, png, webp, tif):
             row = cat.photo_by_path(str(p))
             assert row["id"] == ids[p]
             assert "from another app" in row["keywords"]

@@ -8,7 +8,10 @@ rating, captions, GPS written by another app) leaves it the same photo.
 - PNG: IHDR, PLTE, tRNS and the IDAT data; text, time and EXIF chunks are left out.
 - WebP: the image chunks (VP8, VP8L, ALPH, ANIM, ANMF) and the EXIF orientation; EXIF, XMP and
   ICC chunks and the VP8X header (which a writer adds or changes with them) are left out.
-- Other formats (TIFF, HEIC, RAW): None (their identity is their bytes).
+- TIFF: the first image's strips or tiles and the tags that say how to read them (size, samples,
+  compression, photometric, planar, predictor, orientation); the other tags (EXIF, XMP, IPTC) are
+  left out, and so is where the data sits (metadata writers move it).
+- Other formats (HEIC, RAW): None (their identity is their bytes).
 
 Only headers are parsed: nothing is decoded.
 """
@@ -32,7 +35,9 @@ def content_id(data: bytes) -> str | None:
             return _png(data)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return _webp(data)
-    except (IndexError, struct.error, ValueError):
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            return _tiff(data)
+    except (Exception, MemoryError):  # noqa: BLE001 - a malformed or hostile header: the bytes are the identity
         return None
     return None
 
@@ -92,6 +97,8 @@ def _png(data: bytes) -> str | None:
     n = len(data)
     while i + 8 <= n:
         length, kind = struct.unpack(">I4s", data[i:i + 8])
+        if i + 12 + length > n:
+            return None   # truncated
         if kind in _PNG_IMAGE_CHUNKS:
             h.update(kind)
             h.update(data[i + 8:i + 8 + length])
@@ -99,6 +106,39 @@ def _png(data: bytes) -> str | None:
             return h.hexdigest()
         i += 12 + length
     return None
+
+
+#: TIFF tags that say how the image data is read (and shown: orientation).
+_TIFF_IMAGE_TAGS = (256, 257, 258, 259, 262, 274, 277, 284, 317, 322, 323, 338, 339)
+_TIFF_TYPES = {1: ("B", 1), 3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}
+
+
+def _tiff(data: bytes) -> str | None:
+    e = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(e + "I", data[4:8])
+    (count,) = struct.unpack(e + "H", data[ifd:ifd + 2])
+    if ifd + 2 + 12 * count > len(data):
+        return None
+    tags: dict[int, tuple[int, ...]] = {}
+    for k in range(count):
+        tag, kind, n, raw = struct.unpack(e + "HHI4s", data[ifd + 2 + 12 * k: ifd + 14 + 12 * k])
+        if kind not in _TIFF_TYPES or n > 1_000_000:   # a hostile count must not build a huge format
+            continue
+        fmt, size = _TIFF_TYPES[kind]
+        where = raw if n * size <= 4 else data[struct.unpack(e + "I", raw)[0]:][:n * size]
+        tags[tag] = struct.unpack(e + fmt * n, where[:n * size])
+    offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
+    if not offsets or not counts or len(offsets) != len(counts):
+        return None
+    h = hashlib.sha256(b"tiff\0")
+    for tag in _TIFF_IMAGE_TAGS:
+        if tag in tags:
+            h.update(b"%d=%r;" % (tag, tags[tag]))
+    for off, n in zip(offsets, counts):
+        if off + n > len(data):
+            return None
+        h.update(data[off:off + n])
+    return h.hexdigest()
 
 
 _WEBP_IMAGE_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"})
@@ -113,6 +153,8 @@ def _webp(data: bytes) -> str | None:
     while i + 8 <= n:
         kind = data[i:i + 4]
         (size,) = struct.unpack("<I", data[i + 4:i + 8])
+        if i + 8 + size > n:
+            return None   # truncated
         body = data[i + 8:i + 8 + size]
         if kind in _WEBP_IMAGE_CHUNKS:
             h.update(kind + body)
