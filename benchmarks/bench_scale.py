@@ -128,7 +128,7 @@ def dir_bytes(folder: Path, pattern: str = "*") -> int:
     return sum(p.stat().st_size for p in Path(folder).glob(pattern) if p.is_file())
 
 
-# == 1. the shard embedder ========================================================================
+# == 1. the shard worker ==========================================================================
 
 
 def photo_folder(n: int) -> Path:
@@ -566,7 +566,7 @@ def index_bench(n: int, rows: int, budgets: list[int], flat: bool, sample_n: int
 
 
 def synthetic_out_shard(start_id: int, m: int, rng: np.random.Generator) -> Any:
-    """An output shard as ShardEmbedder.embed writes it (same columns and types), synthetic values."""
+    """An output shard in the columns and types of the format before issue 14 (read back by shardfile.read_output), synthetic values."""
     import pyarrow as pa
 
     ids = np.arange(start_id, start_id + m, dtype=np.int64)
@@ -656,7 +656,7 @@ def ingest_bench(rows: int, prefill: list[int], shard_rows: int, prefill_rows: i
                 run["plan_listing"] = {"seconds": b.wall, "listed": len(listing["path"]), "todo": len(todo),
                                        "gone": len(gone)}
                 del listing, todo
-                log(f"prefilled {pre:,} photos in {run['prefill_s']:.0f} s; plan_listing() over "
+                log(f"prefilled {pre:,} photos in {run['prefill_s']:.0f} s; diff_listing() over "
                     f"{run['plan_listing']['listed']:,} files {b.wall:.1f} s")
             base = pre + 1
             cat.con.execute(f"SELECT setval('photo_id_seq', {base + n_rows})")
@@ -871,13 +871,13 @@ def report(res: dict[str, Any]) -> list[str]:
     if ing:
         w("-" * 78)
         w(f"(3) coordinator ingest (shards.ingest), synthetic output shards of {ing['shard_rows']} rows")
-        w("| catalog before | rows | seconds | rows/s | min per 1M | ingest_shard / add_embeddings / add_hashes / "
+        w("| catalog before | rows | seconds | rows/s | min per 1M | insert_photos / add_embeddings / add_hashes / "
           "delete_photos s | catalog bytes/row | out shard bytes/row | machine busy |")
         w("|---|---|---|---|---|---|---|---|---|")
         for r in ing["runs"]:
             s = r["split_s"]
             w(f"| {r['prefill']:,} | {r['photos']:,} | {r['seconds']:.1f} | {r['rows_per_s']:,.0f} "
-              f"| {1e6 / r['rows_per_s'] / 60:.1f} | {s.get('ingest_shard', 0):.1f} / {s.get('add_embeddings', 0):.1f} / "
+              f"| {1e6 / r['rows_per_s'] / 60:.1f} | {s.get('insert_photos', s.get('ingest_shard', 0)):.1f} / {s.get('add_embeddings', 0):.1f} / "
               f"{s.get('add_hashes', 0):.1f} / {s.get('delete_photos', 0):.1f} | {r['catalog_bytes_added_per_row']:.0f} "
               f"| {r['out_bytes_per_row']:.0f} | {r['machine_busy_cores']} |")
             if "known_files" in r:  # figures saved before plan() diffed in DuckDB
@@ -887,7 +887,7 @@ def report(res: dict[str, Any]) -> list[str]:
                 w(f"  known_files() at {k['rows']:,} photos: {k['seconds']:.1f} s, {mem}")
             if "plan_listing" in r:
                 k = r["plan_listing"]
-                w(f"  plan_listing() diff of {k['listed']:,} walked files against {r['prefill']:,} cataloged: "
+                w(f"  diff_listing() of {k['listed']:,} walked files against {r['prefill']:,} cataloged: "
                   f"{k['seconds']:.1f} s ({k['todo']:,} to embed)")
     w("-" * 78)
     w("simulation (arithmetic on the figures above; see SCALE.md)")

@@ -432,9 +432,9 @@ def index(
                        help="Decode threads (default: CPU count).")] = None,
     faces: Annotated[bool, typer.Option("--faces/--no-faces",
                      help="Also find faces and group them into people (face models install on first use).")] = True,
-    engine: Annotated[str, typer.Option("--engine", help="pipeline (default: the shard embedder streaming into "
-                                        "the catalog), local (through Parquet shards, in process) or ray (shards "
-                                        "on a Ray cluster).")]
+    engine: Annotated[str, typer.Option("--engine", help="Runner of the same stages: pipeline (default: in "
+                                        "process, streaming into the catalog), local (through Parquet shards, in "
+                                        "process) or ray (shards on a Ray cluster).")]
     = "pipeline",
     address: Annotated[Optional[str], typer.Option("--address", metavar="ADDR",
                        help="--engine ray: the cluster (default: a local one on 127.0.0.1).")] = None,

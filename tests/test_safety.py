@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import run_cli, write_photo
+from conftest import SHARED, needs_shared, run_cli, write_photo
 from photosearch.store.catalog import Catalog
 from photosearch.store.writer_lock import holder
 
@@ -218,3 +218,42 @@ def test_an_outside_metadata_edit_keeps_the_photo_and_its_curation(library, tmp_
     # The search shows the edited file under its old id.
     hits = {h.path: h.id for h in library.search_text("a photo", limit=10)}
     assert hits[str(jpg)] == ids[jpg] and hits[str(png)] == ids[png]
+
+
+@needs_shared
+def test_outside_edits_of_real_camera_files_keep_their_rows(library, tmp_path):
+    """The same on real files from many cameras and writers (../shared/data/metadata): after
+    another app writes a keyword into each, every one whose format has an image identity keeps
+    its id and shows the keyword; the others are re-added, never duplicated."""
+    import shutil
+
+    import pyexiv2
+
+    photos = tmp_path / "cameras"
+    photos.mkdir()
+    for p in sorted((SHARED / "metadata").iterdir()):
+        if p.suffix.lower() in (".jpg", ".png", ".webp", ".tif"):
+            shutil.copy(p, photos / p.name)
+    library.index([photos], faces=False)
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        before = {r[0]: (r[1], r[2]) for r in cat.con.execute("SELECT path, id, content_id FROM photos").fetchall()}
+    edited = []
+    for path in before:
+        st = os.stat(path)
+        try:
+            with pyexiv2.Image(path) as im:
+                im.modify_xmp({"Xmp.dc.subject": ["edited elsewhere"]})
+        except Exception:  # noqa: BLE001 - a file exiv2 will not write is simply not part of the check
+            continue
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        edited.append(path)
+    assert len(edited) >= 30, len(edited)
+    library.index([photos], faces=False)
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        after = {r[0]: (r[1], r[2]) for r in cat.con.execute("SELECT path, id, keywords FROM photos").fetchall()}
+    assert after.keys() == before.keys()                       # one row per file, none lost or doubled
+    with_identity = [p for p in edited if before[p][1] is not None]
+    assert len(with_identity) >= 25, len(with_identity)
+    for p in with_identity:
+        assert after[p][0] == before[p][0], p
+        assert "edited elsewhere" in after[p][1], p

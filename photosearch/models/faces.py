@@ -306,7 +306,7 @@ class FaceModelStore:
 
     @classmethod
     def at(cls, root: Path) -> FaceModelStore:
-        """The store in folder ``root`` (a shard embedder on another machine gets only this)."""
+        """The store in folder ``root`` (a shard worker on another machine gets only this)."""
         store = cls.__new__(cls)
         store.root = Path(root)
         return store

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 
-from photosearch.store.records import PHOTO_COLUMNS, PhotoRecord, KnownFile, Filters, TAGGED_SQL, PhotoVectors, FaceVectors, photo_arrow_type
+from photosearch.store.records import (PHOTO_COLUMNS, TAGGED_SQL, FaceVectors, Filters, KnownFile, PhotoRecord,
+                                       PhotoVectors, ids_and_vectors, photo_arrow_type, row_chunks)
 
 
 class PhotosStore:
@@ -325,17 +326,10 @@ class PhotosStore:
     def iter_vectors(self, model: str, chunk: int = 50_000, *,
                      searchable: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All vectors of ``model`` in id order, ``chunk`` at a time (bounded memory for big libraries)."""
-        cur = self.con.cursor()
         extra = self._SEARCHABLE if searchable else ""
-        cur.execute(f"SELECT photo_id, vector FROM embeddings WHERE model = ?{extra} ORDER BY photo_id", [model])
-        while True:
-            rows = cur.fetchmany(chunk)
-            if not rows:
-                break
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
-            yield ids, vecs
-        cur.close()
+        for rows in row_chunks(self.con, f"SELECT photo_id, vector FROM embeddings WHERE model = ?{extra} "
+                               "ORDER BY photo_id", [model], chunk):
+            yield ids_and_vectors(rows)
 
     def sample_vectors(self, model: str, n: int, seed: int = 0, *, searchable: bool = False) -> np.ndarray:
         """A reproducible random sample of ``n`` vectors (IVF training)."""
@@ -381,15 +375,9 @@ class PhotosStore:
     def result_rows(self) -> Iterator[tuple[Any, ...]]:
         """(id, path, taken_at, camera_make, camera_model, width, height, format, keywords) of searchable
         photos in id order, for the rows file written beside a vector index."""
-        cur = self.con.cursor()
-        cur.execute("SELECT id, path, taken_at, camera_make, camera_model, width, height, format, keywords "
-                    "FROM photos WHERE quarantined_at IS NULL ORDER BY id")
-        while True:
-            rows = cur.fetchmany(50_000)
-            if not rows:
-                break
+        for rows in row_chunks(self.con, "SELECT id, path, taken_at, camera_make, camera_model, width, height, "
+                               "format, keywords FROM photos WHERE quarantined_at IS NULL ORDER BY id"):
             yield from rows
-        cur.close()
 
 
     def photo_vectors(self, model: str) -> PhotoVectors:

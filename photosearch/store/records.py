@@ -41,6 +41,24 @@ def photo_arrow_type(column: str) -> Any:
     return _ARROW_TYPES.get(column, pa.string())
 
 
+def row_chunks(con: Any, sql: str, params: Sequence[Any] = (), chunk: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``sql``, ``chunk`` at a time, on a cursor of their own (bounded memory for big
+    libraries, and the connection stays free for other statements meanwhile)."""
+    cur = con.cursor()
+    try:
+        cur.execute(sql, list(params))
+        while rows := cur.fetchmany(chunk):
+            yield rows
+    finally:
+        cur.close()
+
+
+def ids_and_vectors(rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 ids, float32 vectors) of (id, little-endian float32 blob) rows."""
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+
+
 @dataclass
 class PhotoRecord:
     """One catalog row (without id) as produced by the indexer."""
@@ -204,15 +222,8 @@ class FaceVectors:
 
     def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(face ids, vectors) chunks of up to 50,000, in id order."""
-        cur = self.catalog.con.cursor()
-        cur.execute(f"SELECT f.id, f.vector {self._FROM} ORDER BY f.id", [self.model])
-        while True:
-            rows = cur.fetchmany(50_000)
-            if not rows:
-                break
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
-        cur.close()
+        for rows in row_chunks(self.catalog.con, f"SELECT f.id, f.vector {self._FROM} ORDER BY f.id", [self.model]):
+            yield ids_and_vectors(rows)
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) for those of the face ``ids`` that have a vector of this model, sorted by id."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 
-from photosearch.store.records import TAGGED_SQL
+from photosearch.store.records import TAGGED_SQL, row_chunks
 
 
 class TagsStore:
@@ -176,16 +176,11 @@ class TagsStore:
         return {r[0]: (np.frombuffer(r[1], dtype="<f4").copy(), float(r[2]), r[3], r[4]) for r in rows}
 
     def export_rows(self) -> Iterator[tuple[Any, ...]]:
-        """(id, path, taken_at, camera_make, camera_model, keywords) of every photo, by path."""
-        cur = self.con.cursor()
-        cur.execute("SELECT id, path, taken_at, camera_make, camera_model, gps_lat, gps_lon, rating FROM photos "
-                    "WHERE quarantined_at IS NULL ORDER BY path")
-        while True:
-            rows = cur.fetchmany(10_000)
-            if not rows:
-                break
+        """(id, path, taken_at, camera_make, camera_model, gps_lat, gps_lon, rating) of every searchable
+        photo, by path."""
+        for rows in row_chunks(self.con, "SELECT id, path, taken_at, camera_make, camera_model, gps_lat, gps_lon, "
+                               "rating FROM photos WHERE quarantined_at IS NULL ORDER BY path", chunk=10_000):
             yield from rows
-        cur.close()
 
     def people_of_photos(self, photo_ids: Sequence[int]) -> dict[int, list[str]]:
         """Names of the named people whose faces are in each photo, sorted (photos without any are absent)."""
