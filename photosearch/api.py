@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from photosearch.config import LibraryPaths, resolve_library_dir
 from photosearch.errors import InputError, NotIndexedError, UsageError
+from photosearch.files import os_path, shown_path, text_path
 from photosearch.models.faces import FaceModelStore
 from photosearch.models.store import ModelInfo, ModelStore, missing_model_message
 from photosearch.query.dupes import PRESETS, Thresholds
@@ -422,7 +423,7 @@ class Library:
                 for pid, path, taken, make, model, lat, lon, rating in batch:
                     on = [t for t in tags.get(pid, []) if t["on"]]
                     writer.writerow([
-                        path, taken.isoformat() if taken else "", " ".join(x for x in (make, model) if x),
+                        shown_path(path), taken.isoformat() if taken else "", " ".join(x for x in (make, model) if x),
                         ";".join(t["tag"] for t in on),
                         ";".join(f"{t['tag']}={t['score']:.3f}" if t["score"] is not None else f"{t['tag']}=accepted"
                                  for t in on),
@@ -574,7 +575,7 @@ class Library:
         dest_abs = os.path.normpath(os.path.abspath(Path(dest).expanduser()))
         plan = Plan(dest=dest_abs)
         with Catalog.open(self.paths.catalog) as cat:
-            for p in photos:
+            for p in map(os_path, photos):
                 row = cat.photo_by_path(p)
                 if row is None:
                     continue
@@ -811,4 +812,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS"]
+__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS", "os_path", "shown_path", "text_path"]

@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -25,6 +25,21 @@ from photosearch.errors import Interrupted, PhotosearchError
 from typer._click.exceptions import UsageError as _ClickUsageError  # typer >= 0.20 vendors click
 
 
+class _Shown:
+    """A text stream that shows file names which are not UTF-8 escaped (``caf\\xe9.jpg``): photo
+    paths travel as catalog text (photosearch.files.text_path), whose NUL marks never reach a
+    terminal or a pipe. Everything else is the stream it wraps, looked up at each call."""
+
+    def __init__(self, stream: Callable[[], Any]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream().write(_printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream(), name)
+
+
 class _LazyConsole:
     """rich is imported on first output, not at start-up (it costs a --json query ~35 ms)."""
 
@@ -35,7 +50,7 @@ class _LazyConsole:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=True, highlight=False)
+            self._console = Console(file=_Shown(lambda: sys.stderr), highlight=False)
         return getattr(self._console, name)
 
 
@@ -46,7 +61,7 @@ def _out() -> Any:
     from rich.console import Console
 
     # Wide when piped so paths are not cut; the terminal's width otherwise.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    return Console(file=_Shown(lambda: sys.stdout), highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def Table(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.table.Table
@@ -150,9 +165,36 @@ def _library(library: str | None) -> Any:
 _json_out: Any = None
 
 
+def _printable(text: str) -> str:
+    """``text`` with file names that are not UTF-8 (catalog text, or as the OS gave them in an
+    argument) shown escaped."""
+    try:
+        text.encode("utf-8")
+        if "\x00" not in text:
+            return text
+    except UnicodeEncodeError:
+        pass
+    from photosearch.api import shown_path
+
+    return shown_path(text)
+
+
+def _shown_strings(doc: Any) -> Any:
+    if isinstance(doc, str):
+        return _printable(doc)
+    if isinstance(doc, dict):
+        return {k: _shown_strings(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_shown_strings(v) for v in doc]
+    return doc
+
+
 def _print_json(doc: Any) -> None:
     out = _json_out or sys.stdout
-    out.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(doc, ensure_ascii=False, default=str)
+    if "\\u0000" in text or _printable(text) is not text:  # a file name that is not UTF-8: its strings shown escaped
+        text = json.dumps(_shown_strings(doc), ensure_ascii=False, default=str)
+    out.write(text + "\n")
     out.flush()
 
 
@@ -337,7 +379,7 @@ def _filtered_native_stderr() -> Iterator[Any]:
     real = os.fdopen(real_fd, "w", buffering=1, encoding="utf-8", errors="replace")
     from rich.console import Console
 
-    console = Console(file=real, highlight=False, force_terminal=real.isatty() or None)
+    console = Console(file=_Shown(lambda: real), highlight=False, force_terminal=real.isatty() or None)
 
     def pump() -> None:
         with os.fdopen(read_fd, "rb") as src:

@@ -35,6 +35,10 @@ DEFAULT_MAX_PIXELS = 250_000_000
 ENV_MAX_FILE_MB = "PHOTOSEARCH_MAX_FILE_MB"
 #: Per kind: camera RAW files and TIFF scans are big; everything else is far smaller.
 DEFAULT_MAX_FILE_MB = {"raw": 400, "tiff": 1000, "other": 200}
+#: Seconds one file may take to analyze (read, decode, every analyzer) before it is skipped as
+#: unusable and remembered, so one pathological file cannot stall this run or the next.
+ENV_FILE_SECONDS = "PHOTOSEARCH_FILE_SECONDS"
+DEFAULT_FILE_SECONDS = 120
 #: Longest side over shortest side beyond which an image is refused (a 1x60000 strip would make
 #: the model's resize allocate gigabytes); the widest real panoramas stay far below it.
 MAX_ASPECT_RATIO = 100

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,7 +94,48 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, durable: bo
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 of a file, read in 1 MiB chunks (hex)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(os_path(path), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# -- file names that are not UTF-8 ---------------------------------------------------------
+#
+# POSIX file names are bytes. Python hands undecodable bytes over as lone surrogates
+# (U+DC80..U+DCFF, PEP 383), which DuckDB, Arrow and JSON readers refuse. Photo paths are
+# therefore kept as *catalog text*: each such byte becomes NUL + the Latin-1 character of the
+# byte. NUL can never occur in a file name, so the form is unambiguous and reversible, and valid
+# UTF-8 names (nearly all) are the same in both forms. Both helpers accept either form.
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_NUL_BYTE = re.compile("\x00([\x80-\xff])")
+
+
+def text_path(path: str | os.PathLike[str]) -> str:
+    """A path as catalog text (storable and printable), from the OS form or the catalog form."""
+    path = os.fspath(path)
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return _ESCAPED_BYTE.sub(lambda m: "\x00" + chr(ord(m.group()) - 0xDC00), path)
+
+
+def os_path(path: str | os.PathLike[str]) -> str:
+    """A path as the OS takes it (undecodable bytes as PEP 383 surrogates), from either form."""
+    path = os.fspath(path)
+    if "\x00" not in path:
+        return path
+    return _NUL_BYTE.sub(lambda m: chr(0xDC00 + ord(m.group(1))), path)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path for people to read: bytes that are not UTF-8 shown escaped (``caf\\xe9.jpg``)."""
+    return os.fsencode(os_path(path)).decode("utf-8", "backslashreplace")
+
+
+def path_exists(path: str | os.PathLike[str]) -> bool:
+    """``os.path.exists`` for a path in either form (a catalog-text path with a NUL mark would
+    otherwise read as missing, and its photo as gone)."""
+    return os.path.exists(os_path(path))

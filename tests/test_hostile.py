@@ -60,9 +60,7 @@ def test_hostile_files_are_skipped_with_reasons_in_bounded_time_and_memory(libra
     _png(d / "huge.png", 16000, 15625)                                  # 250 MP, within the pixel limit
     with open(d / "sparse.jpg", "wb") as f:                            # 20 GB of nothing, on no disk
         f.truncate(20_000_000_000)
-    bad_name = os.path.join(os.fsencode(d), b"caf\xe9-latin1.jpg")      # not UTF-8: as an old camera card names it
-    with open(bad_name, "wb") as f:
-        f.write(whole)
+    latin1 = write_photo(Path(os.fsdecode(os.path.join(os.fsencode(d), b"caf\xe9-latin1.jpg"))), seed=990)  # not UTF-8
 
     r, peak_mb = _run_measured(["index", str(d), "--json"], library.paths.root, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]       # skipped files are reported; the others indexed
@@ -76,9 +74,9 @@ def test_hostile_files_are_skipped_with_reasons_in_bounded_time_and_memory(libra
     assert "aspect ratio" in reasons["strip.png"]
     assert "decompression bomb" in reasons["bomb.png"]
     assert "too large" in reasons["sparse.jpg"] and "20,000 MB" in reasons["sparse.jpg"]
-    assert "UTF-8" in reasons["caf\\xe9-latin1.jpg"]
     assert "huge.png" not in reasons                   # big but legal: indexed from a reduced decode
-    assert doc["photos"] == len(good) + 1
+    assert "caf\\xe9-latin1.jpg" not in reasons and latin1.exists()   # kept and indexed (tests/test_names.py)
+    assert doc["photos"] == len(good) + 2
     assert all("\n" not in s["reason"] for s in doc["skipped"])
     assert "Traceback" not in r.stderr
     assert 0 < peak_mb < 1500, peak_mb
@@ -104,3 +102,65 @@ def test_image_identity_never_fails_on_hostile_headers():
     for data in cases:
         assert content_id(data) is None, data[:16]
     assert time.monotonic() - started < 1.0
+
+
+class _Stall:
+    """An analyzer that hangs on one file, as a decoder can on a pathological one."""
+
+    def __new__(cls, *args: object, **kwargs: object):  # built as an Analyzer subclass lazily
+        from photosearch.ingest.analyzers import Analyzer
+
+        class Stall(Analyzer):
+            name = "stall"
+
+            def __init__(self) -> None:
+                import threading
+
+                self.release = threading.Event()
+                self.calls: list[str] = []
+
+            def analyze(self, photo):
+                self.calls.append(os.path.basename(photo.item.path))
+                if photo.item.path.endswith("slow.jpg"):
+                    self.release.wait(60)
+                return None
+
+            def store(self, cat, rows):
+                return 0
+
+        return Stall()
+
+
+def test_a_file_over_its_time_budget_is_skipped_remembered_and_does_not_hold_the_run(library, tmp_path,
+                                                                                    monkeypatch):
+    import time
+
+    from photosearch.ingest.runners import RunOptions, run_index
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    names = ["a.jpg", "slow.jpg", "b.jpg", "c.jpg"]
+    for i, n in enumerate(names):
+        write_photo(d / n, seed=950 + i)
+    monkeypatch.setenv("PHOTOSEARCH_FILE_SECONDS", "1.5")
+    stall = _Stall()
+    model = library.models.load()
+    t0 = time.monotonic()
+    try:
+        report = run_index(library.paths, model, model.name, [str(d)],
+                           options=RunOptions(extra_analyzers=(stall,), workers=2))
+    finally:
+        stall.release.set()
+    took = time.monotonic() - t0
+    assert took < 30, took                              # the stalled file held nothing up for long
+    (skip,) = report.skipped
+    assert Path(skip.path).name == "slow.jpg" and "took longer than 1.5 s" in skip.reason
+    assert report.photos == 3
+    # The next run does not try it again (it would stall again): remembered until the file changes.
+    stall2 = _Stall()
+    stall2.release.set()
+    again = run_index(library.paths, model, model.name, [str(d)], options=RunOptions(extra_analyzers=(stall2,)))
+    assert "slow.jpg" not in stall2.calls and again.photos == 0
+    write_photo(d / "slow.jpg", seed=999)                                # changed: tried again
+    third = run_index(library.paths, model, model.name, [str(d)], options=RunOptions(extra_analyzers=(stall2,)))
+    assert third.skipped == [] and "slow.jpg" in stall2.calls

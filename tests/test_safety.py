@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-
-import numpy as np
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
 
 from conftest import SHARED, needs_shared, run_cli, write_photo
 from photosearch.store.catalog import Catalog
@@ -257,3 +260,42 @@ def test_outside_edits_of_real_camera_files_keep_their_rows(library, tmp_path):
     for p in with_identity:
         assert after[p][0] == before[p][0], p
         assert "edited elsewhere" in after[p][1], p
+
+
+@needs_shared
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="needs exiftool (libimage-exiftool-perl)")
+def test_outside_edits_of_real_heic_and_raw_files_keep_their_rows(library, tmp_path):
+    """HEIC (image items) and RAW files in TIFF containers keep their id when exiftool, as
+    another app, writes XMP, EXIF and GPS into them; a re-encoded HEIC is a new photo."""
+    import subprocess
+
+    photos = tmp_path / "cameras"
+    photos.mkdir()
+    for p in sorted(SHARED.glob("*/*")):
+        if p.suffix.lower() in (".heic", ".nef", ".cr2", ".dng", ".iiq") and p.stat().st_size > 1000:
+            shutil.copy(p, photos / f"{p.parent.name}-{p.name}")
+    library.index([photos], faces=False)
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        before = dict(cat.con.execute("SELECT path, id FROM photos WHERE content_id IS NOT NULL").fetchall())
+        rows = cat.con.execute("SELECT count(*) FROM photos").fetchone()[0]
+    assert sum(p.endswith(".heic") for p in before) >= 4 and sum(not p.endswith(".heic") for p in before) >= 1
+    bytes_before = {p: Path(p).read_bytes() for p in before}
+    r = subprocess.run(["exiftool", "-q", "-q", "-P", "-overwrite_original", "-XMP-dc:Subject+=edited elsewhere",
+                        "-XMP:Rating=4", "-GPSLatitude=48.1", "-GPSLatitudeRef=N", *before], capture_output=True)
+    edited = [p for p in before if Path(p).read_bytes() != bytes_before[p]]
+    assert sum(p.endswith(".heic") for p in edited) >= 4, (edited, r.stderr)
+    library.index([photos], faces=False)
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        after = dict(cat.con.execute("SELECT path, id FROM photos").fetchall())
+    assert len(after) == rows                                  # none lost or doubled
+    for p in edited:
+        assert after[p] == before[p], p
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    heic = next(p for p in edited if p.endswith(".heic"))
+    with Image.open(heic) as im:
+        im.convert("RGB").save(heic, format="HEIF", quality=50)  # new pixels: a new photo at this path
+    library.index([photos], faces=False)
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        assert cat.photo_by_path(heic)["id"] != before[heic]

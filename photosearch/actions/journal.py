@@ -107,7 +107,12 @@ class JournalWriter:
         self._write({"type": "begin", "action": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "meta": meta})
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        text = json.dumps(record, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not UTF-8: JSON's \udcxx escapes keep its bytes
+            text = json.dumps(record)
+        self._f.write(text + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from photosearch.errors import InputError, UsageError
-from photosearch.files import unwritable_reason
+from photosearch.files import os_path, unwritable_reason
 from photosearch.store.catalog import Catalog
 
 DEFAULT_PATTERN = "{year}/{month:02}/{event}"
@@ -202,7 +202,7 @@ def make_plan(cat: Catalog, photos: list[dict[str, Any]], dest: str | os.PathLik
         rel = folder_for(photo, rule.pattern if rule else pattern, events.get(photo["id"]),
                          places.get(event_of.get(photo["id"])))
         folder = root / rel
-        src = Path(photo["path"])
+        src = Path(os_path(photo["path"]))  # plans and journals hold names as the OS gives them
         if src.parent == folder and mode == "move":
             plan.in_place += 1
             continue

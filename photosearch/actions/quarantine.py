@@ -28,7 +28,7 @@ from typing import Any
 from photosearch.actions.journal import Journal, journaled_move
 from photosearch.config import LibraryPaths
 from photosearch.errors import InputError, UsageError
-from photosearch.files import unwritable_reason
+from photosearch.files import os_path, unwritable_reason
 from photosearch.media.scan import file_sha256, find_sidecar
 from photosearch.media.xmp import MetadataUpdate, WriteError, sidecar_path, write
 from photosearch.query.dupes import Group
@@ -107,11 +107,13 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
     for group in groups:
         rows = catalog.photos_by_ids([m.id for m in group.members])
         keeper = rows[group.keeper.id]
+        keeper["path"] = os_path(keeper["path"])  # plans and journals hold names as the OS gives them
         keywords = list(keeper["keywords"] or [])
         rating = keeper["rating"]
         description = keeper["description"]
         for m in group.members[1:]:
             r = rows[m.id]
+            r["path"] = os_path(r["path"])
             if os.path.normpath(r["path"]).startswith(dest_abs + os.sep):
                 continue  # already quarantined there
             rel = _relative(r["path"], roots)
@@ -240,8 +242,8 @@ def purge(catalog: Catalog, *, older_than_days: int = MIN_PURGE_DAYS, apply: boo
             continue
         item = PurgeItem(row["path"], row["quarantined_at"].isoformat())
         if apply:
-            path = Path(row["path"])
-            side = find_sidecar(row["path"])
+            path = Path(os_path(row["path"]))
+            side = find_sidecar(str(path))
             try:
                 if path.exists():
                     path.unlink()

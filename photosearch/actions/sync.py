@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from photosearch.files import os_path
 from photosearch.store.catalog import Catalog
 from photosearch.media.xmp import LIST_KEYS, MetadataUpdate, WriteError, preview, write
 
@@ -200,7 +201,7 @@ def apply(cat: Catalog, items: list[SyncItem], *, people: bool = True, tags: boo
             item.status = "written" if result.changed else "unchanged"
             if result.changed and not result.sidecar:
                 # Same pixels (verified by the writer), new bytes: keep the row, its vectors and faces.
-                st = os.stat(photo["path"])
+                st = os.stat(os_path(photo["path"]))
                 with cat.transaction():
                     cat.update_photo(item.photo_id, content_hash=file_sha256(photo["path"]), size=st.st_size,
                                      mtime_ns=st.st_mtime_ns)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photosearch.files import text_path
 from photosearch.media.decode import SUPPORTED_EXTENSIONS
 
 DEFAULT_SETTLE_SECONDS = 3.0
@@ -163,7 +164,8 @@ class Watcher:
                                                 relative_to=str(self.dir))
             report.quarantined = [m["src"] for m in result["moved"]]
             report.failures += result["failures"]
-        kept = [r for r in rows if r["path"] not in set(report.quarantined)]
+        gone = {text_path(p) for p in report.quarantined}
+        kept = [r for r in rows if r["path"] not in gone]
         if self.options.tag and kept:
             try:
                 self.lib.tag()

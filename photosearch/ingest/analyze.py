@@ -7,19 +7,25 @@
 results into the commit stage, a shard worker (in this process or on Ray) writes them to an
 output shard. It never opens the catalog. :meth:`PhotoAnalyzer.stream` runs the per-photo work
 on a thread pool a bounded distance ahead (Pillow, hashlib and onnxruntime release the GIL) and
-the batched analyzers (CLIP) on batches.
+the batched analyzers (CLIP) on batches. A file that takes longer than its time budget
+(PHOTOSEARCH_FILE_SECONDS) is skipped, and its thread abandoned to finish on its own.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from photosearch.errors import DecodeError
+from photosearch.files import os_path
 from photosearch.ingest.analyzers import Analyzer, Photo
 from photosearch.ingest.analyzers.base import file_ext
 from photosearch.ingest.plan import WorkItem
@@ -51,7 +57,7 @@ def read_file(path: str) -> tuple[bytes | None, str | None]:
     import stat
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(os_path(path), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None, "file vanished during indexing"
     except IsADirectoryError:
@@ -97,15 +103,81 @@ def max_file_bytes(path: str) -> int:
     return DEFAULT_MAX_FILE_MB[kind] * 1_000_000
 
 
+def file_budget_seconds() -> float:
+    """The time budget of one file, in seconds (PHOTOSEARCH_FILE_SECONDS)."""
+    from photosearch.config import DEFAULT_FILE_SECONDS, ENV_FILE_SECONDS
+
+    try:
+        value = float(os.environ.get(ENV_FILE_SECONDS) or DEFAULT_FILE_SECONDS)
+    except ValueError:
+        value = DEFAULT_FILE_SECONDS
+    return value if value > 0 else DEFAULT_FILE_SECONDS
+
+
+class _Pool:
+    """Daemon worker threads. A file over its time budget cannot be stopped (it is inside a
+    decoder), so its thread is left to finish alone, and a fresh one takes its place: neither
+    the run nor the process exit waits for it. At most ``workers`` threads are replaced, so a
+    folder of pathological files cannot pile up threads (and their pixels) without bound."""
+
+    def __init__(self, workers: int, fn: Callable[[WorkItem], Result]) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Result], WorkItem] | None] = queue.SimpleQueue()
+        self._fn = fn
+        self._threads = 0
+        self._spare = workers
+        self._started: dict[int, float] = {}
+        for _ in range(workers):
+            self._add()
+
+    def _add(self) -> None:
+        self._threads += 1
+        threading.Thread(target=self._work, name=f"analyze-{self._threads}", daemon=True).start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fut, item = job
+            if not fut.set_running_or_notify_cancel():
+                continue
+            self._started[id(fut)] = time.monotonic()
+            try:
+                fut.set_result(self._fn(item))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting side
+                fut.set_exception(exc)
+            finally:
+                self._started.pop(id(fut), None)
+
+    def submit(self, item: WorkItem) -> Future[Result]:
+        fut: Future[Result] = Future()
+        self._jobs.put((fut, item))
+        return fut
+
+    def running_for(self, fut: Future[Result]) -> float:
+        """Seconds ``fut`` has been running (0 while it waits for a thread)."""
+        started = self._started.get(id(fut))
+        return 0.0 if started is None else time.monotonic() - started
+
+    def abandon(self) -> None:
+        """A thread is stuck in an overrun file: start another in its place, while spares last."""
+        if self._spare > 0:
+            self._spare -= 1
+            self._add()
+
+    def shutdown(self) -> None:
+        for _ in range(self._threads):
+            self._jobs.put(None)
+
+
 class PhotoAnalyzer:
     """Runs the analyzers over work items. ``small_side``: the shorter side of the pixels the
     analyzers other than faces get (the CLIP model's input size)."""
 
-    def __init__(self, analyzers: list[Analyzer], *, small_side: int, workers: int = 1, batch_size: int = 16) -> None:
+    def __init__(self, analyzers: list[Analyzer], *, small_side: int, workers: int = 1, batch_size: int = 16,
+                 file_seconds: float | None = None) -> None:
         self.analyzers = analyzers
         self.small_side = small_side
         self.workers = max(1, workers)
         self.batch_size = max(1, batch_size)
+        self.file_seconds = file_seconds if file_seconds is not None else file_budget_seconds()
 
     def analyze(self, item: WorkItem) -> Result:
         """Read, hash, and (unless the bytes are known) decode once and run every wanted analyzer.
@@ -167,19 +239,31 @@ class PhotoAnalyzer:
         """A result for every item, as soon as it is complete (batched ones a batch at a time).
 
         ``analyze`` runs on ``workers`` threads a bounded distance ahead, so decoded pixels never
-        pile up; stopping early (an error, Ctrl-C) cancels the look-ahead."""
+        pile up; stopping early (an error, Ctrl-C) cancels the look-ahead. A file still running
+        after ``file_seconds`` comes out skipped."""
         batched = [a.name for a in self.analyzers if a.batched]
         batch: list[Result] = []
         lookahead = max(2 * self.batch_size, 4 * self.workers)
-        pending: deque[Future[Result]] = deque()
+        pending: deque[tuple[WorkItem, Future[Result]]] = deque()
+        pool = _Pool(self.workers, self.analyze)
 
         def flush() -> Iterator[Result]:
             self.finish_batch(batch)
             yield from batch
             batch.clear()
 
+        def result(item: WorkItem, fut: Future[Result]) -> Result:
+            while True:
+                try:
+                    return fut.result(timeout=min(1.0, self.file_seconds))
+                except FutureTimeout:
+                    if pool.running_for(fut) > self.file_seconds:
+                        pool.abandon()
+                        return Result(item, skip=f"took longer than {self.file_seconds:g} s to analyze "
+                                                 "(PHOTOSEARCH_FILE_SECONDS raises the limit)")
+
         def take() -> Iterator[Result]:
-            res = pending.popleft().result()
+            res = result(*pending.popleft())
             if any(name in res.outputs for name in batched):
                 batch.append(res)
                 if len(batch) >= self.batch_size:
@@ -187,19 +271,19 @@ class PhotoAnalyzer:
             else:
                 yield res
 
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="analyze") as pool:
-            try:
-                for item in items:
-                    pending.append(pool.submit(self.analyze, item))
-                    if len(pending) >= lookahead:
-                        yield from take()
-                while pending:
+        try:
+            for item in items:
+                pending.append((item, pool.submit(item)))
+                if len(pending) >= lookahead:
                     yield from take()
-            finally:
-                for fut in pending:
-                    fut.cancel()
+            while pending:
+                yield from take()
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+            pool.shutdown()
         if batch:
             yield from flush()
 
 
-__all__ = ["PhotoAnalyzer", "Result", "read_file", "REDUCED_MIN_SIDE"]
+__all__ = ["PhotoAnalyzer", "Result", "read_file", "file_budget_seconds", "REDUCED_MIN_SIDE"]

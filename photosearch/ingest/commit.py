@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from photosearch.files import path_exists
 from photosearch.ingest.analyze import Result
 from photosearch.ingest.analyzers import Analyzer
 from photosearch.ingest.report import Skipped
@@ -48,7 +49,7 @@ class Committed:
 
 
 def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
-           exists: Callable[[str], bool] = os.path.exists) -> Committed:
+           exists: Callable[[str], bool] = path_exists) -> Committed:
     """Write one batch of results (call inside ``cat.transaction()``)."""
     done = Committed()
     at_path = cat.rows_at_paths([r.item.path for r in results if r.skip is None])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from photosearch.errors import UsageError
+from photosearch.files import text_path
 from photosearch.media.scan import FileEntry, normalize_root, walk
 from photosearch.store.catalog import Catalog
 
@@ -89,7 +90,7 @@ def make_plan(cat: Catalog, roots: list[str], checks: dict[str, tuple[str, str |
                "mtime_ns": np.array(listed["mtime_ns"], np.int64)}
     del listed
     names = list(checks)
-    todo, plan.gone_ids, plan.unchanged, failed = cat.diff_listing(listing, roots, [checks[n] for n in names])
+    todo, plan.gone_ids, plan.unchanged, failed = cat.diff_listing(listing, [text_path(r) for r in roots], [checks[n] for n in names])
     plan.skipped_before += failed
     for r in todo:
         plan.items.append(WorkItem(

@@ -25,6 +25,7 @@ from typing import Any
 
 from photosearch.config import ENV_COMMIT_SECONDS, LibraryPaths
 from photosearch.errors import Interrupted, UsageError
+from photosearch.files import path_exists
 from photosearch.ingest.analyze import PhotoAnalyzer, Result
 from photosearch.ingest.analyzers import Analyzer, default_analyzers
 from photosearch.ingest.commit import Committed, commit
@@ -108,9 +109,9 @@ def run_index(paths: LibraryPaths, model: Any, model_name: str, roots: Iterable[
     report_fn(Progress("finish"))
     with Catalog.open(paths.catalog) as cat:
         # Gone files whose bytes did not turn up elsewhere (a move) are removed.
-        still = [i for i, p in cat.paths_by_ids(plan.gone_ids).items() if not os.path.exists(p)]
+        still = [i for i, p in cat.paths_by_ids(plan.gone_ids).items() if not path_exists(p)]
         with cat.transaction():
-            cat.forget_skips([s["path"] for s in cat.skipped_files() if not os.path.exists(s["path"])])
+            cat.forget_skips([s["path"] for s in cat.skipped_files() if not path_exists(s["path"])])
         done = finish(cat, paths.vectors, gone_ids=still, model=model_name, dim=model.embed_dim,
                       face_model=face_model, face_dim=faces.dim if faces is not None else None,
                       exact_max=opts.exact_max)

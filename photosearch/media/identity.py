@@ -11,7 +11,11 @@ rating, captions, GPS written by another app) leaves it the same photo.
 - TIFF: the first image's strips or tiles and the tags that say how to read them (size, samples,
   compression, photometric, planar, predictor, orientation); the other tags (EXIF, XMP, IPTC) are
   left out, and so is where the data sits (metadata writers move it).
-- Other formats (HEIC, RAW): None (their identity is their bytes).
+- HEIF (HEIC, AVIF): the coded data of the image items (HEVC/AV1 tiles, grid layouts) and the
+  properties that say how to show them (decoder configuration, size, rotation, mirroring); the
+  Exif and XMP items, and where any data sits, are left out. Camera RAW files in TIFF containers
+  (NEF, CR2, DNG, IIQ) go by the TIFF rule.
+- Other formats (CR3, RAF, RW2, GIF...): None (their identity is their bytes).
 
 Only headers are parsed: nothing is decoded.
 """
@@ -37,6 +41,8 @@ def content_id(data: bytes) -> str | None:
             return _webp(data)
         if data[:4] in (b"II*\0", b"MM\0*"):
             return _tiff(data)
+        if data[4:8] == b"ftyp":
+            return _heif(data)
     except (Exception, MemoryError):  # noqa: BLE001 - a malformed or hostile header: the bytes are the identity
         return None
     return None
@@ -167,3 +173,96 @@ def _webp(data: bytes) -> str | None:
 
 
 __all__ = ["content_id"]
+
+
+_HEIF_IMAGE_ITEMS = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"unci"})
+_HEIF_SHOWN_PROPS = frozenset({b"hvcC", b"av1C", b"ispe", b"irot", b"imir", b"clap", b"pixi"})
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """(type, payload start, payload end) of the ISO-BMFF boxes in data[start:end]."""
+    i = start
+    while i + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[i:i + 8])
+        head = 8
+        if size == 1:
+            size, head = struct.unpack(">Q", data[i + 8:i + 16])[0], 16
+        elif size == 0:
+            size = end - i
+        if size < head or i + size > end:
+            raise ValueError("bad box")
+        yield kind, i + head, i + size
+        i += size
+
+
+def _uint(data: bytes, at: int, size: int) -> int:
+    return int.from_bytes(data[at:at + size], "big") if size else 0
+
+
+def _heif(data: bytes) -> str | None:
+    meta = next(((a, b) for k, a, b in _boxes(data, 0, len(data)) if k == b"meta"), None)
+    if meta is None:
+        return None
+    parts = {k: (a, b) for k, a, b in _boxes(data, meta[0] + 4, meta[1])}   # meta is a full box
+    if b"iinf" not in parts or b"iloc" not in parts:
+        return None
+    # Item types (iinf/infe, versions 2 and 3).
+    a, b = parts[b"iinf"]
+    types: dict[int, bytes] = {}
+    for kind, x, _ in _boxes(data, a + 4 + (2 if data[a] == 0 else 4), b):
+        version = data[x]
+        if kind != b"infe" or version < 2:
+            continue
+        wide = 4 if version == 3 else 2
+        types[_uint(data, x + 4, wide)] = data[x + 4 + wide + 2:x + 4 + wide + 6]
+    # Where each item's data is (iloc): file offsets (method 0) or the idat box (method 1).
+    a, b = parts[b"iloc"]
+    version = data[a]
+    off_size, len_size, base_size = data[a + 4] >> 4, data[a + 4] & 15, data[a + 5] >> 4
+    index_size = data[a + 5] & 15 if version in (1, 2) else 0
+    i = a + 6
+    count = _uint(data, i, 2 if version < 2 else 4)
+    i += 2 if version < 2 else 4
+    idat = parts.get(b"idat")
+    h = hashlib.sha256(b"heif\0")
+    for _ in range(count):
+        wide = 2 if version < 2 else 4
+        item = _uint(data, i, wide)
+        i += wide
+        method = _uint(data, i, 2) & 15 if version in (1, 2) else 0
+        i += 2 if version in (1, 2) else 0
+        i += 2                                            # data_reference_index
+        base = _uint(data, i, base_size)
+        i += base_size
+        extents = _uint(data, i, 2)
+        i += 2
+        chunks = []
+        for _ in range(extents):
+            i += index_size
+            off, length = _uint(data, i, off_size), _uint(data, i + off_size, len_size)
+            i += off_size + len_size
+            if method == 0:
+                lo = base + off
+            elif method == 1 and idat is not None:
+                lo = idat[0] + base + off
+            else:
+                return None
+            hi = len(data) if length == 0 else lo + length
+            if hi > len(data):
+                return None
+            chunks.append((lo, hi))
+        kind = types.get(item)
+        if kind in _HEIF_IMAGE_ITEMS:
+            h.update(struct.pack(">I4s", item, kind))
+            for lo, hi in chunks:
+                h.update(data[lo:hi])
+    if i > b:
+        return None
+    prp = parts.get(b"iprp")
+    if prp is not None:
+        for kind, x, y in _boxes(data, *prp):
+            if kind == b"ipco":
+                for pk, px, py in _boxes(data, x, y):
+                    if pk in _HEIF_SHOWN_PROPS:
+                        h.update(pk + data[px:py])
+    return h.hexdigest()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photosearch.errors import InputError
-from photosearch.files import file_sha256  # re-exported (__all__)
+from photosearch.files import file_sha256, os_path, shown_path, text_path  # file_sha256, shown_path re-exported
 from photosearch.media.decode import SUPPORTED_EXTENSIONS, UNSUPPORTED_KINDS
 
 
@@ -47,7 +47,8 @@ def walk(roots: list[str], *, exclude: str | None = None,
     """Supported photo files under ``roots`` (files or folders), each once.
 
     Hidden folders (``.name``) and ``exclude`` (the library folder) are skipped;
-    folder symlinks are not followed, so cycles cannot occur. Media files of kinds that
+    folder symlinks are not followed, so cycles cannot occur. Paths come out as catalog text
+    (:func:`photosearch.files.text_path`: names that are not UTF-8 are kept, reversibly). Media files of kinds that
     cannot be read yet (videos, Photoshop documents...) go to ``on_unsupported`` with why;
     other files (sidecars, documents) are not photos and pass silently.
     """
@@ -57,11 +58,11 @@ def walk(roots: list[str], *, exclude: str | None = None,
         if on_unsupported is not None and ext in UNSUPPORTED_KINDS:
             why = _not_usable(path, st)
             if why is None:
-                on_unsupported(FileEntry(path, st.st_size, st.st_mtime_ns), UNSUPPORTED_KINDS[ext])
+                on_unsupported(FileEntry(text_path(path), st.st_size, st.st_mtime_ns), UNSUPPORTED_KINDS[ext])
             elif on_error:
                 on_error(shown_path(path), why)
 
-    for root in roots:
+    for root in map(os_path, roots):
         if os.path.exists(root) and not os.path.isdir(root):
             why = _not_usable(root, os.stat(root))
             if why is not None:
@@ -74,15 +75,15 @@ def walk(roots: list[str], *, exclude: str | None = None,
             seen.add(root)
             st = os.stat(root)
             if ext in SUPPORTED_EXTENSIONS:
-                yield FileEntry(root, st.st_size, st.st_mtime_ns)
+                yield FileEntry(text_path(root), st.st_size, st.st_mtime_ns)
             elif on_unsupported is not None:  # named explicitly: always say why nothing happened
-                on_unsupported(FileEntry(root, st.st_size, st.st_mtime_ns),
+                on_unsupported(FileEntry(text_path(root), st.st_size, st.st_mtime_ns),
                                UNSUPPORTED_KINDS.get(ext, "not a kind of photo photosearch reads"))
             continue
         stack = [root]
         while stack:
             folder = stack.pop()
-            if exclude and (folder == exclude or folder.startswith(exclude + os.sep)):
+            if exclude and (folder == os_path(exclude) or folder.startswith(os_path(exclude) + os.sep)):
                 continue
             try:
                 with os.scandir(folder) as it:
@@ -116,13 +117,13 @@ def walk(roots: list[str], *, exclude: str | None = None,
                         on_error(shown_path(entry.path), why)
                     continue
                 seen.add(entry.path)
-                yield FileEntry(entry.path, st.st_size, st.st_mtime_ns)
+                yield FileEntry(text_path(entry.path), st.st_size, st.st_mtime_ns)
             stack.extend(reversed(subdirs))
 
 
 def _not_usable(path: str, st: os.stat_result) -> str | None:
     """Why a file found by the walk is not opened, or None: only regular files are read (a FIFO
-    would block forever, a device never ends), and the catalog keeps names as text."""
+    would block forever, a device never ends)."""
     import stat
 
     if not stat.S_ISREG(st.st_mode):
@@ -130,20 +131,7 @@ def _not_usable(path: str, st: os.stat_result) -> str | None:
                 "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
                 "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
         return f"not a photo file: {kind}"
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return "the file name is not valid UTF-8 (shown escaped): rename it to index it"
     return None
-
-
-def shown_path(path: str) -> str:
-    """``path`` as text that can be printed and stored: bytes that are not UTF-8 escaped (\\xff)."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def content_hash(data: bytes) -> str:
@@ -152,7 +140,12 @@ def content_hash(data: bytes) -> str:
 
 
 def find_sidecar(path: str) -> str | None:
-    """An XMP sidecar next to a photo: ``name.ext.xmp`` (darktable) or ``name.xmp`` (Lightroom)."""
+    """An XMP sidecar next to a photo: ``name.ext.xmp`` (darktable) or ``name.xmp`` (Lightroom);
+    in the form ``path`` came in."""
+    os_form = os_path(path)
+    if os_form != path:
+        found = find_sidecar(os_form)
+        return None if found is None else text_path(found)
     base, _ = os.path.splitext(path)
     for candidate in (path + ".xmp", path + ".XMP", base + ".xmp", base + ".XMP"):
         if os.path.isfile(candidate):
@@ -160,4 +153,4 @@ def find_sidecar(path: str) -> str | None:
     return None
 
 
-__all__ = ["FileEntry", "normalize_root", "walk", "content_hash", "file_sha256", "find_sidecar"]
+__all__ = ["FileEntry", "normalize_root", "walk", "content_hash", "file_sha256", "find_sidecar", "shown_path"]

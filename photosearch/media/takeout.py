@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from photosearch.files import os_path
+
 #: Suffixes Google Photos adds to edited copies, per language.
 EDITED_SUFFIXES = ("-edited", "-bearbeitet", "-modifié", "-editado", "-modificato", "-bewerkt", "-redigerad")
 _DUP = re.compile(r"^(.*)\((\d+)\)$")
@@ -78,7 +80,7 @@ class TakeoutIndex:
 
     def lookup(self, photo_path: str) -> TakeoutInfo | None:
         """The Takeout sidecar of a photo, if its folder has one."""
-        folder, name = os.path.split(photo_path)
+        folder, name = os.path.split(os_path(photo_path))
         titles = self._folder(folder)
         if not titles:
             return None

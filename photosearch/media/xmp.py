@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photosearch.files import fsync_dir
+from photosearch.files import fsync_dir, os_path
 from photosearch.errors import PhotosearchError
 
 IN_FILE_FORMATS = {"JPEG", "TIFF", "PNG", "WEBP", "MPO"}
@@ -165,10 +165,16 @@ def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif
     return changes
 
 
-def _read_xmp(path: Path) -> dict:
+def _exiv2(path: Path) -> Any:
+    """pyexiv2's image of ``path``, by the OS's bytes: pyexiv2 encodes names itself, which fails
+    on names that are not UTF-8 (latin-1 maps each byte to itself)."""
     import pyexiv2
 
-    img = pyexiv2.Image(str(path))
+    return pyexiv2.Image(os.fsencode(path).decode("latin-1"), encoding="latin-1")
+
+
+def _read_xmp(path: Path) -> dict:
+    img = _exiv2(path)
     try:
         return img.read_xmp()
     finally:
@@ -176,10 +182,8 @@ def _read_xmp(path: Path) -> dict:
 
 
 def _read_exif(path: Path) -> dict:
-    import pyexiv2
-
     try:
-        img = pyexiv2.Image(str(path))
+        img = _exiv2(path)
     except Exception:  # e.g. a format exiv2 cannot read: treat as "no EXIF"
         return {}
     try:
@@ -191,9 +195,7 @@ def _read_exif(path: Path) -> dict:
 
 
 def _read_iptc(path: Path) -> dict:
-    import pyexiv2
-
-    img = pyexiv2.Image(str(path))
+    img = _exiv2(path)
     try:
         return img.read_iptc()
     finally:
@@ -216,7 +218,8 @@ def _target(photo: Path, sidecar_only: bool) -> tuple[Path, bool]:
 def preview(photo: str | os.PathLike[str], update: MetadataUpdate, *,
             sidecar_only: bool = False) -> tuple[str, bool, dict, dict]:
     """What :func:`write` would change, without writing: (target file, is sidecar, changes, current XMP)."""
-    target, use_sidecar = _target(Path(photo), sidecar_only)
+    photo = Path(os_path(photo))
+    target, use_sidecar = _target(photo, sidecar_only)
     try:
         current = _read_xmp(target) if target.exists() else {}
         iptc = _read_iptc(target) if _writes_iptc(target, use_sidecar) else None
@@ -229,9 +232,7 @@ def preview(photo: str | os.PathLike[str], update: MetadataUpdate, *,
 def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only: bool = False,
           keep_mtime: bool = True) -> WriteResult:
     """Merge ``update`` into ``photo``'s metadata safely (see the module docstring)."""
-    import pyexiv2
-
-    photo = Path(photo)
+    photo = Path(os_path(photo))
     target, use_sidecar = _target(photo, sidecar_only)
     tmp = target.with_name(f".{target.name}.photosearch-tmp")
     stat = target.stat() if target.exists() else None
@@ -240,7 +241,7 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
             shutil.copy2(target, tmp)
         else:
             tmp.write_text(_EMPTY_XMP, encoding="utf-8")
-        img = pyexiv2.Image(str(tmp))
+        img = _exiv2(tmp)
         try:
             iptc = img.read_iptc() if _writes_iptc(photo, use_sidecar) else None
             current = img.read_xmp()

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from photosearch.store.catalog import Catalog
+from photosearch.files import os_path
 from photosearch.errors import InputError, UsageError
 
 #: Mean cosine similarity between a face and a person's faces (or between two clusters) needed to
@@ -272,7 +273,7 @@ def contact_sheet(cat: Catalog, person_id: int, out: Path, *, max_faces: int = 6
         img = cache.get(f["path"])
         if img is None:
             try:
-                with open(f["path"], "rb") as fh:
+                with open(os_path(f["path"]), "rb") as fh:
                     img = decode(fh.read(), ext=os.path.splitext(f["path"])[1].lower(), min_side=THUMB * 4).image
             except (OSError, DecodeError):
                 img = False

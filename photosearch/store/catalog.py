@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from photosearch.errors import LibraryError
+from photosearch.files import text_path
 from photosearch.store.events_store import EventsStore
 from photosearch.store.faces_store import FacesStore
 from photosearch.store.photos_store import PhotosStore
@@ -290,6 +291,7 @@ class Catalog(PhotosStore, FacesStore, TagsStore, EventsStore, ShardsStore):
         return [r[0] for r in self.con.execute("SELECT path FROM roots ORDER BY path").fetchall()]
 
     def add_root(self, path: str) -> None:
+        path = text_path(path)
         """Record an indexed root folder (no-op if already known)."""
         if not self.con.execute("SELECT 1 FROM roots WHERE path = ?", [path]).fetchone():
             self.con.execute("INSERT INTO roots VALUES (?, now())", [path])

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-
+from photosearch.files import text_path
 
 
 class EventsStore:
@@ -84,7 +84,7 @@ class EventsStore:
         """A searchable photo with these bytes that is not under the folder ``outside``."""
         row = self.con.execute("SELECT path FROM photos WHERE content_hash = ? AND quarantined_at IS NULL "
                                "AND NOT starts_with(path, ?) ORDER BY id LIMIT 1",
-                               [content_hash, outside.rstrip("/") + "/"]).fetchone()
+                               [content_hash, text_path(outside).rstrip("/") + "/"]).fetchone()
         return None if row is None else row[0]
 
     def photo_event_ids(self) -> dict[int, int]:
@@ -101,7 +101,7 @@ class EventsStore:
     def photos_under(self, folders: Sequence[str]) -> list[dict[str, Any]]:
         """Searchable photos at any depth under these folders (or these files), by path."""
         out: list[dict[str, Any]] = []
-        for f in folders:
+        for f in map(text_path, folders):
             out += self._photo_dicts("WHERE quarantined_at IS NULL AND (path = ? OR starts_with(path, ?)) ORDER BY path",
                                      [f, f.rstrip("/") + "/"])
         return out

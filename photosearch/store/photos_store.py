@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-
+from photosearch.files import text_path
 from photosearch.store.records import (PHOTO_COLUMNS, TAGGED_SQL, FaceVectors, Filters, KnownFile, PhotoRecord,
                                        PhotoVectors, ids_and_vectors, photo_arrow_type, row_chunks)
 
@@ -60,7 +60,7 @@ class PhotosStore:
         """Record that a photo now lives at ``path``, with its new size and mtime."""
         self._dirty = True
         self.con.execute(
-            "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", [path, size, mtime_ns, photo_id]
+            "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?", [text_path(path), size, mtime_ns, photo_id]
         )
 
     def update_photo(self, photo_id: int, **fields: Any) -> None:
@@ -101,7 +101,7 @@ class PhotosStore:
 
     def photo_by_path(self, path: str) -> dict[str, Any] | None:
         """The photo row at ``path``, or None."""
-        rows = self._photo_dicts("WHERE path = ?", [path])
+        rows = self._photo_dicts("WHERE path = ?", [text_path(path)])
         return rows[0] if rows else None
 
     def photo_by_hash(self, content_hash: str) -> dict[str, Any] | None:
@@ -192,7 +192,7 @@ class PhotosStore:
         self.con.execute(
             f"INSERT INTO photos (id, path, size, mtime_ns, {', '.join(cols)}, indexed_at) "
             f"SELECT ?, ?, ?, ?, {', '.join(cols)}, now() FROM photos WHERE id = ?",
-            [new_id, path, size, mtime_ns, src_id])
+            [new_id, text_path(path), size, mtime_ns, src_id])
         self.copy_embeddings(src_id, new_id)
         return int(new_id)
 
@@ -281,7 +281,7 @@ class PhotosStore:
     def set_quarantined(self, photo_id: int, path: str, when: datetime | None) -> None:
         """Record a quarantine move (``when`` set) or its undoing (``when`` None) with the new path."""
         self._dirty = True
-        self.con.execute("UPDATE photos SET path = ?, quarantined_at = ? WHERE id = ?", [path, when, photo_id])
+        self.con.execute("UPDATE photos SET path = ?, quarantined_at = ? WHERE id = ?", [text_path(path), when, photo_id])
 
     def quarantined(self) -> list[dict[str, Any]]:
         """Id, path and quarantine time of the quarantined photos, oldest first."""

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from photosearch.api import Library, make_filters
+from photosearch.api import Library, make_filters, os_path
 from photosearch.errors import PhotosearchError
 
 MAX_BODY = 64 * 1024
@@ -259,9 +259,10 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     @app.get("/api/photos/{photo_id}/file", summary="The original file")
     def original(photo_id: int) -> Any:
         row = photo_row(photo_id)
-        if not os.path.isfile(row["path"]):
+        path = os_path(row["path"])
+        if not os.path.isfile(path):
             raise HTTPException(404, "the file is gone (run photosearch index)")
-        return FileResponse(row["path"])
+        return FileResponse(path)
 
     @app.get("/api/faces/{face_id}/thumb", summary="A face crop")
     def face_thumb(face_id: int) -> Any:

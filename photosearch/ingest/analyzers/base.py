@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from photosearch.files import os_path
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -97,7 +99,7 @@ def _sidecar_bytes(path: str) -> bytes | None:
     if not sidecar:
         return None
     try:
-        with open(sidecar, "rb") as f:
+        with open(os_path(sidecar), "rb") as f:
             return f.read()
     except OSError:
         return None
