@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from photosearch.config import LibraryPaths, resolve_library_dir
 from photosearch.errors import InputError, NotIndexedError, UsageError
-from photosearch.files import os_path, shown_path, text_path
+from photosearch.files import os_path, shown_doc, shown_path, text_path
 from photosearch.models.faces import FaceModelStore
 from photosearch.models.store import ModelInfo, ModelStore, missing_model_message
 from photosearch.query.dupes import PRESETS, Thresholds
@@ -812,4 +812,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS", "os_path", "shown_path", "text_path"]
+__all__ = ["Library", "Filters", "make_filters", "SearchResult", "Thresholds", "PRESETS", "os_path", "shown_doc", "shown_path", "text_path"]

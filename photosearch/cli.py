@@ -179,21 +179,13 @@ def _printable(text: str) -> str:
     return shown_path(text)
 
 
-def _shown_strings(doc: Any) -> Any:
-    if isinstance(doc, str):
-        return _printable(doc)
-    if isinstance(doc, dict):
-        return {k: _shown_strings(v) for k, v in doc.items()}
-    if isinstance(doc, (list, tuple)):
-        return [_shown_strings(v) for v in doc]
-    return doc
-
-
 def _print_json(doc: Any) -> None:
     out = _json_out or sys.stdout
     text = json.dumps(doc, ensure_ascii=False, default=str)
     if "\\u0000" in text or _printable(text) is not text:  # a file name that is not UTF-8: its strings shown escaped
-        text = json.dumps(_shown_strings(doc), ensure_ascii=False, default=str)
+        from photosearch.api import shown_doc
+
+        text = json.dumps(shown_doc(doc), ensure_ascii=False, default=str)
     out.write(text + "\n")
     out.flush()
 

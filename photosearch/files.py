@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
@@ -139,3 +140,21 @@ def path_exists(path: str | os.PathLike[str]) -> bool:
     """``os.path.exists`` for a path in either form (a catalog-text path with a NUL mark would
     otherwise read as missing, and its photo as gone)."""
     return os.path.exists(os_path(path))
+
+
+def shown_doc(doc: Any) -> Any:
+    """A JSON-like document with every string that holds a name which is not UTF-8 (in either
+    form) shown escaped, for output that people and other programs read."""
+    if isinstance(doc, str):
+        try:
+            doc.encode("utf-8")
+            if "\x00" not in doc:
+                return doc
+        except UnicodeEncodeError:
+            pass
+        return shown_path(doc)
+    if isinstance(doc, dict):
+        return {k: shown_doc(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [shown_doc(v) for v in doc]
+    return doc

@@ -41,6 +41,20 @@ def test_names_that_are_not_utf8_are_kept_found_shown_escaped_and_moved(library,
     r = run_cli("search", "anything", "-n", "10", library=root)                 # the table, too
     assert r.returncode == 0 and "caf\\xe9.jpg" in r.stdout and "\x00" not in r.stdout
 
+    # The web UI's API shows them as the CLI does, and serves the file itself.
+    from fastapi.testclient import TestClient
+
+    from photosearch.web.server import create_app
+
+    app = create_app(library)
+    web = TestClient(app, base_url="http://127.0.0.1")
+    web.get(f"/?token={app.state.token}", follow_redirects=False)
+    hits = {x["path"]: x for x in web.get("/api/search", params={"q": "anything"}).json()["results"]}
+    shown_cafe = f"{d}/caf\\xe9.jpg"
+    assert shown_cafe in hits
+    got = web.get(f"/api/photos/{hits[shown_cafe]['id']}/file")
+    assert got.status_code == 200 and got.content == Path(cafe).read_bytes()
+
     # The OS's own name reaches the photo: like, rate, and sync's in-file write.
     r = run_cli("like", cafe, "--json", library=root)
     assert r.returncode == 0, r.stderr

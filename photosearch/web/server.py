@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from photosearch.api import Library, make_filters, os_path
+from photosearch.api import Library, make_filters, os_path, shown_doc
 from photosearch.errors import PhotosearchError
 
 MAX_BODY = 64 * 1024
@@ -107,10 +107,17 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     from fastapi import Body, FastAPI, HTTPException, Query, Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
+    class ShownJSON(JSONResponse):
+        """JSON whose file names that are not UTF-8 are shown escaped, as the CLI shows them."""
+
+        def render(self, content: Any) -> bytes:
+            body = super().render(content)
+            return super().render(shown_doc(content)) if b"\\u0000" in body else body
+
     token = token or secrets.token_urlsafe(24)
     csrf = secrets.token_urlsafe(24)
     hosts = set(LOCAL_HOSTS) | ({host} if host not in ("0.0.0.0", "::") else set())
-    app = FastAPI(title="photosearch", version="1", docs_url=None, redoc_url=None,
+    app = FastAPI(title="photosearch", version="1", docs_url=None, redoc_url=None, default_response_class=ShownJSON,
                   description="The JSON API behind photosearch's web UI; shapes match the CLI's --json.")
     app.state.token = token
     app.state.csrf = csrf
