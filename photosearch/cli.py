@@ -220,6 +220,12 @@ def _stdout_for_json(enabled: bool) -> Iterator[None]:
 # -- search --------------------------------------------------------------------------------
 
 
+def _moment(seconds: float) -> str:
+    """``0:12``, ``1:02:03``: a moment in a video as people write it."""
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 def _render_results(results: list[Any], as_json: bool, query: str) -> None:
     if as_json:
         _print_json({"query": query, "results": [r.as_dict() for r in results]})
@@ -234,11 +240,14 @@ def _render_results(results: list[Any], as_json: bool, query: str) -> None:
     table.add_column("camera")
     table.add_column("path", overflow="fold")
     for r in results:
+        where = f"{r.path} @ {_moment(r.t)}" if getattr(r, "media", "photo") == "video" and r.t is not None else r.path
         table.add_row(str(r.rank), f"{r.score:.3f}", r.taken_at.strftime("%Y-%m-%d") if r.taken_at else "",
-                      r.camera or "", r.path)
+                      r.camera or "", where)
     _out().print(table)
 
 
+MediaOpt = Annotated[Optional[str], typer.Option("--media", metavar="KIND",
+                     help="Only photos or only videos: photo or video.")]
 EventOpt = Annotated[Optional[str], typer.Option("--event", metavar="EVENT",
                      help="Only photos of this event: its id, key or part of its name (see `photosearch events`).")]
 TagOpt = Annotated[Optional[list[str]], typer.Option(
@@ -252,6 +261,7 @@ def search(
                                                          show_default=False)] = None,
     tag: TagOpt = None,
     event: EventOpt = None,
+    media: MediaOpt = None,
     limit: LimitOpt = 20,
     after: AfterOpt = None,
     before: BeforeOpt = None,
@@ -267,7 +277,7 @@ def search(
     from photosearch.api import make_filters
 
     text = " ".join(query or []).strip()
-    filters = make_filters(after, before, camera, folder, person, tag, event)
+    filters = make_filters(after, before, camera, folder, person, tag, event, media)
     if not text and (tag or event):
         results = _library(library).search_tags(filters=filters, limit=limit)
     else:
@@ -286,6 +296,7 @@ def like(
     person: PersonOpt = None,
     tag: TagOpt = None,
     event: EventOpt = None,
+    media: MediaOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
@@ -293,7 +304,7 @@ def like(
     """Find photos that look like PHOTO (the photo itself is left out)."""
     from photosearch.api import make_filters
 
-    filters = make_filters(after, before, camera, folder, person, tag, event)
+    filters = make_filters(after, before, camera, folder, person, tag, event, media)
     results = _library(library).search_image(photo, filters=filters, limit=limit, min_score=min_score)
     _render_results(results, as_json, str(photo))
 
@@ -312,6 +323,7 @@ def face(
     person: PersonOpt = None,
     tag: TagOpt = None,
     event: EventOpt = None,
+    media: MediaOpt = None,
     min_score: MinScoreOpt = None,
     all_faces: Annotated[bool, typer.Option("--all", help="Rank every face, not only those likely to be the "
                                             "same person (the face model's calibrated threshold).")] = False,
@@ -323,7 +335,7 @@ def face(
     By default only faces at or above the face model's same-person threshold are shown."""
     from photosearch.api import make_filters
 
-    filters = make_filters(after, before, camera, folder, person, tag, event)
+    filters = make_filters(after, before, camera, folder, person, tag, event, media)
     lib = _library(library)
     results = lib.search_face(like, face=face_number, filters=filters, limit=limit, min_score=min_score,
                               all_faces=all_faces)

@@ -34,7 +34,7 @@ DEFAULT_MAX_PIXELS = 250_000_000
 # Largest photo file read, in MB (a file is read whole: a 20 GB "photo" must not be).
 ENV_MAX_FILE_MB = "PHOTOSEARCH_MAX_FILE_MB"
 #: Per kind: camera RAW files and TIFF scans are big; everything else is far smaller.
-DEFAULT_MAX_FILE_MB = {"raw": 400, "tiff": 1000, "other": 200}
+DEFAULT_MAX_FILE_MB = {"raw": 400, "tiff": 1000, "video": 100_000, "other": 200}
 #: Seconds one file may take to analyze (read, decode, every analyzer) before it is skipped as
 #: unusable and remembered, so one pathological file cannot stall this run or the next.
 ENV_FILE_SECONDS = "PHOTOSEARCH_FILE_SECONDS"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -221,3 +222,37 @@ def unwritable(folder: Path) -> Iterator[None]:
             subprocess.run(["chattr", "-R", "-i", str(folder)], capture_output=True)
         for p in paths:
             p.chmod(p.stat().st_mode | 0o200)
+
+
+def write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int = 10, size: tuple[int, int] | None = None,
+                codec: str = "h264", gop: int | None = None, rotation: int | None = None,
+                metadata: dict[str, str] | None = None, container_format: str | None = None) -> Path:
+    """A real video made with PyAV: each scene is (PIL image, seconds shown), at ``fps``, scaled
+    to ``size`` (default: the first image's, even). ``rotation`` sets the display matrix,
+    ``metadata`` the container tags (creation_time, location...)."""
+    import av
+    from PIL import Image
+
+    first = scenes[0][0]
+    w, h = size or first.size
+    w, h = w // 2 * 2, h // 2 * 2
+    with av.open(str(path), "w", format=container_format) as out:
+        for k, v in (metadata or {}).items():
+            out.metadata[k] = v
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        n = 0
+        for image, seconds in scenes:
+            frame = av.VideoFrame.from_image(image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR))
+            for _ in range(max(1, round(seconds * fps))):
+                frame.pts = n
+                n += 1
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

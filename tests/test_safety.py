@@ -105,6 +105,11 @@ def test_a_catalog_with_duplicated_rows_is_repaired_on_open(library, tmp_path):
     with Catalog.open(library.paths.catalog) as cat:
         cat.con.execute("DROP INDEX photos_path")
         cat.con.execute("ALTER TABLE photos DROP COLUMN content_id")
+        for sql in ("DROP TABLE frame_embeddings", "DROP TABLE video_frames", "DROP SEQUENCE frame_id_seq",
+                    "ALTER TABLE photos DROP COLUMN media", "ALTER TABLE photos DROP COLUMN duration",
+                    "DROP INDEX faces_photo", "ALTER TABLE faces DROP COLUMN t",
+                    "CREATE INDEX faces_photo ON faces (photo_id)"):   # and 0010 (videos)
+            cat.con.execute(sql)
         cat.con.execute("DELETE FROM schema_version WHERE version >= 7")
         cat.con.execute("INSERT INTO photos SELECT id + 1000, * EXCLUDE (id) FROM photos")
         cat.con.execute("INSERT INTO embeddings SELECT photo_id + 1000, model, vector FROM embeddings")

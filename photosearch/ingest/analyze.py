@@ -29,6 +29,7 @@ from photosearch.files import os_path
 from photosearch.ingest.analyzers import Analyzer, Photo
 from photosearch.ingest.analyzers.base import file_ext
 from photosearch.ingest.plan import WorkItem
+from photosearch.media.video import is_video
 
 #: The shorter side the CLIP, hash and thumbnail inputs keep at least when a decode made larger
 #: for another analyzer (faces) is reduced for them: what a CLIP-only decode gives a 224-256 px model.
@@ -50,10 +51,11 @@ class Result:
     same_image: bool = False        # new bytes, same image as the row at this path: its metadata was edited
 
 
-def read_file(path: str) -> tuple[bytes | None, str | None]:
+def read_file(path: str, sink: Callable[[bytes], Any] | None = None) -> tuple[bytes | None, str | None]:
     """The file's bytes, or why they cannot be read. Only a regular file is read (opened without
     blocking, checked with fstat: what the walk saw may have been swapped for a FIFO or a link to a
-    device since), and never more than the size limit of its kind."""
+    device since), and never more than the size limit of its kind. With ``sink``, the bytes go
+    there a chunk at a time and are not kept (a video is hashed, not held): b"" on success."""
     import stat
 
     try:
@@ -79,7 +81,10 @@ def read_file(path: str) -> tuple[bytes | None, str | None]:
             chunk = os.read(fd, min(1 << 24, limit + 1 - got))
             if not chunk:
                 break
-            chunks.append(chunk)
+            if sink is None:
+                chunks.append(chunk)
+            else:
+                sink(chunk)
             got += len(chunk)
             if got > limit:
                 return None, f"too large: grew over the {limit / 1e6:,.0f} MB limit while being read"
@@ -99,7 +104,8 @@ def max_file_bytes(path: str) -> int:
     if override > 0:
         return override * 1_000_000
     ext = file_ext(path)
-    kind = "raw" if ext in RAW_EXTENSIONS else "tiff" if ext in (".tif", ".tiff") else "other"
+    kind = ("raw" if ext in RAW_EXTENSIONS else "tiff" if ext in (".tif", ".tiff") else
+            "video" if is_video(path) else "other")
     return DEFAULT_MAX_FILE_MB[kind] * 1_000_000
 
 
@@ -114,6 +120,17 @@ def file_budget_seconds() -> float:
     return value if value > 0 else DEFAULT_FILE_SECONDS
 
 
+_worker = threading.local()
+
+
+def extend_budget(seconds: float) -> None:
+    """Give the file being analyzed on this thread ``seconds`` more than the per-file budget (a
+    long video); a no-op outside a pool."""
+    extend = getattr(_worker, "extend", None)
+    if extend is not None:
+        extend(max(0.0, seconds))
+
+
 class _Pool:
     """Daemon worker threads. A file over its time budget cannot be stopped (it is inside a
     decoder), so its thread is left to finish alone, and a fresh one takes its place: neither
@@ -126,6 +143,7 @@ class _Pool:
         self._threads = 0
         self._spare = workers
         self._started: dict[int, float] = {}
+        self._extra: dict[int, float] = {}
         for _ in range(workers):
             self._add()
 
@@ -138,23 +156,27 @@ class _Pool:
             fut, item = job
             if not fut.set_running_or_notify_cancel():
                 continue
-            self._started[id(fut)] = time.monotonic()
+            key = id(fut)
+            self._started[key] = time.monotonic()
+            _worker.extend = lambda s, key=key: self._extra.__setitem__(key, s)
             try:
                 fut.set_result(self._fn(item))
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting side
                 fut.set_exception(exc)
             finally:
-                self._started.pop(id(fut), None)
+                _worker.extend = None
+                self._started.pop(key, None)
+                self._extra.pop(key, None)
 
     def submit(self, item: WorkItem) -> Future[Result]:
         fut: Future[Result] = Future()
         self._jobs.put((fut, item))
         return fut
 
-    def running_for(self, fut: Future[Result]) -> float:
-        """Seconds ``fut`` has been running (0 while it waits for a thread)."""
+    def overdue(self, fut: Future[Result], budget: float) -> bool:
+        """Whether ``fut`` has run longer than ``budget`` (plus what its file asked for)."""
         started = self._started.get(id(fut))
-        return 0.0 if started is None else time.monotonic() - started
+        return started is not None and time.monotonic() - started > budget + self._extra.get(id(fut), 0.0)
 
     def abandon(self) -> None:
         """A thread is stuck in an overrun file: start another in its place, while spares last."""
@@ -186,6 +208,8 @@ class PhotoAnalyzer:
         from photosearch.media.identity import content_id
         from photosearch.media.scan import content_hash
 
+        if is_video(item.path):
+            return self._analyze_video(item)
         data, skip = read_file(item.path)
         if data is None:
             return Result(item, skip=skip)
@@ -225,6 +249,63 @@ class PhotoAnalyzer:
         res.analyzed = True
         return res
 
+    def _analyze_video(self, item: WorkItem) -> Result:
+        """A video: hashed as it is read (never held), then probed and sampled once; the first
+        frame is what the photo analyzers see, and every frame goes to the ones that read
+        ``Photo.frames`` (frames: CLIP per moment; faces)."""
+        import hashlib
+
+        from photosearch.media.decode import Decoded, Metadata
+        from photosearch.media.video import sample
+
+        h = hashlib.sha256()
+        got = [0]
+
+        def sink(chunk: bytes) -> None:
+            h.update(chunk)
+            got[0] += len(chunk)
+
+        data, skip = read_file(item.path, sink=sink)
+        if data is None:
+            return Result(item, skip=skip)
+        res = Result(item, hash=h.hexdigest())
+        if got[0] == 0:
+            return Result(item, hash=res.hash, skip="empty file (0 bytes)")
+        if item.full and (res.hash == item.known_hash or res.hash in item.known):
+            return res
+        wanted = [a for a in self.analyzers if a.wanted(item)]
+        if not wanted:
+            return res
+        min_side = max([self.small_side] + [a.min_side for a in wanted])
+        try:
+            sampled = sample(item.path, min_side=min_side)
+            info = sampled.info
+            if info.duration:
+                extend_budget(info.duration / 4)   # 4x slower than the speed goal before it is given up
+            poster = sampled.frames[0][1]
+            small = poster
+            k = min(poster.size) // max(self.small_side, REDUCED_MIN_SIDE)
+            if min_side > max(self.small_side, REDUCED_MIN_SIDE) and k >= 2:
+                small = poster.reduce(k)
+            md = Metadata(taken_at=info.taken_at, camera_make=info.camera_make, camera_model=info.camera_model,
+                          gps_lat=info.gps_lat, gps_lon=info.gps_lon)
+            photo = Photo(item=item, data=b"", content_hash=res.hash, content_id=None,
+                          decoded=Decoded(poster, info.width, info.height, (info.codec or info.container).upper(), None),
+                          small=small, outputs=res.outputs, _metadata=md, video=info, frames=sampled.frames)
+            for a in wanted:
+                out = a.analyze(photo)
+                if out is not None:
+                    res.outputs[a.name] = out
+        except DecodeError as exc:
+            return Result(item, hash=res.hash, skip=exc.reason)
+        except MemoryError:
+            return Result(item, hash=res.hash, skip="too large to decode in memory")
+        except Exception as exc:  # noqa: BLE001 - one hostile file must never end the run or lose the batch
+            first = (str(exc).splitlines() or [""])[0][:200]
+            return Result(item, hash=res.hash, skip=f"could not be analyzed: {type(exc).__name__}: {first}")
+        res.analyzed = True
+        return res
+
     def finish_batch(self, batch: list[Result]) -> None:
         """Turn the batched analyzers' inputs into outputs, for a batch of results."""
         for a in self.analyzers:
@@ -257,7 +338,7 @@ class PhotoAnalyzer:
                 try:
                     return fut.result(timeout=min(1.0, self.file_seconds))
                 except FutureTimeout:
-                    if pool.running_for(fut) > self.file_seconds:
+                    if pool.overdue(fut, self.file_seconds):
                         pool.abandon()
                         return Result(item, skip=f"took longer than {self.file_seconds:g} s to analyze "
                                                  "(PHOTOSEARCH_FILE_SECONDS raises the limit)")

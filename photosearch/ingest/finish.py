@@ -41,6 +41,7 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
         with cat.transaction():
             out.people_updated = update_people(cat, face_model, exact_max=exact_max)
     save_index_if_stale(cat, vectors_dir, model, dim, exact_max)
+    save_index_if_stale(cat, vectors_dir, cat.frame_vectors(model), dim, exact_max)
     if face_model and face_dim:
         save_index_if_stale(cat, vectors_dir, cat.face_vectors(face_model), face_dim, exact_max)
     out.total_photos = cat.count_photos()
@@ -55,6 +56,6 @@ def save_index_if_stale(cat: Catalog, vectors_dir: Path, source: object, dim: in
     if state is not None and state["version"] == cat.data_version() and (vectors_dir / state["file"]).is_file():
         return
     if not isinstance(source, str) and source.count() == 0 and state is None:  # type: ignore[attr-defined]
-        return  # no face found yet: no face index to write
+        return  # no face (or video frame) found yet: no index to write
     index, _ = load_for_search(cat, vectors_dir, source, exact_max=exact_max, dim=dim)
     save_for_catalog(index, cat, vectors_dir, source)

@@ -23,6 +23,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from photosearch.config import DEFAULT_MAX_PIXELS, ENV_MAX_PIXELS, env_int
 from photosearch.errors import DecodeError
+from photosearch.media.video import VIDEO_EXTENSIONS
 
 RAW_EXTENSIONS = frozenset({
     ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf",
@@ -46,13 +47,12 @@ def _optional_pil_extensions() -> frozenset[str]:
 
 
 PIL_EXTENSIONS = PIL_EXTENSIONS | _optional_pil_extensions()
-SUPPORTED_EXTENSIONS = PIL_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS
+SUPPORTED_EXTENSIONS = PIL_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS | VIDEO_EXTENSIONS
 
-_VIDEO = "videos are not indexed yet (photos only)"
 #: Media files photosearch sees but cannot read yet: reported as skipped, with why.
 UNSUPPORTED_KINDS: dict[str, str] = {
-    **{e: _VIDEO for e in (".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mts", ".m2ts",
-                           ".wmv", ".mpg", ".mpeg", ".flv", ".vob", ".insv", ".lrv")},
+    ".insv": "360-degree camera files are not indexed",
+    ".lrv": "camera proxy videos are not indexed (the full video beside it is)",
     ".psd": "Photoshop documents are not supported",
     ".psb": "Photoshop documents are not supported",
     ".jxl": "JPEG XL needs a Pillow plugin that is not installed",

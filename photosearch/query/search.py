@@ -40,14 +40,20 @@ class SearchResult:
     format: str | None
     keywords: list[str]
     face: dict[str, Any] | None = None   # face search: the matched face (id, box, person)
+    media: str = "photo"                 # or "video"
+    t: float | None = None               # a video: the best-matching moment (seconds)
+    duration: float | None = None        # a video: its length (seconds)
 
     def as_dict(self) -> dict[str, Any]:
-        """The result as a plain dict: score rounded, ``taken_at`` as ISO text, ``face`` only when set."""
+        """The result as a plain dict: score rounded, ``taken_at`` as ISO text, ``face`` only when
+        set, ``t`` and ``duration`` only for videos."""
         d = dict(self.__dict__)
         d["score"] = round(float(self.score), 6)
         d["taken_at"] = self.taken_at.isoformat() if self.taken_at else None
         if d["face"] is None:
             del d["face"]
+        if self.media != "video":
+            del d["t"], d["duration"]
         return d
 
 
@@ -70,8 +76,10 @@ def parse_when(text: str, *, option: str = "date") -> datetime:
 def make_filters(after: str | datetime | None = None, before: str | datetime | None = None,
                  camera: str | None = None, folder: str | os.PathLike[str] | None = None,
                  person: str | None = None, tags: list[str] | tuple[str, ...] | None = None,
-                 event: str | None = None) -> Filters:
+                 event: str | None = None, media: str | None = None) -> Filters:
     """Validated Filters from user input (strings are parsed; the folder must exist)."""
+    if media is not None and media not in ("photo", "video"):
+        raise UsageError(f"--media must be photo or video, not {media!r}")
     a = parse_when(after, option="--after") if isinstance(after, str) else after
     b = parse_when(before, option="--before") if isinstance(before, str) else before
     if a and b and a >= b:
@@ -90,7 +98,7 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
     if event is not None and not event.strip():
         raise UsageError("--event needs an event id, key or name (see `photosearch events`)")
     return Filters(after=a, before=b, camera=camera or None, folder=f, person=person.strip() if person else None,
-                   tags=clean_tags, event=event.strip() if event else None)
+                   tags=clean_tags, event=event.strip() if event else None, media=media)
 
 
 class Searcher:
@@ -138,7 +146,7 @@ class Searcher:
             fut = pool.submit(lambda: self._load_model().encode_text([text])[0])
             if filters is None or not filters.active():
                 published = load_published(self.paths.root, self.paths.vectors, name)
-                if published is not None:
+                if published is not None and not _has_frames(self.paths.root, name):
                     # Fast path: a memory-mapped index and rows file, no catalog at all.
                     index, rows = published
                     scores, found = index.search(fut.result()[None, :], limit)
@@ -158,6 +166,10 @@ class Searcher:
             raise InputError(f"{photo} is a folder, not a photo")
         name = self._resolve_name()
         abspath = os.path.normpath(os.path.abspath(path))
+        from photosearch.media.video import is_video
+
+        if is_video(abspath):
+            return self._like_video(abspath, name, filters, limit, min_score)
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -180,6 +192,28 @@ class Searcher:
                 query = self._encode_file(data, path)
             results = self._run(cat, name, prepared, query, limit, min_score, exclude=exclude)
         return results
+
+    def _like_video(self, path: str, name: str, filters: Filters | None, limit: int,
+                    min_score: float | None) -> list[SearchResult]:
+        """Photos and moments like a video: the mean of its frames' vectors (the library's, or
+        sampled and encoded now for a video outside it); the video itself is left out."""
+        with self._open() as cat:
+            prepared = self._prepare(cat, name, filters)
+            row = cat.photo_by_path(path)
+            vecs = cat.frames_of(row["id"], name)[2] if row is not None else np.zeros((0, 0), np.float32)
+            if not len(vecs):
+                from photosearch.media.video import sample
+
+                model = self._load_model()
+                try:
+                    frames = sample(path, min_side=model.image_size).frames
+                except DecodeError as exc:
+                    raise InputError(f"cannot use {path} as an example: {exc.reason}") from None
+                vecs = model.encode_pixels(np.stack([model.preprocess(img) for _, img in frames]))
+            query = np.asarray(vecs, np.float32).mean(axis=0)
+            query /= max(float(np.linalg.norm(query)), 1e-12)
+            return self._run(cat, name, prepared, query, limit, min_score,
+                             exclude=row["id"] if row is not None else None)
 
     def _encode_file(self, data: bytes, path: Path) -> np.ndarray:
         from photosearch.media.decode import decode
@@ -294,8 +328,10 @@ class Searcher:
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
         rows = cat.photos_by_ids([pid for pid, _ in ranked])
         face_rows = cat.faces_by_ids([fid for _, (_, fid) in ranked])
+        moments = {pid: face_rows[fid]["t"] for pid, (_, fid) in ranked
+                   if fid in face_rows and face_rows[fid].get("t") is not None}
         out = _results([(sc, pid) for pid, (sc, _) in ranked], lambda i: result_fields(rows[i]) if i in rows else None,
-                       limit, None, None)
+                       limit, None, None, moments)
         for r in out:
             fr = face_rows[best[r.id][1]]
             r.face = _face_info(fr, r.width, r.height)
@@ -342,8 +378,43 @@ class Searcher:
             s, f = index.search(query[None, :], want, allowed=allowed)
             scores, found = s[0], f[0]
         pairs = list(zip(scores.tolist(), found.tolist()))
+        pairs, moments = self._with_frames(cat, name, prepared, query, pairs, want)
         rows = cat.photos_by_ids([i for _, i in pairs if i >= 0][: want])
-        return _results(pairs, lambda i: result_fields(rows[i]) if i in rows else None, limit, min_score, exclude)
+        return _results(pairs, lambda i: result_fields(rows[i]) if i in rows else None, limit, min_score, exclude,
+                        moments)
+
+    def _with_frames(self, cat: Catalog, name: str, prepared: dict[str, Any], query: np.ndarray,
+                     pairs: list[tuple[float, int]], want: int) -> tuple[list[tuple[float, int]], dict[int, float]]:
+        """Merge the best video moments into ranked (score, photo id) pairs: a video appears once,
+        with the score of its best frame, and that frame's time in the returned moments."""
+        src = cat.frame_vectors(name)
+        if src.count() == 0:
+            return pairs, {}
+        allowed = prepared["allowed"]
+        frame_allowed = cat.frame_ids_of(allowed) if allowed is not None else None
+        if frame_allowed is not None and len(frame_allowed) == 0:
+            return pairs, {}
+        index, _ = load_for_search(cat, self.paths.vectors, src, exact_max=self.exact_max, dim=len(query))
+        k = min(index.ntotal, max(4 * want, want + 50))
+        s, f = index.search(query[None, :], k, allowed=frame_allowed)
+        frames = cat.frames_by_ids([int(i) for i in f[0] if i >= 0])
+        best: dict[int, tuple[float, float | None]] = {pid: (score, None) for score, pid in pairs if pid >= 0}
+        for score, fid in zip(s[0].tolist(), f[0].tolist()):
+            if fid in frames:
+                vid, t = frames[fid]
+                if vid not in best or score > best[vid][0] or (score == best[vid][0] and best[vid][1] is None):
+                    best[vid] = (score, t)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        return [(sc, pid) for pid, (sc, _) in ranked], {pid: t for pid, (_, t) in ranked if t is not None}
+
+
+def _has_frames(library_root: Path, model: str) -> bool:
+    """Whether the library has video frames of ``model`` (then results merge their moments,
+    which needs the catalog: no fast path)."""
+    from photosearch.store.catalog import read_state
+
+    entry = ((read_state(library_root) or {}).get("indexes") or {}).get(f"frames:{model}")
+    return bool(entry and entry.get("count"))
 
 
 def _choose_face(boxes: list[tuple[float, float, float, float]], face: int | None, photo: Any) -> int:
@@ -368,8 +439,10 @@ def _face_info(face: dict[str, Any], width: int | None, height: int | None) -> d
     return info
 
 
-def _results(pairs: Any, lookup: Any, limit: int, min_score: float | None, exclude: int | None) -> list[SearchResult]:
-    """Ranked results from (score, id) pairs, best first; ``lookup`` gives a photo's result fields."""
+def _results(pairs: Any, lookup: Any, limit: int, min_score: float | None, exclude: int | None,
+             moments: dict[int, float] | None = None) -> list[SearchResult]:
+    """Ranked results from (score, id) pairs, best first; ``lookup`` gives a photo's result fields,
+    ``moments`` a video's best moment (else its first frame's)."""
     out: list[SearchResult] = []
     for score, pid in pairs:
         if pid < 0 or pid == exclude or (min_score is not None and score < min_score):
@@ -378,10 +451,13 @@ def _results(pairs: Any, lookup: Any, limit: int, min_score: float | None, exclu
         if fields is None:
             continue
         taken = fields["taken_at"]
+        media = fields.get("media") or "photo"
         out.append(SearchResult(
             rank=len(out) + 1, id=pid, path=fields["path"], score=float(score),
             taken_at=datetime.fromisoformat(taken) if isinstance(taken, str) else taken, camera=fields["camera"],
             width=fields["width"], height=fields["height"], format=fields["format"], keywords=fields["keywords"],
+            media=media, duration=fields.get("duration"),
+            t=(moments or {}).get(pid, 0.0) if media == "video" else None,
         ))
         if len(out) >= limit:
             break

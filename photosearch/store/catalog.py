@@ -22,6 +22,7 @@ from photosearch.errors import LibraryError
 from photosearch.files import text_path
 from photosearch.store.events_store import EventsStore
 from photosearch.store.faces_store import FacesStore
+from photosearch.store.frames_store import FramesStore
 from photosearch.store.photos_store import PhotosStore
 from photosearch.store.records import (  # re-exported (__all__): callers import them from here
     PHOTO_COLUMNS, TAGGED_SQL, FaceRow, FaceVectors, Filters, KnownFile, PhotoRecord, PhotoVectors, photo_arrow_type,
@@ -108,7 +109,7 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
-class Catalog(PhotosStore, FacesStore, TagsStore, EventsStore, ShardsStore):
+class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, ShardsStore):
     """A connection to one library's catalog. Use :meth:`open` as a context manager.
 
     Opening, the schema, settings and roots are here; the SQL of each concern is in a mixin of its

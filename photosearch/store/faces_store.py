@@ -75,6 +75,7 @@ class FacesStore:
             "assigned": pa.array([f.assigned for _, f in rows], pa.string()),
             "source": pa.array([f.source for _, f in rows], pa.string()),
             "region_name": pa.array([f.region_name for _, f in rows], pa.string()),
+            "t": pa.array([f.t for _, f in rows], pa.float64()),
         })
         self.con.register("_new_faces", table)
         try:
@@ -87,7 +88,7 @@ class FacesStore:
         """Faces (with person names) of the given photos, largest first."""
         cur = self.con.execute(
             "SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned, "
-            "f.source, f.region_name FROM faces f LEFT JOIN people p ON p.id = f.person_id "
+            "f.source, f.region_name, f.t FROM faces f LEFT JOIN people p ON p.id = f.person_id "
             "WHERE f.photo_id IN (SELECT unnest(?::BIGINT[])) ORDER BY f.photo_id, f.w * f.h DESC, f.id",
             [[int(i) for i in photo_ids]])
         out: dict[int, list[dict[str, Any]]] = {}
@@ -99,7 +100,7 @@ class FacesStore:
         """Face dicts (with the person's name) by id (unknown ids are absent)."""
         cur = self.con.execute(
             "SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned, "
-            "f.source, f.region_name FROM faces f LEFT JOIN people p ON p.id = f.person_id "
+            "f.source, f.region_name, f.t FROM faces f LEFT JOIN people p ON p.id = f.person_id "
             "WHERE f.id IN (SELECT unnest(?::BIGINT[]))", [[int(i) for i in face_ids]])
         return {r[0]: _face_dict(r) for r in cur.fetchall()}
 
@@ -264,7 +265,7 @@ class FacesStore:
         """Faces of named people, per photo (for writing people into files)."""
         cur = self.con.execute(
             "SELECT f.id, f.photo_id, f.model, f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned, "
-            "f.source, f.region_name FROM faces f JOIN people p ON p.id = f.person_id JOIN photos ph "
+            "f.source, f.region_name, f.t FROM faces f JOIN people p ON p.id = f.person_id JOIN photos ph "
             "ON ph.id = f.photo_id WHERE p.name IS NOT NULL AND ph.quarantined_at IS NULL ORDER BY f.photo_id, f.id")
         out: dict[int, list[dict[str, Any]]] = {}
         for r in cur.fetchall():

@@ -84,6 +84,7 @@ class PhotosStore:
             return
         self._dirty = True
         self.con.execute("DELETE FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.delete_frames(ids)
         self.con.execute("DELETE FROM image_hashes WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM face_rejections WHERE face_id IN "
                          "(SELECT id FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[])))", [ids])
@@ -134,6 +135,9 @@ class PhotosStore:
         if filters.before is not None:
             clauses.append("taken_at < ?")
             params.append(filters.before)
+        if filters.media:
+            clauses.append("coalesce(media, 'photo') = ?")
+            params.append(filters.media)
         if filters.camera:
             clauses.append("(camera_make ILIKE ? OR camera_model ILIKE ? OR concat_ws(' ', camera_make, camera_model) ILIKE ?)")
             like = f"%{filters.camera}%"
@@ -209,7 +213,8 @@ class PhotosStore:
         # A copy shows the same people: its faces keep their vectors and persons (new face ids).
         self.con.execute(
             "INSERT INTO faces SELECT nextval('face_id_seq'), ?, model, x, y, w, h, score, vector, person_id, "
-            "assigned, source, region_name FROM faces WHERE photo_id = ? ORDER BY id", [dst_id, src_id])
+            "assigned, source, region_name, t FROM faces WHERE photo_id = ? ORDER BY id", [dst_id, src_id])
+        self.copy_frames(src_id, dst_id)
         self.con.execute("INSERT INTO face_scans SELECT ?, model, faces, scanned_at FROM face_scans "
                          "WHERE photo_id = ?", [dst_id, src_id])
         self.con.execute("INSERT INTO tag_scores SELECT ?, tag, score, model, scorer FROM tag_scores "
@@ -373,10 +378,11 @@ class PhotosStore:
             self.write_state()
 
     def result_rows(self) -> Iterator[tuple[Any, ...]]:
-        """(id, path, taken_at, camera_make, camera_model, width, height, format, keywords) of searchable
-        photos in id order, for the rows file written beside a vector index."""
+        """(id, path, taken_at, camera_make, camera_model, width, height, format, keywords, media,
+        duration) of searchable photos in id order, for the rows file written beside a vector index."""
         for rows in row_chunks(self.con, "SELECT id, path, taken_at, camera_make, camera_model, width, height, "
-                               "format, keywords FROM photos WHERE quarantined_at IS NULL ORDER BY id"):
+                               "format, keywords, media, duration FROM photos WHERE quarantined_at IS NULL "
+                               "ORDER BY id"):
             yield from rows
 
 

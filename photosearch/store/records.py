@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 PHOTO_COLUMNS = (
     "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
     "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
-    "orientation", "keywords", "rating", "title", "description", "content_id",
+    "orientation", "keywords", "rating", "title", "description", "content_id", "media", "duration",
 )
 
 
@@ -25,7 +25,8 @@ def _arrow_types() -> dict[str, Any]:
 
     return {"size": pa.int64(), "mtime_ns": pa.int64(), "width": pa.int64(), "height": pa.int64(),
             "taken_at": pa.timestamp("us"), "gps_lat": pa.float64(), "gps_lon": pa.float64(),
-            "orientation": pa.int64(), "keywords": pa.list_(pa.string()), "rating": pa.int64()}
+            "orientation": pa.int64(), "keywords": pa.list_(pa.string()), "rating": pa.int64(),
+            "duration": pa.float64()}
 
 
 _ARROW_TYPES: dict[str, Any] = {}
@@ -82,6 +83,8 @@ class PhotoRecord:
     title: str | None = None
     description: str | None = None
     content_id: str | None = None     # the image data's identity (media/identity.py); None: its bytes
+    media: str = "photo"              # or "video"
+    duration: float | None = None     # seconds (videos)
 
     def values(self) -> tuple[Any, ...]:
         """The record's fields in ``PHOTO_COLUMNS`` order, for an insert."""
@@ -110,11 +113,12 @@ class Filters:
     person: str | None = None         # a named person (case-insensitive) appearing in the photo
     tags: tuple[str, ...] = ()        # canonical tag names the photo must carry (all of them)
     event: str | None = None          # an event: its id, key (start time) or part of its name
+    media: str | None = None          # 'photo' or 'video'
 
     def active(self) -> bool:
         """Whether any filter is set."""
         return bool(self.tags) or any(v is not None for v in (self.after, self.before, self.camera, self.folder,
-                                                              self.person, self.event))
+                                                              self.person, self.event, self.media))
 
 
 #: Photo ids carrying a tag: accepted by the user, or scored at or above the tag's threshold and not
@@ -127,7 +131,7 @@ TAGGED_SQL = (
 )
 
 _FACE_FIELDS = ("id", "photo_id", "model", "x", "y", "w", "h", "score", "person_id", "person", "assigned", "source",
-                "region_name")
+                "region_name", "t")
 
 
 def _face_dict(row: Sequence[Any]) -> dict[str, Any]:
@@ -146,6 +150,7 @@ class FaceRow:
     person_id: int | None = None
     assigned: str | None = None
     region_name: str | None = None
+    t: float | None = None            # a face in a video: the moment (seconds)
 
 
 class PhotoVectors:
@@ -194,44 +199,56 @@ class PhotoVectors:
         return ids, vecs
 
 
-class FaceVectors:
-    """A face model's face vectors (faces in searchable photos only) as a vector index source."""
+class JoinedVectors:
+    """Vectors kept beside their photo (faces, video frames), of searchable photos only, as a
+    vector index source. Subclasses give ``_FROM`` (joins and filter, one ``?`` for the model),
+    ``_ID`` and ``_VECTOR`` (the id and vector columns in it), ``KIND`` (the index key's prefix)."""
 
     has_rows = False
-    _FROM = ("FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.model = ? AND f.vector IS NOT NULL "
-             "AND p.quarantined_at IS NULL")
+    KIND = ""
+    _FROM = _ID = _VECTOR = _TABLE = _TABLE_ID = ""
 
     def __init__(self, catalog: Catalog, model: str) -> None:
-        self.catalog, self.model, self.key = catalog, model, f"faces:{model}"
+        self.catalog, self.model, self.key = catalog, model, f"{self.KIND}:{model}"
 
     def count(self) -> int:
-        """Number of face vectors in searchable photos."""
+        """Number of vectors in searchable photos."""
         return int(self.catalog.con.execute(f"SELECT count(*) {self._FROM}", [self.model]).fetchone()[0])
 
     def ids(self) -> np.ndarray:
-        """Ids of the faces with vectors in searchable photos, sorted."""
-        res = self.catalog.con.execute(f"SELECT f.id {self._FROM} ORDER BY f.id", [self.model]).fetchnumpy()
+        """Ids of the vectors in searchable photos, sorted."""
+        res = self.catalog.con.execute(f"SELECT {self._ID} AS id {self._FROM} ORDER BY id", [self.model]).fetchnumpy()
         return np.asarray(res["id"], dtype=np.int64)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """A reproducible random sample of ``n`` face vectors."""
+        """A reproducible random sample of ``n`` vectors."""
         rows = self.catalog.con.execute(
-            f"SELECT vector FROM (SELECT f.vector {self._FROM}) USING SAMPLE reservoir({int(n)} ROWS) "
+            f"SELECT vector FROM (SELECT {self._VECTOR} AS vector {self._FROM}) USING SAMPLE reservoir({int(n)} ROWS) "
             f"REPEATABLE ({int(seed)})", [self.model]).fetchall()
         return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1).copy()
 
     def iter(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(face ids, vectors) chunks of up to 50,000, in id order."""
-        for rows in row_chunks(self.catalog.con, f"SELECT f.id, f.vector {self._FROM} ORDER BY f.id", [self.model]):
+        """(ids, vectors) chunks of up to 50,000, in id order."""
+        for rows in row_chunks(self.catalog.con, f"SELECT {self._ID}, {self._VECTOR} {self._FROM} ORDER BY {self._ID}",
+                               [self.model]):
             yield ids_and_vectors(rows)
 
     def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) for those of the face ``ids`` that have a vector of this model, sorted by id."""
+        """(ids, vectors) for those of ``ids`` that have a vector of this model, sorted by id."""
         rows = self.catalog.con.execute(
-            "SELECT id, vector FROM faces WHERE model = ? AND vector IS NOT NULL "
-            "AND id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+            f"SELECT {self._TABLE_ID}, vector FROM {self._TABLE} WHERE model = ? AND vector IS NOT NULL "
+            f"AND {self._TABLE_ID} IN (SELECT unnest(?::BIGINT[])) ORDER BY {self._TABLE_ID}",
             [self.model, np.asarray(ids, dtype=np.int64).tolist()]).fetchall()
-        out_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
-            return out_ids, np.zeros((0, 0), np.float32)
-        return out_ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return ids_and_vectors(rows)
+
+
+class FaceVectors(JoinedVectors):
+    """A face model's face vectors (faces in searchable photos only) as a vector index source."""
+
+    KIND = "faces"
+    _FROM = ("FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.model = ? AND f.vector IS NOT NULL "
+             "AND p.quarantined_at IS NULL")
+    _ID, _VECTOR = "f.id", "f.vector"
+    _TABLE, _TABLE_ID = "faces", "id"

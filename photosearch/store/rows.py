@@ -41,18 +41,22 @@ def result_fields(row: dict[str, Any]) -> dict[str, Any]:
         "height": row.get("height"),
         "format": row.get("format"),
         "keywords": list(row.get("keywords") or []),
+        "media": row.get("media") or "photo",
+        "duration": row.get("duration"),
     }
 
 
 def write(path: Path, rows: Iterable[tuple[Any, ...]]) -> int:
-    """Write (id, path, taken_at, make, model, width, height, format, keywords) rows, ids ascending."""
+    """Write (id, path, taken_at, make, model, width, height, format, keywords, media, duration)
+    rows, ids ascending."""
     ids: list[int] = []
     offsets = [0]
     blob = bytearray()
-    for pid, p, taken, make, model, w, h, fmt, kw in rows:
+    for pid, p, taken, make, model, w, h, fmt, kw, media, duration in rows:
         ids.append(int(pid))
         blob += json.dumps(result_fields({"path": p, "taken_at": taken, "camera_make": make, "camera_model": model,
-                                          "width": w, "height": h, "format": fmt, "keywords": kw}),
+                                          "width": w, "height": h, "format": fmt, "keywords": kw,
+                                          "media": media, "duration": duration}),
                            ensure_ascii=False).encode("utf-8")
         offsets.append(len(blob))
     from photosearch.files import replacing

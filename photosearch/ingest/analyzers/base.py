@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from photosearch.ingest.plan import WorkItem
     from photosearch.media.decode import Decoded, Metadata
+    from photosearch.media.video import VideoInfo
     from photosearch.store.catalog import Catalog
 
 
@@ -34,6 +35,10 @@ class Photo:
     small: Image.Image               # at least the CLIP model's size: for CLIP, hashes, thumbnails
     outputs: dict[str, Any] = field(default_factory=dict)   # what the analyzers before this one made
     _metadata: Metadata | None = None
+    # A video: what it says about itself, and its sampled frames (seconds, upright image at the
+    # decode size), the first of which is ``decoded.image`` (and, reduced, ``small``).
+    video: VideoInfo | None = None
+    frames: list[tuple[float, Image.Image]] | None = None
 
     @property
     def image(self) -> Image.Image:

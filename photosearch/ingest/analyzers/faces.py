@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 FACE_DECODE_MIN_SIDE = 480
 #: Below this overlap a file's region is about another face.
 REGION_MIN_IOU = 0.3
+#: Cosine similarity at which two faces of one video are taken for the same person (SFace's
+#: same-identity threshold is 0.363; within one clip, lighting and pose change little).
+SAME_PERSON_IN_VIDEO = 0.45
+
+
+def _quality(row: FaceRow) -> float:
+    return (row.score or 0.0) * row.box[2] * row.box[3]
 
 
 class FacesAnalyzer(Analyzer):
@@ -34,21 +41,41 @@ class FacesAnalyzer(Analyzer):
         self.check = ("face_scans", engine.name)
 
     def analyze(self, photo: Photo) -> Any:
+        if photo.frames:
+            return self._video_faces(photo.frames)
         found = self.engine.analyze(photo.image)
         return match_regions(found, photo.metadata.regions, self.model)
+
+    def _video_faces(self, frames: list[tuple[float, Any]]) -> list[FaceRow]:
+        """The faces of a video, one per person: a face seen in many frames (the same person
+        in one clip) is kept once, at the moment it is seen best (the largest, surest view)."""
+        kept: list[FaceRow] = []
+        for t, image in frames:
+            for f in self.engine.analyze(image):
+                row = FaceRow(box=f.box, score=f.score, vector=f.vector, model=self.model, t=t)
+                if row.vector is None:
+                    continue
+                v = np.asarray(row.vector, np.float32)
+                same = next((k for k in kept if float(np.dot(v, k.vector) / (np.linalg.norm(v) * np.linalg.norm(k.vector)
+                                                                             + 1e-9)) >= SAME_PERSON_IN_VIDEO), None)
+                if same is None:
+                    kept.append(row)
+                elif _quality(row) > _quality(same):
+                    kept[kept.index(same)] = row
+        return kept
 
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
         import pyarrow as pa
 
         face_type = pa.struct([("x", pa.float64()), ("y", pa.float64()), ("w", pa.float64()), ("h", pa.float64()),
                                ("score", pa.float64()), ("vector", pa.list_(pa.float32())), ("source", pa.string()),
-                               ("region_name", pa.string())])
+                               ("region_name", pa.string()), ("t", pa.float64())])
         return {
             "faces": pa.array([
                 None if faces is None else [
                     {"x": f.box[0], "y": f.box[1], "w": f.box[2], "h": f.box[3], "score": f.score,
                      "vector": None if f.vector is None else np.asarray(f.vector, np.float32).tolist(),
-                     "source": f.source, "region_name": f.region_name} for f in faces]
+                     "source": f.source, "region_name": f.region_name, "t": f.t} for f in faces]
                 for faces in outputs], pa.list_(face_type)),
             "face_model": pa.array([self.model if faces is not None else None for faces in outputs], pa.string()),
         }
@@ -59,7 +86,7 @@ class FacesAnalyzer(Analyzer):
         return [FaceRow(box=(f["x"], f["y"], f["w"], f["h"]), score=f["score"],
                         vector=None if f["vector"] is None else np.asarray(f["vector"], np.float32),
                         model=self.model if f["source"] == "detected" else None, source=f["source"],
-                        region_name=f["region_name"]) for f in row["faces"]]
+                        region_name=f["region_name"], t=f.get("t")) for f in row["faces"]]
 
     def store(self, cat: Catalog, rows: list[tuple[int, Any]]) -> int:
         for _, faces in rows:

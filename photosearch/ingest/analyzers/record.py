@@ -33,6 +33,8 @@ class RecordAnalyzer(Analyzer):
         item = photo.item
         return PhotoRecord(path=item.path, content_hash=photo.content_hash, size=item.size, mtime_ns=item.mtime_ns,
                            width=d.width, height=d.height, format=d.format, content_id=photo.content_id,
+                           media="video" if photo.video else "photo",
+                           duration=photo.video.duration if photo.video else None,
                            **{**fields, "orientation": d.orientation or md.orientation})
 
     def columns(self, outputs: list[Any]) -> dict[str, Any]:

@@ -1,0 +1,274 @@
+"""Videos: what a file holds (probe) and the frames worth looking at (sample), with PyAV.
+
+PyAV bundles FFmpeg's libraries in its wheel: MP4/MOV/M4V/3GP (H.264, HEVC), MKV/WebM (VP8,
+VP9, AV1), AVI and MTS/M2TS decode without a system ffmpeg.
+
+Sampling looks at about one frame every ``every`` seconds, capped per video. It decodes key
+frames only when they are dense enough (phones write one every second or two, and encoders put
+one at every scene cut): no other frame is decoded at all. Where they are sparse it decodes the
+stream and converts only the frames it keeps. Each kept frame is scaled by FFmpeg straight to
+the size the analyzers need (its shorter side ``min_side``), turned upright by the display
+rotation, and the file's pixels are never held whole: memory is the kept frames.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from photosearch.errors import DecodeError
+from photosearch.files import os_path
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+#: Extensions read as videos.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mts", ".m2ts",
+                              ".mpg", ".mpeg", ".wmv", ".flv", ".vob"})
+#: Seconds between sampled frames, and the most frames kept from one video (a longer video is
+#: sampled more sparsely, so a 3-hour recording costs what a 10-minute one does).
+SAMPLE_EVERY = 2.0
+MAX_FRAMES = 300
+#: Frames decoded from one video at most (a stream that never ends, or a broken duration).
+MAX_DECODED = 200_000
+#: Frames larger than this (8K and beyond) are still read: FFmpeg scales them down one at a time.
+MAX_SIDE = 16384
+
+
+@dataclass
+class VideoInfo:
+    """What a video file says about itself."""
+
+    duration: float | None        # seconds
+    fps: float | None
+    codec: str | None
+    width: int                    # as displayed (rotation applied)
+    height: int
+    rotation: int                 # degrees the display turns the stored frames counter-clockwise
+    container: str
+    taken_at: datetime | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    content_identifier: str | None = None   # Apple's, pairing a Live Photo's still and movie
+
+
+@dataclass
+class Sampled:
+    """A probed video and its sampled frames: (seconds, upright RGB image), in time order."""
+
+    info: VideoInfo
+    frames: list[tuple[float, Image.Image]] = field(default_factory=list)
+
+
+def _av() -> Any:
+    import av
+
+    av.logging.set_level(av.logging.PANIC)  # broken files say why through exceptions, not stderr
+    return av
+
+
+def open_video(path: str) -> Any:
+    """The PyAV container of ``path``; DecodeError with one line if it cannot be opened."""
+    av = _av()
+    try:
+        return av.open(os_path(path), metadata_errors="replace")
+    except av.FFmpegError as exc:
+        raise DecodeError(f"not a readable video: {_why(exc)}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DecodeError(f"not a readable video: {exc}") from None
+
+
+def _why(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(":")[0].strip() or type(exc).__name__
+
+
+def probe(container: Any) -> VideoInfo:
+    """Duration, rate, codec, stored size, date, place and camera of an open video (the display
+    rotation is known from the first decoded frame: :func:`sample` sets it, and the displayed size)."""
+    streams = container.streams.video
+    if not streams:
+        raise DecodeError("no video stream (an audio-only file?)")
+    s = streams[0]
+    tags = {str(k).lower(): str(v) for k, v in {**(s.metadata or {}), **(container.metadata or {})}.items()}
+    duration = None
+    if s.duration is not None and s.time_base is not None:
+        duration = float(s.duration * s.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000
+    rate = s.average_rate or s.guessed_rate
+    width, height = int(s.codec_context.width or 0), int(s.codec_context.height or 0)
+    if width <= 0 or height <= 0:
+        raise DecodeError("the video stream has no frame size")
+    info = VideoInfo(duration=duration if duration and duration > 0 else None,
+                     fps=float(rate) if rate else None, codec=s.codec_context.name,
+                     width=width, height=height, rotation=0, container=container.format.name)
+    info.taken_at = _date(tags.get("com.apple.quicktime.creationdate") or tags.get("creation_time")
+                          or tags.get("date"))
+    where = tags.get("com.apple.quicktime.location.iso6709") or tags.get("location") or tags.get("location-eng")
+    if where:
+        info.gps_lat, info.gps_lon = _iso6709(where)
+    info.camera_make = _clean(tags.get("com.apple.quicktime.make") or tags.get("make"))
+    info.camera_model = _clean(tags.get("com.apple.quicktime.model") or tags.get("model"))
+    info.content_identifier = _clean(tags.get("com.apple.quicktime.content.identifier"))
+    return info
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().strip("\x00").strip()
+    return value or None
+
+
+_EPOCH_ZERO = {datetime(1970, 1, 1), datetime(1904, 1, 1)}
+
+
+def _date(value: str | None) -> datetime | None:
+    """A container date as naive local time... or UTC when that is all it says (MP4's creation_time)."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    for candidate in (text, text.replace(" ", "T", 1)):
+        try:
+            when = datetime.fromisoformat(candidate)
+            break
+        except ValueError:
+            continue
+    else:
+        m = re.match(r"^(\d{4})(?:[-:](\d\d)[-:](\d\d))?", text)
+        if not m or not m.group(2):
+            return None
+        when = datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if when.tzinfo is not None:
+        # Apple's creationdate carries the local offset: keep the local wall time, as EXIF does.
+        when = when.replace(tzinfo=None) if when.utcoffset() else when.astimezone(timezone.utc).replace(tzinfo=None)
+    if when.replace(hour=0, minute=0, second=0, microsecond=0) in _EPOCH_ZERO or when.year < 1970:
+        return None  # "no date" as muxers write it
+    return when
+
+
+_ISO6709 = re.compile(r"^\s*([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
+
+
+def _iso6709(value: str) -> tuple[float | None, float | None]:
+    """Latitude and longitude from ISO 6709 text (``+48.8577+002.2950+035.000/``)."""
+    m = _ISO6709.match(value)
+    if not m:
+        return None, None
+    lat, lon = float(m.group(1)), float(m.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+        return None, None
+    return lat, lon
+
+
+def sample(path: str, *, min_side: int, every: float = SAMPLE_EVERY, max_frames: int = MAX_FRAMES) -> Sampled:
+    """Probe ``path`` and take its frames worth looking at (see the module docstring). DecodeError
+    (one line) when it is not a video, has no video stream, or no frame decodes."""
+    av = _av()
+    with open_video(path) as container:
+        info = probe(container)
+        if info.duration is not None:
+            every = max(every, info.duration / max_frames)
+        out = Sampled(info)
+        try:
+            keys = _sample(container, info, min_side, every, max_frames, keyframes_only=True)
+            if keys and _dense(keys, info.duration, every):
+                out.frames = keys
+                return _displayed(out)
+        except (av.FFmpegError, ValueError, EOFError, MemoryError):
+            keys = []
+    with open_video(path) as container:
+        try:
+            out.frames = _sample(container, info, min_side, every, max_frames, keyframes_only=False)
+        except (av.FFmpegError, ValueError, EOFError) as exc:
+            if not keys:
+                raise DecodeError(f"corrupt video: {_why(exc)}") from None
+            out.frames = keys
+        except MemoryError:
+            raise DecodeError("video frames too large to decode in memory") from None
+    if not out.frames:
+        out.frames = keys
+    if not out.frames:
+        raise DecodeError("no video frame could be decoded (truncated or corrupt)")
+    return _displayed(out)
+
+
+def _displayed(out: Sampled) -> Sampled:
+    """The info's size as displayed (the frames are upright already)."""
+    if out.info.rotation in (90, 270):
+        out.info.width, out.info.height = out.info.height, out.info.width
+    return out
+
+
+def _dense(frames: list[tuple[float, Any]], duration: float | None, every: float) -> bool:
+    """Whether key frames alone sample the video well: no gap over 2 sampling steps."""
+    times = [t for t, _ in frames] + ([duration] if duration else [])
+    return all(b - a <= 2 * every for a, b in zip(times, times[1:])) and (duration is not None or len(times) > 1)
+
+
+def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_frames: int, *,
+            keyframes_only: bool) -> list[tuple[float, Image.Image]]:
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    ctx.thread_type = "AUTO"
+    if keyframes_only:
+        ctx.skip_frame = "NONKEY"
+    frames: list[tuple[float, Image.Image]] = []
+    next_t = 0.0
+    decoded = 0
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    for frame in _frames(container, stream):
+        decoded += 1
+        if decoded > MAX_DECODED:
+            break
+        if frame.time is None:
+            continue
+        t = max(0.0, float(frame.time) - start)
+        if info.duration is not None and t > info.duration * 1.5 + 10:
+            break  # timestamps far past the declared end: a broken or endless stream
+        if t + 1e-6 < next_t:
+            continue
+        frames.append((round(t, 3), _upright(frame, info, min_side)))
+        next_t = t + every
+        if len(frames) >= max_frames:
+            break
+    return frames
+
+
+def _frames(container: Any, stream: Any) -> Iterator[Any]:
+    for packet in container.demux(stream):
+        yield from packet.decode()
+
+
+def _upright(frame: Any, info: VideoInfo, min_side: int) -> Image.Image:
+    """The frame as an upright RGB image whose shorter side is about ``min_side`` (FFmpeg scales)."""
+    w, h = frame.width, frame.height
+    if w <= 0 or h <= 0 or max(w, h) > MAX_SIDE:
+        raise DecodeError(f"video frame of {w}x{h} pixels is outside what is read")
+    k = min(1.0, max(min_side, 1) / min(w, h))
+    img = frame.reformat(width=max(2, int(round(w * k / 2)) * 2), height=max(2, int(round(h * k / 2)) * 2),
+                         format="rgb24").to_image()
+    # The display matrix turns the stored frame counter-clockwise (a phone held upright: -90).
+    rotation = round(float(getattr(frame, "rotation", 0) or 0) / 90) * 90 % 360
+    info.rotation = rotation
+    if rotation:
+        from PIL import Image
+
+        img = img.transpose({90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
+                             270: Image.Transpose.ROTATE_270}[rotation])
+    return img
+
+
+def is_video(path: str) -> bool:
+    """Whether ``path`` is read as a video (by its extension)."""
+    return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "Sampled", "probe", "sample", "open_video", "is_video"]

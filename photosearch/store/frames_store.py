@@ -1,0 +1,100 @@
+"""SQL of video frames: the sampled moments of each video and their CLIP vectors (migration 0010).
+
+Frames have ids of their own (``frame_id_seq``) and vectors in ``frame_embeddings``, indexed apart
+from photos (:class:`FrameVectors`, key ``frames:<model>``): code about photos never meets a frame id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from photosearch.store.records import JoinedVectors, ids_and_vectors
+
+
+
+class FramesStore:
+    """Mixin of :class:`~photosearch.store.catalog.Catalog`: video frames."""
+
+    con: Any
+    _dirty: bool
+
+    def add_frames(self, model: str, videos: Sequence[tuple[int, Sequence[float], np.ndarray]]) -> int:
+        """Store the sampled frames of videos as (video id, seconds, vectors of ``model``): a frame
+        at a moment the video already has keeps its id; this model's vectors of the video are
+        replaced. Returns the number of frames stored."""
+        n = 0
+        for video_id, ts, vecs in videos:
+            self._dirty = True
+            have = dict(self.con.execute("SELECT t, id FROM video_frames WHERE photo_id = ?", [int(video_id)]).fetchall())
+            new = [t for t in ts if float(t) not in have]
+            if new:
+                ids = [r[0] for r in self.con.execute("SELECT nextval('frame_id_seq') FROM range(?)",
+                                                      [len(new)]).fetchall()]
+                self.con.executemany("INSERT INTO video_frames VALUES (?, ?, ?)",
+                                     [(i, int(video_id), float(t)) for i, t in zip(ids, new)])
+                have.update(zip(map(float, new), ids))
+            self.con.execute("DELETE FROM frame_embeddings WHERE model = ? AND frame_id IN "
+                             "(SELECT id FROM video_frames WHERE photo_id = ?)", [model, int(video_id)])
+            vecs = np.ascontiguousarray(vecs, dtype="<f4")
+            self.con.executemany("INSERT INTO frame_embeddings VALUES (?, ?, ?)",
+                                 [(have[float(t)], model, v.tobytes()) for t, v in zip(ts, vecs)])
+            n += len(ts)
+        return n
+
+    def delete_frames(self, video_ids: Sequence[int]) -> None:
+        """Remove the frames (and their vectors) of these videos."""
+        ids = [int(i) for i in video_ids]
+        self.con.execute("DELETE FROM frame_embeddings WHERE frame_id IN (SELECT id FROM video_frames "
+                         "WHERE photo_id IN (SELECT unnest(?::BIGINT[])))", [ids])
+        self.con.execute("DELETE FROM video_frames WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+
+    def copy_frames(self, src_id: int, dst_id: int) -> None:
+        """Give the copy ``dst_id`` of a video the frames and vectors of ``src_id`` (new frame ids)."""
+        rows = self.con.execute("SELECT id, t FROM video_frames WHERE photo_id = ? ORDER BY t", [src_id]).fetchall()
+        for old, t in rows:
+            (new,) = self.con.execute("SELECT nextval('frame_id_seq')").fetchone()
+            self.con.execute("INSERT INTO video_frames VALUES (?, ?, ?)", [new, dst_id, t])
+            self.con.execute("INSERT INTO frame_embeddings SELECT ?, model, vector FROM frame_embeddings "
+                             "WHERE frame_id = ?", [new, old])
+
+    def frames_by_ids(self, frame_ids: Sequence[int]) -> dict[int, tuple[int, float]]:
+        """{frame id: (video id, seconds)} of the known ``frame_ids``."""
+        rows = self.con.execute("SELECT id, photo_id, t FROM video_frames WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                                [[int(i) for i in frame_ids]]).fetchall()
+        return {int(i): (int(p), float(t)) for i, p, t in rows}
+
+    def frame_ids_of(self, video_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Ids of the frames of these videos (int64 array)."""
+        res = self.con.execute("SELECT id FROM video_frames WHERE photo_id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+                               [np.asarray(video_ids, dtype=np.int64).tolist()]).fetchnumpy()
+        return np.asarray(res["id"], dtype=np.int64)
+
+    def frames_of(self, video_id: int, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frame ids, seconds, vectors of ``model``) of one video, in time order."""
+        rows = self.con.execute("SELECT f.id, f.t, e.vector FROM video_frames f JOIN frame_embeddings e "
+                                "ON e.frame_id = f.id WHERE f.photo_id = ? AND e.model = ? ORDER BY f.t",
+                                [int(video_id), model]).fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        ts = np.array([r[1] for r in rows], np.float64)
+        vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        return ids, ts, vecs
+
+    def frame_vectors(self, model: str) -> FrameVectors:
+        """The frame vectors of ``model`` in searchable videos, as a vector index source."""
+        return FrameVectors(self, model)  # type: ignore[arg-type]
+
+
+class FrameVectors(JoinedVectors):
+    """A model's frame vectors (frames of searchable videos only) as a vector index source."""
+
+    KIND = "frames"
+    _FROM = ("FROM frame_embeddings e JOIN video_frames f ON f.id = e.frame_id JOIN photos p ON p.id = f.photo_id "
+             "WHERE e.model = ? AND p.quarantined_at IS NULL")
+    _ID, _VECTOR = "e.frame_id", "e.vector"
+    _TABLE, _TABLE_ID = "frame_embeddings", "frame_id"
+
+
+__all__ = ["FramesStore", "FrameVectors"]

