@@ -525,6 +525,9 @@ def index(
         f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)} "
         f"in {summary.seconds:.1f} s ({summary.total_photos} photos in the library, model {summary.model})"
     )
+    if summary.live_photos:
+        out.print(f"live photos: {summary.live_photos} movie(s) paired with their still (one item each; "
+                  "they move together)")
     if summary.face_model:
         out.print(f"faces: {summary.faces} found in the photos scanned, {summary.people_updated} joined a person "
                   f"or a new cluster (face model {summary.face_model}; see `photosearch people`)")

@@ -228,7 +228,8 @@ def write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int = 10, s
                 codec: str = "h264", gop: int | None = None, rotation: int | None = None,
                 metadata: dict[str, str] | None = None, container_format: str | None = None) -> Path:
     """A real video made with PyAV: each scene is (PIL image, seconds shown), at ``fps``, scaled
-    to ``size`` (default: the first image's, even). ``rotation`` sets the display matrix,
+    to ``size`` (default: the first image's, even), a key frame at each scene's start and every
+    ``gop`` frames. ``rotation`` sets the display matrix,
     ``metadata`` the container tags (creation_time, location...)."""
     import av
     from PIL import Image
@@ -248,7 +249,9 @@ def write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int = 10, s
         n = 0
         for image, seconds in scenes:
             frame = av.VideoFrame.from_image(image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR))
-            for _ in range(max(1, round(seconds * fps))):
+            for i in range(max(1, round(seconds * fps))):
+                # A key frame at each cut, as encoders' scene detection puts one.
+                frame.pict_type = av.video.frame.PictureType.I if i == 0 else av.video.frame.PictureType.NONE
                 frame.pts = n
                 n += 1
                 for packet in stream.encode(frame):

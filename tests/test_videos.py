@@ -242,3 +242,42 @@ def test_faces_in_a_video_are_found_once_per_person_at_their_moment(library, tmp
         top = doc["results"][0]
         assert top["path"] == str(video) and top["media"] == "video"
         assert lo <= top["t"] < hi, (example.name, top["t"])
+
+
+def _still(path: Path, image: Image.Image, when: str) -> Path:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = when                     # DateTimeOriginal
+    image.convert("RGB").resize((320, 240)).save(path, quality=90, exif=exif.tobytes())
+    return path
+
+
+def test_a_live_photo_is_one_item_and_moves_and_undoes_together(library, tmp_path):
+    photos = _photos(3)
+    d = tmp_path / "phone"
+    d.mkdir()
+    still = _still(d / "IMG_0001.JPG", photos[0], "2021:06:05 14:03:54")
+    movie = write_video(d / "IMG_0001.MOV", [(photos[0], 1.5)], size=(320, 240), container_format="mov",
+                        metadata={"creation_time": "2021-06-05T14:03:54"})
+    other = _still(d / "IMG_0002.JPG", photos[1], "2021:06:05 15:00:00")          # same name, an hour apart:
+    lone = write_video(d / "IMG_0002.MOV", [(photos[1], 1.5)], size=(320, 240),   # not a Live Photo
+                       container_format="mov", metadata={"creation_time": "2021-06-05T16:00:00"})
+    root = library.paths.root
+    doc = _json(run_cli("index", str(d), "--no-faces", "--json", library=root))
+    assert doc["photos"] == 4 and doc["live_photos"] == 1
+    # The movie is never a result of its own: its still is the item.
+    paths = {r["path"] for r in _json(run_cli("search", "x", "-n", "50", "--json", library=root))["results"]}
+    assert paths == {str(still), str(other), str(lone)}
+    assert str(movie) not in {r["path"] for r in
+                              _json(run_cli("like", str(still), "-n", "50", "--json", library=root))["results"]}
+    dupes = _json(run_cli("dupes", "--json", library=root))
+    assert str(movie) not in json.dumps(dupes)
+    # organize moves both, under one name; undo brings both back.
+    out = tmp_path / "sorted"
+    doc = _json(run_cli("organize", str(d), "--into", str(out), "--apply", "--json", library=root))
+    (new_still,) = out.rglob("IMG_0001.JPG")
+    assert (new_still.with_suffix(".MOV")).is_file() and not movie.exists() and not still.exists()
+    assert run_cli("undo", library=root).returncode == 0
+    assert still.is_file() and movie.is_file() and not new_still.exists()
+    assert not new_still.with_suffix(".MOV").exists()
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        assert cat.photo_by_path(str(movie))["live_of"] == cat.photo_by_path(str(still))["id"]

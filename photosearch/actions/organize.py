@@ -196,7 +196,10 @@ def make_plan(cat: Catalog, photos: list[dict[str, Any]], dest: str | os.PathLik
             raise UsageError(f"rule {r.tag} -> {r.pattern}: unknown tag {r.tag!r} (see `photosearch tags`)")
         resolved.append(Rule(canonical, r.pattern))
     taken: set[str] = set()
+    live = cat.live_movies_of(ids)
     for photo in photos:
+        if photo.get("live_of") is not None:
+            continue  # the movie of a Live Photo: it moves with its still
         on = {t["tag"] for t in tags.get(photo["id"], []) if t["on"]}
         rule = next((r for r in resolved if r.tag in on), None)
         rel = folder_for(photo, rule.pattern if rule else pattern, events.get(photo["id"]),
@@ -207,16 +210,32 @@ def make_plan(cat: Catalog, photos: list[dict[str, Any]], dest: str | os.PathLik
             plan.in_place += 1
             continue
         dst = _free_name(folder, src.name, taken)
-        taken.add(str(dst))
-        move = PlannedMove(photo["id"], str(src), str(dst), rule=f"{rule.tag} -> {rule.pattern}" if rule else None)
-        for side in _sidecars(str(src), (takeout.get(photo["id"]) or {}).get("json_path")):
-            sdst = _sidecar_dst(side, str(src), dst)
-            if sdst.exists() or str(sdst) in taken:
-                sdst = _free_name(sdst.parent, sdst.name, taken)
-            taken.add(str(sdst))
-            move.sidecars.append((side, str(sdst)))
-        plan.moves.append(move)
+        if photo["id"] in live:  # the still and its movie keep one name (IMG_1.HEIC, IMG_1.MOV)
+            while (dst.with_suffix(Path(live[photo["id"]]["path"]).suffix).exists()
+                   or str(dst.with_suffix(Path(live[photo["id"]]["path"]).suffix)) in taken):
+                taken.add(str(dst))
+                dst = _free_name(folder, src.name, taken)
+        rule_text = f"{rule.tag} -> {rule.pattern}" if rule else None
+        plan.moves.append(_planned(photo["id"], src, dst, takeout, rule_text, taken))
+        movie = live.get(photo["id"])
+        if movie is not None:
+            msrc = Path(os_path(movie["path"]))
+            plan.moves.append(_planned(movie["id"], msrc, dst.with_suffix(msrc.suffix), takeout, rule_text, taken))
     return plan
+
+
+def _planned(photo_id: int, src: Path, dst: Path, takeout: dict[int, Any], rule: str | None,
+             taken: set[str]) -> PlannedMove:
+    """The move of one file to ``dst``, with its sidecars beside it (names kept in step)."""
+    taken.add(str(dst))
+    move = PlannedMove(photo_id, str(src), str(dst), rule=rule)
+    for side in _sidecars(str(src), (takeout.get(photo_id) or {}).get("json_path")):
+        sdst = _sidecar_dst(side, str(src), dst)
+        if sdst.exists() or str(sdst) in taken:
+            sdst = _free_name(sdst.parent, sdst.name, taken)
+        taken.add(str(sdst))
+        move.sidecars.append((side, str(sdst)))
+    return move
 
 
 def apply_plan(library_root: Path, cat: Catalog, plan: OrganizePlan) -> OrganizeReport:

@@ -111,6 +111,7 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
         keywords = list(keeper["keywords"] or [])
         rating = keeper["rating"]
         description = keeper["description"]
+        live = catalog.live_movies_of([m.id for m in group.members[1:]])
         for m in group.members[1:]:
             r = rows[m.id]
             r["path"] = os_path(r["path"])
@@ -130,6 +131,11 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
                 side_name = (dst.name if full_style else dst.stem) + Path(side).suffix
                 move.sidecars.append((side, str(dst.with_name(side_name))))
             plan.moves.append(move)
+            if m.id in live:  # a Live Photo's movie goes with its still, under the same name
+                movie = os_path(live[m.id]["path"])
+                mdst = dst.with_suffix(Path(movie).suffix)
+                taken.add(str(mdst))
+                plan.moves.append(PlannedMove(live[m.id]["id"], movie, str(mdst), keeper["path"]))
             keywords += [k for k in (r["keywords"] or []) if k not in keywords]
             if r["rating"] is not None and (rating is None or r["rating"] > rating):
                 rating = r["rating"]

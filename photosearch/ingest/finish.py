@@ -1,6 +1,7 @@
 """The last stage of every indexing run, whichever runner did the analysis.
 
-Rows of files that are gone go, faces are grouped into people, and the vector indexes of the
+Rows of files that are gone go, Live Photos are paired (a short movie beside a still of the
+same name and time), faces are grouped into people, and the vector indexes of the
 CLIP model and the face model are brought up to the catalog and saved: in that order, because
 updating people bumps the catalog's data version, and indexes saved before it would read as
 stale to the next search or `status`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, env_int
 from photosearch.store.catalog import Catalog
@@ -21,6 +23,7 @@ class Finished:
     """What the finish stage did."""
 
     removed: int = 0
+    live_photos: int = 0      # Live Photo pairs found (movie beside its still)
     people_updated: int = 0
     total_photos: int = 0
 
@@ -35,6 +38,11 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
         with cat.transaction():
             cat.delete_photos(gone_ids)
         out.removed = len(gone_ids)
+    pairs = live_photo_pairs(cat.live_photo_candidates())
+    if pairs:
+        with cat.transaction():
+            cat.set_live_pairs(pairs)
+        out.live_photos = len(pairs)
     if face_model:
         from photosearch.query.people import update_people
 
@@ -46,6 +54,22 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
         save_index_if_stale(cat, vectors_dir, cat.face_vectors(face_model), face_dim, exact_max)
     out.total_photos = cat.count_photos()
     return out
+
+
+#: The most a Live Photo's movie and still may differ in capture time (Apple writes the same second).
+LIVE_PHOTO_SECONDS = 1.0
+
+
+def live_photo_pairs(candidates: list[tuple[int, Any, int, Any]]) -> list[tuple[int, int]]:
+    """(movie id, still id) of the candidates (a short video and a photo of the same name in the
+    same folder) whose capture times are within :data:`LIVE_PHOTO_SECONDS`; one still per movie."""
+    pairs: dict[int, int] = {}
+    for movie, mt, still, st in candidates:
+        if movie in pairs or mt is None or st is None:
+            continue
+        if abs((mt - st).total_seconds()) <= LIVE_PHOTO_SECONDS:
+            pairs[movie] = still
+    return sorted(pairs.items())
 
 
 def save_index_if_stale(cat: Catalog, vectors_dir: Path, source: object, dim: int, exact_max: int) -> None:

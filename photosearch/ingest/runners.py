@@ -116,6 +116,7 @@ def run_index(paths: LibraryPaths, model: Any, model_name: str, roots: Iterable[
                       face_model=face_model, face_dim=faces.dim if faces is not None else None,
                       exact_max=opts.exact_max)
     report.removed, report.people_updated, report.total_photos = done.removed, done.people_updated, done.total_photos
+    report.live_photos = done.live_photos
     _clear_marker(paths.root)
     report.seconds = time.monotonic() - started
     return report

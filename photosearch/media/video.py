@@ -3,7 +3,7 @@
 PyAV bundles FFmpeg's libraries in its wheel: MP4/MOV/M4V/3GP (H.264, HEVC), MKV/WebM (VP8,
 VP9, AV1), AVI and MTS/M2TS decode without a system ffmpeg.
 
-Sampling looks at about one frame every ``every`` seconds, capped per video. It decodes key
+Sampling looks at about one frame every ``every`` seconds, plus scene cuts, capped per video. It decodes key
 frames only when they are dense enough (phones write one every second or two, and encoders put
 one at every scene cut): no other frame is decoded at all. Where they are sparse it decodes the
 stream and converts only the frames it keeps. Each kept frame is scaled by FFmpeg straight to
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from photosearch.errors import DecodeError
 from photosearch.files import os_path
 
@@ -35,6 +37,9 @@ SAMPLE_EVERY = 2.0
 MAX_FRAMES = 300
 #: Frames decoded from one video at most (a stream that never ends, or a broken duration).
 MAX_DECODED = 200_000
+#: Mean grey-level change (0-255) of a 16x16 thumbnail between two key frames that marks a scene
+#: cut: a key frame that close after the last kept one is kept too (encoders put key frames at cuts).
+SCENE_CUT = 25.0
 #: Frames larger than this (8K and beyond) are still read: FFmpeg scales them down one at a time.
 MAX_SIDE = 16384
 
@@ -221,6 +226,7 @@ def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_fr
     if keyframes_only:
         ctx.skip_frame = "NONKEY"
     frames: list[tuple[float, Image.Image]] = []
+    last: np.ndarray | None = None
     next_t = 0.0
     decoded = 0
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
@@ -233,13 +239,22 @@ def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_fr
         t = max(0.0, float(frame.time) - start)
         if info.duration is not None and t > info.duration * 1.5 + 10:
             break  # timestamps far past the declared end: a broken or endless stream
-        if t + 1e-6 < next_t:
+        sig = _signature(frame) if keyframes_only else None
+        due = t + 1e-6 >= next_t
+        if not due and not (sig is not None and last is not None and float(np.abs(sig - last).mean()) > SCENE_CUT):
             continue
         frames.append((round(t, 3), _upright(frame, info, min_side)))
-        next_t = t + every
+        last = sig
+        if due:  # a scene cut between two samples leaves the sampling grid as it is
+            next_t = t + every
         if len(frames) >= max_frames:
             break
     return frames
+
+
+def _signature(frame: Any) -> np.ndarray:
+    """A 16x16 grey thumbnail of a frame (FFmpeg scales it): what a scene cut changes."""
+    return frame.reformat(width=16, height=16, format="gray").to_ndarray().astype(np.float32)
 
 
 def _frames(container: Any, stream: Any) -> Iterator[Any]:

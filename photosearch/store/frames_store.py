@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.store.records import JoinedVectors, ids_and_vectors
+from photosearch.store.records import SHOWN, JoinedVectors, ids_and_vectors
 
 
 
@@ -82,6 +82,28 @@ class FramesStore:
         vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return ids, ts, vecs
 
+    def live_photo_candidates(self) -> list[tuple[int, Any, int, Any]]:
+        """(movie id, its time, still id, its time) of short videos not yet paired that sit beside
+        a photo of the same name (IMG_1234.MOV and IMG_1234.HEIC): Live Photo pairs if the times agree."""
+        return self.con.execute(
+            "WITH v AS (SELECT id, taken_at, regexp_replace(path, '\\.[^./]*$', '') AS stem FROM photos "
+            "WHERE media = 'video' AND live_of IS NULL AND quarantined_at IS NULL AND coalesce(duration, 0) <= 10) "
+            "SELECT v.id, v.taken_at, p.id, p.taken_at FROM v JOIN photos p "
+            "ON regexp_replace(p.path, '\\.[^./]*$', '') = v.stem "
+            "WHERE coalesce(p.media, 'photo') = 'photo' AND p.quarantined_at IS NULL ORDER BY v.id, p.id").fetchall()
+
+    def set_live_pairs(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """Mark movies as the moving half of Live Photos: (movie id, still id)."""
+        if pairs:
+            self._dirty = True
+            self.con.executemany("UPDATE photos SET live_of = ? WHERE id = ?", [(s, m) for m, s in pairs])
+
+    def live_movies_of(self, still_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The movie rows of these Live Photo stills, by still id."""
+        rows = self._photo_dicts("WHERE live_of IN (SELECT unnest(?::BIGINT[]))",  # type: ignore[attr-defined]
+                                 [[int(i) for i in still_ids]])
+        return {r["live_of"]: r for r in rows}
+
     def frame_vectors(self, model: str) -> FrameVectors:
         """The frame vectors of ``model`` in searchable videos, as a vector index source."""
         return FrameVectors(self, model)  # type: ignore[arg-type]
@@ -92,7 +114,7 @@ class FrameVectors(JoinedVectors):
 
     KIND = "frames"
     _FROM = ("FROM frame_embeddings e JOIN video_frames f ON f.id = e.frame_id JOIN photos p ON p.id = f.photo_id "
-             "WHERE e.model = ? AND p.quarantined_at IS NULL")
+             f"WHERE e.model = ? AND {SHOWN.format(p='p.')}")
     _ID, _VECTOR = "e.frame_id", "e.vector"
     _TABLE, _TABLE_ID = "frame_embeddings", "frame_id"
 

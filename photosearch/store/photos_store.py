@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from photosearch.files import text_path
-from photosearch.store.records import (PHOTO_COLUMNS, TAGGED_SQL, FaceVectors, Filters, KnownFile, PhotoRecord,
+from photosearch.store.records import (PHOTO_COLUMNS, SHOWN, TAGGED_SQL, FaceVectors, Filters, KnownFile, PhotoRecord,
                                        PhotoVectors, ids_and_vectors, photo_arrow_type, row_chunks)
 
 
@@ -118,7 +118,7 @@ class PhotosStore:
         return {r["id"]: r for r in self._photo_dicts(f"WHERE id IN ({marks})", list(ids))}
 
     def _photo_dicts(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
-        cur = self.con.execute(f"SELECT id, {', '.join(PHOTO_COLUMNS)} FROM photos {where}", params)
+        cur = self.con.execute(f"SELECT id, {', '.join(PHOTO_COLUMNS)}, live_of FROM photos {where}", params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
@@ -163,7 +163,7 @@ class PhotosStore:
                 raise UsageError(f"unknown tag {name!r} (see `photosearch tags`)")
             clauses.append(f"id IN ({TAGGED_SQL})")
             params += [tag, tag]
-        clauses.append("quarantined_at IS NULL")
+        clauses.append(SHOWN.format(p=""))
         where = "WHERE " + " AND ".join(clauses)
         res = self.con.execute(f"SELECT id FROM photos {where}", params).fetchnumpy()
         return np.asarray(res["id"], dtype=np.int64)
@@ -229,7 +229,7 @@ class PhotosStore:
         if searchable:
             res = self.con.execute(
                 "SELECT e.photo_id FROM embeddings e JOIN photos p ON p.id = e.photo_id "
-                "WHERE e.model = ? AND p.quarantined_at IS NULL", [model]).fetchnumpy()
+                f"WHERE e.model = ? AND {SHOWN.format(p='p.')}", [model]).fetchnumpy()
         else:
             res = self.con.execute("SELECT photo_id FROM embeddings WHERE model = ?", [model]).fetchnumpy()
         return np.asarray(res["photo_id"], dtype=np.int64)
@@ -267,7 +267,7 @@ class PhotosStore:
     def exact_duplicate_ids(self) -> list[list[int]]:
         """Ids of searchable photos sharing their bytes with another, grouped by content hash."""
         rows = self.con.execute(
-            "SELECT list(id ORDER BY id) FROM photos WHERE quarantined_at IS NULL "
+            f"SELECT list(id ORDER BY id) FROM photos WHERE {SHOWN.format(p='')} "
             "GROUP BY content_hash HAVING count(*) > 1").fetchall()
         return [r[0] for r in rows]
 
@@ -302,7 +302,7 @@ class PhotosStore:
         """(ids, phash variants (n, 8) uint64, dhash (n,) uint64) of searchable photos."""
         rows = self.con.execute(
             "SELECT h.photo_id, h.phash, h.dhash FROM image_hashes h JOIN photos p ON p.id = h.photo_id "
-            "WHERE p.quarantined_at IS NULL ORDER BY h.photo_id").fetchall()
+            f"WHERE {SHOWN.format(p='p.')} ORDER BY h.photo_id").fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         ph = np.array([r[1] for r in rows], dtype=np.uint64).reshape(len(rows), 8)
         dh = np.fromiter((r[2] for r in rows), dtype=np.uint64, count=len(rows))
@@ -326,7 +326,7 @@ class PhotosStore:
         vecs = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
         return out_ids, vecs
 
-    _SEARCHABLE = " AND photo_id IN (SELECT id FROM photos WHERE quarantined_at IS NULL)"
+    _SEARCHABLE = f" AND photo_id IN (SELECT id FROM photos WHERE {SHOWN.format(p='')})"
 
     def iter_vectors(self, model: str, chunk: int = 50_000, *,
                      searchable: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -381,7 +381,7 @@ class PhotosStore:
         """(id, path, taken_at, camera_make, camera_model, width, height, format, keywords, media,
         duration) of searchable photos in id order, for the rows file written beside a vector index."""
         for rows in row_chunks(self.con, "SELECT id, path, taken_at, camera_make, camera_model, width, height, "
-                               "format, keywords, media, duration FROM photos WHERE quarantined_at IS NULL "
+                               f"format, keywords, media, duration FROM photos WHERE {SHOWN.format(p='')} "
                                "ORDER BY id"):
             yield from rows
 

@@ -13,6 +13,10 @@ import numpy as np
 if TYPE_CHECKING:
     from photosearch.store.catalog import Catalog
 
+#: The photos a search, a face search or a duplicate search can show: not quarantined, and not
+#: the movie half of a Live Photo (its still is the item). ``p`` is the table's alias with its dot.
+SHOWN = "{p}quarantined_at IS NULL AND {p}live_of IS NULL"
+
 PHOTO_COLUMNS = (
     "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
     "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
@@ -249,6 +253,6 @@ class FaceVectors(JoinedVectors):
 
     KIND = "faces"
     _FROM = ("FROM faces f JOIN photos p ON p.id = f.photo_id WHERE f.model = ? AND f.vector IS NOT NULL "
-             "AND p.quarantined_at IS NULL")
+             f"AND {SHOWN.format(p='p.')}")
     _ID, _VECTOR = "f.id", "f.vector"
     _TABLE, _TABLE_ID = "faces", "id"

@@ -4,6 +4,9 @@
 -- own, so photo-only code never sees a frame id), and faces found in them carry their moment.
 ALTER TABLE photos ADD COLUMN media VARCHAR DEFAULT 'photo';
 ALTER TABLE photos ADD COLUMN duration DOUBLE;   -- seconds (videos)
+-- The movie half of a Live Photo: the id of its still. Such a movie is never shown on its own
+-- (searches, faces, duplicates leave it out) and moves with its still.
+ALTER TABLE photos ADD COLUMN live_of BIGINT;
 CREATE SEQUENCE frame_id_seq START 1;
 CREATE TABLE video_frames (
     id        BIGINT PRIMARY KEY,
