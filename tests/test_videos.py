@@ -281,3 +281,40 @@ def test_a_live_photo_is_one_item_and_moves_and_undoes_together(library, tmp_pat
     assert not new_still.with_suffix(".MOV").exists()
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         assert cat.photo_by_path(str(movie))["live_of"] == cat.photo_by_path(str(still))["id"]
+
+
+def test_the_web_ui_shows_the_poster_and_plays_the_video_from_the_moment_with_ranges(library, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from photosearch.media.thumbs import thumb_path
+    from photosearch.web.server import create_app
+
+    photos = _photos(3)
+    d = tmp_path / "v"
+    d.mkdir()
+    video = write_video(d / "trip.mp4", [(p, SCENE) for p in photos], size=(320, 240))
+    library.index([d], faces=False)
+    app = create_app(library)
+    web = TestClient(app, base_url="http://127.0.0.1")
+    assert web.get("/api/photos/1/file").status_code == 401                      # the token first
+    web.get(f"/?token={app.state.token}", follow_redirects=False)
+    example = tmp_path / "x.jpg"
+    photos[2].save(example)
+    (hit,) = web.get("/api/search", params={"q": "anything"}).json()["results"]
+    assert hit["media"] == "video" and hit["path"] == str(video) and "t" in hit
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        digest = cat.photo_by_path(str(video))["content_hash"]
+    for f in thumb_path(library.paths.root, digest, 320).parent.glob(f"{digest}-*"):
+        f.unlink()                                                                 # made on demand too
+    thumb = web.get(f"/api/photos/{hit['id']}/thumb")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    page = web.get(f"/api/photos/{hit['id']}").json()["photo"]
+    assert page["media"] == "video" and page["duration"] == pytest.approx(SCENE * 3, abs=0.2)
+    data = video.read_bytes()
+    part = web.get(f"/api/photos/{hit['id']}/file", headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206 and part.content == data[100:1100]
+    assert part.headers["content-type"] == "video/mp4" and part.headers["accept-ranges"] == "bytes"
+    assert web.get(f"/api/photos/{hit['id']}/file").content == data
+    assert web.get("/api/photos/999999/file").status_code == 404
+    js = web.get("/static/app.js").text
+    assert "<video" not in js and '"video"' in js and "#t=${t}" in js                # the page's player

@@ -2,7 +2,8 @@
 
 ``<library>/thumbs/<hash[:2]>/<content hash>-<size>.webp``: keyed by the photo's bytes, so a
 moved photo keeps its thumbnail and a changed one gets a new one. EXIF orientation is applied
-(decode does it); HEIC and RAW (embedded preview) work like everywhere else.
+(decode does it); HEIC and RAW (embedded preview) work like everywhere else; a video's is
+its first sampled frame, and a face's in a video is cut from the frame it was seen in.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from photosearch.files import os_path
+
 SIZES = (160, 320, 640)
 
 
-def _decode(path: str, size: int):  # type: ignore[no-untyped-def]
+def _decode(path: str, size: int, t: float | None = None):  # type: ignore[no-untyped-def]
     from photosearch.media.decode import decode
+    from photosearch.media.video import frame_at, is_video
 
-    with open(path, "rb") as f:
+    if is_video(path):  # a video's thumbnail is its frame at t (its first by default)
+        return frame_at(path, t or 0.0, min_side=size)
+    with open(os_path(path), "rb") as f:
         data = f.read()
     return decode(data, ext=os.path.splitext(path)[1].lower(), min_side=size).image
 
@@ -69,7 +75,7 @@ def face_thumb(library_root: Path, path: str, content_hash: str, face: dict, siz
     dest = library_root / "thumbs" / content_hash[:2] / f"{content_hash}-face{face['id']}-{size}.webp"
     if dest.is_file():
         return dest
-    img = _decode(path, size * 3)
+    img = _decode(path, size * 3, face.get("t"))
     w, h = img.size
     cx, cy = (face["x"] + face["w"] / 2) * w, (face["y"] + face["h"] / 2) * h
     side = max(face["w"] * w, face["h"] * h) * 1.5

@@ -205,6 +205,29 @@ def sample(path: str, *, min_side: int, every: float = SAMPLE_EVERY, max_frames:
     return _displayed(out)
 
 
+def frame_at(path: str, t: float, *, min_side: int) -> Image.Image:
+    """The upright frame shown at ``t`` seconds (the last one before it), its shorter side about
+    ``min_side``: a seek to the key frame before ``t``, then a decode up to it."""
+    av = _av()
+    with open_video(path) as container:
+        info = probe(container)
+        stream = container.streams.video[0]
+        try:
+            if t > 0 and stream.time_base:
+                container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+            best = None
+            for n, frame in enumerate(_frames(container, stream)):
+                if best is None or frame.time is None or frame.time <= t + 1e-3:
+                    best = frame
+                if (frame.time is not None and frame.time > t) or n > MAX_DECODED:
+                    break
+        except (av.FFmpegError, ValueError, EOFError) as exc:
+            raise DecodeError(f"corrupt video: {_why(exc)}") from None
+        if best is None:
+            raise DecodeError("no video frame could be decoded (truncated or corrupt)")
+        return _upright(best, info, min_side)
+
+
 def _displayed(out: Sampled) -> Sampled:
     """The info's size as displayed (the frames are upright already)."""
     if out.info.rotation in (90, 270):
@@ -286,4 +309,4 @@ def is_video(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
 
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "Sampled", "probe", "sample", "open_video", "is_video"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "Sampled", "probe", "sample", "open_video", "frame_at", "is_video"]

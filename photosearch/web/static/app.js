@@ -42,9 +42,18 @@ function showError(msg) { banner.textContent = msg; banner.hidden = false; }
 
 function thumb(id, size = 320) { return `/api/photos/${id}/thumb?size=${size}`; }
 
+function clock(s) {
+  s = Math.round(s || 0);
+  const mm = String(Math.floor(s / 60) % 60).padStart(s >= 3600 ? 2 : 1, "0"), ss = String(s % 60).padStart(2, "0");
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
 function tile(r) {
-  return h("div", { class: "tile result", "data-id": r.id },
-    h("a", { href: `#/photo/${r.id}` }, h("img", { src: thumb(r.id), loading: "lazy", alt: r.path })),
+  const video = r.media === "video";
+  const href = video && r.t != null ? `#/photo/${r.id}?t=${r.t}` : `#/photo/${r.id}`;
+  return h("div", { class: "tile result" + (video ? " video" : ""), "data-id": r.id },
+    h("a", { href }, h("img", { src: thumb(r.id), loading: "lazy", alt: r.path }),
+      video ? h("span", { class: "badge" }, `\u25B6 ${clock(r.t)}`) : null),
     h("div", { class: "meta" }, h("span", {}, r.score !== undefined ? r.score.toFixed(3) : ""),
       h("span", {}, r.taken_at ? r.taken_at.slice(0, 10) : "")));
 }
@@ -103,7 +112,12 @@ async function resultsPage(title, path) {
 async function photoPage(id) {
   const doc = await api(`/api/photos/${id}`);
   const p = doc.photo;
-  const img = h("img", { id: "photo", src: thumb(id, 640), alt: p.path });
+  // A video plays from the matched moment (#t= media fragment; the file is served with ranges).
+  const t = Number(params().get("t") || 0);
+  const img = p.media === "video"
+    ? h("video", { id: "photo", controls: "", preload: "metadata", poster: thumb(id, 640),
+                   src: `/api/photos/${id}/file#t=${t}` })
+    : h("img", { id: "photo", src: thumb(id, 640), alt: p.path });
   const frame = h("div", { class: "frame" }, img);
   const detected = doc.faces.filter(f => f.model);
   const order = [...detected].sort((a, b) => a.x - b.x || a.y - b.y);
@@ -115,7 +129,8 @@ async function photoPage(id) {
     h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
     f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null));
   const rows = [["path", p.path], ["taken", p.taken_at], ["camera", [p.camera_make, p.camera_model].filter(Boolean).join(" ")],
-    ["size", `${p.width}x${p.height} ${p.format || ""}`], ["GPS", p.gps_lat != null ? `${p.gps_lat.toFixed(5)}, ${p.gps_lon.toFixed(5)}` : ""],
+    ["size", `${p.width}x${p.height} ${p.format || ""}`],
+    ["duration", p.media === "video" && p.duration != null ? clock(p.duration) : ""], ["GPS", p.gps_lat != null ? `${p.gps_lat.toFixed(5)}, ${p.gps_lon.toFixed(5)}` : ""],
     ["keywords", (p.keywords || []).join(", ")], ["people", doc.people.join(", ")]];
   view.replaceChildren(h("div", { class: "photo-view" },
     h("div", {}, frame),
