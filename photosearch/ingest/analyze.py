@@ -120,6 +120,29 @@ def file_budget_seconds() -> float:
     return value if value > 0 else DEFAULT_FILE_SECONDS
 
 
+def _run_beside(fn: Callable[[Photo], Any], photo: Photo) -> Callable[[], Any]:
+    """Start ``fn(photo)`` on a thread of its own; the returned call waits for its result (or
+    raises its error)."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = fn(photo)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the analyzing thread
+            box["err"] = exc
+
+    thread = threading.Thread(target=work, name="analyze-beside", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "err" in box:
+            raise box["err"]
+        return box.get("out")
+
+    return result
+
+
 _worker = threading.local()
 
 
@@ -292,9 +315,12 @@ class PhotoAnalyzer:
             photo = Photo(item=item, data=b"", content_hash=res.hash, content_id=None,
                           decoded=Decoded(poster, info.width, info.height, (info.codec or info.container).upper(), None),
                           small=small, outputs=res.outputs, _metadata=md, video=info, frames=sampled.frames)
+            aside = [(a, _run_beside(a.analyze, photo)) for a in wanted if a.beside]
             for a in wanted:
-                out = a.analyze(photo)
-                if out is not None:
+                if not a.beside and (out := a.analyze(photo)) is not None:
+                    res.outputs[a.name] = out
+            for a, running in aside:
+                if (out := running()) is not None:
                     res.outputs[a.name] = out
         except DecodeError as exc:
             return Result(item, hash=res.hash, skip=exc.reason)

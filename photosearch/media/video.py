@@ -253,7 +253,25 @@ def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_fr
     next_t = 0.0
     decoded = 0
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
-    for frame in _frames(container, stream):
+    tb = float(stream.time_base) if stream.time_base else None
+    gaps: list[float] = []
+    prev_key: list[float] = []
+
+    def wanted(packet: Any) -> bool:
+        """Only the key frames the sampling takes are decoded: those due on the sampling grid,
+        and those off the stream's key frame rhythm (an encoder's scene cut)."""
+        if not keyframes_only or packet.pts is None or tb is None or packet.size == 0:
+            return True
+        if not packet.is_keyframe:
+            return False
+        t = packet.pts * tb - start
+        off_rhythm = bool(prev_key) and len(gaps) >= 2 and t - prev_key[0] < 0.8 * float(np.median(gaps[-16:]))
+        if prev_key:
+            gaps.append(t - prev_key[0])
+        prev_key[:] = [t]
+        return t + 1e-6 >= next_t or off_rhythm or len(gaps) < 3
+
+    for frame in _frames(container, stream, wanted):
         decoded += 1
         if decoded > MAX_DECODED:
             break
@@ -280,9 +298,10 @@ def _signature(frame: Any) -> np.ndarray:
     return frame.reformat(width=16, height=16, format="gray").to_ndarray().astype(np.float32)
 
 
-def _frames(container: Any, stream: Any) -> Iterator[Any]:
+def _frames(container: Any, stream: Any, wanted: Any = None) -> Iterator[Any]:
     for packet in container.demux(stream):
-        yield from packet.decode()
+        if wanted is None or wanted(packet):
+            yield from packet.decode()
 
 
 def _upright(frame: Any, info: VideoInfo, min_side: int) -> Image.Image:

@@ -64,12 +64,16 @@ class Analyzer:
     - :attr:`min_side`: the shorter side it needs the photo decoded to, at least.
     - :attr:`batched`: :meth:`analyze` returns an input that :meth:`finish_batch` turns into the
       output, many photos at a time (CLIP inference).
+    - :attr:`beside`: :meth:`analyze` may run on a thread of its own beside the other analyzers
+      of the same video (it reads only the Photo, and no analyzer reads its output): a long
+      video's CLIP frames overlap with its faces.
     """
 
     name: str = ""
     check: tuple[str, str | None] | None = None
     min_side: int = 0
     batched: bool = False
+    beside: bool = False
 
     def wanted(self, item: WorkItem) -> bool:
         """Whether this analyzer runs for ``item``."""

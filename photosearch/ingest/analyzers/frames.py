@@ -26,6 +26,7 @@ class FramesAnalyzer(Analyzer):
     vector is missing (a new model): the frames follow the video's own vector."""
 
     name = "frames"
+    beside = True
 
     def __init__(self, model: ImageEncoder, model_name: str) -> None:
         self.model = model
