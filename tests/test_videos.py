@@ -318,3 +318,25 @@ def test_the_web_ui_shows_the_poster_and_plays_the_video_from_the_moment_with_ra
     assert web.get("/api/photos/999999/file").status_code == 404
     js = web.get("/static/app.js").text
     assert "<video" not in js and '"video"' in js and "#t=${t}" in js                # the page's player
+
+
+def test_a_reencoded_half_size_copy_and_a_trim_are_grouped_with_their_original(library, tmp_path):
+    photos = _photos(7)
+    d = tmp_path / "v"
+    d.mkdir()
+    scenes = [(p, SCENE) for p in photos[:5]]                                   # 20 s
+    original = write_video(d / "original.mp4", scenes, size=(640, 480))
+    half = write_video(d / "shared-half.mp4", scenes, size=(320, 240), gop=25)  # re-encoded, half size
+    trim = write_video(d / "trim.mp4", scenes[2:], size=(640, 480))             # the last 12 s (from 8 s)
+    other = write_video(d / "other.mp4", [(p, SCENE) for p in photos[5:]], size=(640, 480))
+    photos[0].resize((640, 480)).save(d / "poster-like.jpg", quality=92)        # a photo of its first frame
+    root = library.paths.root
+    assert _json(run_cli("index", str(d), "--no-faces", "--json", library=root))["photos"] == 5
+    groups = _json(run_cli("dupes", "--method", "hash", "--json", library=root))["groups"]
+    by_path = {m["path"]: g for g in groups for m in g["members"]}
+    assert str(other) not in by_path and str(d / "poster-like.jpg") not in by_path   # a photo is never a video's copy
+    g = by_path[str(original)]
+    assert {m["path"] for m in g["members"]} == {str(original), str(half), str(trim)}
+    assert g["keeper"] == str(original)                                 # higher resolution, and longer
+    why = {m["path"]: m["why"] for m in g["members"]}
+    assert "lower resolution" in why[str(half)] and "trim" in why[str(trim)]

@@ -516,6 +516,11 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
             if method == "both":
                 cos = _pair_cosines(catalog, model, [p for p in hp if p not in cp])
                 edges += [p for p, c in cos.items() if c >= t.clip_confirm]
+        videos = catalog.video_ids()
+        # A video is a duplicate of a video only, found by its frames lined up in time.
+        edges = [(a, b) for a, b in edges if a not in videos and b not in videos]
+        if videos:
+            edges += video_pairs(catalog, t.hash_distance)
         for a, b in edges:
             if (a, b) not in rejected:
                 uf.union(a, b)
@@ -543,6 +548,48 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
     return groups
 
 
+#: Frames of the shorter of two videos that must line up with the other (at one time offset) for
+#: them to be one video: re-encoded, resized, or one a trim of the other.
+VIDEO_MATCH = 0.5
+#: Seconds by which matched frames may stray from the common offset (the two sampling grids and
+#: their key frames need not fall on the same moments).
+ALIGN_SLACK = 1.5
+
+
+def video_pairs(catalog: Catalog, max_distance: int) -> list[tuple[int, int]]:
+    """Pairs (a < b) of videos whose sampled frames line up in time: frame pairs within
+    ``max_distance`` of pHash (found without an O(n^2) scan, :func:`hash_pairs`) vote for a
+    time offset between the two videos; the videos match when, at the offset most votes agree
+    on, at least :data:`VIDEO_MATCH` of the shorter one's frames have a match in the other."""
+    fids, vids, ts, ph = catalog.frame_hashes()
+    if len(fids) < 2:
+        return []
+    at = {int(f): i for i, f in enumerate(fids.tolist())}
+    frames_of: dict[int, int] = {}
+    for v in vids.tolist():
+        frames_of[v] = frames_of.get(v, 0) + 1
+    votes: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for fa, fb in hash_pairs(fids, ph, max_distance):
+        ia, ib = at[fa], at[fb]
+        va, vb = int(vids[ia]), int(vids[ib])
+        if va == vb:
+            continue
+        if va > vb:
+            va, vb, ia, ib = vb, va, ib, ia
+        votes.setdefault((va, vb), []).append((float(ts[ia]), float(ts[ib])))
+    out = []
+    for (va, vb), matched in sorted(votes.items()):
+        deltas = np.round(np.array([tb - ta for ta, tb in matched]))
+        values, counts = np.unique(deltas, return_counts=True)
+        best = float(values[np.argmax(counts)])
+        agree = [(ta, tb) for ta, tb in matched if abs((tb - ta) - best) <= ALIGN_SLACK]
+        shorter = min(frames_of[va], frames_of[vb])
+        need = max(1, int(np.ceil(VIDEO_MATCH * shorter)))
+        if min(len({ta for ta, _ in agree}), len({tb for _, tb in agree})) >= need:
+            out.append((va, vb))
+    return out
+
+
 def _metadata_count(r: dict[str, Any]) -> int:
     fields = ("taken_at", "camera_make", "camera_model", "lens", "gps_lat", "rating", "title", "description")
     return sum(1 for f in fields if r.get(f) not in (None, "")) + len(r.get("keywords") or [])
@@ -561,9 +608,12 @@ def keeper_key(r: dict[str, Any]) -> tuple[Any, ...]:
     # Pixels of the picture itself: padding around a copy does not make it better, and a padded
     # copy is a derived one, so it loses to an unpadded one of about the same size.
     pixels = (r.get("width") or 0) * (r.get("height") or 0)
+    taken = r.get("taken_at") or datetime.max
+    if r.get("media") == "video":  # resolution, then the longer (of two trims), then the bitrate
+        duration = r.get("duration") or 0.0
+        return (-pixels, -round(duration), -(r["size"] / duration if duration else 0), taken, r["mtime_ns"], r["path"])
     if r.get("padded"):
         pixels = int(r["content_pixels"] * PADDED)
-    taken = r.get("taken_at") or datetime.max
     return (-pixels, -_is_original(r), -r["size"], -_metadata_count(r), taken, r["mtime_ns"], r["path"])
 
 
@@ -588,8 +638,12 @@ def _why(r: dict[str, Any], best: dict[str, Any]) -> str:
     if r["content_hash"] == best["content_hash"]:
         return "exact copy of the keeper (same bytes)"
     pr, pb = keeper_key(r)[0], keeper_key(best)[0]
+    if r.get("media") == "video" and pr == pb:
+        if round(r.get("duration") or 0) < round(best.get("duration") or 0):
+            return f"shorter (a trim: {r.get('duration') or 0:.0f} s of {best.get('duration') or 0:.0f} s)"
+        return "lower bitrate (a re-encode)"
     if pr > pb:  # keys are negated
-        if r.get("padded"):
+        if r.get("padded") and r.get("media") != "video":
             return "padded copy (uniform borders around the picture)"
         return f"lower resolution ({res(r)} vs {res(best)})"
     if _is_original(r) < _is_original(best) or r["size"] < best["size"]:

@@ -21,21 +21,25 @@ class FramesStore:
     con: Any
     _dirty: bool
 
-    def add_frames(self, model: str, videos: Sequence[tuple[int, Sequence[float], np.ndarray]]) -> int:
-        """Store the sampled frames of videos as (video id, seconds, vectors of ``model``): a frame
-        at a moment the video already has keeps its id; this model's vectors of the video are
-        replaced. Returns the number of frames stored."""
+    def add_frames(self, model: str, videos: Sequence[tuple[int, Sequence[float], np.ndarray, np.ndarray | None]]) -> int:
+        """Store the sampled frames of videos as (video id, seconds, vectors of ``model``, pHash
+        variants (n, 8) or None): a frame at a moment the video already has keeps its id (and
+        takes the hashes); this model's vectors of the video are replaced. Returns the number of
+        frames stored."""
         n = 0
-        for video_id, ts, vecs in videos:
+        for video_id, ts, vecs, hashes in videos:
             self._dirty = True
             have = dict(self.con.execute("SELECT t, id FROM video_frames WHERE photo_id = ?", [int(video_id)]).fetchall())
             new = [t for t in ts if float(t) not in have]
             if new:
                 ids = [r[0] for r in self.con.execute("SELECT nextval('frame_id_seq') FROM range(?)",
                                                       [len(new)]).fetchall()]
-                self.con.executemany("INSERT INTO video_frames VALUES (?, ?, ?)",
+                self.con.executemany("INSERT INTO video_frames (id, photo_id, t) VALUES (?, ?, ?)",
                                      [(i, int(video_id), float(t)) for i, t in zip(ids, new)])
                 have.update(zip(map(float, new), ids))
+            if hashes is not None:
+                self.con.executemany("UPDATE video_frames SET phash = ? WHERE id = ?",
+                                     [([int(x) for x in h], have[float(t)]) for t, h in zip(ts, hashes)])
             self.con.execute("DELETE FROM frame_embeddings WHERE model = ? AND frame_id IN "
                              "(SELECT id FROM video_frames WHERE photo_id = ?)", [model, int(video_id)])
             vecs = np.ascontiguousarray(vecs, dtype="<f4")
@@ -56,7 +60,8 @@ class FramesStore:
         rows = self.con.execute("SELECT id, t FROM video_frames WHERE photo_id = ? ORDER BY t", [src_id]).fetchall()
         for old, t in rows:
             (new,) = self.con.execute("SELECT nextval('frame_id_seq')").fetchone()
-            self.con.execute("INSERT INTO video_frames VALUES (?, ?, ?)", [new, dst_id, t])
+            self.con.execute("INSERT INTO video_frames SELECT ?, ?, t, phash FROM video_frames WHERE id = ?",
+                             [new, dst_id, old])
             self.con.execute("INSERT INTO frame_embeddings SELECT ?, model, vector FROM frame_embeddings "
                              "WHERE frame_id = ?", [new, old])
 
@@ -81,6 +86,16 @@ class FramesStore:
         ts = np.array([r[1] for r in rows], np.float64)
         vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return ids, ts, vecs
+
+    def frame_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(frame ids, video ids, seconds, pHash variants (n, 8) uint64) of the hashed frames of
+        the videos a duplicate search may show."""
+        rows = self.con.execute(
+            "SELECT f.id, f.photo_id, f.t, f.phash FROM video_frames f JOIN photos p ON p.id = f.photo_id "
+            f"WHERE f.phash IS NOT NULL AND len(f.phash) = 8 AND {SHOWN.format(p='p.')} ORDER BY f.id").fetchall()
+        return (np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
+                np.array([r[2] for r in rows], np.float64),
+                np.array([r[3] for r in rows], np.uint64).reshape(len(rows), 8))
 
     def live_photo_candidates(self) -> list[tuple[int, Any, int, Any]]:
         """(movie id, its time, still id, its time) of short videos not yet paired that sit beside

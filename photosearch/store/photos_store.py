@@ -298,11 +298,16 @@ class PhotosStore:
         """Ids of the photos that have perceptual hashes."""
         return {r[0] for r in self.con.execute("SELECT photo_id FROM image_hashes").fetchall()}
 
+    def video_ids(self) -> set[int]:
+        """Ids of the videos."""
+        return {r[0] for r in self.con.execute("SELECT id FROM photos WHERE media = 'video'").fetchall()}
+
     def all_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, phash variants (n, 8) uint64, dhash (n,) uint64) of searchable photos."""
+        """(ids, phash variants (n, 8) uint64, dhash (n,) uint64) of searchable photos (videos
+        have their own: ``frame_hashes``)."""
         rows = self.con.execute(
             "SELECT h.photo_id, h.phash, h.dhash FROM image_hashes h JOIN photos p ON p.id = h.photo_id "
-            f"WHERE {SHOWN.format(p='p.')} ORDER BY h.photo_id").fetchall()
+            f"WHERE {SHOWN.format(p='p.')} AND coalesce(p.media, 'photo') = 'photo' ORDER BY h.photo_id").fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         ph = np.array([r[1] for r in rows], dtype=np.uint64).reshape(len(rows), 8)
         dh = np.fromiter((r[2] for r in rows), dtype=np.uint64, count=len(rows))

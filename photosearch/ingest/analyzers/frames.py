@@ -21,8 +21,8 @@ CHUNK = 32
 
 
 class FramesAnalyzer(Analyzer):
-    """Output: (seconds, vectors) of a video's sampled frames (columns ``frame_t``,
-    ``frame_vectors``). It runs when the video is new or changed, and when the CLIP model's
+    """Output: (seconds, vectors, pHash variants) of a video's sampled frames (columns ``frame_t``,
+    ``frame_vectors``, ``frame_phash``). It runs when the video is new or changed, and when the CLIP model's
     vector is missing (a new model): the frames follow the video's own vector."""
 
     name = "frames"
@@ -37,6 +37,8 @@ class FramesAnalyzer(Analyzer):
         return is_video(item.path) and (item.full or "clip" in item.lacks)
 
     def analyze(self, photo: Photo) -> Any:
+        from photosearch.media.hashes import compute
+
         if not photo.frames:
             return None
         ts = [t for t, _ in photo.frames]
@@ -44,7 +46,9 @@ class FramesAnalyzer(Analyzer):
         for i in range(0, len(photo.frames), CHUNK):
             batch = np.stack([self.model.preprocess(img) for _, img in photo.frames[i:i + CHUNK]])
             vecs.append(np.asarray(self.model.encode_pixels(batch), np.float32))
-        return ts, np.concatenate(vecs)
+        # Each moment's pHash too: a re-encoded or trimmed copy of the video lines up by them.
+        hashes = np.array([compute(img).phash for _, img in photo.frames], np.uint64).reshape(len(ts), 8)
+        return ts, np.concatenate(vecs), hashes
 
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
         import pyarrow as pa
@@ -53,15 +57,19 @@ class FramesAnalyzer(Analyzer):
             "frame_t": pa.array([None if o is None else list(o[0]) for o in outputs], pa.list_(pa.float64())),
             "frame_vectors": pa.array([None if o is None else o[1].astype(np.float32).tolist() for o in outputs],
                                       pa.list_(pa.list_(pa.float32()))),
+            "frame_phash": pa.array([None if o is None else o[2].tolist() for o in outputs],
+                                    pa.list_(pa.list_(pa.uint64()))),
         }
 
     def from_row(self, row: dict[str, Any]) -> Any:
         if row.get("frame_t") is None:
             return None
-        return list(row["frame_t"]), np.asarray(row["frame_vectors"], np.float32)
+        hashes = row.get("frame_phash")
+        return (list(row["frame_t"]), np.asarray(row["frame_vectors"], np.float32),
+                None if hashes is None else np.asarray(hashes, np.uint64).reshape(-1, 8))
 
     def store(self, cat: Catalog, rows: list[tuple[int, Any]]) -> int:
-        cat.add_frames(self.model_name, [(vid, ts, vecs) for vid, (ts, vecs) in rows])
+        cat.add_frames(self.model_name, [(vid, ts, vecs, hashes) for vid, (ts, vecs, hashes) in rows])
         return 0
 
 

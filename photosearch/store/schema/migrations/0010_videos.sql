@@ -11,7 +11,8 @@ CREATE SEQUENCE frame_id_seq START 1;
 CREATE TABLE video_frames (
     id        BIGINT PRIMARY KEY,
     photo_id  BIGINT NOT NULL,        -- the video
-    t         DOUBLE NOT NULL         -- seconds from its start
+    t         DOUBLE NOT NULL,        -- seconds from its start
+    phash     UBIGINT[]               -- the frame's 8 pHash variants (as image_hashes.phash)
 );
 CREATE INDEX video_frames_photo ON video_frames (photo_id);
 CREATE TABLE frame_embeddings (
