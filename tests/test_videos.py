@@ -276,6 +276,8 @@ def test_a_live_photo_is_one_item_and_moves_and_undoes_together(library, tmp_pat
     doc = _json(run_cli("organize", str(d), "--into", str(out), "--apply", "--json", library=root))
     (new_still,) = out.rglob("IMG_0001.JPG")
     assert (new_still.with_suffix(".MOV")).is_file() and not movie.exists() and not still.exists()
+    (filed_lone,) = out.rglob("IMG_0002.MOV")                        # a video is filed by its container's date
+    assert "2021" in filed_lone.relative_to(out).parts[0], filed_lone
     assert run_cli("undo", library=root).returncode == 0
     assert still.is_file() and movie.is_file() and not new_still.exists()
     assert not new_still.with_suffix(".MOV").exists()
@@ -340,3 +342,37 @@ def test_a_reencoded_half_size_copy_and_a_trim_are_grouped_with_their_original(l
     assert g["keeper"] == str(original)                                 # higher resolution, and longer
     why = {m["path"]: m["why"] for m in g["members"]}
     assert "lower resolution" in why[str(half)] and "trim" in why[str(trim)]
+
+
+def test_both_runners_store_the_same_frames_and_hashes(library, tmp_path):
+    from photosearch.ingest.runners import RunOptions, run_index
+
+    pytest.importorskip("pyarrow")
+    d = tmp_path / "v"
+    d.mkdir()
+    photos = _photos(3)
+    write_video(d / "a.mp4", [(p, 3.0) for p in photos], size=(320, 240))
+    write_video(d / "b.mkv", [(photos[1], 5.0)], size=(240, 160), codec="libvpx-vp9" if _has("libvpx-vp9") else "h264",
+                container_format="matroska")
+    got = []
+    for engine in ("pipeline", "local"):
+        lib_dir = tmp_path / f"lib-{engine}"
+        shutil.copytree(library.paths.root, lib_dir)
+        from photosearch.api import Library
+
+        lib = Library(lib_dir)
+        model = lib.models.load()
+        report = run_index(lib.paths, model, model.name, [str(d)], options=RunOptions(engine=engine, shard_size=1))
+        assert report.photos == 2 and report.skipped == []
+        with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+            rows = cat.con.execute(
+                "SELECT p.path, f.t, f.phash, e.vector FROM video_frames f JOIN photos p ON p.id = f.photo_id "
+                "JOIN frame_embeddings e ON e.frame_id = f.id ORDER BY p.path, f.t").fetchall()
+        got.append(rows)
+    assert got[0] == got[1] and len(got[0]) >= 5
+
+
+def _has(codec: str) -> bool:
+    import av
+
+    return codec in av.codecs_available
