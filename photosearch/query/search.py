@@ -388,8 +388,9 @@ class Searcher:
         """Merge the best video moments into ranked (score, photo id) pairs: a video appears once,
         with the score of its best frame, and that frame's time in the returned moments."""
         src = cat.frame_vectors(name)
-        if src.count() == 0:
-            return pairs, {}
+        state = cat.index_state(src.key)
+        if (state["count"] == 0 and state["version"] == cat.data_version()) if state else src.count() == 0:
+            return pairs, {}  # no video frames (the saved index says so without a count over them)
         allowed = prepared["allowed"]
         frame_allowed = cat.frame_ids_of(allowed) if allowed is not None else None
         if frame_allowed is not None and len(frame_allowed) == 0:
