@@ -241,7 +241,8 @@ def write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int = 10, s
         for k, v in (metadata or {}).items():
             out.metadata[k] = v
         stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"  # MJPEG is full-range
         if gop is not None:
             stream.codec_context.gop_size = gop
         if rotation is not None:

@@ -376,3 +376,38 @@ def _has(codec: str) -> bool:
     import av
 
     return codec in av.codecs_available
+
+
+#: What phones, cameras and the web write: (file, encoder, container).
+FORMATS = [("phone.mp4", "h264", None), ("iphone.mov", "hevc", "mov"), ("old.3gp", "h264", "3gp"),
+           ("clip.m4v", "h264", "ipod"), ("web.webm", "libvpx-vp9", "webm"), ("vp8.webm", "libvpx", "webm"),
+           ("av1.mkv", "libsvtav1", "matroska"), ("camera.avi", "mjpeg", "avi"), ("divx.avi", "mpeg4", "avi"),
+           ("camcorder.mts", "h264", "mpegts"), ("dvd.mpg", "mpeg2video", "mpeg")]
+
+
+def test_the_containers_and_codecs_phones_and_cameras_write_are_read(library, tmp_path):
+    import av
+
+    photos = _photos(2)
+    d = tmp_path / "formats"
+    d.mkdir()
+    made = {}
+    for name, codec, fmt in FORMATS:
+        try:
+            av.Codec(codec, "w")
+        except Exception:  # noqa: BLE001 - an encoder this PyAV build lacks: the others still run
+            continue
+        made[name] = write_video(d / name, [(photos[0], 2.0), (photos[1], 2.0)], size=(320, 240), codec=codec,
+                                 container_format=fmt)
+    assert {"phone.mp4", "iphone.mov", "web.webm", "camera.avi", "camcorder.mts"} <= set(made)
+    for name, path in made.items():
+        s = sample(str(path), min_side=120)
+        assert (s.info.width, s.info.height) == (320, 240), name
+        assert 3.5 <= (s.info.duration or 4.0) <= 4.6, (name, s.info.duration)
+        assert len(s.frames) >= 2 and s.frames[-1][0] >= 1.5, (name, [t for t, _ in s.frames])
+        # The second scene's frame shows the second photo (not a grey or broken picture).
+        got = np.asarray(s.frames[-1][1].resize((32, 24)), float)
+        want = np.asarray(photos[1].resize((32, 24)), float)
+        assert np.abs(got - want).mean() < 25, name
+    doc = _json(run_cli("index", str(d), "--no-faces", "--json", library=library.paths.root))
+    assert doc["photos"] == len(made) and doc["skipped"] == []

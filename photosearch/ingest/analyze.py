@@ -279,8 +279,11 @@ class PhotoAnalyzer:
         import hashlib
 
         from photosearch.media.decode import Decoded, Metadata
-        from photosearch.media.video import sample
+        from photosearch.media.video import open_video, probe, sample
 
+        # Time grows with the video: reading it (at 100 MB/s at least) and sampling it (a quarter
+        # of its length: 4x slower than the speed goal) are added to the per-file budget.
+        extend_budget(item.size / 100e6)
         h = hashlib.sha256()
         got = [0]
 
@@ -301,10 +304,16 @@ class PhotoAnalyzer:
             return res
         min_side = max([self.small_side] + [a.min_side for a in wanted])
         try:
+            with open_video(item.path) as container:
+                head = probe(container)
+            extend_budget(item.size / 100e6 + (head.duration or 0.0) / 4)
+            # The analyzers' sizes are for 4:3 photos (faces: a 640 px long side); a wider frame
+            # reaches that long side at a smaller short side, and every kept frame is held.
+            aspect = max(head.width, head.height) / min(head.width, head.height)
+            if aspect > 4 / 3:
+                min_side = max(self.small_side, round(min_side * (4 / 3) / aspect))
             sampled = sample(item.path, min_side=min_side)
             info = sampled.info
-            if info.duration:
-                extend_budget(info.duration / 4)   # 4x slower than the speed goal before it is given up
             poster = sampled.frames[0][1]
             small = poster
             k = min(poster.size) // max(self.small_side, REDUCED_MIN_SIDE)

@@ -282,7 +282,10 @@ def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_fr
             break  # timestamps far past the declared end: a broken or endless stream
         sig = _signature(frame) if keyframes_only else None
         due = t + 1e-6 >= next_t
-        if not due and not (sig is not None and last is not None and float(np.abs(sig - last).mean()) > SCENE_CUT):
+        # A cut between two samples is kept while the cap leaves room for the samples still to come.
+        room = max_frames - len(frames) - (int(max(0.0, info.duration - t) / every) + 1 if info.duration else 0)
+        if not due and not (room > 0 and sig is not None and last is not None
+                            and float(np.abs(sig - last).mean()) > SCENE_CUT):
             continue
         frames.append((round(t, 3), _upright(frame, info, min_side)))
         last = sig
