@@ -411,3 +411,16 @@ def test_the_containers_and_codecs_phones_and_cameras_write_are_read(library, tm
         assert np.abs(got - want).mean() < 25, name
     doc = _json(run_cli("index", str(d), "--no-faces", "--json", library=library.paths.root))
     assert doc["photos"] == len(made) and doc["skipped"] == []
+
+
+def test_container_dates_and_places_as_cameras_and_phones_write_them():
+    from photosearch.media.video import _date, _iso6709
+
+    assert _date("2021-06-05T14:03:54+0200").isoformat() == "2021-06-05T14:03:54"      # Apple: local time kept
+    assert _date("2021-06-05T14:03:54.000000Z").isoformat() == "2021-06-05T14:03:54"   # MP4 creation_time
+    assert _date("2009-10-27 12:14:34").isoformat() == "2009-10-27T12:14:34"          # AVI
+    assert _date("1970-01-01T00:00:00.000000Z") is None and _date("1904-01-01 00:00:00") is None  # "no date"
+    assert _date("2010") is None and _date("garbage") is None
+    assert _iso6709("+48.8577+002.2950+035.000/") == (48.8577, 2.295)
+    assert _iso6709("-33.8688+151.2093/") == (-33.8688, 151.2093)
+    assert _iso6709("+00.0000+000.0000/") == (None, None) and _iso6709("+91.0+000.1/") == (None, None)

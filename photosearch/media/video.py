@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,7 +136,8 @@ _EPOCH_ZERO = {datetime(1970, 1, 1), datetime(1904, 1, 1)}
 
 
 def _date(value: str | None) -> datetime | None:
-    """A container date as naive local time... or UTC when that is all it says (MP4's creation_time)."""
+    """A container date as a naive wall time: local where the text has an offset (Apple's
+    creationdate), else UTC (MP4's creation_time, which is all it says)."""
     if not value:
         return None
     text = value.strip().replace("Z", "+00:00")
@@ -151,9 +152,9 @@ def _date(value: str | None) -> datetime | None:
         if not m or not m.group(2):
             return None
         when = datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    if when.tzinfo is not None:
-        # Apple's creationdate carries the local offset: keep the local wall time, as EXIF does.
-        when = when.replace(tzinfo=None) if when.utcoffset() else when.astimezone(timezone.utc).replace(tzinfo=None)
+    # Apple's creationdate carries the local offset: its wall time is the local time, as in EXIF.
+    # MP4's creation_time is UTC (Z), which is all it says.
+    when = when.replace(tzinfo=None)
     if when.replace(hour=0, minute=0, second=0, microsecond=0) in _EPOCH_ZERO or when.year < 1970:
         return None  # "no date" as muxers write it
     return when
