@@ -94,7 +94,9 @@ def test_a_frame_taken_at_t_finds_its_video_at_t(library, tmp_path):
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         (vid,) = [r["id"] for r in cat.all_photos() if r["path"] == str(video)]
         ids, ts, vecs = cat.frames_of(vid, library.models.active_name())
+        _, own = cat.vectors(library.models.active_name(), [vid])
     assert len(ts) >= len(photos) and ts[0] == 0.0 and ts[-1] >= SCENE * (len(photos) - 1)
+    assert own.shape == (1, vecs.shape[1]) and np.array_equal(own[0], vecs[0])   # the video's own: its first frame's
 
     for k, p in enumerate(photos):
         example = tmp_path / f"frame{k}.jpg"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from photosearch.ingest.analyzers.base import Analyzer, Photo
+from photosearch.media.video import is_video
 
 if TYPE_CHECKING:
     from photosearch.models.base import ImageEncoder
@@ -24,6 +25,10 @@ class ClipAnalyzer(Analyzer):
         self.model_name = model_name
         self.check = ("embeddings", model_name)
         self.min_side = model.image_size
+
+    def wanted(self, item: Any) -> bool:
+        # A video's own vector is its first frame's, which the frames analyzer computes anyway.
+        return super().wanted(item) and not is_video(item.path)
 
     def analyze(self, photo: Photo) -> Any:
         return self.model.preprocess(photo.small)

@@ -22,7 +22,8 @@ CHUNK = 32
 
 class FramesAnalyzer(Analyzer):
     """Output: (seconds, vectors, pHash variants) of a video's sampled frames (columns ``frame_t``,
-    ``frame_vectors``, ``frame_phash``). It runs when the video is new or changed, and when the CLIP model's
+    ``frame_vectors``, ``frame_phash``); the first frame's vector is also the video's own
+    (table ``embeddings``, which the CLIP analyzer leaves to this one for videos). It runs when the video is new or changed, and when the CLIP model's
     vector is missing (a new model): the frames follow the video's own vector."""
 
     name = "frames"
@@ -70,6 +71,8 @@ class FramesAnalyzer(Analyzer):
 
     def store(self, cat: Catalog, rows: list[tuple[int, Any]]) -> int:
         cat.add_frames(self.model_name, [(vid, ts, vecs, hashes) for vid, (ts, vecs, hashes) in rows])
+        if rows:  # the video's own vector: its first frame's (the CLIP analyzer leaves videos to this one)
+            cat.add_embeddings(self.model_name, [vid for vid, _ in rows], np.stack([out[1][0] for _, out in rows]))
         return 0
 
 
