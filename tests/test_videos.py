@@ -426,3 +426,40 @@ def test_container_dates_and_places_as_cameras_and_phones_write_them():
     assert _iso6709("+48.8577+002.2950+035.000/") == (48.8577, 2.295)
     assert _iso6709("-33.8688+151.2093/") == (-33.8688, 151.2093)
     assert _iso6709("+00.0000+000.0000/") == (None, None) and _iso6709("+91.0+000.1/") == (None, None)
+
+
+def test_moment_search_matches_a_brute_force_over_every_frame_and_photo(library, tmp_path):
+    """The merged ranking (photo index + frames index, a video once at its best frame) is the
+    exact one: every photo and every frame scored against the query, each video kept at its max."""
+    photos = _photos(6)
+    d = tmp_path / "lib"
+    d.mkdir()
+    write_video(d / "a.mp4", [(p, 3.0) for p in photos[:3]], size=(320, 240))
+    write_video(d / "b.mp4", [(p, 3.0) for p in photos[2:5]], size=(240, 160))
+    for i, p in enumerate(photos[3:]):
+        p.resize((300, 200)).save(d / f"photo{i}.jpg", quality=90)
+    library.index([d], faces=False)
+    example = tmp_path / "q.jpg"
+    photos[4].rotate(3).save(example, quality=85)
+    got = library.search_image(example, limit=10)
+
+    model = library.models.load()
+    from photosearch.media.decode import decode
+
+    q = model.encode_pixels(model.preprocess(decode(example.read_bytes(), ext=".jpg", min_side=model.image_size).image)[None])[0]
+    best: dict[int, tuple[float, float | None]] = {}
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        ids, vecs = cat.vectors(model.name)
+        for i, v in zip(ids.tolist(), vecs):
+            best[i] = (float(v @ q), None)
+        for vid in cat.video_ids():
+            _, ts, fv = cat.frames_of(vid, model.name)
+            for t, v in zip(ts.tolist(), fv):
+                if float(v @ q) > best[vid][0] or best[vid][1] is None and float(v @ q) >= best[vid][0]:
+                    best[vid] = (float(v @ q), t)
+    oracle = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    assert [r.id for r in got] == [i for i, _ in oracle][: len(got)] and len(got) == len(oracle)
+    for r, (_, (score, t)) in zip(got, oracle):
+        assert r.score == pytest.approx(score, abs=1e-5)
+        if r.media == "video":
+            assert r.t == pytest.approx(t if t is not None else 0.0)
