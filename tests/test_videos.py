@@ -463,3 +463,28 @@ def test_moment_search_matches_a_brute_force_over_every_frame_and_photo(library,
         assert r.score == pytest.approx(score, abs=1e-5)
         if r.media == "video":
             assert r.t == pytest.approx(t if t is not None else 0.0)
+
+
+def test_a_new_model_redoes_a_videos_frames_once(library, tmp_path):
+    """After a model switch, an unchanged video gets its frames embedded for the new model (its
+    row kept), once: the next run has nothing left to do."""
+    from photosearch.ingest.runners import RunOptions, run_index
+    from photosearch.models.fakes import install_fake_clip
+
+    d = tmp_path / "v"
+    d.mkdir()
+    write_video(d / "a.mp4", [(p, 3.0) for p in _photos(2)], size=(240, 160))
+    model = library.models.load()
+    first = run_index(library.paths, model, model.name, [str(d)], options=RunOptions())
+    assert first.indexed == 1
+    install_fake_clip(library.models.root, "otherclip", seed=7)
+    other = library.models.load("otherclip")
+    again = run_index(library.paths, other, other.name, [str(d)], options=RunOptions())
+    assert again.photos == 0 and again.indexed == 1 and again.refreshed == 1
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        (row,) = cat.all_photos()
+        for name in (model.name, other.name):
+            ids, ts, vecs = cat.frames_of(row["id"], name)
+            assert len(ts) >= 2 and len(cat.vectors(name, [row["id"]])[0]) == 1
+    third = run_index(library.paths, other, other.name, [str(d)], options=RunOptions())
+    assert third.indexed == 0 and third.refreshed == 0

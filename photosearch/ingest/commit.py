@@ -39,7 +39,7 @@ class Committed:
     """What committing one batch did."""
 
     photos: int = 0       # new rows
-    indexed: int = 0      # photos given a CLIP vector
+    indexed: int = 0      # photos (and videos) given a CLIP vector
     refreshed: int = 0    # existing rows whose missing data was filled
     unchanged: int = 0    # same bytes, nothing to add (a touched file)
     moved: int = 0
@@ -148,7 +148,7 @@ def _fill(cat: Catalog, analyzers: list[Analyzer], fills: list[tuple[int, Result
         if rows:
             done.found[a.name] = done.found.get(a.name, 0) + a.store(cat, rows)
             filled.update(i for i, _ in rows)
-            if a.name == "clip":
+            if a.name in VECTOR_ANALYZERS:
                 embedded.update(i for i, _ in rows)
     done.indexed += len(embedded)
     for i, _, moved in fills:
@@ -162,8 +162,11 @@ def _store(cat: Catalog, analyzers: list[Analyzer], rows: list[tuple[int, Result
         outs = [(i, r.outputs[a.name]) for i, r in rows if a.name in r.outputs]
         if outs:
             done.found[a.name] = done.found.get(a.name, 0) + a.store(cat, outs)
-            if a.name == "clip":
+            if a.name in VECTOR_ANALYZERS:
                 done.indexed += len(outs)
 
+
+#: The analyzers that give a photo its CLIP vector: ``clip`` for photos, ``frames`` for videos.
+VECTOR_ANALYZERS = ("clip", "frames")
 
 __all__ = ["commit", "Committed", "SOURCE_GONE"]

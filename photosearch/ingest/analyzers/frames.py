@@ -23,8 +23,8 @@ CHUNK = 32
 class FramesAnalyzer(Analyzer):
     """Output: (seconds, vectors, pHash variants) of a video's sampled frames (columns ``frame_t``,
     ``frame_vectors``, ``frame_phash``); the first frame's vector is also the video's own
-    (table ``embeddings``, which the CLIP analyzer leaves to this one for videos). It runs when the video is new or changed, and when the CLIP model's
-    vector is missing (a new model): the frames follow the video's own vector."""
+    (table ``embeddings``, which the CLIP analyzer leaves to this one for videos). It runs when
+    the video is new or changed, and when that vector is missing (a new model)."""
 
     name = "frames"
     beside = True
@@ -33,9 +33,10 @@ class FramesAnalyzer(Analyzer):
         self.model = model
         self.model_name = model_name
         self.min_side = model.image_size
+        self.check = ("embeddings", model_name)   # the video's own vector: a new model redoes its frames
 
     def wanted(self, item: Any) -> bool:
-        return is_video(item.path) and (item.full or "clip" in item.lacks)
+        return is_video(item.path) and (item.full or self.name in item.lacks)
 
     def analyze(self, photo: Photo) -> Any:
         from photosearch.media.hashes import compute
