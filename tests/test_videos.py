@@ -488,3 +488,29 @@ def test_a_new_model_redoes_a_videos_frames_once(library, tmp_path):
             assert len(ts) >= 2 and len(cat.vectors(name, [row["id"]])[0]) == 1
     third = run_index(library.paths, other, other.name, [str(d)], options=RunOptions())
     assert third.indexed == 0 and third.refreshed == 0
+
+
+def test_an_unfiltered_search_merges_moments_without_the_catalog(library, tmp_path, monkeypatch):
+    """The fast path (memory-mapped indexes and rows files, the frames' with each one's video and
+    moment) gives what the catalog path gives."""
+    from photosearch.api import make_filters
+
+    photos = _photos(5)
+    d = tmp_path / "lib"
+    d.mkdir()
+    write_video(d / "a.mp4", [(p, 3.0) for p in photos[:3]], size=(320, 240))
+    write_video(d / "b.mp4", [(p, 3.0) for p in photos[2:]], size=(240, 160))
+    photos[4].resize((300, 200)).save(d / "photo.jpg", quality=90)
+    library.index([d], faces=False)
+    slow = library.search_text("a red boat", filters=make_filters(folder=str(d)), limit=10)
+
+    import photosearch.store.catalog as catalog_mod
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the unfiltered search opened the catalog")
+
+    monkeypatch.setattr(catalog_mod.Catalog, "open", refuse)
+    fast = library.search_text("a red boat", limit=10)
+    assert [(r.id, r.media, r.t) for r in fast] == [(r.id, r.media, r.t) for r in slow]
+    assert [round(r.score, 5) for r in fast] == [round(r.score, 5) for r in slow]
+    assert {r.media for r in fast} == {"photo", "video"} and len(fast) == 3

@@ -146,11 +146,24 @@ class Searcher:
             fut = pool.submit(lambda: self._load_model().encode_text([text])[0])
             if filters is None or not filters.active():
                 published = load_published(self.paths.root, self.paths.vectors, name)
-                if published is not None and not _has_frames(self.paths.root, name):
-                    # Fast path: a memory-mapped index and rows file, no catalog at all.
+                frames = load_published(self.paths.root, self.paths.vectors, f"frames:{name}") \
+                    if published is not None and _has_frames(self.paths.root, name) else None
+                if published is not None and (frames is not None or not _has_frames(self.paths.root, name)):
+                    # Fast path: memory-mapped indexes and rows files (the frames': each one's
+                    # video and moment), no catalog at all.
                     index, rows = published
-                    scores, found = index.search(fut.result()[None, :], limit)
-                    return _results(zip(scores[0].tolist(), found[0].tolist()), rows.get, limit, min_score, None)
+                    query = fut.result()
+                    scores, found = index.search(query[None, :], limit)
+                    pairs = list(zip(scores[0].tolist(), found[0].tolist()))
+                    moments: dict[int, float] = {}
+                    if frames is not None:
+                        f_index, f_rows = frames
+                        k = min(f_index.ntotal, max(4 * limit, limit + 50))
+                        s, f = f_index.search(query[None, :], k)
+                        hits = [(sc, r["video"], r["t"]) for sc, fid in zip(s[0].tolist(), f[0].tolist())
+                                if fid >= 0 and (r := f_rows.get(fid)) is not None]
+                        pairs, moments = _merge_moments(pairs, hits)
+                    return _results(pairs, rows.get, limit, min_score, None, moments)
             with self._open() as cat:
                 prepared = self._prepare(cat, name, filters)
                 query = fut.result()
@@ -399,14 +412,20 @@ class Searcher:
         k = min(index.ntotal, max(4 * want, want + 50))
         s, f = index.search(query[None, :], k, allowed=frame_allowed)
         frames = cat.frames_by_ids([int(i) for i in f[0] if i >= 0])
-        best: dict[int, tuple[float, float | None]] = {pid: (score, None) for score, pid in pairs if pid >= 0}
-        for score, fid in zip(s[0].tolist(), f[0].tolist()):
-            if fid in frames:
-                vid, t = frames[fid]
-                if vid not in best or score > best[vid][0] or (score == best[vid][0] and best[vid][1] is None):
-                    best[vid] = (score, t)
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        return [(sc, pid) for pid, (sc, _) in ranked], {pid: t for pid, (_, t) in ranked if t is not None}
+        return _merge_moments(pairs, [(sc, *frames[fid]) for sc, fid in zip(s[0].tolist(), f[0].tolist())
+                                      if fid in frames])
+
+
+def _merge_moments(pairs: list[tuple[float, int]], hits: list[tuple[float, int, float]]
+                   ) -> tuple[list[tuple[float, int]], dict[int, float]]:
+    """Ranked (score, photo id) pairs with frame hits (score, video id, seconds) merged in: a
+    video once, at its best score, and the moment of that frame."""
+    best: dict[int, tuple[float, float | None]] = {pid: (score, None) for score, pid in pairs if pid >= 0}
+    for score, vid, t in hits:
+        if vid not in best or score > best[vid][0] or (score == best[vid][0] and best[vid][1] is None):
+            best[vid] = (score, t)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return [(sc, pid) for pid, (sc, _) in ranked], {pid: t for pid, (_, t) in ranked if t is not None}
 
 
 def _has_frames(library_root: Path, model: str) -> bool:

@@ -128,10 +128,20 @@ class FrameVectors(JoinedVectors):
     """A model's frame vectors (frames of searchable videos only) as a vector index source."""
 
     KIND = "frames"
+    has_rows = True
     _FROM = ("FROM frame_embeddings e JOIN video_frames f ON f.id = e.frame_id JOIN photos p ON p.id = f.photo_id "
              f"WHERE e.model = ? AND {SHOWN.format(p='p.')}")
     _ID, _VECTOR = "e.frame_id", "e.vector"
     _TABLE, _TABLE_ID = "frame_embeddings", "frame_id"
+
+    def write_rows(self, path: Any) -> int:
+        """The rows file beside the frames index: each frame's video and moment (a search merges
+        moments without the catalog)."""
+        from photosearch.store.rows import write_dicts
+
+        rows = self.catalog.con.execute(
+            f"SELECT DISTINCT e.frame_id, f.photo_id, f.t {self._FROM} ORDER BY e.frame_id", [self.model]).fetchall()
+        return write_dicts(path, ((i, {"video": v, "t": t}) for i, v, t in rows))
 
 
 __all__ = ["FramesStore", "FrameVectors"]

@@ -165,6 +165,13 @@ class PhotoVectors:
     def __init__(self, catalog: Catalog, model: str) -> None:
         self.catalog, self.model, self.key = catalog, model, model
 
+    def write_rows(self, path: Any) -> int:
+        """The rows file beside the index: each photo's result fields (an unfiltered search
+        answers from it without the catalog)."""
+        from photosearch.store.rows import write
+
+        return write(path, self.catalog.result_rows())
+
     def count(self) -> int:
         """Number of vectors of searchable photos."""
         return self.catalog.count_vectors(self.model, searchable=True)

@@ -49,15 +49,20 @@ def result_fields(row: dict[str, Any]) -> dict[str, Any]:
 def write(path: Path, rows: Iterable[tuple[Any, ...]]) -> int:
     """Write (id, path, taken_at, make, model, width, height, format, keywords, media, duration)
     rows, ids ascending."""
+    return write_dicts(path, ((pid, result_fields({
+        "path": p, "taken_at": taken, "camera_make": make, "camera_model": model, "width": w, "height": h,
+        "format": fmt, "keywords": kw, "media": media, "duration": duration}))
+        for pid, p, taken, make, model, w, h, fmt, kw, media, duration in rows))
+
+
+def write_dicts(path: Path, rows: Iterable[tuple[int, dict[str, Any]]]) -> int:
+    """Write (id, JSON-able dict) rows, ids ascending (photo result fields; a frame's video and moment)."""
     ids: list[int] = []
     offsets = [0]
     blob = bytearray()
-    for pid, p, taken, make, model, w, h, fmt, kw, media, duration in rows:
+    for pid, fields in rows:
         ids.append(int(pid))
-        blob += json.dumps(result_fields({"path": p, "taken_at": taken, "camera_make": make, "camera_model": model,
-                                          "width": w, "height": h, "format": fmt, "keywords": kw,
-                                          "media": media, "duration": duration}),
-                           ensure_ascii=False).encode("utf-8")
+        blob += json.dumps(fields, ensure_ascii=False).encode("utf-8")
         offsets.append(len(blob))
     from photosearch.files import replacing
 

@@ -18,7 +18,6 @@ import numpy as np
 from photosearch.config import DEFAULT_EXACT_MAX, ENV_EXACT_MAX, LibraryPaths, env_int
 from photosearch.errors import LibraryError
 from photosearch.store.rows import Rows
-from photosearch.store.rows import write as write_rows
 
 if TYPE_CHECKING:
     from photosearch.store.catalog import Catalog
@@ -29,6 +28,9 @@ class VectorSource(Protocol):
 
     key: str          # the index's name in the catalog's vector_index table
     has_rows: bool    # whether a rows file (photo result fields) goes beside the index
+
+    def write_rows(self, path: Path) -> int:
+        """Write the rows file of this index (``has_rows`` sources): what a search shows per id."""
 
     def count(self) -> int:
         """Number of vectors."""
@@ -413,7 +415,7 @@ def save_for_catalog(index: VectorIndex, catalog: Catalog, vectors_dir: Path, mo
         index.save(vectors_dir / name)
     if rows_name:
         try:
-            write_rows(vectors_dir / rows_name, catalog.result_rows())
+            src.write_rows(vectors_dir / rows_name)
         except OSError as exc:
             raise LibraryError(f"cannot write {vectors_dir / rows_name}: {exc.strerror}") from None
     catalog.set_index_state(src.key, name, rows_name, version, index.kind, index.ntotal, index.nprobe)
