@@ -146,9 +146,9 @@ class Searcher:
             fut = pool.submit(lambda: self._load_model().encode_text([text])[0])
             if filters is None or not filters.active():
                 published = load_published(self.paths.root, self.paths.vectors, name)
-                frames = load_published(self.paths.root, self.paths.vectors, f"frames:{name}") \
-                    if published is not None and _has_frames(self.paths.root, name) else None
-                if published is not None and (frames is not None or not _has_frames(self.paths.root, name)):
+                has_frames = published is not None and _has_frames(self.paths.root, name)
+                frames = load_published(self.paths.root, self.paths.vectors, f"frames:{name}") if has_frames else None
+                if published is not None and (frames is not None or not has_frames):
                     # Fast path: memory-mapped indexes and rows files (the frames': each one's
                     # video and moment), no catalog at all.
                     index, rows = published
@@ -429,8 +429,8 @@ def _merge_moments(pairs: list[tuple[float, int]], hits: list[tuple[float, int, 
 
 
 def _has_frames(library_root: Path, model: str) -> bool:
-    """Whether the library has video frames of ``model`` (then results merge their moments,
-    which needs the catalog: no fast path)."""
+    """Whether the library's saved frames index of ``model`` has any frame (then results merge
+    video moments)."""
     from photosearch.store.catalog import read_state
 
     entry = ((read_state(library_root) or {}).get("indexes") or {}).get(f"frames:{model}")
