@@ -775,6 +775,8 @@ class Library:
             "active_model": self.models.active_name(),
             "models": self.models.names(),
             "photos": 0,
+            "videos": 0,
+            "frames": 0,
             "vectors": {},
             "roots": [],
             "index": {},
@@ -786,6 +788,7 @@ class Library:
             return out
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             out["photos"] = cat.count_photos()
+            out["videos"], out["frames"] = cat.video_counts()
             out["vectors"] = cat.vector_models()
             out["roots"] = cat.roots()
             people = cat.people()

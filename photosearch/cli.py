@@ -1331,7 +1331,8 @@ def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
         return
     out = _out()
     out.print(f"library: {info['library']}")
-    out.print(f"photos: {info['photos']}")
+    out.print(f"photos: {info['photos']}" + (f" (of which {info['videos']} videos, {info['frames']} frames sampled)"
+                                             if info.get("videos") else ""))
     out.print(f"active model: {info['active_model'] or '(none: run `photosearch models pull` or `models import`)'}")
     for model, count in info["vectors"].items():
         idx = info["index"].get(model, {})

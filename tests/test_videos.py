@@ -97,6 +97,8 @@ def test_a_frame_taken_at_t_finds_its_video_at_t(library, tmp_path):
         _, own = cat.vectors(library.models.active_name(), [vid])
     assert len(ts) >= len(photos) and ts[0] == 0.0 and ts[-1] >= SCENE * (len(photos) - 1)
     assert own.shape == (1, vecs.shape[1]) and np.array_equal(own[0], vecs[0])   # the video's own: its first frame's
+    status = _json(run_cli("status", "--json", library=library.paths.root))
+    assert status["photos"] == 2 and status["videos"] == 2 and status["frames"] >= len(ts) + 1
 
     for k, p in enumerate(photos):
         example = tmp_path / f"frame{k}.jpg"

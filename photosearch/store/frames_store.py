@@ -87,6 +87,12 @@ class FramesStore:
         vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return ids, ts, vecs
 
+    def video_counts(self) -> tuple[int, int]:
+        """(videos, sampled frames) in the catalog."""
+        videos = self.con.execute("SELECT count(*) FROM photos WHERE media = 'video'").fetchone()[0]
+        frames = self.con.execute("SELECT count(*) FROM video_frames").fetchone()[0]
+        return int(videos), int(frames)
+
     def frame_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(frame ids, video ids, seconds, pHash variants (n, 8) uint64) of the hashed frames of
         the videos a duplicate search may show."""
