@@ -558,3 +558,18 @@ def test_in_chromium_a_video_result_plays_from_its_moment(library, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_sampling_stops_at_its_decode_cap_on_a_stream_that_does_not_end(tmp_path, monkeypatch):
+    """A stream whose end never comes (or whose duration lies) is read only up to the cap of
+    decoded frames: sampling ends, with the frames it took."""
+    from photosearch.media import video as video_mod
+
+    path = write_video(tmp_path / "long.mts", [(p, 10.0) for p in _photos(2)], size=(160, 120), fps=10,
+                       gop=1000, container_format="mpegts")                  # key frames too sparse: full decode
+    monkeypatch.setattr(video_mod, "MAX_DECODED", 45)
+    s = sample(str(path), min_side=100)
+    ts = [t for t, _ in s.frames]
+    assert ts and max(ts) < 4.6 and len(ts) <= 3, ts                      # 45 frames at 10 fps: 4.5 s read
+    monkeypatch.setattr(video_mod, "MAX_DECODED", 200_000)
+    assert max(t for t, _ in sample(str(path), min_side=100).frames) > 15  # uncapped: the whole 20 s

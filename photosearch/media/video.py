@@ -217,11 +217,14 @@ def frame_at(path: str, t: float, *, min_side: int) -> Image.Image:
             if t > 0 and stream.time_base:
                 container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
             best = None
-            for n, frame in enumerate(_frames(container, stream)):
-                if best is None or frame.time is None or frame.time <= t + 1e-3:
-                    best = frame
-                if (frame.time is not None and frame.time > t) or n > MAX_DECODED:
-                    break
+            try:
+                for n, frame in enumerate(_frames(container, stream)):
+                    if best is None or frame.time is None or frame.time <= t + 1e-3:
+                        best = frame
+                    if (frame.time is not None and frame.time > t) or n > MAX_DECODED:
+                        break
+            finally:
+                _settle(stream.codec_context)
         except (av.FFmpegError, ValueError, EOFError) as exc:
             raise DecodeError(f"corrupt video: {_why(exc)}") from None
         if best is None:
@@ -272,29 +275,41 @@ def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_fr
         prev_key[:] = [t]
         return t + 1e-6 >= next_t or off_rhythm or len(gaps) < 3
 
-    for frame in _frames(container, stream, wanted):
-        decoded += 1
-        if decoded > MAX_DECODED:
-            break
-        if frame.time is None:
-            continue
-        t = max(0.0, float(frame.time) - start)
-        if info.duration is not None and t > info.duration * 1.5 + 10:
-            break  # timestamps far past the declared end: a broken or endless stream
-        sig = _signature(frame) if keyframes_only else None
-        due = t + 1e-6 >= next_t
-        # A cut between two samples is kept while the cap leaves room for the samples still to come.
-        room = max_frames - len(frames) - (int(max(0.0, info.duration - t) / every) + 1 if info.duration else 0)
-        if not due and not (room > 0 and sig is not None and last is not None
-                            and float(np.abs(sig - last).mean()) > SCENE_CUT):
-            continue
-        frames.append((round(t, 3), _upright(frame, info, min_side)))
-        last = sig
-        if due:  # a scene cut between two samples leaves the sampling grid as it is
-            next_t = t + every
-        if len(frames) >= max_frames:
-            break
+    try:
+        for frame in _frames(container, stream, wanted):
+            decoded += 1
+            if decoded > MAX_DECODED:
+                break
+            if frame.time is None:
+                continue
+            t = max(0.0, float(frame.time) - start)
+            if info.duration is not None and t > info.duration * 1.5 + 10:
+                break  # timestamps far past the declared end: a broken or endless stream
+            sig = _signature(frame) if keyframes_only else None
+            due = t + 1e-6 >= next_t
+            # A cut between two samples is kept while the cap leaves room for the samples still to come.
+            room = max_frames - len(frames) - (int(max(0.0, info.duration - t) / every) + 1 if info.duration else 0)
+            if not due and not (room > 0 and sig is not None and last is not None
+                                and float(np.abs(sig - last).mean()) > SCENE_CUT):
+                continue
+            frames.append((round(t, 3), _upright(frame, info, min_side)))
+            last = sig
+            if due:  # a scene cut between two samples leaves the sampling grid as it is
+                next_t = t + every
+            if len(frames) >= max_frames:
+                break
+    finally:
+        _settle(ctx)
     return frames
+
+
+def _settle(ctx: Any) -> None:
+    """Drop what the decoder still holds. Closing a frame-threaded decoder left mid-stream (a
+    cap or a cut-off ended the loop) can deadlock in FFmpeg; flushed first, it cannot."""
+    try:
+        ctx.flush_buffers()
+    except Exception:  # noqa: BLE001 - nothing more to settle
+        pass
 
 
 def _signature(frame: Any) -> np.ndarray:

@@ -56,12 +56,13 @@ class FacesAnalyzer(Analyzer):
                 if row.vector is None:
                     continue
                 v = np.asarray(row.vector, np.float32)
-                same = next((k for k in kept if float(np.dot(v, k.vector) / (np.linalg.norm(v) * np.linalg.norm(k.vector)
-                                                                             + 1e-9)) >= SAME_PERSON_IN_VIDEO), None)
-                if same is None:
+                v = v / (np.linalg.norm(v) + 1e-9)
+                sims = [float(v @ (np.asarray(k.vector, np.float32) / (np.linalg.norm(k.vector) + 1e-9))) for k in kept]
+                best = int(np.argmax(sims)) if sims else -1
+                if best < 0 or sims[best] < SAME_PERSON_IN_VIDEO:
                     kept.append(row)
-                elif _quality(row) > _quality(same):
-                    kept[kept.index(same)] = row
+                elif _quality(row) > _quality(kept[best]):   # the same person, seen better here
+                    kept[best] = row
         return kept
 
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
