@@ -527,6 +527,21 @@ def test_pull_offline_mode_sends_nothing(library, hub, monkeypatch):
     assert hub.requests == []
 
 
+def test_every_fetch_refuses_in_offline_mode_whatever_comes_first(hub, tmp_path, monkeypatch):
+    """Each network call checks offline mode itself: a download reached without the listing
+    before it (or the face models' OpenCV Zoo fetch) sends nothing either."""
+    from photosearch.models.faces import _download
+    from photosearch.models.hub import HubClient, RemoteFile
+
+    monkeypatch.setenv("PHOTOSEARCH_OFFLINE", "1")
+    client = HubClient(REPO, base=hub.url)
+    with pytest.raises(NetworkError, match="offline"):
+        client.download(RemoteFile("config.json", 10, None, "0" * 40), tmp_path)
+    with pytest.raises(OSError, match="offline"):
+        _download(f"{hub.url}/face.onnx", tmp_path / "face.onnx")
+    assert hub.requests == [] and not (tmp_path / "face.onnx").exists()
+
+
 def test_cli_pull_json(library, hub):
     result = run_cli("models", "pull", REPO, "--name", "tiny-cli", "--json", library=library.paths.root,
                      env=_online_env(hub.url))

