@@ -143,6 +143,10 @@ def _run_beside(fn: Callable[[Photo], Any], photo: Photo) -> Callable[[], Any]:
     return result
 
 
+#: The slowest read a video's time budget allows for (its size over this, in seconds), and a
+#: quarter of its length for sampling (4x slower than the speed goal) is added too.
+READ_BYTES_PER_S = 100e6
+
 _worker = threading.local()
 
 
@@ -226,18 +230,20 @@ class PhotoAnalyzer:
 
     def analyze(self, item: WorkItem) -> Result:
         """Read, hash, and (unless the bytes are known) decode once and run every wanted analyzer.
-        Batched analyzers' outputs are their inputs until :meth:`finish_batch`."""
-        from photosearch.media.decode import decode
+        Batched analyzers' outputs are their inputs until :meth:`finish_batch`. A video is hashed
+        as it is read (never held), then probed and sampled once (:meth:`_video`)."""
         from photosearch.media.identity import content_id
         from photosearch.media.scan import content_hash
 
-        if is_video(item.path):
-            return self._analyze_video(item)
-        data, skip = read_file(item.path)
-        if data is None:
-            return Result(item, skip=skip)
-        res = Result(item, hash=content_hash(data), content_id=content_id(data))
-        if item.full and (res.hash == item.known_hash or res.hash in item.known):
+        video = is_video(item.path)
+        if video:  # reading a video takes time by its size (100 MB/s at least)
+            extend_budget(item.size / READ_BYTES_PER_S)
+            data, res = self._read_hashing(item)
+        else:
+            data, skip = read_file(item.path)
+            res = Result(item, skip=skip) if data is None else \
+                Result(item, hash=content_hash(data), content_id=content_id(data))
+        if res.skip is not None or (item.full and (res.hash == item.known_hash or res.hash in item.known)):
             return res
         wanted = [a for a in self.analyzers if a.wanted(item)]
         if item.full and res.content_id is not None and res.content_id == item.known_content_id:
@@ -249,18 +255,13 @@ class PhotoAnalyzer:
             return res
         min_side = max([self.small_side] + [a.min_side for a in wanted])
         try:
-            decoded = decode(data, ext=file_ext(item.path), min_side=min_side)
-            small = decoded.image
-            # A decode made larger for faces is box-reduced for the rest first (as JPEG DCT
-            # scaling would have done; ~12 ms less CPU a photo at 1000x750, measured).
-            k = min(small.size) // max(self.small_side, REDUCED_MIN_SIDE)
-            if min_side > max(self.small_side, REDUCED_MIN_SIDE) and k >= 2:
-                small = small.reduce(k)
-            photo = Photo(item=item, data=data, content_hash=res.hash, content_id=res.content_id,
-                          decoded=decoded, small=small, outputs=res.outputs)
+            photo = self._video(item, res, min_side) if video else self._photo(item, res, data, min_side)
+            aside = [(a, _run_beside(a.analyze, photo)) for a in wanted if a.beside]
             for a in wanted:
-                out = a.analyze(photo)
-                if out is not None:
+                if not a.beside and (out := a.analyze(photo)) is not None:
+                    res.outputs[a.name] = out
+            for a, running in aside:
+                if (out := running()) is not None:
                     res.outputs[a.name] = out
         except DecodeError as exc:
             return Result(item, hash=res.hash, skip=exc.reason, content_id=res.content_id)
@@ -272,18 +273,10 @@ class PhotoAnalyzer:
         res.analyzed = True
         return res
 
-    def _analyze_video(self, item: WorkItem) -> Result:
-        """A video: hashed as it is read (never held), then probed and sampled once; the first
-        frame is what the photo analyzers see, and every frame goes to the ones that read
-        ``Photo.frames`` (frames: CLIP per moment; faces)."""
+    def _read_hashing(self, item: WorkItem) -> tuple[bytes | None, Result]:
+        """A video's content hash, its bytes read and hashed a chunk at a time (never held)."""
         import hashlib
 
-        from photosearch.media.decode import Decoded, Metadata
-        from photosearch.media.video import open_video, probe, sample
-
-        # Time grows with the video: reading it (at 100 MB/s at least) and sampling it (a quarter
-        # of its length: 4x slower than the speed goal) are added to the per-file budget.
-        extend_budget(item.size / 100e6)
         h = hashlib.sha256()
         got = [0]
 
@@ -293,53 +286,45 @@ class PhotoAnalyzer:
 
         data, skip = read_file(item.path, sink=sink)
         if data is None:
-            return Result(item, skip=skip)
-        res = Result(item, hash=h.hexdigest())
+            return None, Result(item, skip=skip)
         if got[0] == 0:
-            return Result(item, hash=res.hash, skip="empty file (0 bytes)")
-        if item.full and (res.hash == item.known_hash or res.hash in item.known):
-            return res
-        wanted = [a for a in self.analyzers if a.wanted(item)]
-        if not wanted:
-            return res
-        min_side = max([self.small_side] + [a.min_side for a in wanted])
-        try:
-            with open_video(item.path) as container:
-                head = probe(container)
-            extend_budget(item.size / 100e6 + (head.duration or 0.0) / 4)
-            # The analyzers' sizes are for 4:3 photos (faces: a 640 px long side); a wider frame
-            # reaches that long side at a smaller short side, and every kept frame is held.
-            aspect = max(head.width, head.height) / min(head.width, head.height)
-            if aspect > 4 / 3:
-                min_side = max(self.small_side, round(min_side * (4 / 3) / aspect))
-            sampled = sample(item.path, min_side=min_side)
-            info = sampled.info
-            poster = sampled.frames[0][1]
-            small = poster
-            k = min(poster.size) // max(self.small_side, REDUCED_MIN_SIDE)
-            if min_side > max(self.small_side, REDUCED_MIN_SIDE) and k >= 2:
-                small = poster.reduce(k)
-            md = Metadata(taken_at=info.taken_at, camera_make=info.camera_make, camera_model=info.camera_model,
-                          gps_lat=info.gps_lat, gps_lon=info.gps_lon)
-            photo = Photo(item=item, data=b"", content_hash=res.hash, content_id=None,
-                          decoded=Decoded(poster, info.width, info.height, (info.codec or info.container).upper(), None),
-                          small=small, outputs=res.outputs, _metadata=md, video=info, frames=sampled.frames)
-            aside = [(a, _run_beside(a.analyze, photo)) for a in wanted if a.beside]
-            for a in wanted:
-                if not a.beside and (out := a.analyze(photo)) is not None:
-                    res.outputs[a.name] = out
-            for a, running in aside:
-                if (out := running()) is not None:
-                    res.outputs[a.name] = out
-        except DecodeError as exc:
-            return Result(item, hash=res.hash, skip=exc.reason)
-        except MemoryError:
-            return Result(item, hash=res.hash, skip="too large to decode in memory")
-        except Exception as exc:  # noqa: BLE001 - one hostile file must never end the run or lose the batch
-            first = (str(exc).splitlines() or [""])[0][:200]
-            return Result(item, hash=res.hash, skip=f"could not be analyzed: {type(exc).__name__}: {first}")
-        res.analyzed = True
-        return res
+            return None, Result(item, hash=h.hexdigest(), skip="empty file (0 bytes)")
+        return None, Result(item, hash=h.hexdigest())
+
+    def _small(self, image: Any, min_side: int) -> Any:
+        """The pixels for CLIP, hashes and the thumbnail: a decode made larger for faces is
+        box-reduced first (as JPEG DCT scaling would have done; ~12 ms less CPU a photo at
+        1000x750, measured)."""
+        k = min(image.size) // max(self.small_side, REDUCED_MIN_SIDE)
+        return image.reduce(k) if min_side > max(self.small_side, REDUCED_MIN_SIDE) and k >= 2 else image
+
+    def _photo(self, item: WorkItem, res: Result, data: bytes | None, min_side: int) -> Photo:
+        from photosearch.media.decode import decode
+
+        decoded = decode(data or b"", ext=file_ext(item.path), min_side=min_side)
+        return Photo(item=item, data=data or b"", content_hash=res.hash, content_id=res.content_id,
+                     decoded=decoded, small=self._small(decoded.image, min_side), outputs=res.outputs)
+
+    def _video(self, item: WorkItem, res: Result, min_side: int) -> Photo:
+        """A video as the analyzers see it: its first sampled frame as the pixels (so its row
+        gets a vector, hashes, a poster and a record like a photo, with the container's date and
+        place), and every sampled moment in ``Photo.frames`` (frames: CLIP per moment; faces)."""
+        from photosearch.media.decode import Decoded, Metadata
+        from photosearch.media.video import sample
+
+        # The analyzers' sizes are for 4:3 photos (faces: a 640 px long side): frames are held
+        # at the CLIP size, or larger to give that long side, whatever their shape.
+        min_long = round(min_side * 4 / 3) if min_side > self.small_side else 0
+        sampled = sample(item.path, min_side=self.small_side, min_long=min_long,
+                         on_probe=lambda head: extend_budget(item.size / READ_BYTES_PER_S
+                                                             + (head.duration or 0.0) / 4))
+        info, poster = sampled.info, sampled.frames[0][1]
+        md = Metadata(taken_at=info.taken_at, camera_make=info.camera_make, camera_model=info.camera_model,
+                      gps_lat=info.gps_lat, gps_lon=info.gps_lon)
+        return Photo(item=item, data=b"", content_hash=res.hash, content_id=None,
+                     decoded=Decoded(poster, info.width, info.height, (info.codec or info.container).upper(), None),
+                     small=self._small(poster, min_side), outputs=res.outputs, _metadata=md, video=info,
+                     frames=sampled.frames)
 
     def finish_batch(self, batch: list[Result]) -> None:
         """Turn the batched analyzers' inputs into outputs, for a batch of results."""

@@ -3,19 +3,20 @@
 PyAV bundles FFmpeg's libraries in its wheel: MP4/MOV/M4V/3GP (H.264, HEVC), MKV/WebM (VP8,
 VP9, AV1), AVI and MTS/M2TS decode without a system ffmpeg.
 
-Sampling looks at about one frame every ``every`` seconds, plus scene cuts, capped per video. It decodes key
-frames only when they are dense enough (phones write one every second or two, and encoders put
-one at every scene cut): no other frame is decoded at all. Where they are sparse it decodes the
-stream and converts only the frames it keeps. Each kept frame is scaled by FFmpeg straight to
-the size the analyzers need (its shorter side ``min_side``), turned upright by the display
-rotation, and the file's pixels are never held whole: memory is the kept frames.
+Sampling looks at about one frame every ``every`` seconds, plus scene cuts, capped per video.
+Where key frames are dense enough (phones write one every second or two, and encoders put one
+at every scene cut) it decodes only the key frames it takes, and no other frame at all. Where
+they are sparse it decodes the stream and converts only the frames it keeps. Each kept frame is
+scaled by FFmpeg straight to the size the analyzers need (``min_side`` on its shorter side,
+``min_long`` on its longer), turned upright by the display rotation, and the file's pixels are
+never held whole: memory is the kept frames.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -174,17 +175,23 @@ def _iso6709(value: str) -> tuple[float | None, float | None]:
     return lat, lon
 
 
-def sample(path: str, *, min_side: int, every: float = SAMPLE_EVERY, max_frames: int = MAX_FRAMES) -> Sampled:
-    """Probe ``path`` and take its frames worth looking at (see the module docstring). DecodeError
+def sample(path: str, *, min_side: int, min_long: int = 0, every: float = SAMPLE_EVERY,
+           max_frames: int = MAX_FRAMES, on_probe: Callable[[VideoInfo], Any] | None = None) -> Sampled:
+    """Probe ``path`` and take its frames worth looking at (see the module docstring), each
+    scaled to at least ``min_side`` on its shorter side and ``min_long`` on its longer (never
+    enlarged). ``on_probe`` hears what the file is before any frame is decoded. DecodeError
     (one line) when it is not a video, has no video stream, or no frame decodes."""
     av = _av()
+    size = (min_side, min_long)
     with open_video(path) as container:
         info = probe(container)
+        if on_probe is not None:
+            on_probe(info)
         if info.duration is not None:
             every = max(every, info.duration / max_frames)
         out = Sampled(info)
         try:
-            keys = _sample(container, info, min_side, every, max_frames, keyframes_only=True)
+            keys = _sample(container, info, size, every, max_frames, keyframes_only=True)
             if keys and _dense(keys, info.duration, every):
                 out.frames = keys
                 return _displayed(out)
@@ -192,7 +199,7 @@ def sample(path: str, *, min_side: int, every: float = SAMPLE_EVERY, max_frames:
             keys = []
     with open_video(path) as container:
         try:
-            out.frames = _sample(container, info, min_side, every, max_frames, keyframes_only=False)
+            out.frames = _sample(container, info, size, every, max_frames, keyframes_only=False)
         except (av.FFmpegError, ValueError, EOFError) as exc:
             if not keys:
                 raise DecodeError(f"corrupt video: {_why(exc)}") from None
@@ -229,7 +236,7 @@ def frame_at(path: str, t: float, *, min_side: int) -> Image.Image:
             raise DecodeError(f"corrupt video: {_why(exc)}") from None
         if best is None:
             raise DecodeError("no video frame could be decoded (truncated or corrupt)")
-        return _upright(best, info, min_side)
+        return _upright(best, info, (min_side, 0))
 
 
 def _displayed(out: Sampled) -> Sampled:
@@ -245,7 +252,7 @@ def _dense(frames: list[tuple[float, Any]], duration: float | None, every: float
     return all(b - a <= 2 * every for a, b in zip(times, times[1:])) and (duration is not None or len(times) > 1)
 
 
-def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_frames: int, *,
+def _sample(container: Any, info: VideoInfo, size: tuple[int, int], every: float, max_frames: int, *,
             keyframes_only: bool) -> list[tuple[float, Image.Image]]:
     stream = container.streams.video[0]
     ctx = stream.codec_context
@@ -292,7 +299,7 @@ def _sample(container: Any, info: VideoInfo, min_side: int, every: float, max_fr
             if not due and not (room > 0 and sig is not None and last is not None
                                 and float(np.abs(sig - last).mean()) > SCENE_CUT):
                 continue
-            frames.append((round(t, 3), _upright(frame, info, min_side)))
+            frames.append((round(t, 3), _upright(frame, info, size)))
             last = sig
             if due:  # a scene cut between two samples leaves the sampling grid as it is
                 next_t = t + every
@@ -323,12 +330,13 @@ def _frames(container: Any, stream: Any, wanted: Any = None) -> Iterator[Any]:
             yield from packet.decode()
 
 
-def _upright(frame: Any, info: VideoInfo, min_side: int) -> Image.Image:
-    """The frame as an upright RGB image whose shorter side is about ``min_side`` (FFmpeg scales)."""
+def _upright(frame: Any, info: VideoInfo, size: tuple[int, int]) -> Image.Image:
+    """The frame as an upright RGB image whose shorter side is at least ``size[0]`` and longer
+    side at least ``size[1]`` (FFmpeg scales; never enlarged)."""
     w, h = frame.width, frame.height
     if w <= 0 or h <= 0 or max(w, h) > MAX_SIDE:
         raise DecodeError(f"video frame of {w}x{h} pixels is outside what is read")
-    k = min(1.0, max(min_side, 1) / min(w, h))
+    k = min(1.0, max(max(size[0], 1) / min(w, h), size[1] / max(w, h)))
     img = frame.reformat(width=max(2, int(round(w * k / 2)) * 2), height=max(2, int(round(h * k / 2)) * 2),
                          format="rgb24").to_image()
     # The display matrix turns the stored frame counter-clockwise (a phone held upright: -90).
