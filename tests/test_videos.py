@@ -246,6 +246,8 @@ def test_faces_in_a_video_are_found_once_per_person_at_their_moment(library, tmp
         top = doc["results"][0]
         assert top["path"] == str(video) and top["media"] == "video"
         assert lo <= top["t"] < hi, (example.name, top["t"])
+    r = run_cli("face", "--like", str(video), library=library.paths.root)        # a video is no example face
+    assert r.returncode == 3 and "is a video" in r.stderr and "Traceback" not in r.stderr
 
 
 def _still(path: Path, image: Image.Image, when: str) -> Path:

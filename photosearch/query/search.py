@@ -273,6 +273,10 @@ class Searcher:
             raise InputError(f"no such file: {photo}")
         if path.is_dir():
             raise InputError(f"{photo} is a folder, not a photo")
+        from photosearch.media.video import is_video
+
+        if is_video(str(path)):  # a face is chosen in one picture: a video has many
+            raise InputError(f"{photo} is a video: give a photo of the person (a frame saved from it will do)")
         try:
             data = path.read_bytes()
         except OSError as exc:
