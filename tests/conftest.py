@@ -226,18 +226,20 @@ def unwritable(folder: Path) -> Iterator[None]:
 
 def write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int = 10, size: tuple[int, int] | None = None,
                 codec: str = "h264", gop: int | None = None, rotation: int | None = None,
-                metadata: dict[str, str] | None = None, container_format: str | None = None) -> Path:
+                metadata: dict[str, str] | None = None, container_format: str | None = None,
+                options: dict[str, str] | None = None) -> Path:
     """A real video made with PyAV: each scene is (PIL image, seconds shown), at ``fps``, scaled
     to ``size`` (default: the first image's, even), a key frame at each scene's start and every
     ``gop`` frames. ``rotation`` sets the display matrix,
-    ``metadata`` the container tags (creation_time, location...)."""
+    ``metadata`` the container tags (creation_time, location...), ``options`` the muxer's
+    (``movflags=use_metadata_tags`` writes other tags as QuickTime keys, as Apple does)."""
     import av
     from PIL import Image
 
     first = scenes[0][0]
     w, h = size or first.size
     w, h = w // 2 * 2, h // 2 * 2
-    with av.open(str(path), "w", format=container_format) as out:
+    with av.open(str(path), "w", format=container_format, options=options or {}) as out:
         for k, v in (metadata or {}).items():
             out.metadata[k] = v
         stream = out.add_stream(codec, rate=fps)

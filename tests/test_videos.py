@@ -291,6 +291,80 @@ def test_a_live_photo_is_one_item_and_moves_and_undoes_together(library, tmp_pat
         assert cat.photo_by_path(str(movie))["live_of"] == cat.photo_by_path(str(still))["id"]
 
 
+def _apple_note(live_id: str) -> bytes:
+    """An Apple iOS MakerNote holding a Live Photo identifier (tag 0x0011): ``Apple iOS\\0``, version
+    1, ``MM``, then one big-endian IFD whose offsets count from the note's start."""
+    import struct
+
+    value = live_id.encode() + b"\0"
+    entries = struct.pack(">HHI", 0x0001, 9, 1) + struct.pack(">i", 14)               # MakerNoteVersion
+    entries += struct.pack(">HHII", 0x0011, 2, len(value), 14 + 2 + 2 * 12 + 4)
+    return b"Apple iOS\0\0\x01MM" + struct.pack(">H", 2) + entries + b"\0\0\0\0" + value
+
+
+def _with_live_id(src: Path, dst: Path, live_id: str, tmp: Path) -> Path:
+    """A copy of the real photo ``src`` whose Apple MakerNote carries ``live_id`` (exiftool moves
+    the note in, as Apple's camera writes it; exiftool reads it back as MediaGroupUUID)."""
+    import subprocess
+
+    donor = tmp / f"note-{live_id}.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    exif.get_ifd(0x8769)[0x927C] = _apple_note(live_id)
+    Image.new("RGB", (8, 8)).save(donor, exif=exif.tobytes())
+    shutil.copyfile(src, dst)
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-tagsfromfile", str(donor), "-makernotes", str(dst)],
+                   check=True)
+    read = subprocess.run(["exiftool", "-s3", "-MediaGroupUUID", str(dst)], capture_output=True, text=True).stdout
+    assert read.strip() == live_id
+    return dst
+
+
+@needs_shared
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool (Debian libimage-exiftool-perl) not installed")
+def test_live_photos_pair_by_apple_identifier_whatever_their_names(library, tmp_path):
+    import subprocess
+
+    photos = _photos(2)
+    d = tmp_path / "export"
+    (d / "movies").mkdir(parents=True)
+    # Real iPhone files of ../shared (a JPEG and a HEIC) with identifiers in their MakerNotes.
+    still = _with_live_id(SHARED / "metadata" / "Apple.jpg", d / "IMG_0001.JPG", "6A1E2B3C-0001", tmp_path)
+    heic = _with_live_id(SHARED / "ocr" / "pillow_heif_arrow.heic", d / "IMG_0002.HEIC", "6A1E2B3C-0002", tmp_path)
+    apple = {"movflags": "use_metadata_tags"}
+    # The movie of IMG_0001, renamed and filed apart by an export, its time off by an hour: paired by identifier.
+    movie = write_video(d / "movies" / "clip 17.mov", [(photos[0], 1.5)], size=(320, 240), container_format="mov",
+                        options=apple, metadata={"com.apple.quicktime.content.identifier": "6A1E2B3C-0001",
+                                                 "creation_time": "2016-09-28T19:18:05"})
+    keys = subprocess.run(["exiftool", "-s3", "-Keys:ContentIdentifier", str(movie)], capture_output=True, text=True)
+    assert keys.stdout.strip() == "6A1E2B3C-0001"                  # Apple's tag, as exiftool reads it
+    # Beside IMG_0002.HEIC, same name and second, but another Live Photo's identifier: not its movie.
+    other = write_video(d / "IMG_0002.MOV", [(photos[1], 1.5)], size=(320, 240), container_format="mov",
+                        options=apple, metadata={"com.apple.quicktime.content.identifier": "6A1E2B3C-0099",
+                                                 "creation_time": "2018-07-31T14:52:07"})
+    root = library.paths.root
+    doc = _json(run_cli("index", str(d), "--no-faces", "--json", library=root))
+    assert doc["photos"] == 4 and doc["live_photos"] == 1
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        rows = {p: cat.photo_by_path(str(p)) for p in (still, heic, movie, other)}
+    assert rows[movie]["live_of"] == rows[still]["id"] and rows[other]["live_of"] is None
+    assert rows[still]["live_id"] == rows[movie]["live_id"] == "6A1E2B3C-0001" and rows[heic]["live_id"] == "6A1E2B3C-0002"
+    paths = {r["path"] for r in _json(run_cli("search", "x", "-n", "50", "--json", library=root))["results"]}
+    assert paths == {str(still), str(heic), str(other)}
+    # organize files the movie beside its still under the still's name; undo puts both back.
+    out = tmp_path / "sorted"
+    _json(run_cli("organize", str(d), "--into", str(out), "--apply", "--json", library=root))
+    (new_still,) = out.rglob("IMG_0001.JPG")
+    assert new_still.with_suffix(".mov").is_file() and not movie.exists()
+    assert run_cli("undo", library=root).returncode == 0
+    assert still.is_file() and movie.is_file() and not new_still.exists()
+    # The still gone: its movie is a video of its own again.
+    still.unlink()
+    _json(run_cli("index", str(d), "--no-faces", "--json", library=root))
+    paths = {r["path"] for r in _json(run_cli("search", "x", "-n", "50", "--json", library=root))["results"]}
+    assert paths == {str(heic), str(other), str(movie)}
+
+
 def test_the_web_ui_shows_the_poster_and_plays_the_video_from_the_moment_with_ranges(library, tmp_path):
     from fastapi.testclient import TestClient
 

@@ -320,7 +320,7 @@ class PhotoAnalyzer:
                                                              + (head.duration or 0.0) / 4))
         info, poster = sampled.info, sampled.frames[0][1]
         md = Metadata(taken_at=info.taken_at, camera_make=info.camera_make, camera_model=info.camera_model,
-                      gps_lat=info.gps_lat, gps_lon=info.gps_lon)
+                      gps_lat=info.gps_lat, gps_lon=info.gps_lon, live_id=info.content_identifier)
         return Photo(item=item, data=b"", content_hash=res.hash, content_id=None,
                      decoded=Decoded(poster, info.width, info.height, (info.codec or info.container).upper(), None),
                      small=self._small(poster, min_side), outputs=res.outputs, _metadata=md, video=info,

@@ -60,15 +60,18 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
 LIVE_PHOTO_SECONDS = 1.0
 
 
-def live_photo_pairs(candidates: list[tuple[int, Any, int, Any]]) -> list[tuple[int, int]]:
-    """(movie id, still id) of the candidates (a short video and a photo of the same name in the
-    same folder) whose capture times are within :data:`LIVE_PHOTO_SECONDS`; one still per movie."""
+def live_photo_pairs(candidates: list[tuple[int, Any, int, Any, bool]]) -> list[tuple[int, int]]:
+    """(movie id, still id) of the candidates (see ``live_photo_candidates``): the first still
+    with the movie's Apple identifier, or else a still of the same name whose capture time is
+    within :data:`LIVE_PHOTO_SECONDS`; one still per movie and one movie per still."""
     pairs: dict[int, int] = {}
-    for movie, mt, still, st in candidates:
-        if movie in pairs or mt is None or st is None:
+    taken: set[int] = set()
+    for movie, mt, still, st, by_id in candidates:
+        if movie in pairs or still in taken:
             continue
-        if abs((mt - st).total_seconds()) <= LIVE_PHOTO_SECONDS:
+        if by_id or (mt is not None and st is not None and abs((mt - st).total_seconds()) <= LIVE_PHOTO_SECONDS):
             pairs[movie] = still
+            taken.add(still)
     return sorted(pairs.items())
 
 

@@ -297,6 +297,7 @@ class Metadata:
     title: str | None = None
     description: str | None = None
     regions: list[Any] = field(default_factory=list)  # photosearch.media.regions.Region, displayed frame
+    live_id: str | None = None  # Apple's Live Photo identifier (MakerNote MediaGroupUUID)
 
 
 _exiv2_lock = threading.Lock()
@@ -481,11 +482,44 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
         or _first(iptc, "Iptc.Application2.Caption")
         or _first(exif, "Exif.Image.ImageDescription", "Exif.Photo.UserComment")
     )
+    md.live_id = apple_live_id(exif.get("Exif.Photo.MakerNote"))
     try:
         md.regions = read_regions(region_source, md.orientation)
     except Exception:  # a malformed region must never cost us the photo
         md.regions = []
     return md
+
+
+def apple_live_id(note: Any) -> str | None:
+    """The Live Photo identifier in an Apple MakerNote (tag 0x0011, ExifTool's MediaGroupUUID,
+    formerly ContentIdentifier; the movie's ``com.apple.quicktime.content.identifier`` holds the
+    same UUID). ``note`` is the MakerNote as exiv2 gives it (decimal bytes) or as bytes; exiv2
+    does not parse Apple's notes, so this reads its one IFD: ``Apple iOS\\0``, a version, a byte
+    order mark, then entries whose offsets count from the note's start."""
+    if isinstance(note, str):
+        try:
+            note = bytes(int(b) for b in note.split()[:65536])
+        except ValueError:
+            return None
+    if not isinstance(note, (bytes, bytearray)) or not note.startswith(b"Apple iOS\0") or len(note) < 16:
+        return None
+    order = {b"MM": ">", b"II": "<"}.get(bytes(note[12:14]))
+    if order is None:
+        return None
+    import struct
+
+    (count,) = struct.unpack_from(order + "H", note, 14)
+    for i in range(min(count, 256)):
+        at = 16 + 12 * i
+        if at + 12 > len(note):
+            return None
+        tag, kind, n, value = struct.unpack_from(order + "HHI4s", note, at)
+        if tag != 0x0011 or kind != 2:
+            continue
+        raw = value[:n] if n <= 4 else note[struct.unpack(order + "I", value)[0]:][:n]
+        text = bytes(raw).split(b"\0", 1)[0].decode("ascii", "replace").strip()
+        return text or None
+    return None
 
 
 def _iptc_date(iptc: dict[str, Any]) -> datetime | None:

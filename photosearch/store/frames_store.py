@@ -122,15 +122,22 @@ class FramesStore:
                 np.array([r[2] for r in rows], np.float64),
                 np.array([r[3] for r in rows], np.uint64).reshape(len(rows), 8))
 
-    def live_photo_candidates(self) -> list[tuple[int, Any, int, Any]]:
-        """(movie id, its time, still id, its time) of short videos not yet paired that sit beside
-        a photo of the same name (IMG_1234.MOV and IMG_1234.HEIC): Live Photo pairs if the times agree."""
+    def live_photo_candidates(self) -> list[tuple[int, Any, int, Any, bool]]:
+        """(movie id, its time, still id, its time, by Apple's identifier) for videos not yet
+        paired: a photo with the same Live Photo identifier (anywhere, whatever its name), or a
+        photo of the same name in the same folder (IMG_1234.MOV and IMG_1234.HEIC) beside a short
+        video, unless both carry identifiers that differ. By identifier first, then by id."""
         return self.con.execute(
-            "WITH v AS (SELECT id, taken_at, regexp_replace(path, '\\.[^./]*$', '') AS stem FROM photos "
-            "WHERE media = 'video' AND live_of IS NULL AND quarantined_at IS NULL AND coalesce(duration, 0) <= 10) "
-            "SELECT v.id, v.taken_at, p.id, p.taken_at FROM v JOIN photos p "
-            "ON regexp_replace(p.path, '\\.[^./]*$', '') = v.stem "
-            "WHERE coalesce(p.media, 'photo') = 'photo' AND p.quarantined_at IS NULL ORDER BY v.id, p.id").fetchall()
+            "WITH v AS (SELECT id, taken_at, live_id, duration, regexp_replace(path, '\\.[^./]*$', '') AS stem "
+            "FROM photos WHERE media = 'video' AND live_of IS NULL AND quarantined_at IS NULL), "
+            "s AS (SELECT id, taken_at, live_id, path FROM photos WHERE coalesce(media, 'photo') = 'photo' "
+            "AND quarantined_at IS NULL AND id NOT IN (SELECT live_of FROM photos WHERE live_of IS NOT NULL)), "
+            "by_id AS (SELECT v.id AS m, v.taken_at AS mt, s.id AS p, s.taken_at AS pt, true AS by_id "
+            "FROM v JOIN s ON s.live_id = v.live_id), "
+            "by_name AS (SELECT v.id, v.taken_at, s.id, s.taken_at, false FROM v JOIN s "
+            "ON regexp_replace(s.path, '\\.[^./]*$', '') = v.stem WHERE coalesce(v.duration, 0) <= 10 "
+            "AND (v.live_id IS NULL OR s.live_id IS NULL OR v.live_id = s.live_id)) "
+            "SELECT * FROM (SELECT * FROM by_id UNION ALL SELECT * FROM by_name) ORDER BY 1, 5 DESC, 3").fetchall()
 
     def set_live_pairs(self, pairs: Sequence[tuple[int, int]]) -> None:
         """Mark movies as the moving half of Live Photos: (movie id, still id)."""

@@ -99,6 +99,8 @@ class PhotosStore:
         self.con.execute("DELETE FROM not_duplicates WHERE photo_a IN (SELECT unnest(?::BIGINT[])) "
                          "OR photo_b IN (SELECT unnest(?::BIGINT[]))", [ids, ids])
         self.con.execute("DELETE FROM photos WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        # A Live Photo movie whose still is gone is a video of its own again (finish may re-pair it).
+        self.con.execute("UPDATE photos SET live_of = NULL WHERE live_of IN (SELECT unnest(?::BIGINT[]))", [ids])
 
     def photo_by_path(self, path: str) -> dict[str, Any] | None:
         """The photo row at ``path``, or None."""

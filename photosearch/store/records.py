@@ -20,7 +20,7 @@ SHOWN = "{p}quarantined_at IS NULL AND {p}live_of IS NULL"
 PHOTO_COLUMNS = (
     "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
     "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
-    "orientation", "keywords", "rating", "title", "description", "content_id", "media", "duration",
+    "orientation", "keywords", "rating", "title", "description", "content_id", "media", "duration", "live_id",
 )
 
 
@@ -89,6 +89,7 @@ class PhotoRecord:
     content_id: str | None = None     # the image data's identity (media/identity.py); None: its bytes
     media: str = "photo"              # or "video"
     duration: float | None = None     # seconds (videos)
+    live_id: str | None = None        # Apple's Live Photo identifier (same in the still and its movie)
 
     def values(self) -> tuple[Any, ...]:
         """The record's fields in ``PHOTO_COLUMNS`` order, for an insert."""
