@@ -521,6 +521,90 @@ class Library:
                 events = build(cat, gap_hours=gap_hours or DEFAULT_GAP_HOURS, max_km=max_km or DEFAULT_MAX_KM)
         return [{k: v for k, v in e.items() if k != "photo_ids"} | {"photos": len(e["photo_ids"])} for e in events]
 
+    # -- films ----------------------------------------------------------------------------
+
+    def plan_film(self, query: str | None = None, *, filters: Filters | None = None, memory: str | None = None,
+                  duration: float = 60.0, size: str = "1080p", fps: int = 30, title: str | None = None,
+                  music: str | os.PathLike[str] | None = None, today: Any = None) -> Any:
+        """The shot list (:class:`~photosearch.media.film.FilmPlan`) of a film over a text search,
+        filters (event, person, tag, dates...) or a suggestion of :meth:`memories`; nothing is
+        rendered. The same inputs give the same plan."""
+        from datetime import date
+
+        from photosearch.media.film import check_music, parse_size
+        from photosearch.query.films import MAX_CANDIDATES, plan_film
+        from photosearch.query.memories import selection
+
+        self._require_catalog()
+        width_height = parse_size(size)
+        if not 1 <= fps <= 120:
+            raise UsageError(f"--fps must be 1 to 120, not {fps}")
+        music_path = None
+        if music is not None:
+            music_path = os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(music))))
+            check_music(music_path)
+        filters = filters or Filters()
+        only_ids = None
+        chosen: dict[str, Any] = {"query": query, "filters": _filters_doc(filters)}
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            if memory is not None:
+                if query or filters.active():
+                    raise UsageError("--memory chooses the photos itself: give no query or filters with it")
+                filters, memory_title, extra = selection(cat, memory, today or date.today())
+                title = title or memory_title
+                only_ids = extra.get("ids")
+                chosen = {"memory": memory, "filters": _filters_doc(filters)}
+        scored = None
+        if query:
+            results = Searcher(self.paths).search_text(query, filters, MAX_CANDIDATES)
+            scored = [(r.id, r.score, r.t) for r in results]
+        model, _ = self._model_and_dim(required=False)
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return plan_film(cat, filters=filters, scored=scored, model=model, library_root=self.paths.root,
+                             duration=duration, size=width_height, fps=fps, title=title, music=music_path,
+                             query=query, selection=chosen, only_ids=only_ids)
+
+    @staticmethod
+    def load_film_plan(file: str | os.PathLike[str]) -> Any:
+        """A plan from a JSON file (``film --plan --json`` output, perhaps edited)."""
+        import json
+
+        from photosearch.media.film import FilmPlan
+
+        try:
+            text = open(os.path.expanduser(os.fspath(file)), encoding="utf-8").read()
+        except FileNotFoundError:
+            raise InputError(f"--from-plan: no such file: {file}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--from-plan: cannot read {file}: {exc}") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--from-plan: {file} is not JSON ({exc.msg}, line {exc.lineno})") from None
+        return FilmPlan.from_dict(doc.get("plan", doc) if isinstance(doc, dict) else doc)
+
+    @staticmethod
+    def render_film(plan: Any, out: str | os.PathLike[str], *, force: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Render a plan to an MP4 (H.264 + AAC), streaming; written under a temporary name and
+        renamed when complete. ``progress(frames done, frames)``."""
+        from photosearch.media.film import render
+
+        return render(plan, out, force=force, progress=progress)
+
+    def memories(self, today: Any = None) -> list[dict[str, Any]]:
+        """Films worth making (on this day, events, a person's year), each with an id for
+        :meth:`plan_film`'s ``memory``. Events are brought up to date first."""
+        from datetime import date
+
+        from photosearch.query.memories import suggestions
+
+        self._require_catalog()
+        if os.access(self.paths.root, os.W_OK):
+            self.events()
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return suggestions(cat, today or date.today())
+
     @_writes("organize --apply", only_if="apply")
     def organize(self, photos: list[str | os.PathLike[str]] | None, into: str | os.PathLike[str], *,
                  pattern: str | None = None, rules: list[Any] | None = None, apply: bool = False,
@@ -803,6 +887,16 @@ class Library:
                         "current": state["version"] == cat.data_version(),
                     }
         return out
+
+
+def _filters_doc(filters: Filters) -> dict[str, Any]:
+    """The filters that are set, as JSON-ready data (a plan records what it was made from)."""
+    out: dict[str, Any] = {}
+    for key, value in filters.__dict__.items():
+        if value in (None, (), [], ""):
+            continue
+        out[key] = value.isoformat() if hasattr(value, "isoformat") else (list(value) if isinstance(value, tuple) else value)
+    return out
 
 
 def __getattr__(name: str) -> Any:

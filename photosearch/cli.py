@@ -1171,6 +1171,153 @@ def events(
 
 
 @app.command()
+def film(
+    query: Annotated[Optional[list[str]], typer.Argument(help="A text search choosing the photos and clips "
+                                                         "(optional with filters or --memory).", show_default=False)] = None,
+    event: EventOpt = None,
+    person: PersonOpt = None,
+    tag: TagOpt = None,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    camera: CameraOpt = None,
+    folder: InOpt = None,
+    media: MediaOpt = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", metavar="ID",
+                      help="A suggestion of `photosearch memories`.")] = None,
+    duration: Annotated[float, typer.Option("--duration", metavar="SECONDS", help="Length of the film.")] = 60.0,
+    size: Annotated[str, typer.Option("--size", metavar="SIZE", help="720p, 1080p, 4k or WxH.")] = "1080p",
+    fps: Annotated[int, typer.Option("--fps", help="Frames per second.")] = 30,
+    music: Annotated[Optional[Path], typer.Option("--music", metavar="FILE",
+                     help="A sound file, trimmed to the film and faded out (default: the clips' own sound).")] = None,
+    title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT",
+                     help="The title card (default: the event, person, tag or query).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="FILE.mp4", help="Where to write the film.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+    plan_only: Annotated[bool, typer.Option("--plan", help="Print the shot list; render nothing.")] = False,
+    from_plan: Annotated[Optional[Path], typer.Option("--from-plan", metavar="FILE",
+                         help="Render a plan file (from --plan --json, perhaps edited).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Make a short film (MP4, H.264 + AAC) of an event, a person, a tag, a search or a memory:
+    the best, unlike shots in time order, with pans, crossfades and title cards."""
+    from photosearch.api import make_filters
+
+    lib = _library(library)
+    text = " ".join(query or []).strip() or None
+    if from_plan is not None:
+        if text or memory or any(v for v in (event, person, tag, after, before, camera, folder, media)):
+            from photosearch.errors import UsageError
+
+            raise UsageError("--from-plan renders the plan as it is: give no query, filters or --memory with it")
+        plan = lib.load_film_plan(from_plan)
+    else:
+        filters = make_filters(after, before, camera, folder, person, tag, event, media)
+        if not text and not memory and not filters.active():
+            from photosearch.errors import UsageError
+
+            raise UsageError("choose what the film shows: a query, --event, --person, --tag, dates or --memory ID")
+        plan = lib.plan_film(text, filters=filters, memory=memory, duration=duration, size=size, fps=fps,
+                             title=title, music=str(music) if music else None)
+    if plan_only:
+        if as_json:
+            _print_json({"plan": plan.as_dict()})
+            return
+        _render_plan(plan)
+        return
+    if out is None:
+        from photosearch.errors import UsageError
+
+        raise UsageError("--out FILE.mp4 is needed to render (or --plan to see the shot list)")
+    with _FilmProgress(quiet or not err.is_terminal, err) as progress:
+        done = lib.render_film(plan, str(out), force=force, progress=progress)
+    if as_json:
+        _print_json({"film": done, "plan": plan.as_dict()})
+        return
+    _out().print(f"wrote {_printable(done['path'])}: {done['duration']:.1f} s, {done['width']}x{done['height']} "
+                 f"at {done['fps']} fps, {done['shots']} shots, {'with' if done['audio'] else 'no'} sound, "
+                 f"{done['bytes'] / 1e6:.1f} MB", markup=False, highlight=False)
+
+
+def _render_plan(plan: Any) -> None:
+    table = Table(show_edge=False, box=None, header_style="bold")
+    for col in ("#", "at", "length", "shot", "what"):
+        table.add_column(col, overflow="fold" if col == "what" else None)
+    for i, s in enumerate(plan.shots, 1):
+        if s.kind in ("title", "end"):
+            what = " / ".join(s.text)
+        elif s.kind == "clip":
+            what = f"{_printable(s.path)} {_moment(s.t_in)}-{_moment(s.t_out)}"
+        else:
+            zoom = "zoom in" if s.box_to[2] < s.box_from[2] else "zoom out" if s.box_to[2] > s.box_from[2] else "pan"
+            what = f"{_printable(s.path)} ({zoom})"
+        table.add_row(str(i), f"{s.start:.1f}", f"{s.duration:.1f}", s.kind, what)
+    _out().print(table)
+    _out().print(f"{plan.duration:.1f} s at {plan.width}x{plan.height}, {plan.fps} fps"
+                 + (f", music {_printable(plan.music)}" if plan.music else ""), markup=False, highlight=False)
+
+
+class _FilmProgress:
+    """A rich progress bar while frames are rendered (none when quiet or not on a terminal)."""
+
+    def __init__(self, quiet: bool, console: Any) -> None:
+        self.quiet, self.console, self.bar, self.task = quiet, console, None, None
+
+    def __enter__(self) -> "_FilmProgress":
+        if not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                                TimeRemainingColumn(), console=self.console, transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("film", total=None)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None and (done % 10 == 0 or done == total):
+            self.bar.update(self.task, completed=done, total=total)
+
+
+@app.command()
+def memories(
+    on: Annotated[Optional[str], typer.Option("--date", metavar="YYYY-MM-DD",
+                  help="The day to remember from (default: today).")] = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Films worth making: on this day in past years, events with many good photos, a person's
+    year. Render one with `photosearch film --memory ID --out FILE.mp4`."""
+    from datetime import date
+
+    today = None
+    if on is not None:
+        try:
+            today = date.fromisoformat(on)
+        except ValueError:
+            from photosearch.errors import UsageError
+
+            raise UsageError(f"--date must be YYYY-MM-DD, not {on!r}") from None
+    found = _library(library).memories(today)
+    if as_json:
+        _print_json({"memories": found})
+        return
+    if not found:
+        _out().print("no memories yet: they need events, dated photos or named people with at least 6 photos")
+        return
+    table = Table(show_edge=False, box=None, header_style="bold")
+    for col in ("id", "photos", "title", "about"):
+        table.add_column(col, overflow="fold" if col in ("title", "about") else None)
+    for m in found:
+        table.add_row(m["id"], str(m["photos"]), _printable(m["title"]), _printable(m["subtitle"] or ""))
+    _out().print(table)
+
+
+@app.command()
 def organize(
     paths: Annotated[Optional[list[Path]], typer.Argument(
         metavar="[PATH]...", help="Photos or folders in the library (default: every photo).", show_default=False)] = None,

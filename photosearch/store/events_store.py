@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from photosearch.files import text_path
+from photosearch.store.records import SHOWN
 
 
 class EventsStore:
@@ -86,6 +87,32 @@ class EventsStore:
                                "AND NOT starts_with(path, ?) ORDER BY id LIMIT 1",
                                [content_hash, text_path(outside).rstrip("/") + "/"]).fetchone()
         return None if row is None else row[0]
+
+    def ids_on_day(self, month: int, day: int, window: int, *, before_year: int) -> list[int]:
+        """Searchable photos taken within ``window`` days of ``month``/``day`` in years before ``before_year``."""
+        if (month, day) == (2, 29):
+            day = 28  # every year has a 28 February
+        rows = self.con.execute(
+            "SELECT id FROM photos WHERE taken_at IS NOT NULL AND year(taken_at) < ? AND "
+            f"{SHOWN.format(p='')} AND abs(datediff('day', make_date(year(taken_at), ?, ?), "
+            "CAST(taken_at AS DATE))) <= ? ORDER BY id", [before_year, month, day, window]).fetchall()
+        return [r[0] for r in rows]
+
+    def years_of(self, ids: Sequence[int]) -> list[int]:
+        """The distinct years the given photos were taken in, oldest first."""
+        rows = self.con.execute("SELECT DISTINCT year(taken_at) AS y FROM photos WHERE taken_at IS NOT NULL "
+                                "AND id IN (SELECT unnest(?::BIGINT[])) ORDER BY y", [[int(i) for i in ids]]).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def person_years(self, min_photos: int) -> list[tuple[int, str, int, int]]:
+        """(person id, name, year, photos) of named people with at least ``min_photos`` searchable
+        photos in a year, most photos first."""
+        return [tuple(r) for r in self.con.execute(  # type: ignore[misc]
+            "SELECT p.id, p.name, year(ph.taken_at) AS y, count(DISTINCT ph.id) AS n FROM people p "
+            "JOIN faces f ON f.person_id = p.id JOIN photos ph ON ph.id = f.photo_id "
+            f"WHERE p.name IS NOT NULL AND ph.taken_at IS NOT NULL AND {SHOWN.format(p='ph.')} "
+            "GROUP BY p.id, p.name, year(ph.taken_at) HAVING count(DISTINCT ph.id) >= ? ORDER BY n DESC, p.id, y",
+            [min_photos]).fetchall()]
 
     def photo_event_ids(self) -> dict[int, int]:
         """Event id of every photo that belongs to an event, by photo id."""

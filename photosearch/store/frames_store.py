@@ -106,6 +106,10 @@ class FramesStore:
         vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return ids, ts, vecs
 
+    def frame_models(self) -> list[str]:
+        """The CLIP models that have frame vectors."""
+        return [r[0] for r in self.con.execute("SELECT DISTINCT model FROM frame_embeddings ORDER BY model").fetchall()]
+
     def video_counts(self) -> tuple[int, int]:
         """(videos, sampled frames) in the catalog."""
         videos = self.con.execute("SELECT count(*) FROM photos WHERE media = 'video'").fetchone()[0]

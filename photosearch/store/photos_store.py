@@ -209,8 +209,8 @@ class PhotosStore:
             "INSERT INTO embeddings SELECT ?, model, vector FROM embeddings WHERE photo_id = ?", [dst_id, src_id]
         )
         self.con.execute(
-            "INSERT INTO image_hashes SELECT ?, phash, dhash, content_width, content_height FROM image_hashes "
-            "WHERE photo_id = ?", [dst_id, src_id]
+            "INSERT INTO image_hashes SELECT ?, phash, dhash, content_width, content_height, sharpness, brightness, "
+            "highlight, blown FROM image_hashes WHERE photo_id = ?", [dst_id, src_id]
         )
         # A copy shows the same people: its faces keep their vectors and persons (new face ids).
         self.con.execute(
@@ -238,8 +238,9 @@ class PhotosStore:
 
     # -- perceptual hashes ----------------------------------------------------------------
 
-    def add_hashes(self, rows: Sequence[tuple[int, Sequence[int], int, int | None, int | None]]) -> None:
-        """(photo_id, 8 pHash variants, dHash, content width, content height) rows."""
+    def add_hashes(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """(photo_id, 8 pHash variants, dHash, content width, content height[, sharpness,
+        brightness, highlight, blown]) rows."""
         if not rows:
             return
         import pyarrow as pa
@@ -251,13 +252,30 @@ class PhotosStore:
             "dhash": pa.array([int(r[2]) for r in rows], pa.uint64()),
             "content_width": pa.array([r[3] for r in rows], pa.int32()),
             "content_height": pa.array([r[4] for r in rows], pa.int32()),
+            **{name: pa.array([r[5 + i] if len(r) > 5 + i else None for r in rows], pa.float64())
+               for i, name in enumerate(("sharpness", "brightness", "highlight", "blown"))},
         })
         self.con.register("_new_hashes", table)
         try:
-            self.con.execute("INSERT INTO image_hashes SELECT photo_id, phash, dhash, content_width, content_height "
-                             "FROM _new_hashes")
+            self.con.execute("INSERT INTO image_hashes SELECT photo_id, phash, dhash, content_width, content_height, "
+                             "sharpness, brightness, highlight, blown FROM _new_hashes")
         finally:
             self.con.unregister("_new_hashes")
+
+    def hashes_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, pHash variants (n, 8) uint64) of those of ``ids`` that have hashes."""
+        rows = self.con.execute(
+            "SELECT photo_id, phash FROM image_hashes WHERE photo_id IN (SELECT unnest(?::BIGINT[])) "
+            "AND len(phash) = 8 ORDER BY photo_id", [[int(i) for i in ids]]).fetchall()
+        return (np.array([r[0] for r in rows], np.int64),
+                np.array([r[1] for r in rows], np.uint64).reshape(len(rows), 8))
+
+    def quality_of(self, ids: Sequence[int]) -> dict[int, tuple[float, float, float, float]]:
+        """(sharpness, brightness, highlight, blown) by photo id, where measured (media/quality.py)."""
+        rows = self.con.execute(
+            "SELECT photo_id, sharpness, brightness, highlight, blown FROM image_hashes "
+            "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) AND sharpness IS NOT NULL", [[int(i) for i in ids]]).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def content_sizes(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """Content width and height (after border trimming) by photo id, where recorded."""
