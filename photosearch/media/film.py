@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,54 +158,74 @@ def source_time(shot: Shot, t: float) -> float:
 
 
 # -- frame sources ----------------------------------------------------------------------------
+# Each source gives the encoder's frames directly (yuv420p at the film's size): FFmpeg's scaler
+# crops are integer-pixel, which at the near 1:1 scale of a pan is invisible, and it is 5 ms a
+# 1080p frame against 37 ms for Pillow's resize and conversions (measured, bench_film.py).
 
 class _Source:
-    def frame(self, t: float) -> Image.Image:  # pragma: no cover - interface
+    def frame(self, t: float) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
     def close(self) -> None:
         pass
 
 
+def _yuv(rgb: np.ndarray, size: tuple[int, int]) -> Any:
+    """An RGB array (any size) as the encoder's frame at ``size``."""
+    import av
+
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BILINEAR")
+
+
+def _crop(rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """The pixels of a fractional box (whole pixels, at least 2 x 2)."""
+    h, w = rgb.shape[:2]
+    x0 = min(max(0, int(round(box[0] * w))), w - 2)
+    y0 = min(max(0, int(round(box[1] * h))), h - 2)
+    x1 = min(w, max(x0 + 2, int(round((box[0] + box[2]) * w))))
+    y1 = min(h, max(y0 + 2, int(round((box[1] + box[3]) * h))))
+    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+
+
 class _Card(_Source):
     """A title or end card: light text on a dark ground (rendered once)."""
 
     def __init__(self, shot: Shot, size: tuple[int, int]) -> None:
-        from PIL import Image, ImageDraw, ImageFont
+        self.image = card_image(shot.text, size)
+        self.yuv = _yuv(np.asarray(self.image), size).to_ndarray()
 
-        w, h = size
-        img = Image.new("RGB", size, (12, 14, 20))
-        draw = ImageDraw.Draw(img)
-        lines = [line for line in shot.text if line] or [""]
-        y_total = 0
-        fonts = []
-        for i, _ in enumerate(lines):
-            px = max(10, int(h * (0.085 if i == 0 else 0.045)))
-            try:
-                fonts.append(ImageFont.load_default(size=px))
-            except (TypeError, OSError):  # a Pillow without FreeType: the small bitmap font
-                fonts.append(ImageFont.load_default())
-        boxes = [draw.textbbox((0, 0), line, font=f) for line, f in zip(lines, fonts)]
-        gap = int(h * 0.03)
-        y_total = sum(b[3] - b[1] for b in boxes) + gap * (len(lines) - 1)
-        y = (h - y_total) // 2
-        for i, (line, f, b) in enumerate(zip(lines, fonts, boxes)):
-            tw = b[2] - b[0]
-            # A line wider than the frame is shrunk to fit rather than cut.
-            if tw > w * 0.92 and line:
-                try:
-                    f = ImageFont.load_default(size=max(8, int(f.size * w * 0.92 / tw)))  # type: ignore[union-attr]
-                    b = draw.textbbox((0, 0), line, font=f)
-                    tw = b[2] - b[0]
-                except (TypeError, OSError, AttributeError):
-                    pass
-            draw.text(((w - tw) // 2 - b[0], y - b[1]), line, font=f,
-                      fill=(245, 245, 245) if i == 0 else (190, 196, 210))
-            y += (b[3] - b[1]) + gap
-        self.image = img
+    def frame(self, t: float) -> Any:
+        return _fresh(self.yuv)
 
-    def frame(self, t: float) -> Image.Image:
-        return self.image
+
+def card_image(text: Sequence[str], size: tuple[int, int]) -> Image.Image:
+    """A card's picture: the first line large, the others smaller, centred."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    w, h = size
+    img = Image.new("RGB", size, (12, 14, 20))
+    draw = ImageDraw.Draw(img)
+    lines = [line for line in text if line] or [""]
+    fonts: list[Any] = []
+    for i, line in enumerate(lines):
+        px = max(10, int(h * (0.085 if i == 0 else 0.045)))
+        try:
+            font: Any = ImageFont.load_default(size=px)
+            tw = draw.textlength(line, font=font)
+            if tw > w * 0.92:  # a line wider than the frame is shrunk to fit, not cut
+                font = ImageFont.load_default(size=max(8, int(px * w * 0.92 / tw)))
+        except (TypeError, OSError, AttributeError):  # a Pillow without FreeType: the bitmap font
+            font = ImageFont.load_default()
+        fonts.append(font)
+    boxes = [draw.textbbox((0, 0), line, font=f) for line, f in zip(lines, fonts)]
+    gap = int(h * 0.03)
+    y = (h - (sum(b[3] - b[1] for b in boxes) + gap * (len(lines) - 1))) // 2
+    for i, (line, f, b) in enumerate(zip(lines, fonts, boxes)):
+        draw.text(((w - (b[2] - b[0])) // 2 - b[0], y - b[1]), line, font=f,
+                  fill=(245, 245, 245) if i == 0 else (190, 196, 210))
+        y += (b[3] - b[1]) + gap
+    return img
 
 
 class _Still(_Source):
@@ -223,21 +243,41 @@ class _Still(_Source):
             raise InputError(f"{shot.path}: cannot read it ({exc.strerror}); gone since indexing? "
                              "Run `photosearch index` and plan again") from None
         boxes = [b for b in (shot.box_from, shot.box_to) if b] or [[0.0, 0.0, 1.0, 1.0]]
-        # The short side the source needs so the tightest box still has the output's pixels.
+        # The source's pixels the tightest box needs, on its shorter side (DCT scaling decodes
+        # at least that).
         need = max(max(size[0] / max(b[2], 1e-3), size[1] / max(b[3], 1e-3)) for b in boxes)
         try:
             decoded = decode(data, ext=os.path.splitext(path)[1].lower(), min_side=int(need * 0.75) + 1)
         except DecodeError as exc:
             raise InputError(f"{shot.path}: {exc.reason}") from None
-        self.image = decoded.image.convert("RGB")
+        image = decoded.image.convert("RGB")
+        w, h = image.width // 2 * 2, image.height // 2 * 2
+        if (w, h) != image.size:
+            image = image.crop((0, 0, w, h))
+        # Held as the encoder's planes (Y full size, U and V halved): each frame is then a crop
+        # and one scaler pass without colour conversion (3 against 6 ms a 1080p frame).
+        import av
 
-    def frame(self, t: float) -> Image.Image:
-        from PIL import Image
+        flat = av.VideoFrame.from_image(image).reformat(format="yuv420p").to_ndarray().reshape(-1)
+        q = w * h // 4
+        self.y = flat[:4 * q].reshape(h, w)
+        self.u = flat[4 * q:5 * q].reshape(h // 2, w // 2)
+        self.v = flat[5 * q:6 * q].reshape(h // 2, w // 2)
 
-        x, y, w, h = shot_box(self.shot, t)
-        sw, sh = self.image.size
-        box = (x * sw, y * sh, (x + w) * sw, (y + h) * sh)
-        return self.image.resize(self.size, Image.Resampling.BILINEAR, box=box, reducing_gap=None)
+    def frame(self, t: float) -> Any:
+        import av
+
+        h2, w2 = self.u.shape
+        box = shot_box(self.shot, t)
+        # Whole chroma pixels (two luma pixels) at least 2 x 2.
+        x0 = min(max(0, int(round(box[0] * w2))), w2 - 2)
+        y0 = min(max(0, int(round(box[1] * h2))), h2 - 2)
+        x1 = min(w2, max(x0 + 2, int(round((box[0] + box[2]) * w2))))
+        y1 = min(h2, max(y0 + 2, int(round((box[1] + box[3]) * h2))))
+        planes = (self.y[2 * y0:2 * y1, 2 * x0:2 * x1], self.u[y0:y1, x0:x1], self.v[y0:y1, x0:x1])
+        packed = np.concatenate([p.reshape(-1) for p in planes]).reshape(-1, 2 * (x1 - x0))
+        frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+        return frame.reformat(width=self.size[0], height=self.size[1], interpolation="BILINEAR")
 
 
 class _Clip(_Source):
@@ -267,8 +307,8 @@ class _Clip(_Source):
         self.frames = self._decode()
         self.current: Any = None
         self.next: Any = next(self.frames, None)
-        self.image: Image.Image | None = None
-        self.image_of: Any = None
+        self.out: Any = None
+        self.out_of: Any = None
 
     def _decode(self) -> Iterator[Any]:
         try:
@@ -277,31 +317,48 @@ class _Clip(_Source):
         except Exception:  # a damaged tail ends the clip: its last good frame stays on screen
             return
 
-    def frame(self, t: float) -> Image.Image:
-        from PIL import Image
-
-        from photosearch.media.video import _upright
-
+    def frame(self, t: float) -> Any:
         want = source_time(self.shot, t) + 1e-4
         while self.next is not None and (self.next.time is None or self.next.time <= want or self.current is None):
             self.current, self.next = self.next, next(self.frames, None)
         if self.current is None:
             raise InputError(f"{self.shot.path}: no frame could be decoded at {self.shot.t_in:.1f} s")
-        if self.image_of is not self.current:
-            img = _upright(self.current, self.info, (min(self.size), max(self.size)))
-            x, y, w, h = shot_box(self.shot, t) if self.shot.box_from else cover_box(img.size, self.size)
-            sw, sh = img.size
-            self.image = img.resize(self.size, Image.Resampling.BILINEAR,
-                                    box=(x * sw, y * sh, (x + w) * sw, (y + h) * sh), reducing_gap=None)
-            self.image_of = self.current
-        assert self.image is not None
-        return self.image
+        if self.out_of is not self.current:
+            self.out = _clip_frame(self.current, self.shot.box_from, self.size).to_ndarray()
+            self.out_of = self.current
+        return _fresh(self.out)
 
     def close(self) -> None:
         try:
             self.container.close()
         except Exception:
             pass
+
+
+def _fresh(yuv: np.ndarray) -> Any:
+    """A new frame of held pixels: the encoder keeps the frames it is given (look-ahead), so a
+    picture shown again must not be the same frame object with a new time."""
+    import av
+
+    return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+
+
+def _clip_frame(frame: Any, box: Sequence[float] | None, size: tuple[int, int]) -> Any:
+    """A decoded video frame, turned upright, cut to ``box`` (fractions of the upright frame) and
+    scaled to ``size``: one scaler pass when it needs neither turning nor cutting."""
+    rotation = round(float(getattr(frame, "rotation", 0) or 0) / 90) * 90 % 360
+    w, h = frame.width, frame.height
+    uw, uh = (h, w) if rotation in (90, 270) else (w, h)
+    box = list(box) if box else cover_box((uw, uh), size)
+    if not rotation and box[0] < 1e-3 and box[1] < 1e-3 and box[2] > 1 - 1e-3 and box[3] > 1 - 1e-3:
+        return frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BILINEAR")
+    # Scale so the box is about the film's size, then turn and cut.
+    k = min(4.0, max(size[0] / (box[2] * uw), size[1] / (box[3] * uh)))
+    sw, sh = max(2, int(round(w * k))), max(2, int(round(h * k)))
+    rgb = frame.reformat(width=sw, height=sh, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    if rotation:
+        rgb = np.rot90(rgb, k=rotation // 90)   # the display turns the stored frame counter-clockwise
+    return _yuv(_crop(rgb, box), size)
 
 
 def cover_box(source: tuple[int, int], out: tuple[int, int]) -> list[float]:
@@ -418,7 +475,7 @@ def soundtrack(plan: FilmPlan) -> np.ndarray | None:
 # -- rendering -------------------------------------------------------------------------------
 
 def render(plan: FilmPlan, out: str | os.PathLike[str], *, force: bool = False,
-           progress: Callable[[int, int], None] | None = None, preset: str = "veryfast") -> dict[str, Any]:
+           progress: Callable[[int, int], None] | None = None, preset: str = "superfast") -> dict[str, Any]:
     """Render ``plan`` to the MP4 ``out`` (written under a temporary name, then renamed); returns
     what was written. ``progress(done, total)`` is called per frame."""
     import av
@@ -442,10 +499,9 @@ def render(plan: FilmPlan, out: str | os.PathLike[str], *, force: bool = False,
     track = soundtrack(plan)
     total = int(round(plan.duration * plan.fps))
     tmp = folder / f".{dest.stem}.{os.getpid()}.part{dest.suffix}"
-    open_sources: dict[int, _Source] = {}
     try:
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-            vs = container.add_stream("libx264", rate=plan.fps, options={"preset": preset, "crf": "21"})
+            vs = container.add_stream("libx264", rate=plan.fps, options={"preset": preset, "crf": "20"})
             vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
             vs.codec_context.thread_count = 0  # every core
             astream = None
@@ -453,29 +509,18 @@ def render(plan: FilmPlan, out: str | os.PathLike[str], *, force: bool = False,
                 astream = container.add_stream("aac", rate=AUDIO_RATE)
                 astream.layout = "stereo"
             audio_at = 0
-            for n in range(total):
-                t = n / plan.fps
-                on = [i for i, s in enumerate(plan.shots) if s.start - 1e-9 <= t < s.end - 1e-9] or [len(plan.shots) - 1]
-                for i in [i for i in open_sources if i not in on]:
-                    open_sources.pop(i).close()   # a shot off screen lets go of its pixels or decoder
-                for i in on:
-                    if i not in open_sources:
-                        open_sources[i] = _open(plan.shots[i], size)
-                image = open_sources[on[0]].frame(t)
-                if len(on) > 1:
-                    from PIL import Image
-
-                    later = plan.shots[on[-1]]
-                    alpha = (t - later.start) / later.fade if later.fade > 0 else 1.0
-                    image = Image.blend(image, open_sources[on[-1]].frame(t), min(1.0, max(0.0, alpha)))
-                frame = av.VideoFrame.from_image(image)
-                frame.pts = n
-                for packet in vs.encode(frame):
-                    container.mux(packet)
-                if astream is not None and track is not None:
-                    audio_at = _mux_audio(container, astream, track, audio_at, int(round((n + 1) / plan.fps * AUDIO_RATE)))
-                if progress is not None:
-                    progress(n + 1, total)
+            # Frames are made on a thread of their own, a few ahead of the encoder: FFmpeg's
+            # scaler and x264 both run without the GIL, so the two cores share the work.
+            with _Frames(plan, size, total) as frames:
+                for n, frame in frames:
+                    frame.pts = n
+                    for packet in vs.encode(frame):
+                        container.mux(packet)
+                    if astream is not None and track is not None:
+                        audio_at = _mux_audio(container, astream, track, audio_at,
+                                              int(round((n + 1) / plan.fps * AUDIO_RATE)))
+                    if progress is not None:
+                        progress(n + 1, total)
             for packet in vs.encode():
                 container.mux(packet)
             if astream is not None and track is not None:
@@ -486,12 +531,89 @@ def render(plan: FilmPlan, out: str | os.PathLike[str], *, force: bool = False,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    finally:
-        for src in open_sources.values():
-            src.close()
     return {"path": str(dest), "width": size[0], "height": size[1], "fps": plan.fps, "frames": total,
             "duration": total / plan.fps, "audio": track is not None,
             "shots": sum(1 for s in plan.shots if s.kind in ("photo", "clip")), "bytes": dest.stat().st_size}
+
+
+class _Frames:
+    """The film's frames in order, (number, frame), made on a worker thread at most
+    :attr:`AHEAD` ahead; only the shots on screen are open. An error there is raised here."""
+
+    AHEAD = 6
+
+    def __init__(self, plan: FilmPlan, size: tuple[int, int], total: int) -> None:
+        import queue
+        import threading
+
+        self.plan, self.size, self.total = plan, size, total
+        self.queue: queue.Queue[Any] = queue.Queue(self.AHEAD)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="film-frames", daemon=True)
+
+    def __enter__(self) -> _Frames:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.05)   # unblock a worker waiting to put
+            except Exception:
+                pass
+        self.thread.join()
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        for _ in range(self.total):
+            item = self.queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, item: Any) -> bool:
+        import queue
+
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        plan, sources = self.plan, {}
+        try:
+            for n in range(self.total):
+                t = n / plan.fps
+                on = [i for i, s in enumerate(plan.shots) if s.start - 1e-9 <= t < s.end - 1e-9] or [len(plan.shots) - 1]
+                for i in [i for i in sources if i not in on]:
+                    sources.pop(i).close()   # a shot off screen lets go of its pixels or decoder
+                for i in on:
+                    if i not in sources:
+                        sources[i] = _open(plan.shots[i], self.size)
+                frame = sources[on[0]].frame(t)
+                if len(on) > 1:
+                    later = plan.shots[on[-1]]
+                    alpha = (t - later.start) / later.fade if later.fade > 0 else 1.0
+                    frame = _blend(frame, sources[on[-1]].frame(t), min(1.0, max(0.0, alpha)))
+                if not self._put((n, frame)):
+                    return
+        except BaseException as exc:  # handed to the encoding thread, which raises it
+            self._put(exc)
+        finally:
+            for src in sources.values():
+                src.close()
+
+
+def _blend(a: Any, b: Any, alpha: float) -> Any:
+    """A crossfade step of two yuv420p frames (a linear mix in YUV is the same mix in RGB)."""
+    import av
+
+    w = int(round(alpha * 256))
+    mixed = (a.to_ndarray().astype(np.uint16) * (256 - w) + b.to_ndarray().astype(np.uint16) * w + 128) >> 8
+    return av.VideoFrame.from_ndarray(mixed.astype(np.uint8), format="yuv420p")
 
 
 def _mux_audio(container: Any, stream: Any, track: np.ndarray, at: int, until: int) -> int:

@@ -80,14 +80,14 @@ def plan_film(cat: Catalog, *, filters: Filters, scored: Sequence[tuple[int, flo
         ids = cat.filtered_ids(filters).tolist()
         if only_ids is not None:
             ids = sorted(set(ids) & {int(i) for i in only_ids})
+        if len(ids) > MAX_CANDIDATES:  # spread evenly over time
+            order = cat.ids_by_time(ids)
+            step = len(order) / MAX_CANDIDATES
+            ids = [int(order[int(i * step)]) for i in range(MAX_CANDIDATES)]
         scores, moments = {}, {}
     if not ids:
         raise InputError("the selection is empty: no photo or video matches it (see `photosearch status`)")
     rows = cat.photos_by_ids(ids)
-    if scored is None and len(rows) > MAX_CANDIDATES:
-        order = sorted(rows.values(), key=lambda r: (r["taken_at"] or datetime.min, r["id"]))
-        step = len(order) / MAX_CANDIDATES
-        rows = {r["id"]: r for r in (order[int(i * step)] for i in range(MAX_CANDIDATES))}
     cands = _candidates(cat, rows, scores, moments, library_root, filters.person, model)
     if not cands:
         raise InputError(f"the selection has {len(rows)} item(s) but none is usable in a film "

@@ -262,6 +262,12 @@ class PhotosStore:
         finally:
             self.con.unregister("_new_hashes")
 
+    def ids_by_time(self, ids: Sequence[int]) -> np.ndarray:
+        """``ids`` ordered by capture time (undated first), then id."""
+        res = self.con.execute("SELECT id FROM photos WHERE id IN (SELECT unnest(?::BIGINT[])) "
+                               "ORDER BY taken_at NULLS FIRST, id", [[int(i) for i in ids]]).fetchnumpy()
+        return np.asarray(res["id"], dtype=np.int64)
+
     def hashes_of(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, pHash variants (n, 8) uint64) of those of ``ids`` that have hashes."""
         rows = self.con.execute(
