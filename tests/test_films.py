@@ -411,3 +411,84 @@ def test_memories_suggest_films_that_render(library, tmp_path):
     assert _probe(out)["frames"] == 80
     r = run_cli("film", "--memory", "event-nonsense", "--plan", library=root)
     assert r.returncode == 2 and "unknown memory" in r.stderr
+
+
+def _memory_library(library, tmp_path) -> None:
+    """Eight photos of one summer day (an event) in the library."""
+    photos = sorted((SHARED / "photos").glob("*.jpg"))[:8]
+    d = tmp_path / "summer"
+    for i, p in enumerate(photos):
+        _dated(p, d / f"summer_{i}.jpg", datetime(2021, 8, 1, 9 + i, 0))
+    library.index([d], faces=False)
+
+
+@needs_shared
+def test_the_web_api_renders_a_memory_with_progress_and_serves_it(library, tmp_path):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from photosearch.web.server import create_app
+
+    _memory_library(library, tmp_path)
+    app = create_app(library)
+    web = TestClient(app, base_url="http://127.0.0.1")
+    assert web.get("/api/memories").status_code == 401                           # the token first
+    web.get(f"/?token={app.state.token}", follow_redirects=False)
+    found = web.get("/api/memories").json()["memories"]
+    event = next(m for m in found if m["kind"] == "event")
+    assert event["cover"] is not None and web.get(f"/api/photos/{event['cover']}/thumb").status_code == 200
+    headers = {"X-Photosearch-CSRF": app.state.csrf}
+    assert web.post("/api/films", json={"memory": event["id"]}).status_code == 403   # changes carry the CSRF header
+    r = web.post("/api/films", json={"memory": "event-nonsense"}, headers=headers)
+    assert r.status_code == 400 and "unknown memory" in r.json()["error"]
+    job = web.post("/api/films", json={"memory": event["id"], "duration": 6, "size": "320x240"}, headers=headers).json()
+    seen = []
+    for _ in range(600):
+        state = web.get(f"/api/films/{job['job']}").json()
+        seen.append(state["done"])
+        if state["state"] != "rendering":
+            break
+        time.sleep(0.05)
+    assert state["state"] == "done", state
+    assert state["film"]["frames"] == 180 and seen == sorted(seen)               # 6 s at 30 fps, progress forward
+    data = Path(state["film"]["path"]).read_bytes()
+    assert Path(state["film"]["path"]).parent == library.paths.root / "films"
+    part = web.get(f"/api/films/{job['job']}/file", headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.content == data[:100] and part.headers["content-type"] == "video/mp4"
+    assert web.get("/api/films/nope").status_code == 404
+
+
+@needs_shared
+def test_in_chromium_the_memories_page_makes_a_film_that_plays(library, tmp_path):
+    from test_web import CHROMIUM, _start_server
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+
+    _memory_library(library, tmp_path)
+    app = create_app(library)
+    server, thread, port = _start_server(app)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
+            page.goto(f"http://127.0.0.1:{port}/#/memories")
+            page.wait_for_selector(".memory .make-film")
+            page.select_option("#film-duration", "15")
+            page.locator(".memory .make-film").first.click()
+            page.wait_for_selector(".memory progress")
+            page.wait_for_selector(".memory video.film", timeout=120_000)
+            # H.264 + AAC in MP4 decodes in the browser: the first frame is there, the length is right.
+            page.wait_for_function("document.querySelector('video.film').readyState >= 2", timeout=20_000)
+            duration = page.evaluate("document.querySelector('video.film').duration")
+            assert duration == pytest.approx(15.0, abs=0.1)
+            page.screenshot(path=str(tmp_path / "memories.png"))
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -35,7 +35,12 @@ def suggestions(cat: Catalog, today: date, *, limit: int = 30) -> list[dict[str,
     for pid, name, year, n in cat.person_years(MIN_PHOTOS):
         out.append({"id": f"person-{pid}-{year}", "kind": "person", "title": f"{name} in {year}",
                     "subtitle": f"{n} photos and videos", "photos": n})
-    return out[:limit]
+    out = out[:limit]
+    for m in out:  # a cover photo for each (the UI shows it): the first of its photos
+        filters, _, extra = selection(cat, m["id"], today)
+        ids = extra.get("ids") or cat.filtered_ids(filters).tolist()
+        m["cover"] = int(min(ids)) if ids else None
+    return out
 
 
 def selection(cat: Catalog, memory: str, today: date) -> tuple[Filters, str, dict[str, Any]]:

@@ -350,8 +350,85 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     def sync_apply() -> Any:
         return {"applied": True, "files": [i.as_dict() for i in library.sync(apply=True)]}
 
+    # -- memories and films ---------------------------------------------------------------------
+
+    films = _FilmJobs(library)
+
+    @app.get("/api/memories", summary="Same shape as `photosearch memories --json`")
+    def memories() -> Any:
+        return {"memories": library.memories()}
+
+    @app.post("/api/films", summary="Render a film of a memory: {\"memory\": ID, \"duration\": S, \"size\": \"720p\"}")
+    def make_film(body: dict = Body(...)) -> Any:
+        duration = body.get("duration", 30.0)
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            raise HTTPException(400, "'duration' must be a number of seconds")
+        return films.start(_field(body, "memory", str), float(duration), _field(body, "size", str, "720p"))
+
+    @app.get("/api/films/{job}", summary="A film's progress: state, frames done and total, the film when done")
+    def film_state(job: str) -> Any:
+        return films.state(job)
+
+    @app.get("/api/films/{job}/file", summary="The finished film (MP4; range requests)")
+    def film_file(job: str) -> Any:
+        state = films.state(job)
+        if state["state"] != "done":
+            raise HTTPException(409, "the film is not finished yet")
+        return FileResponse(state["film"]["path"], media_type="video/mp4")
+
     app.add_middleware(_BodyLimit, limit=MAX_BODY)
     return app
+
+
+class _FilmJobs:
+    """Films rendering on a thread of their own (one at a time), into ``<library>/films/``."""
+
+    def __init__(self, library: Library) -> None:
+        import threading
+
+        self.library = library
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def start(self, memory: str, duration: float, size: str) -> dict[str, Any]:
+        import re
+        import threading
+        import time
+
+        from fastapi import HTTPException
+
+        with self.lock:
+            if any(j["state"] == "rendering" for j in self.jobs.values()):
+                raise HTTPException(409, "a film is rendering already: wait for it")
+            plan = self.library.plan_film(memory=memory, duration=duration, size=size)  # errors answer at once
+            job = f"{re.sub(r'[^A-Za-z0-9-]+', '-', memory)[:60]}-{int(time.time())}"
+            state: dict[str, Any] = {"job": job, "state": "rendering", "done": 0, "total": 0, "title": plan.title}
+            self.jobs[job] = state
+        folder = self.library.paths.root / "films"
+        folder.mkdir(parents=True, exist_ok=True)
+
+        def progress(done: int, total: int) -> None:
+            state["done"], state["total"] = done, total
+
+        def run() -> None:
+            try:
+                state["film"] = self.library.render_film(plan, folder / f"{job}.mp4", force=True, progress=progress)
+                state["state"] = "done"
+            except PhotosearchError as exc:
+                state["state"], state["error"] = "failed", exc.message
+            except Exception as exc:  # reported on the page, never a dead thread without a word
+                state["state"], state["error"] = "failed", f"{type(exc).__name__}: {exc}"
+
+        threading.Thread(target=run, name=f"film-{job}", daemon=True).start()
+        return {k: v for k, v in state.items() if k != "film"}
+
+    def state(self, job: str) -> dict[str, Any]:
+        from fastapi import HTTPException
+
+        state = self.jobs.get(job)
+        if state is None:
+            raise HTTPException(404, "no such film")
+        return dict(state)
 
 
 def serve(library: Library, *, host: str = "127.0.0.1", port: int = 0, on_ready: Any = None) -> None:

@@ -272,6 +272,53 @@ async function syncPage() {
       h("pre", {}, f.changes.join("\n")))));
 }
 
+// -- memories and films -----------------------------------------------------------------------
+
+async function memoriesPage() {
+  const doc = await api("/api/memories");
+  const grid = h("div", { class: "grid memories", id: "memories" });
+  const length = h("select", { id: "film-duration" }, [15, 30, 60].map(s => h("option", { value: s, selected: s === 30 }, `${s} s`)));
+  const size = h("select", { id: "film-size" }, ["720p", "1080p"].map(s => h("option", { value: s }, s)));
+  view.replaceChildren(h("h2", {}, "Memories"),
+    h("p", { class: "small" }, "Films worth making from your library. Each renders here, or with ",
+      h("code", {}, "photosearch film --memory ID --out film.mp4"), "."),
+    h("p", {}, "Length ", length, " size ", size), grid);
+  if (!doc.memories.length) {
+    grid.append(h("p", {}, "No memories yet: they come from events, dated photos and named people with at least 6 photos."));
+  }
+  for (const m of doc.memories) {
+    const status = h("div", { class: "small film-status" });
+    const make = h("button", { class: "primary make-film",
+      onclick: () => makeFilm(m, status, make, Number(length.value), size.value) }, "Make a film");
+    const card = h("div", { class: "tile memory", "data-id": m.id },
+      m.cover != null ? h("img", { src: thumb(m.cover), loading: "lazy", alt: m.title }) : null,
+      h("div", { class: "memory-text" }, h("strong", {}, m.title), h("div", { class: "small" }, m.subtitle || ""),
+        h("div", { class: "small" }, `${m.photos} photos and videos`), make, status));
+    grid.append(card);
+  }
+}
+
+async function makeFilm(m, status, button, duration, size) {
+  button.disabled = true;
+  const job = await api("/api/films", { method: "POST", body: { memory: m.id, duration, size } })
+    .catch(() => { button.disabled = false; return null; });
+  if (!job) return;
+  const bar = h("progress", { max: 1, value: 0 });
+  status.replaceChildren("Rendering… ", bar);
+  for (;;) {
+    await new Promise(r => setTimeout(r, 500));
+    const s = await api(`/api/films/${job.job}`);
+    if (s.total) { bar.max = s.total; bar.value = s.done; }
+    if (s.state === "failed") { status.replaceChildren(`Failed: ${s.error}`); button.disabled = false; return; }
+    if (s.state === "done") {
+      status.replaceChildren(h("video", { class: "film", controls: true, src: `/api/films/${job.job}/file` }),
+        h("a", { href: `/api/films/${job.job}/file`, download: `${job.job}.mp4` }, "Download"));
+      button.disabled = false;
+      return;
+    }
+  }
+}
+
 // -- router ------------------------------------------------------------------------------------
 
 async function route() {
@@ -288,6 +335,7 @@ async function route() {
     else if (parts[0] === "dupes") await dupesPage();
     else if (parts[0] === "review") await reviewPage();
     else if (parts[0] === "sync") await syncPage();
+    else if (parts[0] === "memories") await memoriesPage();
     else await searchPage();
     view.dataset.ready = parts[0] || "search";
   } catch (e) {
