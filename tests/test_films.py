@@ -219,6 +219,14 @@ def test_a_render_matches_its_plan_frame_by_frame(library, trip, tmp_path):
     # Sound: the clip's own (no music given), so an AAC stream as long as the film.
     assert info["audio"] == "aac" and abs(info["audio_s"] - plan.duration) < 0.1
     assert [f for f in os.listdir(out.parent) if f != out.name] == []        # no temporary file left
+    # The clip's sound plays mid-shot and is low under its crossfades (and silent elsewhere).
+    clip = next(s for s in plan.shots if s.kind == "clip")
+    sound = info["sound"]
+    rms = lambda a, b: float(np.sqrt(np.mean(sound[:, int(a * 48000):int(b * 48000)] ** 2)))  # noqa: E731
+    mid = clip.start + clip.duration / 2
+    assert rms(mid - 0.3, mid + 0.3) > 0.1
+    assert rms(clip.start, clip.start + 0.15) < 0.5 * rms(mid - 0.3, mid + 0.3)
+    assert rms(0.2, plan.shots[1].start) < 1e-3                                  # the title card is silent
     # Each shot, mid-way (away from the crossfades), shows its source where the plan says.
     mids = {s.start + s.duration / 2: s for s in plan.shots if s.kind in ("photo", "clip")}
     frames = _frames_at(out, list(mids), 10)
@@ -247,6 +255,31 @@ def test_a_render_matches_its_plan_frame_by_frame(library, trip, tmp_path):
     fa = frames[min(frames, key=lambda k: abs(k - (a.start + a.duration / 2)))]
     fb = frames[min(frames, key=lambda k: abs(k - (b.start + b.duration / 2)))]
     assert _phash(fa) - _phash(fb) > 10
+
+
+def test_a_turned_phone_clip_is_shown_upright(tmp_path):
+    """A clip whose display matrix turns it (a phone held upright) is turned and cut as it is
+    shown, not as it is stored."""
+    from photosearch.media.film import Shot, cover_box, render
+    from photosearch.media.video import frame_at
+
+    images = [Image.open(p).convert("RGB") for p in sorted((SHARED / "photos").glob("*.jpg"))[:2]] \
+        if (SHARED / "photos").is_dir() else [Image.new("RGB", (320, 240), (200, 40, 40)), Image.new("RGB", (320, 240), (40, 40, 200))]
+    clip = write_video(tmp_path / "upright.mp4", [(images[0], 2.0), (images[1], 2.0)], size=(320, 240), rotation=90)
+    upright = frame_at(str(clip), 3.0, min_side=240)
+    assert upright.height > upright.width                                    # shown turned: 240 x 320
+    box = cover_box(upright.size, (320, 240))
+    shots = [Shot("title", 0.0, 1.0, text=["x"]), Shot("clip", 0.8, 3.0, fade=0.2, path=str(clip), t_in=1.0,
+                                                   t_out=4.0, box_from=box, box_to=box)]
+    shots.append(Shot("end", shots[-1].end - 0.2, 1.0, fade=0.2, text=["y"]))
+    plan = FilmPlan(320, 240, 10, shots[-1].end, "x", shots)
+    out = tmp_path / "turned.mp4"
+    render(plan, out)
+    frame = _frames_at(out, [2.8], 10)[2.8]                                   # source second 3.0
+    expected = upright.resize((320, 240), box=(box[0] * upright.width, box[1] * upright.height,
+                                               (box[0] + box[2]) * upright.width, (box[1] + box[3]) * upright.height))
+    stored = upright.transpose(Image.Transpose.ROTATE_270).resize((320, 240))  # as stored, unturned
+    assert _phash(frame) - _phash(expected) <= 10 < _phash(frame) - _phash(stored)
 
 
 def test_music_is_trimmed_and_faded_and_a_film_without_sound_has_no_audio(library, trip, tmp_path):
