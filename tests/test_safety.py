@@ -108,6 +108,8 @@ def test_a_catalog_with_duplicated_rows_is_repaired_on_open(library, tmp_path):
         for sql in ("DROP TABLE frame_embeddings", "DROP TABLE video_frames", "DROP SEQUENCE frame_id_seq",
                     "ALTER TABLE photos DROP COLUMN media", "ALTER TABLE photos DROP COLUMN duration",
                     "ALTER TABLE photos DROP COLUMN live_of", "ALTER TABLE photos DROP COLUMN live_id",  # 0011
+                    *(f"ALTER TABLE image_hashes DROP COLUMN {c}" for c in ("sharpness", "brightness", "highlight",
+                                                                             "blown")),  # 0012
                     "DROP INDEX faces_photo", "ALTER TABLE faces DROP COLUMN t",
                     "CREATE INDEX faces_photo ON faces (photo_id)"):   # and 0010 (videos)
             cat.con.execute(sql)
