@@ -71,8 +71,14 @@ class Library:
               on_progress: Callable[[Progress], None] | None = None, model: Any = None,
               batch_size: int = 16, workers: int | None = None, faces: bool = True,
               face_engine: Any = None, remember_roots: bool = True, engine: str = "pipeline",
-              address: str | None = None, shard_size: int | None = None) -> IndexReport:
+              address: str | None = None, shard_size: int | None = None, ocr: str | None = "auto",
+              text_reader: Any = None) -> IndexReport:
         """Index (or re-index) folders; with no roots, every folder indexed before.
+
+        ``ocr`` reads text in photos: "auto" (the default) only in photos that are not camera
+        shots (screenshots, scans, saved images), "all" in every photo (and in photos indexed
+        before that were not read), None never. The OCR models are installed on first use, like
+        the face models; when they cannot be had, "auto" goes on without text and "all" fails.
 
         With ``faces`` (the default) faces are found and clustered too; the default face models
         are installed on first use (see :meth:`pull_face_models`). ``engine`` picks the runner:
@@ -96,10 +102,40 @@ class Library:
                 raise type(exc)(f"{exc.message}; or index without faces: `photosearch index --no-faces`") from None
         elif faces:
             face = face_engine
+        extra = []
+        if ocr is not None:
+            from photosearch.ingest.analyzers.ocr import MODES, OcrAnalyzer
+
+            if ocr not in MODES:
+                raise UsageError("--ocr is all or auto")
+            reader = text_reader or self._text_reader(required=ocr == "all")
+            if reader is not None:
+                extra.append(OcrAnalyzer(reader, ocr))
         options = RunOptions(engine=engine, batch_size=batch_size, workers=workers, address=address,
-                             shard_size=shard_size or DEFAULT_SHARD_SIZE, remember_roots=remember_roots)
+                             shard_size=shard_size or DEFAULT_SHARD_SIZE, remember_roots=remember_roots,
+                             extra_analyzers=tuple(extra))
         return run_index(self.paths, clip, clip.name, [os.fspath(r) for r in roots or []], faces=face,
                          options=options, on_progress=on_progress)
+
+    def _text_reader(self, *, required: bool) -> Any:
+        """The OCR engine (installed on first use); None when it cannot be had and is not required."""
+        from photosearch.errors import ModelError
+        from photosearch.models.ocr import OcrModelStore
+
+        try:
+            return OcrModelStore(self.paths).load(threads=1)
+        except ModelError as exc:
+            if required:
+                raise type(exc)(f"{exc.message}; or index without reading text: `photosearch index --no-ocr`") from None
+            return None
+
+    def pull_ocr_models(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,
+                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Install the OCR models (PP-OCRv6 from the rapidocr wheel, SHA-256 checked)."""
+        from photosearch.models.ocr import OcrModelStore
+
+        self._require_writable()
+        return OcrModelStore(self.paths).pull(source, force=force, progress=progress)
 
     def skipped_files(self) -> list[dict[str, Any]]:
         """Files that could not be indexed and are not retried while unchanged: path, size, mtime_ns, reason."""
@@ -124,6 +160,18 @@ class Library:
                     min_score: float | None = None) -> list[SearchResult]:
         """Photos best matching a text description, best first."""
         return Searcher(self.paths).search_text(query, filters, limit, min_score)
+
+    def search_words(self, text: str, *, filters: Filters | None = None, limit: int = 20) -> list[SearchResult]:
+        """Photos whose text (read by OCR at index time) holds ``text``: case- and
+        accent-insensitive, sub-strings, typos forgiven, "quoted phrases" whole."""
+        self._require_catalog()
+        return Searcher(self.paths).search_words(text, filters, limit)
+
+    def text_counts(self) -> tuple[int, int]:
+        """(photos read by OCR, photos with text)."""
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return cat.text_counts()
 
     def searcher(self) -> Searcher:
         """A searcher to keep (a server's): its text model loads once, not per query, and it

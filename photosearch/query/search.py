@@ -43,6 +43,7 @@ class SearchResult:
     media: str = "photo"                 # or "video"
     t: float | None = None               # a video: the best-matching moment (seconds)
     duration: float | None = None        # a video: its length (seconds)
+    text: list[dict[str, Any]] | None = None   # a `--words` search: the matching lines, words and boxes
 
     def as_dict(self) -> dict[str, Any]:
         """The result as a plain dict: score rounded, ``taken_at`` as ISO text, ``face`` only when
@@ -54,6 +55,8 @@ class SearchResult:
             del d["face"]
         if self.media != "video":
             del d["t"], d["duration"]
+        if d["text"] is None:
+            del d["text"]
         return d
 
 
@@ -257,6 +260,21 @@ class Searcher:
             rows = cat.photos_by_ids([pid for pid, _ in ranked])
         return _results([(sc, pid) for pid, sc in ranked], lambda i: result_fields(rows[i]) if i in rows else None,
                         limit, None, None)
+
+    def search_words(self, text: str, filters: Filters | None = None, limit: int = 20) -> list[SearchResult]:
+        """Photos whose text (read by OCR) holds ``text`` (see query/words.py), best first, each
+        with the lines that matched."""
+        from photosearch.query.words import search_words
+
+        with self._open() as cat:
+            found = search_words(cat, text, filters, limit)
+            rows = cat.photos_by_ids([pid for pid, _, _ in found])
+        lines = {pid: ln for pid, _, ln in found}
+        out = _results([(sc, pid) for pid, sc, _ in found], lambda i: result_fields(rows[i]) if i in rows else None,
+                       limit, None, None)
+        for r in out:
+            r.text = lines.get(r.id, [])
+        return out
 
     def search_face(self, photo: str | os.PathLike[str], face: int | None = None, filters: Filters | None = None,
                     limit: int = 20, min_score: float | None = None) -> list[SearchResult]:

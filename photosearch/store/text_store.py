@@ -1,0 +1,114 @@
+"""Text read in photos (OCR): lines with their boxes, and the `--words` search over them.
+
+A part of :class:`photosearch.store.catalog.Catalog` (which opens the connection and
+keeps ``self.con`` and the ``_dirty`` flag of the running transaction).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from photosearch.store.records import SHOWN
+
+
+class TextStore:
+    """Text read in photos."""
+
+    con: Any
+    _dirty: bool
+
+    def add_text(self, model: str, scans: Sequence[tuple[int, Sequence[dict[str, Any]]]]) -> int:
+        """Replace the text of photos read by ``model``: (photo id, lines), each line a dict with
+        text, norm, score, quad (8 fractions) and words ([[word, [x, y, w, h]], ...]); returns the
+        lines stored. The photos' search document and words are rebuilt with them."""
+        if not scans:
+            return 0
+        self._dirty = True
+        ids = [int(pid) for pid, _ in scans]
+        self.con.execute("DELETE FROM photo_text WHERE model = ? AND photo_id IN (SELECT unnest(?::BIGINT[]))",
+                         [model, ids])
+        self.con.execute("DELETE FROM ocr_scans WHERE model = ? AND photo_id IN (SELECT unnest(?::BIGINT[]))",
+                         [model, ids])
+        self.con.executemany("INSERT INTO ocr_scans VALUES (?, ?, ?, now())",
+                             [(int(pid), model, len(lines)) for pid, lines in scans])
+        rows = [(int(pid), model, i, ln["text"], ln["norm"], ln["score"], ln["quad"], json.dumps(ln["words"]))
+                for pid, lines in scans for i, ln in enumerate(lines)]
+        if rows:
+            self.con.executemany("INSERT INTO photo_text VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._index_text(ids)
+        return len(rows)
+
+    def _index_text(self, ids: list[int]) -> None:
+        """Rebuild the search document and words of these photos from their lines."""
+        self.con.execute("DELETE FROM photo_docs WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM text_words WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        # Spaces around the document: a term may be matched as a whole word (' cat ') too.
+        self.con.execute(
+            "INSERT INTO photo_docs SELECT photo_id, ' ' || string_agg(norm, ' ' ORDER BY model, line) || ' ' "
+            "FROM photo_text WHERE photo_id IN (SELECT unnest(?::BIGINT[])) GROUP BY photo_id", [ids])
+        self.con.execute(
+            "INSERT INTO text_words SELECT DISTINCT w, photo_id FROM (SELECT photo_id, "
+            "unnest(regexp_split_to_array(doc, '[^[:alnum:]]+')) AS w FROM photo_docs "
+            "WHERE photo_id IN (SELECT unnest(?::BIGINT[]))) WHERE length(w) >= 2", [ids])
+        self.con.execute("INSERT INTO text_vocab SELECT DISTINCT word FROM text_words "
+                         "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) ON CONFLICT DO NOTHING", [ids])
+
+    def text_of(self, photo_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """The lines read in these photos (any model), top to bottom, by photo id."""
+        rows = self.con.execute(
+            "SELECT photo_id, line, text, score, quad, words, model FROM photo_text "
+            "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) ORDER BY photo_id, model, line",
+            [[int(i) for i in photo_ids]]).fetchall()
+        out: dict[int, list[dict[str, Any]]] = {}
+        for pid, line, text, score, quad, words, model in rows:
+            out.setdefault(pid, []).append({"line": line, "text": text, "score": score, "quad": quad,
+                                            "words": json.loads(words) if words else [], "model": model})
+        return out
+
+    def text_counts(self) -> tuple[int, int]:
+        """(photos read by OCR, photos with text)."""
+        row = self.con.execute("SELECT count(*), count(*) FILTER (WHERE lines > 0) FROM "
+                               "(SELECT photo_id, max(lines) AS lines FROM ocr_scans GROUP BY photo_id)").fetchone()
+        return int(row[0]), int(row[1])
+
+    def words_matching(self, terms: Sequence[str], phrases: Sequence[str], fuzzy: Sequence[tuple[str, int]],
+                       allowed: Sequence[int] | None, limit: int) -> list[tuple[int, int, int]]:
+        """(photo id, terms and phrases found exactly, found within their typo distance) of the
+        searchable photos whose normalized text contains every phrase and every term as a
+        sub-string or, for ``fuzzy`` (term, distance) ones, holds a word within that many edits;
+        most exact first. ``allowed``: only these ids (other filters)."""
+        params: list[Any] = []
+        ctes, conds, exact, near = [], [], [], []
+        for i, (term, dist) in enumerate(fuzzy):
+            # Words of the vocabulary within `dist` edits (a length window first), and their photos.
+            ctes.append(f"f{i} AS (SELECT DISTINCT photo_id FROM text_words WHERE word IN (SELECT word FROM "
+                        "text_vocab WHERE length(word) BETWEEN ? AND ? AND damerau_levenshtein(word, ?) <= ?))")
+            params += [len(term) - dist, len(term) + dist, term, dist]
+        where_params: list[Any] = []
+        for i, (term, _) in enumerate(fuzzy):
+            conds.append(f"(contains(d.doc, ?) OR d.photo_id IN (SELECT photo_id FROM f{i}))")
+            where_params.append(term)
+        sel_params: list[Any] = []
+        for i, (term, _) in enumerate(fuzzy):
+            exact.append("contains(d.doc, ?)::INT")
+            near.append(f"(NOT contains(d.doc, ?) AND d.photo_id IN (SELECT photo_id FROM f{i}))::INT")
+            sel_params += [term]
+        near_params = [term for term, _ in fuzzy]
+        for term in [*terms, *phrases]:
+            conds.append("contains(d.doc, ?)")
+            where_params.append(term)
+            exact.append("1")
+        if not conds:
+            return []
+        allowed_sql = ""
+        if allowed is not None:
+            allowed_sql = " AND d.photo_id IN (SELECT unnest(?::BIGINT[]))"
+            where_params.append([int(i) for i in allowed])
+        sql = (("WITH " + ", ".join(ctes) + " ") if ctes else "") + (
+            f"SELECT d.photo_id, {' + '.join(exact)} AS exact, {' + '.join(near) if near else '0'} AS near "
+            f"FROM photo_docs d JOIN photos p ON p.id = d.photo_id WHERE {SHOWN.format(p='p.')} AND "
+            + " AND ".join(conds) + allowed_sql + " ORDER BY exact DESC, near DESC, d.photo_id LIMIT ?")
+        rows = self.con.execute(sql, params + sel_params + near_params + where_params + [int(limit)]).fetchall()
+        return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
