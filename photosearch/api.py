@@ -197,7 +197,8 @@ class Library:
                 return None
             return {"photo": row, "faces": cat.faces_of_photos([photo_id]).get(photo_id, []),
                     "tags": cat.tags_of_photos([photo_id]).get(photo_id, []),
-                    "people": cat.photo_people([photo_id]).get(photo_id, [])}
+                    "people": cat.photo_people([photo_id]).get(photo_id, []),
+                    "text": cat.text_of([photo_id]).get(photo_id, [])}
 
     def face_and_photo(self, face_id: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """A face row and the row of the photo it is in (None, None if unknown)."""

@@ -194,3 +194,49 @@ def test_pulled_models_are_hash_checked(library, ocr_wheel, tmp_path):
     assert r.returncode == 4 and "SHA-256" in r.stderr
     doc = _json(run_cli("models", "pull", "ocr", "--from", str(ocr_wheel), "--json", library=library.paths.root))
     assert doc["installed"]["source"].startswith("wheel:")
+
+
+@needs_shared
+def test_a_plain_search_puts_photos_with_the_words_first_and_the_page_shows_them(ocr_library, tmp_path):
+    from test_web import CHROMIUM, _start_server
+
+    d = tmp_path / "mix"
+    d.mkdir()
+    for name in ("ultralytics_bus.jpg", "skimage_page.png", "pillow_multiline_text.png", "skimage_camera.png"):
+        shutil.copy(OCR / name, d / name)
+    for i in range(4):
+        write_photo(d / f"other_{i}.jpg", seed=30 + i, size=(320, 240))
+    root = ocr_library.paths.root
+    _json(run_cli("index", str(d), "--no-faces", "--ocr", "--json", library=root))
+    doc = _json(run_cli("madrid", "--json", library=root))                # the plain CLIP search
+    first = doc["results"][0]
+    assert Path(first["path"]).name == "ultralytics_bus.jpg" and "MADRID" in " ".join(l["text"] for l in first["text"])
+    assert len(doc["results"]) == 8 and all("text" not in r for r in doc["results"][1:])   # the rest: CLIP's order
+    # The web page: the tile shows the line; the photo page fills the word's box and lists the text.
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+
+    app = create_app(ocr_library)
+    server, thread, port = _start_server(app)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
+            page.goto(f"http://127.0.0.1:{port}/#/search?words=emisiones")
+            page.wait_for_selector(".result .tile-text")
+            assert page.locator(".result").count() == 1
+            page.locator(".result a").first.click()
+            page.wait_for_selector("svg.text-boxes rect.text-hit")
+            assert "emisiones" in page.locator("#photo-text").text_content()
+            box = page.locator("svg.text-boxes rect.text-hit").first.bounding_box()
+            photo = page.locator("#photo").bounding_box()
+            assert box["width"] > 5 and photo["x"] <= box["x"] <= photo["x"] + photo["width"]
+            page.screenshot(path=str(tmp_path / "text.png"))
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -52,8 +52,22 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
     save_index_if_stale(cat, vectors_dir, cat.frame_vectors(model), dim, exact_max)
     if face_model and face_dim:
         save_index_if_stale(cat, vectors_dir, cat.face_vectors(face_model), face_dim, exact_max)
+    _mark_text(cat, vectors_dir)
     out.total_photos = cat.count_photos()
     return out
+
+
+def _mark_text(cat: Catalog, vectors_dir: Path) -> None:
+    """Say in the vectors folder whether photos have text (text searches then also look for words)."""
+    from photosearch.query.search import TEXT_MARKER
+
+    marker = vectors_dir / TEXT_MARKER
+    if cat.text_counts()[1]:
+        if not marker.exists():
+            vectors_dir.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
 
 
 #: The most a Live Photo's movie and still may differ in capture time (Apple writes the same second).

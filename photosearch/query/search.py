@@ -138,7 +138,33 @@ class Searcher:
 
     def search_text(self, text: str, filters: Filters | None = None, limit: int = 20,
                     min_score: float | None = None) -> list[SearchResult]:
-        """Photos best matching ``text``, best first."""
+        """Photos best matching ``text``, best first. In a library with text read in its photos,
+        photos whose text holds the query's words come first, with the lines that matched."""
+        results = self._search_clip(text, filters, limit, min_score)
+        if not (self.paths.vectors / TEXT_MARKER).exists():
+            return results
+        from photosearch.query.words import search_words
+
+        with self._open() as cat:
+            found = search_words(cat, text, filters, limit)
+            if not found:
+                return results
+            rows = cat.photos_by_ids([pid for pid, _, _ in found])
+        clip = {r.id: r for r in results}
+        written = _results([(clip[pid].score if pid in clip else 0.0, pid) for pid, _, _ in found],
+                           lambda i: result_fields(rows[i]) if i in rows else None, limit, None, None)
+        lines = {pid: ln for pid, _, ln in found}
+        for r in written:
+            r.text = lines.get(r.id, [])
+            if r.id in clip:
+                r.t = clip[r.id].t
+        merged = written + [r for r in results if r.id not in lines]
+        for rank, r in enumerate(merged[:limit], 1):
+            r.rank = rank
+        return merged[:limit]
+
+    def _search_clip(self, text: str, filters: Filters | None, limit: int,
+                     min_score: float | None) -> list[SearchResult]:
         if not text or not text.strip():
             raise UsageError("the query is empty")
         name = self._resolve_name()
@@ -479,6 +505,11 @@ def _face_info(face: dict[str, Any], width: int | None, height: int | None) -> d
         info["pixels"] = [round(face["x"] * width), round(face["y"] * height),
                           round(face["w"] * width), round(face["h"] * height)]
     return info
+
+
+#: A file in the vectors folder saying the library has text read in its photos (written by
+#: indexing's finish), so a text search without it never opens the catalog for words.
+TEXT_MARKER = "HAS_TEXT"
 
 
 def _results(pairs: Any, lookup: Any, limit: int, min_score: float | None, exclude: int | None,

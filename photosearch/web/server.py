@@ -209,9 +209,11 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     def search(q: str = "", limit: int = Query(40, ge=1, le=500), offset: int = Query(0, ge=0, le=100_000),
                after: str | None = None, before: str | None = None, camera: str | None = None,
                folder: str | None = None, person: str | None = None, tag: list[str] | None = Query(None),
-               event: str | None = None) -> Any:
+               event: str | None = None, words: str = "") -> Any:
         f = filters(after, before, camera, folder, person, tag, event)
-        if q.strip():
+        if words.strip():
+            results = searcher.search_words(words, f, limit + offset)
+        elif q.strip():
             results = searcher.search_text(q, f, limit + offset)
         else:
             results = searcher.search_tags(f, limit + offset) if f.active() else []
@@ -235,14 +237,15 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
 
     # -- photos ---------------------------------------------------------------------------------
 
-    @app.get("/api/photos/{photo_id}", summary="A photo's metadata, faces and tags")
+    @app.get("/api/photos/{photo_id}", summary="A photo's metadata, faces, tags and text read in it")
     def photo(photo_id: int) -> Any:
         photo_row(photo_id)  # 404 if unknown
         details = library.photo_details(photo_id)
         if details is None:
             raise HTTPException(404, "no such photo")
         row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in details["photo"].items()}
-        return {"photo": row, "faces": details["faces"], "tags": details["tags"], "people": details["people"]}
+        return {"photo": row, "faces": details["faces"], "tags": details["tags"], "people": details["people"],
+                "text": details["text"]}
 
     @app.get("/api/photos/{photo_id}/thumb", summary="A cached WebP thumbnail (EXIF-rotated)")
     def thumb(photo_id: int, size: int = Query(320, ge=32, le=1024)) -> Any:

@@ -50,13 +50,21 @@ function clock(s) {
 
 function tile(r) {
   const video = r.media === "video";
-  const href = video && r.t != null ? `#/photo/${r.id}?t=${r.t}` : `#/photo/${r.id}`;
+  const p = params(), words = p.get("words") || (r.text ? p.get("q") : null);
+  const query = new URLSearchParams();
+  if (video && r.t != null) query.set("t", r.t);
+  if (words) query.set("words", words);
+  const href = `#/photo/${r.id}` + (query.toString() ? "?" + query.toString() : "");
   return h("div", { class: "tile result" + (video ? " video" : ""), "data-id": r.id },
     h("a", { href }, h("img", { src: thumb(r.id), loading: "lazy", alt: r.path }),
       video ? h("span", { class: "badge" }, `\u25B6 ${clock(r.t)}`) : null),
     h("div", { class: "meta" }, h("span", {}, r.score !== undefined ? r.score.toFixed(3) : ""),
-      h("span", {}, r.taken_at ? r.taken_at.slice(0, 10) : "")));
+      h("span", {}, r.taken_at ? r.taken_at.slice(0, 10) : "")),
+    r.text && r.text.length ? h("div", { class: "small tile-text" }, r.text[0].text) : null);
 }
+
+// The same folding as the server's (models/ocr.normalize_text): case and accents.
+function fold(s) { return s.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); }
 
 function params() {
   const q = location.hash.split("?")[1] || "";
@@ -67,7 +75,7 @@ function params() {
 
 async function searchPage() {
   const p = params();
-  const fields = ["after", "before", "camera", "folder", "person", "tag", "event"];
+  const fields = ["words", "after", "before", "camera", "folder", "person", "tag", "event"];
   const form = h("form", { class: "filters", id: "search-form" },
     h("input", { id: "q", name: "q", placeholder: "Search your photos: sunset at the beach", value: p.get("q") || "",
                  autofocus: true }),
@@ -125,6 +133,30 @@ async function photoPage(id) {
     frame.append(h("div", { class: "face-box", style: `left:${f.x * 100}%;top:${f.y * 100}%;width:${f.w * 100}%;height:${f.h * 100}%` },
       h("span", {}, f.person || `face ${f.id}`)));
   });
+  // Text read in the photo: each line outlined, the searched words filled; the lines below, selectable.
+  const wanted = fold(params().get("words") || "").replace(/"/g, " ").split(/\s+/).filter(w => w.length >= 2);
+  const svgNS = "http://www.w3.org/2000/svg";
+  if (doc.text && doc.text.length && p.media !== "video") {
+    const svg = document.createElementNS(svgNS, "svg");
+    svg.setAttribute("class", "text-boxes");
+    svg.setAttribute("viewBox", "0 0 1 1");
+    svg.setAttribute("preserveAspectRatio", "none");
+    for (const line of doc.text) {
+      const poly = document.createElementNS(svgNS, "polygon");
+      poly.setAttribute("points", [0, 2, 4, 6].map(i => `${line.quad[i]},${line.quad[i + 1]}`).join(" "));
+      poly.setAttribute("class", "text-line");
+      svg.append(poly);
+      for (const [word, box] of line.words) {
+        if (!wanted.some(w => fold(word).includes(w))) continue;
+        const rect = document.createElementNS(svgNS, "rect");
+        rect.setAttribute("x", box[0]); rect.setAttribute("y", box[1]);
+        rect.setAttribute("width", box[2]); rect.setAttribute("height", box[3]);
+        rect.setAttribute("class", "text-hit");
+        svg.append(rect);
+      }
+    }
+    frame.append(svg);
+  }
   const faceLinks = order.map((f, i) => h("div", {},
     h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
     f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null));
@@ -139,6 +171,8 @@ async function photoPage(id) {
       h("p", {}, h("a", { href: `#/like/${id}`, id: "more-like" }, "More like this"), " · ",
         h("a", { href: `/api/photos/${id}/file`, target: "_blank" }, "Original")),
       h("div", {}, faceLinks),
+      doc.text && doc.text.length ? h("h3", {}, "Text in the photo") : null,
+      doc.text && doc.text.length ? h("pre", { id: "photo-text", class: "photo-text" }, doc.text.map(l => l.text).join("\n")) : null,
       h("h3", {}, "Tags"),
       h("div", { id: "tags" }, doc.tags.map(t => h("span", { class: "chip" + (t.on ? " on" : ""), title: t.state },
         `${t.tag} ${t.score != null ? t.score.toFixed(2) : t.state}`))))));
