@@ -107,9 +107,12 @@ def search(args: argparse.Namespace) -> dict:
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(SHARED / "ocr", src, ignore=shutil.ignore_patterns("*.csv", "gt"))
     rows = list(csv.DictReader(open(SHARED / "ocr" / "truth.csv", encoding="utf-8")))
+    from photosearch.media.decode import decode
+
     for r in rows:
         if r["words"]:
-            Image.open(SHARED / "ocr" / r["file"]).convert("RGB").transpose(Image.Transpose.ROTATE_90).save(
+            path = SHARED / "ocr" / r["file"]
+            decode(path.read_bytes(), ext=path.suffix.lower()).image.transpose(Image.Transpose.ROTATE_90).save(
                 src / f"turned_{Path(r['file']).stem}.png")
     lib.index([src], faces=False, ocr="all")
 

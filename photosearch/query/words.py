@@ -40,7 +40,11 @@ def search_words(cat: Catalog, query: str, filters: Filters | None, limit: int) 
     allowed = cat.filtered_ids(filters).tolist() if filters is not None and filters.active() else None
     fuzzy = [(t, typo_distance(t)) for t in terms if typo_distance(t)]
     exact = [t for t in terms if not typo_distance(t)]
-    found = cat.words_matching(exact, phrases, fuzzy, allowed, limit)
+    # Photos holding every term exactly rank above any with a typo: when there are enough of
+    # them, the typo search (the costly part with a common word) is not needed.
+    found = cat.words_matching(terms, phrases, [], allowed, limit)
+    if len(found) < limit and fuzzy:
+        found = cat.words_matching(exact, phrases, fuzzy, allowed, limit)
     n = len(terms) + len(phrases)
     texts = cat.text_of([pid for pid, _, _ in found])
     out = []

@@ -80,35 +80,38 @@ class TextStore:
         sub-string or, for ``fuzzy`` (term, distance) ones, holds a word within that many edits;
         most exact first. ``allowed``: only these ids (other filters)."""
         params: list[Any] = []
-        ctes, conds, exact, near = [], [], [], []
+        ctes, cols, conds, exact, near = [], [], [], [], []
         for i, (term, dist) in enumerate(fuzzy):
             # Words of the vocabulary within `dist` edits (a length window first), and their photos.
             ctes.append(f"f{i} AS (SELECT DISTINCT photo_id FROM text_words WHERE word IN (SELECT word FROM "
                         "text_vocab WHERE length(word) BETWEEN ? AND ? AND damerau_levenshtein(word, ?) <= ?))")
             params += [len(term) - dist, len(term) + dist, term, dist]
-        where_params: list[Any] = []
+        col_params: list[Any] = []
         for i, (term, _) in enumerate(fuzzy):
-            conds.append(f"(contains(d.doc, ?) OR d.photo_id IN (SELECT photo_id FROM f{i}))")
-            where_params.append(term)
-        sel_params: list[Any] = []
-        for i, (term, _) in enumerate(fuzzy):
-            exact.append("contains(d.doc, ?)::INT")
-            near.append(f"(NOT contains(d.doc, ?) AND d.photo_id IN (SELECT photo_id FROM f{i}))::INT")
-            sel_params += [term]
-        near_params = [term for term, _ in fuzzy]
-        for term in [*terms, *phrases]:
-            conds.append("contains(d.doc, ?)")
-            where_params.append(term)
+            cols += [f"contains(d.doc, ?) AS e{i}", f"d.photo_id IN (SELECT photo_id FROM f{i}) AS n{i}"]
+            col_params.append(term)
+            conds.append(f"(e{i} OR n{i})")
+            exact.append(f"e{i}::INT")
+            near.append(f"(n{i} AND NOT e{i})::INT")
+        for j, term in enumerate([*terms, *phrases]):
+            cols.append(f"contains(d.doc, ?) AS x{j}")
+            col_params.append(term)
+            conds.append(f"x{j}")
             exact.append("1")
         if not conds:
             return []
-        allowed_sql = ""
+        where_allowed = ""
         if allowed is not None:
-            allowed_sql = " AND d.photo_id IN (SELECT unnest(?::BIGINT[]))"
-            where_params.append([int(i) for i in allowed])
-        sql = (("WITH " + ", ".join(ctes) + " ") if ctes else "") + (
-            f"SELECT d.photo_id, {' + '.join(exact)} AS exact, {' + '.join(near) if near else '0'} AS near "
-            f"FROM photo_docs d JOIN photos p ON p.id = d.photo_id WHERE {SHOWN.format(p='p.')} AND "
-            + " AND ".join(conds) + allowed_sql + " ORDER BY exact DESC, near DESC, d.photo_id LIMIT ?")
-        rows = self.con.execute(sql, params + sel_params + near_params + where_params + [int(limit)]).fetchall()
+            where_allowed = " WHERE d.photo_id IN (SELECT unnest(?::BIGINT[]))"
+            col_params.append([int(i) for i in allowed])
+        # Each term is looked for once per document. Hidden photos (quarantined, a Live Photo's
+        # movie) are few: leaving them out is an anti-join with them, not a join of every match
+        # with the photos table (a common word matches a third of a library).
+        ctes.append(f"m AS (SELECT d.photo_id, {', '.join(cols)} FROM photo_docs d{where_allowed})")
+        sql = ("WITH " + ", ".join(ctes) + " "
+               f"SELECT m.photo_id, {' + '.join(exact)} AS exact, {' + '.join(near) if near else '0'} AS near "
+               f"FROM m WHERE {' AND '.join(conds)} AND m.photo_id NOT IN "
+               f"(SELECT id FROM photos WHERE NOT ({SHOWN.format(p='')})) "
+               "AND m.photo_id IN (SELECT id FROM photos) ORDER BY exact DESC, near DESC, m.photo_id LIMIT ?")
+        rows = self.con.execute(sql, params + col_params + [int(limit)]).fetchall()
         return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
