@@ -231,6 +231,7 @@ def test_a_plain_search_puts_photos_with_the_words_first_and_the_page_shows_them
             assert page.locator(".result").count() == 1
             page.locator(".result a").first.click()
             page.wait_for_selector("svg.text-boxes rect.text-hit")
+            page.wait_for_function("document.getElementById('photo').complete && document.getElementById('photo').naturalWidth > 0")
             assert "emisiones" in page.locator("#photo-text").text_content()
             box = page.locator("svg.text-boxes rect.text-hit").first.bounding_box()
             photo = page.locator("#photo").bounding_box()
