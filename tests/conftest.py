@@ -81,8 +81,15 @@ def face_wheel() -> Path:
 def _ocr_wheel() -> Path:
     wheels = sorted(FACE_WHEEL_DIR.glob("rapidocr-3.10.0-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "rapidocr==3.10.0", "--no-deps", "-q",
-                        "--disable-pip-version-check", "-d", str(FACE_WHEEL_DIR)], check=True, timeout=600)
+        # Each xdist worker may get here at once: download apart, then rename into the cache.
+        import tempfile
+
+        FACE_WHEEL_DIR.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=FACE_WHEEL_DIR) as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "rapidocr==3.10.0", "--no-deps", "-q",
+                            "--disable-pip-version-check", "-d", tmp], check=True, timeout=600)
+            for w in Path(tmp).glob("rapidocr-3.10.0-*.whl"):
+                os.replace(w, FACE_WHEEL_DIR / w.name)
         wheels = sorted(FACE_WHEEL_DIR.glob("rapidocr-3.10.0-*.whl"))
     return wheels[0]
 
