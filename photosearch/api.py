@@ -524,15 +524,16 @@ class Library:
     def sync(self, *, apply: bool = False, people: bool = True, tags: bool = True, ratings: bool = True,
              accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
              sidecar_only: bool = False, keep_mtime: bool = True,
-             on_item: Callable[[Any], None] | None = None) -> list[Any]:
-        """Plan (and with ``apply``, write) people, tags and ratings into the photos' metadata
-        through the safe writer; a dry run returns what would change."""
+             on_item: Callable[[Any], None] | None = None, ocr: bool = False) -> list[Any]:
+        """Plan (and with ``apply``, write) people, tags and ratings (and with ``ocr`` the text
+        read in photos) into the photos' metadata through the safe writer; a dry run returns what
+        would change."""
         from photosearch.actions.sync import apply as apply_items
         from photosearch.actions.sync import plan
 
         self._require_catalog()
         opts = dict(people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
-                    only_ids=only_ids)
+                    only_ids=only_ids, ocr=ocr)
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             items = plan(cat, sidecar_only=sidecar_only, **opts)
             if apply:

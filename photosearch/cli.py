@@ -872,13 +872,15 @@ def sync(
                             help="Never touch photos: write .xmp sidecars only.")] = False,
     touch: Annotated[bool, typer.Option("--touch", help="Let rewritten files get a new modification time "
                                                          "(default: kept).")] = False,
+    ocr: Annotated[bool, typer.Option("--ocr", help="Also write the text read in photos (photosearch:Text; off "
+                                                     "by default: photo text can be private).")] = False,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
     """Write people, tags and ratings into the photos' metadata (XMP; IPTC keywords in JPEGs)."""
     lib = _library(library)
     items = lib.sync(apply=apply, people=people, tags=tags, accepted_only=accepted_only, sidecar_only=sidecar_only,
-                     keep_mtime=not touch)
+                     keep_mtime=not touch, ocr=ocr)
     if as_json:
         _print_json({"applied": apply, "files": [i.as_dict() for i in items]})
     else:

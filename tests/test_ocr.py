@@ -241,3 +241,29 @@ def test_a_plain_search_puts_photos_with_the_words_first_and_the_page_shows_them
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool (Debian libimage-exiftool-perl) not installed")
+def test_sync_writes_photo_text_only_when_asked(ocr_library, tmp_path):
+    import subprocess
+
+    d = tmp_path / "notes"
+    d.mkdir()
+    note = _text_image(d / "note.png", ["door code 4711", "ask for Zoë"])
+    shot = d / "shot.jpg"
+    Image.open(note).convert("RGB").save(shot, quality=95)
+    root = ocr_library.paths.root
+    _json(run_cli("index", str(d), "--no-faces", "--json", library=root))
+    before = {p: p.read_bytes() for p in (note, shot)}
+    plain = _json(run_cli("sync", "--apply", "--json", library=root))       # without --ocr: text stays private
+    assert not any("photosearch:Text" in " ".join(f["changes"]) for f in plain["files"])
+    assert {p: p.read_bytes() for p in (note, shot)} == before
+    dry = _json(run_cli("sync", "--ocr", "--json", library=root))
+    assert {Path(f["path"]).name for f in dry["files"]} == {"note.png", "shot.jpg"}
+    assert all(any("photosearch:Text: door code 4711" in c for c in f["changes"]) for f in dry["files"])
+    _json(run_cli("sync", "--ocr", "--apply", "--json", library=root))
+    out = json.loads(subprocess.run(["exiftool", "-j", "-XMP-photosearch:all", str(shot)],
+                                    capture_output=True, text=True).stdout)[0]
+    assert out["Text"].splitlines()[0] == "door code 4711" and "Zo" in out["Text"]
+    # Written again: nothing to change.
+    assert _json(run_cli("sync", "--ocr", "--json", library=root))["files"] == []

@@ -7,6 +7,8 @@
   as ``dc:subject`` (with their ancestors), ``lr:hierarchicalSubject`` (``Parent|Tag``),
   ``digiKam:TagsList`` (``Parent/Tag``) and, in JPEGs, IPTC ``Keywords``.
 - Ratings set in photosearch (``photosearch rate``) as ``xmp:Rating``.
+- With ``ocr`` (``sync --ocr``; off by default: photo text can be private), the text read in the
+  photo, its lines one per line, as ``photosearch:Text`` (namespace ``http://ns.photosearch.dev/1.0/``).
 - What a Google Takeout JSON said and the file lacks: the date (``exif:DateTimeOriginal``),
   the place (``exif:GPSLatitude/Longitude``), the description, and its people
   (PersonInImage and People keywords).
@@ -26,7 +28,7 @@ from typing import Any
 
 from photosearch.files import os_path
 from photosearch.store.catalog import Catalog
-from photosearch.media.xmp import LIST_KEYS, MetadataUpdate, WriteError, preview, write
+from photosearch.media.xmp import LIST_KEYS, TEXT_KEY, MetadataUpdate, WriteError, preview, write
 
 PEOPLE_ROOT = "People"
 
@@ -83,19 +85,21 @@ def _combine(a: MetadataUpdate, b: MetadataUpdate) -> MetadataUpdate:
         keywords=a.keywords + b.keywords, hierarchical=a.hierarchical + b.hierarchical,
         tags_list=a.tags_list + b.tags_list, persons=a.persons + b.persons, people=a.people + b.people,
         rating=b.rating if b.rating is not None else a.rating, description=a.description or b.description,
-        orientation=a.orientation or b.orientation, display_size=a.display_size or b.display_size)
+        orientation=a.orientation or b.orientation, display_size=a.display_size or b.display_size,
+        text=a.text or b.text)
 
 
 def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
-            accepted_only: bool = False, takeout: bool = True,
-            only_ids: list[int] | None = None) -> dict[int, tuple[dict[str, Any], MetadataUpdate]]:
+            accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
+            ocr: bool = False) -> dict[int, tuple[dict[str, Any], MetadataUpdate]]:
     """Per photo id (all, or ``only_ids``): (catalog row, what photosearch would write into it)."""
     by_photo_faces = cat.named_faces_by_photo() if people else {}
     tag_photos = cat.tagged_photo_ids() if tags else []
     rated = cat.ratings() if ratings else {}
     from_takeout = cat.takeout_rows() if takeout else {}
     photo_people = cat.photo_people(list(from_takeout)) if people and from_takeout else {}
-    ids = sorted(set(by_photo_faces) | set(tag_photos) | set(rated) | set(from_takeout))
+    texts = cat.text_of(cat.photos_with_text()) if ocr else {}
+    ids = sorted(set(by_photo_faces) | set(tag_photos) | set(rated) | set(from_takeout) | set(texts))
     if only_ids is not None:
         ids = sorted(set(ids) & {int(i) for i in only_ids})
     photos = cat.photos_by_ids(ids)
@@ -123,6 +127,8 @@ def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bo
             u.taken_at = t["taken_at"]
             if t["gps_lat"] is not None:
                 u.gps = (t["gps_lat"], t["gps_lon"])
+        if pid in texts:
+            u.text = "\n".join(ln["text"] for ln in texts[pid])
         if not u.empty():
             out[pid] = (photo, u)
     return out
@@ -139,6 +145,9 @@ def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
             out.append(f"+ {key.removeprefix('Xmp.')}: {next(iter(value.values())) if isinstance(value, dict) else value}")
     if "Xmp.xmp.Rating" in changes:
         out.append(f"+ xmp:Rating: {changes['Xmp.xmp.Rating']}")
+    if TEXT_KEY in changes:
+        text = " / ".join(changes[TEXT_KEY].splitlines())
+        out.append(f"+ photosearch:Text: {text[:80]}{'...' if len(text) > 80 else ''}")
     for key, value in changes.items():
         if key in names:
             have = current.get(key) or []
@@ -160,11 +169,11 @@ def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
          accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
-         sidecar_only: bool = False) -> list[SyncItem]:
+         sidecar_only: bool = False, ocr: bool = False) -> list[SyncItem]:
     """Every photo whose metadata lacks something photosearch would write, with the changes."""
     items = []
     for pid, (photo, update) in updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only,
-                                        takeout=takeout, only_ids=only_ids).items():
+                                        takeout=takeout, only_ids=only_ids, ocr=ocr).items():
         item = SyncItem(pid, photo["path"], people=list(update.persons), keywords=list(update.keywords))
         try:
             item.target, item.sidecar, changes, current = preview(photo["path"], update, sidecar_only=sidecar_only)
@@ -180,12 +189,13 @@ def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool 
 
 def apply(cat: Catalog, items: list[SyncItem], *, people: bool = True, tags: bool = True, ratings: bool = True,
           accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
-          sidecar_only: bool = False, keep_mtime: bool = True, on_item: Any = None) -> list[SyncItem]:
+          sidecar_only: bool = False, keep_mtime: bool = True, on_item: Any = None,
+          ocr: bool = False) -> list[SyncItem]:
     """Write the planned items (each through the safe writer); failures are recorded per item."""
     from photosearch.media.scan import file_sha256
 
     wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
-                     only_ids=only_ids)
+                     only_ids=only_ids, ocr=ocr)
     for item in items:
         if item.status == "failed":
             continue

@@ -67,11 +67,12 @@ class MetadataUpdate:
     display_size: tuple[int, int] | None = None
     taken_at: Any = None                       # datetime: written only where the file has no date
     gps: tuple[float, float] | None = None     # written only where the file has no position
+    text: str | None = None                    # the text read in the photo (``sync --ocr``)
 
     def empty(self) -> bool:
         """Whether the update changes nothing."""
         return (not any(getattr(self, f) for f in LIST_KEYS) and not self.people and self.rating is None
-                and not self.description and self.taken_at is None and self.gps is None)
+                and not self.description and self.taken_at is None and self.gps is None and not self.text)
 
 
 @dataclass
@@ -157,6 +158,8 @@ def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif
         changes.update(mwg_changes(current, update.people, update.orientation, size))
     if update.rating is not None and str(current.get("Xmp.xmp.Rating", "")) != str(update.rating):
         changes["Xmp.xmp.Rating"] = str(int(update.rating))
+    if update.text and current.get(TEXT_KEY) != update.text:
+        changes[TEXT_KEY] = update.text
     if update.description:
         old = current.get("Xmp.dc.description")
         old_text = next(iter(old.values()), "") if isinstance(old, dict) else (old or "")
@@ -165,11 +168,25 @@ def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif
     return changes
 
 
+#: photosearch's own XMP namespace: ``photosearch:Text`` holds the text read in a photo (OCR,
+#: written only by ``sync --ocr``; no standard property is meant for it).
+PHOTOSEARCH_NS = "http://ns.photosearch.dev/1.0/"
+TEXT_KEY = "Xmp.photosearch.Text"
+_ns_registered = False
+
+
 def _exiv2(path: Path) -> Any:
     """pyexiv2's image of ``path``, by the OS's bytes: pyexiv2 encodes names itself, which fails
     on names that are not UTF-8 (latin-1 maps each byte to itself)."""
     import pyexiv2
 
+    global _ns_registered
+    if not _ns_registered:
+        try:
+            pyexiv2.registerNs(PHOTOSEARCH_NS, "photosearch")
+        except Exception:  # already known to exiv2 (a second library in this process)
+            pass
+        _ns_registered = True
     return pyexiv2.Image(os.fsencode(path).decode("latin-1"), encoding="latin-1")
 
 

@@ -67,6 +67,10 @@ class TextStore:
                                             "words": json.loads(words) if words else [], "model": model})
         return out
 
+    def photos_with_text(self) -> list[int]:
+        """Ids of the photos that have text read in them."""
+        return [r[0] for r in self.con.execute("SELECT photo_id FROM photo_docs ORDER BY photo_id").fetchall()]
+
     def text_counts(self) -> tuple[int, int]:
         """(photos read by OCR, photos with text)."""
         row = self.con.execute("SELECT count(*), count(*) FILTER (WHERE lines > 0) FROM "
