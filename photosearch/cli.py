@@ -550,6 +550,8 @@ def index(
     if summary.face_model:
         out.print(f"faces: {summary.faces} found in the photos scanned, {summary.people_updated} joined a person "
                   f"or a new cluster (face model {summary.face_model}; see `photosearch people`)")
+    if summary.text_lines:
+        out.print(f"text: {summary.text_lines} lines read in photos (search them with `photosearch --words TEXT`)")
     if summary.skipped:
         shown = summary.skipped[:20]
         table = Table(title="skipped", show_edge=False, box=None, header_style="bold", title_justify="left")

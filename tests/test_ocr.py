@@ -48,6 +48,7 @@ def test_words_written_in_real_photos_are_found_also_with_a_typo_and_never_in_te
     root = ocr_library.paths.root
     doc = _json(run_cli("index", str(d), "--no-faces", "--ocr", "--json", library=root))
     assert not doc["skipped"], doc["skipped"]
+    assert doc["text_lines"] >= 50
     rows = _truth()
     negatives = {r["file"] for r in rows if not r["words"]}
     assert len(negatives) >= 5

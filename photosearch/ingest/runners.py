@@ -130,6 +130,7 @@ def _add(report: IndexReport, c: Committed) -> None:
     report.moved += c.moved
     report.reused += c.reused
     report.faces += c.found.get("faces", 0)
+    report.text_lines += c.found.get("ocr", 0)
     report.skipped += c.skipped
 
 
