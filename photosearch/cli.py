@@ -552,6 +552,8 @@ def index(
                   f"or a new cluster (face model {summary.face_model}; see `photosearch people`)")
     if summary.text_lines:
         out.print(f"text: {summary.text_lines} lines read in photos (search them with `photosearch --words TEXT`)")
+    if summary.text_note:
+        err.print(f"note: {summary.text_note}", markup=False, highlight=False)
     if summary.skipped:
         shown = summary.skipped[:20]
         table = Table(title="skipped", show_edge=False, box=None, header_style="bold", title_justify="left")

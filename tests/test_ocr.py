@@ -173,7 +173,7 @@ def test_without_ocr_models_offline_index_goes_on_and_ocr_says_why(library, tmp_
     _text_image(d / "note.png", ["milk eggs bread"])
     root = library.paths.root
     doc = _json(run_cli("index", str(d), "--no-faces", "--json", library=root))       # offline, no models
-    assert doc["indexed"] == 1 and not doc["skipped"]
+    assert doc["indexed"] == 1 and not doc["skipped"] and "models pull ocr" in doc["text_note"]
     r = run_cli("ocr", str(d), library=root)
     assert r.returncode == 4 and "models pull ocr --from" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("models", "pull", "ocr", "--from", str(tmp_path / "nothing.whl"), library=root)

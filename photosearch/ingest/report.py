@@ -45,6 +45,7 @@ class IndexReport:
     face_model: str | None = None
     faces: int = 0            # faces found in the photos analyzed this run
     text_lines: int = 0       # lines of text read in photos this run (OCR)
+    text_note: str | None = None   # why text was not read (no OCR models installed)
     people_updated: int = 0   # faces that joined a person or a new cluster after this run
     live_photos: int = 0      # Live Photos paired this run (a movie beside its still: one item)
     skipped_before: int = 0   # unchanged files that failed in an earlier run: not retried (--show-skipped)
