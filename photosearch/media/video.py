@@ -43,6 +43,8 @@ MAX_DECODED = 200_000
 SCENE_CUT = 25.0
 #: Frames larger than this (8K and beyond) are still read: FFmpeg scales them down one at a time.
 MAX_SIDE = 16384
+#: Above this many pixels a frame (beyond 4K) is decoded one at a time (see ``_sample``).
+HUGE_PIXELS = 3840 * 2160 * 11 // 10
 
 
 @dataclass
@@ -256,7 +258,12 @@ def _sample(container: Any, info: VideoInfo, size: tuple[int, int], every: float
             keyframes_only: bool) -> list[tuple[float, Image.Image]]:
     stream = container.streams.video[0]
     ctx = stream.codec_context
-    ctx.thread_type = "AUTO"
+    if (ctx.width or 0) * (ctx.height or 0) > HUGE_PIXELS:
+        # Frame threading holds a frame per thread in flight (50 MB each at 8K): beyond 4K,
+        # slices of one frame at a time keep memory to the frames the codec itself needs.
+        ctx.thread_type = "SLICE"
+    else:
+        ctx.thread_type = "AUTO"
     if keyframes_only:
         ctx.skip_frame = "NONKEY"
     frames: list[tuple[float, Image.Image]] = []
