@@ -135,27 +135,21 @@ async function photoPage(id) {
   });
   // Text read in the photo: each line outlined, the searched words filled; the lines below, selectable.
   const wanted = fold(params().get("words") || "").replace(/"/g, " ").split(/\s+/).filter(w => w.length >= 2);
-  const svgNS = "http://www.w3.org/2000/svg";
   if (doc.text && doc.text.length && p.media !== "video") {
-    const svg = document.createElementNS(svgNS, "svg");
-    svg.setAttribute("class", "text-boxes");
-    svg.setAttribute("viewBox", "0 0 1 1");
-    svg.setAttribute("preserveAspectRatio", "none");
+    // Inline SVG markup (the HTML parser gives it the SVG namespace); only numbers go into it.
+    const n = v => Number(v).toFixed(5);
+    let shapes = "";
     for (const line of doc.text) {
-      const poly = document.createElementNS(svgNS, "polygon");
-      poly.setAttribute("points", [0, 2, 4, 6].map(i => `${line.quad[i]},${line.quad[i + 1]}`).join(" "));
-      poly.setAttribute("class", "text-line");
-      svg.append(poly);
+      shapes += `<polygon class="text-line" points="${[0, 2, 4, 6].map(i => `${n(line.quad[i])},${n(line.quad[i + 1])}`).join(" ")}"/>`;
       for (const [word, box] of line.words) {
-        if (!wanted.some(w => fold(word).includes(w))) continue;
-        const rect = document.createElementNS(svgNS, "rect");
-        rect.setAttribute("x", box[0]); rect.setAttribute("y", box[1]);
-        rect.setAttribute("width", box[2]); rect.setAttribute("height", box[3]);
-        rect.setAttribute("class", "text-hit");
-        svg.append(rect);
+        if (wanted.some(w => fold(word).includes(w))) {
+          shapes += `<rect class="text-hit" x="${n(box[0])}" y="${n(box[1])}" width="${n(box[2])}" height="${n(box[3])}"/>`;
+        }
       }
     }
-    frame.append(svg);
+    const holder = document.createElement("div");
+    holder.innerHTML = `<svg class="text-boxes" viewBox="0 0 1 1" preserveAspectRatio="none">${shapes}</svg>`;
+    frame.append(holder.firstChild);
   }
   const faceLinks = order.map((f, i) => h("div", {},
     h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
