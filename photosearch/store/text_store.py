@@ -110,12 +110,13 @@ class TextStore:
             col_params.append([int(i) for i in allowed])
         # Each term is looked for once per document. Hidden photos (quarantined, a Live Photo's
         # movie) are few: leaving them out is an anti-join with them, not a join of every match
-        # with the photos table (a common word matches a third of a library).
+        # with the photos table (a common word matches a third of a library). A deleted photo's
+        # document goes with it (delete_photos).
         ctes.append(f"m AS (SELECT d.photo_id, {', '.join(cols)} FROM photo_docs d{where_allowed})")
         sql = ("WITH " + ", ".join(ctes) + " "
                f"SELECT m.photo_id, {' + '.join(exact)} AS exact, {' + '.join(near) if near else '0'} AS near "
                f"FROM m WHERE {' AND '.join(conds)} AND m.photo_id NOT IN "
                f"(SELECT id FROM photos WHERE NOT ({SHOWN.format(p='')})) "
-               "AND m.photo_id IN (SELECT id FROM photos) ORDER BY exact DESC, near DESC, m.photo_id LIMIT ?")
+               "ORDER BY exact DESC, near DESC, m.photo_id LIMIT ?")
         rows = self.con.execute(sql, params + col_params + [int(limit)]).fetchall()
         return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
