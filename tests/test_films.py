@@ -525,3 +525,29 @@ def test_in_chromium_the_memories_page_makes_a_film_that_plays(library, tmp_path
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@needs_shared
+def test_every_still_keeps_its_faces_in_frame(library, tmp_path):
+    faces = sorted((SHARED / "faces").glob("*.jpg"))[:10]
+    d = tmp_path / "group"
+    for i, p in enumerate(faces):
+        _dated(p, d / p.name, datetime(2020, 3, 1, 8 + i, 0))
+    root = library.paths.root
+    _json(run_cli("index", str(d), "--json", library=root))                 # faces on
+    plan = _json(run_cli("film", "--in", str(d), "--duration", "20", "--size", "640x360", "--plan", "--json",
+                         library=root))["plan"]
+    with Catalog.open(library.paths.catalog, read_only=True) as cat:
+        ids = {cat.photo_by_path(s["path"])["id"]: s for s in plan["shots"] if s["kind"] == "photo"}
+        found = cat.faces_of_photos(list(ids))
+    checked = 0
+    for pid, shot in ids.items():
+        for f in found.get(pid, []):
+            if f["w"] * f["h"] < 0.005:
+                continue          # a face in the background of a crowd may fall outside
+            for box in (shot["box_from"], shot["box_to"]):
+                cx, cy = f["x"] + f["w"] / 2, f["y"] + f["h"] / 2
+                assert box[0] - 1e-6 <= cx <= box[0] + box[2] + 1e-6 and box[1] - 1e-6 <= cy <= box[1] + box[3] + 1e-6, \
+                    (shot["path"], f, box)
+                checked += 1
+    assert checked >= 6

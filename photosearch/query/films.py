@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ class Candidate:
     quality: Quality | None
     t: float | None = None        # a video: its best moment
     face: dict[str, Any] | None = None   # a person's film: that person's face here
+    faces: list[dict[str, Any]] = field(default_factory=list)   # every face in the photo (the pan keeps them)
     why: str = ""
 
     @property
@@ -116,7 +117,7 @@ def _candidates(cat: Catalog, rows: dict[int, dict[str, Any]], scores: dict[int,
 
     ids = sorted(rows)
     measured = cat.quality_of(ids)
-    faces = cat.faces_of_photos(ids) if person else {}
+    faces = cat.faces_of_photos(ids)
     out = []
     for pid in ids:
         row = rows[pid]
@@ -126,7 +127,8 @@ def _candidates(cat: Catalog, rows: dict[int, dict[str, Any]], scores: dict[int,
         if q is not None and not q.usable:
             continue
         look = q.score if q is not None else 0.5
-        c = Candidate(pid, row, scores.get(pid, look), q, moments.get(pid))
+        c = Candidate(pid, row, scores.get(pid, look), q, moments.get(pid),
+                      faces=[f for f in faces.get(pid, []) if f.get("t") is None])
         if person:
             mine = [f for f in faces.get(pid, []) if (f.get("person") or "").lower() == person.lower()]
             if mine:
@@ -330,11 +332,13 @@ def _shots(cat: Catalog, picked: list[Candidate], times: _Times, size: tuple[int
 
 
 def _pan(c: Candidate, shot: Shot, size: tuple[int, int]) -> None:
-    """A slow zoom in or out (alternating by id) drifting towards the faces, all faces in frame."""
+    """A slow zoom in or out (alternating by id) drifting towards the faces, all faces in frame
+    (no zoom when they would not fit)."""
     w, h = int(c.row.get("width") or size[0]), int(c.row.get("height") or size[1])
     full = cover_box((w, h), size)
     zw, zh = full[2] * ZOOM, full[3] * ZOOM
-    faces = [c.face] if c.face else []
+    # A person's film frames that person; any other film keeps every face in the photo.
+    faces = [c.face] if c.face else c.faces
     if faces:
         fx0 = min(f["x"] for f in faces)
         fy0 = min(f["y"] for f in faces)
@@ -347,9 +351,13 @@ def _pan(c: Candidate, shot: Shot, size: tuple[int, int]) -> None:
         # No face: drift across, direction by id (the same plan every time).
         side = (c.id % 3) - 1
         cx, cy = 0.5 + side * 0.5 * (full[2] - zw), 0.5
-    tight = [min(max(cx - zw / 2, 0.0), 1.0 - zw), min(max(cy - zh / 2, 0.0), 1.0 - zh), zw, zh]
-    wide = [round(v, 6) for v in full]
-    tight = [round(v, 6) for v in tight]
+    def around(bw: float, bh: float) -> list[float]:
+        return [round(min(max(cx - bw / 2, 0.0), 1.0 - bw), 6), round(min(max(cy - bh / 2, 0.0), 1.0 - bh), 6),
+                round(bw, 6), round(bh, 6)]
+
+    # The wide box too is moved over the faces (a portrait photo in a landscape film is a band of it).
+    wide = around(full[2], full[3]) if faces else [round(v, 6) for v in full]
+    tight = around(zw, zh)
     shot.box_from, shot.box_to = (wide, tight) if c.id % 2 == 0 else (tight, wide)
 
 
