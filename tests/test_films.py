@@ -263,8 +263,9 @@ def test_a_turned_phone_clip_is_shown_upright(tmp_path):
     from photosearch.media.film import Shot, cover_box, render
     from photosearch.media.video import frame_at
 
-    images = [Image.open(p).convert("RGB") for p in sorted((SHARED / "photos").glob("*.jpg"))[:2]] \
-        if (SHARED / "photos").is_dir() else [Image.new("RGB", (320, 240), (200, 40, 40)), Image.new("RGB", (320, 240), (40, 40, 200))]
+    from test_videos import _photos
+
+    images = _photos(2)          # real photos (synthetic, asymmetric ones without ../shared)
     clip = write_video(tmp_path / "upright.mp4", [(images[0], 2.0), (images[1], 2.0)], size=(320, 240), rotation=90)
     upright = frame_at(str(clip), 3.0, min_side=240)
     assert upright.height > upright.width                                    # shown turned: 240 x 320
