@@ -926,7 +926,13 @@ class Library:
             "face_model": self.face_models.active_name(),
             "faces": 0,
             "people": 0,
+            "ocr_model": None,
+            "text_read": 0,
+            "with_text": 0,
         }
+        from photosearch.models.ocr import OcrModelStore
+
+        out["ocr_model"] = OcrModelStore(self.paths).active_name()
         if not self.paths.catalog.exists():
             return out
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
@@ -938,6 +944,7 @@ class Library:
             out["people"] = sum(1 for p in people if p["name"])
             out["clusters"] = sum(1 for p in people if not p["name"])
             out["faces"] = cat.count_faces()
+            out["text_read"], out["with_text"] = cat.text_counts()
             for model in out["vectors"]:
                 state = cat.index_state(model)
                 if state:

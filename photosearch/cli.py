@@ -1534,6 +1534,9 @@ def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
     if info.get("face_model"):
         out.print(f"faces: {info['faces']} (model {info['face_model']}), {info['people']} named people, "
                   f"{info.get('clusters', 0)} unnamed clusters")
+    if info.get("ocr_model") or info.get("text_read"):
+        out.print(f"text: {info['with_text']} photos with text of {info['text_read']} read "
+                  f"(model {info.get('ocr_model') or 'not installed'})")
     for root in info["roots"]:
         out.print(f"folder: {root}")
 

@@ -49,6 +49,8 @@ def test_words_written_in_real_photos_are_found_also_with_a_typo_and_never_in_te
     doc = _json(run_cli("index", str(d), "--no-faces", "--ocr", "--json", library=root))
     assert not doc["skipped"], doc["skipped"]
     assert doc["text_lines"] >= 50
+    status = _json(run_cli("status", "--json", library=root))
+    assert status["ocr_model"] == "ppocr-v6" and status["text_read"] == 22 and 14 <= status["with_text"] <= 17
     rows = _truth()
     negatives = {r["file"] for r in rows if not r["words"]}
     assert len(negatives) >= 5
