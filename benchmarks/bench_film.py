@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,22 +38,11 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def measured(args: list[str], env: dict[str, str]) -> dict[str, float | str]:
-    code = ("import resource, runpy, sys, time\n"
-            f"sys.argv = ['photosearch', *{args!r}]\n"
-            "t0 = time.monotonic()\n"
-            "try:\n    runpy.run_module('photosearch', run_name='__main__')\n"
-            "except SystemExit as e:\n    rc = e.code\n"
-            "ru = resource.getrusage(resource.RUSAGE_SELF)\n"
-            "print('MEASURE', time.monotonic() - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, rc, file=sys.stderr)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    line = [ln for ln in r.stderr.splitlines() if ln.startswith("MEASURE")]
-    if not line:
-        raise SystemExit(f"failed: {r.stderr[-2000:]}")
-    _, wall, cpu, rss, rc = line[0].split()
-    if rc not in ("0", "None"):
-        raise SystemExit(f"exit {rc}: {r.stderr[-2000:]}")
-    return {"wall_s": float(wall), "cpu_s": float(cpu), "peak_rss_mb": int(rss) / 1024, "out": r.stdout}
+def measured(args: list[str], env: dict[str, str]) -> dict:
+    """``photosearch ARGS`` in a fresh process: wall and CPU seconds, peak RSS, stdout (bench_video's)."""
+    from bench_video import run_measured
+
+    return run_measured(args, env)
 
 
 def photos_12mp(folder: Path, n: int) -> list[Path]:

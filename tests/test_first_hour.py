@@ -401,11 +401,13 @@ def test_bad_input_anywhere_is_one_line_with_a_documented_code(library, photos, 
 
 
 def test_every_download_fails_fast_and_in_one_line_offline(tmp_path):
-    """Face models, Immich folders and open_clip checkpoints all honour any of the offline switches:
-    nothing is fetched, the command ends at once with one line naming the offline way."""
-    env = {"PHOTOSEARCH_OFFLINE": "", "HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "PHOTOSEARCH_FACE_MODELS": ""}
+    """Face and OCR models, Immich folders and open_clip checkpoints all honour any of the offline
+    switches: nothing is fetched, the command ends at once with one line naming the offline way."""
+    env = {"PHOTOSEARCH_OFFLINE": "", "HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "PHOTOSEARCH_FACE_MODELS": "",
+           "PHOTOSEARCH_OCR_MODELS": ""}
     for switch in ("PHOTOSEARCH_OFFLINE", "HF_HUB_OFFLINE"):
         for args, hint in ((["models", "pull", "faces"], "models pull faces --from"),
+                           (["models", "pull", "ocr"], "models pull ocr --from"),
                            (["models", "pull"], "models import"),
                            (["models", "pull", "ViT-B-32-256:datacomp_s34b_b86k"], "models import")):
             started = time.monotonic()

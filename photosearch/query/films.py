@@ -93,8 +93,10 @@ def plan_film(cat: Catalog, *, filters: Filters, scored: Sequence[tuple[int, flo
     if not cands:
         raise InputError(f"the selection has {len(rows)} item(s) but none is usable in a film "
                          "(blurred, too dark, blown out, or gone)")
-    cands = _one_per_duplicate(cat, cands, model)
-    vectors = _vectors(cat, model, cands)
+    # The candidates' CLIP vectors, read once: duplicate links, then diversity.
+    found = dict(zip(*cat.vectors(model, [c.id for c in cands]))) if model else {}
+    cands = _one_per_duplicate(cat, cands, found)
+    vectors = _vectors(found, cands)
     times = _timing(duration)
     picked = _pick(cands, vectors, times)
     picked.sort(key=lambda c: (c.row.get("taken_at") or datetime.min, c.id))
@@ -161,7 +163,7 @@ def _thumb_quality(root: Path, row: dict[str, Any]) -> Quality | None:
         return None
 
 
-def _one_per_duplicate(cat: Catalog, cands: list[Candidate], model: str | None) -> list[Candidate]:
+def _one_per_duplicate(cat: Catalog, cands: list[Candidate], vecs: dict[int, np.ndarray]) -> list[Candidate]:
     """The best looking (then most relevant, then lowest id) of each group of duplicates."""
     from photosearch.query.dupes import Thresholds, hash_pairs
 
@@ -190,13 +192,13 @@ def _one_per_duplicate(cat: Catalog, cands: list[Candidate], model: str | None) 
     if len(hid) > 1:
         for a, b in hash_pairs(hid, ph, th.hash_distance):
             join(index[int(a)], index[int(b)])
-    if model:
-        vid, vec = cat.vectors(model, photos)
-        if len(vid) > 1:
-            sims = vec @ vec.T       # at most MAX_CANDIDATES squared: 360k products
-            a, b = np.nonzero(np.triu(sims >= th.clip_alone, k=1))
-            for x, y in zip(a.tolist(), b.tolist()):
-                join(index[int(vid[x])], index[int(vid[y])])
+    vid = [pid for pid in photos if pid in vecs]
+    if len(vid) > 1:
+        vec = np.stack([vecs[pid] for pid in vid])
+        sims = vec @ vec.T       # at most MAX_CANDIDATES squared: 360k products
+        a, b = np.nonzero(np.triu(sims >= th.clip_alone, k=1))
+        for x, y in zip(a.tolist(), b.tolist()):
+            join(index[int(vid[x])], index[int(vid[y])])
     best: dict[int, Candidate] = {}
     for i, c in enumerate(cands):
         r = find(i)
@@ -206,14 +208,10 @@ def _one_per_duplicate(cat: Catalog, cands: list[Candidate], model: str | None) 
     return sorted(best.values(), key=lambda c: c.id)
 
 
-def _vectors(cat: Catalog, model: str | None, cands: list[Candidate]) -> np.ndarray | None:
-    if not model:
-        return None
-    vid, vec = cat.vectors(model, [c.id for c in cands])
-    if len(vid) != len(cands):
+def _vectors(vecs: dict[int, np.ndarray], cands: list[Candidate]) -> np.ndarray | None:
+    if not vecs or any(c.id not in vecs for c in cands):
         return None      # some lack a vector (a model change not re-indexed): diversity by time instead
-    order = {int(i): k for k, i in enumerate(vid.tolist())}
-    return vec[[order[c.id] for c in cands]]
+    return np.stack([vecs[c.id] for c in cands])
 
 
 # -- choosing and timing ----------------------------------------------------------------------

@@ -31,12 +31,33 @@ class TextStore:
                          [model, ids])
         self.con.execute("DELETE FROM ocr_scans WHERE model = ? AND photo_id IN (SELECT unnest(?::BIGINT[]))",
                          [model, ids])
-        self.con.executemany("INSERT INTO ocr_scans VALUES (?, ?, ?, now())",
-                             [(int(pid), model, len(lines)) for pid, lines in scans])
-        rows = [(int(pid), model, i, ln["text"], ln["norm"], ln["score"], ln["quad"], json.dumps(ln["words"]))
-                for pid, lines in scans for i, ln in enumerate(lines)]
+        import pyarrow as pa
+
+        # Registered Arrow tables, not executemany (as add_hashes: a batch is one insert).
+        scanned = pa.table({"photo_id": pa.array(ids, pa.int64()),
+                            "lines": pa.array([len(lines) for _, lines in scans], pa.int32())})
+        self.con.register("_new_scans", scanned)
+        try:
+            self.con.execute("INSERT INTO ocr_scans SELECT photo_id, ?, lines, now() FROM _new_scans", [model])
+        finally:
+            self.con.unregister("_new_scans")
+        rows = [(int(pid), i, ln) for pid, lines in scans for i, ln in enumerate(lines)]
         if rows:
-            self.con.executemany("INSERT INTO photo_text VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            table = pa.table({
+                "photo_id": pa.array([r[0] for r in rows], pa.int64()),
+                "line": pa.array([r[1] for r in rows], pa.int32()),
+                "text": pa.array([r[2]["text"] for r in rows], pa.string()),
+                "norm": pa.array([r[2]["norm"] for r in rows], pa.string()),
+                "score": pa.array([r[2]["score"] for r in rows], pa.float64()),
+                "quad": pa.array([r[2]["quad"] for r in rows], pa.list_(pa.float64())),
+                "words": pa.array([json.dumps(r[2]["words"]) for r in rows], pa.string()),
+            })
+            self.con.register("_new_text", table)
+            try:
+                self.con.execute("INSERT INTO photo_text SELECT photo_id, ?, line, text, norm, score, quad, words "
+                                 "FROM _new_text", [model])
+            finally:
+                self.con.unregister("_new_text")
         self._index_text(ids)
         return len(rows)
 

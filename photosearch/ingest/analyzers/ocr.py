@@ -35,9 +35,6 @@ class OcrAnalyzer(Analyzer):
         # shot is left unread, and asking again at every run would decode it again for nothing.
         self.check = ("ocr_scans", reader.name) if mode == "all" else None
 
-    def wanted(self, item: Any) -> bool:
-        return item.full or self.name in item.lacks
-
     def analyze(self, photo: Photo) -> Any:
         from photosearch.models.ocr import normalize_text
 
