@@ -533,23 +533,49 @@ class Library:
     def sync(self, *, apply: bool = False, people: bool = True, tags: bool = True, ratings: bool = True,
              accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
              sidecar_only: bool = False, keep_mtime: bool = True,
-             on_item: Callable[[Any], None] | None = None, ocr: bool = False) -> list[Any]:
+             on_item: Callable[[Any], None] | None = None, ocr: bool = False, sidecar_name: str | None = None,
+             dng_in_file: bool = False) -> list[Any]:
         """Plan (and with ``apply``, write) people, tags and ratings (and with ``ocr`` the text
         read in photos) into the photos' metadata through the safe writer; a dry run returns what
-        would change."""
+        would change. Applied writes are journaled (``undo`` restores every file byte for byte);
+        ``sidecar_name`` (ext or base; default from the config, else ext) names new sidecars."""
+        from photosearch.actions.journal import Journal
         from photosearch.actions.sync import apply as apply_items
         from photosearch.actions.sync import plan
 
         self._require_catalog()
+        if sidecar_name is None:
+            sidecar_name = str(self.config().get("sync", {}).get("sidecar_name", "ext"))
+        if sidecar_name not in ("ext", "base"):
+            raise UsageError(f"--sidecar-name must be ext (name.jpg.xmp) or base (name.xmp), not {sidecar_name!r}")
         opts = dict(people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
                     only_ids=only_ids, ocr=ocr)
+        where = dict(sidecar_only=sidecar_only, sidecar_name=sidecar_name, dng_in_file=dng_in_file)
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
-            items = plan(cat, sidecar_only=sidecar_only, **opts)
-            if apply:
-                apply_items(cat, items, sidecar_only=sidecar_only, keep_mtime=keep_mtime, on_item=on_item, **opts)
+            items = plan(cat, **where, **opts)
+            todo = [i for i in items if i.status != "failed"]
+            if apply and todo:
+                with Journal(self.paths.root).begin("sync", {"files": len(todo)}) as j:
+                    apply_items(cat, items, j, keep_mtime=keep_mtime, on_item=on_item, **where, **opts)
         if apply:
             self._refresh_indexes()
         return items
+
+    def journal_backups(self) -> tuple[int, int]:
+        """(files, bytes) of the original files the journal keeps so that metadata writes can be undone."""
+        from photosearch.actions.journal import backup_usage
+
+        return backup_usage(self.paths)
+
+    @_writes("undo --purge", only_if="apply")
+    def purge_backups(self, *, older_than_days: int, apply: bool = False) -> tuple[int, int]:
+        """Free the originals kept for undo of actions older than ``older_than_days`` (those writes
+        can then no longer be undone); a dry run says what would be freed. Returns (files, bytes)."""
+        from photosearch.actions.journal import purge_backups
+
+        if older_than_days < 0:
+            raise UsageError("--older-than must be 0 days or more")
+        return purge_backups(self.paths, older_than_days=older_than_days, apply=apply)
 
     @_writes("sync --apply", only_if="apply")
     def sync_people(self, **kwargs: Any) -> list[Any]:

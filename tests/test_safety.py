@@ -112,6 +112,7 @@ def test_a_catalog_with_duplicated_rows_is_repaired_on_open(library, tmp_path):
                                                                              "blown")),  # 0012
                     *(f"DROP TABLE {t}" for t in ("ocr_scans", "photo_text", "photo_docs", "text_words",
                                                   "text_vocab")),  # 0013
+                    "ALTER TABLE photos DROP COLUMN keyword_paths", "ALTER TABLE tag_decisions DROP COLUMN source",  # 0014
                     "DROP INDEX faces_photo", "ALTER TABLE faces DROP COLUMN t",
                     "CREATE INDEX faces_photo ON faces (photo_id)"):   # and 0010 (videos)
             cat.con.execute(sql)
@@ -198,7 +199,7 @@ def test_an_outside_metadata_edit_keeps_the_photo_and_its_curation(library, tmp_
         vids, vecs = cat.vectors("fakeclip", sorted(ids.values()))
         before = {int(i): v for i, v in zip(vids, vecs)}
         with cat.transaction():
-            cat.con.execute("INSERT INTO tag_decisions VALUES (?, 'Beach', 'accepted', now())", [ids[jpg]])
+            cat.con.execute("INSERT INTO tag_decisions (photo_id, tag, state, decided_at) VALUES (?, 'Beach', 'accepted', now())", [ids[jpg]])
 
     for path in (jpg, png, wandered, webp, tif):
         st = path.stat()

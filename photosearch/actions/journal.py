@@ -9,8 +9,10 @@ recent action that is not undone yet, newest change first.
 Change kinds:
 
 - ``move``: a file moved from ``src`` to ``dst`` (sha256 recorded);
-- ``replace``: a file rewritten in place, its original bytes kept at ``backup``;
-- ``create``: a new file photosearch made (e.g. an XMP sidecar);
+- ``replace``: a file rewritten in place, its original bytes kept at ``backup`` (under
+  ``<library>/journal/backups/`` for metadata writes) until undone or purged; the done record
+  holds the new bytes' sha256, so undo never overwrites a file someone changed since;
+- ``create``: a new file photosearch made (e.g. an XMP sidecar; its sha256 in the done record);
 - ``copy``: a file copied from ``src`` to a new ``dst`` (sha256 recorded; undo removes the copy).
 """
 
@@ -97,11 +99,46 @@ def journaled_move(j: JournalWriter, src: Path, dst: Path, sidecars: list[tuple[
             j.done(sn)
 
 
+def journaled_write(j: JournalWriter, photo: Path, update: Any, *, target: Path | None = None,
+                    photo_id: int | None = None, catalog: dict[str, Any] | None = None,
+                    **options: Any) -> Any:
+    """Write ``update`` into a photo's metadata through the safe writer (media/xmp.py), each file
+    it may touch journaled first: a file to be rewritten is copied to the journal's backups (a
+    ``replace``), a file to be made is a ``create``. ``target`` is where a dry run said the write
+    goes (found again if None); ``catalog`` holds the row's fields undo puts back with the
+    original bytes. ``options`` go to the writer (sidecar_only, sidecar_name, keep_mtime...)."""
+    from photosearch.media.xmp import preview, sidecar_path, write
+
+    if target is None:
+        target = Path(preview(photo, update, **{k: v for k, v in options.items() if k != "keep_mtime"})[0])
+    in_file = target == photo
+    planned: list[tuple[int, Path, str]] = []
+    if target.exists():
+        backup = j.backups / f"{j.n + 1}-{target.name}"
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target, backup)
+        extra = {"photo_id": photo_id, "catalog": catalog} if catalog is not None else {}
+        planned.append((j.intent("replace", path=str(target), backup=str(backup), sha256_before=file_sha256(target),
+                                 **extra), target, "sha256_after"))
+    else:
+        planned.append((j.intent("create", path=str(target)), target, "sha256"))
+    if in_file:  # a file exiv2 cannot rewrite gets a sidecar instead
+        side = sidecar_path(photo, options.get("sidecar_name", "ext"))
+        if not side.exists():
+            planned.append((j.intent("create", path=str(side)), side, "sha256"))
+    result = write(photo, update, **options)
+    for n, path, key in planned:
+        if path.exists() and (key == "sha256_after" or str(path) == result.path):
+            j.done(n, **{key: file_sha256(path)})
+    return result
+
+
 class JournalWriter:
     """Appends one action's changes; use as a context manager."""
 
     def __init__(self, path: Path, name: str, meta: dict[str, Any]) -> None:
         self.path = path
+        self.backups = path.parent / "backups" / path.stem   # original bytes of rewritten files
         self.n = 0
         self._f = open(path, "a", encoding="utf-8")
         self._write({"type": "begin", "action": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "meta": meta})
@@ -122,9 +159,9 @@ class JournalWriter:
         self._write({"type": "change", "n": self.n, "kind": kind, **data})
         return self.n
 
-    def done(self, n: int) -> None:
-        """Mark change ``n`` as done."""
-        self._write({"type": "done", "n": n})
+    def done(self, n: int, **data: Any) -> None:
+        """Mark change ``n`` as done, with what is known only afterwards (``data``, e.g. sha256_after)."""
+        self._write({"type": "done", "n": n, **data})
 
     def close(self, finished: bool = True) -> None:
         """Close the journal file, first writing the end record when ``finished``."""
@@ -186,6 +223,7 @@ class Journal:
                     action.changes.append(by_n[rec["n"]])
                 elif t == "done" and rec.get("n") in by_n:
                     by_n[rec["n"]].done = True
+                    by_n[rec["n"]].data.update({k: v for k, v in rec.items() if k not in ("type", "n")})
                 elif t == "end":
                     action.finished = True
                 elif t == "undone":
@@ -245,15 +283,21 @@ def undo_changes(action: Action) -> UndoReport:
                     report.problems.append(f"{src} is missing and {dst} too")
             elif change.kind == "replace":
                 path, backup = Path(d["path"]), Path(d["backup"])
-                if not backup.exists():
-                    report.untouched.append(str(path))
-                    continue
-                if path.exists() and file_sha256(path) == d.get("sha256_before"):
+                now = file_sha256(path) if path.exists() else None
+                if now is not None and now == d.get("sha256_before"):
                     report.untouched.append(str(path))  # the rewrite never landed
-                else:
-                    with replacing(path, suffix=".photosearch-tmp") as tmp:
-                        shutil.copy2(backup, tmp)
-                    report.restored.append(str(path))
+                    backup.unlink(missing_ok=True)
+                    continue
+                if not backup.exists():
+                    report.problems.append(f"{path}: its original was purged from the journal; left as it is")
+                    continue
+                if now is not None and d.get("sha256_after") and now != d["sha256_after"]:
+                    report.problems.append(f"{path} changed since photosearch wrote it; left as it is "
+                                           f"(the original is kept at {backup})")
+                    continue
+                with replacing(path, suffix=".photosearch-tmp") as tmp:
+                    shutil.copy2(backup, tmp)
+                report.restored.append(str(path))
                 backup.unlink()
             elif change.kind == "copy":
                 dst = Path(d["dst"])
@@ -266,7 +310,12 @@ def undo_changes(action: Action) -> UndoReport:
                     report.removed.append(str(dst))
             elif change.kind == "create":
                 path = Path(d["path"])
-                if path.exists():
+                if not change.done:   # never made (or not by us): not ours to remove
+                    report.untouched.append(str(path))
+                elif path.exists():
+                    if d.get("sha256") and file_sha256(path) != d["sha256"]:
+                        report.problems.append(f"{path} changed since photosearch made it; left where it is")
+                        continue
                     path.unlink()
                     report.removed.append(str(path))
         except OSError as exc:
@@ -297,4 +346,37 @@ def undo_last(paths: LibraryPaths) -> UndoReport:
                     cat.update_photo(d["photo_id"], **d["catalog"])
     if not report.problems:
         Journal.mark_undone(action)
+        backups = action.path.parent / "backups" / action.path.stem
+        if backups.is_dir() and not any(backups.iterdir()):
+            backups.rmdir()
     return report
+
+
+def backup_usage(paths: LibraryPaths) -> tuple[int, int]:
+    """(files, bytes) of the originals the journal keeps so that metadata writes can be undone."""
+    root = paths.root / "journal" / "backups"
+    files = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def purge_backups(paths: LibraryPaths, *, older_than_days: int, apply: bool = False,
+                  now: float | None = None) -> tuple[int, int]:
+    """Forget the originals kept for actions older than the limit (their metadata writes can no
+    longer be undone); returns (files, bytes) that are (with ``apply``) or would be freed."""
+    root = paths.root / "journal" / "backups"
+    cutoff = (now if now is not None else time.time()) - older_than_days * 86400
+    files = n_bytes = 0
+    if not root.is_dir():
+        return 0, 0
+    for folder in sorted(root.iterdir()):
+        journal_file = paths.root / "journal" / f"{folder.name}.jsonl"
+        made = journal_file.stat().st_mtime if journal_file.exists() else folder.stat().st_mtime
+        if made > cutoff:
+            continue
+        for p in folder.rglob("*"):
+            if p.is_file():
+                files += 1
+                n_bytes += p.stat().st_size
+        if apply:
+            shutil.rmtree(folder)
+    return files, n_bytes

@@ -4,7 +4,7 @@
 
 1. merges the non-keepers' keywords, best rating and a description into the
    keeper through the safe XMP writer, after keeping the keeper's original
-   bytes in ``DIR/.photosearch-backup/`` (journaled as a ``replace``);
+   bytes in the journal's backups (journaled as a ``replace``);
 2. moves every non-keeper (and its XMP sidecar) to ``DIR``, keeping its path
    relative to the indexed folder it came from, never overwriting anything;
 3. marks the moved photos quarantined in the catalog (they leave search
@@ -19,23 +19,21 @@ least seven days before.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from photosearch.actions.journal import Journal, journaled_move
+from photosearch.actions.journal import Journal, journaled_move, journaled_write
 from photosearch.config import LibraryPaths
 from photosearch.errors import InputError, UsageError
 from photosearch.files import os_path, unwritable_reason
 from photosearch.media.scan import file_sha256, find_sidecar
-from photosearch.media.xmp import MetadataUpdate, WriteError, sidecar_path, write
+from photosearch.media.xmp import MetadataUpdate, WriteError
 from photosearch.query.dupes import Group
 from photosearch.store.catalog import Catalog
 
 MIN_PURGE_DAYS = 7
-BACKUP_DIR = ".photosearch-backup"
 
 
 @dataclass
@@ -161,9 +159,8 @@ def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport
     journal = Journal(paths.root)
     with journal.begin("dupes-quarantine", {"dest": plan.dest}) as j:
         report.journal = str(j.path)
-        backup_dir = dest / BACKUP_DIR / j.path.stem
         for merge in plan.merges:
-            _merge_into_keeper(catalog, j, backup_dir, merge, report)
+            _merge_into_keeper(catalog, j, merge, report)
         now = datetime.now()
         for move in plan.moves:
             src, dst = Path(move.src), Path(move.dst)
@@ -177,29 +174,14 @@ def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport
     return report
 
 
-def _merge_into_keeper(catalog: Catalog, j: Any, backup_dir: Path, merge: PlannedMerge, report: ApplyReport) -> None:
+def _merge_into_keeper(catalog: Catalog, j: Any, merge: PlannedMerge, report: ApplyReport) -> None:
     keeper = Path(merge.path)
     update = MetadataUpdate(merge.keywords, merge.rating, merge.description)
-    target = sidecar_path(keeper)
     try:
         row = catalog.photos_by_ids([merge.photo_id])[merge.photo_id]
-        existed = {str(p): p.exists() for p in (keeper, target)}
-        backups = []
-        for path in (keeper, target):
-            if existed[str(path)] and path not in [b[0] for b in backups]:
-                backup = backup_dir / f"{len(backups)}-{path.name}"
-                backup.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, backup)
-                n = j.intent("replace", path=str(path), backup=str(backup), sha256_before=file_sha256(path),
-                             photo_id=merge.photo_id,
-                             catalog={k: row[k] for k in ("content_hash", "size", "mtime_ns", "rating", "description")}
-                             | {"keywords": list(row["keywords"] or [])})
-                backups.append((path, n))
-        result = write(keeper, update)
-        if result.sidecar and not existed[result.path]:
-            j.done(j.intent("create", path=result.path))
-        for _, n in backups:
-            j.done(n)
+        before = {k: row[k] for k in ("content_hash", "size", "mtime_ns", "rating", "description")} \
+            | {"keywords": list(row["keywords"] or [])}
+        journaled_write(j, keeper, update, photo_id=merge.photo_id, catalog=before)
         st = keeper.stat()
         with catalog.transaction():
             catalog.update_photo(merge.photo_id, content_hash=file_sha256(keeper), size=st.st_size,

@@ -26,9 +26,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from photosearch.actions.journal import JournalWriter
 from photosearch.files import os_path
 from photosearch.store.catalog import Catalog
-from photosearch.media.xmp import LIST_KEYS, TEXT_KEY, MetadataUpdate, WriteError, preview, write
+from photosearch.media.xmp import LIST_KEYS, TEXT_KEY, MetadataUpdate, WriteError, preview
 
 PEOPLE_ROOT = "People"
 
@@ -46,6 +47,7 @@ class SyncItem:
     changes: list[str] = field(default_factory=list)   # human-readable, one per change
     status: str = "pending"                            # pending | written | unchanged | failed
     error: str | None = None
+    note: str | None = None                            # e.g. why a sidecar was written instead
 
     def as_dict(self) -> dict[str, Any]:
         """The item's fields as a plain dict."""
@@ -169,14 +171,16 @@ def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
          accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
-         sidecar_only: bool = False, ocr: bool = False) -> list[SyncItem]:
+         sidecar_only: bool = False, ocr: bool = False, sidecar_name: str = "ext",
+         dng_in_file: bool = False) -> list[SyncItem]:
     """Every photo whose metadata lacks something photosearch would write, with the changes."""
     items = []
     for pid, (photo, update) in updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only,
                                         takeout=takeout, only_ids=only_ids, ocr=ocr).items():
         item = SyncItem(pid, photo["path"], people=list(update.persons), keywords=list(update.keywords))
         try:
-            item.target, item.sidecar, changes, current = preview(photo["path"], update, sidecar_only=sidecar_only)
+            item.target, item.sidecar, changes, current = preview(photo["path"], update, sidecar_only=sidecar_only,
+                                                                  sidecar_name=sidecar_name, dng_in_file=dng_in_file)
         except WriteError as exc:
             item.status, item.error = "failed", str(exc)
             items.append(item)
@@ -187,11 +191,15 @@ def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool 
     return items
 
 
-def apply(cat: Catalog, items: list[SyncItem], *, people: bool = True, tags: bool = True, ratings: bool = True,
-          accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
-          sidecar_only: bool = False, keep_mtime: bool = True, on_item: Any = None,
-          ocr: bool = False) -> list[SyncItem]:
-    """Write the planned items (each through the safe writer); failures are recorded per item."""
+def apply(cat: Catalog, items: list[SyncItem], journal: JournalWriter, *, people: bool = True, tags: bool = True,
+          ratings: bool = True, accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
+          sidecar_only: bool = False, keep_mtime: bool = True, on_item: Any = None, ocr: bool = False,
+          sidecar_name: str = "ext", dng_in_file: bool = False) -> list[SyncItem]:
+    """Write the planned items (each through the safe writer, journaled so that ``undo`` puts
+    every file back byte for byte); failures are recorded per item."""
+    from pathlib import Path
+
+    from photosearch.actions.journal import journaled_write
     from photosearch.media.scan import file_sha256
 
     wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
@@ -204,11 +212,18 @@ def apply(cat: Catalog, items: list[SyncItem], *, people: bool = True, tags: boo
             continue
         photo, update = wanted[item.photo_id]
         try:
-            result = write(photo["path"], update, sidecar_only=sidecar_only, keep_mtime=keep_mtime)
-        except WriteError as exc:
+            result = journaled_write(journal, Path(os_path(photo["path"])), update, target=Path(os_path(item.target)),
+                                     photo_id=item.photo_id,
+                                     catalog={k: photo[k] for k in ("content_hash", "size", "mtime_ns")},
+                                     sidecar_only=sidecar_only, keep_mtime=keep_mtime, sidecar_name=sidecar_name,
+                                     dng_in_file=dng_in_file)
+        except (WriteError, OSError) as exc:
             item.status, item.error = "failed", str(exc)
         else:
             item.status = "written" if result.changed else "unchanged"
+            item.note = result.note
+            if result.note:
+                item.target, item.sidecar = result.path, True
             if result.changed and not result.sidecar:
                 # Same pixels (verified by the writer), new bytes: keep the row, its vectors and faces.
                 st = os.stat(os_path(photo["path"]))

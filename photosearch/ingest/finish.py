@@ -1,7 +1,8 @@
 """The last stage of every indexing run, whichever runner did the analysis.
 
 Rows of files that are gone go, Live Photos are paired (a short movie beside a still of the
-same name and time), faces are grouped into people, and the vector indexes of the
+same name and time), the keywords in the files become tags, faces are grouped into people, and
+the vector indexes of the
 CLIP model and the face model are brought up to the catalog and saved: in that order, because
 updating people bumps the catalog's data version, and indexes saved before it would read as
 stale to the next search or `status`.
@@ -26,6 +27,7 @@ class Finished:
     live_photos: int = 0      # Live Photo pairs found (movie beside its still)
     people_updated: int = 0
     total_photos: int = 0
+    file_tags: int = 0        # (photo, tag) pairs read from the files' keywords
 
 
 def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, dim: int,
@@ -43,6 +45,8 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
         with cat.transaction():
             cat.set_live_pairs(pairs)
         out.live_photos = len(pairs)
+    with cat.transaction():
+        out.file_tags = refresh_file_tags(cat)
     if face_model:
         from photosearch.query.people import update_people
 
@@ -55,6 +59,37 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
     _mark_text(cat, vectors_dir)
     out.total_photos = cat.count_photos()
     return out
+
+
+#: The keyword root under which digiKam, Lightroom and photosearch file person names: people,
+#: read from face regions and PersonInImage, not tags.
+PEOPLE_ROOT = "people"
+
+
+def refresh_file_tags(cat: Catalog) -> int:
+    """The keywords in the files as tags (source ``file``, accepted): every part of a keyword
+    path is a tag whose parent is the part before it, and the photo carries each part (so
+    ``--tag France`` finds a photo kept under Places/France/Paris). Keywords under ``People``
+    are person names, not tags; names a tag cannot have (``|``, ``/``, ``,``, line breaks,
+    over 100 characters) are left out."""
+    tags: dict[str, str | None] = {}
+    members: list[tuple[int, str]] = []
+    for pid, flat, path_texts in cat.keyword_rows():
+        paths = [tuple(x for x in p.split("/") if x.strip()) for p in path_texts]
+        in_paths = {part for p in paths for part in p}
+        paths += [(k,) for k in flat if k not in in_paths]
+        for path in paths:
+            if not path or path[0].strip().lower() == PEOPLE_ROOT:
+                continue
+            parent = None
+            for part in path:
+                name = " ".join(part.split())
+                if not name or len(name) > 100 or any(ch in name for ch in "|/,\n\r\t"):
+                    break
+                tags.setdefault(name, parent)
+                members.append((pid, name))
+                parent = name
+    return cat.refresh_file_tags(list(tags.items()), members)
 
 
 def _mark_text(cat: Catalog, vectors_dir: Path) -> None:

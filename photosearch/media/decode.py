@@ -292,7 +292,8 @@ class Metadata:
     gps_lat: float | None = None
     gps_lon: float | None = None
     orientation: int | None = None
-    keywords: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)          # flat: every keyword and path leaf
+    keyword_paths: list[str] = field(default_factory=list)     # hierarchical ones, "Places/France/Paris"
     rating: int | None = None
     title: str | None = None
     description: str | None = None
@@ -415,6 +416,95 @@ def _xmp_gps(text: str | None) -> float | None:
     return -deg if m.group(4) in "SW" else deg
 
 
+#: XMP list properties that hold keywords (flat, "|" paths, "/" paths).
+KEYWORD_KEYS = ("Xmp.dc.subject", "Xmp.lr.hierarchicalSubject", "Xmp.digiKam.TagsList",
+                "Xmp.MicrosoftPhoto.LastKeywordXMP")
+
+
+def file_keywords(xmp: dict[str, Any], iptc: dict[str, Any], exif: dict[str, Any], *,
+                  extra_flat: Any = (), extra_paths: Any = (),
+                  iptc_synced: bool = True) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Every keyword a photo carries in any field: (flat keywords, keyword paths).
+
+    Paths come from ``lr:hierarchicalSubject`` (Lightroom, ``|``), ``digiKam:TagsList`` and
+    ``MicrosoftPhoto:LastKeywordXMP`` (digiKam, Immich, Windows, ``/``); flat keywords from
+    ``dc:subject``, IPTC ``Keywords`` and Windows ``XPKeywords``. Each path's leaf is a flat
+    keyword too, and a flat keyword found in no path is a path of its own."""
+    paths: list[tuple[str, ...]] = list(extra_paths)
+    for value in _as_list(xmp.get("Xmp.lr.hierarchicalSubject")):
+        paths.append(tuple(p.strip() for p in value.split("|") if p.strip()))
+    for key in ("Xmp.digiKam.TagsList", "Xmp.MicrosoftPhoto.LastKeywordXMP"):
+        for value in _as_list(xmp.get(key)):
+            paths.append(tuple(p.strip() for p in value.split("/") if p.strip()))
+    paths = list(dict.fromkeys(p for p in paths if p))
+    xp = _text(exif.get("Exif.Image.XPKeywords")) or ""
+    # MWG: IPTC keywords synced with an existing dc:subject are XMP's (they may hold what the user
+    # removed since); IPTC changed since by an IPTC-only app, or IPTC alone, counts.
+    subject = _as_list(xmp.get("Xmp.dc.subject"))
+    iptc_keywords = [] if subject and iptc_synced else _as_list(iptc.get("Iptc.Application2.Keywords"))
+    flat = [*subject, *iptc_keywords,
+            *(k for k in xp.split(";")), *extra_flat, *(p[-1] for p in paths)]
+    flat = list(dict.fromkeys(k.strip() for k in flat if k and k.strip()))
+    in_paths = {part for p in paths for part in p}
+    return flat, paths + [(k,) for k in flat if k not in in_paths]
+
+
+def photoshop_resources(data: bytes) -> dict[int, tuple[int, int]]:
+    """A JPEG's Photoshop image resources (APP13 "Photoshop 3.0"): id -> (start, end) of each
+    resource's data in ``data`` (0x0404: the IPTC block, 0x0425: its MD5, IPTCDigest)."""
+    out: dict[int, tuple[int, int]] = {}
+    i = 2
+    if not data.startswith(b"\xff\xd8"):
+        return out
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        end = min(len(data), i + 2 + length)
+        if data[i + 1] == 0xED and data[i + 4:i + 18] == b"Photoshop 3.0\0":
+            j = i + 18
+            while j + 12 <= end and data[j:j + 4] == b"8BIM":
+                rid = int.from_bytes(data[j + 4:j + 6], "big")
+                k = j + 6 + ((1 + data[j + 6] + 1) & ~1)   # the name: a Pascal string padded to even length
+                size = int.from_bytes(data[k:k + 4], "big")
+                out.setdefault(rid, (k + 4, min(end, k + 4 + size)))
+                j = k + 4 + size + (size % 2)
+        i += 2 + length
+    return out
+
+
+def iptc_is_synced(data: bytes) -> bool:
+    """Whether a JPEG's IPTC is what its XMP was last reconciled with (MWG): there is no
+    IPTCDigest, or it matches the IPTC block. False: an app that knows only IPTC changed it since."""
+    import hashlib
+
+    resources = photoshop_resources(data)
+    if 0x0425 not in resources or 0x0404 not in resources:
+        return True
+    (start, end), (dstart, dend) = resources[0x0404], resources[0x0425]
+    return hashlib.md5(data[start:end]).digest() == data[dstart:dend]
+
+
+def ms_percent_to_stars(percent: float) -> int:
+    """Windows' rating percent as stars (Explorer writes 1, 25, 50, 75, 99)."""
+    if percent <= 0:
+        return 0
+    return 1 if percent < 13 else 2 if percent < 38 else 3 if percent < 63 else 4 if percent < 88 else 5
+
+
+def _rating(xmp: dict[str, Any], exif: dict[str, Any]) -> int | None:
+    """Stars from xmp:Rating, else Windows' XMP or EXIF rating percent, else EXIF Rating."""
+    try:
+        stars = _first(xmp, "Xmp.xmp.Rating")
+        if stars:
+            return max(-1, min(5, int(float(stars))))
+        percent = _first(xmp, "Xmp.MicrosoftPhoto.Rating") or _first(exif, "Exif.Image.RatingPercent")
+        if percent:
+            return ms_percent_to_stars(float(percent))
+        stars = _first(exif, "Exif.Image.Rating")
+        return max(-1, min(5, int(float(stars)))) if stars else None
+    except ValueError:
+        return None
+
+
 def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
@@ -434,6 +524,7 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
 
     exif, iptc, xmp = _read_tags(data) if data else ({}, {}, {})
     extra_keywords: list[str] = []
+    extra_paths: list[tuple[str, ...]] = []
     region_source = xmp
     if sidecar:
         s_exif, s_iptc, s_xmp = _read_tags(sidecar)
@@ -441,8 +532,9 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
             region_source = s_xmp
         # A sidecar is the newer record (written by an editor after the shot): its values win,
         # except keywords, which are the union of both.
-        extra_keywords = _as_list(s_xmp.get("Xmp.dc.subject")) or _as_list(s_iptc.get("Iptc.Application2.Keywords"))
-        s_xmp.pop("Xmp.dc.subject", None)
+        extra_keywords, extra_paths = file_keywords(s_xmp, s_iptc, {})
+        for key in KEYWORD_KEYS:
+            s_xmp.pop(key, None)
         xmp = {**xmp, **s_xmp}
         exif = {**s_exif, **exif}
         iptc = {**iptc, **s_iptc}
@@ -468,14 +560,13 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
         md.gps_lat = md.gps_lon = None
     orient = _first(exif, "Exif.Image.Orientation")
     md.orientation = int(orient) if orient and orient.isdigit() and 1 <= int(orient) <= 8 else None
-    # MWG: when XMP and IPTC both carry keywords, XMP is authoritative.
-    keywords = _as_list(xmp.get("Xmp.dc.subject")) or _as_list(iptc.get("Iptc.Application2.Keywords"))
-    md.keywords = list(dict.fromkeys(k for k in [*keywords, *extra_keywords] if k))
-    rating = _first(xmp, "Xmp.xmp.Rating", "Xmp.MicrosoftPhoto.Rating") or _first(exif, "Exif.Image.Rating")
-    try:
-        md.rating = max(-1, min(5, int(float(rating)))) if rating else None
-    except ValueError:
-        md.rating = None
+    # Keywords are the union of every field apps write them to (not MWG's "XMP wins"): a keyword
+    # that only one app wrote is still the user's keyword.
+    flat, paths = file_keywords(xmp, iptc, exif, extra_flat=extra_keywords, extra_paths=extra_paths,
+                                iptc_synced=iptc_is_synced(data) if iptc else True)
+    md.keywords = flat
+    md.keyword_paths = ["/".join(p) for p in paths if len(p) > 1]
+    md.rating = _rating(xmp, exif)
     md.title = _first(xmp, "Xmp.dc.title") or _first(iptc, "Iptc.Application2.ObjectName", "Iptc.Application2.Headline")
     md.description = (
         _first(xmp, "Xmp.dc.description")

@@ -20,6 +20,7 @@ Box = tuple[float, float, float, float]  # x, y, w, h (top-left origin), normali
 
 _MWG = "Xmp.mwg-rs.Regions"
 _MWG_ITEM = re.compile(r"^Xmp\.mwg-rs\.Regions/mwg-rs:RegionList\[(\d+)\]/(.+)$")
+_MP = "Xmp.MP.RegionInfo"
 _MP_ITEM = re.compile(r"^Xmp\.MP\.RegionInfo/MPRI:Regions\[(\d+)\]/(.+)$")
 
 
@@ -87,7 +88,14 @@ def _clip(box: Box) -> Box | None:
 
 
 def read_regions(xmp: dict[str, Any], orientation: int | None) -> list[Region]:
-    """Face regions in an XMP dict (pyexiv2 keys), boxes in the displayed frame."""
+    """Face regions in an XMP dict (pyexiv2 keys), boxes in the displayed frame; a person named
+    in both an MWG and a Microsoft region (as digiKam and photosearch write them) is read once."""
+    out = _all_regions(xmp, orientation)
+    mwg_names = {r.name.lower() for r in out if r.source == "mwg" and r.name}
+    return [r for r in out if not (r.source == "mp" and r.name and r.name.lower() in mwg_names)]
+
+
+def _all_regions(xmp: dict[str, Any], orientation: int | None) -> list[Region]:
     items: dict[tuple[str, int], dict[str, Any]] = {}
     for key, value in xmp.items():
         m = _MWG_ITEM.match(key)
@@ -130,16 +138,27 @@ def has_regions(xmp: dict[str, Any]) -> bool:
 
 def mwg_changes(xmp: dict[str, Any], people: list[tuple[str, Box]], orientation: int | None,
                 display_size: tuple[int, int]) -> dict[str, Any]:
-    """pyexiv2 changes adding MWG face regions for ``people`` (name, displayed box) not already named.
+    """pyexiv2 changes adding face regions for ``people`` (name, displayed box): MWG regions
+    (digiKam, Lightroom, Picasa, Apple) and Microsoft Photo regions (Windows' People property).
 
-    Regions already in the file (any tool's) are kept; a person already named in a region is not
-    written again.
+    Regions already in the file (any tool's) are kept; a person already named in a region of one
+    kind is not written again in that kind.
     """
-    existing = read_regions(xmp, orientation)
-    named = {r.name.lower() for r in existing if r.name}
+    existing = _all_regions(xmp, orientation)
+    changes: dict[str, Any] = {}
+    named = {r.name.lower() for r in existing if r.name and r.source == "mwg"}
     todo = [(n, b) for n, b in people if n.lower() not in named]
-    if not todo:
-        return {}
+    if todo:
+        changes.update(_mwg_items(xmp, todo, orientation, display_size))
+    named = {r.name.lower() for r in existing if r.name and r.source == "mp"}
+    todo = [(n, b) for n, b in people if n.lower() not in named]
+    if todo:
+        changes.update(_mp_items(xmp, todo, orientation))
+    return changes
+
+
+def _mwg_items(xmp: dict[str, Any], todo: list[tuple[str, Box]], orientation: int | None,
+               display_size: tuple[int, int]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     count = max((int(m.group(1)) for k in xmp if (m := _MWG_ITEM.match(k))), default=0)
     if _MWG not in xmp:
@@ -165,6 +184,22 @@ def mwg_changes(xmp: dict[str, Any], people: list[tuple[str, Box]], orientation:
         changes[f"{item}/mwg-rs:Area/stArea:unit"] = "normalized"
         changes[f"{item}/mwg-rs:Name"] = name
         changes[f"{item}/mwg-rs:Type"] = "Face"
+    return changes
+
+
+def _mp_items(xmp: dict[str, Any], todo: list[tuple[str, Box]], orientation: int | None) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    count = max((int(m.group(1)) for k in xmp if (m := _MP_ITEM.match(k))), default=0)
+    if _MP not in xmp:
+        changes[_MP] = 'type="Struct"'
+    if f"{_MP}/MPRI:Regions" not in xmp:
+        changes[f"{_MP}/MPRI:Regions"] = 'type="Bag"'
+    for i, (name, box) in enumerate(todo, start=count + 1):
+        x, y, w, h = display_to_stored(box, orientation)
+        item = f"{_MP}/MPRI:Regions[{i}]"
+        changes[item] = 'type="Struct"'
+        changes[f"{item}/MPReg:Rectangle"] = f"{x:.6f}, {y:.6f}, {w:.6f}, {h:.6f}"
+        changes[f"{item}/MPReg:PersonDisplayName"] = name
     return changes
 
 

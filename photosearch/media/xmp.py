@@ -1,22 +1,34 @@
-"""The safe metadata writer: keywords, rating and description into XMP, never losing data.
+"""The safe metadata writer: keywords, people, rating and description into XMP, never losing data.
 
-In-file for formats exiv2 rewrites safely (JPEG, TIFF, PNG, WebP); an ``.xmp``
-sidecar (``photo.ext.xmp``) for RAW, HEIC and everything else. Every write:
+Where: in-file for formats exiv2 rewrites safely (JPEG, PNG, WebP, and TIFF that is not a camera
+RAW); an ``.xmp`` sidecar for RAW (recognised by content: DNG, NEF, CR2, IIQ... are TIFF
+containers), HEIC and everything else, and for every photo that already has a sidecar (the
+metadata stays where it lives). New sidecars are ``name.ext.xmp`` (digiKam, darktable, Immich)
+or, with ``sidecar_name="base"``, ``name.xmp`` (Lightroom, Capture One); both are read.
 
-1. copies the file to a temporary name in the same folder,
-2. merges the new values into the copy's XMP (existing keywords from other
-   tools are kept; every other tag is left alone by exiv2),
-3. re-reads the copy and checks the new values are there and the decoded
-   pixels are identical to the original's,
-4. atomically renames the copy over the original (mtime kept on request).
+What: see :func:`_merge` and the README's table. Keywords are merged across every field other
+apps use (``dc:subject``, ``lr:hierarchicalSubject``, ``digiKam:TagsList``,
+``MicrosoftPhoto:LastKeywordXMP``, IPTC ``Keywords``, Windows ``XPKeywords``), so each reader
+finds the union, not only what photosearch adds.
 
-A failure at any step leaves the original untouched and raises WriteError.
+How, every time:
+
+1. copy the file to a temporary name in the same folder,
+2. merge the new values into the copy (every other tag is left alone by exiv2),
+3. re-read the copy and check the new values are there and the image data is identical to the
+   original's (JPEG: the compressed image segments byte for byte; other formats: the decoded
+   pixels),
+4. atomically rename the copy over the original (mtime kept on request).
+
+A failure at any step leaves the original untouched. A file exiv2 cannot rewrite (damaged
+EXIF) gets a sidecar instead, and the result says why.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +37,8 @@ from typing import Any
 from photosearch.files import fsync_dir, os_path
 from photosearch.errors import PhotosearchError
 
-IN_FILE_FORMATS = {"JPEG", "TIFF", "PNG", "WEBP", "MPO"}
+IN_FILE_FORMATS = {"JPEG", "TIFF", "PNG", "WEBP"}
+SIDECAR_NAMES = ("ext", "base")
 _EMPTY_XMP = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
     '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -46,6 +59,17 @@ LIST_KEYS = {
     "tags_list": "Xmp.digiKam.TagsList",             # digiKam: "People/Alice"
     "persons": "Xmp.iptcExt.PersonInImage",          # IPTC Extension PersonInImage
 }
+LAST_KEYWORD_KEY = "Xmp.MicrosoftPhoto.LastKeywordXMP"   # Windows: "People/Alice"
+MS_RATING_KEY = "Xmp.MicrosoftPhoto.Rating"
+IPTC_KEYWORDS = "Iptc.Application2.Keywords"
+IPTC_CHARSET = "Iptc.Envelope.CharacterSet"
+IPTC_UTF8 = "\x1b%G"
+#: The container each list property's schema defines (exiv2 writes every new list as a Seq).
+ARRAY_TYPES = {"Xmp.dc.subject": "Bag", "Xmp.lr.hierarchicalSubject": "Bag", "Xmp.digiKam.TagsList": "Seq",
+               "Xmp.iptcExt.PersonInImage": "Bag", LAST_KEYWORD_KEY: "Bag"}
+#: XML element names of the Bag properties, as exiv2 serializes them (prefix:name).
+_BAG_ELEMENTS = ("dc:subject", "lr:hierarchicalSubject", "iptcExt:PersonInImage", "Iptc4xmpExt:PersonInImage",
+                 "MicrosoftPhoto:LastKeywordXMP")
 
 
 @dataclass
@@ -53,7 +77,8 @@ class MetadataUpdate:
     """Values to merge into a photo's XMP. List values are added to the existing ones.
 
     ``people`` are (name, box) face regions, boxes normalized to the photo as displayed; they
-    are written as MWG regions in the stored frame (``orientation`` and ``display_size`` say how).
+    are written as MWG and Microsoft regions in the stored frame (``orientation`` and
+    ``display_size`` say how).
     """
 
     keywords: list[str] = field(default_factory=list)
@@ -77,29 +102,138 @@ class MetadataUpdate:
 
 @dataclass
 class WriteResult:
-    """What ``write`` did: the file written, whether it is a sidecar, and whether it changed."""
+    """What ``write`` did: the file written, whether it is a sidecar, whether it changed, and why
+    a sidecar was used for a photo that is normally written in-file (``note``)."""
 
     path: str          # the file written (the photo, or its sidecar)
     sidecar: bool
     changed: bool
+    note: str | None = None
 
 
-def _format_of(path: Path) -> str | None:
+# -- where to write ---------------------------------------------------------------------------
+
+#: Magic numbers of camera RAW formats that are not TIFF-shaped (ORF, RW2, RAF, CRW, CR3, X3F...).
+_RAW_MAGIC = (b"IIRO", b"IIRS", b"MMOR", b"IIU\0", b"FUJIFILM", b"II\x1a\0\0\0HEAPCCDR", b"FOVb")
+
+
+def file_format(path: Path) -> str | None:
+    """The real format of a file for writing purposes: JPEG, PNG, WEBP, TIFF (a plain TIFF), DNG,
+    RAW (any other camera RAW, whatever its TIFF container says), or None (anything else).
+
+    RAW is recognised by content (a DNGVersion tag, Canon's CR signature, SubIFDs beside a camera
+    make, a colour-filter-array image, a RAW magic number) and by its extension, so that a RAW
+    file is never rewritten as if it were a TIFF."""
+    from photosearch.media.decode import RAW_EXTENSIONS
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    raw_ext = path.suffix.lower() in RAW_EXTENSIONS
+    if head.startswith(b"\xff\xd8\xff"):
+        return "RAW" if raw_ext else "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith(_RAW_MAGIC) or (head[:4] == b"ftyp" and b"crx" in head) or head[4:12] == b"ftypcrx ":
+        return "RAW"
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        if head[8:10] == b"CR":          # Canon CR2
+            return "RAW"
+        tags = _tiff_tags(path)
+        if 50706 in tags:                 # DNGVersion
+            return "DNG"
+        if raw_ext or tags.get(262) in (32803, 34892) or (330 in tags and 271 in tags):
+            return "RAW"
+        return "TIFF"
+    if head[:4] in (b"IIII", b"MMMM") or raw_ext:   # Phase One IIQ, and any RAW extension
+        return "RAW"
+    return None
+
+
+def _tiff_tags(path: Path) -> dict[int, Any]:
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            return (im.format or "").upper()
+        with warnings.catch_warnings(), Image.open(path) as im:
+            warnings.simplefilter("ignore")  # odd camera tags: what matters here is which tags exist
+            return {k: v for k, v in im.tag_v2.items()} if hasattr(im, "tag_v2") else {}
     except Exception:
-        return None
+        return {}
 
 
-def sidecar_path(photo: Path) -> Path:
-    """An existing sidecar (``name.ext.xmp`` or ``name.xmp``), else ``name.ext.xmp``."""
+def sidecar_path(photo: Path, sidecar_name: str = "ext") -> Path:
+    """An existing sidecar (``name.ext.xmp`` or ``name.xmp``), else the new one's path:
+    ``name.ext.xmp`` or, with ``sidecar_name="base"``, ``name.xmp``."""
     from photosearch.media.scan import find_sidecar
 
     existing = find_sidecar(str(photo))
-    return Path(existing) if existing else photo.with_name(photo.name + ".xmp")
+    if existing:
+        return Path(existing)
+    return photo.with_suffix(".xmp") if sidecar_name == "base" else photo.with_name(photo.name + ".xmp")
+
+
+def _target(photo: Path, sidecar_only: bool, sidecar_name: str = "ext", dng_in_file: bool = False) -> tuple[Path, bool]:
+    """Where a photo's metadata goes: (file, is a sidecar)."""
+    from photosearch.media.scan import find_sidecar
+
+    if not photo.is_file():
+        raise WriteError(f"cannot write metadata: no such file {photo}")
+    if sidecar_name not in SIDECAR_NAMES:
+        raise WriteError(f"unknown sidecar name style {sidecar_name!r} (use ext or base)")
+    existing = find_sidecar(str(photo))
+    if existing:  # the metadata lives there: writing in-file would make the two disagree
+        return Path(existing), True
+    fmt = file_format(photo)
+    in_file = fmt in IN_FILE_FORMATS or (fmt == "DNG" and dng_in_file)
+    use_sidecar = sidecar_only or not in_file or not os.access(photo, os.W_OK)
+    return (sidecar_path(photo, sidecar_name) if use_sidecar else photo), use_sidecar
+
+
+# -- image data checks ------------------------------------------------------------------------
+
+def _jpeg_image_digest(data: bytes) -> str | None:
+    """SHA-256 of everything in a JPEG that decoding reads (tables, frame header, Adobe colour
+    transform, the compressed scans and whatever follows them), skipping the metadata segments
+    (APP0-APP13, APP15, COM) a metadata writer may rewrite. None if the file is not a plain JPEG."""
+    h = hashlib.sha256()
+    i, n = 2, len(data)
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:                       # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        segment = data[i:i + 2 + length]
+        if marker == 0xDA:                       # start of scan: the rest is image data
+            h.update(data[i:])
+            return h.hexdigest()
+        if not (0xE0 <= marker <= 0xED or marker in (0xEF, 0xFE)):
+            h.update(segment)
+        i += 2 + length
+    return None
+
+
+def _image_digest(path: Path, fmt: str | None) -> str:
+    if fmt == "JPEG":
+        digest = _jpeg_image_digest(path.read_bytes())
+        if digest is not None:
+            return digest
+    if fmt == "DNG":
+        import rawpy
+
+        with rawpy.imread(str(path)) as raw:
+            return hashlib.sha256(raw.raw_image.tobytes()).hexdigest()
+    return _pixels_digest(path)
 
 
 def _pixels_digest(path: Path) -> str:
@@ -110,10 +244,7 @@ def _pixels_digest(path: Path) -> str:
         return hashlib.sha256(im.tobytes()).hexdigest() + im.mode + str(im.size)
 
 
-IPTC_KEYWORDS = "Iptc.Application2.Keywords"
-ARRAY_TYPES = {"Xmp.dc.subject": "Bag", "Xmp.lr.hierarchicalSubject": "Bag", "Xmp.digiKam.TagsList": "Seq",
-               "Xmp.iptcExt.PersonInImage": "Bag"}
-
+# -- what to write ----------------------------------------------------------------------------
 
 def _xmp_coord(value: float, pos: str, neg: str) -> str:
     """XMP GPSCoordinate: degrees, decimal minutes and the reference letter ("48,51.20400N")."""
@@ -123,10 +254,47 @@ def _xmp_coord(value: float, pos: str, neg: str) -> str:
     return f"{deg},{(value - deg) * 60:.5f}{ref}"
 
 
-def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif: dict | None = None) -> dict:
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, dict):
+        return [str(v) for v in value.values()]
+    return [str(v) for v in value if str(v).strip()]
+
+
+def ms_rating_percent(stars: int) -> int:
+    """Windows' percent for a star rating (what Explorer and Photo Gallery write)."""
+    return {1: 1, 2: 25, 3: 50, 4: 75, 5: 99}.get(stars, 0)
+
+
+def keyword_union(xmp: dict, iptc: dict | None, exif: dict | None, update: MetadataUpdate, *,
+                  iptc_synced: bool = True) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Every keyword a photo has in any field (:func:`photosearch.media.decode.file_keywords`),
+    and what ``update`` adds: (flat keywords, paths). Written into every field, so that a
+    TagsList-first reader (digiKam, Immich) and a subject-first reader (Windows, Apple) see the
+    same set."""
+    from photosearch.media.decode import file_keywords
+
+    paths = [tuple(p.strip() for p in v.split("|") if p.strip()) for v in update.hierarchical]
+    paths += [tuple(p.strip() for p in v.split("/") if p.strip()) for v in update.tags_list]
+    return file_keywords(xmp, iptc or {}, exif or {}, extra_flat=[*update.keywords, *update.persons],
+                         extra_paths=paths, iptc_synced=iptc_synced)
+
+
+def _added(have: list[str], want: list[str]) -> list[str] | None:
+    """``have`` with ``want``'s new values appended, or None when nothing is new."""
+    merged = list(dict.fromkeys([*have, *want]))
+    return merged if merged != have else None
+
+
+def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif: dict | None = None,
+           iptc_synced: bool = True) -> dict:
     """The pyexiv2 changes that bring ``current`` (XMP) and ``iptc`` (IPTC, None: not written) up to
     ``update`` (empty: nothing to do). IPTC keys start with ``Iptc.``. ``exif`` is the photo's
-    EXIF: a date or position it already has is never written again."""
+    EXIF: a date or position it already has is never written again, and its Windows keywords
+    join the union."""
     changes: dict = {}
     exif = exif or {}
     if update.taken_at is not None and not any(
@@ -137,27 +305,36 @@ def _merge(current: dict, update: MetadataUpdate, iptc: dict | None = None, exif
                                           for k in ("Exif.GPSInfo.GPSLatitude", "Xmp.exif.GPSLatitude")):
         changes["Xmp.exif.GPSLatitude"] = _xmp_coord(update.gps[0], "N", "S")
         changes["Xmp.exif.GPSLongitude"] = _xmp_coord(update.gps[1], "E", "W")
-    if iptc is not None and update.keywords:
-        have = iptc.get(IPTC_KEYWORDS) or []
-        have = [have] if isinstance(have, str) else list(have)
-        # IPTC IIM limits a keyword to 64 bytes; longer ones live in XMP only.
-        merged = list(dict.fromkeys([*have, *(k for k in update.keywords if len(k.encode()) <= 64)]))
-        if merged != have:
-            changes[IPTC_KEYWORDS] = merged
-    for attr, key in LIST_KEYS.items():
-        have = current.get(key) or []
-        if isinstance(have, str):
-            have = [have]
-        merged = list(dict.fromkeys([*have, *getattr(update, attr)]))
-        if merged != list(have):
-            changes[key] = merged
+    adds_keywords = bool(update.keywords or update.hierarchical or update.tags_list or update.persons)
+    if adds_keywords:
+        flat, paths = keyword_union(current, iptc, exif, update, iptc_synced=iptc_synced)
+        wanted = {LIST_KEYS["keywords"]: flat, LIST_KEYS["hierarchical"]: ["|".join(p) for p in paths],
+                  LIST_KEYS["tags_list"]: ["/".join(p) for p in paths], LAST_KEYWORD_KEY: ["/".join(p) for p in paths]}
+        for key, want in wanted.items():
+            merged = _added(_as_list(current.get(key)), want)
+            if merged is not None:
+                changes[key] = merged
+        if iptc is not None:
+            # IPTC IIM limits a keyword to 64 bytes; longer ones live in XMP only.
+            merged = _added(_as_list(iptc.get(IPTC_KEYWORDS)), [k for k in flat if len(k.encode()) <= 64])
+            if merged is not None:
+                changes[IPTC_KEYWORDS] = merged
+                if iptc.get(IPTC_CHARSET) != IPTC_UTF8:
+                    changes[IPTC_CHARSET] = IPTC_UTF8
+    merged = _added(_as_list(current.get(LIST_KEYS["persons"])), update.persons)
+    if merged is not None:
+        changes[LIST_KEYS["persons"]] = merged
     if update.people:
         from photosearch.media.regions import mwg_changes
 
         size = update.display_size or (0, 0)
         changes.update(mwg_changes(current, update.people, update.orientation, size))
-    if update.rating is not None and str(current.get("Xmp.xmp.Rating", "")) != str(update.rating):
-        changes["Xmp.xmp.Rating"] = str(int(update.rating))
+    if update.rating is not None:
+        if str(current.get("Xmp.xmp.Rating", "")) != str(update.rating):
+            changes["Xmp.xmp.Rating"] = str(int(update.rating))
+        percent = str(ms_rating_percent(int(update.rating)))
+        if update.rating >= 0 and str(current.get(MS_RATING_KEY, "")) != percent:
+            changes[MS_RATING_KEY] = percent
     if update.text and current.get(TEXT_KEY) != update.text:
         changes[TEXT_KEY] = update.text
     if update.description:
@@ -182,6 +359,7 @@ def _exiv2(path: Path) -> Any:
 
     global _ns_registered
     if not _ns_registered:
+        pyexiv2.set_log_level(4)  # exiv2's warnings on odd files would go to the terminal
         try:
             pyexiv2.registerNs(PHOTOSEARCH_NS, "photosearch")
         except Exception:  # already known to exiv2 (a second library in this process)
@@ -219,66 +397,140 @@ def _read_iptc(path: Path) -> dict:
         img.close()
 
 
-def _writes_iptc(target: Path, use_sidecar: bool) -> bool:
+def _writes_iptc(photo: Path, use_sidecar: bool) -> bool:
     """IPTC keywords are written in-file to JPEGs (where older tools read them)."""
-    return not use_sidecar and _format_of(target) in ("JPEG", "MPO")
+    return not use_sidecar and file_format(photo) == "JPEG"
 
 
-def _target(photo: Path, sidecar_only: bool) -> tuple[Path, bool]:
-    if not photo.is_file():
-        raise WriteError(f"cannot write metadata: no such file {photo}")
-    fmt = _format_of(photo)
-    use_sidecar = sidecar_only or fmt not in IN_FILE_FORMATS or not os.access(photo, os.W_OK)
-    return (sidecar_path(photo) if use_sidecar else photo), use_sidecar
+def _bags(raw: str) -> str:
+    """The raw XMP with the Bag properties' arrays made Bags again (exiv2 writes lists as Seq)."""
+    for name in _BAG_ELEMENTS:
+        raw = re.sub(rf"(<{name}>\s*<rdf:)Seq(>.*?</rdf:)Seq(>\s*</{name}>)", r"\1Bag\2Bag\3", raw, flags=re.S)
+    return raw
 
 
-def preview(photo: str | os.PathLike[str], update: MetadataUpdate, *,
-            sidecar_only: bool = False) -> tuple[str, bool, dict, dict]:
+def _fix_iptc_digest(path: Path) -> None:
+    """Make Photoshop's IPTCDigest (image resource 0x0425) match the IPTC block (0x0404) again,
+    so that Photoshop and ExifTool do not take the IPTC as stale. A JPEG without a digest is
+    left as it is."""
+    from photosearch.media.decode import photoshop_resources
+
+    data = path.read_bytes()
+    resources = photoshop_resources(data)
+    if 0x0404 in resources and 0x0425 in resources:
+        (start, end), (dstart, dend) = resources[0x0404], resources[0x0425]
+        digest = hashlib.md5(data[start:end]).digest()
+        if dend - dstart == 16 and data[dstart:dend] != digest:
+            with open(path, "r+b") as f:
+                f.seek(dstart)
+                f.write(digest)
+
+
+def _current(target: Path, photo: Path, use_sidecar: bool, update: MetadataUpdate) -> tuple[dict, dict | None, dict]:
+    """What is in the files now: (XMP of the target, IPTC if it is written, the photo's EXIF)."""
+    current = _read_xmp(target) if target.exists() else {}
+    iptc = _read_iptc(target) if _writes_iptc(photo, use_sidecar) else None
+    exif = _read_exif(photo) if _needs_exif(update) else {}
+    return current, iptc, exif
+
+
+def _iptc_synced(path: Path, iptc: dict | None) -> bool:
+    from photosearch.media.decode import iptc_is_synced
+
+    if not iptc:
+        return True
+    with open(path, "rb") as f:
+        return iptc_is_synced(f.read(1 << 20))   # the Photoshop block sits in the header
+
+
+def _needs_exif(update: MetadataUpdate) -> bool:
+    """Whether merging ``update`` reads the photo's EXIF (a date or place it has, its Windows keywords)."""
+    return update.taken_at is not None or update.gps is not None or bool(
+        update.keywords or update.hierarchical or update.tags_list or update.persons)
+
+
+def preview(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only: bool = False,
+            sidecar_name: str = "ext", dng_in_file: bool = False) -> tuple[str, bool, dict, dict]:
     """What :func:`write` would change, without writing: (target file, is sidecar, changes, current XMP)."""
     photo = Path(os_path(photo))
-    target, use_sidecar = _target(photo, sidecar_only)
+    target, use_sidecar = _target(photo, sidecar_only, sidecar_name, dng_in_file)
     try:
-        current = _read_xmp(target) if target.exists() else {}
-        iptc = _read_iptc(target) if _writes_iptc(target, use_sidecar) else None
-        exif = _read_exif(Path(photo)) if update.taken_at is not None or update.gps is not None else {}
+        current, iptc, exif = _current(target, photo, use_sidecar, update)
     except Exception as exc:
         raise WriteError(f"cannot read the metadata of {target}: {exc}") from None
-    return str(target), use_sidecar, _merge(current, update, iptc, exif), {**current, **(iptc or {})}
+    changes = _merge(current, update, iptc, exif, _iptc_synced(target, iptc))
+    return str(target), use_sidecar, changes, {**current, **(iptc or {})}
 
 
 def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only: bool = False,
-          keep_mtime: bool = True) -> WriteResult:
+          keep_mtime: bool = True, sidecar_name: str = "ext", dng_in_file: bool = False) -> WriteResult:
     """Merge ``update`` into ``photo``'s metadata safely (see the module docstring)."""
     photo = Path(os_path(photo))
-    target, use_sidecar = _target(photo, sidecar_only)
+    target, use_sidecar = _target(photo, sidecar_only, sidecar_name, dng_in_file)
+    try:
+        return _write(photo, target, use_sidecar, update, keep_mtime)
+    except _Exiv2Failed as exc:
+        if use_sidecar:
+            raise WriteError(f"cannot write metadata to {target}: {exc}") from None
+        # exiv2 cannot rewrite this file (e.g. damaged EXIF): the metadata goes beside it instead.
+        side = sidecar_path(photo, sidecar_name)
+        try:
+            result = _write(photo, side, True, update, keep_mtime)
+        except _Exiv2Failed as exc2:
+            raise WriteError(f"cannot write metadata to {side}: {exc2}") from None
+        result.note = f"written to a sidecar: the file itself could not be rewritten ({exc})"
+        return result
+
+
+class _Exiv2Failed(Exception):
+    """exiv2 could not read or modify the copy (the original is untouched)."""
+
+    def __init__(self, message: str) -> None:
+        # exiv2 joins its warnings into the message: the first line says what failed.
+        super().__init__(next((ln.strip() for ln in message.splitlines() if ln.strip()), "exiv2 error"))
+
+
+def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate, keep_mtime: bool) -> WriteResult:
     tmp = target.with_name(f".{target.name}.photosearch-tmp")
     stat = target.stat() if target.exists() else None
+    fmt = None if use_sidecar else file_format(photo)
     try:
         if target.exists():
             shutil.copy2(target, tmp)
         else:
             tmp.write_text(_EMPTY_XMP, encoding="utf-8")
-        img = _exiv2(tmp)
         try:
-            iptc = img.read_iptc() if _writes_iptc(photo, use_sidecar) else None
-            current = img.read_xmp()
-            exif = _read_exif(photo) if update.taken_at is not None or update.gps is not None else {}
-            changes = _merge(current, update, iptc, exif)
+            img = _exiv2(tmp)
+        except Exception as exc:
+            raise _Exiv2Failed(str(exc)) from None
+        try:
+            try:
+                iptc = img.read_iptc() if _writes_iptc(photo, use_sidecar) else None
+                current = img.read_xmp()
+            except Exception as exc:
+                raise _Exiv2Failed(str(exc)) from None
+            exif = _read_exif(photo) if _needs_exif(update) else {}
+            changes = _merge(current, update, iptc, exif, _iptc_synced(tmp, iptc))
             if not changes:
                 return WriteResult(str(target), use_sidecar, False)
             xmp_changes = {k: v for k, v in changes.items() if not k.startswith("Iptc.")}
             iptc_changes = {k: v for k, v in changes.items() if k.startswith("Iptc.")}
-            # New arrays get the container type their schema defines (exiv2 would make a Seq).
-            declare = {k: f'type="{ARRAY_TYPES[k]}"' for k in xmp_changes if k in ARRAY_TYPES and k not in current}
-            if declare:
-                img.modify_xmp(declare)
-            if xmp_changes:
-                img.modify_xmp(xmp_changes)
-            if iptc_changes:
-                img.modify_iptc(iptc_changes)
+            try:
+                if xmp_changes:
+                    img.modify_xmp(xmp_changes)
+                    raw = img.read_raw_xmp()
+                    fixed = _bags(raw)
+                    if fixed != raw:
+                        img.modify_raw_xmp(fixed)
+                if iptc_changes:
+                    img.modify_iptc(iptc_changes)
+            except Exception as exc:
+                raise _Exiv2Failed(str(exc)) from None
         finally:
             img.close()
-        # Verify: the values are there, and the photo's pixels did not change.
+        if iptc_changes:
+            _fix_iptc_digest(tmp)
+        # Verify: the values are there, and the photo's image data did not change.
         written = _read_xmp(tmp)
         if iptc_changes:
             written.update(_read_iptc(tmp))
@@ -289,7 +541,10 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
                     raise WriteError(f"verification failed for {photo}: {key} not written")
             elif written.get(key) != value:
                 raise WriteError(f"verification failed for {photo}: {key} not written")
-        if not use_sidecar and _pixels_digest(tmp) != _pixels_digest(photo):
+        if not use_sidecar and _image_digest(tmp, fmt) != _image_digest(photo, fmt) and (
+                fmt != "JPEG" or _pixels_digest(tmp) != _pixels_digest(photo)):
+            # (A JPEG whose segments exiv2 tidied, e.g. a truncated Adobe APP14, is still fine when
+            # every decoded pixel is the same.)
             raise WriteError(f"verification failed for {photo}: image data changed")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -298,7 +553,7 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
         os.replace(tmp, target)
         fsync_dir(target.parent)  # the rename itself survives a power cut
         return WriteResult(str(target), use_sidecar, True)
-    except WriteError:
+    except (WriteError, _Exiv2Failed):
         raise
     except Exception as exc:
         raise WriteError(f"cannot write metadata to {target}: {exc}") from None

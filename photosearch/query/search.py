@@ -79,7 +79,8 @@ def parse_when(text: str, *, option: str = "date") -> datetime:
 def make_filters(after: str | datetime | None = None, before: str | datetime | None = None,
                  camera: str | None = None, folder: str | os.PathLike[str] | None = None,
                  person: str | None = None, tags: list[str] | tuple[str, ...] | None = None,
-                 event: str | None = None, media: str | None = None) -> Filters:
+                 event: str | None = None, media: str | None = None, meta: str | None = None,
+                 min_rating: int | None = None) -> Filters:
     """Validated Filters from user input (strings are parsed; the folder must exist)."""
     if media is not None and media not in ("photo", "video"):
         raise UsageError(f"--media must be photo or video, not {media!r}")
@@ -100,8 +101,13 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
         raise UsageError("--tag needs a tag name")
     if event is not None and not event.strip():
         raise UsageError("--event needs an event id, key or name (see `photosearch events`)")
+    if meta is not None and not meta.strip():
+        raise UsageError("--meta needs some text")
+    if min_rating is not None and not 0 <= min_rating <= 5:
+        raise UsageError(f"--rating must be 0 to 5 stars, not {min_rating}")
     return Filters(after=a, before=b, camera=camera or None, folder=f, person=person.strip() if person else None,
-                   tags=clean_tags, event=event.strip() if event else None, media=media)
+                   tags=clean_tags, event=event.strip() if event else None, media=media,
+                   meta=" ".join(meta.split()) if meta else None, min_rating=min_rating)
 
 
 class Searcher:
@@ -270,7 +276,7 @@ class Searcher:
     def search_tags(self, filters: Filters, limit: int = 20) -> list[SearchResult]:
         """Photos carrying every tag in ``filters.tags`` (and passing the other filters), best score first."""
         if not filters.active():
-            raise UsageError("give a query, or --tag TAG / --event EVENT to list photos")
+            raise UsageError("give a query, or a filter (--tag, --person, --meta, --rating, --event...) to list photos")
         if not filters.tags:  # e.g. an event: its photos in time order
             with self._open() as cat:
                 rows = cat.photos_by_ids(cat.filtered_ids(filters).tolist())

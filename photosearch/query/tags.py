@@ -284,7 +284,8 @@ def score_all(cat: Any, clip: Any, model_name: str, *, only: list[str] | None = 
     import time
 
     started = time.monotonic()
-    tags = [t for t in cat.tags() if only is None or t["name"] in only]
+    # Tags read from the files have no prompts: they are what the files say, not something to guess.
+    tags = [t for t in cat.tags() if t["prompts"] and (only is None or t["name"] in only)]
     run = TagRun(tags=len(tags), model=model_name)
     if not tags:
         return run

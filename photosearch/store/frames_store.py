@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.store.records import SHOWN, JoinedVectors, ids_and_vectors
+from photosearch.store.records import SHOWN, JoinedVectors
 
 
 

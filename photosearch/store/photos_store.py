@@ -161,6 +161,16 @@ class PhotosStore:
             clauses.append("id IN (SELECT pe.photo_id FROM photo_events pe JOIN events e ON e.id = pe.event_id "
                            "WHERE e.key = ? OR CAST(e.id AS VARCHAR) = ? OR e.name ILIKE ?)")
             params += [filters.event, filters.event, f"%{filters.event}%"]
+        if filters.min_rating is not None:
+            clauses.append("coalesce(rating, 0) >= ?")
+            params.append(int(filters.min_rating))
+        if filters.meta:
+            # Case and accents ignored; every word somewhere in the photo's own words.
+            text = ("strip_accents(lower(concat_ws(' ', title, description, array_to_string(keywords, ' '), "
+                    "array_to_string(keyword_paths, ' '), regexp_extract(path, '[^/\\\\]*$'))))")
+            for word in filters.meta.split():
+                clauses.append(f"contains({text}, strip_accents(lower(?)))")
+                params.append(word)
         for name in filters.tags:
             tag = self.canonical_tag(name)
             if tag is None:
@@ -231,7 +241,7 @@ class PhotosStore:
         self.con.execute("INSERT INTO text_words SELECT word, ? FROM text_words WHERE photo_id = ?", [dst_id, src_id])
         self.con.execute("INSERT INTO tag_scores SELECT ?, tag, score, model, scorer FROM tag_scores "
                          "WHERE photo_id = ?", [dst_id, src_id])
-        self.con.execute("INSERT INTO tag_decisions SELECT ?, tag, state, decided_at FROM tag_decisions "
+        self.con.execute("INSERT INTO tag_decisions SELECT ?, tag, state, decided_at, source FROM tag_decisions "
                          "WHERE photo_id = ?", [dst_id, src_id])
         self.con.execute("INSERT INTO photo_people SELECT ?, name, source FROM photo_people WHERE photo_id = ?",
                          [dst_id, src_id])

@@ -21,6 +21,7 @@ PHOTO_COLUMNS = (
     "path", "content_hash", "size", "mtime_ns", "width", "height", "format",
     "taken_at", "camera_make", "camera_model", "lens", "gps_lat", "gps_lon",
     "orientation", "keywords", "rating", "title", "description", "content_id", "media", "duration", "live_id",
+    "keyword_paths",
 )
 
 
@@ -30,6 +31,7 @@ def _arrow_types() -> dict[str, Any]:
     return {"size": pa.int64(), "mtime_ns": pa.int64(), "width": pa.int64(), "height": pa.int64(),
             "taken_at": pa.timestamp("us"), "gps_lat": pa.float64(), "gps_lon": pa.float64(),
             "orientation": pa.int64(), "keywords": pa.list_(pa.string()), "rating": pa.int64(),
+            "keyword_paths": pa.list_(pa.string()),
             "duration": pa.float64()}
 
 
@@ -90,6 +92,7 @@ class PhotoRecord:
     media: str = "photo"              # or "video"
     duration: float | None = None     # seconds (videos)
     live_id: str | None = None        # Apple's Live Photo identifier (same in the still and its movie)
+    keyword_paths: list[str] = field(default_factory=list)   # hierarchical keywords, "Places/France/Paris"
 
     def values(self) -> tuple[Any, ...]:
         """The record's fields in ``PHOTO_COLUMNS`` order, for an insert."""
@@ -119,11 +122,14 @@ class Filters:
     tags: tuple[str, ...] = ()        # canonical tag names the photo must carry (all of them)
     event: str | None = None          # an event: its id, key (start time) or part of its name
     media: str | None = None          # 'photo' or 'video'
+    meta: str | None = None           # words all found in the title, description, keywords or file name
+    min_rating: int | None = None     # rated at least this many stars
 
     def active(self) -> bool:
         """Whether any filter is set."""
         return bool(self.tags) or any(v is not None for v in (self.after, self.before, self.camera, self.folder,
-                                                              self.person, self.event, self.media))
+                                                              self.person, self.event, self.media, self.meta,
+                                                              self.min_rating))
 
 
 #: Photo ids carrying a tag: accepted by the user, or scored at or above the tag's threshold and not

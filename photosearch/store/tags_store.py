@@ -71,7 +71,49 @@ class TagsStore:
         self.con.execute("DELETE FROM tag_decisions WHERE tag = ? AND photo_id IN (SELECT unnest(?::BIGINT[]))",
                          [tag, ids])
         if state is not None and ids:
-            self.con.executemany("INSERT INTO tag_decisions VALUES (?, ?, ?, now())", [(i, tag, state) for i in ids])
+            self.con.executemany("INSERT INTO tag_decisions (photo_id, tag, state, decided_at) VALUES (?, ?, ?, now())",
+                                 [(i, tag, state) for i in ids])
+
+    def refresh_file_tags(self, tags: Sequence[tuple[str, str | None]], memberships: Sequence[tuple[int, str]]) -> int:
+        """Make the keywords read from the files the catalog's ``file`` decisions: ``tags`` (name,
+        parent) are created where no tag of that name exists (any case; source ``file``, never
+        scored), and ``memberships`` (photo id, tag name) replace every earlier ``file``
+        decision, except where the user decided on that photo and tag. ``file`` tags left without
+        any decision are forgotten. Returns the number of file decisions."""
+        import pyarrow as pa
+
+        known = {t.lower(): t for (t,) in self.con.execute("SELECT name FROM tags").fetchall()}
+        new = []
+        for name, parent in tags:
+            if name.lower() not in known:
+                known[name.lower()] = name
+                new.append((name, known.get(parent.lower()) if parent else None))
+        if new:
+            self.con.executemany("INSERT INTO tags VALUES (?, 'Keywords', ?, 2.0, [], [], 'file', now())", new)
+        self.con.execute("DELETE FROM tag_decisions WHERE source = 'file'")
+        if memberships:
+            table = pa.table({"photo_id": pa.array([m[0] for m in memberships], pa.int64()),
+                              "tag": pa.array([known[m[1].lower()] for m in memberships], pa.string())})
+            self.con.register("_file_tags", table)
+            try:
+                self.con.execute(
+                    "INSERT INTO tag_decisions (photo_id, tag, state, decided_at, source) "
+                    "SELECT DISTINCT f.photo_id, f.tag, 'accepted', now(), 'file' FROM _file_tags f "
+                    "JOIN photos p ON p.id = f.photo_id WHERE NOT EXISTS (SELECT 1 FROM tag_decisions d "
+                    "WHERE d.photo_id = f.photo_id AND d.tag = f.tag)")
+            finally:
+                self.con.unregister("_file_tags")
+        self.con.execute("DELETE FROM tags WHERE source = 'file' AND NOT EXISTS "
+                         "(SELECT 1 FROM tag_decisions d WHERE d.tag = tags.name) AND NOT EXISTS "
+                         "(SELECT 1 FROM tags c WHERE c.parent = tags.name)")
+        return int(self.con.execute("SELECT count(*) FROM tag_decisions WHERE source = 'file'").fetchone()[0])
+
+    def keyword_rows(self) -> Iterator[tuple[int, list[str], list[str]]]:
+        """(photo id, flat keywords, keyword paths) of every photo with keywords."""
+        for rows in row_chunks(self.con, "SELECT id, keywords, keyword_paths FROM photos "
+                               "WHERE len(keywords) > 0 OR len(keyword_paths) > 0", chunk=50_000):
+            for pid, flat, paths in rows:
+                yield pid, list(flat or []), list(paths or [])
 
     def decisions(self, tag: str) -> dict[int, str]:
         """Per-photo decision states (e.g. accepted, rejected) recorded for a tag."""

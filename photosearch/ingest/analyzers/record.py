@@ -50,4 +50,5 @@ class RecordAnalyzer(Analyzer):
             return None
         fields = {c: row.get(c) for c in PHOTO_COLUMNS}
         fields["keywords"] = fields["keywords"] or []
+        fields["keyword_paths"] = fields["keyword_paths"] or []
         return PhotoRecord(**fields)
