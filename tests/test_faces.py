@@ -435,6 +435,15 @@ def test_sync_writes_mwg_regions_on_a_rotated_photo_read_back_by_exiftool(tmp_pa
     assert item["Name"] == "Jacinda Ardern" and item["Type"] == "Face" and item["Area"]["Unit"] == "normalized"
     for k, v in expect.items():
         assert abs(item["Area"][k] - v) < 0.02, (k, item["Area"][k], v)
+    # The same face as a Microsoft region (Windows' People property): top-left x, y, w, h.
+    (mp,) = meta["RegionInfoMP"]["Regions"]
+    assert mp["PersonDisplayName"] == "Jacinda Ardern"
+    x, y, w, h = (float(v) for v in str(mp["Rectangle"]).split(","))
+    for got, want in ((x + w / 2, item["Area"]["X"]), (y + h / 2, item["Area"]["Y"]), (w, item["Area"]["W"]),
+                      (h, item["Area"]["H"])):
+        assert abs(got - want) < 1e-4
+    assert "Jacinda Ardern" in np.atleast_1d(meta["Subject"]).tolist()          # the name as a keyword
+    assert "People/Jacinda Ardern" in np.atleast_1d(meta["LastKeywordXMP"]).tolist()
     assert meta["PersonInImage"] in ("Jacinda Ardern", ["Jacinda Ardern"])
     assert "People|Jacinda Ardern" in np.atleast_1d(meta["HierarchicalSubject"]).tolist()
     assert "People/Jacinda Ardern" in np.atleast_1d(meta["TagsList"]).tolist()

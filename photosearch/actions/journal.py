@@ -116,7 +116,7 @@ def journaled_write(j: JournalWriter, photo: Path, update: Any, *, target: Path 
     if target.exists():
         backup = j.backups / f"{j.n + 1}-{target.name}"
         backup.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(target, backup)
+        _keep(target, backup)
         extra = {"photo_id": photo_id, "catalog": catalog} if catalog is not None else {}
         planned.append((j.intent("replace", path=str(target), backup=str(backup), sha256_before=file_sha256(target),
                                  **extra), target, "sha256_after"))
@@ -129,8 +129,21 @@ def journaled_write(j: JournalWriter, photo: Path, update: Any, *, target: Path 
     result = write(photo, update, **options)
     for n, path, key in planned:
         if path.exists() and (key == "sha256_after" or str(path) == result.path):
-            j.done(n, **{key: file_sha256(path)})
+            written = result.sha256 if str(path) == result.path and result.sha256 else file_sha256(path)
+            j.done(n, **{key: written})
     return result
+
+
+def _keep(path: Path, backup: Path) -> None:
+    """The file's current bytes at ``backup``: a hard link where the journal is on the same file
+    system (the writer never changes a file's bytes in place, it renames a new file over it, so
+    the old inode keeps the original), else a copy."""
+    try:
+        os.link(path, backup)
+    except OSError:
+        shutil.copy2(path, backup)
+        with open(backup, "rb+") as f:
+            os.fsync(f.fileno())
 
 
 class JournalWriter:

@@ -204,6 +204,7 @@ def apply(cat: Catalog, items: list[SyncItem], journal: JournalWriter, *, people
 
     wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
                      only_ids=only_ids, ocr=ocr)
+    rewritten: list[tuple[int, str, str]] = []   # (photo id, path, sha256): same pixels, new bytes
     for item in items:
         if item.status == "failed":
             continue
@@ -225,14 +226,26 @@ def apply(cat: Catalog, items: list[SyncItem], journal: JournalWriter, *, people
             if result.note:
                 item.target, item.sidecar = result.path, True
             if result.changed and not result.sidecar:
-                # Same pixels (verified by the writer), new bytes: keep the row, its vectors and faces.
-                st = os.stat(os_path(photo["path"]))
-                with cat.transaction():
-                    cat.update_photo(item.photo_id, content_hash=file_sha256(photo["path"]), size=st.st_size,
-                                     mtime_ns=st.st_mtime_ns)
+                rewritten.append((item.photo_id, photo["path"], result.sha256 or file_sha256(photo["path"])))
         if on_item:
             on_item(item)
+        if len(rewritten) >= 500:
+            _update_rows(cat, rewritten)
+    _update_rows(cat, rewritten)
     return items
+
+
+def _update_rows(cat: Catalog, rewritten: list[tuple[int, str, str]]) -> None:
+    """Same pixels (verified by the writer), new bytes: the rows stay, with their vectors and
+    faces, and take the new size, mtime and hash (one transaction per batch; a crash before it
+    costs nothing: the next index sees the same image under new metadata)."""
+    if not rewritten:
+        return
+    with cat.transaction():
+        for pid, path, sha in rewritten:
+            st = os.stat(os_path(path))
+            cat.update_photo(pid, content_hash=sha, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    rewritten.clear()
 
 
 __all__ = ["SyncItem", "plan", "apply", "people_update", "tags_update", "updates"]

@@ -109,6 +109,7 @@ class WriteResult:
     sidecar: bool
     changed: bool
     note: str | None = None
+    sha256: str | None = None   # of the file written (when changed)
 
 
 # -- where to write ---------------------------------------------------------------------------
@@ -355,6 +356,11 @@ _ns_registered = False
 def _exiv2(path: Path) -> Any:
     """pyexiv2's image of ``path``, by the OS's bytes: pyexiv2 encodes names itself, which fails
     on names that are not UTF-8 (latin-1 maps each byte to itself)."""
+    return _pyexiv2().Image(os.fsencode(path).decode("latin-1"), encoding="latin-1")
+
+
+def _pyexiv2() -> Any:
+    """pyexiv2, with exiv2 muted and photosearch's namespace known."""
     import pyexiv2
 
     global _ns_registered
@@ -365,7 +371,7 @@ def _exiv2(path: Path) -> Any:
         except Exception:  # already known to exiv2 (a second library in this process)
             pass
         _ns_registered = True
-    return pyexiv2.Image(os.fsencode(path).decode("latin-1"), encoding="latin-1")
+    return pyexiv2
 
 
 def _read_xmp(path: Path) -> dict:
@@ -409,21 +415,19 @@ def _bags(raw: str) -> str:
     return raw
 
 
-def _fix_iptc_digest(path: Path) -> None:
-    """Make Photoshop's IPTCDigest (image resource 0x0425) match the IPTC block (0x0404) again,
-    so that Photoshop and ExifTool do not take the IPTC as stale. A JPEG without a digest is
-    left as it is."""
+def _with_current_iptc_digest(data: bytes) -> bytes:
+    """``data`` with Photoshop's IPTCDigest (image resource 0x0425) matching the IPTC block
+    (0x0404) again, so that Photoshop and ExifTool do not take the IPTC as stale. A JPEG without
+    a digest is left as it is."""
     from photosearch.media.decode import photoshop_resources
 
-    data = path.read_bytes()
     resources = photoshop_resources(data)
     if 0x0404 in resources and 0x0425 in resources:
         (start, end), (dstart, dend) = resources[0x0404], resources[0x0425]
         digest = hashlib.md5(data[start:end]).digest()
         if dend - dstart == 16 and data[dstart:dend] != digest:
-            with open(path, "r+b") as f:
-                f.seek(dstart)
-                f.write(digest)
+            return data[:dstart] + digest + data[dend:]
+    return data
 
 
 def _current(target: Path, photo: Path, use_sidecar: bool, update: MetadataUpdate) -> tuple[dict, dict | None, dict]:
@@ -491,16 +495,16 @@ class _Exiv2Failed(Exception):
 
 
 def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate, keep_mtime: bool) -> WriteResult:
+    """One write: the file's bytes are read once, changed in memory by exiv2, written once to a
+    temporary file, read back and verified, then renamed over the target."""
     tmp = target.with_name(f".{target.name}.photosearch-tmp")
-    stat = target.stat() if target.exists() else None
+    existed = target.exists()
     fmt = None if use_sidecar else file_format(photo)
     try:
-        if target.exists():
-            shutil.copy2(target, tmp)
-        else:
-            tmp.write_text(_EMPTY_XMP, encoding="utf-8")
+        data = target.read_bytes() if existed else _EMPTY_XMP.encode("utf-8")
+        pyexiv2 = _pyexiv2()
         try:
-            img = _exiv2(tmp)
+            img = pyexiv2.ImageData(data)
         except Exception as exc:
             raise _Exiv2Failed(str(exc)) from None
         try:
@@ -510,7 +514,9 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
             except Exception as exc:
                 raise _Exiv2Failed(str(exc)) from None
             exif = _read_exif(photo) if _needs_exif(update) else {}
-            changes = _merge(current, update, iptc, exif, _iptc_synced(tmp, iptc))
+            from photosearch.media.decode import iptc_is_synced
+
+            changes = _merge(current, update, iptc, exif, iptc_is_synced(data) if iptc else True)
             if not changes:
                 return WriteResult(str(target), use_sidecar, False)
             xmp_changes = {k: v for k, v in changes.items() if not k.startswith("Iptc.")}
@@ -524,13 +530,18 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
                         img.modify_raw_xmp(fixed)
                 if iptc_changes:
                     img.modify_iptc(iptc_changes)
+                new = img.get_bytes()
             except Exception as exc:
                 raise _Exiv2Failed(str(exc)) from None
         finally:
             img.close()
         if iptc_changes:
-            _fix_iptc_digest(tmp)
-        # Verify: the values are there, and the photo's image data did not change.
+            new = _with_current_iptc_digest(new)
+        with open(tmp, "wb") as f:
+            f.write(new)
+            f.flush()
+            os.fsync(f.fileno())
+        # Verify what landed on disk: the values are there, and the image data did not change.
         written = _read_xmp(tmp)
         if iptc_changes:
             written.update(_read_iptc(tmp))
@@ -546,13 +557,13 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
             # (A JPEG whose segments exiv2 tidied, e.g. a truncated Adobe APP14, is still fine when
             # every decoded pixel is the same.)
             raise WriteError(f"verification failed for {photo}: image data changed")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        if keep_mtime and stat is not None:
-            os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        if existed:
+            shutil.copystat(target, tmp)   # permissions, and the times (kept unless asked)
+            if not keep_mtime:
+                os.utime(tmp)
         os.replace(tmp, target)
         fsync_dir(target.parent)  # the rename itself survives a power cut
-        return WriteResult(str(target), use_sidecar, True)
+        return WriteResult(str(target), use_sidecar, True, sha256=hashlib.sha256(new).hexdigest())
     except (WriteError, _Exiv2Failed):
         raise
     except Exception as exc:
