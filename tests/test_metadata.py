@@ -319,3 +319,22 @@ def test_file_keywords_follow_the_file_and_the_users_decision_wins(library, tmp_
     library.index([photos], faces=False)
     assert _names(run_cli("--tag", "Lighthouse", "--json", library=root)) == set()
     assert _names(run_cli("--tag", "Coast", "--json", library=root)) == {"b.jpg"}
+
+
+@needs_shared
+def test_dng_in_file_on_request_never_risks_the_raw_data(library, tmp_path):
+    """--dng-in-file writes into a DNG only when its raw data reads back the same; this sample's
+    raw data is cut short (rawpy reads it differently each time), so it gets a sidecar and says why."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    dng = photos / "DNG.dng"
+    shutil.copy(SHARED / "metadata" / "DNG.dng", dng)
+    library.index([photos], faces=False)
+    root = library.paths.root
+    run_cli("rate", "2", str(dng), library=root)
+    before = _sha(dng)
+    (f,) = _json(run_cli("sync", "--dng-in-file", "--apply", "--json", library=root))["files"]
+    assert f["status"] == "written" and f["sidecar"] and "image data" in f["note"], f
+    assert _sha(dng) == before and read(Path(f["target"]))["XMP-xmp:Rating"] == 2
+    assert _json(run_cli("undo", "--json", library=root))["problems"] == []
+    assert sorted(p.name for p in photos.iterdir()) == ["DNG.dng"]

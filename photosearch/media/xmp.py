@@ -473,6 +473,13 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
     target, use_sidecar = _target(photo, sidecar_only, sidecar_name, dng_in_file)
     try:
         return _write(photo, target, use_sidecar, update, keep_mtime)
+    except _ImageChanged as exc:
+        if use_sidecar or file_format(photo) != "DNG":
+            raise
+        # A DNG asked to be written in-file whose raw data cannot be shown unchanged: a sidecar.
+        result = _write(photo, sidecar_path(photo, sidecar_name), True, update, keep_mtime)
+        result.note = f"written to a sidecar: {exc}"
+        return result
     except _Exiv2Failed as exc:
         if use_sidecar:
             raise WriteError(f"cannot write metadata to {target}: {exc}") from None
@@ -484,6 +491,10 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
             raise WriteError(f"cannot write metadata to {side}: {exc2}") from None
         result.note = f"written to a sidecar: the file itself could not be rewritten ({exc})"
         return result
+
+
+class _ImageChanged(WriteError):
+    """The rewritten copy's image data differs from the original's (the original is untouched)."""
 
 
 class _Exiv2Failed(Exception):
@@ -556,7 +567,7 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
                 fmt != "JPEG" or _pixels_digest(tmp) != _pixels_digest(photo)):
             # (A JPEG whose segments exiv2 tidied, e.g. a truncated Adobe APP14, is still fine when
             # every decoded pixel is the same.)
-            raise WriteError(f"verification failed for {photo}: image data changed")
+            raise _ImageChanged(f"verification failed for {photo}: image data changed")
         if existed:
             shutil.copystat(target, tmp)   # permissions, and the times (kept unless asked)
             if not keep_mtime:
