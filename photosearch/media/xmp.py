@@ -16,8 +16,8 @@ How, every time:
 1. copy the file to a temporary name in the same folder,
 2. merge the new values into the copy (every other tag is left alone by exiv2),
 3. re-read the copy and check the new values are there and the image data is identical to the
-   original's (JPEG: the compressed image segments byte for byte; other formats: the decoded
-   pixels),
+   original's (its identity, media/identity.py: the image data byte for byte without the
+   metadata; else the decoded pixels),
 4. atomically rename the copy over the original (mtime kept on request).
 
 A failure at any step leaves the original untouched. A file exiv2 cannot rewrite (damaged
@@ -198,42 +198,21 @@ def _target(photo: Path, sidecar_only: bool, sidecar_name: str = "ext", dng_in_f
 
 # -- image data checks ------------------------------------------------------------------------
 
-def _jpeg_image_digest(data: bytes) -> str | None:
-    """SHA-256 of everything in a JPEG that decoding reads (tables, frame header, Adobe colour
-    transform, the compressed scans and whatever follows them), skipping the metadata segments
-    (APP0-APP13, APP15, COM) a metadata writer may rewrite. None if the file is not a plain JPEG."""
-    h = hashlib.sha256()
-    i, n = 2, len(data)
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:                       # fill byte
-            i += 1
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        segment = data[i:i + 2 + length]
-        if marker == 0xDA:                       # start of scan: the rest is image data
-            h.update(data[i:])
-            return h.hexdigest()
-        if not (0xE0 <= marker <= 0xED or marker in (0xEF, 0xFE)):
-            h.update(segment)
-        i += 2 + length
-    return None
-
-
 def _image_digest(path: Path, fmt: str | None) -> str:
-    if fmt == "JPEG":
-        digest = _jpeg_image_digest(path.read_bytes())
-        if digest is not None:
-            return digest
+    """What must not change when metadata is written: the photo's identity (media/identity.py:
+    the image data without the metadata, for JPEG, PNG, WebP, TIFF), for a DNG its raw data,
+    else the decoded pixels."""
     if fmt == "DNG":
         import rawpy
 
         with rawpy.imread(str(path)) as raw:
             return hashlib.sha256(raw.raw_image.tobytes()).hexdigest()
+    if fmt in IN_FILE_FORMATS:
+        from photosearch.media.identity import content_id
+
+        cid = content_id(path.read_bytes())
+        if cid is not None:
+            return cid
     return _pixels_digest(path)
 
 
@@ -564,9 +543,9 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
             elif written.get(key) != value:
                 raise WriteError(f"verification failed for {photo}: {key} not written")
         if not use_sidecar and _image_digest(tmp, fmt) != _image_digest(photo, fmt) and (
-                fmt != "JPEG" or _pixels_digest(tmp) != _pixels_digest(photo)):
-            # (A JPEG whose segments exiv2 tidied, e.g. a truncated Adobe APP14, is still fine when
-            # every decoded pixel is the same.)
+                fmt == "DNG" or _pixels_digest(tmp) != _pixels_digest(photo)):
+            # (Image data that exiv2 tidied, e.g. a truncated segment, is still fine when every
+            # decoded pixel is the same.)
             raise _ImageChanged(f"verification failed for {photo}: image data changed")
         if existed:
             shutil.copystat(target, tmp)   # permissions, and the times (kept unless asked)
