@@ -733,8 +733,17 @@ class Library:
         return plan, report
 
     @_writes("quarantine")
+    def import_duplicates(self, ids: list[int], import_dir: str) -> list[Any]:
+        """Which photos just imported from ``import_dir`` duplicate others (library photos, or each
+        other), by the same detection as :meth:`dupes` (see query/dupes.py ``import_duplicates``)."""
+        from photosearch.query.dupes import KEEPER_RULES, check_rules, import_duplicates
+
+        rules = check_rules(self.config().get("dupes", {}).get("keeper", KEEPER_RULES))
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return import_duplicates(cat, ids, import_dir, rules=rules)
+
     def quarantine_photos(self, photos: list[str], dest: str | os.PathLike[str], *,
-                          relative_to: str) -> dict[str, Any]:
+                          relative_to: str, keepers: dict[str, str] | None = None) -> dict[str, Any]:
         """Move these photos into a quarantine folder (journaled; `undo` restores them; `dupes purge`
         deletes them after 7 days)."""
         from pathlib import Path
@@ -753,7 +762,7 @@ class Library:
                 dst, n = Path(dest_abs) / rel, 1
                 while dst.exists():
                     dst, n = (Path(dest_abs) / rel).with_name(f"{Path(rel).stem} ({n}){Path(rel).suffix}"), n + 1
-                keeper = cat.library_copy_of(row["content_hash"], relative_to) or ""
+                keeper = (keepers or {}).get(p) or cat.library_copy_of(row["content_hash"], relative_to) or ""
                 plan.moves.append(PlannedMove(row["id"], p, str(dst), keeper))
             report = apply_plan(self.paths, cat, plan)
         self._refresh_indexes()
@@ -770,31 +779,39 @@ class Library:
     # -- duplicates -----------------------------------------------------------------------
 
     def dupes(self, *, method: str = "both", thresholds: Thresholds | None = None,
-              exact_only: bool = False) -> tuple[list[Group], str]:
-        """Duplicate groups (keeper first) and the method actually used.
+              exact_only: bool = False, per_event: bool = False) -> tuple[list[Group], str]:
+        """Duplicate groups (keeper first, by the config's ``[dupes] keeper`` rule order) and the
+        method actually used. With ``per_event``, groups are split by event (each event keeps its
+        best copy; events are grouped first if they never were).
 
         Without an installed model, ``both`` falls back to perceptual hashes alone.
         """
         self._require_catalog()
-        from photosearch.query.dupes import find_groups
+        from photosearch.query.dupes import KEEPER_RULES, check_rules, find_groups
 
+        rules = check_rules(self.config().get("dupes", {}).get("keeper", KEEPER_RULES))
         model, dim = self._model_and_dim(required=method == "clip" and not exact_only)
         if model is None and method == "both":
             method = "hash"
+        if per_event:
+            with Catalog.open(self.paths.catalog, read_only=True) as cat:
+                grouped = bool(cat.events())
+            if not grouped:
+                self.events()
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             groups = find_groups(cat, model, self.paths.vectors, method=method, thresholds=thresholds,
-                                 exact_only=exact_only, dim=dim)
+                                 exact_only=exact_only, dim=dim, keeper_rules=rules, per_event=per_event)
         return groups, method
 
     @_writes("dupes --apply", only_if="apply")
     def dupes_move(self, dest: str | os.PathLike[str], *, apply: bool = False, method: str = "both",
-                   thresholds: Thresholds | None = None, exact_only: bool = False, keeper: str | None = None
-                   ) -> tuple[list[Group], Plan, ApplyReport | None]:
+                   thresholds: Thresholds | None = None, exact_only: bool = False, keeper: str | None = None,
+                   per_event: bool = False) -> tuple[list[Group], Plan, ApplyReport | None]:
         """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``
         (only the group kept by ``keeper``, a path, when given)."""
         from photosearch.actions.quarantine import apply_plan, make_plan
 
-        groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only)
+        groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only, per_event=per_event)
         if keeper is not None:
             groups = [g for g in groups if g.keeper.path == keeper]
             if not groups:

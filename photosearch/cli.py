@@ -632,6 +632,8 @@ def dupes(
     move_to: Annotated[Optional[Path], typer.Option(
         "--move-to", metavar="DIR", help="Quarantine non-keepers into DIR (a dry run without --apply).")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="With --move-to: really move (journaled; see undo).")] = False,
+    per_event: Annotated[bool, typer.Option("--per-event", help="Split groups by event: each event keeps its "
+                                            "best copy (see `photosearch events`).")] = False,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
@@ -645,13 +647,14 @@ def dupes(
     if apply and move_to is None:
         raise UsageError("--apply needs --move-to DIR")
     if move_to is None:
-        groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact)
+        groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact, per_event=per_event)
         if as_json:
             _print_json({"method": used, "thresholds": t.__dict__, "groups": [g.as_dict() for g in groups]})
         else:
             _render_groups(groups)
         return
-    groups, plan, report = lib.dupes_move(move_to, apply=apply, method=method, thresholds=t, exact_only=exact)
+    groups, plan, report = lib.dupes_move(move_to, apply=apply, method=method, thresholds=t, exact_only=exact,
+                                          per_event=per_event)
     if as_json:
         _print_json({"groups": [g.as_dict() for g in groups], "plan": plan.as_dict(), "applied": apply,
                      **({"report": report.as_dict()} if report else {})})
@@ -662,10 +665,7 @@ def dupes(
     for m in plan.moves:
         out.print(f"{'moved' if apply else 'would move'} {m.src} -> {m.dst}", markup=False)
     for mg in plan.merges:
-        bits = [f"keywords {', '.join(mg.keywords)}" if mg.keywords else "",
-                f"rating {mg.rating}" if mg.rating is not None else "", "description" if mg.description else ""]
-        out.print(f"{'merged' if apply else 'would merge'} into {mg.path}: {'; '.join(b for b in bits if b)}",
-                  markup=False)
+        out.print(f"{'merged' if apply else 'would merge'} into {mg.path}: {'; '.join(mg.describe())}", markup=False)
     if report is None:
         out.print(f"dry run: {len(plan.moves)} photos would move to {plan.dest}; add --apply to do it")
     else:
@@ -1499,6 +1499,8 @@ def watch(
             return
         err.print(f"{len(b.files)} new file(s): indexed {b.indexed}, skipped {len(b.skipped)}, quarantined "
                   f"{len(b.quarantined)}, organized {b.organized}, synced {b.synced}", markup=False)
+        for d in b.duplicates:
+            err.print(f"  {d['path']}: {d['why']} ({d['of']})", markup=False)
         for f in b.failures:
             err.print(f"error: {f['path']}: {f['reason']}", markup=False)
 

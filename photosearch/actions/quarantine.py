@@ -49,13 +49,36 @@ class PlannedMove:
 
 @dataclass
 class PlannedMerge:
-    """Metadata to merge into a keeper: keywords it lacks, a better rating, a description (None: leave as is)."""
+    """What the keeper gets from its group (None / empty: leave as is): keywords and people it
+    lacks, a better rating, a description, and the capture date and place when it has none."""
 
     photo_id: int
     path: str
     keywords: list[str]
     rating: int | None
     description: str | None
+    people: list[str] = field(default_factory=list)
+    taken_at: str | None = None                  # ISO
+    gps: list[float] | None = None               # [lat, lon]
+
+    def update(self) -> MetadataUpdate:
+        """The merge as a metadata update for the safe writer."""
+        from datetime import datetime
+
+        return MetadataUpdate(
+            keywords=self.keywords, rating=self.rating, description=self.description, persons=self.people,
+            hierarchical=[f"People|{n}" for n in self.people], tags_list=[f"People/{n}" for n in self.people],
+            taken_at=datetime.fromisoformat(self.taken_at) if self.taken_at else None,
+            gps=(self.gps[0], self.gps[1]) if self.gps else None)
+
+    def describe(self) -> list[str]:
+        """Each thing merged, in words."""
+        return [b for b in (f"keywords {', '.join(self.keywords)}" if self.keywords else "",
+                            f"people {', '.join(self.people)}" if self.people else "",
+                            f"rating {self.rating}" if self.rating is not None else "",
+                            "description" if self.description else "",
+                            f"date {self.taken_at}" if self.taken_at else "",
+                            f"place {self.gps[0]:.5f},{self.gps[1]:.5f}" if self.gps else "") if b]
 
 
 @dataclass
@@ -109,6 +132,9 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
         keywords = list(keeper["keywords"] or [])
         rating = keeper["rating"]
         description = keeper["description"]
+        taken_at, gps = keeper["taken_at"], (keeper["gps_lat"], keeper["gps_lon"])
+        people = catalog.people_of_photos([m.id for m in group.members])
+        names = list(people.get(keeper["id"], []))
         live = catalog.live_movies_of([m.id for m in group.members[1:]])
         for m in group.members[1:]:
             r = rows[m.id]
@@ -138,14 +164,19 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
             if r["rating"] is not None and (rating is None or r["rating"] > rating):
                 rating = r["rating"]
             description = description or r["description"]
-        update = MetadataUpdate(
-            keywords=[k for k in keywords if k not in (keeper["keywords"] or [])],
+            taken_at = taken_at or r["taken_at"]     # the first copy's that has one (keeper first)
+            if gps[0] is None and r["gps_lat"] is not None:
+                gps = (r["gps_lat"], r["gps_lon"])
+            names += [n for n in people.get(m.id, []) if n not in names]
+        merge = PlannedMerge(
+            keeper["id"], keeper["path"], keywords=[k for k in keywords if k not in (keeper["keywords"] or [])],
             rating=rating if rating != keeper["rating"] else None,
             description=description if description and not keeper["description"] else None,
-        )
-        if not update.empty() and any(mv.keeper == keeper["path"] for mv in plan.moves):
-            plan.merges.append(PlannedMerge(keeper["id"], keeper["path"], update.keywords, update.rating,
-                                            update.description))
+            people=[n for n in names if n not in people.get(keeper["id"], [])],
+            taken_at=taken_at.isoformat() if taken_at and not keeper["taken_at"] else None,
+            gps=[gps[0], gps[1]] if gps[0] is not None and keeper["gps_lat"] is None else None)
+        if not merge.update().empty() and any(mv.keeper == keeper["path"] for mv in plan.moves):
+            plan.merges.append(merge)
     return plan
 
 
@@ -176,11 +207,13 @@ def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport
 
 def _merge_into_keeper(catalog: Catalog, j: Any, merge: PlannedMerge, report: ApplyReport) -> None:
     keeper = Path(merge.path)
-    update = MetadataUpdate(merge.keywords, merge.rating, merge.description)
+    update = merge.update()
     try:
         row = catalog.photos_by_ids([merge.photo_id])[merge.photo_id]
-        before = {k: row[k] for k in ("content_hash", "size", "mtime_ns", "rating", "description")} \
-            | {"keywords": list(row["keywords"] or [])}
+        before = {k: row[k] for k in ("content_hash", "size", "mtime_ns", "rating", "description", "gps_lat",
+                                      "gps_lon")} \
+            | {"keywords": list(row["keywords"] or []),
+               "taken_at": row["taken_at"].isoformat() if row["taken_at"] else None}
         journaled_write(j, keeper, update, photo_id=merge.photo_id, catalog=before)
         st = keeper.stat()
         with catalog.transaction():
@@ -188,7 +221,10 @@ def _merge_into_keeper(catalog: Catalog, j: Any, merge: PlannedMerge, report: Ap
                                  mtime_ns=st.st_mtime_ns,
                                  keywords=list(dict.fromkeys([*(row["keywords"] or []), *merge.keywords])),
                                  rating=merge.rating if merge.rating is not None else row["rating"],
-                                 description=row["description"] or merge.description)
+                                 description=row["description"] or merge.description,
+                                 taken_at=row["taken_at"] or update.taken_at,
+                                 gps_lat=row["gps_lat"] if row["gps_lat"] is not None else (merge.gps or [None])[0],
+                                 gps_lon=row["gps_lon"] if row["gps_lat"] is not None else (merge.gps or [None, None])[1])
         report.merged += 1
     except (WriteError, OSError) as exc:
         report.failures.append({"path": merge.path, "reason": f"metadata not merged: {exc}"})

@@ -32,7 +32,7 @@ class WatchOptions:
 
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     tag: bool = True
-    quarantine: str | None = None          # where exact duplicates of library photos go (None: left alone)
+    quarantine: str | None = None          # where duplicates go (exact, within the batch, strict near; None: left alone)
     organize_into: str | None = None       # organize processed photos into this folder
     pattern: str | None = None
     rules: list[Any] = field(default_factory=list)
@@ -48,6 +48,7 @@ class BatchReport:
     indexed: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)   # each found: of what, how, why, quarantined?
     organized: int = 0
     synced: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -148,7 +149,7 @@ class Watcher:
     # -- one batch ----------------------------------------------------------------------------
 
     def process(self, files: list[str]) -> BatchReport:
-        """Index, tag, quarantine exact duplicates, organize and sync these settled files."""
+        """Index, tag, quarantine duplicates (detected as `dupes` does), organize and sync these settled files."""
         from photosearch.store.catalog import Catalog
 
         report = BatchReport(files=list(files))
@@ -157,11 +158,12 @@ class Watcher:
         report.skipped = [{"path": s.path, "reason": s.reason} for s in summary.skipped]
         with Catalog.open(self.lib.paths.catalog, read_only=True) as cat:
             rows = [r for r in (cat.photo_by_path(f) for f in files) if r is not None]
-            dup_of = {r["id"]: cat.library_copy_of(r["content_hash"], str(self.dir)) for r in rows}
-        duplicates = [r for r in rows if dup_of.get(r["id"])]
+        found = self.lib.import_duplicates([r["id"] for r in rows], str(self.dir))
+        report.duplicates = [d.as_dict() for d in found]
+        duplicates = [d for d in found if d.quarantine]
         if duplicates and self.options.quarantine:
-            result = self.lib.quarantine_photos([r["path"] for r in duplicates], self.options.quarantine,
-                                                relative_to=str(self.dir))
+            result = self.lib.quarantine_photos([d.path for d in duplicates], self.options.quarantine,
+                                                relative_to=str(self.dir), keepers={d.path: d.of for d in duplicates})
             report.quarantined = [m["src"] for m in result["moved"]]
             report.failures += result["failures"]
         gone = {text_path(p) for p in report.quarantined}

@@ -85,3 +85,45 @@ def measure(image: Image.Image) -> Quality:
 
 
 __all__ = ["Quality", "measure", "SIDE", "BLURRED", "DARK", "BLOWN"]
+
+
+#: The IJG (libjpeg) standard luminance quantization table (JPEG standard, Annex K), in natural
+#: order as Pillow gives tables: every encoder's "quality" scales it (libjpeg, Pillow, cameras).
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+                      14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+                      18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+
+
+def jpeg_quality(path: str) -> int | None:
+    """The quality (1-100) a JPEG was saved at, estimated from its luminance quantization table
+    against libjpeg's standard one (a re-encode at 60 reads about 60, a camera's original 90+);
+    None for anything that is not a readable JPEG. Reads the header only."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.format not in ("JPEG", "MPO"):
+                return None
+            tables = getattr(im, "quantization", None) or {}
+    except Exception:
+        return None
+    luma = tables.get(0)
+    if luma is None or len(luma) != 64:
+        return None
+    # The quality whose libjpeg table is closest (exact for libjpeg-scaled tables; the nearest
+    # for an encoder's own).
+    diff = np.abs(_ijg_tables() - np.asarray(luma, dtype=np.float64)).sum(axis=1)
+    return int(np.argmin(diff)) + 1
+
+
+_TABLES: list[np.ndarray] = []
+
+
+def _ijg_tables() -> np.ndarray:
+    """libjpeg's luminance table at each quality 1-100 (jcparam.c: scale, round, clamp to 1-255)."""
+    if not _TABLES:
+        q = np.arange(1, 101, dtype=np.float64)[:, None]
+        scale = np.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)
+        _TABLES.append(np.clip(np.floor((_IJG_LUMA[None, :] * scale + 50.0) / 100.0), 1, 255))
+    return _TABLES[0]

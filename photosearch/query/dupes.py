@@ -61,6 +61,16 @@ PRESETS = {
 }
 METHODS = ("hash", "clip", "both")
 PADDED = 0.9
+#: The keeper rules, in the default order (``[dupes] keeper`` in the config reorders them): the
+#: most pixels of picture (padding and borders not counted), the original over a re-encode (camera
+#: RAW, else the JPEG quality read from the quantization tables), camera metadata, the most
+#: metadata, the oldest.
+KEEPER_RULES = ("resolution", "original", "camera", "metadata", "oldest")
+#: Picture sizes within this fraction of each other are the same resolution (border trimming may
+#: differ by a pixel or two between copies).
+SAME_RESOLUTION = 0.03
+#: JPEG qualities within this many points are the same (encoders round their tables).
+SAME_QUALITY = 3
 
 
 @dataclass
@@ -487,8 +497,12 @@ def _pair_cosines(catalog: Catalog, model: str, pairs: list[tuple[int, int]]) ->
 
 def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method: str = "both",
                 thresholds: Thresholds | None = None, exact_only: bool = False, exact_max: int = 20_000,
-                dim: int | None = None) -> list[Group]:
-    """Duplicate groups in the catalog, each with its suggested keeper first."""
+                dim: int | None = None, keeper_rules: tuple[str, ...] = KEEPER_RULES,
+                per_event: bool = False) -> list[Group]:
+    """Duplicate groups in the catalog, each with its suggested keeper first (chosen by
+    ``keeper_rules``). Exact duplicates are the same bytes, or the same image with other metadata
+    (a copy that an app, or `sync`, wrote keywords into: media/identity.py). With ``per_event``,
+    a group is split by event, so that each event keeps its best copy."""
     if method not in METHODS:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}")
     t = (thresholds or Thresholds()).validate()
@@ -497,7 +511,7 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
     uf = _UnionFind()
     kinds: dict[tuple[int, int], str] = {}
     # Exact copies first: same bytes.
-    for ids in catalog.exact_duplicate_ids():
+    for ids in [*catalog.exact_duplicate_ids(), *catalog.same_image_ids()]:
         for other in ids[1:]:
             uf.union(ids[0], other)
             kinds[(min(ids[0], other), max(ids[0], other))] = "exact"
@@ -529,6 +543,15 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
     for x in list(uf.parent):
         by_root.setdefault(uf.find(x), []).append(x)
     groups_ids = [sorted(set(v)) for v in by_root.values() if len(set(v)) > 1]
+    if per_event:
+        event_of = catalog.event_of_photos(sorted({i for g in groups_ids for i in g}))
+        split: list[list[int]] = []
+        for gid in groups_ids:
+            by_event: dict[Any, list[int]] = {}
+            for i in gid:   # photos in no event stay together
+                by_event.setdefault(event_of.get(i), []).append(i)
+            split += [ids for ids in by_event.values() if len(ids) > 1]
+        groups_ids = split
     all_ids = sorted({i for g in groups_ids for i in g})
     rows = catalog.photos_by_ids(all_ids)
     for pid, (cw, ch) in catalog.content_sizes(all_ids).items():
@@ -542,10 +565,87 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
         members = [r for r in (rows.get(i) for i in gid) if r is not None]
         if len(members) < 2:
             continue
-        exact = len({m["content_hash"] for m in members}) == 1
-        groups.append(_make_group(members, "exact" if exact else "near"))
+        exact = len({m["content_hash"] for m in members}) == 1 or (
+            len({m["content_id"] for m in members}) == 1 and members[0]["content_id"] is not None)
+        groups.append(_make_group(members, "exact" if exact else "near", keeper_rules))
     groups.sort(key=lambda g: (-len(g.members), g.keeper.path))
     return groups
+
+
+@dataclass
+class ImportDuplicate:
+    """A photo just imported that duplicates another: of which (``of``, a path), how (``kind``:
+    ``exact`` same bytes or same image with other metadata, ``batch`` an exact copy of another
+    file of the same import, ``near`` a near-duplicate at the strict threshold), whether it should
+    go to quarantine (not when it is the better copy), and why."""
+
+    id: int
+    path: str
+    of: str
+    kind: str
+    quarantine: bool
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The decision as a plain dict."""
+        return dict(self.__dict__)
+
+
+def import_duplicates(catalog: Catalog, new_ids: list[int], outside: str, *,
+                      rules: tuple[str, ...] = KEEPER_RULES) -> list[ImportDuplicate]:
+    """Which of the photos just imported (``new_ids``, files under the folder ``outside``) are
+    duplicates, by the same detection as ``dupes``: exact copies of library photos (same bytes, or
+    the same image with other metadata, as a photo re-imported after `sync` wrote into it),
+    exact copies within the import (the best copy stays), and near-duplicates of library photos
+    at the strict hash threshold, quarantined only when the library's copy is the keeper."""
+    from photosearch.files import text_path
+
+    prefix = text_path(outside).rstrip("/") + "/"
+    rows = catalog.photos_by_ids(new_ids)
+    out: list[ImportDuplicate] = []
+    done: set[int] = set()
+    for pid, r in sorted(rows.items()):
+        of = catalog.library_copy_of(r["content_hash"], outside, r.get("content_id"))
+        if of:
+            same = "same bytes" if catalog.photo_by_path(of) and catalog.photo_by_path(of)["content_hash"] == \
+                r["content_hash"] else "the same image, other metadata"
+            out.append(ImportDuplicate(pid, r["path"], of, "exact", True, f"exact copy of a library photo ({same})"))
+            done.add(pid)
+    by_identity: dict[str, list[dict[str, Any]]] = {}
+    for pid, r in sorted(rows.items()):
+        if pid not in done:
+            by_identity.setdefault(r.get("content_id") or r["content_hash"], []).append(r)
+    for copies in by_identity.values():
+        if len(copies) > 1:
+            keeper = _make_group(copies, "exact", rules).keeper
+            for r in copies:
+                if r["id"] != keeper.id:
+                    out.append(ImportDuplicate(r["id"], r["path"], keeper.path, "batch", True,
+                                               "exact copy of another file of this import"))
+                    done.add(r["id"])
+    ids, ph, _ = catalog.all_hashes()
+    new = set(rows) - done
+    if new and len(ids):
+        strict = PRESETS["strict"].hash_distance
+        near: dict[int, list[int]] = {}
+        for a, b in hash_pairs(ids, ph, strict):
+            for x, y in ((a, b), (b, a)):
+                if x in new and y not in rows:
+                    near.setdefault(x, []).append(y)
+        lib_rows = catalog.photos_by_ids(sorted({y for ys in near.values() for y in ys}))
+        for pid, others in sorted(near.items()):
+            candidates = [lib_rows[y] for y in others if y in lib_rows and not lib_rows[y]["path"].startswith(prefix)]
+            if not candidates:
+                continue
+            group = _make_group([rows[pid], *candidates], "near", rules)
+            mine = next(m for m in group.members if m.id == pid)
+            if group.keeper.id == pid:
+                out.append(ImportDuplicate(pid, rows[pid]["path"], group.members[1].path, "near", False,
+                                           f"near-duplicate of a library photo, kept: {mine.why}"))
+            else:
+                out.append(ImportDuplicate(pid, rows[pid]["path"], group.keeper.path, "near", True,
+                                           f"near-duplicate of a library photo: {mine.why}"))
+    return out
 
 
 #: Frames of the shorter of two videos that must line up with the other (at one time offset) for
@@ -595,59 +695,157 @@ def _metadata_count(r: dict[str, Any]) -> int:
     return sum(1 for f in fields if r.get(f) not in (None, "")) + len(r.get("keywords") or [])
 
 
-def _is_original(r: dict[str, Any]) -> int:
-    """2 for camera RAW, 1 for a file with camera metadata, 0 for what looks like a re-encode."""
-    if (r.get("format") or "").upper() in RAW_FORMATS:
-        return 2
-    return 1 if (r.get("camera_make") or r.get("camera_model")) else 0
+def _pixels(r: dict[str, Any]) -> int:
+    if r.get("padded"):
+        return int(r["content_pixels"])
+    return (r.get("width") or 0) * (r.get("height") or 0)
+
+
+def _original(r: dict[str, Any]) -> int | None:
+    """How original a copy is: 200 for camera RAW, else its JPEG quality (1-100), else None (no
+    way to tell: a PNG, a HEIC)."""
+    fmt = (r.get("format") or "").upper()
+    if fmt in RAW_FORMATS:
+        return 200
+    if fmt in ("JPEG", "MPO") and "jpeg_quality" not in r:
+        # Read only when this rule is reached (a header read; most groups are decided before).
+        from photosearch.files import os_path
+        from photosearch.media.quality import jpeg_quality
+
+        r["jpeg_quality"] = jpeg_quality(os_path(r["path"]))
+    return r.get("jpeg_quality")
+
+
+def _best(rows: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
+    """The rows that are best (or as good, within the rule's tolerance) by one rule."""
+    if rule == "resolution":
+        top = max(_pixels(r) for r in rows)
+        return [r for r in rows if _pixels(r) >= top * (1 - SAME_RESOLUTION)]
+    if rule == "original":
+        known = [v for v in (_original(r) for r in rows) if v is not None]
+        if not known:
+            return rows
+        top = max(known)
+        return [r for r in rows if _original(r) is None or _original(r) >= top - SAME_QUALITY]
+    if rule == "camera":
+        top = max(bool(r.get("camera_make") or r.get("camera_model")) for r in rows)
+        return [r for r in rows if bool(r.get("camera_make") or r.get("camera_model")) == top]
+    if rule == "metadata":
+        top = max(_metadata_count(r) for r in rows)
+        return [r for r in rows if _metadata_count(r) == top]
+    if rule == "oldest":
+        key = min((r.get("taken_at") or datetime.max, r["mtime_ns"]) for r in rows)
+        return [r for r in rows if (r.get("taken_at") or datetime.max, r["mtime_ns"]) == key]
+    raise UsageError(f"unknown keeper rule {rule!r} (use {', '.join(KEEPER_RULES)})")
+
+
+def check_rules(rules: Any) -> tuple[str, ...]:
+    """Keeper rules from the config, checked: a list of names from :data:`KEEPER_RULES`."""
+    if isinstance(rules, str) or not all(isinstance(x, str) for x in rules or ()):
+        raise UsageError(f"[dupes] keeper must be a list of rule names ({', '.join(KEEPER_RULES)})")
+    for rule in rules:
+        if rule not in KEEPER_RULES:
+            raise UsageError(f"[dupes] keeper: unknown rule {rule!r} (use {', '.join(KEEPER_RULES)})")
+    return tuple(rules) or KEEPER_RULES
+
+
+def choose_keeper(rows: list[dict[str, Any]], rules: tuple[str, ...] = KEEPER_RULES
+                  ) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
+    """(the keeper, the rule that decided, the copy it decided against). Each rule in turn keeps
+    the rows that are best by it; the rule that leaves one row decides, against the best of the
+    rows it took out. When the copies tie on every rule, the first path wins (no rule decided)."""
+    left = rows
+    for rule in rules:
+        narrowed = _best(left, rule)
+        if len(narrowed) == 1:
+            runner = min((r for r in left if r is not narrowed[0]), key=keeper_key, default=None)
+            return narrowed[0], rule, runner
+        left = narrowed
+    return min(left, key=lambda r: r["path"]), None, None
 
 
 def keeper_key(r: dict[str, Any]) -> tuple[Any, ...]:
-    """Sort key, best first: resolution, then original over re-encode (RAW, camera metadata, bigger
-    file), then most metadata, then oldest (taken, then file time), then path."""
-    # Pixels of the picture itself: padding around a copy does not make it better, and a padded
-    # copy is a derived one, so it loses to an unpadded one of about the same size.
-    pixels = (r.get("width") or 0) * (r.get("height") or 0)
+    """Sort key of the non-keepers, best first: resolution, originality, camera metadata, metadata,
+    oldest, path. (Videos: resolution, then the longer of two trims, then the bitrate.)"""
     taken = r.get("taken_at") or datetime.max
-    if r.get("media") == "video":  # resolution, then the longer (of two trims), then the bitrate
+    if r.get("media") == "video":
         duration = r.get("duration") or 0.0
+        pixels = (r.get("width") or 0) * (r.get("height") or 0)
         return (-pixels, -round(duration), -(r["size"] / duration if duration else 0), taken, r["mtime_ns"], r["path"])
-    if r.get("padded"):
-        pixels = int(r["content_pixels"] * PADDED)
-    return (-pixels, -_is_original(r), -r["size"], -_metadata_count(r), taken, r["mtime_ns"], r["path"])
+    original = 200 if (r.get("format") or "").upper() in RAW_FORMATS else r.get("jpeg_quality") or 0  # (if read)
+    return (-_pixels(r), -original, -bool(r.get("camera_make") or r.get("camera_model")),
+            -_metadata_count(r), taken, r["mtime_ns"], r["path"])
 
 
-def _make_group(rows: list[dict[str, Any]], kind: str) -> Group:
-    ordered = sorted(rows, key=keeper_key)
-    best = ordered[0]
+def _make_group(rows: list[dict[str, Any]], kind: str, rules: tuple[str, ...] = KEEPER_RULES) -> Group:
+    if rows[0].get("media") == "video":
+        ordered = sorted(rows, key=keeper_key)
+        best, decided, runner = ordered[0], None, None
+    else:
+        best, decided, runner = choose_keeper(rows, rules)
+        ordered = [best, *sorted((r for r in rows if r is not best), key=keeper_key)]
     members = []
     for r in ordered:
         m = Member(r["id"], r["path"], r["width"], r["height"], r["format"], r["size"], r["taken_at"])
-        m.why = _why(r, best)
+        m.why = _keeper_why(r, runner, decided) if r is best else _why(r, best, rules)
         members.append(m)
     return Group(keeper=members[0], members=members, kind=kind)
 
 
-def _why(r: dict[str, Any], best: dict[str, Any]) -> str:
-    def res(x: dict[str, Any]) -> str:
-        return f"{x.get('width')}x{x.get('height')}"
+def _res(x: dict[str, Any]) -> str:
+    return f"{x.get('width')}x{x.get('height')}"
 
-    if r is best:
-        return f"keeper: highest resolution ({res(r)})" + (
-            ", original" if _is_original(r) else "") + (f", {_metadata_count(r)} metadata fields" if _metadata_count(r) else "")
+
+def _fact(r: dict[str, Any], rule: str) -> str:
+    """What one copy is by one rule, in words."""
+    if rule == "resolution":
+        return _res(r) + (" with borders" if r.get("padded") else "")
+    if rule == "original":
+        v = _original(r)
+        return "camera RAW" if v == 200 else f"JPEG quality {v}" if v is not None else (r.get("format") or "?")
+    if rule == "camera":
+        return "camera metadata" if (r.get("camera_make") or r.get("camera_model")) else "no camera metadata"
+    if rule == "metadata":
+        return f"{_metadata_count(r)} metadata fields"
+    taken = r.get("taken_at")
+    return f"taken {taken:%Y-%m-%d %H:%M}" if taken else "the oldest file"
+
+
+_KEEPER_WORDS = {"resolution": "highest resolution", "original": "the original", "camera": "has camera metadata",
+                 "metadata": "most metadata", "oldest": "oldest"}
+
+
+def _keeper_why(r: dict[str, Any], runner: dict[str, Any] | None, decided: str | None) -> str:
+    if r.get("media") == "video":
+        return f"keeper: highest resolution ({_res(r)})"
+    if runner is None or decided is None:
+        return f"keeper: the copies are alike ({_res(r)}); the first by path"
+    return f"keeper: {_KEEPER_WORDS[decided]} ({_fact(r, decided)} vs {_fact(runner, decided)})"
+
+
+def _why(r: dict[str, Any], best: dict[str, Any], rules: tuple[str, ...] = KEEPER_RULES) -> str:
     if r["content_hash"] == best["content_hash"]:
         return "exact copy of the keeper (same bytes)"
-    pr, pb = keeper_key(r)[0], keeper_key(best)[0]
-    if r.get("media") == "video" and pr == pb:
+    same_image = r.get("content_id") and r.get("content_id") == best.get("content_id")
+    prefix = "the same image as the keeper, other metadata; " if same_image else ""
+    if r.get("media") == "video":
+        pr, pb = keeper_key(r)[0], keeper_key(best)[0]
+        if pr > pb:
+            return f"lower resolution ({_res(r)} vs {_res(best)})"
         if round(r.get("duration") or 0) < round(best.get("duration") or 0):
             return f"shorter (a trim: {r.get('duration') or 0:.0f} s of {best.get('duration') or 0:.0f} s)"
         return "lower bitrate (a re-encode)"
-    if pr > pb:  # keys are negated
-        if r.get("padded") and r.get("media") != "video":
-            return "padded copy (uniform borders around the picture)"
-        return f"lower resolution ({res(r)} vs {res(best)})"
-    if _is_original(r) < _is_original(best) or r["size"] < best["size"]:
-        return "re-encoded copy (same resolution, smaller file or no camera metadata)"
-    if _metadata_count(r) < _metadata_count(best):
-        return "less metadata than the keeper"
-    return "newer copy"
+    for rule in rules:
+        if len(_best([r, best], rule)) == 1:
+            if rule == "resolution":
+                if r.get("padded"):
+                    return prefix + f"padded copy (uniform borders around the picture; {_fact(r, rule)} vs {_res(best)})"
+                return prefix + f"lower resolution ({_res(r)} vs {_res(best)})"
+            if rule == "original":
+                return prefix + f"re-encoded copy ({_fact(r, rule)} vs {_fact(best, rule)})"
+            if rule == "camera":
+                return prefix + "no camera metadata (the keeper has it)"
+            if rule == "metadata":
+                return prefix + f"less metadata than the keeper ({_metadata_count(r)} vs {_metadata_count(best)} fields)"
+            return prefix + "newer copy"
+    return prefix + "alike; the keeper comes first by path"

@@ -81,11 +81,14 @@ class EventsStore:
         names = ("id", "key", "name", "start_at", "end_at", "place", "lat", "lon", "tags", "photos")
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def library_copy_of(self, content_hash: str, outside: str) -> str | None:
-        """A searchable photo with these bytes that is not under the folder ``outside``."""
-        row = self.con.execute("SELECT path FROM photos WHERE content_hash = ? AND quarantined_at IS NULL "
-                               "AND NOT starts_with(path, ?) ORDER BY id LIMIT 1",
-                               [content_hash, text_path(outside).rstrip("/") + "/"]).fetchone()
+    def library_copy_of(self, content_hash: str, outside: str, content_id: str | None = None) -> str | None:
+        """A searchable photo with these bytes (or this image: ``content_id``) that is not under
+        the folder ``outside``."""
+        row = self.con.execute("SELECT path FROM photos WHERE (content_hash = ? OR content_id = ?) "
+                               "AND quarantined_at IS NULL AND NOT starts_with(path, ?) "
+                               "ORDER BY content_hash = ? DESC, id LIMIT 1",
+                               [content_hash, content_id, text_path(outside).rstrip("/") + "/",
+                                content_hash]).fetchone()
         return None if row is None else row[0]
 
     def ids_on_day(self, month: int, day: int, window: int, *, before_year: int) -> list[int]:

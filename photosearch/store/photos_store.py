@@ -317,6 +317,20 @@ class PhotosStore:
             "GROUP BY content_hash HAVING count(*) > 1").fetchall()
         return [r[0] for r in rows]
 
+    def same_image_ids(self) -> list[list[int]]:
+        """Ids of searchable photos whose image data is another's with other metadata (the same
+        content id, other bytes), grouped by content id."""
+        rows = self.con.execute(
+            f"SELECT list(id ORDER BY id) FROM photos WHERE {SHOWN.format(p='')} AND content_id IS NOT NULL "
+            "GROUP BY content_id HAVING count(DISTINCT content_hash) > 1").fetchall()
+        return [r[0] for r in rows]
+
+    def event_of_photos(self, ids: Sequence[int]) -> dict[int, int]:
+        """The event of each of these photos that is in one."""
+        rows = self.con.execute("SELECT photo_id, event_id FROM photo_events "
+                                "WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [list(ids)]).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def not_duplicate_pairs(self) -> set[tuple[int, int]]:
         """All photo id pairs marked as not duplicates."""
         return {(a, b) for a, b in self.con.execute("SELECT photo_a, photo_b FROM not_duplicates").fetchall()}
