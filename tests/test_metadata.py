@@ -338,3 +338,29 @@ def test_dng_in_file_on_request_never_risks_the_raw_data(library, tmp_path):
     assert _sha(dng) == before and read(Path(f["target"]))["XMP-xmp:Rating"] == 2
     assert _json(run_cli("undo", "--json", library=root))["problems"] == []
     assert sorted(p.name for p in photos.iterdir()) == ["DNG.dng"]
+
+
+@needs_shared
+def test_a_write_that_would_change_an_unrelated_tag_never_lands(tmp_path):
+    """The writer checks every value it did not mean to change: EXIF (where data sits aside) and
+    every other XMP value. exiv2 drops a JPEG's stray PhotometricInterpretation and mangles an
+    XMP ExifVersion ("0220" becomes "0.2."): such a photo gets a sidecar, and such a sidecar is
+    left as it is, each with the reason."""
+    from photosearch.media.xmp import MetadataUpdate, WriteError, write
+
+    jpg = tmp_path / "broken_exif_dpi.jpg"
+    shutil.copy(SHARED / "broken" / "broken_exif_dpi.jpg", jpg)
+    before = _sha(jpg)
+    result = write(jpg, MetadataUpdate(keywords=["Café"]))
+    assert result.sidecar and "PhotometricInterpretation" in result.note and _sha(jpg) == before
+    assert "Café" in _list(read(Path(result.path))["XMP-dc:Subject"])
+
+    photo = tmp_path / "p.jpg"
+    shutil.copy(SHARED / "photos" / "caer_puppy.jpg", photo)
+    side = tmp_path / "p.jpg.xmp"
+    shutil.copy(SHARED / "metadata" / "XMP.xmp", side)
+    side_before = _sha(side)
+    with pytest.raises(WriteError, match="ExifVersion"):
+        write(photo, MetadataUpdate(keywords=["Café"]))
+    assert _sha(side) == side_before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "broken_exif_dpi.jpg", "broken_exif_dpi.jpg.xmp", "p.jpg", "p.jpg.xmp"]

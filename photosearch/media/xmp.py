@@ -472,6 +472,41 @@ def write(photo: str | os.PathLike[str], update: MetadataUpdate, *, sidecar_only
         return result
 
 
+#: EXIF entries that say where data sits in the file, not what it is: a rewrite moves them.
+_LOCATION = re.compile(r"(Offsets?|ByteCounts?|JPEGInterchangeFormat(Length)?)$")
+_POINTERS = {"Exif.Image.ExifTag", "Exif.Image.GPSTag", "Exif.Photo.InteroperabilityTag", "Exif.Image.SubIFDs",
+             "Exif.Image.XMLPacket"}   # (and XMLPacket: a TIFF's XMP, which is what is being written)
+_STANDARD_GROUPS = ("Exif.Image.", "Exif.Photo.", "Exif.GPSInfo.", "Exif.Iop.", "Exif.Thumbnail.", "Exif.Image2.",
+                    "Exif.Image3.", "Exif.SubImage", "Exif.MpfInfo.")
+
+
+def _same_value(key: str, a: Any, b: Any) -> bool:
+    """Whether two reads of one XMP/IPTC value are the same (exiv2 writes a GPS coordinate with
+    more decimals than it read: ``22,57.114S`` comes back ``22,57.1140000S``)."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str) and "GPS" in key:
+        from photosearch.media.decode import _xmp_gps
+
+        x, y = _xmp_gps(a), _xmp_gps(b)
+        return x is not None and y is not None and abs(x - y) < 1e-9
+    return False
+
+
+def exif_changes(before: dict, after: dict) -> list[str]:
+    """EXIF tags whose values differ between two reads of a photo (added, dropped or changed),
+    leaving out where things sit (offsets, pointers) and a maker note's raw bytes when exiv2
+    parsed it (it re-lays a known maker note; its parsed tags are compared one by one)."""
+    parsed_note = any(not k.startswith(_STANDARD_GROUPS) for k in before)
+    out = []
+    for key in sorted(set(before) | set(after)):
+        if key in _POINTERS or _LOCATION.search(key) or (key == "Exif.Photo.MakerNote" and parsed_note):
+            continue
+        if before.get(key) != after.get(key):
+            out.append(key)
+    return out
+
+
 class _ImageChanged(WriteError):
     """The rewritten copy's image data differs from the original's (the original is untouched)."""
 
@@ -501,6 +536,7 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
             try:
                 iptc = img.read_iptc() if _writes_iptc(photo, use_sidecar) else None
                 current = img.read_xmp()
+                exif_before = img.read_exif() if not use_sidecar else None
             except Exception as exc:
                 raise _Exiv2Failed(str(exc)) from None
             exif = _read_exif(photo) if _needs_exif(update) else {}
@@ -531,7 +567,7 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
             f.write(new)
             f.flush()
             os.fsync(f.fileno())
-        # Verify what landed on disk: the values are there, and the image data did not change.
+        # Verify what landed on disk: the new values are there ...
         written = _read_xmp(tmp)
         if iptc_changes:
             written.update(_read_iptc(tmp))
@@ -542,6 +578,19 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
                     raise WriteError(f"verification failed for {photo}: {key} not written")
             elif written.get(key) != value:
                 raise WriteError(f"verification failed for {photo}: {key} not written")
+        # ... nothing else changed: every other XMP and IPTC value, and the EXIF ...
+        for key, value in {**current, **(iptc or {} if iptc_changes else {})}.items():
+            if key not in changes and not _same_value(key, written.get(key), value):
+                # exiv2 would alter a value it does not round-trip (e.g. an ExifVersion in XMP):
+                # never in the photo itself (a sidecar takes the write), never in a sidecar.
+                if not use_sidecar:
+                    raise _Exiv2Failed(f"exiv2 would change {key}")
+                raise WriteError(f"verification failed for {target}: exiv2 would change {key}; not written")
+        if exif_before is not None:
+            changed = exif_changes(exif_before, _read_exif(tmp))
+            if changed:   # exiv2 would drop or alter a tag: the metadata goes beside the file instead
+                raise _Exiv2Failed(f"exiv2 would change its EXIF ({', '.join(changed[:3])})")
+        # ... and the image data is the same.
         if not use_sidecar and _image_digest(tmp, fmt) != _image_digest(photo, fmt) and (
                 fmt == "DNG" or _pixels_digest(tmp) != _pixels_digest(photo)):
             # (Image data that exiv2 tidied, e.g. a truncated segment, is still fine when every
