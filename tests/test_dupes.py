@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from conftest import SHARED, needs_shared, run_cli, write_natural_photo, write_photo
+from conftest import SHARED, run_cli, write_natural_photo, write_photo
 from photosearch.store.catalog import Catalog
-from photosearch.query.dupes import PRESETS, hash_pairs
+from photosearch.query.dupes import hash_pairs
 from photosearch.errors import UsageError
 from photosearch.actions import journal as journal_mod
 from photosearch.actions.quarantine import purge
