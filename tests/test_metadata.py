@@ -364,3 +364,21 @@ def test_a_write_that_would_change_an_unrelated_tag_never_lands(tmp_path):
         write(photo, MetadataUpdate(keywords=["Café"]))
     assert _sha(side) == side_before and sorted(p.name for p in tmp_path.iterdir()) == [
         "broken_exif_dpi.jpg", "broken_exif_dpi.jpg.xmp", "p.jpg", "p.jpg.xmp"]
+
+
+def test_an_index_run_that_changes_nothing_does_not_reread_file_keywords(library, tmp_path, monkeypatch):
+    from photosearch.ingest import finish
+
+    calls = []
+    real = finish.refresh_file_tags
+    monkeypatch.setattr(finish, "refresh_file_tags", lambda cat: (calls.append(1), real(cat))[1])
+    p = write_photo(tmp_path / "photos" / "a.jpg", seed=1, size=(160, 120))
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject=Harbour", str(p)], check=True)
+    library.index([tmp_path / "photos"], faces=False)
+    assert calls == [1]
+    library.index([tmp_path / "photos"], faces=False)            # nothing changed
+    assert calls == [1]
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject+=Boats", str(p)], check=True)
+    library.index([tmp_path / "photos"], faces=False)            # another app added a keyword
+    assert calls == [1, 1]
+    assert _names(run_cli("--tag", "boats", "--json", library=library.paths.root)) == {"a.jpg"}

@@ -45,8 +45,11 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
         with cat.transaction():
             cat.set_live_pairs(pairs)
         out.live_photos = len(pairs)
-    with cat.transaction():
-        out.file_tags = refresh_file_tags(cat)
+    # The files' keywords are read again only when the catalog changed since the last time (an
+    # index run that found nothing new does not rewrite every file decision).
+    if cat.get_setting("file_tags_version") != str(cat.data_version()):
+        with cat.transaction():
+            out.file_tags = refresh_file_tags(cat)
     if face_model:
         from photosearch.query.people import update_people
 
@@ -57,6 +60,8 @@ def finish(cat: Catalog, vectors_dir: Path, *, gone_ids: list[int], model: str, 
     if face_model and face_dim:
         save_index_if_stale(cat, vectors_dir, cat.face_vectors(face_model), face_dim, exact_max)
     _mark_text(cat, vectors_dir)
+    with cat.transaction():   # (a setting: it does not change the data version)
+        cat.set_setting("file_tags_version", str(cat.data_version()))
     out.total_photos = cat.count_photos()
     return out
 
