@@ -566,6 +566,31 @@ class Library:
             self._refresh_indexes()
         return items
 
+    def web_token(self, *, new: bool = False) -> str:
+        """The web UI's token, kept in the library (``web-token``, readable by its owner only) so
+        that bookmarks keep working across restarts; ``new`` replaces it (old links stop working)."""
+        import secrets
+
+        path = self.paths.root / "web-token"
+        if not new:
+            try:
+                token = path.read_text(encoding="ascii").strip()
+                if len(token) >= 24:
+                    return token
+            except (OSError, UnicodeDecodeError):
+                pass
+        self._require_writable()
+        token = secrets.token_urlsafe(24)
+        from photosearch.files import write_atomic
+
+        try:
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, token + "\n")
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            raise InputError(f"cannot keep the web token in {path}: {exc.strerror}") from None
+        return token
+
     def journal_backups(self) -> tuple[int, int]:
         """(files, bytes) of the original files the journal keeps so that metadata writes can be undone."""
         from photosearch.actions.journal import backup_usage

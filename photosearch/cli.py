@@ -1527,6 +1527,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but 127.0.0.1 exposes "
                                                       "your library to the network.")] = "127.0.0.1",
     open_browser: Annotated[bool, typer.Option("--open", help="Open the UI in the default browser.")] = False,
+    new_token: Annotated[bool, typer.Option("--new-token", help="Replace the library's web token (links and "
+                                            "browsers signed in with the old one must sign in again).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Once listening, print {\"url\", \"host\", \"port\"} as one "
                                           "JSON document (then serve until stopped).")] = False,
     library: LibraryOpt = None,
@@ -1536,8 +1538,9 @@ def serve(
 
     lib = _library(library)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"warning: listening on {host}: anyone who can reach this machine and has the URL's token "
-                  "can see and change your library", markup=False)
+        err.print(f"warning: listening on {host}: anyone who can reach this machine and has the library's web "
+                  "token can see and change your library (the token is still required; `serve --new-token` "
+                  "replaces it)", markup=False)
 
     def ready(url: str) -> None:
         if as_json:
@@ -1552,7 +1555,7 @@ def serve(
 
             webbrowser.open(url)
 
-    run(lib, host=host, port=port, on_ready=ready)
+    run(lib, host=host, port=port, on_ready=ready, new_token=new_token)
 
 
 # -- status --------------------------------------------------------------------------------

@@ -369,3 +369,32 @@ window.results = [];
     with __import__("photosearch.store.catalog", fromlist=["Catalog"]).Catalog.open(
             lib.paths.catalog, read_only=True) as cat:
         assert not cat.not_duplicate_pairs()
+
+
+def test_the_token_is_the_librarys_a_browser_gets_a_login_page_and_new_token_replaces_it(web_lib):
+    from fastapi.testclient import TestClient
+
+    from photosearch.web.server import create_app
+
+    lib, _ = web_lib
+    token = lib.web_token()
+    assert lib.web_token() == token and len(token) >= 24                   # stable: bookmarks keep working
+    assert (lib.paths.root / "web-token").stat().st_mode & 0o777 == 0o600
+    c = TestClient(create_app(lib, token), base_url="http://127.0.0.1")
+    page = c.get("/")
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert '<form method="get" action="/">' in page.text and 'name="token"' in page.text
+    assert "://" not in page.text                                          # nothing loaded from elsewhere
+    assert "not this library's" in c.get("/?token=wrong").text
+    api = c.get("/api/people")
+    assert api.status_code == 401 and api.json()["error"].startswith("missing or wrong token")
+    signed = c.get(f"/?token={token}", follow_redirects=False)
+    assert signed.status_code == 303 and "max-age" in signed.headers["set-cookie"].lower()
+    assert "httponly" in signed.headers["set-cookie"].lower() and "samesite=strict" in signed.headers["set-cookie"].lower()
+    assert c.get("/api/people").status_code == 200
+    # A new token: the old cookie and links stop working.
+    fresh = lib.web_token(new=True)
+    assert fresh != token and lib.web_token() == fresh
+    c2 = TestClient(create_app(lib, fresh), base_url="http://127.0.0.1")
+    assert c2.get("/api/people", cookies={"photosearch_token": token}).status_code == 401
+    assert c2.get("/api/people", cookies={"photosearch_token": fresh}).status_code == 200

@@ -1,7 +1,9 @@
 """The local web UI and its JSON API (FastAPI), over the same Library calls as the CLI.
 
-- Binds 127.0.0.1 by default. Every request needs the per-start token: given once in the
-  URL (``?token=...``), then kept in an HttpOnly, SameSite=Strict cookie.
+- Binds 127.0.0.1 by default. Every request needs the library's token (kept in the library,
+  so bookmarks keep working; ``serve --new-token`` replaces it): given once in the URL
+  (``?token=...``) or on the small login page a browser gets without it, then kept in an
+  HttpOnly, SameSite=Strict cookie.
 - The cookie alone changes nothing: a page on another port of 127.0.0.1 is "same-site" and
   its requests carry the cookie. Every state-changing request must also carry the per-start
   CSRF secret in the ``X-Photosearch-CSRF`` header (the UI's page has it; another origin can
@@ -135,6 +137,9 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         cookie = request.cookies.get(COOKIE)
         by_url = given is not None and hmac.compare_digest(given, token)
         if not by_url and (cookie is None or not hmac.compare_digest(cookie, token)):
+            if request.method == "GET" and not request.url.path.startswith(("/api/", "/openapi", "/static/")):
+                return HTMLResponse(_LOGIN_PAGE.replace("{wrong}", "That token is not this library's. " if given
+                                                        else ""), status_code=401)
             return JSONResponse({"error": "missing or wrong token: open the URL photosearch serve printed"},
                                 status_code=401)
         if request.method not in SAFE_METHODS:
@@ -151,7 +156,8 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
                 response = RedirectResponse("/", status_code=303)
             else:
                 response = await call_next(request)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            # Kept across browser restarts: the token lives as long as the library's (--new-token).
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=400 * 86400)
             return response
         return await call_next(request)
 
@@ -434,13 +440,31 @@ class _FilmJobs:
         return dict(state)
 
 
-def serve(library: Library, *, host: str = "127.0.0.1", port: int = 0, on_ready: Any = None) -> None:
-    """Run the UI until interrupted; ``on_ready(url)`` gets the URL with the token."""
+#: What a browser without the token gets: where to find it, and a field to paste it (no script,
+#: nothing from elsewhere).
+_LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>photosearch: sign in</title>
+<style>body{font:16px system-ui,sans-serif;background:#111;color:#eee;display:grid;place-items:center;
+min-height:100vh;margin:0}main{max-width:26rem;padding:1.5rem}input{width:100%;padding:.6rem;margin:.6rem 0;
+font:inherit;background:#222;color:#eee;border:1px solid #555;border-radius:6px}button{padding:.6rem 1.2rem;
+font:inherit;border-radius:6px;border:0;background:#4a8cff;color:#fff}code{color:#9cf}
+@media (prefers-color-scheme: light){body{background:#f6f6f6;color:#111}input{background:#fff;color:#111}}</style>
+</head><body><main><h1>photosearch</h1><p>{wrong}Open the address <code>photosearch serve</code> printed,
+or paste its token (after <code>?token=</code>) here. <code>photosearch serve --new-token</code> makes a new
+one.</p><form method="get" action="/"><label for="token">Token</label><input id="token" name="token"
+autocomplete="current-password" required><button type="submit">Open the library</button></form></main>
+</body></html>"""
+
+
+def serve(library: Library, *, host: str = "127.0.0.1", port: int = 0, on_ready: Any = None,
+          new_token: bool = False) -> None:
+    """Run the UI until interrupted; ``on_ready(url)`` gets the URL with the token (the
+    library's own, or a new one with ``new_token``)."""
     import socket
 
     import uvicorn
 
-    app = create_app(library, host=host)
+    app = create_app(library, library.web_token(new=new_token), host=host)
     # IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off only on sockets created so, and
     # with it on every response waited ~40 ms for a delayed ACK (benchmarks/RESULTS.md).
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
