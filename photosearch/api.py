@@ -409,6 +409,94 @@ class Library:
         run.seconds = time.monotonic() - started  # the whole run, commit included
         return run
 
+    # -- albums -----------------------------------------------------------------------------
+
+    @_writes("album")
+    def album_create(self, name: str, *, query: str | None = None,
+                     filters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new album: manual (photos added with :meth:`album_add`), or smart with a text
+        ``query`` and/or ``filters`` (the search options by name: tag, person, after, before,
+        camera, folder, event, media, meta, rating), a saved search run again when shown."""
+        import json
+
+        from photosearch.query.albums import check_album_name, filters_of
+
+        name = check_album_name(name)
+        saved = {k: v for k, v in (filters or {}).items() if v not in (None, [], "")}
+        if saved:
+            filters_of(saved)  # checked now: a smart album that cannot run is refused at once
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog) as cat, cat.transaction():
+            if cat.album(name) is not None:
+                raise UsageError(f"there is already an album {name!r}")
+            cat.create_album(name, (query or "").strip() or None, json.dumps(saved) if saved else None)
+            return cat.album(name)  # type: ignore[return-value]
+
+    def _manual_album(self, cat: Catalog, name: str) -> dict[str, Any]:
+        album = cat.album(name)
+        if album is None:
+            raise UsageError(f"no album {name!r} (`photosearch album create {name!r}` makes it)")
+        if album["query"] or album["filters"]:
+            raise UsageError(f"{album['name']!r} is a smart album: its photos are its search's")
+        return album
+
+    @_writes("album")
+    def album_add(self, name: str, photos: list[str | os.PathLike[str]]) -> dict[str, Any]:
+        """Add photos to a manual album (missing or unindexed ones are listed in ``failed``)."""
+        ids, failed = self._photo_ids(photos)
+        with Catalog.open(self.paths.catalog) as cat, cat.transaction():
+            album = self._manual_album(cat, name)
+            added = cat.add_to_album(album["id"], ids)
+        return {"album": album["name"], "added": added, "failed": failed}
+
+    @_writes("album")
+    def album_remove(self, name: str, photos: list[str | os.PathLike[str]]) -> dict[str, Any]:
+        """Take photos out of a manual album (the photos stay in the library)."""
+        ids, failed = self._photo_ids(photos)
+        with Catalog.open(self.paths.catalog) as cat, cat.transaction():
+            album = self._manual_album(cat, name)
+            removed = cat.remove_from_album(album["id"], ids)
+        return {"album": album["name"], "removed": removed, "failed": failed}
+
+    @_writes("album")
+    def album_delete(self, name: str) -> dict[str, Any]:
+        """Forget an album; its photos stay in the library."""
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog) as cat, cat.transaction():
+            album = cat.album(name)
+            if album is None:
+                raise UsageError(f"no album {name!r}")
+            cat.delete_album(album["id"])
+        return {"album": album["name"], "deleted": True}
+
+    def albums(self) -> list[dict[str, Any]]:
+        """Every album: name, kind (manual or smart), its photo count (manual) or saved search."""
+        import json
+
+        if not self.paths.catalog.exists():
+            return []
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            rows = cat.albums()
+        return [{"name": a["name"], "kind": "smart" if a["query"] or a["filters"] else "manual",
+                 "photos": a["photos"] if not (a["query"] or a["filters"]) else None, "query": a["query"],
+                 "filters": json.loads(a["filters"]) if a["filters"] else {},
+                 "created_at": a["created_at"].isoformat() if a["created_at"] else None} for a in rows]
+
+    def album_show(self, name: str, *, limit: int = 100) -> tuple[dict[str, Any], list[SearchResult]]:
+        """An album and its photos: a manual album's, in time order; a smart album's search, run now."""
+        from photosearch.query.albums import filters_of
+
+        self._require_catalog()
+        found = next((a for a in self.albums() if a["name"].lower() == name.strip().lower()), None)
+        if found is None:
+            raise UsageError(f"no album {name!r} (see `photosearch album list`)")
+        if found["kind"] == "manual":
+            return found, self.search_tags(filters=Filters(album=found["name"]), limit=limit)
+        filters = filters_of(found["filters"])
+        if found["query"]:
+            return found, self.search_text(found["query"], filters=filters, limit=limit)
+        return found, self.search_tags(filters=filters, limit=limit)
+
     @_writes("tag")
     def tag_photos(self, tag: str, photos: list[str | os.PathLike[str]], *, state: str | None) -> dict[str, Any]:
         """Set a tag by hand: ``state`` 'accepted' (tag add), 'rejected' (tag remove) or None (back to
@@ -539,7 +627,7 @@ class Library:
              accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
              sidecar_only: bool = False, keep_mtime: bool = True,
              on_item: Callable[[Any], None] | None = None, ocr: bool = False, sidecar_name: str | None = None,
-             dng_in_file: bool = False) -> list[Any]:
+             dng_in_file: bool = False, albums: bool = True) -> list[Any]:
         """Plan (and with ``apply``, write) people, tags and ratings (and with ``ocr`` the text
         read in photos) into the photos' metadata through the safe writer; a dry run returns what
         would change. Applied writes are journaled (``undo`` restores every file byte for byte);
@@ -554,7 +642,7 @@ class Library:
         if sidecar_name not in ("ext", "base"):
             raise UsageError(f"--sidecar-name must be ext (name.jpg.xmp) or base (name.xmp), not {sidecar_name!r}")
         opts = dict(people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
-                    only_ids=only_ids, ocr=ocr)
+                    only_ids=only_ids, ocr=ocr, albums=albums)
         where = dict(sidecar_only=sidecar_only, sidecar_name=sidecar_name, dng_in_file=dng_in_file)
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             items = plan(cat, **where, **opts)

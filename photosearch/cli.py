@@ -257,6 +257,8 @@ MetaOpt = Annotated[Optional[str], typer.Option("--meta", metavar="TEXT",
                     help="Only photos whose title, description, keywords or file name hold these words "
                          "(any case and accents).")]
 RatingOpt = Annotated[Optional[int], typer.Option("--rating", metavar="N", help="Only photos rated N stars or more.")]
+AlbumOpt = Annotated[Optional[str], typer.Option("--album", metavar="NAME", help="Only photos of this album "
+                                                 "(see `photosearch album list`).")]
 EventOpt = Annotated[Optional[str], typer.Option("--event", metavar="EVENT",
                      help="Only photos of this event: its id, key or part of its name (see `photosearch events`).")]
 TagOpt = Annotated[Optional[list[str]], typer.Option(
@@ -279,6 +281,7 @@ def search(
     person: PersonOpt = None,
     meta: MetaOpt = None,
     rating: RatingOpt = None,
+    album: AlbumOpt = None,
     min_score: MinScoreOpt = None,
     words: Annotated[Optional[str], typer.Option("--words", metavar="TEXT",
                      help="Search the text read in photos (OCR) instead: any case and accents, parts of "
@@ -292,7 +295,7 @@ def search(
     from photosearch.api import make_filters
 
     text = " ".join(query or []).strip()
-    filters = make_filters(after, before, camera, folder, person, tag, event, media, meta, rating)
+    filters = make_filters(after, before, camera, folder, person, tag, event, media, meta, rating, album)
     if words is not None:
         if text:
             from photosearch.errors import UsageError
@@ -898,6 +901,7 @@ def sync(
     people: Annotated[bool, typer.Option("--people/--no-people", help="Write named people (face regions, "
                                          "PersonInImage, People|Name keywords).")] = True,
     tags: Annotated[bool, typer.Option("--tags/--no-tags", help="Write tags as keywords.")] = True,
+    albums: Annotated[bool, typer.Option("--albums/--no-albums", help="Write albums as the keyword Albums/NAME.")] = True,
     accepted_only: Annotated[bool, typer.Option("--accepted-only",
                              help="Only tags you accepted (not automatic ones above threshold).")] = False,
     sidecar_only: Annotated[bool, typer.Option("--sidecar-only",
@@ -919,7 +923,7 @@ def sync(
     keywords in JPEGs), merged with what other apps wrote. Undo with `photosearch undo`."""
     lib = _library(library)
     items = lib.sync(apply=apply, people=people, tags=tags, accepted_only=accepted_only, sidecar_only=sidecar_only,
-                     keep_mtime=not touch, ocr=ocr, sidecar_name=sidecar_name, dng_in_file=dng_in_file)
+                     keep_mtime=not touch, ocr=ocr, sidecar_name=sidecar_name, dng_in_file=dng_in_file, albums=albums)
     backups = lib.journal_backups() if apply else (0, 0)
     if as_json:
         _print_json({"applied": apply, "files": [i.as_dict() for i in items],
@@ -945,6 +949,100 @@ def sync(
                       f"({backups[1] / 1e6:.1f} MB; free them with `photosearch undo --purge DAYS --apply`)")
     if any(i.status == "failed" for i in items):
         raise typer.Exit(7)
+
+
+# -- albums --------------------------------------------------------------------------------
+
+album_app = typer.Typer(help="Albums: manual ones (photos you add) and smart ones (a saved search, kept live).",
+                        rich_markup_mode=None)
+app.add_typer(album_app, name="album")
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The album's name.", show_default=False)]
+PhotosArg = Annotated[list[Path], typer.Argument(metavar="PHOTO...", help="Photos in the library.", show_default=False)]
+
+
+@album_app.callback(invoke_without_command=True)
+def album_main(ctx: typer.Context, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Albums; without a subcommand, the list (as `album list`)."""
+    if ctx.invoked_subcommand is None:
+        album_list(as_json=as_json, library=library)
+
+
+@album_app.command("create")
+def album_create(
+    name: NameArg,
+    query: Annotated[Optional[str], typer.Option("--query", metavar="TEXT",
+                     help="A smart album: this text search (with any filters below), run again when shown.")] = None,
+    tag: TagOpt = None, person: PersonOpt = None, after: AfterOpt = None, before: BeforeOpt = None,
+    camera: CameraOpt = None, folder: InOpt = None, event: EventOpt = None, media: MediaOpt = None,
+    meta: MetaOpt = None, rating: RatingOpt = None,
+    as_json: JsonOpt = False, library: LibraryOpt = None,
+) -> None:
+    """Make an album: manual (then `album add`), or smart with --query and/or filters."""
+    saved = {"tag": tag, "person": person, "after": after, "before": before, "camera": camera,
+             "folder": str(folder.expanduser().resolve()) if folder else None, "event": event, "media": media,
+             "meta": meta, "rating": rating}
+    album = _library(library).album_create(name, query=query, filters=saved)
+    kind = "smart" if album["query"] or album["filters"] else "manual"
+    if as_json:
+        _print_json({"album": album["name"], "kind": kind})
+    else:
+        _out().print(f"made the {kind} album {album['name']!r}", markup=False)
+
+
+def _album_change(result: dict[str, Any], verb: str, count: str, as_json: bool) -> None:
+    if as_json:
+        _print_json(result)
+    else:
+        _out().print(f"{verb} {result[count]} photo(s): {result['album']}", markup=False)
+    _partial_failures(result["failed"], as_json)
+
+
+@album_app.command("add")
+def album_add(name: NameArg, photos: PhotosArg, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Add photos to a manual album."""
+    _album_change(_library(library).album_add(name, [str(p) for p in photos]), "added", "added", as_json)
+
+
+@album_app.command("remove")
+def album_remove(name: NameArg, photos: PhotosArg, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Take photos out of a manual album (they stay in the library)."""
+    _album_change(_library(library).album_remove(name, [str(p) for p in photos]), "removed", "removed", as_json)
+
+
+@album_app.command("delete")
+def album_delete(name: NameArg, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Forget an album (its photos stay in the library)."""
+    result = _library(library).album_delete(name)
+    if as_json:
+        _print_json(result)
+    else:
+        _out().print(f"deleted the album {result['album']!r} (its photos stay)", markup=False)
+
+
+@album_app.command("list")
+def album_list(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """Every album, with its photo count or saved search."""
+    albums = _library(library).albums()
+    if as_json:
+        _print_json({"albums": albums})
+        return
+    if not albums:
+        _out().print("no albums yet: `photosearch album create NAME`")
+        return
+    for a in albums:
+        what = f"{a['photos']} photos" if a["kind"] == "manual" else "smart: " + " ".join(
+            [repr(a["query"])] * bool(a["query"]) + [f"--{k} {v}" for k, v in a["filters"].items()])
+        _out().print(f"{a['name']}  ({what})", markup=False)
+
+
+@album_app.command("show")
+def album_show(name: NameArg, limit: LimitOpt = 100, as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
+    """An album's photos (a smart album's search, run now)."""
+    album, results = _library(library).album_show(name, limit=limit)
+    if as_json:
+        _print_json({"album": album, "results": [r.as_dict() for r in results]})
+        return
+    _render_results(results, False, album["name"])
 
 
 # -- tags ----------------------------------------------------------------------------------
@@ -1264,6 +1362,7 @@ def film(
     event: EventOpt = None,
     person: PersonOpt = None,
     tag: TagOpt = None,
+    album: AlbumOpt = None,
     after: AfterOpt = None,
     before: BeforeOpt = None,
     camera: CameraOpt = None,
@@ -1300,7 +1399,7 @@ def film(
             raise UsageError("--from-plan renders the plan as it is: give no query, filters or --memory with it")
         plan = lib.load_film_plan(from_plan)
     else:
-        filters = make_filters(after, before, camera, folder, person, tag, event, media)
+        filters = make_filters(after, before, camera, folder, person, tag, event, media, album=album)
         if not text and not memory and not filters.active():
             from photosearch.errors import UsageError
 

@@ -324,6 +324,9 @@ def test_every_command_prints_exactly_one_json_document(converted_library, tmp_p
         "film": ["film", "--in", str(folder), "--duration", "6", "--size", "160x120", "--fps", "5",
                  "--out", str(tmp_path / "film.mp4")],
         "memories": ["memories"], "ocr": ["ocr", str(folder / "gen")],
+        "album": ["album"], "album create": ["album", "create", "Trip"], "album add": ["album", "add", "Trip", a],
+        "album list": ["album", "list"], "album show": ["album", "show", "Trip"],
+        "album remove": ["album", "remove", "Trip", a], "album delete": ["album", "delete", "Trip"],
     }
     (tmp_path / "import").mkdir()
     missing = _all_commands() - set(cases) - {"serve"}  # serve: test_serve_json_prints_one_document_then_serves

@@ -7,6 +7,7 @@
   as ``dc:subject`` (with their ancestors), ``lr:hierarchicalSubject`` (``Parent|Tag``),
   ``digiKam:TagsList`` (``Parent/Tag``) and, in JPEGs, IPTC ``Keywords``.
 - Ratings set in photosearch (``photosearch rate``) as ``xmp:Rating``.
+- Manual albums as the keyword ``Albums/NAME`` (query/albums.py; ``--no-albums`` leaves them out).
 - With ``ocr`` (``sync --ocr``; off by default: photo text can be private), the text read in the
   photo, its lines one per line, as ``photosearch:Text`` (namespace ``http://ns.photosearch.dev/1.0/``).
 - What a Google Takeout JSON said and the file lacks: the date (``exif:DateTimeOriginal``),
@@ -93,15 +94,18 @@ def _combine(a: MetadataUpdate, b: MetadataUpdate) -> MetadataUpdate:
 
 def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
             accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
-            ocr: bool = False) -> dict[int, tuple[dict[str, Any], MetadataUpdate]]:
+            ocr: bool = False, albums: bool = True) -> dict[int, tuple[dict[str, Any], MetadataUpdate]]:
     """Per photo id (all, or ``only_ids``): (catalog row, what photosearch would write into it)."""
+    from photosearch.query.albums import ALBUMS_ROOT
+
+    in_albums = cat.albums_of_photos(cat.album_member_ids()) if albums else {}
     by_photo_faces = cat.named_faces_by_photo() if people else {}
     tag_photos = cat.tagged_photo_ids() if tags else []
     rated = cat.ratings() if ratings else {}
     from_takeout = cat.takeout_rows() if takeout else {}
     photo_people = cat.photo_people(list(from_takeout)) if people and from_takeout else {}
     texts = cat.text_of(cat.photos_with_text()) if ocr else {}
-    ids = sorted(set(by_photo_faces) | set(tag_photos) | set(rated) | set(from_takeout) | set(texts))
+    ids = sorted(set(by_photo_faces) | set(tag_photos) | set(rated) | set(from_takeout) | set(texts) | set(in_albums))
     if only_ids is not None:
         ids = sorted(set(ids) & {int(i) for i in only_ids})
     photos = cat.photos_by_ids(ids)
@@ -131,6 +135,10 @@ def updates(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bo
                 u.gps = (t["gps_lat"], t["gps_lon"])
         if pid in texts:
             u.text = "\n".join(ln["text"] for ln in texts[pid])
+        if pid in in_albums:
+            names = in_albums[pid]
+            u = _combine(u, MetadataUpdate(keywords=names, hierarchical=[f"{ALBUMS_ROOT}|{n}" for n in names],
+                                           tags_list=[f"{ALBUMS_ROOT}/{n}" for n in names]))
         if not u.empty():
             out[pid] = (photo, u)
     return out
@@ -172,11 +180,11 @@ def _describe(changes: dict[str, Any], current: dict[str, Any]) -> list[str]:
 def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool = True,
          accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
          sidecar_only: bool = False, ocr: bool = False, sidecar_name: str = "ext",
-         dng_in_file: bool = False) -> list[SyncItem]:
+         dng_in_file: bool = False, albums: bool = True) -> list[SyncItem]:
     """Every photo whose metadata lacks something photosearch would write, with the changes."""
     items = []
     for pid, (photo, update) in updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only,
-                                        takeout=takeout, only_ids=only_ids, ocr=ocr).items():
+                                        takeout=takeout, only_ids=only_ids, ocr=ocr, albums=albums).items():
         item = SyncItem(pid, photo["path"], people=list(update.persons), keywords=list(update.keywords))
         try:
             item.target, item.sidecar, changes, current = preview(photo["path"], update, sidecar_only=sidecar_only,
@@ -194,7 +202,7 @@ def plan(cat: Catalog, *, people: bool = True, tags: bool = True, ratings: bool 
 def apply(cat: Catalog, items: list[SyncItem], journal: JournalWriter, *, people: bool = True, tags: bool = True,
           ratings: bool = True, accepted_only: bool = False, takeout: bool = True, only_ids: list[int] | None = None,
           sidecar_only: bool = False, keep_mtime: bool = True, on_item: Any = None, ocr: bool = False,
-          sidecar_name: str = "ext", dng_in_file: bool = False) -> list[SyncItem]:
+          sidecar_name: str = "ext", dng_in_file: bool = False, albums: bool = True) -> list[SyncItem]:
     """Write the planned items (each through the safe writer, journaled so that ``undo`` puts
     every file back byte for byte); failures are recorded per item."""
     from pathlib import Path
@@ -203,7 +211,7 @@ def apply(cat: Catalog, items: list[SyncItem], journal: JournalWriter, *, people
     from photosearch.media.scan import file_sha256
 
     wanted = updates(cat, people=people, tags=tags, ratings=ratings, accepted_only=accepted_only, takeout=takeout,
-                     only_ids=only_ids, ocr=ocr)
+                     only_ids=only_ids, ocr=ocr, albums=albums)
     rewritten: list[tuple[int, str, str]] = []   # (photo id, path, sha256): same pixels, new bytes
     for item in items:
         if item.status == "failed":

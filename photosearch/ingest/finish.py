@@ -75,16 +75,22 @@ def refresh_file_tags(cat: Catalog) -> int:
     """The keywords in the files as tags (source ``file``, accepted): every part of a keyword
     path is a tag whose parent is the part before it, and the photo carries each part (so
     ``--tag France`` finds a photo kept under Places/France/Paris). Keywords under ``People``
-    are person names, not tags; names a tag cannot have (``|``, ``/``, ``,``, line breaks,
+    are person names, not tags; ``Albums/NAME`` puts the photo in album NAME; names a tag cannot have (``|``, ``/``, ``,``, line breaks,
     over 100 characters) are left out."""
+    from photosearch.query.albums import ALBUMS_ROOT
+
     tags: dict[str, str | None] = {}
     members: list[tuple[int, str]] = []
+    in_albums: list[tuple[int, str]] = []
     for pid, flat, path_texts in cat.keyword_rows():
         paths = [tuple(x for x in p.split("/") if x.strip()) for p in path_texts]
         in_paths = {part for p in paths for part in p}
         paths += [(k,) for k in flat if k not in in_paths]
         for path in paths:
-            if not path or path[0].strip().lower() == PEOPLE_ROOT:
+            if len(path) == 2 and path[0].strip() == ALBUMS_ROOT:   # an album written by `sync`
+                in_albums.append((pid, " ".join(path[1].split())))
+                continue
+            if not path or path[0].strip().lower() in (PEOPLE_ROOT, ALBUMS_ROOT.lower()):
                 continue
             parent = None
             for part in path:
@@ -94,6 +100,7 @@ def refresh_file_tags(cat: Catalog) -> int:
                 tags.setdefault(name, parent)
                 members.append((pid, name))
                 parent = name
+    cat.refresh_file_albums(in_albums)
     return cat.refresh_file_tags(list(tags.items()), members)
 
 

@@ -80,7 +80,7 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
                  camera: str | None = None, folder: str | os.PathLike[str] | None = None,
                  person: str | None = None, tags: list[str] | tuple[str, ...] | None = None,
                  event: str | None = None, media: str | None = None, meta: str | None = None,
-                 min_rating: int | None = None) -> Filters:
+                 min_rating: int | None = None, album: str | None = None) -> Filters:
     """Validated Filters from user input (strings are parsed; the folder must exist)."""
     if media is not None and media not in ("photo", "video"):
         raise UsageError(f"--media must be photo or video, not {media!r}")
@@ -107,7 +107,8 @@ def make_filters(after: str | datetime | None = None, before: str | datetime | N
         raise UsageError(f"--rating must be 0 to 5 stars, not {min_rating}")
     return Filters(after=a, before=b, camera=camera or None, folder=f, person=person.strip() if person else None,
                    tags=clean_tags, event=event.strip() if event else None, media=media,
-                   meta=" ".join(meta.split()) if meta else None, min_rating=min_rating)
+                   meta=" ".join(meta.split()) if meta else None, min_rating=min_rating,
+                   album=" ".join(album.split()) if album and album.strip() else None)
 
 
 class Searcher:

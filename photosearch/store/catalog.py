@@ -20,6 +20,7 @@ from typing import Any
 
 from photosearch.errors import LibraryError
 from photosearch.files import text_path
+from photosearch.store.albums_store import AlbumsStore
 from photosearch.store.events_store import EventsStore
 from photosearch.store.faces_store import FacesStore
 from photosearch.store.frames_store import FramesStore
@@ -110,7 +111,7 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
-class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, ShardsStore, TextStore):
+class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, ShardsStore, TextStore, AlbumsStore):
     """A connection to one library's catalog. Use :meth:`open` as a context manager.
 
     Opening, the schema, settings and roots are here; the SQL of each concern is in a mixin of its

@@ -97,6 +97,7 @@ class PhotosStore:
         self.con.execute("DELETE FROM tag_scores WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM tag_decisions WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM photo_ratings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM album_photos WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM takeout WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM photo_people WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM photo_events WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
@@ -161,6 +162,18 @@ class PhotosStore:
             clauses.append("id IN (SELECT pe.photo_id FROM photo_events pe JOIN events e ON e.id = pe.event_id "
                            "WHERE e.key = ? OR CAST(e.id AS VARCHAR) = ? OR e.name ILIKE ?)")
             params += [filters.event, filters.event, f"%{filters.event}%"]
+        if filters.album:
+            from photosearch.errors import UsageError
+            from photosearch.store.albums_store import ALBUM_SQL
+
+            found = self.album(filters.album)  # type: ignore[attr-defined]
+            if found is None:
+                raise UsageError(f"no album {filters.album!r} (see `photosearch album list`)")
+            if found["query"] or found["filters"]:
+                raise UsageError(f"{found['name']!r} is a smart album (a saved search): "
+                                 f"`photosearch album show {found['name']!r}` runs it")
+            clauses.append(f"id IN ({ALBUM_SQL})")
+            params.append(filters.album)
         if filters.min_rating is not None:
             clauses.append("coalesce(rating, 0) >= ?")
             params.append(int(filters.min_rating))

@@ -124,12 +124,13 @@ class Filters:
     media: str | None = None          # 'photo' or 'video'
     meta: str | None = None           # words all found in the title, description, keywords or file name
     min_rating: int | None = None     # rated at least this many stars
+    album: str | None = None          # a manual album's name (any case)
 
     def active(self) -> bool:
         """Whether any filter is set."""
         return bool(self.tags) or any(v is not None for v in (self.after, self.before, self.camera, self.folder,
                                                               self.person, self.event, self.media, self.meta,
-                                                              self.min_rating))
+                                                              self.min_rating, self.album))
 
 
 #: Photo ids carrying a tag: accepted by the user, or scored at or above the tag's threshold and not
