@@ -443,20 +443,20 @@ class Library:
     @_writes("album")
     def album_add(self, name: str, photos: list[str | os.PathLike[str]]) -> dict[str, Any]:
         """Add photos to a manual album (missing or unindexed ones are listed in ``failed``)."""
-        ids, failed = self._photo_ids(photos)
-        with Catalog.open(self.paths.catalog) as cat, cat.transaction():
-            album = self._manual_album(cat, name)
-            added = cat.add_to_album(album["id"], ids)
-        return {"album": album["name"], "added": added, "failed": failed}
+        return self._album_change(name, photos, "added")
 
     @_writes("album")
     def album_remove(self, name: str, photos: list[str | os.PathLike[str]]) -> dict[str, Any]:
         """Take photos out of a manual album (the photos stay in the library)."""
+        return self._album_change(name, photos, "removed")
+
+    def _album_change(self, name: str, photos: list[str | os.PathLike[str]], verb: str) -> dict[str, Any]:
         ids, failed = self._photo_ids(photos)
         with Catalog.open(self.paths.catalog) as cat, cat.transaction():
             album = self._manual_album(cat, name)
-            removed = cat.remove_from_album(album["id"], ids)
-        return {"album": album["name"], "removed": removed, "failed": failed}
+            change = cat.add_to_album if verb == "added" else cat.remove_from_album
+            count = change(album["id"], ids)
+        return {"album": album["name"], verb: count, "failed": failed}
 
     @_writes("album")
     def album_delete(self, name: str) -> dict[str, Any]:
