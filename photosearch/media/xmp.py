@@ -64,10 +64,8 @@ MS_RATING_KEY = "Xmp.MicrosoftPhoto.Rating"
 IPTC_KEYWORDS = "Iptc.Application2.Keywords"
 IPTC_CHARSET = "Iptc.Envelope.CharacterSet"
 IPTC_UTF8 = "\x1b%G"
-#: The container each list property's schema defines (exiv2 writes every new list as a Seq).
-ARRAY_TYPES = {"Xmp.dc.subject": "Bag", "Xmp.lr.hierarchicalSubject": "Bag", "Xmp.digiKam.TagsList": "Seq",
-               "Xmp.iptcExt.PersonInImage": "Bag", LAST_KEYWORD_KEY: "Bag"}
-#: XML element names of the Bag properties, as exiv2 serializes them (prefix:name).
+#: The list properties whose schema makes them Bags (exiv2 writes every list as a Seq; digiKam's
+#: TagsList is a Seq), by their XML element names as exiv2 serializes them (prefix:name).
 _BAG_ELEMENTS = ("dc:subject", "lr:hierarchicalSubject", "iptcExt:PersonInImage", "Iptc4xmpExt:PersonInImage",
                  "MicrosoftPhoto:LastKeywordXMP")
 
