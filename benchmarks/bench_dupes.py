@@ -296,7 +296,8 @@ def cli(args: argparse.Namespace) -> None:
                                   "content_width": pa.nulls(len(ids), pa.int32()),
                                   "content_height": pa.nulls(len(ids), pa.int32())})
                 cat.con.register("_h", table)
-                cat.con.execute("INSERT INTO image_hashes SELECT * FROM _h")
+                cat.con.execute("INSERT INTO image_hashes (photo_id, phash, dhash, content_width, content_height) "
+                                "SELECT * FROM _h")
                 cat.con.unregister("_h")
                 cat._dirty = True
             (lib / ".hashed").touch()
