@@ -590,6 +590,11 @@ class Library:
             flush()
         return n
 
+    def photo_ids_of(self, photos: list[str | os.PathLike[str]]) -> tuple[list[int], list[dict[str, str]]]:
+        """Catalog ids of these photos, and {"path", "reason"} for each that is missing or not
+        indexed (InputError when none can be used)."""
+        return self._photo_ids(photos)
+
     def _photo_ids(self, photos: list[str | os.PathLike[str]]) -> tuple[list[int], list[dict[str, str]]]:
         """Catalog ids of ``photos``, and {"path", "reason"} for each that is missing or not indexed.
 

@@ -897,6 +897,9 @@ def people_recluster(
 
 @app.command()
 def sync(
+    photos: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[PHOTO]...", help="Only these photos (default: every photo with something to write).",
+        show_default=False)] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Write (otherwise a dry run that prints the changes).")] = False,
     people: Annotated[bool, typer.Option("--people/--no-people", help="Write named people (face regions, "
                                          "PersonInImage, People|Name keywords).")] = True,
@@ -922,8 +925,14 @@ def sync(
     """Write people, tags and ratings into the photos' metadata (XMP in the file or its sidecar; IPTC
     keywords in JPEGs), merged with what other apps wrote. Undo with `photosearch undo`."""
     lib = _library(library)
+    only, failed = lib.photo_ids_of([str(p) for p in photos]) if photos else (None, [])
     items = lib.sync(apply=apply, people=people, tags=tags, accepted_only=accepted_only, sidecar_only=sidecar_only,
-                     keep_mtime=not touch, ocr=ocr, sidecar_name=sidecar_name, dng_in_file=dng_in_file, albums=albums)
+                     keep_mtime=not touch, ocr=ocr, sidecar_name=sidecar_name, dng_in_file=dng_in_file, albums=albums,
+                     only_ids=only)
+    if failed:
+        from photosearch.actions.sync import SyncItem
+
+        items += [SyncItem(0, f["path"], status="failed", error=f["reason"]) for f in failed]
     backups = lib.journal_backups() if apply else (0, 0)
     if as_json:
         _print_json({"applied": apply, "files": [i.as_dict() for i in items],

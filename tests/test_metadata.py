@@ -382,3 +382,21 @@ def test_an_index_run_that_changes_nothing_does_not_reread_file_keywords(library
     library.index([tmp_path / "photos"], faces=False)            # another app added a keyword
     assert calls == [1, 1]
     assert _names(run_cli("--tag", "boats", "--json", library=library.paths.root)) == {"a.jpg"}
+
+
+def test_sync_applies_a_selection_and_names_each_failure(library, tmp_path):
+    photos = tmp_path / "photos"
+    a = write_photo(photos / "a.jpg", seed=1, size=(160, 120))
+    b = write_photo(photos / "b.jpg", seed=2, size=(160, 120))
+    library.index([photos], faces=False)
+    root = library.paths.root
+    run_cli("rate", "4", str(a), str(b), library=root)
+    before_b = _sha(b)
+    doc = _json(run_cli("sync", str(a), "--apply", "--json", library=root))
+    assert [(Path(f["path"]).name, f["status"]) for f in doc["files"]] == [("a.jpg", "written")]
+    assert _sha(b) == before_b
+    r = run_cli("sync", str(b), str(tmp_path / "gone.jpg"), "--apply", "--json", library=root)
+    assert r.returncode == 7
+    got = {Path(f["path"]).name: f for f in json.loads(r.stdout)["files"]}
+    assert got["b.jpg"]["status"] == "written" and got["gone.jpg"]["status"] == "failed"
+    assert got["gone.jpg"]["error"] and "\n" not in got["gone.jpg"]["error"]

@@ -136,6 +136,11 @@ def test_changes_go_through_the_library(client, web_lib):
     assert r.status_code == 200 and Path(moved).exists()
     pending = c.get("/api/sync").json()
     assert pending["files"] and not pending["applied"]
+    # A selection: only the chosen file is written; a bad selection is refused.
+    first = pending["files"][0]
+    r = c.post("/api/sync/apply", json={"photo_ids": [first["photo_id"]]})
+    assert r.status_code == 200 and [f["photo_id"] for f in r.json()["files"]] == [first["photo_id"]]
+    assert c.post("/api/sync/apply", json={"photo_ids": "all"}).status_code == 422
 
 
 def _start_server(app):  # noqa: ANN202

@@ -355,9 +355,14 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     def sync_plan() -> Any:
         return {"applied": False, "files": [i.as_dict() for i in library.sync()]}
 
-    @app.post("/api/sync/apply", summary="Write the pending metadata (safe writer, per-file results)")
-    def sync_apply() -> Any:
-        return {"applied": True, "files": [i.as_dict() for i in library.sync(apply=True)]}
+    @app.post("/api/sync/apply", summary="Write the pending metadata (safe writer, per-file results); "
+                                         "{\"photo_ids\": [...]} writes only those files")
+    def sync_apply(body: dict | None = Body(None)) -> Any:
+        chosen = (body or {}).get("photo_ids")
+        if chosen is not None and (not isinstance(chosen, list) or not all(isinstance(i, int) for i in chosen)):
+            raise HTTPException(422, "photo_ids must be a list of photo ids")
+        items = library.sync(apply=True, only_ids=chosen)
+        return {"applied": True, "files": [i.as_dict() for i in items]}
 
     # -- memories and films ---------------------------------------------------------------------
 
