@@ -929,16 +929,30 @@ class Library:
     @_writes("dupes --apply", only_if="apply")
     def dupes_move(self, dest: str | os.PathLike[str], *, apply: bool = False, method: str = "both",
                    thresholds: Thresholds | None = None, exact_only: bool = False, keeper: str | None = None,
-                   per_event: bool = False) -> tuple[list[Group], Plan, ApplyReport | None]:
+                   per_event: bool = False, only: list[int] | None = None
+                   ) -> tuple[list[Group], Plan, ApplyReport | None]:
         """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``
-        (only the group kept by ``keeper``, a path, when given)."""
+        (only the group kept by ``keeper``, a path, when given; only the copies whose ids are in
+        ``only``, when given: a choice per photo, each group's keeper taking what they knew)."""
         from photosearch.actions.quarantine import apply_plan, make_plan
+        from photosearch.query.dupes import Group
 
         groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only, per_event=per_event)
         if keeper is not None:
             groups = [g for g in groups if g.keeper.path == keeper]
             if not groups:
                 raise UsageError(f"no duplicate group is kept by {keeper}")
+        if only is not None:
+            chosen = set(only)
+            keepers = {g.keeper.id: g.keeper.path for g in groups}
+            if chosen & set(keepers):
+                raise UsageError(f"{keepers[min(chosen & set(keepers))]} is its group's keeper: choose the copies "
+                                 "to move, or mark the photos `dupes keep-both`")
+            members = {m.id for g in groups for m in g.members}
+            if chosen - members:
+                raise UsageError(f"photo {min(chosen - members)} is in no duplicate group")
+            groups = [Group(keeper=g.keeper, members=[g.keeper, *(m for m in g.members[1:] if m.id in chosen)],
+                            kind=g.kind) for g in groups if any(m.id in chosen for m in g.members[1:])]
         with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
             plan = make_plan(cat, groups, dest)
             report = apply_plan(self.paths, cat, plan) if apply else None

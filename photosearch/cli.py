@@ -637,6 +637,9 @@ def dupes(
     apply: Annotated[bool, typer.Option("--apply", help="With --move-to: really move (journaled; see undo).")] = False,
     per_event: Annotated[bool, typer.Option("--per-event", help="Split groups by event: each event keeps its "
                                             "best copy (see `photosearch events`).")] = False,
+    only: Annotated[Optional[list[Path]], typer.Option(
+        "--only", metavar="PHOTO", help="With --move-to: move only these copies (repeatable); their groups' "
+                                        "keepers take what they knew.")] = None,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
@@ -649,6 +652,8 @@ def dupes(
     lib = _library(library)
     if apply and move_to is None:
         raise UsageError("--apply needs --move-to DIR")
+    if only and move_to is None:
+        raise UsageError("--only goes with --move-to DIR")
     if move_to is None:
         groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact, per_event=per_event)
         if as_json:
@@ -656,8 +661,9 @@ def dupes(
         else:
             _render_groups(groups)
         return
+    chosen = lib.photo_ids_of([str(p) for p in only])[0] if only else None
     groups, plan, report = lib.dupes_move(move_to, apply=apply, method=method, thresholds=t, exact_only=exact,
-                                          per_event=per_event)
+                                          per_event=per_event, only=chosen)
     if as_json:
         _print_json({"groups": [g.as_dict() for g in groups], "plan": plan.as_dict(), "applied": apply,
                      **({"report": report.as_dict()} if report else {})})

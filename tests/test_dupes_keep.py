@@ -232,3 +232,29 @@ def test_resolving_bad_groups_gives_one_line_each_and_moves_nothing_half_way(lib
         assert _tree(photos) == before
     finally:
         shutil.rmtree(other_fs, ignore_errors=True)
+
+
+@needs_shared
+def test_a_choice_per_photo_moves_only_the_chosen_copies(library, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    im = Image.open(SHARED / "photos" / "caer_camera.jpg").convert("RGB")
+    im.save(photos / "cam.jpg", quality=95)
+    for i, f in enumerate((0.8, 0.6)):
+        im.resize((int(im.width * f), int(im.height * f))).save(photos / f"cam-{i}.jpg", quality=85)
+    library.index([photos], faces=False)
+    root = library.paths.root
+    q = tmp_path / "q"
+    r = run_cli("dupes", "--method", "hash", "--move-to", str(q), "--only", str(photos / "cam-1.jpg"), "--apply",
+                "--json", library=root)
+    assert r.returncode == 0, r.stderr
+    assert [Path(m["src"]).name for m in json.loads(r.stdout)["plan"]["moves"]] == ["cam-1.jpg"]
+    assert (photos / "cam-0.jpg").exists() and not (photos / "cam-1.jpg").exists()
+    for args, words in ((("--only", str(photos / "cam.jpg")), "keeper"), (("--only", str(photos / "cam-0.jpg")), None)):
+        r = run_cli("dupes", "--method", "hash", "--move-to", str(q), *args, library=root)
+        if words:
+            assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        else:
+            assert r.returncode == 0 and "would move" in r.stdout and "cam-0.jpg" in r.stdout
+    r = run_cli("dupes", "--only", str(photos / "cam-0.jpg"), library=root)
+    assert r.returncode == 2 and "--move-to" in r.stderr

@@ -134,6 +134,15 @@ def test_changes_go_through_the_library(client, web_lib):
     assert not Path(moved).exists()
     r = c.post("/api/undo")
     assert r.status_code == 200 and Path(moved).exists()
+    # A choice per photo: only the chosen copy moves; the keeper cannot be chosen.
+    member = [m for m in group["members"] if m["path"] != group["keeper"]][0]
+    r = c.post("/api/dupes/quarantine", json={"photo_ids": [member["id"]], "method": "hash"})
+    assert r.status_code == 200, r.text
+    assert [m["src"] for m in r.json()["plan"]["moves"]] == [member["path"]]
+    assert c.post("/api/undo").status_code == 200 and Path(member["path"]).exists()
+    keeper_id = next(m["id"] for m in group["members"] if m["path"] == group["keeper"])
+    assert c.post("/api/dupes/quarantine", json={"photo_ids": [keeper_id], "method": "hash"}).status_code == 400
+    assert c.post("/api/dupes/quarantine", json={"photo_ids": "x", "method": "hash"}).status_code == 422
     pending = c.get("/api/sync").json()
     assert pending["files"] and not pending["applied"]
     # A selection: only the chosen file is written; a bad selection is refused.

@@ -323,11 +323,16 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         groups, used = library.dupes(method=method, exact_only=exact)
         return {"method": used, "groups": [g.as_dict() for g in groups]}
 
-    @app.post("/api/dupes/quarantine", summary="Quarantine one group's non-keepers: {\"keeper\": PATH, \"dest\": DIR}")
+    @app.post("/api/dupes/quarantine", summary="Quarantine one group's non-keepers ({\"keeper\": PATH}) or chosen copies ({\"photo_ids\": [...]}); \"dest\": DIR")
     def quarantine(body: dict = Body(...)) -> Any:
         dest = _field(body, "dest", str, None) or str(library.paths.root / "quarantine")
-        groups, plan, report = library.dupes_move(dest, apply=True, keeper=_field(body, "keeper", str),
-                                                  method=_field(body, "method", str, "both"))
+        chosen = body.get("photo_ids")
+        if chosen is not None and (not isinstance(chosen, list) or not all(isinstance(i, int) for i in chosen)):
+            raise HTTPException(422, "photo_ids must be a list of photo ids")
+        # One group (its keeper) or chosen copies: never every group of the library from one click.
+        keeper = _field(body, "keeper", str) if chosen is None else _field(body, "keeper", str, None)
+        groups, plan, report = library.dupes_move(dest, apply=True, keeper=keeper,
+                                                  method=_field(body, "method", str, "both"), only=chosen)
         return {"plan": plan.as_dict(), "report": report.as_dict() if report else None}
 
     @app.post("/api/dupes/keep-both", summary="Remember that photos are not duplicates: {\"photos\": [PATH, ...]}")
