@@ -294,7 +294,7 @@ def test_a_failed_verification_leaves_the_original_untouched(tmp_path, monkeypat
     p = write_photo(tmp_path / "x.jpg", seed=4, size=(160, 120))
     before = p.read_bytes()
     calls = iter(["a", "b", "c", "d"])   # "the image data changed", and so did the decoded pixels
-    monkeypatch.setattr(xmp, "_image_digest", lambda path, fmt: next(calls))
+    monkeypatch.setattr(xmp, "_image_digest", lambda path, fmt, data=None: next(calls))
     monkeypatch.setattr(xmp, "_pixels_digest", lambda path: next(calls))
     with pytest.raises(xmp.WriteError, match="image data changed"):
         xmp.write(p, xmp.MetadataUpdate(keywords=["Food"]))

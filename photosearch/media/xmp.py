@@ -196,10 +196,10 @@ def _target(photo: Path, sidecar_only: bool, sidecar_name: str = "ext", dng_in_f
 
 # -- image data checks ------------------------------------------------------------------------
 
-def _image_digest(path: Path, fmt: str | None) -> str:
+def _image_digest(path: Path, fmt: str | None, data: bytes | None = None) -> str:
     """What must not change when metadata is written: the photo's identity (media/identity.py:
     the image data without the metadata, for JPEG, PNG, WebP, TIFF), for a DNG its raw data,
-    else the decoded pixels."""
+    else the decoded pixels. ``data``: the file's bytes when they are in memory already."""
     if fmt == "DNG":
         import rawpy
 
@@ -208,7 +208,7 @@ def _image_digest(path: Path, fmt: str | None) -> str:
     if fmt in IN_FILE_FORMATS:
         from photosearch.media.identity import content_id
 
-        cid = content_id(path.read_bytes())
+        cid = content_id(data if data is not None else path.read_bytes())
         if cid is not None:
             return cid
     return _pixels_digest(path)
@@ -589,7 +589,8 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
             if changed:   # exiv2 would drop or alter a tag: the metadata goes beside the file instead
                 raise _Exiv2Failed(f"exiv2 would change its EXIF ({', '.join(changed[:3])})")
         # ... and the image data is the same.
-        if not use_sidecar and _image_digest(tmp, fmt) != _image_digest(photo, fmt) and (
+        # (In-file, the target is the photo: its original bytes and the new ones are in memory.)
+        if not use_sidecar and _image_digest(tmp, fmt, new) != _image_digest(photo, fmt, data) and (
                 fmt == "DNG" or _pixels_digest(tmp) != _pixels_digest(photo)):
             # (Image data that exiv2 tidied, e.g. a truncated segment, is still fine when every
             # decoded pixel is the same.)

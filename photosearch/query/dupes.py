@@ -607,8 +607,9 @@ def import_duplicates(catalog: Catalog, new_ids: list[int], outside: str, *,
     for pid, r in sorted(rows.items()):
         of = catalog.library_copy_of(r["content_hash"], outside, r.get("content_id"))
         if of:
-            same = "same bytes" if catalog.photo_by_path(of) and catalog.photo_by_path(of)["content_hash"] == \
-                r["content_hash"] else "the same image, other metadata"
+            lib_row = catalog.photo_by_path(of)
+            same = "same bytes" if lib_row and lib_row["content_hash"] == r["content_hash"] \
+                else "the same image, other metadata"
             out.append(ImportDuplicate(pid, r["path"], of, "exact", True, f"exact copy of a library photo ({same})"))
             done.add(pid)
     by_identity: dict[str, list[dict[str, Any]]] = {}
