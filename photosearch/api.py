@@ -72,7 +72,7 @@ class Library:
               batch_size: int = 16, workers: int | None = None, faces: bool = True,
               face_engine: Any = None, remember_roots: bool = True, engine: str = "pipeline",
               address: str | None = None, shard_size: int | None = None, ocr: str | None = "auto",
-              text_reader: Any = None) -> IndexReport:
+              text_reader: Any = None, precision: str | None = None, device: str | None = None) -> IndexReport:
         """Index (or re-index) folders; with no roots, every folder indexed before.
 
         ``ocr`` reads text in photos: "auto" (the default) only in photos that are not camera
@@ -86,13 +86,24 @@ class Library:
         "pipeline" (in this process, streaming), "local" (through Parquet shards, in this
         process) or "ray" (shards on a Ray cluster, ``address`` or a local one); every runner
         runs the same stages and gives the same report.
+
+        ``precision`` ("auto", "fp32", "int8"; default: ``[index] precision`` of the config, else
+        "auto") is the CLIP image tower's: "auto" keeps the precision of the vectors the library
+        has, and for a new library takes int8 on the CPU when the model's int8 tower passed its
+        check. A precision other than the stored vectors' embeds every photo again (never two in
+        one index). ``device`` ("auto", "cpu", "cuda"; default ``[index] device``, else "auto")
+        is where inference runs: "auto" takes CUDA only when onnxruntime's CUDA provider loads.
         """
         from photosearch.ingest.runners import DEFAULT_SHARD_SIZE, ENGINES, RunOptions, run_index
 
         if engine not in ENGINES:
             raise UsageError("--engine is pipeline, local or ray")
         self._require_writable()
-        clip = model or self.models.load()
+        precision_note = None
+        if model is not None:
+            clip = model
+        else:
+            clip, precision_note = self._index_model(precision, device)
         face = None
         if faces and face_engine is None:
             from photosearch.errors import ModelError
@@ -122,7 +133,70 @@ class Library:
         report = run_index(self.paths, clip, clip.name, [os.fspath(r) for r in roots or []], faces=face,
                            options=options, on_progress=on_progress)
         report.text_note = text_note
+        report.precision_note = precision_note
         return report
+
+    def _index_model(self, precision: str | None, device: str | None) -> tuple[Any, str | None]:
+        """The active CLIP model loaded for indexing in the precision and on the device asked for
+        (or configured, or chosen by "auto"), and a note when that is not what "auto" would expect."""
+        from photosearch.errors import DeviceError, ModelError
+        from photosearch.models.base import cuda_available
+        from photosearch.models.clip import read_spec
+        from photosearch.models.quantize import PRECISIONS, has_int8
+
+        conf = self.config().get("index", {})
+        precision = str(precision or conf.get("precision") or "auto")
+        device = str(device or conf.get("device") or "auto")
+        if precision not in ("auto", *PRECISIONS):
+            raise UsageError(f"--precision is auto, fp32 or int8, not {precision!r}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"--device is auto, cpu or cuda, not {device!r}")
+        name = self.models.active_name()
+        if name is None:
+            self.models.load()  # raises the "no model" line
+        folder = self.models.root / str(name)
+        spec = read_spec(folder)
+        note = None
+        asked_device = device
+        if device == "auto":
+            device = "cuda" if cuda_available() is None else "cpu"
+        elif device == "cuda" and (why := cuda_available()) is not None:
+            raise DeviceError(f"--device cuda: {why}")
+        if spec.get("kind") == "fake":
+            return self.models.load(name), None
+        if precision == "auto":
+            stored = None
+            if self.paths.catalog.exists():
+                with Catalog.open(self.paths.catalog, read_only=True) as cat:
+                    stored = cat.vectors_precision(str(name))
+            if stored == "int8" and not has_int8(folder, spec):
+                precision, note = "fp32", "the model's int8 tower is gone: every photo is embedded again in fp32"
+            elif stored is not None:
+                precision = stored
+            else:
+                # int8 pays on CPUs (2.5x); on a GPU fp32 is fast, and int8 ops would fall back to the CPU.
+                precision = "int8" if device == "cpu" and has_int8(folder, spec) else "fp32"
+                if device == "cpu" and not spec.get("int8"):
+                    note = "fp32: this model has no int8 tower yet (`photosearch models quantize` makes one)"
+                elif device == "cpu" and not has_int8(folder, spec):
+                    note = f"fp32: {spec['int8'].get('reason', 'the int8 tower failed its check')}"
+        elif precision == "int8" and not has_int8(folder, spec):
+            if not spec.get("int8"):
+                self.models.quantize(str(name))  # made on first use, checked like at install
+                spec = read_spec(folder)
+            if not has_int8(folder, spec):
+                raise ModelError(f"model {name} stays fp32: {spec['int8'].get('reason', 'its int8 tower failed its check')}"
+                                 f"; index with `--precision fp32`")
+        clip = self.models.load(name, precision=precision, device=device)
+        if device == "cuda":
+            try:
+                clip.load_image_tower()  # now: a CUDA provider that does not load is told before any work
+            except DeviceError as exc:
+                if asked_device == "cuda":
+                    raise
+                note = f"on the CPU: {exc.message}"
+                clip = self.models.load(name, precision=precision, device="cpu")
+        return clip, note
 
     def _text_reader(self, *, required: bool) -> Any:
         """The OCR engine. Asked for (``required``: `index --ocr`, `photosearch ocr`), its models
@@ -1074,6 +1148,36 @@ class Library:
     def use_model(self, name: str) -> None:
         """Make an installed model the active one (the next `index` embeds photos for it)."""
         self.models.set_active(name)
+
+    @_writes("models quantize")
+    def quantize_model(self, name: str | None = None, *, force: bool = False,
+                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Make the int8 image tower of an installed model (default: the active one) and check it
+        against fp32 on the library's photos (thumbnails) and generated images: kept only when the
+        vectors reach mean cosine 0.99 and minimum 0.97. Returns the check's record (``passed``,
+        ``mean_cosine``, ``min_cosine``, ``images``, ``reason``). Models pulled or imported now get
+        one at install; this is for models installed before, or to check again (``force``)."""
+        self._require_writable()
+        return self.models.quantize(name, force=force, progress=progress)
+
+    def model_details(self, name: str | None = None) -> dict[str, Any]:
+        """One installed model (default: the active one): its model.json fields, its int8 check, and
+        the precision this library's vectors of it are in (None when it has none yet)."""
+        from photosearch.models.clip import read_spec
+
+        name = name or self.models.active_name()
+        if name is None or name not in self.models.names():
+            self.models.load(name)  # the right "no model" line
+        info = next(m for m in self.models.installed() if m.name == name).as_dict()
+        spec = read_spec(self.models.root / str(name))
+        info["int8_check"] = spec.get("int8")
+        info["vectors_precision"] = None
+        info["vectors"] = 0
+        if self.paths.catalog.exists():
+            with Catalog.open(self.paths.catalog, read_only=True) as cat:
+                info["vectors_precision"] = cat.vectors_precision(str(name))
+                info["vectors"] = cat.vector_models().get(str(name), 0)
+        return info
 
     def pull_face_models(self, source: str | os.PathLike[str] | None = None, *, force: bool = False,
                          progress: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -516,6 +516,15 @@ def index(
     ocr: Annotated[Optional[bool], typer.Option("--ocr/--no-ocr", show_default=False,
                    help="Read text in every photo (--ocr; also in photos indexed before), or in none (--no-ocr). "
                         "Default: in photos that are not camera shots (screenshots, scans).")] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        "--precision", metavar="auto|fp32|int8", show_default=False,
+        help="The CLIP image model's precision. int8: 2.5x faster on CPUs, vectors at cosine >= 0.99 to "
+             "fp32's (checked per model). Changing it embeds every photo again. Default: [index] precision "
+             "of the config, else auto (keep the library's; int8 on a CPU for a new library).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", metavar="auto|cpu|cuda", show_default=False,
+        help="Where CLIP runs: cuda needs photosearch[gpu] (onnxruntime-gpu) and a GPU. Default: [index] "
+             "device of the config, else auto (cuda when it loads, else cpu).")] = None,
     library: LibraryOpt = None,
 ) -> None:
     """Index photos: new and changed files are embedded, moved ones keep their vectors, deleted ones leave."""
@@ -537,11 +546,15 @@ def index(
     with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
         summary = lib.index([str(p) for p in paths or []], on_progress=progress, batch_size=batch_size,
                             workers=workers, faces=faces, engine=engine, address=address, shard_size=shard_size,
-                            ocr="auto" if ocr is None else ("all" if ocr else None))
+                            ocr="auto" if ocr is None else ("all" if ocr else None), precision=precision,
+                            device=device)
     if as_json:
         _print_json(summary.as_dict())
         return
     out = _out()
+    if summary.reembedded_from:
+        out.print(f"precision: the library's vectors were {summary.reembedded_from}; every photo was embedded again "
+                  f"in {summary.precision}", markup=False)
     if summary.resumed:
         r = summary.resumed
         out.print(f"resumed the run interrupted at {r.get('at', '?')} ({r.get('kept', 0)} photos had been kept; "
@@ -552,8 +565,11 @@ def index(
     out.print(
         f"indexed {summary.indexed}, unchanged {summary.unchanged}, moved {summary.moved}, "
         f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)} "
-        f"in {summary.seconds:.1f} s ({summary.total_photos} photos in the library, model {summary.model})"
+        f"in {summary.seconds:.1f} s ({summary.total_photos} photos in the library, model {summary.model}, "
+        f"{summary.precision} on {summary.device})"
     )
+    if summary.precision_note:
+        err.print(f"note: {summary.precision_note}", markup=False, highlight=False)
     if summary.live_photos:
         out.print(f"live photos: {summary.live_photos} movie(s) paired with their still (one item each; "
                   "they move together)")
@@ -1723,10 +1739,11 @@ def _list_models(library: str | None, as_json: bool) -> None:
         err.print(lib.missing_model_message())
         return
     table = Table(show_edge=False, box=None, header_style="bold")
-    for col in ("", "name", "arch", "dim", "size", "source"):
+    for col in ("", "name", "arch", "dim", "size", "int8", "source"):
         table.add_column(col)
     for m in models:
-        table.add_row("*" if m.active else "", m.name, m.arch, str(m.embed_dim), f"{m.size_bytes / 1e6:.0f} MB", m.source)
+        table.add_row("*" if m.active else "", m.name, m.arch, str(m.embed_dim), f"{m.size_bytes / 1e6:.0f} MB",
+                      {"int8": "yes", "fp32 only": "failed check"}.get(m.int8, "not made"), m.source)
     _out().print(table)
 
 
@@ -1896,6 +1913,57 @@ def models_use(
         _print_json({"active_model": name})
     else:
         _out().print(f"active model: {name}; run `photosearch index` to embed photos that lack its vectors")
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[Optional[str], typer.Argument(help="An installed model (default: the active one).",
+                                                  show_default=False)] = None,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """One model: its architecture, its int8 check, and the precision the library's vectors are in."""
+    info = _library(library).model_details(name)
+    if as_json:
+        _print_json(info)
+        return
+    out = _out()
+    out.print(f"model: {info['name']}{' (active)' if info['active'] else ''}", markup=False)
+    out.print(f"arch: {info['arch']}, {info['embed_dim']}-d vectors, {info['image_size']} px, "
+              f"{info['size_bytes'] / 1e6:.0f} MB; {info['source']}", markup=False)
+    check = info.get("int8_check") or {}
+    if info["int8"] == "int8":
+        out.print(f"int8 image tower: yes ({info['int8_note']})", markup=False)
+    elif info["int8"] == "fp32 only":
+        out.print(f"int8 image tower: none, fp32 only: {check.get('reason', '')}", markup=False)
+    else:
+        out.print("int8 image tower: not made yet (`photosearch models quantize` makes and checks it)")
+    if info["vectors_precision"]:
+        out.print(f"this library's vectors: {info['vectors']} in {info['vectors_precision']} "
+                  "(`index --precision` changes it: every photo is embedded again)", markup=False)
+    else:
+        out.print("this library's vectors: none yet")
+
+
+@models_app.command("quantize")
+def models_quantize(
+    name: Annotated[Optional[str], typer.Argument(help="An installed model (default: the active one).",
+                                                  show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Make and check it again.")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Make a model's int8 image tower and check it against fp32 (kept only at mean cosine >= 0.99, min >= 0.97)."""
+    result = _library(library).quantize_model(name, force=force, progress=None if as_json else _say)
+    if as_json:
+        _print_json(result)
+        return
+    if result.get("passed"):
+        _out().print(f"int8 image tower {'already made' if result.get('unchanged') else 'made'}: checked on "
+                     f"{result['images']} images, mean cosine {result['mean_cosine']}, minimum {result['min_cosine']}; "
+                     "`index --precision int8` uses it (a new library does by default)", markup=False)
+    else:
+        _out().print(f"kept fp32 only: {result.get('reason', '')}", markup=False)
 
 
 @models_app.command("remove")

@@ -42,6 +42,10 @@ class NetworkError(ModelError):
     """A download was needed but the network (or the model hub) is unreachable."""
 
 
+class DeviceError(ModelError):
+    """The asked-for inference device cannot be used (no CUDA provider, no GPU, libraries missing)."""
+
+
 class LibraryError(PhotosearchError):
     """The library folder is unwritable, locked, or in a format we cannot read."""
 

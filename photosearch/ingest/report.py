@@ -53,6 +53,10 @@ class IndexReport:
     planned: int = 0          # shards written to the manifest this run (--engine local/ray)
     embedded: int = 0         # shards analyzed this run
     ingested: int = 0         # shards committed this run
+    precision: str = "fp32"   # the CLIP image tower's precision (models/quantize.py)
+    device: str = "cpu"       # where inference ran: cpu or cuda
+    reembedded_from: str | None = None  # the precision the model's vectors were in before this run, if it changed
+    precision_note: str | None = None   # why the precision is not the one asked for or expected
 
     @property
     def kept(self) -> int:

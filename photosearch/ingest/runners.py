@@ -85,6 +85,9 @@ def run_index(paths: LibraryPaths, model: Any, model_name: str, roots: Iterable[
             raise UsageError("nothing to index: give one or more folders, e.g. `photosearch index ~/Pictures`")
         # Shards an earlier sharded run analyzed but did not commit are committed first.
         _commit_finished_shards(cat, paths, analyzers, report)
+        report.precision = getattr(model, "precision", "fp32")
+        report.device = getattr(model, "device", "cpu")
+        report.reembedded_from = _switch_precision(cat, paths, model_name, report.precision)
         if opts.engine == "pipeline":
             _release_pending_shards(cat, paths)  # their files are planned again, here
         checks = {a.name: a.check for a in analyzers if a.check is not None}
@@ -120,6 +123,27 @@ def run_index(paths: LibraryPaths, model: Any, model_name: str, roots: Iterable[
     _clear_marker(paths.root)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _switch_precision(cat: Catalog, paths: LibraryPaths, model_name: str, precision: str) -> str | None:
+    """Keep one precision per model's vectors: when this run's differs from the stored vectors',
+    drop them (and their indexes) so that every photo is embedded again, like a new model.
+    Returns the precision dropped, if any."""
+    import shutil
+
+    stored = cat.vectors_precision(model_name)
+    if stored == precision:
+        return None
+    with cat.transaction():
+        if stored is None:
+            cat.set_vectors_precision(model_name, precision)
+            return None
+        stale = cat.reset_vectors(model_name, precision)
+    for f in stale:
+        (paths.vectors / f).unlink(missing_ok=True)
+    for key in (model_name, f"frames:{model_name}"):
+        shutil.rmtree(paths.vectors / f"{key.replace(':', '-')}-ondisk", ignore_errors=True)
+    return stored
 
 
 def _add(report: IndexReport, c: Committed) -> None:
@@ -221,12 +245,13 @@ def _run_sharded(paths: LibraryPaths, analyzers: list[Analyzer], model: Any, mod
 
     folder = str(model.folder)
     extra = list(opts.extra_analyzers)
+    precision = getattr(model, "precision", "fp32")
     if opts.engine == "ray":
         embed_ray(paths, folder, face_model=face_model, address=opts.address, workers=opts.workers or 2,
-                  extra_analyzers=extra, on_shard=one_shard)
+                  extra_analyzers=extra, on_shard=one_shard, precision=precision)
     else:
         embed_local(paths, folder, face_model=face_model, threads=opts.workers, batch_size=opts.batch_size,
-                    extra_analyzers=extra, on_shard=one_shard)
+                    extra_analyzers=extra, on_shard=one_shard, precision=precision)
 
 
 def plan_shards(paths: LibraryPaths, model: Any, roots: list[str], *, faces: Any = None,
@@ -310,7 +335,7 @@ class ShardWorker:
 
     def __init__(self, model_folder: str, *, face_root: str | None = None, face_model: str | None = None,
                  thumbs_root: str | None = None, threads: int = 1, workers: int = 1, batch_size: int = 16,
-                 extra_analyzers: list[Analyzer] | None = None) -> None:
+                 extra_analyzers: list[Analyzer] | None = None, precision: str = "fp32") -> None:
         from photosearch.models.store import open_model
 
         faces = None
@@ -319,7 +344,8 @@ class ShardWorker:
 
             # One thread per face engine: photos are analyzed in parallel by the workers instead.
             faces = FaceModelStore.at(Path(face_root)).load(face_model, threads=1, auto_install=False)
-        model = open_model(Path(model_folder), threads=threads)
+        # The coordinator's precision: every shard's vectors in the one the catalog records.
+        model = open_model(Path(model_folder), threads=threads, **({"precision": precision} if precision != "fp32" else {}))
         self.analyzers = default_analyzers(model, model.name, faces,
                                            library_root=Path(thumbs_root) if thumbs_root else None)
         self.analyzers += list(extra_analyzers or ())
@@ -353,7 +379,8 @@ def _todo(paths: LibraryPaths) -> list[tuple[str, str]]:
 
 
 def embed_local(paths: LibraryPaths, model_folder: str, *, face_model: str | None = None, threads: int | None = None,
-                batch_size: int = 16, extra_analyzers: list[Analyzer] | None = None, on_shard: Any = None) -> int:
+                batch_size: int = 16, extra_analyzers: list[Analyzer] | None = None, on_shard: Any = None,
+                precision: str = "fp32") -> int:
     """Analyze every shard without output, in this process; ``on_shard(out)`` as each is written."""
     from photosearch.models.base import default_threads
 
@@ -363,7 +390,7 @@ def embed_local(paths: LibraryPaths, model_folder: str, *, face_model: str | Non
     n = threads or default_threads()
     worker = ShardWorker(model_folder, face_root=str(paths.models / "faces"), face_model=face_model,
                          thumbs_root=str(paths.root), threads=n, workers=n, batch_size=batch_size,
-                         extra_analyzers=extra_analyzers)
+                         extra_analyzers=extra_analyzers, precision=precision)
     crash_after = int(os.environ.get(ENV_CRASH_AFTER, "0") or 0)
     for k, (manifest, out) in enumerate(todo, 1):
         worker.embed(manifest, out)
@@ -383,7 +410,7 @@ def ray_env() -> None:
 
 def embed_ray(paths: LibraryPaths, model_folder: str, *, face_model: str | None = None, address: str | None = None,
               workers: int = 2, cpus_per_worker: float = 0.5, extra_analyzers: list[Analyzer] | None = None,
-              on_shard: Any = None) -> int:
+              on_shard: Any = None, precision: str = "fp32") -> int:
     """Analyze every shard without output on Ray Data actor pools (a local loopback-only cluster
     unless ``address`` names one); ``on_shard(out)`` as Ray streams each back, so commits overlap
     analysis. Actors ask for fractional CPUs: whole ones can deadlock Ray Data's scheduler on 2
@@ -403,7 +430,8 @@ def embed_ray(paths: LibraryPaths, model_folder: str, *, face_model: str | None 
         ds = ray.data.from_items([{"manifest": m, "out": o} for m, o in todo])
         kwargs = {"face_root": str(paths.models / "faces"), "face_model": face_model, "threads": 1,
                   # Thumbnails only on a local cluster: a remote node cannot reach the library.
-                  "thumbs_root": None if address else str(paths.root), "extra_analyzers": extra_analyzers}
+                  "thumbs_root": None if address else str(paths.root), "extra_analyzers": extra_analyzers,
+                  "precision": precision}
         done = 0
         crash_after = int(os.environ.get(ENV_CRASH_AFTER, "0") or 0)
         for row in ds.map_batches(ShardWorker, fn_constructor_args=(model_folder,), fn_constructor_kwargs=kwargs,

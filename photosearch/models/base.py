@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from photosearch.errors import ModelError
+from photosearch.errors import DeviceError, ModelError
 
 
 class ImageEncoder(Protocol):
@@ -42,13 +42,34 @@ def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def cuda_available() -> str | None:
+    """None if onnxruntime can offer its CUDA provider here; else why not (one line)."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return ("this onnxruntime has no CUDA provider: install the GPU build with "
+                "`pip install 'photosearch[gpu]'` (onnxruntime-gpu, in place of onnxruntime)")
+    return None
+
+
+def cuda_providers() -> list[Any]:
+    """The provider list of a CUDA session: CUDA first (its own memory arena grows as needed), CPU
+    for the few ops CUDA lacks. DeviceError when this onnxruntime has no CUDA provider."""
+    why = cuda_available()
+    if why is not None:
+        raise DeviceError(f"--device cuda: {why}")
+    return [("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"}), "CPUExecutionProvider"]
+
+
 class LazySession:
     """An onnxruntime InferenceSession created on first use (or injected, e.g. by tests)."""
 
-    def __init__(self, path: Path, *, threads: int | None = None, session: Any = None, low_memory: bool = False) -> None:
+    def __init__(self, path: Path, *, threads: int | None = None, session: Any = None, low_memory: bool = False,
+                 device: str = "cpu") -> None:
         self.path = path
         self.threads = threads
         self.low_memory = low_memory
+        self.device = device
         self._session = session
         self._lock = threading.Lock()
 
@@ -78,10 +99,16 @@ class LazySession:
             # While indexing, decode threads share the cores: idle inference threads must sleep,
             # not spin (measured: +4% photos/s end to end on 2 cores, benchmarks/RESULTS.md).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = cuda_providers() if self.device == "cuda" else ["CPUExecutionProvider"]
         try:
-            return ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:
             raise ModelError(f"cannot load model file {self.path}: {str(exc).splitlines()[0][:200]}") from None
+        if self.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+            # onnxruntime falls back to the CPU silently when the CUDA libraries do not load.
+            raise DeviceError(f"the CUDA provider did not load for {self.path.name} (CUDA or cuDNN libraries "
+                              f"missing, or no GPU): index with `--device cpu`")
+        return session
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run the session on ``feeds`` and return its first output."""

@@ -69,6 +69,10 @@ class ClipModel:
         visual_session: Any = None,
         text_session: Any = None,
         low_memory_text: bool = False,
+        precision: str = "fp32",
+        device: str = "cpu",
+        check: bool = True,
+        visual_file: Path | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.spec = spec if spec is not None else read_spec(self.folder)
@@ -84,11 +88,24 @@ class ClipModel:
             visual, textual = "visual/model.onnx", "textual/model.onnx"
         else:
             visual, textual = "visual.onnx", "textual.onnx"
-        self._visual = LazySession(self.folder / visual, threads=threads, session=visual_session)
+        #: The image tower's precision: "fp32", or "int8" (models/quantize.py; the text tower stays fp32).
+        self.precision = precision
+        if precision == "int8":
+            from photosearch.models.quantize import has_int8, int8_file
+
+            if check and not has_int8(self.folder, self.spec):
+                why = (self.spec.get("int8") or {}).get("reason") or "it has none yet"
+                raise ModelError(f"model {self.name} has no int8 image tower that passed its check: {why}")
+            visual = str((visual_file or int8_file(self.folder, self.spec)).relative_to(self.folder))
+        elif precision != "fp32":
+            raise ModelError(f"unknown precision {precision!r}: fp32 or int8")
+        #: Where inference runs: "cpu" or "cuda" (onnxruntime-gpu's CUDA provider).
+        self.device = device
+        self._visual = LazySession(self.folder / visual, threads=threads, session=visual_session, device=device)
         # Low-memory loading skips graph optimization because convert.py stores pre-optimized
         # files; Immich's are not, so they are optimized when loaded.
         self._text = LazySession(self.folder / textual, threads=threads, session=text_session,
-                                 low_memory=low_memory_text and not self.immich)
+                                 low_memory=low_memory_text and not self.immich, device=device)
         self._tokenizer: Any = None
         self._visual_io: _Inputs | None = None
         self._text_io: _Inputs | None = None
@@ -128,6 +145,10 @@ class ClipModel:
                 image = image.crop((left, top, left + size, top + size))
         arr = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
         return (arr - self._mean) / self._std
+
+    def load_image_tower(self) -> None:
+        """Create the image tower's session now (ModelError/DeviceError now, not at the first batch)."""
+        self._visual.get()
 
     def encode_pixels(self, pixels: np.ndarray, normalize: bool = True) -> np.ndarray:
         """(N, 3, S, S) float32 -> (N, D) embeddings."""

@@ -25,6 +25,7 @@ from typing import Any
 from photosearch.config import LibraryPaths
 from photosearch.errors import LibraryError, InputError, ModelError, NetworkError, UsageError
 from photosearch.models.clip import IMMICH_FILES, IMMICH_LAYOUT, ClipModel, model_files, read_spec
+from photosearch.models.quantize import add_int8, has_int8, library_photos
 
 #: What `models pull` installs by default: Immich's ready ONNX export of OpenAI's ViT-B/32.
 DEFAULT_MODEL = "ViT-B-32__openai"
@@ -56,6 +57,10 @@ class ModelInfo:
     image_size: int
     active: bool
     size_bytes: int
+    #: The image tower's int8 version: "int8" (it passed its check against fp32), "fp32 only"
+    #: (with ``int8_note`` saying why) or "fp32" (none made yet: `photosearch models quantize`).
+    int8: str = "fp32"
+    int8_note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The info's fields as a plain dict."""
@@ -100,9 +105,37 @@ class ModelStore:
             spec = read_spec(folder)
             # rglob: Immich-layout models keep their files in visual/ and textual/.
             size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-            out.append(ModelInfo(name, spec.get("arch", "?"), spec.get("source", ""), int(spec.get("embed_dim", 0)),
-                                 int(spec.get("image_size", 0)), name == active, size))
+            info = ModelInfo(name, spec.get("arch", "?"), spec.get("source", ""), int(spec.get("embed_dim", 0)),
+                             int(spec.get("image_size", 0)), name == active, size)
+            check = spec.get("int8")
+            if has_int8(folder, spec):
+                info.int8 = "int8"
+                info.int8_note = (f"checked on {check.get('images')} images: mean cosine {check.get('mean_cosine')}, "
+                                  f"minimum {check.get('min_cosine')}")
+            elif check:
+                info.int8, info.int8_note = "fp32 only", str(check.get("reason", ""))
+            out.append(info)
         return out
+
+    def quantize(self, name: str | None = None, *, force: bool = False,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Make (or with ``force`` remake) the int8 image tower of an installed model and check it
+        against fp32 on the library's photos and generated images; returns the check's record."""
+        name = name or self.active_name()
+        if name is None or name not in self.names():
+            self.load(name)  # raises the right "no model" line
+        folder = self.root / str(name)
+        spec = read_spec(folder)
+        if spec.get("kind") == "fake":
+            raise UsageError(f"model {name!r} is a test stand-in: it has no ONNX files to quantize")
+        if spec.get("int8") and not force and (has_int8(folder, spec) or spec["int8"].get("reason")):
+            return dict(spec["int8"]) | {"unchanged": True}
+        add_int8(folder, spec, photos=library_photos(self.paths.root), say=progress)
+        try:
+            self._write_atomic(folder / "model.json", json.dumps(spec, indent=2))
+        except OSError as exc:
+            raise LibraryError(f"cannot write to the model store {self.root}: {exc.strerror}") from None
+        return dict(spec["int8"])
 
     def set_active(self, name: str) -> None:
         """Make an installed model the active one; UsageError if it is not installed."""
@@ -315,6 +348,8 @@ class ModelStore:
         tmp = self._tmp_folder(name)
         try:
             spec = convert(dest=tmp / name, progress=progress, **convert_args)
+            add_int8(tmp / name, spec, photos=library_photos(self.paths.root), say=progress)
+            self._write_atomic(tmp / name / "model.json", json.dumps(spec, indent=2))
             self._place(tmp / name, name, force)
             spec["name"] = name
             self.set_active(name)
@@ -344,6 +379,7 @@ class ModelStore:
             spec = immich.folder_spec(built, name=name, arch=arch, source=source)
             say("checking the model (one image, one text)")
             immich.trial_encode(built, spec)
+            add_int8(built, spec, photos=library_photos(self.paths.root), say=say)
             (built / "model.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
             self._place(built, name, force)
             self.set_active(name)

@@ -119,6 +119,7 @@ class Searcher:
         self.paths = paths
         self.store = ModelStore(paths)
         self._model = model
+        self._int8: Any = None
         self.model_name = model_name or (model.name if model is not None else None)
         self.exact_max = exact_max if exact_max is not None else env_int(ENV_EXACT_MAX, DEFAULT_EXACT_MAX)
 
@@ -238,7 +239,7 @@ class Searcher:
                 if len(vecs):
                     query, exclude = vecs[0], row["id"]
             if query is None:
-                query = self._encode_file(data, path)
+                query = self._encode_file(data, path, self._image_model(cat, name))
             results = self._run(cat, name, prepared, query, limit, min_score, exclude=exclude)
         return results
 
@@ -253,7 +254,7 @@ class Searcher:
             if not len(vecs):
                 from photosearch.media.video import sample
 
-                model = self._load_model()
+                model = self._image_model(cat, name)
                 try:
                     frames = sample(path, min_side=model.image_size).frames
                 except DecodeError as exc:
@@ -264,10 +265,24 @@ class Searcher:
             return self._run(cat, name, prepared, query, limit, min_score,
                              exclude=row["id"] if row is not None else None)
 
-    def _encode_file(self, data: bytes, path: Path) -> np.ndarray:
+    def _image_model(self, cat: Catalog, name: str) -> Any:
+        """The model whose image tower runs in the precision of the library's vectors (an example
+        photo from outside the library is embedded as the library's photos were)."""
+        model = self._load_model()
+        if cat.vectors_precision(name) != "int8" or getattr(model, "precision", "int8") == "int8":
+            return model
+        if self._int8 is None:
+            from photosearch.errors import ModelError
+
+            try:
+                self._int8 = self.store.load(self.model_name, threads=1, precision="int8")
+            except ModelError:  # the tower was removed since: fp32's vectors are within 0.99 of it
+                self._int8 = model
+        return self._int8
+
+    def _encode_file(self, data: bytes, path: Path, model: Any) -> np.ndarray:
         from photosearch.media.decode import decode
 
-        model = self._load_model()
         try:
             decoded = decode(data, ext=path.suffix.lower(), min_side=model.image_size)
         except DecodeError as exc:

@@ -434,6 +434,34 @@ class PhotosStore:
         rows = self.con.execute("SELECT model, count(*) FROM embeddings GROUP BY model").fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
+    def vectors_precision(self, model: str) -> str | None:
+        """The precision (``fp32``/``int8``) ``model``'s stored vectors were made in; vectors stored
+        before precisions were recorded are fp32. None when the model has no vectors."""
+        stored = self.get_setting(f"precision:{model}")
+        if stored is not None:
+            return stored
+        (n,) = self.con.execute("SELECT count(*) FROM embeddings WHERE model = ?", [model]).fetchone()
+        return "fp32" if n else None
+
+    def reset_vectors(self, model: str, precision: str) -> list[str]:
+        """Drop every photo and frame vector of ``model`` and forget its indexes (so they are built
+        again from what is stored next), recording ``precision`` for the vectors to come. Returns
+        the index files that are no longer used (the caller removes them)."""
+        self._dirty = True
+        keys = [model, f"frames:{model}"]
+        old = self.con.execute("SELECT file, rows_file, kind FROM vector_index WHERE model IN (SELECT unnest(?))",
+                               [keys]).fetchall()
+        self.con.execute("DELETE FROM embeddings WHERE model = ?", [model])
+        self.con.execute("DELETE FROM frame_embeddings WHERE model = ?", [model])
+        self.con.execute("DELETE FROM vector_index WHERE model IN (SELECT unnest(?))", [keys])
+        self.set_setting(f"precision:{model}", precision)
+        self.write_state()
+        return [f for file, rows, kind in old for f in (file, rows) if f and kind != "ondisk"]
+
+    def set_vectors_precision(self, model: str, precision: str) -> None:
+        """Record the precision of ``model``'s vectors (stored and to come)."""
+        self.set_setting(f"precision:{model}", precision)
+
     # -- vector index state -----------------------------------------------------------------
 
     def index_state(self, model: str) -> dict[str, Any] | None:
