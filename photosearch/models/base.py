@@ -52,12 +52,32 @@ def cuda_available() -> str | None:
     return None
 
 
+_PRELOADED: list[bool] = []
+
+
+def _preload_cuda() -> None:
+    """Load the CUDA and cuDNN libraries that pip installs as nvidia-* packages (onnxruntime-gpu's
+    ``[cuda,cudnn]`` extras), which the dynamic loader would not find by itself; once per process."""
+    if _PRELOADED:
+        return
+    _PRELOADED.append(True)
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # noqa: BLE001 - libraries on the loader's path still work; a failure shows at load
+            pass
+
+
 def cuda_providers() -> list[Any]:
     """The provider list of a CUDA session: CUDA first (its own memory arena grows as needed), CPU
     for the few ops CUDA lacks. DeviceError when this onnxruntime has no CUDA provider."""
     why = cuda_available()
     if why is not None:
         raise DeviceError(f"--device cuda: {why}")
+    _preload_cuda()
     return [("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"}), "CPUExecutionProvider"]
 
 
