@@ -96,15 +96,19 @@ def _quiet_cv2() -> Any:
 
 
 def _prepare_image(image: Any) -> tuple[np.ndarray, np.ndarray, float]:
-    """(full BGR array, detection-scale BGR array, detection scale) for a PIL image or RGB array."""
+    """(full RGB array, detection-scale BGR array, detection scale) for a PIL image or RGB array.
+
+    Only the detection-scale copy is turned to BGR (the detectors' order): swapping the channels
+    of the full decode cost ~5 ms a photo; the recognizer's 112x112 crop is swapped instead."""
     cv2 = _quiet_cv2()
-    rgb = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    h, w = bgr.shape[:2]
+    if hasattr(image, "convert"):
+        image = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = np.asarray(image)
+    h, w = rgb.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-    small = bgr if scale >= 1.0 else cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+    small = rgb if scale >= 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                interpolation=cv2.INTER_AREA)
-    return bgr, small, scale
+    return rgb, cv2.cvtColor(small, cv2.COLOR_RGB2BGR), scale
 
 
 class _Recognizer:
@@ -130,13 +134,15 @@ class _Recognizer:
         shape = self.get().output_shape
         return int(shape[-1])
 
-    def embed(self, bgr: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+    def embed(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+        """The L2-normalized vector of the face at ``landmarks_px`` (pixels) of the full RGB array."""
         from insightface.utils import face_align
 
         model = self.get()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scikit-image deprecation notes inside norm_crop
-            crop = face_align.norm_crop(bgr, landmark=landmarks_px.astype(np.float32), image_size=model.input_size[0])
+            crop = face_align.norm_crop(rgb, landmark=landmarks_px.astype(np.float32), image_size=model.input_size[0])
+        crop = np.ascontiguousarray(crop[:, :, ::-1])  # the recognizer was trained on BGR
         v = np.asarray(model.get_feat(crop), dtype=np.float32).reshape(-1)
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
@@ -175,9 +181,9 @@ class YuNetSFace:
         return det
 
     def detect(self, image: Any) -> tuple[np.ndarray, list[Face]]:
-        """Faces without vectors, plus the full-size BGR array they refer to."""
-        bgr, small, scale = _prepare_image(image)
-        h, w = bgr.shape[:2]
+        """Faces without vectors, plus the full-size RGB array they refer to."""
+        full, small, scale = _prepare_image(image)
+        h, w = full.shape[:2]
         det = self._detector()
         det.setInputSize((small.shape[1], small.shape[0]))
         _, rows = det.detect(small)
@@ -193,14 +199,14 @@ class YuNetSFace:
             kps = np.asarray(r[4:14], dtype=np.float64).reshape(5, 2) / scale
             faces.append(Face((x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h), float(r[14]),
                               kps / np.array([w, h], dtype=np.float64)))
-        return bgr, faces
+        return full, faces
 
     def analyze(self, image: Any) -> list[Face]:
         """Faces detected by YuNet, each with its SFace vector."""
-        bgr, faces = self.detect(image)
-        h, w = bgr.shape[:2]
+        full, faces = self.detect(image)
+        h, w = full.shape[:2]
         for f in faces:
-            f.vector = self._recognizer.embed(bgr, f.landmarks * np.array([w, h]))
+            f.vector = self._recognizer.embed(full, f.landmarks * np.array([w, h]))
         return faces
 
 
@@ -241,10 +247,10 @@ class InsightFacePack:
         if self._det_file is None:
             if self._fallback is None:
                 raise ModelError(f"the face model {self.name} has no detector and no fallback detector")
-            bgr, faces = self._fallback.detect(image)
+            full, faces = self._fallback.detect(image)
         else:
-            bgr, small, scale = _prepare_image(image)
-            h, w = bgr.shape[:2]
+            full, small, scale = _prepare_image(image)
+            h, w = full.shape[:2]
             boxes, kpss = self._scrfd().detect(small, input_size=(DETECT_MAX_SIDE, DETECT_MAX_SIDE))
             faces = []
             for b, k in zip(boxes, kpss if kpss is not None else [None] * len(boxes)):
@@ -254,9 +260,9 @@ class InsightFacePack:
                 x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
                 faces.append(Face((x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h), float(b[4]),
                                   np.asarray(k, dtype=np.float64) / scale / np.array([w, h])))
-        h, w = bgr.shape[:2]
+        h, w = full.shape[:2]
         for f in faces:
-            f.vector = self._recognizer.embed(bgr, f.landmarks * np.array([w, h]))
+            f.vector = self._recognizer.embed(full, f.landmarks * np.array([w, h]))
         return faces
 
 
