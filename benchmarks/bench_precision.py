@@ -151,10 +151,10 @@ def stages(args: argparse.Namespace) -> dict[str, Any]:
         t5 = time.thread_time()
         by_name["record"].analyze(photo)
         t6 = time.thread_time()
-        bgr, found = faces.detect(photo.image)
+        full, found = faces.detect(photo.image)
         t7 = time.thread_time()
         for face in found:
-            faces._recognizer.embed(bgr, face.landmarks * np.array(bgr.shape[1::-1]))
+            faces._recognizer.embed(full, face.landmarks * np.array(full.shape[1::-1]))
         t8 = time.thread_time()
         n_faces += len(found)
         if i == 0:

@@ -130,7 +130,8 @@ def test_sface_through_insightface_matches_opencv_reference(library):
         _, rows = det.detect(bgr)
         assert rows is not None, path.name
         row = rows[0]
-        ours = engine._recognizer.embed(bgr, np.asarray(row[4:14], dtype=np.float64).reshape(5, 2))
+        # The recognizer takes the RGB decode (it swaps the aligned crop to BGR itself).
+        ours = engine._recognizer.embed(np.asarray(small), np.asarray(row[4:14], dtype=np.float64).reshape(5, 2))
         theirs = ref.feature(ref.alignCrop(bgr, row)).reshape(-1)
         cos = float(ours @ theirs / np.linalg.norm(theirs))
         assert cos > 0.999, (path.name, cos)
