@@ -258,3 +258,50 @@ def test_forced_quantize_that_cannot_run_keeps_the_tower_that_passed(converted_l
     assert r.returncode == 4 and "hard links" in r.stderr and "Traceback" not in r.stderr
     assert read_spec(folder)["int8"] == before and int8_file(folder, read_spec(folder)).read_bytes() == tower
     assert not list(folder.glob("*.part"))
+
+
+def test_a_cuda_provider_that_does_not_load_is_one_line_and_auto_falls_back(tmp_path, monkeypatch):
+    """onnxruntime falls back to the CPU silently when the CUDA libraries do not load: asked for
+    CUDA, that is an error naming --device cpu; under auto, the CPU with a note."""
+    import onnxruntime as ort
+
+    from photosearch.errors import DeviceError
+    from photosearch.models import base
+    from photosearch.models.clip import ClipModel
+
+    spec = _tower(tmp_path / "m", np.random.default_rng(2).standard_normal((192, 8)))
+    real = ort.InferenceSession
+    asked: list[list] = []
+
+    def session(path, sess_options=None, providers=None):  # noqa: ANN001, ANN202 - onnxruntime's own shape
+        asked.append(list(providers or []))
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    assert base.cuda_available() is None
+    model = ClipModel(tmp_path / "m", spec, device="cuda")
+    with pytest.raises(DeviceError, match="CUDA provider did not load.*--device cpu"):
+        model.load_image_tower()
+    assert asked and asked[0][0][0] == "CUDAExecutionProvider"
+    # The CPU model of the same folder runs as ever.
+    cpu = ClipModel(tmp_path / "m", spec)
+    assert cpu.encode_images([Image.new("RGB", (20, 20), (9, 90, 200))]).shape == (1, 8)
+
+
+@pytest.mark.convert
+def test_index_on_a_cuda_that_does_not_load(converted_library, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    from photosearch.errors import DeviceError
+
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", lambda path, sess_options=None, providers=None:
+                        real(path, sess_options=sess_options, providers=["CPUExecutionProvider"]))
+    write_photo(tmp_path / "p" / "a.jpg", 5)
+    with pytest.raises(DeviceError, match="--device cpu"):
+        converted_library.index([tmp_path / "p"], faces=False, device="cuda")
+    assert not converted_library.paths.catalog.exists() or converted_library.status()["photos"] == 0
+    report = converted_library.index([tmp_path / "p"], faces=False, device="auto")
+    assert report.device == "cpu" and report.indexed == 1 and "on the CPU" in report.precision_note
