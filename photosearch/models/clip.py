@@ -44,6 +44,23 @@ def model_files(spec: dict[str, Any]) -> tuple[str, ...]:
     return IMMICH_FILES if spec.get("layout") == IMMICH_LAYOUT else MODEL_FILES
 
 
+def int8_file(folder: Path, spec: dict[str, Any]) -> Path:
+    """Where a model folder keeps its int8 image tower (beside the fp32 one, in either layout)."""
+    if spec.get("layout") == "immich":
+        return folder / "visual" / "model.int8.onnx"
+    return folder / "visual.int8.onnx"
+
+
+def fp32_visual_file(folder: Path, spec: dict[str, Any]) -> Path:
+    """The fp32 image tower of a model folder (either layout)."""
+    return folder / ("visual/model.onnx" if spec.get("layout") == "immich" else "visual.onnx")
+
+
+def has_int8(folder: Path, spec: dict[str, Any]) -> bool:
+    """Whether the folder holds an int8 image tower that passed its check."""
+    return bool((spec.get("int8") or {}).get("passed")) and int8_file(folder, spec).is_file()
+
+
 _INTERPOLATION = ("bicubic", "bilinear", "nearest", "lanczos")
 
 
@@ -91,8 +108,6 @@ class ClipModel:
         #: The image tower's precision: "fp32", or "int8" (models/quantize.py; the text tower stays fp32).
         self.precision = precision
         if precision == "int8":
-            from photosearch.models.quantize import has_int8, int8_file
-
             if check and not has_int8(self.folder, self.spec):
                 why = (self.spec.get("int8") or {}).get("reason") or "it has none yet"
                 raise ModelError(f"model {self.name} has no int8 image tower that passed its check: {why}")

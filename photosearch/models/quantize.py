@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from photosearch.errors import ModelError
+from photosearch.models.clip import fp32_visual_file, has_int8, int8_file
 
 #: The precisions a CLIP image tower runs in, and what ``--precision`` accepts besides "auto".
 PRECISIONS = ("fp32", "int8")
@@ -31,22 +32,6 @@ MIN_COSINE = 0.97
 #: Real photos (library thumbnails) used by the check at most; generated images are always added.
 MAX_CHECK_PHOTOS = 48
 GENERATED_IMAGES = 16
-
-
-def int8_file(folder: Path, spec: dict[str, Any]) -> Path:
-    """Where a model folder keeps its int8 image tower (beside the fp32 one, in either layout)."""
-    if spec.get("layout") == "immich":
-        return folder / "visual" / "model.int8.onnx"
-    return folder / "visual.int8.onnx"
-
-
-def _fp32_file(folder: Path, spec: dict[str, Any]) -> Path:
-    return folder / ("visual/model.onnx" if spec.get("layout") == "immich" else "visual.onnx")
-
-
-def has_int8(folder: Path, spec: dict[str, Any]) -> bool:
-    """Whether the folder holds an int8 image tower that passed its check."""
-    return bool((spec.get("int8") or {}).get("passed")) and int8_file(folder, spec).is_file()
 
 
 def generated_images(n: int = GENERATED_IMAGES, size: int = 320) -> list[Any]:
@@ -150,7 +135,7 @@ def add_int8(folder: Path, spec: dict[str, Any], *, photos: Iterable[Path] = (),
     building = dest.with_name(dest.name + ".part")  # the tower in use stays until the new one passed
     say("making the int8 image tower (onnxruntime dynamic quantization)")
     try:
-        quantize(_fp32_file(folder, spec), building)
+        quantize(fp32_visual_file(folder, spec), building)
     except ModelError as exc:
         if had:
             raise  # the tower that passed before stays, and so does its record
