@@ -1,7 +1,7 @@
 """Face models: detection and recognition vectors, and their place in the model store.
 
 Default: YuNet (detector, through ``cv2.FaceDetectorYN``) + SFace (128-d
-recognizer, through insightface's ArcFace wrapper on onnxruntime), both from
+recognizer on onnxruntime, faces aligned as insightface aligns them), both from
 OpenCV Zoo. The two files are installed into ``models/faces/yunet-sface/``
 after their SHA-256 is checked; they come from, in order: a file or folder the
 user names (``--from``, ``$PHOTOSEARCH_FACE_MODELS``), an installed
@@ -111,16 +111,70 @@ def _prepare_image(image: Any) -> tuple[np.ndarray, np.ndarray, float]:
     return rgb, cv2.cvtColor(small, cv2.COLOR_RGB2BGR), scale
 
 
-class _Recognizer:
-    """insightface's ArcFace-style wrapper around an ONNX recognizer, created lazily once."""
+#: ArcFace's five landmark positions in a 112x112 crop (insightface's ``arcface_dst``).
+ARCFACE_DST = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+                        [70.7299, 92.2041]], dtype=np.float64)
 
-    def __init__(self, path: Path, threads: int, session: Any) -> None:
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The least-squares similarity transform (rotation, uniform scale, shift) taking ``src``
+    points to ``dst`` (Umeyama 1991, as scikit-image's SimilarityTransform.estimate): 2x3."""
+    n, dim = src.shape
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_d, dst_d = src - src_mean, dst - dst_mean
+    a = dst_d.T @ src_d / n
+    d = np.ones(dim)
+    if np.linalg.det(a) < 0:
+        d[-1] = -1
+    u, s, vt = np.linalg.svd(a)
+    t = np.eye(dim + 1)
+    rank = np.linalg.matrix_rank(a)
+    if rank == 0:
+        return np.full((2, 3), np.nan)
+    if rank == dim - 1 and np.linalg.det(u) * np.linalg.det(vt) <= 0:
+        keep, d[-1] = d[-1], -1
+        t[:dim, :dim] = u @ np.diag(d) @ vt
+        d[-1] = keep
+    elif rank == dim - 1:
+        t[:dim, :dim] = u @ vt
+    else:
+        t[:dim, :dim] = u @ np.diag(d) @ vt
+    scale = (s @ d) / src_d.var(axis=0).sum()
+    t[:dim, dim] = dst_mean - scale * (t[:dim, :dim] @ src_mean)
+    t[:dim, :dim] *= scale
+    return t[:2]
+
+
+def norm_crop(image: np.ndarray, landmarks_px: np.ndarray, size: int = 112) -> np.ndarray:
+    """The face aligned as ArcFace-style recognizers were trained (insightface's ``norm_crop``):
+    its five landmarks moved onto :data:`ARCFACE_DST` by a similarity transform, ``size`` square."""
+    cv2 = _quiet_cv2()
+    ratio, shift = (size / 112.0, 0.0) if size % 112 == 0 else (size / 128.0, 8.0 * size / 128.0)
+    dst = ARCFACE_DST * ratio
+    dst[:, 0] += shift
+    m = _similarity(np.asarray(landmarks_px, dtype=np.float64), dst)
+    return cv2.warpAffine(image, m, (size, size), borderValue=0.0)
+
+
+class _Recognizer:
+    """An ArcFace-style ONNX recognizer on onnxruntime, its session created lazily once.
+
+    With ``mean``/``std`` known (SFace: 0 and 1, checked against OpenCV's own SFace in the tests)
+    the crop is normalized here; otherwise (insightface packs) insightface's ArcFaceONNX reads them
+    from the graph. Importing insightface costs ~1.2 s (it imports onnx and every model family),
+    which every `index` and face query would otherwise pay."""
+
+    def __init__(self, path: Path, threads: int, session: Any, *, mean: float | None = None,
+                 std: float | None = None) -> None:
         self._session = LazySession(path, threads=threads, session=session)
         self.path = path
+        self._mean, self._std = mean, std
         self._model: Any = None
+        self._io: tuple[str, int] | None = None
         self._lock = threading.Lock()
 
     def get(self) -> Any:
+        """insightface's wrapper (packs whose normalization it reads from the graph)."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -129,27 +183,36 @@ class _Recognizer:
                     self._model = ArcFaceONNX(model_file=str(self.path), session=self._session.get())
         return self._model
 
+    def _inputs(self) -> tuple[str, int]:
+        if self._io is None:
+            inp = self._session.get().get_inputs()[0]
+            self._io = (inp.name, int(inp.shape[2]))
+        return self._io
+
     @property
     def dim(self) -> int:
-        shape = self.get().output_shape
-        return int(shape[-1])
+        if self._mean is not None:
+            return int(self._session.get().get_outputs()[0].shape[-1])
+        return int(self.get().output_shape[-1])
 
     def embed(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
         """The L2-normalized vector of the face at ``landmarks_px`` (pixels) of the full RGB array."""
-        from insightface.utils import face_align
-
-        model = self.get()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # scikit-image deprecation notes inside norm_crop
-            crop = face_align.norm_crop(rgb, landmark=landmarks_px.astype(np.float32), image_size=model.input_size[0])
-        crop = np.ascontiguousarray(crop[:, :, ::-1])  # the recognizer was trained on BGR
-        v = np.asarray(model.get_feat(crop), dtype=np.float32).reshape(-1)
+        if self._mean is None:
+            model = self.get()
+            crop = norm_crop(rgb, landmarks_px, model.input_size[0])
+            # get_feat swaps BGR to RGB, as insightface's callers pass OpenCV's BGR images.
+            v = np.asarray(model.get_feat(np.ascontiguousarray(crop[:, :, ::-1])), dtype=np.float32).reshape(-1)
+        else:
+            name, size = self._inputs()
+            crop = norm_crop(rgb, landmarks_px, size).astype(np.float32)
+            blob = ((crop - np.float32(self._mean)) / np.float32(self._std)).transpose(2, 0, 1)[None]
+            v = np.asarray(self._session.run({name: np.ascontiguousarray(blob)}), dtype=np.float32).reshape(-1)
         n = float(np.linalg.norm(v))
         return v / n if n > 0 else v
 
 
 class YuNetSFace:
-    """YuNet detector (OpenCV) + SFace recognizer (insightface on onnxruntime)."""
+    """YuNet detector (OpenCV) + SFace recognizer (onnxruntime)."""
 
     dim = 128
 
@@ -161,7 +224,7 @@ class YuNetSFace:
         self._detector_path = self.folder / YUNET_FILE
         optimized = self.folder / SFACE_OPT_FILE
         self._recognizer = _Recognizer(optimized if optimized.is_file() else self.folder / SFACE_FILE, threads,
-                                       recognizer_session)
+                                       recognizer_session, mean=0.0, std=1.0)
         self._local = threading.local()  # a cv2 detector holds per-call state: one per thread
 
     def _detector(self) -> Any:
