@@ -305,3 +305,34 @@ def test_index_on_a_cuda_that_does_not_load(converted_library, tmp_path, monkeyp
     assert not converted_library.paths.catalog.exists() or converted_library.status()["photos"] == 0
     report = converted_library.index([tmp_path / "p"], faces=False, device="auto")
     assert report.device == "cpu" and report.indexed == 1 and "on the CPU" in report.precision_note
+
+
+@pytest.mark.convert
+def test_precision_switch_embeds_video_frames_again(converted_library, tmp_path):
+    """A video's sampled frames have vectors of their own (the frames index): a precision change
+    replaces them too, never leaving int8 frames beside fp32 photos."""
+    from conftest import write_video
+
+    from photosearch.store.catalog import Catalog
+
+    lib = converted_library
+    scenes = [(Image.open(write_photo(tmp_path / f"s{i}.jpg", 40 + i, size=(160, 120))).convert("RGB"), 1.0)
+              for i in range(3)]
+    (tmp_path / "v").mkdir()
+    write_video(tmp_path / "v" / "trip.mp4", scenes, size=(160, 120))
+    assert lib.index([tmp_path / "v"], faces=False, precision="int8").precision == "int8"
+    name = lib.models.active_name()
+
+    def frames() -> np.ndarray:
+        with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+            (vid,) = [r["id"] for r in cat.photos_by_ids(list(range(1, 50))).values()]
+            return cat.frames_of(vid, name)[2]
+
+    before = frames()
+    assert len(before) >= 3
+    report = lib.index(faces=False, precision="fp32")
+    assert report.reembedded_from == "int8"
+    after = frames()
+    assert after.shape == before.shape
+    cos = np.sum(after * before, axis=1)
+    assert np.all(cos > 0.99) and np.all(cos < 1 - 1e-7)  # the same moments, embedded again in fp32
