@@ -91,8 +91,15 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-gpu"), help="the converted model (~0.5 GB)")
     ap.add_argument("--photos", type=int, default=384)
     ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--decode-only", action="store_true",
+                    help="only decode + preprocess: a thread pool (the product's) against a process pool")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.decode_only:
+        res = decode_scaling(args.photos)
+        (args.out / "decode.json").write_text(json.dumps(res, indent=1))
+        print(json.dumps(res))
+        return
     import onnxruntime as ort
 
     from photosearch.media.decode import decode
@@ -148,6 +155,41 @@ def main() -> None:
         log(f"pipeline, decode pool -> CPU int8 batch 16: {res['pipeline_cpu_int8_photos_s']:.0f} photos/s")
     (args.out / "gpu.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res))
+
+
+def _prep_224(data: bytes) -> int:
+    """The product's decode (DCT-scaled to >= 224 px) and a CLIP-style preprocess, in a worker."""
+    from photosearch.media.decode import decode
+
+    img = decode(data, ext=".jpg", min_side=224).image
+    w, h = img.size
+    s = 224 / min(w, h)
+    arr = np.asarray(img.resize((max(224, round(w * s)), max(224, round(h * s)))), dtype=np.float32)
+    return int(arr.shape[0])
+
+
+def decode_scaling(n: int) -> dict[str, Any]:
+    """Photos/s of decode + preprocess on a pool of threads and on a pool of processes, 1..all cores."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    cores = len(os.sched_getaffinity(0))
+    with ProcessPoolExecutor(cores) as procs:
+        photos = list(procs.map(make_photo, range(n)))
+    res: dict[str, Any] = {"cores": cores, "photos": n, "mean_mb": float(np.mean([len(p) for p in photos]) / 1e6),
+                           "threads": {}, "processes": {}}
+    for k in sorted({1, 4, cores // 2, cores}):
+        with ThreadPoolExecutor(k) as pool:
+            list(pool.map(_prep_224, photos[:k]))
+            t0 = time.perf_counter()
+            list(pool.map(_prep_224, photos))
+            res["threads"][k] = n / (time.perf_counter() - t0)
+        with ProcessPoolExecutor(k) as procs:
+            list(procs.map(_prep_224, photos[:k]))
+            t0 = time.perf_counter()
+            list(procs.map(_prep_224, photos, chunksize=4))
+            res["processes"][k] = n / (time.perf_counter() - t0)
+        log(f"{k} workers: threads {res['threads'][k]:.0f}, processes {res['processes'][k]:.0f} photos/s")
+    return res
 
 
 def pipeline(pool: ThreadPoolExecutor, photos: list[bytes], prep: Any, model: Any, batch: int) -> float:

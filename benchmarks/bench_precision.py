@@ -122,7 +122,10 @@ def stages(args: argparse.Namespace) -> dict[str, Any]:
     int8 = lib.models.load(threads=1, precision="int8")
     faces = lib.face_models.load(threads=1)
     cv2.setNumThreads(1)
+    import shutil
+
     scratch = bi.WORK / "stages-thumbs"
+    shutil.rmtree(scratch, ignore_errors=True)  # thumbnails are made only when missing: time making them
     analyzers = default_analyzers(fp32, fp32.name, faces, library_root=scratch)
     pa = PhotoAnalyzer(analyzers, small_side=fp32.image_size)
     min_side = max([fp32.image_size] + [a.min_side for a in analyzers])
