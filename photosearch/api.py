@@ -268,6 +268,28 @@ class Library:
 
     # -- photos, for front ends that show them ------------------------------------------------
 
+    def timeline(self, cursor: str | None = None, *, limit: int = 200) -> dict[str, Any]:
+        """Shown photos and videos newest first (capture date, else file time), a page at a time:
+        {"photos": [{"id", "path", "width", "height", "media", "duration", "taken_at", "at"}],
+        "next": the cursor of the next page, None at the oldest}. An empty library gives no photos."""
+        from photosearch.query.timeline import page, parse_cursor
+
+        parse_cursor(cursor)  # a bad cursor is a UsageError even in an empty library
+        if not self.paths.catalog.exists():
+            return {"photos": [], "next": None}
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return page(cat, cursor, limit)
+
+    def timeline_months(self) -> list[dict[str, Any]]:
+        """The months the timeline spans, newest first: {"year", "month", "photos", "cursor"} (the
+        cursor asks :meth:`timeline` for that month's first page)."""
+        from photosearch.query.timeline import months
+
+        if not self.paths.catalog.exists():
+            return []
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return months(cat)
+
     def photos_by_ids(self, ids: list[int]) -> dict[int, dict[str, Any]]:
         """Catalog rows of these photos (path, content_hash, dates, camera, ...) by id; unknown ids are absent."""
         if not ids or not self.paths.catalog.exists():

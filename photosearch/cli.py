@@ -1692,6 +1692,40 @@ def serve(
 
 
 @app.command()
+def timeline(
+    cursor: Annotated[Optional[str], typer.Option("--cursor", metavar="CURSOR", show_default=False,
+                      help="Start after this point (the \"next\" of the page before, or a month's cursor).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Photos per page.")] = 50,
+    months: Annotated[bool, typer.Option("--months", help="List the months instead, with their photo counts.")] = False,
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Browse the library newest first (capture date, else file time), a page at a time."""
+    lib = _library(library)
+    if months:
+        found = lib.timeline_months()
+        if as_json:
+            _print_json({"months": found})
+            return
+        for m in found:
+            _out().print(f"{m['year']}-{m['month']:02d}  {m['photos']:6d}  --cursor {m['cursor']}", markup=False,
+                         highlight=False)
+        if not found:
+            err.print("the library is empty: run `photosearch index PATH` first")
+        return
+    doc = lib.timeline(cursor, limit=limit)
+    if as_json:
+        _print_json(doc)
+        return
+    for p in doc["photos"]:
+        _out().print(f"{p['at'][:16].replace('T', ' ')}  {p['path']}", markup=False, highlight=False)
+    if doc["next"]:
+        err.print(f"more: photosearch timeline --cursor {doc['next']}", markup=False, highlight=False)
+    elif not doc["photos"]:
+        err.print("nothing (more) to show")
+
+
+@app.command()
 def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
     """Show the library: location, photo and vector counts, models, indexed folders."""
     info = _library(library).status()

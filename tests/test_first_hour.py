@@ -322,6 +322,7 @@ def test_every_command_prints_exactly_one_json_document(converted_library, tmp_p
         "tags": ["tags"], "tags init": ["tags", "init", str(tmp_path / "taxonomy.toml")],
         "models export": ["models", "export", "tinyclip", str(tmp_path / "exported")],
         "models show": ["models", "show"], "models quantize": ["models", "quantize"],
+        "timeline": ["timeline"],
         "film": ["film", "--in", str(folder), "--duration", "6", "--size", "160x120", "--fps", "5",
                  "--out", str(tmp_path / "film.mp4")],
         "memories": ["memories"], "ocr": ["ocr", str(folder / "gen")],

@@ -129,6 +129,34 @@ class PhotosStore:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    # -- timeline ---------------------------------------------------------------------------
+
+    # A photo's place in time: its capture date, else its file's modification time.
+    _WHEN = "coalesce(taken_at, make_timestamp(mtime_ns // 1000))"
+
+    def timeline_page(self, after: tuple[datetime, int] | None, limit: int) -> list[dict[str, Any]]:
+        """Rows (id, path, width, height, media, duration, taken_at, sort_at) of shown photos,
+        newest first by capture date (else file time), then id: the ``limit`` that come after
+        ``after`` = (sort_at, id) in that order. Keyset paging: a page deep in the timeline costs
+        what the first one does."""
+        where = SHOWN.format(p="")
+        params: list[Any] = []
+        if after is not None:
+            where += f" AND ({self._WHEN} < ? OR ({self._WHEN} = ? AND id < ?))"
+            params += [after[0], after[0], int(after[1])]
+        cur = self.con.execute(
+            f"SELECT id, path, width, height, media, duration, taken_at, {self._WHEN} AS sort_at FROM photos "
+            f"WHERE {where} ORDER BY sort_at DESC, id DESC LIMIT ?", [*params, int(limit)])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def timeline_months(self) -> list[tuple[int, int, int]]:
+        """(year, month, photos) of the shown photos, newest month first."""
+        rows = self.con.execute(
+            f"SELECT year(sort_at) AS y, month(sort_at) AS m, count(*) FROM (SELECT {self._WHEN} AS sort_at FROM photos "
+            f"WHERE {SHOWN.format(p='')}) GROUP BY y, m ORDER BY y DESC, m DESC").fetchall()
+        return [(int(y), int(m), int(n)) for y, m, n in rows]
+
     def count_photos(self) -> int:
         """Number of photos in the catalog, quarantined ones included."""
         return int(self.con.execute("SELECT count(*) FROM photos").fetchone()[0])

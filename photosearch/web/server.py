@@ -229,6 +229,18 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
             remember(library.photos_by_ids(missing))
         return {"query": q, "results": [r.as_dict() for r in page]}
 
+    @app.get("/api/timeline", summary="Photos newest first, a page at a time; same shape as `photosearch timeline --json`")
+    def timeline(cursor: str = "", limit: int = Query(200, ge=1, le=1000)) -> Any:
+        doc = library.timeline(cursor or None, limit=limit)
+        missing = [p["id"] for p in doc["photos"] if p["id"] not in known]
+        if missing:  # their thumbnails come next: no catalog query per thumbnail
+            remember(library.photos_by_ids(missing))
+        return doc
+
+    @app.get("/api/timeline/months", summary="The months the timeline spans, with counts and cursors")
+    def timeline_months() -> Any:
+        return {"months": library.timeline_months()}
+
     @app.get("/api/photos/{photo_id}/like", summary="Photos that look like this one")
     def like(photo_id: int, limit: int = Query(40, ge=1, le=500)) -> Any:
         row = photo_row(photo_id)

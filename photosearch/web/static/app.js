@@ -71,6 +71,87 @@ function params() {
   return new URLSearchParams(q);
 }
 
+// -- timeline: the home page -------------------------------------------------------------------
+
+const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                "November", "December"];
+
+function localDay(iso) {  // "2023-05-01T10:00:00" -> that calendar day, whatever the browser's time zone
+  const [y, m, d] = iso.slice(0, 10).split("-").map(Number);
+  return new Date(y, m - 1, d);
+}
+
+function jtile(ph) {
+  // Justified rows: every tile as tall as its row, as wide as its aspect ratio asks.
+  const a = ph.width && ph.height ? Math.min(4, Math.max(0.25, ph.width / ph.height)) : 1;
+  const video = ph.media === "video";
+  return h("a", { class: "jtile" + (video ? " video" : ""), href: `#/photo/${ph.id}`, "data-id": ph.id,
+                  title: ph.path, style: `flex-grow:${a.toFixed(3)};flex-basis:calc(var(--row) * ${a.toFixed(3)})` },
+    h("img", { src: thumb(ph.id), loading: "lazy", alt: ph.path }),
+    video ? h("span", { class: "badge" }, `\u25B6 ${clock(ph.duration)}`) : null);
+}
+
+function searchBox(value = "") {
+  const form = h("form", { class: "filters", id: "search-form" },
+    h("input", { id: "q", name: "q", placeholder: "Search your photos: sunset at the beach", value }),
+    h("button", { class: "primary", type: "submit" }, "Search"));
+  form.addEventListener("submit", e => {
+    e.preventDefault();
+    const q = new FormData(form).get("q");
+    if (q) location.hash = "#/search?" + new URLSearchParams({ q }).toString();
+  });
+  return form;
+}
+
+async function timelinePage() {
+  const list = h("div", { id: "timeline", class: "timeline" });
+  const scrub = h("nav", { id: "scrubber", class: "scrubber", "aria-label": "Jump to a month" });
+  view.replaceChildren(searchBox(), h("div", { class: "timeline-wrap" }, list, scrub));
+  const months = (await api("/api/timeline/months")).months;
+  if (!months.length) {
+    list.append(h("p", { class: "empty" }, "No photos yet. Index a folder (",
+      h("code", {}, "photosearch index ~/Pictures"), ") and they appear here, newest first."));
+    return;
+  }
+  let year = null;
+  for (const m of months) {
+    if (m.year !== year) { year = m.year; scrub.append(h("div", { class: "year" }, String(year))); }
+    scrub.append(h("a", { href: "#/timeline?" + new URLSearchParams({ cursor: m.cursor }).toString(),
+                          title: `${m.photos} photo${m.photos === 1 ? "" : "s"}` }, MONTHS[m.month - 1].slice(0, 3)));
+  }
+  let cursor = params().get("cursor") || "", month = null, day = null, row = null, busy = false, done = false;
+  const sentinel = h("div", { class: "sentinel" });
+  list.append(sentinel);
+  async function more() {
+    if (busy || done) return;
+    busy = true;
+    const q = new URLSearchParams({ limit: 200 });
+    if (cursor) q.set("cursor", cursor);
+    const doc = await api("/api/timeline?" + q.toString()).finally(() => { busy = false; });
+    for (const ph of doc.photos) {
+      const d = localDay(ph.at);
+      const mkey = ph.at.slice(0, 7), dkey = ph.at.slice(0, 10);
+      if (mkey !== month) {
+        month = mkey;
+        list.insertBefore(h("h2", { class: "month", id: "m-" + mkey },
+          d.toLocaleDateString(undefined, { year: "numeric", month: "long" })), sentinel);
+      }
+      if (dkey !== day) {
+        day = dkey;
+        list.insertBefore(h("h3", { class: "day" },
+          d.toLocaleDateString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" })), sentinel);
+        row = h("div", { class: "jrow" });
+        list.insertBefore(row, sentinel);
+      }
+      row.append(jtile(ph));
+    }
+    cursor = doc.next;
+    if (!doc.next) { done = true; sentinel.remove(); }
+  }
+  await more();
+  new IntersectionObserver(es => { if (es.some(e => e.isIntersecting)) more(); }, { rootMargin: "1500px" }).observe(sentinel);
+}
+
 // -- search ------------------------------------------------------------------------------------
 
 async function searchPage() {
@@ -350,7 +431,7 @@ async function makeFilm(m, status, button, duration, size) {
 // -- router ------------------------------------------------------------------------------------
 
 async function route() {
-  const hash = location.hash || "#/search";
+  const hash = location.hash || "#/timeline";
   const [path] = hash.slice(2).split("?");
   const parts = path.split("/");
   document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.nav === parts[0]));
@@ -364,8 +445,9 @@ async function route() {
     else if (parts[0] === "review") await reviewPage();
     else if (parts[0] === "sync") await syncPage();
     else if (parts[0] === "memories") await memoriesPage();
-    else await searchPage();
-    view.dataset.ready = parts[0] || "search";
+    else if (parts[0] === "search") await searchPage();
+    else await timelinePage();
+    view.dataset.ready = parts[0] || "timeline";
   } catch (e) {
     view.dataset.ready = "error";
   }

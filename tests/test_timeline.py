@@ -1,0 +1,132 @@
+"""The timeline (the web UI's home page, `photosearch timeline`): every shown photo newest first by
+capture date (else file time), paged by cursor, and the months it spans; in Chromium, day and month
+headings, tiles as wide as their photos' aspect ratios, the month scrubber, and a phone's width."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import SHARED, needs_shared, run_cli, write_photo
+
+pytestmark = needs_shared
+
+
+@pytest.fixture
+def dated(library, tmp_path):
+    """Real camera files of ../shared (their own capture dates), generated photos with dates of our
+    choosing (two on one day), and one without a date (placed at its file time)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("Canon.jpg", "Nikon.jpg", "GPS.jpg", "Apple.jpg"):
+        if (SHARED / "metadata" / name).is_file():
+            shutil.copy(SHARED / "metadata" / name, folder / name)
+    when = {"d1.jpg": "2023:05:01 10:00:00", "d2.jpg": "2023:05:01 18:30:00", "d3.jpg": "2021:12:24 20:00:00",
+            "d4.jpg": "2024:02:29 08:00:00"}
+    for i, (name, at) in enumerate(when.items()):
+        write_photo(folder / name, 300 + i, size=(160, 90) if i % 2 else (90, 160), exif={0x0132: at})
+    undated = write_photo(folder / "undated.jpg", 400)
+    os.utime(undated, (1_600_000_000, 1_600_000_000))  # 2020-09-13
+    library.index([folder], faces=False)
+    return library, folder
+
+
+def test_pages_are_newest_first_and_cover_every_photo_once(dated):
+    lib, folder = dated
+    total = lib.status()["photos"]
+    seen, cursor, pages = [], None, 0
+    while True:
+        doc = lib.timeline(cursor, limit=3)
+        seen += doc["photos"]
+        pages += 1
+        cursor = doc["next"]
+        if cursor is None:
+            break
+    assert len(seen) == total and len({p["id"] for p in seen}) == total and pages == -(-total // 3)
+    keys = [(p["at"], p["id"]) for p in seen]
+    assert keys == sorted(keys, reverse=True)
+    by_name = {os.path.basename(p["path"]): p for p in seen}
+    assert by_name["d4.jpg"]["at"].startswith("2024-02-29T08:00")
+    assert by_name["d2.jpg"]["at"] > by_name["d1.jpg"]["at"]
+    assert by_name["undated.jpg"]["taken_at"] is None and by_name["undated.jpg"]["at"].startswith("2020-09-13")
+    assert by_name["d1.jpg"]["width"] == 90 and by_name["d1.jpg"]["height"] == 160   # as displayed: the aspect
+    # The camera files keep their own dates.
+    with_dates = [p for n, p in by_name.items() if not n.startswith(("d", "undated")) and p["taken_at"]]
+    assert with_dates and all(p["at"] == p["taken_at"] for p in with_dates)
+
+
+def test_months_count_and_jump(dated):
+    lib, _ = dated
+    months = lib.timeline_months()
+    assert sum(m["photos"] for m in months) == lib.status()["photos"]
+    assert [(m["year"], m["month"]) for m in months] == sorted(((m["year"], m["month"]) for m in months), reverse=True)
+    may = next(m for m in months if (m["year"], m["month"]) == (2023, 5))
+    assert may["photos"] == 2
+    first = lib.timeline(may["cursor"], limit=2)["photos"]
+    assert [os.path.basename(p["path"]) for p in first] == ["d2.jpg", "d1.jpg"]   # the month's newest first
+
+
+def test_cli_and_bad_input(dated):
+    lib, _ = dated
+    r = run_cli("timeline", "--limit", "2", "--json", library=lib.paths.root)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and len(doc["photos"]) == 2 and doc["next"]
+    r2 = run_cli("timeline", "--cursor", doc["next"], "--limit", "2", "--json", library=lib.paths.root)
+    assert {p["id"] for p in json.loads(r2.stdout)["photos"]}.isdisjoint({p["id"] for p in doc["photos"]})
+    r = run_cli("timeline", "--months", library=lib.paths.root)
+    assert r.returncode == 0 and "2023-05       2  --cursor" in r.stdout
+    r = run_cli("timeline", "--cursor", "yesterday", library=lib.paths.root)
+    assert r.returncode == 2 and "not a timeline cursor" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_empty_library_has_an_empty_timeline(tmp_path):
+    from photosearch.api import Library
+
+    lib = Library(tmp_path / "empty")
+    assert lib.timeline() == {"photos": [], "next": None} and lib.timeline_months() == []
+
+
+def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+    from test_web import CHROMIUM, _start_server
+
+    lib, _ = dated
+    app = create_app(lib)
+    server, thread, port = _start_server(app)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            for name, size in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+                page = browser.new_page(viewport=size)
+                page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
+                page.wait_for_selector(".jtile img")
+                page.wait_for_function("[...document.querySelectorAll('.jtile img')].every(i => i.complete)")
+                n = lib.status()["photos"]
+                assert page.locator(".jtile").count() == n
+                assert page.locator("h3.day").count() >= 5 and page.locator("h2.month").count() >= 4
+                # Tiles keep their photos' shapes: a landscape tile is wider than a portrait one of its row height.
+                widths = page.evaluate("Object.fromEntries([...document.querySelectorAll('.jtile')].map("
+                                       "t => [t.title.split('/').pop(), t.getBoundingClientRect().width]))")
+                assert widths["d2.jpg"] > 1.5 * widths["d1.jpg"]
+                # Nothing wider than the screen.
+                assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+                page.screenshot(path=str(shots / f"timeline-{name}.png"))
+                # The scrubber jumps to a month: its photos first.
+                page.locator("#scrubber a[href*='2023-06-01']").click()
+                page.wait_for_function("document.querySelector('.jtile') && "
+                                       "document.querySelector('.jtile').title.endsWith('d2.jpg')")
+                page.locator(".jtile").first.click()
+                page.wait_for_selector("#photo")
+                page.close()
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert {p.name for p in shots.iterdir() if p.stat().st_size > 1000} == {"timeline-desktop.png", "timeline-phone.png"}
