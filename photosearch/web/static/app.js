@@ -125,7 +125,9 @@ async function timelinePage() {
   async function more() {
     if (busy || done) return;
     busy = true;
-    const q = new URLSearchParams({ limit: 200 });
+    // A first screen of 200, then 1000 a request: a request costs about the same either way
+    // (opening the catalog dominates), so a year at 100k photos is ~11 requests, not 50.
+    const q = new URLSearchParams({ limit: cursor && month ? 1000 : 200 });
     if (cursor) q.set("cursor", cursor);
     const doc = await api("/api/timeline?" + q.toString()).finally(() => { busy = false; });
     for (const ph of doc.photos) {
