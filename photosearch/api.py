@@ -298,17 +298,25 @@ class Library:
             return cat.photos_by_ids(list(ids))
 
     def photo_details(self, photo_id: int) -> dict[str, Any] | None:
-        """A photo's row with its faces, tags and people (None if there is no such photo)."""
+        """A photo's row with its faces, tags, people and text, the place its GPS position names
+        (offline, as events do), and its ``newer`` / ``older`` neighbours in the timeline (None if
+        there is no such photo)."""
         if not self.paths.catalog.exists():
             return None
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             row = cat.photos_by_ids([photo_id]).get(photo_id)
             if row is None:
                 return None
-            return {"photo": row, "faces": cat.faces_of_photos([photo_id]).get(photo_id, []),
-                    "tags": cat.tags_of_photos([photo_id]).get(photo_id, []),
-                    "people": cat.photo_people([photo_id]).get(photo_id, []),
-                    "text": cat.text_of([photo_id]).get(photo_id, [])}
+            newer, older = cat.timeline_neighbors(photo_id)
+            details = {"photo": row, "faces": cat.faces_of_photos([photo_id]).get(photo_id, []),
+                       "tags": cat.tags_of_photos([photo_id]).get(photo_id, []),
+                       "people": cat.photo_people([photo_id]).get(photo_id, []),
+                       "text": cat.text_of([photo_id]).get(photo_id, []), "newer": newer, "older": older}
+        if row.get("gps_lat") is not None and row.get("gps_lon") is not None:
+            from photosearch.query.events import place_name
+
+            details["place"] = place_name(float(row["gps_lat"]), float(row["gps_lon"]))
+        return details
 
     def face_and_photo(self, face_id: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """A face row and the row of the photo it is in (None, None if unknown)."""

@@ -69,6 +69,22 @@ def test_months_count_and_jump(dated):
     assert [os.path.basename(p["path"]) for p in first] == ["d2.jpg", "d1.jpg"]   # the month's newest first
 
 
+def test_the_viewer_walks_the_timeline_and_names_the_place(dated):
+    lib, _ = dated
+    order = [p["id"] for p in lib.timeline(limit=100)["photos"]]
+    for i, pid in enumerate(order):
+        d = lib.photo_details(pid)
+        assert d["newer"] == (order[i - 1] if i else None)
+        assert d["older"] == (order[i + 1] if i + 1 < len(order) else None)
+    gps = [p for p in lib.timeline(limit=100)["photos"] if p["path"].endswith("GPS.jpg")]
+    if gps:
+        d = lib.photo_details(gps[0]["id"])
+        assert d["place"] and d["photo"]["gps_lat"] is not None
+        from photosearch.query.events import place_name
+
+        assert d["place"] == place_name(d["photo"]["gps_lat"], d["photo"]["gps_lon"])
+
+
 def test_cli_and_bad_input(dated):
     lib, _ = dated
     r = run_cli("timeline", "--limit", "2", "--json", library=lib.paths.root)
@@ -124,9 +140,23 @@ def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
                                        "document.querySelector('.jtile').title.endsWith('d2.jpg')")
                 page.locator(".jtile").first.click()
                 page.wait_for_selector("#photo")
+                # The viewer: the original file, previous / next by the arrow keys, click to zoom.
+                first = page.evaluate("location.hash")
+                assert "/file" in page.get_attribute("#photo", "src")
+                ready = "document.getElementById('view').dataset.ready === 'photo'"
+                page.wait_for_function(ready)
+                page.keyboard.press("ArrowRight")
+                page.wait_for_function(f"location.hash !== {first!r} && {ready}")
+                assert page.evaluate("location.hash").startswith("#/photo/")
+                page.keyboard.press("ArrowLeft")
+                page.wait_for_function(f"location.hash === {first!r} && {ready}")
+                page.click("#photo")
+                page.wait_for_selector(".frame.zoomed")
+                page.screenshot(path=str(shots / f"viewer-{name}.png"))
                 page.close()
             browser.close()
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    assert {p.name for p in shots.iterdir() if p.stat().st_size > 1000} == {"timeline-desktop.png", "timeline-phone.png"}
+    assert {p.name for p in shots.iterdir() if p.stat().st_size > 1000} == {
+        "timeline-desktop.png", "timeline-phone.png", "viewer-desktop.png", "viewer-phone.png"}

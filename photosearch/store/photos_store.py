@@ -150,6 +150,21 @@ class PhotosStore:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def timeline_neighbors(self, photo_id: int) -> tuple[int | None, int | None]:
+        """(newer, older): the ids beside a shown photo in timeline order (None at either end)."""
+        shown = SHOWN.format(p="")
+        row = self.con.execute(f"SELECT {self._WHEN}, id FROM photos WHERE id = ? AND {shown}", [photo_id]).fetchone()
+        if row is None:
+            return None, None
+        at, pid = row
+        newer = self.con.execute(
+            f"SELECT id FROM photos WHERE {shown} AND ({self._WHEN} > ? OR ({self._WHEN} = ? AND id > ?)) "
+            f"ORDER BY {self._WHEN}, id LIMIT 1", [at, at, pid]).fetchone()
+        older = self.con.execute(
+            f"SELECT id FROM photos WHERE {shown} AND ({self._WHEN} < ? OR ({self._WHEN} = ? AND id < ?)) "
+            f"ORDER BY {self._WHEN} DESC, id DESC LIMIT 1", [at, at, pid]).fetchone()
+        return (newer[0] if newer else None), (older[0] if older else None)
+
     def timeline_months(self) -> list[tuple[int, int, int]]:
         """(year, month, photos) of the shown photos, newest month first."""
         rows = self.con.execute(

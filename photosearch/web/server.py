@@ -263,7 +263,8 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
             raise HTTPException(404, "no such photo")
         row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in details["photo"].items()}
         return {"photo": row, "faces": details["faces"], "tags": details["tags"], "people": details["people"],
-                "text": details["text"]}
+                "text": details["text"], "place": details.get("place"), "newer": details["newer"],
+                "older": details["older"]}
 
     @app.get("/api/photos/{photo_id}/thumb", summary="A cached WebP thumbnail (EXIF-rotated)")
     def thumb(photo_id: int, size: int = Query(320, ge=32, le=1024)) -> Any:

@@ -40,6 +40,18 @@ async function api(path, options = {}) {
 
 function showError(msg) { banner.textContent = msg; banner.hidden = false; }
 
+// The photo page's neighbours for the arrow keys (one handler for every page; null elsewhere).
+let viewerNav = null;
+window.addEventListener("keydown", e => {
+  if (!viewerNav || (e.target.closest && e.target.closest("input, textarea, select"))) return;
+  const other = e.key === "ArrowLeft" ? viewerNav.newer : e.key === "ArrowRight" ? viewerNav.older : null;
+  if (other) { viewerNav = null; location.hash = `#/photo/${other}`; }
+});
+
+// Formats a browser shows as they are: the viewer loads the original; others (HEIC, RAW, TIFF)
+// a large thumbnail.
+const WEB_FORMATS = new Set(["JPEG", "PNG", "WEBP", "GIF", "BMP"]);
+
 function thumb(id, size = 320) { return `/api/photos/${id}/thumb?size=${size}`; }
 
 function clock(s) {
@@ -208,8 +220,25 @@ async function photoPage(id) {
   const img = p.media === "video"
     ? h("video", { id: "photo", controls: "", preload: "metadata", poster: thumb(id, 640),
                    src: `/api/photos/${id}/file#t=${t}` })
-    : h("img", { id: "photo", src: thumb(id, 640), alt: p.path });
+    : h("img", { id: "photo", src: WEB_FORMATS.has(p.format) ? `/api/photos/${id}/file` : thumb(id, 1024),
+                 alt: p.path, title: "Click to zoom" });
   const frame = h("div", { class: "frame" }, img);
+  if (p.media !== "video") {
+    // Zoom: the photo at its own pixels in a scrolling box (drag or scroll to pan); click again to fit.
+    let drag = null, dragged = false;
+    img.addEventListener("click", () => { if (!dragged) frame.classList.toggle("zoomed"); dragged = false; });
+    frame.addEventListener("pointerdown", e => {
+      if (frame.classList.contains("zoomed")) drag = [e.clientX, e.clientY, frame.scrollLeft, frame.scrollTop];
+    });
+    frame.addEventListener("pointermove", e => {
+      if (!drag) return;
+      const dx = e.clientX - drag[0], dy = e.clientY - drag[1];
+      if (Math.abs(dx) + Math.abs(dy) > 4) dragged = true;
+      frame.scrollLeft = drag[2] - dx; frame.scrollTop = drag[3] - dy;
+      e.preventDefault();
+    });
+    for (const ev of ["pointerup", "pointerleave", "pointercancel"]) frame.addEventListener(ev, () => { drag = null; });
+  }
   const detected = doc.faces.filter(f => f.model);
   const order = [...detected].sort((a, b) => a.x - b.x || a.y - b.y);
   doc.faces.forEach(f => {
@@ -237,11 +266,30 @@ async function photoPage(id) {
   const faceLinks = order.map((f, i) => h("div", {},
     h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
     f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null));
-  const rows = [["path", p.path], ["taken", p.taken_at], ["camera", [p.camera_make, p.camera_model].filter(Boolean).join(" ")],
+  const taken = p.taken_at ? new Date(p.taken_at).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" }) : "";
+  const stars = p.rating != null && p.rating > 0 ? "\u2605".repeat(p.rating) + "\u2606".repeat(Math.max(0, 5 - p.rating)) : "";
+  const rows = [["taken", taken], ["place", doc.place || ""], ["camera", [p.camera_make, p.camera_model].filter(Boolean).join(" ")],
+    ["rating", stars], ["description", p.description || ""], ["title", p.title || ""],
     ["size", `${p.width}x${p.height} ${p.format || ""}`],
-    ["duration", p.media === "video" && p.duration != null ? clock(p.duration) : ""], ["GPS", p.gps_lat != null ? `${p.gps_lat.toFixed(5)}, ${p.gps_lon.toFixed(5)}` : ""],
-    ["keywords", (p.keywords || []).join(", ")], ["people", doc.people.join(", ")]];
-  view.replaceChildren(h("div", { class: "photo-view" },
+    ["duration", p.media === "video" && p.duration != null ? clock(p.duration) : ""],
+    ["GPS", p.gps_lat != null ? `${p.gps_lat.toFixed(5)}, ${p.gps_lon.toFixed(5)}` : ""],
+    ["keywords", (p.keywords || []).join(", ")], ["people", doc.people.join(", ")], ["path", p.path]];
+  // Previous / next in the timeline: buttons, the arrow keys, a swipe.
+  const go = other => { if (other) location.hash = `#/photo/${other}`; };
+  const nav = h("div", { class: "viewer-nav" },
+    h("button", { id: "newer", disabled: !doc.newer, title: "Newer (\u2190)", onclick: () => go(doc.newer) }, "\u2190 Newer"),
+    h("a", { href: "#/timeline" }, "All photos"),
+    h("button", { id: "older", disabled: !doc.older, title: "Older (\u2192)", onclick: () => go(doc.older) }, "Older \u2192"));
+  viewerNav = { newer: doc.newer, older: doc.older };
+  let touch = null;
+  frame.addEventListener("touchstart", e => { touch = e.touches[0].clientX; }, { passive: true });
+  frame.addEventListener("touchend", e => {
+    if (touch === null || frame.classList.contains("zoomed")) return;
+    const dx = e.changedTouches[0].clientX - touch;
+    touch = null;
+    if (Math.abs(dx) > 60) go(dx > 0 ? doc.newer : doc.older);
+  });
+  view.replaceChildren(nav, h("div", { class: "photo-view" },
     h("div", {}, frame),
     h("div", {},
       h("table", { class: "kv" }, rows.filter(r => r[1]).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "small" }, v)))),
@@ -250,9 +298,13 @@ async function photoPage(id) {
       h("div", {}, faceLinks),
       doc.text && doc.text.length ? h("h3", {}, "Text in the photo") : null,
       doc.text && doc.text.length ? h("pre", { id: "photo-text", class: "photo-text" }, doc.text.map(l => l.text).join("\n")) : null,
-      h("h3", {}, "Tags"),
-      h("div", { id: "tags" }, doc.tags.map(t => h("span", { class: "chip" + (t.on ? " on" : ""), title: t.state },
-        `${t.tag} ${t.score != null ? t.score.toFixed(2) : t.state}`))))));
+      doc.tags.some(t => t.on || t.state === "rejected") ? h("h3", {}, "Tags") : null,
+      // Only the tags that hold (above their threshold, or accepted), and the ones rejected by hand,
+      // struck through; the score shows on hover.
+      h("div", { id: "tags" }, doc.tags.filter(t => t.on || t.state === "rejected").map(t =>
+        h("span", { class: "chip" + (t.on ? " on" : "") + (t.state === "rejected" ? " rejected" : ""),
+                    title: `${t.state}${t.score != null ? ", score " + t.score.toFixed(2) : ""}` },
+          t.tag + (t.state === "accepted" ? " \u2713" : "")))))));
 }
 
 // -- people ------------------------------------------------------------------------------------
@@ -437,6 +489,7 @@ async function route() {
   const [path] = hash.slice(2).split("?");
   const parts = path.split("/");
   document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.nav === parts[0]));
+  viewerNav = null;
   try {
     if (parts[0] === "photo") await photoPage(parts[1]);
     else if (parts[0] === "like") await resultsPage("More like this", `/api/photos/${parts[1]}/like`);
