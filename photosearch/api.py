@@ -646,9 +646,33 @@ class Library:
             raise UsageError("a rating is 0 to 5")
         ids, failed = self._photo_ids(photos)
         with Catalog.open(self.paths.catalog) as cat:
+            own = self._own_ratings(cat.paths_by_ids(ids)) if rating is None else {}
             with cat.transaction():
                 cat.set_ratings(ids, rating)
+                for pid, stars in own.items():  # cleared: the rating the file itself holds shows again
+                    cat.update_photo(pid, rating=stars)
         return {"rated": len(ids), "rating": rating, "failed": failed}
+
+    @staticmethod
+    def _own_ratings(paths: dict[int, str]) -> dict[int, int | None]:
+        """The rating each file (or its XMP sidecar) holds itself, read from its metadata."""
+        from photosearch.media.decode import read_metadata
+        from photosearch.media.scan import find_sidecar
+
+        out: dict[int, int | None] = {}
+        for pid, path in paths.items():
+            try:
+                with open(os_path(path), "rb") as f:
+                    data = f.read()
+                side = find_sidecar(path)
+                sidecar = None
+                if side:
+                    with open(os_path(side), "rb") as f:
+                        sidecar = f.read()
+                out[pid] = read_metadata(data, sidecar).rating
+            except (OSError, ValueError):
+                out[pid] = None
+        return out
 
     def export_csv_file(self, out_file: str | os.PathLike[str]) -> int:
         """Write the CSV export to ``out_file`` atomically; returns the number of photos."""

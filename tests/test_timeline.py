@@ -153,6 +153,8 @@ def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
                 page.click("#photo")
                 page.wait_for_selector(".frame.zoomed")
                 page.screenshot(path=str(shots / f"viewer-{name}.png"))
+                if name == "desktop":
+                    _edit_and_undo(page, lib, int(first.split("/")[-1].split("?")[0]))
                 page.close()
             browser.close()
     finally:
@@ -160,3 +162,62 @@ def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
         thread.join(timeout=10)
     assert {p.name for p in shots.iterdir() if p.stat().st_size > 1000} == {
         "timeline-desktop.png", "timeline-phone.png", "viewer-desktop.png", "viewer-phone.png"}
+
+
+def _edit_and_undo(page, lib, pid: int) -> None:
+    """Rate and tag on the photo page, each undone from the page, checked in the catalog."""
+    from photosearch.store.catalog import Catalog
+
+    def rating() -> int | None:
+        return lib.photo_details(pid)["photo"]["rating"]
+
+    def tag_state(tag: str) -> str | None:
+        return next((t["state"] for t in lib.photo_details(pid)["tags"] if t["tag"] == tag), None)
+
+    ready = "document.getElementById('view').dataset.ready === 'photo'"
+    before = rating()
+    page.click("#stars .star[data-n='4']")
+    page.wait_for_selector("#undo-edit")
+    assert rating() == 4 and page.locator("#stars .star.on").count() == 4
+    page.click("#undo-edit")
+    page.wait_for_function(f"document.querySelectorAll('#stars .star.on').length === {before or 0} && {ready}")
+    assert rating() == before
+    page.fill("#add-tag", "Beach")
+    page.press("#add-tag", "Enter")
+    page.wait_for_selector("#tags .chip[data-tag='Beach']")
+    assert tag_state("Beach") == "accepted"
+    page.wait_for_selector("#undo-edit")
+    page.click("#undo-edit")
+    page.wait_for_function(f"!document.querySelector(\"#tags .chip[data-tag='Beach']\") && {ready}")
+    assert tag_state("Beach") in (None, "auto")
+    with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+        assert "accepted" not in cat.decisions("Beach").values()
+
+
+def test_editing_api_refuses_bad_input(dated):
+    from fastapi.testclient import TestClient
+
+    from photosearch.web.server import create_app
+
+    lib, _ = dated
+    app = create_app(lib)
+    c = TestClient(app, base_url="http://127.0.0.1")
+    c.get(f"/?token={app.state.token}", follow_redirects=False)
+    c.headers["X-Photosearch-CSRF"] = app.state.csrf
+    pid = lib.timeline(limit=1)["photos"][0]["id"]
+    for body in ({"rating": "five"}, {"rating": True}, {"rating": 9}):
+        r = c.post(f"/api/photos/{pid}/rating", json=body)
+        assert r.status_code == 400 and "error" in r.json(), (body, r.text)
+    r = c.post(f"/api/photos/{pid}/tags", json={"tag": "Beach", "state": "maybe"})
+    assert r.status_code == 400 and "state" in r.json()["error"]
+    r = c.post(f"/api/photos/{pid}/tags", json={"tag": " ", "state": "accepted"})
+    assert r.status_code == 400
+    assert c.post("/api/photos/999999/rating", json={"rating": 3}).status_code == 404
+    r = c.post(f"/api/photos/{pid}/rating", json={"rating": 5})
+    assert r.status_code == 200 and r.json() == {"rating": 5, "previous": None}
+    r = c.post(f"/api/photos/{pid}/rating", json={"rating": None})
+    assert r.json() == {"rating": None, "previous": 5} and lib.photo_details(pid)["photo"]["rating"] is None
+    r = c.post(f"/api/photos/{pid}/tags", json={"tag": "beach", "state": "rejected"})
+    assert r.status_code == 200 and r.json()["tag"] == "Beach" and r.json()["previous"] is None
+    r = c.post(f"/api/photos/{pid}/tags", json={"tag": "Beach", "state": None})
+    assert r.json()["previous"] == "rejected"

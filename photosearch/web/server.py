@@ -364,6 +364,36 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         return {"below": below, "above": above, "items": library.review_queue(below=below, above=above, tag=tag,
                                                                               limit=limit)}
 
+    @app.post("/api/photos/{photo_id}/rating", summary="Set a photo's rating: {\"rating\": 0-5 or null}; "
+              "returns the previous one (the page's undo sets it back)")
+    def set_rating(photo_id: int, body: dict = Body(...)) -> Any:
+        row = photo_row(photo_id)
+        rating = body.get("rating")
+        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
+            raise HTTPException(400, "'rating' must be 0 to 5, or null to clear it")
+        done = library.rate([os_path(row["path"])], rating)
+        if done["failed"]:
+            raise HTTPException(409, done["failed"][0]["reason"])
+        return {"rating": rating, "previous": row["rating"]}
+
+    @app.post("/api/photos/{photo_id}/tags", summary="Set a tag by hand: {\"tag\": T, \"state\": "
+              "\"accepted\", \"rejected\" or null (automatic)}; returns the previous state")
+    def set_tag(photo_id: int, body: dict = Body(...)) -> Any:
+        row = photo_row(photo_id)
+        state = body.get("state")
+        if state not in ("accepted", "rejected", None):
+            raise HTTPException(400, "'state' must be \"accepted\", \"rejected\" or null")
+        tag = _field(body, "tag", str).strip()
+        if not tag:
+            raise HTTPException(400, "'tag' must not be empty")
+        details = library.photo_details(photo_id) or {"tags": []}
+        before = {t["tag"].lower(): t["state"] for t in details["tags"]}
+        done = library.tag_photos(tag, [os_path(row["path"])], state=state)
+        if done["failed"]:
+            raise HTTPException(409, done["failed"][0]["reason"])
+        previous = before.get(done["tag"].lower(), "auto")
+        return {"tag": done["tag"], "state": done["state"], "previous": None if previous == "auto" else previous}
+
     @app.post("/api/review/decide", summary="{\"photo_id\": N, \"tag\": T, \"accept\": true|false}")
     def decide(body: dict = Body(...)) -> Any:
         library.decide(_field(body, "photo_id", int), _field(body, "tag", str), _field(body, "accept", bool))

@@ -267,7 +267,23 @@ async function photoPage(id) {
     h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
     f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null));
   const taken = p.taken_at ? new Date(p.taken_at).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" }) : "";
-  const stars = p.rating != null && p.rating > 0 ? "\u2605".repeat(p.rating) + "\u2606".repeat(Math.max(0, 5 - p.rating)) : "";
+  // Editing: stars and tags go through the same library calls as `rate` and `tag add|remove`;
+  // each change offers an undo that sets the previous value back.
+  async function setRating(n) {
+    const r = await api(`/api/photos/${id}/rating`, { method: "POST", body: { rating: n } });
+    await route();
+    undoToast(n ? `Rated ${n} star${n > 1 ? "s" : ""}.` : "Rating cleared.",
+      () => api(`/api/photos/${id}/rating`, { method: "POST", body: { rating: r.previous } }));
+  }
+  async function setTag(tag, state) {
+    const r = await api(`/api/photos/${id}/tags`, { method: "POST", body: { tag, state } });
+    await route();
+    undoToast(`${r.tag}: ${state === "accepted" ? "added" : state === "rejected" ? "removed" : "automatic"}.`,
+      () => api(`/api/photos/${id}/tags`, { method: "POST", body: { tag: r.tag, state: r.previous } }));
+  }
+  const stars = h("span", { id: "stars", class: "stars" }, [1, 2, 3, 4, 5].map(n =>
+    h("button", { class: "star" + ((p.rating || 0) >= n ? " on" : ""), "data-n": n, title: p.rating === n ? "Clear the rating" : `${n} star${n > 1 ? "s" : ""}`,
+                  onclick: () => setRating(p.rating === n ? null : n) }, (p.rating || 0) >= n ? "\u2605" : "\u2606")));
   const rows = [["taken", taken], ["place", doc.place || ""], ["camera", [p.camera_make, p.camera_model].filter(Boolean).join(" ")],
     ["rating", stars], ["description", p.description || ""], ["title", p.title || ""],
     ["size", `${p.width}x${p.height} ${p.format || ""}`],
@@ -302,9 +318,18 @@ async function photoPage(id) {
       // Only the tags that hold (above their threshold, or accepted), and the ones rejected by hand,
       // struck through; the score shows on hover.
       h("div", { id: "tags" }, doc.tags.filter(t => t.on || t.state === "rejected").map(t =>
-        h("span", { class: "chip" + (t.on ? " on" : "") + (t.state === "rejected" ? " rejected" : ""),
+        h("span", { class: "chip" + (t.on ? " on" : "") + (t.state === "rejected" ? " rejected" : ""), "data-tag": t.tag,
                     title: `${t.state}${t.score != null ? ", score " + t.score.toFixed(2) : ""}` },
-          t.tag + (t.state === "accepted" ? " \u2713" : "")))))));
+          t.tag + (t.state === "accepted" ? " \u2713" : ""),
+          h("button", { class: "chip-x", title: t.on ? "Remove this tag" : "Back to automatic",
+                        onclick: () => setTag(t.tag, t.on ? "rejected" : null) }, t.on ? "\u00D7" : "\u21BA")))),
+      (() => {
+        const f = h("form", { id: "add-tag-form", class: "add-tag" },
+          h("input", { id: "add-tag", name: "tag", placeholder: "Add a tag", size: 14 }),
+          h("button", { type: "submit" }, "Add"));
+        f.addEventListener("submit", e => { e.preventDefault(); const t = new FormData(f).get("tag").trim(); if (t) setTag(t, "accepted"); });
+        return f;
+      })())));
 }
 
 // -- people ------------------------------------------------------------------------------------
@@ -377,6 +402,18 @@ async function dupesPage() {
         h("div", { class: "small" }, m.why),
         h("div", { class: "small" }, m.path))))));
   });
+}
+
+function undoToast(msg, undo) {
+  banner.replaceChildren(msg + " ", h("button", { id: "undo-edit", onclick: async () => {
+    banner.hidden = true;
+    await undo();
+    await route();
+  } }, "Undo"));
+  banner.style.background = "#1f4a2a";
+  banner.hidden = false;
+  clearTimeout(undoToast.timer);
+  undoToast.timer = setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 10000);
 }
 
 function alertInfo(msg) { banner.textContent = msg; banner.hidden = false; banner.style.background = "#1f4a2a"; setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 4000); }
