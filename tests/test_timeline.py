@@ -221,3 +221,54 @@ def test_editing_api_refuses_bad_input(dated):
     assert r.status_code == 200 and r.json()["tag"] == "Beach" and r.json()["previous"] is None
     r = c.post(f"/api/photos/{pid}/tags", json={"tag": "Beach", "state": None})
     assert r.json()["previous"] == "rejected"
+
+
+def test_albums_in_the_browser_and_their_api(dated):
+    """Make an album on the Albums page, add a photo from its page, see it in the album, undo."""
+    from fastapi.testclient import TestClient
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+    from test_web import CHROMIUM, _start_server
+
+    lib, _ = dated
+    app = create_app(lib)
+    pid = lib.timeline(limit=1)["photos"][0]["id"]
+    c = TestClient(app, base_url="http://127.0.0.1")
+    c.get(f"/?token={app.state.token}", follow_redirects=False)
+    c.headers["X-Photosearch-CSRF"] = app.state.csrf
+    assert c.post("/api/albums", json={"name": "Best", "query": "a dog"}).json()["query"] == "a dog"
+    assert c.post("/api/albums/Best/add", json={"photo_ids": [pid]}).status_code == 400   # smart: refused
+    for body, code in (({"photo_ids": []}, 400), ({"photo_ids": ["x"]}, 400), ({"photo_ids": [999999]}, 404)):
+        assert c.post("/api/albums/Best/add", json=body).status_code == code
+    assert c.get("/api/albums/Nope").status_code == 400
+    server, thread, port = _start_server(app)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}#/albums")
+            page.wait_for_selector("#new-album")
+            page.fill("#album-name", "Trip 2023")
+            page.click("#new-album button")
+            page.wait_for_selector("text=This album is empty")
+            page.goto(f"http://127.0.0.1:{port}/#/photo/{pid}")
+            page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
+            assert page.locator("#album-pick option[value='Best']").count() == 0   # smart albums are not offered
+            page.select_option("#album-pick", "Trip 2023")
+            page.wait_for_selector("#undo-edit")
+            assert [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [1]
+            page.goto(f"http://127.0.0.1:{port}/#/album/Trip%202023")
+            page.wait_for_selector(f".result[data-id='{pid}']")
+            page.goto(f"http://127.0.0.1:{port}/#/photo/{pid}")
+            page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
+            page.select_option("#album-pick", "Trip 2023")
+            page.wait_for_selector("#undo-edit")
+            page.click("#undo-edit")
+            page.wait_for_function("document.getElementById('view').dataset.ready === 'photo'")
+            page.wait_for_timeout(300)
+            assert [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [0]
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

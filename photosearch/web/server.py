@@ -394,6 +394,45 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         previous = before.get(done["tag"].lower(), "auto")
         return {"tag": done["tag"], "state": done["state"], "previous": None if previous == "auto" else previous}
 
+    # -- albums -------------------------------------------------------------------------------
+
+    def paths_of(body: dict[str, Any]) -> list[str]:
+        ids = _field(body, "photo_ids", list)
+        if not ids or not all(isinstance(i, int) for i in ids):
+            raise HTTPException(400, "'photo_ids' must be a non-empty list of photo ids")
+        rows = library.photos_by_ids([int(i) for i in ids])
+        if len(rows) != len(set(ids)):
+            raise HTTPException(404, "no such photo")
+        return [os_path(r["path"]) for r in rows.values()]
+
+    @app.get("/api/albums", summary="Same shape as `photosearch album list --json`")
+    def albums() -> Any:
+        return {"albums": library.albums()}
+
+    @app.get("/api/albums/{name}", summary="An album and its photos (a smart album's search, run now)")
+    def album(name: str, limit: int = Query(500, ge=1, le=5000)) -> Any:
+        found, results = library.album_show(name, limit=limit)
+        missing = [r.id for r in results if r.id not in known]
+        if missing:
+            remember(library.photos_by_ids(missing))
+        return {"album": found, "results": [r.as_dict() for r in results]}
+
+    @app.post("/api/albums", summary="Create an album: {\"name\", \"query\"?, \"filters\"?} (smart with a query or filters)")
+    def album_create(body: dict = Body(...)) -> Any:
+        filters = body.get("filters") or {}
+        if not isinstance(filters, dict):
+            raise HTTPException(400, "'filters' must be an object")
+        return library.album_create(_field(body, "name", str), query=_field(body, "query", str, None),
+                                    filters=filters)
+
+    @app.post("/api/albums/{name}/add", summary="Add photos to a manual album: {\"photo_ids\": [...]}")
+    def album_add(name: str, body: dict = Body(...)) -> Any:
+        return library.album_add(name, paths_of(body))
+
+    @app.post("/api/albums/{name}/remove", summary="Take photos out of a manual album: {\"photo_ids\": [...]}")
+    def album_remove(name: str, body: dict = Body(...)) -> Any:
+        return library.album_remove(name, paths_of(body))
+
     @app.post("/api/review/decide", summary="{\"photo_id\": N, \"tag\": T, \"accept\": true|false}")
     def decide(body: dict = Body(...)) -> Any:
         library.decide(_field(body, "photo_id", int), _field(body, "tag", str), _field(body, "accept", bool))

@@ -34,11 +34,11 @@ async function api(path, options = {}) {
     showError(msg);
     throw new Error(msg);
   }
-  banner.hidden = true;
+  if (banner.dataset.kind === "error") banner.hidden = true;  // a success clears an error, not an undo offer
   return doc;
 }
 
-function showError(msg) { banner.textContent = msg; banner.hidden = false; }
+function showError(msg) { banner.textContent = msg; banner.dataset.kind = "error"; banner.style.background = ""; banner.hidden = false; }
 
 // The photo page's neighbours for the arrow keys (one handler for every page; null elsewhere).
 let viewerNav = null;
@@ -311,6 +311,7 @@ async function photoPage(id) {
       h("table", { class: "kv" }, rows.filter(r => r[1]).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "small" }, v)))),
       h("p", {}, h("a", { href: `#/like/${id}`, id: "more-like" }, "More like this"), " · ",
         h("a", { href: `/api/photos/${id}/file`, target: "_blank" }, "Original")),
+      albumPicker(id),
       h("div", {}, faceLinks),
       doc.text && doc.text.length ? h("h3", {}, "Text in the photo") : null,
       doc.text && doc.text.length ? h("pre", { id: "photo-text", class: "photo-text" }, doc.text.map(l => l.text).join("\n")) : null,
@@ -330,6 +331,40 @@ async function photoPage(id) {
         f.addEventListener("submit", e => { e.preventDefault(); const t = new FormData(f).get("tag").trim(); if (t) setTag(t, "accepted"); });
         return f;
       })())));
+}
+
+// -- albums ------------------------------------------------------------------------------------
+
+async function albumsPage() {
+  const doc = await api("/api/albums");
+  const form = h("form", { id: "new-album", class: "filters" },
+    h("input", { id: "album-name", name: "name", placeholder: "New album name", required: true }),
+    h("input", { id: "album-query", name: "query", placeholder: "Smart album: a search (optional)", size: 28 }),
+    h("button", { class: "primary", type: "submit" }, "Create"));
+  form.addEventListener("submit", async e => {
+    e.preventDefault();
+    const f = new FormData(form), body = { name: f.get("name").trim() };
+    if (f.get("query").trim()) body.query = f.get("query").trim();
+    const made = await api("/api/albums", { method: "POST", body });
+    location.hash = `#/album/${encodeURIComponent(made.name)}`;
+  });
+  const list = h("div", { class: "grid albums", id: "albums" }, doc.albums.map(a =>
+    h("a", { class: "tile album-card", href: `#/album/${encodeURIComponent(a.name)}`, "data-album": a.name },
+      h("div", { class: "memory-text" }, h("strong", {}, a.name),
+        h("span", { class: "small" }, a.kind === "smart" ? `smart: ${a.query || JSON.stringify(a.filters)}`
+                                                         : `${a.photos} photo${a.photos === 1 ? "" : "s"}`)))));
+  view.replaceChildren(h("h2", {}, "Albums"), form,
+    doc.albums.length ? list : h("p", { class: "empty" }, "No albums yet. Name one above, then add photos to it from a photo's page (or make it smart: a search kept live)."));
+}
+
+async function albumPage(name) {
+  const doc = await api(`/api/albums/${encodeURIComponent(name)}`);
+  const a = doc.album;
+  const grid = h("div", { class: "grid", id: "results" }, doc.results.map(r => tile(r)));
+  view.replaceChildren(h("h2", {}, a.name),
+    h("p", { class: "small" }, a.kind === "smart" ? `Smart album: ${a.query || JSON.stringify(a.filters)} (kept live)` : `${a.photos} photos`),
+    doc.results.length ? grid : h("p", { class: "empty" }, a.kind === "smart" ? "Nothing matches this search yet." :
+      "This album is empty: open a photo and use \u201cAdd to album\u201d."));
 }
 
 // -- people ------------------------------------------------------------------------------------
@@ -404,6 +439,22 @@ async function dupesPage() {
   });
 }
 
+function albumPicker(id) {
+  // Manual albums only (a smart album's photos are its search's); undo takes the photo out again.
+  const select = h("select", { id: "album-pick" }, h("option", { value: "" }, "Add to album\u2026"));
+  api("/api/albums").then(doc => doc.albums.filter(a => a.kind === "manual").forEach(a =>
+    select.append(h("option", { value: a.name }, a.name))));
+  select.addEventListener("change", async () => {
+    const name = select.value;
+    if (!name) return;
+    const body = { photo_ids: [Number(id)] };
+    await api(`/api/albums/${encodeURIComponent(name)}/add`, { method: "POST", body });
+    await route();
+    undoToast(`Added to ${name}.`, () => api(`/api/albums/${encodeURIComponent(name)}/remove`, { method: "POST", body }));
+  });
+  return h("div", { class: "add-album" }, select);
+}
+
 function undoToast(msg, undo) {
   banner.replaceChildren(msg + " ", h("button", { id: "undo-edit", onclick: async () => {
     banner.hidden = true;
@@ -411,12 +462,13 @@ function undoToast(msg, undo) {
     await route();
   } }, "Undo"));
   banner.style.background = "#1f4a2a";
+  banner.dataset.kind = "undo";
   banner.hidden = false;
   clearTimeout(undoToast.timer);
   undoToast.timer = setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 10000);
 }
 
-function alertInfo(msg) { banner.textContent = msg; banner.hidden = false; banner.style.background = "#1f4a2a"; setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 4000); }
+function alertInfo(msg) { banner.textContent = msg; banner.dataset.kind = "info"; banner.hidden = false; banner.style.background = "#1f4a2a"; setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 4000); }
 
 // -- review ------------------------------------------------------------------------------------
 
@@ -537,6 +589,8 @@ async function route() {
     else if (parts[0] === "review") await reviewPage();
     else if (parts[0] === "sync") await syncPage();
     else if (parts[0] === "memories") await memoriesPage();
+    else if (parts[0] === "albums") await albumsPage();
+    else if (parts[0] === "album") await albumPage(decodeURIComponent(parts.slice(1).join("/")));
     else if (parts[0] === "search") await searchPage();
     else await timelinePage();
     view.dataset.ready = parts[0] || "timeline";
