@@ -13,8 +13,12 @@ so each figure is a whole request: routing, the token check, the catalog query, 
 - a year of scrolling: the pages the page asks for while scrolling from the newest photo back one
   year (200 first, then 1000 a request; the cursor of each page is the last photo of the one before),
   summed;
-- a deep page: the page 90% of the way down the timeline (keyset paging: as cheap as the first).
-Goals: first screen < 300 ms, a year of scrolling < 1 s of requests.
+- a deep page: the page 90% of the way down the timeline (keyset paging: as cheap as the first);
+- an album of 5,000 photos: GET /api/albums/NAME?limit=5000 (a manual album made in the catalog);
+- the viewer: GET /api/photos/ID (details, neighbours) and GET /api/photos/ID/file of a real 12 MP
+  JPEG (one row pointed at a file bench_index.py / bench_faces.py prepared, if there is one).
+Goals: first screen < 300 ms, a year of scrolling < 1 s of requests, the viewer's full image < 500 ms,
+an album of 5,000 < 300 ms.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ def build(n: int) -> Path:
                                         format="JPEG", taken_at=None if i % 20 == 0 else taken))
             with cat.transaction():
                 cat.insert_photos(recs)
+        with cat.transaction():
+            album = cat.create_album("Five thousand")
+            cat.add_to_album(album, [int(i) for i in rng.choice(np.arange(1, n + 1), size=min(5000, n), replace=False)])
     return lib_dir
 
 
@@ -87,7 +94,17 @@ def main() -> None:
         return dt, r.json()
 
     get("/api/timeline?limit=200")  # warm: the catalog's first open, Python's first calls
-    res: dict = {"n": args.n, "first_page_ms": [], "months_ms": [], "year_ms": [], "year_pages": [], "deep_page_ms": []}
+    real = sorted(WORK.glob("*photos-4000x3000*/IMG_00000.jpg"))
+    viewer_id = None
+    if real:
+        from photosearch.store.catalog import Catalog
+
+        viewer_id = get("/api/timeline?limit=1")[1]["photos"][0]["id"]
+        with Catalog.open(lib_dir / "catalog.duckdb") as cat, cat.transaction():
+            cat.con.execute("UPDATE photos SET path = ? WHERE id = ?", [str(real[0].resolve()), viewer_id])
+        real[0].read_bytes()  # in the page cache, as a photo just shown in the grid would be
+    res: dict = {"n": args.n, "first_page_ms": [], "months_ms": [], "year_ms": [], "year_pages": [], "deep_page_ms": [],
+                 "album_5000_ms": [], "viewer_details_ms": [], "viewer_file_ms": []}
     months = get("/api/timeline/months")[1]["months"]
     deep_cursor = months[int(len(months) * 0.9)]["cursor"]
     for _ in range(args.rounds):
@@ -102,7 +119,16 @@ def main() -> None:
         res["year_ms"].append(total * 1e3)
         res["year_pages"].append(pages)
         res["deep_page_ms"].append(get(f"/api/timeline?limit=200&cursor={deep_cursor}")[0] * 1e3)
-    summary = {k: statistics.median(v) for k, v in res.items() if isinstance(v, list)}
+        dt, doc = get("/api/albums/Five%20thousand?limit=5000")
+        assert len(doc["results"]) == min(5000, args.n)
+        res["album_5000_ms"].append(dt * 1e3)
+        if viewer_id is not None:
+            res["viewer_details_ms"].append(get(f"/api/photos/{viewer_id}")[0] * 1e3)
+            t = time.perf_counter()
+            r = c.get(f"/api/photos/{viewer_id}/file")
+            assert r.status_code == 200 and len(r.content) > 1_000_000
+            res["viewer_file_ms"].append((time.perf_counter() - t) * 1e3)
+    summary = {k: statistics.median(v) for k, v in res.items() if isinstance(v, list) and v}
     print(json.dumps({"n": args.n, **{k: round(v, 1) for k, v in summary.items()}}))
     if args.json_out:
         args.json_out.write_text(json.dumps({"raw": res, "median": summary}, indent=1))

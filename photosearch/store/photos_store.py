@@ -121,8 +121,9 @@ class PhotosStore:
         """Photo rows by id (unknown ids are absent)."""
         if not ids:
             return {}
-        marks = ", ".join(["?"] * len(ids))
-        return {r["id"]: r for r in self._photo_dicts(f"WHERE id IN ({marks})", list(ids))}
+        # One list parameter: binding thousands of "?" costs ~4x the query (an album of 5,000).
+        return {r["id"]: r for r in self._photo_dicts("WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                                                      [[int(i) for i in ids]])}
 
     def _photo_dicts(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         cur = self.con.execute(f"SELECT id, {', '.join(PHOTO_COLUMNS)}, live_of FROM photos {where}", params)
