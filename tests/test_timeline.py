@@ -272,3 +272,66 @@ def test_albums_in_the_browser_and_their_api(dated):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_select_several_rate_tag_album_and_undo_each(dated):
+    """Multi-select on the timeline: rate, tag and add to an album, each undone from the page."""
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+    from test_web import CHROMIUM, _start_server
+
+    lib, _ = dated
+    lib.album_create("Picks")
+    ids = [p["id"] for p in lib.timeline(limit=3)["photos"]]
+    lib.rate([lib.photo_details(ids[0])["photo"]["path"]], 2)   # one already rated: undo must give its 2 back
+
+    def state() -> tuple[list, list, int]:
+        details = [lib.photo_details(i) for i in ids]
+        tags = [next((t["state"] for t in d["tags"] if t["tag"] == "Picnic"), None) for d in details]
+        return [d["photo"]["rating"] for d in details], tags, next(a["photos"] for a in lib.albums() if a["name"] == "Picks")
+
+    before = state()
+    app = create_app(lib)
+    server, thread, port = _start_server(app)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
+            page.wait_for_selector(".jtile img")
+            page.click("#select-toggle")
+            for i in ids:
+                page.click(f".jtile[data-id='{i}']")
+            assert page.locator(".jtile.selected").count() == 3
+            assert page.text_content("#selected-count") == "3 selected"
+            assert page.evaluate("location.hash") in ("", "#/timeline")   # selecting does not open photos
+
+            def undo_and_wait() -> None:
+                page.click("#undo-edit")
+                page.wait_for_selector("#undo-edit", state="hidden")
+                page.wait_for_timeout(300)
+
+            page.select_option("#bulk-rating", "5")
+            page.wait_for_selector("#undo-edit")
+            assert state()[0] == [5, 5, 5]
+            undo_and_wait()
+            assert state()[0] == before[0]
+            page.fill("#bulk-tag", "Picnic")
+            page.press("#bulk-tag", "Enter")
+            page.wait_for_selector("#undo-edit")
+            assert state()[1] == ["accepted"] * 3
+            undo_and_wait()
+            assert state()[1] == before[1]
+            page.wait_for_selector("#bulk-album option[value='Picks']", state="attached")
+            page.select_option("#bulk-album", "Picks")
+            page.wait_for_selector("#undo-edit")
+            assert state()[2] == 3
+            undo_and_wait()
+            assert state()[2] == 0
+            page.click("#select-toggle")
+            assert page.locator(".jtile.selected").count() == 0 and page.is_hidden("#select-bar")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -183,6 +183,19 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         for pid, r in rows.items():
             known[pid] = (r["path"], r["content_hash"])
 
+    def rows_of(body: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        """The catalog rows of a request's ``photo_ids`` (400 unless a list of ids, 404 for an unknown one)."""
+        ids = _field(body, "photo_ids", list)
+        if not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids) or len(ids) > 10_000:
+            raise HTTPException(400, "'photo_ids' must be a list of 1 to 10,000 photo ids")
+        rows = library.photos_by_ids(sorted({int(i) for i in ids}))
+        if len(rows) != len(set(ids)):
+            raise HTTPException(404, "no such photo")
+        return rows
+
+    def paths_of(body: dict[str, Any]) -> list[str]:
+        return [os_path(r["path"]) for r in rows_of(body).values()]
+
     def photo_row(photo_id: int) -> dict[str, Any]:
         row = library.photos_by_ids([photo_id]).get(photo_id)
         if row is None:
@@ -394,16 +407,37 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         previous = before.get(done["tag"].lower(), "auto")
         return {"tag": done["tag"], "state": done["state"], "previous": None if previous == "auto" else previous}
 
+    @app.post("/api/photos/rating", summary="Rate several photos: {\"photo_ids\": [...], \"rating\": 0-5 or null}; "
+              "returns each photo's previous rating (the page's undo sets them back)")
+    def set_ratings(body: dict = Body(...)) -> Any:
+        rating = body.get("rating")
+        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
+            raise HTTPException(400, "'rating' must be 0 to 5, or null to clear it")
+        rows = rows_of(body)
+        done = library.rate([os_path(r["path"]) for r in rows.values()], rating)
+        return {"rating": rating, "rated": done["rated"], "failed": done["failed"],
+                "previous": {str(pid): r["rating"] for pid, r in rows.items()}}
+
+    @app.post("/api/photos/tags", summary="Set a tag on several photos: {\"photo_ids\": [...], \"tag\", \"state\"}; "
+              "returns each photo's previous state")
+    def set_tags(body: dict = Body(...)) -> Any:
+        state = body.get("state")
+        if state not in ("accepted", "rejected", None):
+            raise HTTPException(400, "'state' must be \"accepted\", \"rejected\" or null")
+        tag = _field(body, "tag", str).strip()
+        if not tag:
+            raise HTTPException(400, "'tag' must not be empty")
+        rows = rows_of(body)
+        before = {pid: {t["tag"].lower(): t["state"] for t in (library.photo_details(pid) or {"tags": []})["tags"]}
+                  for pid in rows}
+        done = library.tag_photos(tag, [os_path(r["path"]) for r in rows.values()], state=state)
+        previous = {str(pid): (None if b.get(done["tag"].lower(), "auto") == "auto" else b[done["tag"].lower()])
+                    for pid, b in before.items()}
+        return {"tag": done["tag"], "state": done["state"], "photos": done["photos"], "failed": done["failed"],
+                "previous": previous}
+
     # -- albums -------------------------------------------------------------------------------
 
-    def paths_of(body: dict[str, Any]) -> list[str]:
-        ids = _field(body, "photo_ids", list)
-        if not ids or not all(isinstance(i, int) for i in ids):
-            raise HTTPException(400, "'photo_ids' must be a non-empty list of photo ids")
-        rows = library.photos_by_ids([int(i) for i in ids])
-        if len(rows) != len(set(ids)):
-            raise HTTPException(404, "no such photo")
-        return [os_path(r["path"]) for r in rows.values()]
 
     @app.get("/api/albums", summary="Same shape as `photosearch album list --json`")
     def albums() -> Any:

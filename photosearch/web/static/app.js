@@ -83,6 +83,94 @@ function params() {
   return new URLSearchParams(q);
 }
 
+// -- selecting in any grid ---------------------------------------------------------------------
+// "Select" in the header turns clicks on tiles into a selection; the bar below acts on it (rate,
+// tag, add to an album), each action with an Undo that sets every photo back as it was.
+
+const selected = new Set();
+const selectBar = h("div", { id: "select-bar", hidden: true });
+document.body.append(selectBar);
+
+function setSelecting(on) {
+  document.body.classList.toggle("selecting", on);
+  selected.clear();
+  document.querySelectorAll(".selected").forEach(t => t.classList.remove("selected"));
+  document.getElementById("select-toggle").textContent = on ? "Done" : "Select";
+  renderSelectBar();
+}
+
+function groupBy(previous) {  // {id: value} -> Map(value -> [ids])
+  const groups = new Map();
+  for (const [pid, v] of Object.entries(previous)) {
+    const k = v === undefined ? null : v;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(Number(pid));
+  }
+  return groups;
+}
+
+function renderSelectBar() {
+  const on = document.body.classList.contains("selecting");
+  selectBar.hidden = !on;
+  if (!on) return;
+  const ids = () => [...selected];
+  const stars = h("select", { id: "bulk-rating" }, h("option", { value: "" }, "Rate\u2026"),
+    [5, 4, 3, 2, 1].map(n => h("option", { value: n }, "\u2605".repeat(n))), h("option", { value: "clear" }, "Clear rating"));
+  stars.addEventListener("change", async () => {
+    if (!stars.value || !selected.size) return;
+    const rating = stars.value === "clear" ? null : Number(stars.value);
+    const r = await api("/api/photos/rating", { method: "POST", body: { photo_ids: ids(), rating } });
+    undoToast(`Rated ${r.rated} photo${r.rated === 1 ? "" : "s"}.`, async () => {
+      for (const [prev, group] of groupBy(r.previous))
+        await api("/api/photos/rating", { method: "POST", body: { photo_ids: group, rating: prev } });
+    }, false);
+    stars.value = "";
+  });
+  const tagForm = h("form", { id: "bulk-tag-form" }, h("input", { id: "bulk-tag", placeholder: "Tag", size: 10 }),
+    h("button", { type: "submit" }, "Add tag"));
+  tagForm.addEventListener("submit", async e => {
+    e.preventDefault();
+    const tag = document.getElementById("bulk-tag").value.trim();
+    if (!tag || !selected.size) return;
+    const r = await api("/api/photos/tags", { method: "POST", body: { photo_ids: ids(), tag, state: "accepted" } });
+    undoToast(`${r.tag} added to ${r.photos} photo${r.photos === 1 ? "" : "s"}.`, async () => {
+      for (const [prev, group] of groupBy(r.previous))
+        await api("/api/photos/tags", { method: "POST", body: { photo_ids: group, tag: r.tag, state: prev } });
+    }, false);
+  });
+  const album = h("select", { id: "bulk-album" }, h("option", { value: "" }, "Add to album\u2026"));
+  api("/api/albums").then(doc => doc.albums.filter(a => a.kind === "manual").forEach(a =>
+    album.append(h("option", { value: a.name }, a.name))));
+  album.addEventListener("change", async () => {
+    const name = album.value;
+    if (!name || !selected.size) return;
+    const path = `/api/albums/${encodeURIComponent(name)}`;
+    const had = new Set((await api(`${path}?limit=5000`)).results.map(x => x.id));
+    const fresh = ids().filter(i => !had.has(i));
+    const r = await api(`${path}/add`, { method: "POST", body: { photo_ids: ids() } });
+    undoToast(`${r.added} added to ${name}.`,
+      () => fresh.length ? api(`${path}/remove`, { method: "POST", body: { photo_ids: fresh } }) : null, false);
+    album.value = "";
+  });
+  selectBar.replaceChildren(h("span", { id: "selected-count" }, `${selected.size} selected`), stars, tagForm, album,
+    h("button", { onclick: () => setSelecting(true) }, "Clear"));
+}
+
+document.getElementById("select-toggle").addEventListener("click",
+  () => setSelecting(!document.body.classList.contains("selecting")));
+
+document.addEventListener("click", e => {
+  if (!document.body.classList.contains("selecting")) return;
+  const t = e.target.closest(".jtile, .tile.result");
+  if (!t || !view.contains(t)) return;
+  e.preventDefault();
+  e.stopPropagation();
+  const id = Number(t.dataset.id);
+  if (selected.has(id)) selected.delete(id); else selected.add(id);
+  t.classList.toggle("selected", selected.has(id));
+  document.getElementById("selected-count").textContent = `${selected.size} selected`;
+}, true);
+
 // -- timeline: the home page -------------------------------------------------------------------
 
 const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -455,11 +543,11 @@ function albumPicker(id) {
   return h("div", { class: "add-album" }, select);
 }
 
-function undoToast(msg, undo) {
+function undoToast(msg, undo, refresh = true) {
   banner.replaceChildren(msg + " ", h("button", { id: "undo-edit", onclick: async () => {
     banner.hidden = true;
     await undo();
-    await route();
+    if (refresh) await route();  // a page showing what changed; a selection's bar keeps its selection
   } }, "Undo"));
   banner.style.background = "#1f4a2a";
   banner.dataset.kind = "undo";
@@ -579,6 +667,7 @@ async function route() {
   const parts = path.split("/");
   document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.nav === parts[0]));
   viewerNav = null;
+  if (document.body.classList.contains("selecting")) setSelecting(false);
   try {
     if (parts[0] === "photo") await photoPage(parts[1]);
     else if (parts[0] === "like") await resultsPage("More like this", `/api/photos/${parts[1]}/like`);
