@@ -387,6 +387,26 @@ class Library:
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             return cat.people()
 
+    def merge_suggestions(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """People or clusters that may be one person (their faces' mean vectors close, never two
+        in one photo, nor a pair answered "not the same"), most similar first."""
+        from photosearch.query.people import merge_suggestions
+
+        model = self.face_models.active_name()
+        if model is None or not self.paths.catalog.exists():
+            return []
+        with Catalog.open(self.paths.catalog, read_only=True) as cat:
+            return merge_suggestions(cat, model, limit=limit)
+
+    @_writes("people")
+    def dismiss_suggestion(self, a: int, b: int) -> None:
+        """Answer "not the same person" to a merge suggestion: it is not suggested again."""
+        from photosearch.query.people import dismiss_suggestion
+
+        self._require_catalog()
+        with Catalog.open(self.paths.catalog) as cat, cat.transaction():
+            dismiss_suggestion(cat, a, b)
+
     def person_faces(self, person: str | int, limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A person (by id or name) and their faces: id, photo, box, score, how it was assigned."""
         from photosearch.query.people import resolve_person

@@ -222,6 +222,60 @@ def merge_people(cat: Catalog, refs: Sequence[str | int]) -> dict[str, Any]:
     return {"id": into["id"], "name": into["name"], "merged": others}
 
 
+#: Pairs whose centroids are at least this similar are suggested for a merge (the same-person
+#: threshold of clustering, a little lower: clusters a face or two short of joining).
+SUGGEST_THRESHOLD = DEFAULT_THRESHOLD - 0.05
+_NOT_SAME = "people:not-same"
+
+
+def merge_suggestions(cat: Catalog, model: str, *, limit: int = 20,
+                      threshold: float = SUGGEST_THRESHOLD) -> list[dict[str, Any]]:
+    """Pairs of people or clusters that may be one person: their faces' mean vectors at cosine
+    >= ``threshold``, never two who appear in one photo, nor a pair answered "not the same";
+    most similar first. {"a", "b": {"id", "name", "faces"}, "similarity"}."""
+    import json
+
+    t = cat.face_table(model)
+    mask = t["person_id"] >= 0
+    if not mask.any():
+        return []
+    persons = t["person_id"][mask]
+    vecs = np.asarray(t["vectors"][mask], dtype=np.float32)
+    ids, inverse = np.unique(persons, return_inverse=True)
+    sums = np.zeros((len(ids), vecs.shape[1]), np.float32)
+    np.add.at(sums, inverse, vecs)
+    cents = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    photos: dict[int, set[int]] = {}
+    for person, photo in zip(persons.tolist(), t["photo_id"][mask].tolist()):
+        photos.setdefault(person, set()).add(photo)
+    dismissed = {tuple(p) for p in json.loads(cat.get_setting(_NOT_SAME) or "[]")}
+    info = {p["id"]: p for p in cat.people()}
+    out = []
+    # People are few next to photos (thousands); their centroid matrix is small, a block at a time.
+    for lo in range(0, len(ids), 1024):
+        sims = cents[lo:lo + 1024] @ cents.T
+        for i, j in zip(*np.nonzero(sims >= threshold)):
+            a, b = int(ids[lo + i]), int(ids[j])
+            if a >= b or (a, b) in dismissed or photos[a] & photos[b]:
+                continue
+            pa, pb = info.get(a), info.get(b)
+            if pa is None or pb is None or (pa["name"] and pb["name"] and pa["name"].lower() != pb["name"].lower()):
+                continue
+            out.append({"a": {k: pa[k] for k in ("id", "name", "faces")}, "b": {k: pb[k] for k in ("id", "name", "faces")},
+                        "similarity": round(float(sims[i, j]), 4)})
+    out.sort(key=lambda s: -s["similarity"])
+    return out[:limit]
+
+
+def dismiss_suggestion(cat: Catalog, a: int, b: int) -> None:
+    """Remember that two people or clusters are not the same person (never suggested again)."""
+    import json
+
+    pairs = {tuple(p) for p in json.loads(cat.get_setting(_NOT_SAME) or "[]")}
+    pairs.add((min(int(a), int(b)), max(int(a), int(b))))
+    cat.set_setting(_NOT_SAME, json.dumps(sorted(pairs)))
+
+
 def _check_no_shared_photo(cat: Catalog, person_ids: Sequence[int]) -> None:
     seen: dict[int, int] = {}
     for pid in person_ids:

@@ -325,6 +325,18 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     def people() -> Any:
         return {"people": library.people()}
 
+    @app.get("/api/people/suggestions", summary="Pairs that may be one person: {\"suggestions\": [{a, b, similarity}]}")
+    def suggestions(limit: int = Query(20, ge=1, le=200)) -> Any:
+        return {"suggestions": library.merge_suggestions(limit=limit)}
+
+    @app.post("/api/people/not-same", summary="Answer a suggestion with no: {\"people\": [a, b]}")
+    def not_same(body: dict = Body(...)) -> Any:
+        pair = _field(body, "people", list)
+        if len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in pair):
+            raise HTTPException(400, "'people' must be two person ids")
+        library.dismiss_suggestion(pair[0], pair[1])
+        return {"ok": True}
+
     @app.get("/api/people/{person}", summary="Same shape as `photosearch people show --json`")
     def person(person: str, limit: int = Query(200, ge=1, le=5000)) -> Any:
         p, faces = library.person_faces(person, limit)

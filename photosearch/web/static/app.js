@@ -458,16 +458,40 @@ async function albumPage(name) {
 // -- people ------------------------------------------------------------------------------------
 
 async function peoplePage() {
-  const doc = await api("/api/people");
+  const [doc, sugg] = await Promise.all([api("/api/people"), api("/api/people/suggestions?limit=10")]);
   const grid = h("div", { class: "grid", id: "people" });
-  view.replaceChildren(h("h2", {}, "People"), grid);
-  if (!doc.people.length) grid.append(h("p", {}, "No people yet: index photos with faces."));
+  const mergeButton = h("button", { id: "merge-selected", disabled: true, onclick: async () => {
+    const ids = [...grid.querySelectorAll("input.pick:checked")].map(c => Number(c.value));
+    await api("/api/people/merge", { method: "POST", body: { people: ids } });
+    await route();
+  } }, "Merge selected");
+  const firstFace = async pid => (await api(`/api/people/${pid}?limit=1`)).faces[0];
+  const suggestions = h("div", { id: "suggestions" });
+  if (sugg.suggestions.length) {
+    suggestions.append(h("h3", {}, "Same person?"));
+    for (const s of sugg.suggestions) {
+      const [fa, fb] = await Promise.all([firstFace(s.a.id), firstFace(s.b.id)]);
+      const face = (f, p) => h("a", { href: `#/person/${p.id}`, title: `${p.name || "Unnamed " + p.id}, ${p.faces} faces` },
+        f ? h("img", { src: `/api/faces/${f.id}/thumb`, alt: p.name || "cluster" }) : "-");
+      suggestions.append(h("div", { class: "suggestion", "data-pair": `${s.a.id}-${s.b.id}`, title: `similarity ${s.similarity.toFixed(2)}` },
+        face(fa, s.a), face(fb, s.b),
+        h("span", { class: "small" }, `${s.a.name || "Unnamed " + s.a.id} and ${s.b.name || "Unnamed " + s.b.id}`),
+        h("button", { class: "primary same", onclick: async () => {
+          await api("/api/people/merge", { method: "POST", body: { people: [s.a.id, s.b.id] } }); await route(); } }, "Same person"),
+        h("button", { class: "not-same", onclick: async () => {
+          await api("/api/people/not-same", { method: "POST", body: { people: [s.a.id, s.b.id] } }); await route(); } }, "Not the same")));
+    }
+  }
+  view.replaceChildren(h("h2", {}, "People"), suggestions, h("p", {}, mergeButton,
+    h("span", { class: "small" }, " tick two or more, then merge them into one person")), grid);
+  if (!doc.people.length) grid.append(h("p", { class: "empty" }, "No people yet: index photos with faces."));
   for (const p of doc.people) {
-    const faces = await api(`/api/people/${p.id}?limit=1`);
-    const f = faces.faces[0];
+    const f = await firstFace(p.id);
+    const pick = h("input", { type: "checkbox", class: "pick", value: p.id, title: "Select to merge" });
+    pick.addEventListener("change", () => { mergeButton.disabled = grid.querySelectorAll("input.pick:checked").length < 2; });
     grid.append(h("div", { class: "tile person", "data-id": p.id },
       h("a", { href: `#/person/${p.id}` }, f ? h("img", { src: `/api/faces/${f.id}/thumb`, alt: p.name || "cluster" }) : h("div", {}, "-")),
-      h("div", { class: "meta" }, h("span", {}, p.name || `Unnamed ${p.id}`), h("span", {}, `${p.faces} faces`))));
+      h("div", { class: "meta" }, h("span", {}, pick, " ", p.name || `Unnamed ${p.id}`), h("span", {}, `${p.faces} faces`))));
   }
 }
 

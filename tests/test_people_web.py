@@ -1,0 +1,87 @@
+"""People in the web UI: merge suggestions (clusters whose mean faces are close, never two people of
+one photo) answered yes or no, and merging ticked clusters; on the real faces of ../shared."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from conftest import SHARED, needs_shared
+
+pytestmark = needs_shared
+
+
+@pytest.fixture
+def split_people(library, tmp_path):
+    """../shared's labelled faces indexed, then clustered too strictly (0.85): a person split in two clusters, faces seen once left alone."""
+    folder = tmp_path / "faces"
+    shutil.copytree(SHARED / "faces", folder)
+    library.index([folder], faces=True)
+    library.recluster(0.85)
+    with open(SHARED / "faces" / "identities.csv", newline="", encoding="utf-8") as f:
+        who = {r["file"]: r["person"] for r in csv.DictReader(f)}
+    return library, who
+
+
+def _identity(lib, who, person_id: int) -> set[str]:
+    _, faces = lib.person_faces(person_id)
+    return {who.get(f["path"].rsplit("/", 1)[-1], "?") for f in faces}
+
+
+def test_suggestions_pair_pieces_of_one_person_and_remember_a_no(split_people):
+    lib, who = split_people
+    people = lib.people()
+    found = lib.merge_suggestions(limit=50)
+    assert found, "a person split in pieces must give suggestions"
+    sims = [s["similarity"] for s in found]
+    assert sims == sorted(sims, reverse=True)
+    for s in found:
+        a, b = _identity(lib, who, s["a"]["id"]), _identity(lib, who, s["b"]["id"])
+        assert a == b and len(a) == 1, (s, a, b)   # the same labelled person, never two
+    first = found[0]
+    lib.dismiss_suggestion(first["b"]["id"], first["a"]["id"])   # either order
+    again = lib.merge_suggestions(limit=50)
+    assert {(s["a"]["id"], s["b"]["id"]) for s in again} == {(s["a"]["id"], s["b"]["id"]) for s in found[1:]}
+    assert len(lib.people()) == len(people)   # a "no" merges nothing
+
+
+def test_people_page_merges_a_suggestion_and_ticked_clusters(split_people):
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+    from test_web import CHROMIUM, _start_server
+
+    lib, who = split_people
+    before = len(lib.people())
+    app = create_app(lib)
+    server, thread, port = _start_server(app)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}#/people")
+            page.wait_for_selector(".suggestion .same")
+            page.click(".suggestion .same")
+            page.wait_for_function(f"document.querySelectorAll('.tile.person').length === {before - 1}")
+            assert len(lib.people()) == before - 1
+            # Split again: "Not the same" takes the suggestion away and merges nothing.
+            lib.recluster(0.85)
+            page.reload()
+            page.wait_for_selector(".suggestion .not-same")
+            page.click(".suggestion .not-same")
+            page.wait_for_function("document.getElementById('view').dataset.ready === 'people' && "
+                                   "!document.querySelector('.suggestion')")
+            assert len(lib.people()) == before and lib.merge_suggestions() == []
+            # Ticking the two clusters and "Merge selected" makes them one.
+            a, b = (p["id"] for p in lib.people()[:2])
+            page.check(f".tile.person[data-id='{a}'] input.pick")
+            page.check(f".tile.person[data-id='{b}'] input.pick")
+            page.click("#merge-selected")
+            page.wait_for_function(f"document.querySelectorAll('.tile.person').length === {before - 1}")
+            assert len(lib.people()) == before - 1
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
