@@ -423,6 +423,13 @@ class Library:
 
         return self._people_edit(lambda cat: name_person(cat, person, name))
 
+    @_writes("people name")
+    def name_face(self, face_id: int, name: str) -> dict[str, Any]:
+        """Name one face, even one seen only once: it joins the person of that name (made if new)."""
+        from photosearch.query.people import name_face
+
+        return self._people_edit(lambda cat: name_face(cat, face_id, name))
+
     @_writes("people merge")
     def merge_people(self, people: list[str | int]) -> dict[str, Any]:
         """Merge people or clusters (by id or name) into one, the named one if any."""

@@ -85,3 +85,44 @@ def test_people_page_merges_a_suggestion_and_ticked_clusters(split_people):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_face_seen_once_is_named_on_its_photo_page(split_people):
+    """Biden appears once in ../shared: no cluster holds his face; naming it on the photo page makes
+    him a person, and naming another face with the same name joins it to him."""
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.errors import UsageError
+    from photosearch.web.server import create_app
+    from test_web import CHROMIUM, _start_server
+
+    lib, who = split_people
+    once = [p for p in lib.timeline(limit=100)["photos"] if who.get(p["path"].rsplit("/", 1)[-1]) == "Joe Biden"]
+    assert once
+    pid = once[0]["id"]
+    face = lib.photo_details(pid)["faces"][0]
+    assert face["person_id"] is None
+    app = create_app(lib)
+    server, thread, port = _start_server(app)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}#/photo/{pid}")
+            page.fill(f".name-face[data-face='{face['id']}'] input", "Joe Biden")
+            page.click(f".name-face[data-face='{face['id']}'] button")
+            page.wait_for_selector("text=This person (Joe Biden)")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    biden = next(p for p in lib.people() if p["name"] == "Joe Biden")
+    assert biden["faces"] == 1 and lib.photo_details(pid)["faces"][0]["person_id"] == biden["id"]
+    # Bad input: one line each, nothing changed.
+    from photosearch.errors import InputError
+
+    with pytest.raises(InputError, match="no face 999999"):
+        lib.name_face(999999, "Nobody")
+    with pytest.raises(UsageError, match="the name is empty"):
+        lib.name_face(face["id"], "   ")
+    assert [p["name"] for p in lib.people()].count("Joe Biden") == 1

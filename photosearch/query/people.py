@@ -204,6 +204,27 @@ def name_person(cat: Catalog, ref: str | int, name: str) -> dict[str, Any]:
     return {"id": person["id"], "name": name, "merged": []}
 
 
+def name_face(cat: Catalog, face_id: int, name: str) -> dict[str, Any]:
+    """Name one face (a face seen only once has no cluster to name): it joins the person of that
+    name, who is created if there is none, as a face the user assigned; if the face was in a
+    cluster, only this face leaves it."""
+    name = " ".join(name.split())
+    if not name:
+        raise UsageError("the name is empty")
+    if len(name) > 200 or any(ch in name for ch in "|/\n\r\t"):
+        raise UsageError("a name may not contain '|', '/' or line breaks, and is at most 200 characters")
+    face = cat.faces_by_ids([face_id]).get(int(face_id))
+    if face is None:
+        raise InputError(f"no face {face_id}")
+    person = cat.person_by_name(name)
+    pid = person["id"] if person is not None else cat.create_person(name)
+    if any(f["photo_id"] == face["photo_id"] and f["id"] != face["id"] for f in cat.person_faces(pid)):
+        raise UsageError(f"{name} already has a face in this photo: two faces in one photo are never the same person")
+    cat.assign_faces([face["id"]], pid, "user")
+    cat.delete_empty_people()
+    return {"face": face["id"], "id": pid, "name": name}
+
+
 def merge_people(cat: Catalog, refs: Sequence[str | int]) -> dict[str, Any]:
     """Merge people into the first named one among them (else the first given)."""
     people = [resolve_person(cat, r) for r in refs]

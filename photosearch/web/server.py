@@ -350,6 +350,10 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     def merge(body: dict = Body(...)) -> Any:
         return library.merge_people([str(p) for p in _field(body, "people", list)])
 
+    @app.post("/api/faces/{face_id}/name", summary="Name one face (one seen only once too): {\"name\": N}")
+    def name_one_face(face_id: int, body: dict = Body(...)) -> Any:
+        return library.name_face(face_id, _field(body, "name", str))
+
     @app.post("/api/faces/{face_id}/reject", summary="Take a face out of its person for good")
     def reject(face_id: int) -> Any:
         return library.reject_face(face_id)

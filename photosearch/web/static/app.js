@@ -351,9 +351,22 @@ async function photoPage(id) {
     holder.innerHTML = `<svg class="text-boxes" viewBox="0 0 1 1" preserveAspectRatio="none">${shapes}</svg>`;
     frame.append(holder.firstChild);
   }
-  const faceLinks = order.map((f, i) => h("div", {},
-    h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
-    f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null));
+  const faceLinks = order.map((f, i) => {
+    // Any face can be named here, one seen only once too (it has no cluster to name).
+    const form = h("form", { class: "name-face", "data-face": f.id },
+      h("input", { name: "name", placeholder: f.person ? "Rename" : "Name this face", size: 12, value: "" }),
+      h("button", { type: "submit" }, "Name"));
+    form.addEventListener("submit", async e => {
+      e.preventDefault();
+      const name = new FormData(form).get("name").trim();
+      if (!name) return;
+      await api(`/api/faces/${f.id}/name`, { method: "POST", body: { name } });
+      await route();
+    });
+    return h("div", { class: "face-row" },
+      h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
+      f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null, form);
+  });
   const taken = p.taken_at ? new Date(p.taken_at).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" }) : "";
   // Editing: stars and tags go through the same library calls as `rate` and `tag add|remove`;
   // each change offers an undo that sets the previous value back.
