@@ -878,6 +878,22 @@ def people_reject(
         _out().print(f"face {r['face']} is no longer {r['person'] or 'in cluster ' + str(r['person_id'])}")
 
 
+@people_app.command("name-face")
+def people_name_face(
+    face: Annotated[int, typer.Argument(help="A face id (see `people show`, or a photo's faces in --json).",
+                                        show_default=False)],
+    name: Annotated[str, typer.Argument(help="The person's name.", show_default=False)],
+    as_json: JsonOpt = False,
+    library: LibraryOpt = None,
+) -> None:
+    """Name one face, one seen only once too: it joins the person of that name (made if new)."""
+    result = _library(library).name_face(face, name)
+    if as_json:
+        _print_json(result)
+        return
+    _out().print(f"face {result['face']} is {result['name']} (person {result['id']})", markup=False)
+
+
 @people_app.command("sheet")
 def people_sheet(
     people: Annotated[Optional[list[str]], typer.Argument(

@@ -322,7 +322,7 @@ def test_every_command_prints_exactly_one_json_document(converted_library, tmp_p
         "tags": ["tags"], "tags init": ["tags", "init", str(tmp_path / "taxonomy.toml")],
         "models export": ["models", "export", "tinyclip", str(tmp_path / "exported")],
         "models show": ["models", "show"], "models quantize": ["models", "quantize"],
-        "timeline": ["timeline"],
+        "timeline": ["timeline"], "people name-face": ["people", "name-face", "999999", "Ann"],
         "film": ["film", "--in", str(folder), "--duration", "6", "--size", "160x120", "--fps", "5",
                  "--out", str(tmp_path / "film.mp4")],
         "memories": ["memories"], "ocr": ["ocr", str(folder / "gen")],
@@ -335,7 +335,7 @@ def test_every_command_prints_exactly_one_json_document(converted_library, tmp_p
     assert not missing, f"add these commands to the --json walk: {sorted(missing)}"
     # These fail here by design (offline, no such model or face, nothing to undo): one JSON error document.
     # (models quantize: the fake model has no ONNX files to quantize.)
-    must_succeed = set(cases) - {"models pull", "models import", "models remove", "models quantize",
+    must_succeed = set(cases) - {"models pull", "models import", "models remove", "models quantize", "people name-face",
                                  "people show", "people name",
                                  "people merge", "people reject", "undo", "face", "ocr", "film"}
     if SHARED.is_dir():  # real faces indexed: face search and the people commands have someone to act on
