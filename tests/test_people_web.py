@@ -62,24 +62,30 @@ def test_people_page_merges_a_suggestion_and_ticked_clusters(split_people):
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}#/people")
-            page.wait_for_selector(".suggestion .same")
-            page.click(".suggestion .same")
-            page.wait_for_function(f"document.querySelectorAll('.tile.person').length === {before - 1}")
+            ready = "document.getElementById('view').dataset.ready === 'people'"
+            page.wait_for_function(ready)   # every tile drawn (they come one by one)
+            with page.expect_response("**/api/people/merge") as merged:
+                page.click(".suggestion .same")
+            assert merged.value.ok
+            page.wait_for_function(f"{ready} && document.querySelectorAll('.tile.person').length === {before - 1}")
             assert len(lib.people()) == before - 1
             # Split again: "Not the same" takes the suggestion away and merges nothing.
             lib.recluster(0.85)
             page.reload()
-            page.wait_for_selector(".suggestion .not-same")
-            page.click(".suggestion .not-same")
-            page.wait_for_function("document.getElementById('view').dataset.ready === 'people' && "
-                                   "!document.querySelector('.suggestion')")
+            page.wait_for_function(ready)
+            with page.expect_response("**/api/people/not-same") as answered:
+                page.click(".suggestion .not-same")
+            assert answered.value.ok
+            page.wait_for_function(f"{ready} && !document.querySelector('.suggestion')")
             assert len(lib.people()) == before and lib.merge_suggestions() == []
             # Ticking the two clusters and "Merge selected" makes them one.
             a, b = (p["id"] for p in lib.people()[:2])
             page.check(f".tile.person[data-id='{a}'] input.pick")
             page.check(f".tile.person[data-id='{b}'] input.pick")
-            page.click("#merge-selected")
-            page.wait_for_function(f"document.querySelectorAll('.tile.person').length === {before - 1}")
+            with page.expect_response("**/api/people/merge") as merged:
+                page.click("#merge-selected")
+            assert merged.value.ok
+            page.wait_for_function(f"{ready} && document.querySelectorAll('.tile.person').length === {before - 1}")
             assert len(lib.people()) == before - 1
             browser.close()
     finally:
