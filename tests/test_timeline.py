@@ -164,6 +164,16 @@ def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
         "timeline-desktop.png", "timeline-phone.png", "viewer-desktop.png", "viewer-phone.png"}
 
 
+def _eventually(check, why: str, seconds: float = 20.0) -> None:
+    """Wait for ``check()`` (a page's requests finish after the click that starts them)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
+
+
 def _edit_and_undo(page, lib, pid: int) -> None:
     """Rate and tag on the photo page, each undone from the page, checked in the catalog."""
     from photosearch.store.catalog import Catalog
@@ -265,9 +275,8 @@ def test_albums_in_the_browser_and_their_api(dated):
             page.select_option("#album-pick", "Trip 2023")
             page.wait_for_selector("#undo-edit")
             page.click("#undo-edit")
-            page.wait_for_function("document.getElementById('view').dataset.ready === 'photo'")
-            page.wait_for_timeout(300)
-            assert [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [0]
+            _eventually(lambda: [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [0],
+                        "the undo did not take the photo out of the album")
             browser.close()
     finally:
         server.should_exit = True
@@ -307,28 +316,25 @@ def test_select_several_rate_tag_album_and_undo_each(dated):
             assert page.text_content("#selected-count") == "3 selected"
             assert page.evaluate("location.hash") in ("", "#/timeline")   # selecting does not open photos
 
-            def undo_and_wait() -> None:
+            def undo_until(k: int, want: object) -> None:
+                # The undo's requests (one per previous value) run after the click: wait for them.
                 page.click("#undo-edit")
-                page.wait_for_selector("#undo-edit", state="hidden")
-                page.wait_for_timeout(300)
+                _eventually(lambda: state()[k] == want, f"undo left {state()[k]!r}, not {want!r}")
 
             page.select_option("#bulk-rating", "5")
             page.wait_for_selector("#undo-edit")
             assert state()[0] == [5, 5, 5]
-            undo_and_wait()
-            assert state()[0] == before[0]
+            undo_until(0, before[0])
             page.fill("#bulk-tag", "Picnic")
             page.press("#bulk-tag", "Enter")
             page.wait_for_selector("#undo-edit")
             assert state()[1] == ["accepted"] * 3
-            undo_and_wait()
-            assert state()[1] == before[1]
+            undo_until(1, before[1])
             page.wait_for_selector("#bulk-album option[value='Picks']", state="attached")
             page.select_option("#bulk-album", "Picks")
             page.wait_for_selector("#undo-edit")
             assert state()[2] == 3
-            undo_and_wait()
-            assert state()[2] == 0
+            undo_until(2, 0)
             page.click("#select-toggle")
             assert page.locator(".jtile.selected").count() == 0 and page.is_hidden("#select-bar")
             browser.close()
