@@ -341,3 +341,41 @@ def test_select_several_rate_tag_album_and_undo_each(dated):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_page_follows_the_systems_light_or_dark_mode(dated, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from photosearch.web.server import create_app
+    from test_web import CHROMIUM, _start_server
+
+    lib, _ = dated
+    app = create_app(lib)
+    server, thread, port = _start_server(app)
+    seen = {}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            for scheme in ("dark", "light"):
+                page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+                page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
+                page.wait_for_selector(".jtile img")
+                seen[scheme] = page.evaluate("[getComputedStyle(document.body).backgroundColor, "
+                                             "getComputedStyle(document.body).color, "
+                                             "getComputedStyle(document.querySelector('#q')).backgroundColor]")
+                page.screenshot(path=str(tmp_path / f"timeline-{scheme}.png"))
+                page.close()
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    def luminance(css: str) -> float:
+        r, g, b = (int(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    dark_bg, dark_fg, dark_input = (luminance(c) for c in seen["dark"])
+    light_bg, light_fg, light_input = (luminance(c) for c in seen["light"])
+    assert dark_bg < 50 < 200 < light_bg            # the page itself follows the system
+    assert dark_fg > 180 and light_fg < 60          # and its text stays readable on it
+    assert dark_input < 80 and light_input > 200    # so do the controls
