@@ -39,6 +39,16 @@ TINY_CONFIG = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _pillow_pixel_limit() -> Iterator[None]:
+    """Pillow's pixel limit is one global the product sets on every decode (from
+    PHOTOSEARCH_MAX_PIXELS): a test that lowers it must not leave it low for the tests after it
+    in the same worker, which open images with Pillow directly."""
+    before = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = before
+
+
 def make_checkpoint(folder: Path, seed: int, arch: str = "tinyclip") -> tuple[Path, Path]:
     """Write an open_clip model config and a random-weights checkpoint (fixed seed)."""
     import open_clip
