@@ -631,7 +631,8 @@ class Library:
     @_writes("tag")
     def tag_photos(self, tag: str, photos: list[str | os.PathLike[str]], *, state: str | None) -> dict[str, Any]:
         """Set a tag by hand: ``state`` 'accepted' (tag add), 'rejected' (tag remove) or None (back to
-        automatic). Aliases resolve; an unknown tag is created in the ``user`` group."""
+        automatic). Aliases resolve; an unknown tag is created in the ``user`` group. ``previous``
+        maps each photo id to its hand-set state before (None: automatic), for an undo."""
         from photosearch.query.tags import load_taxonomy, resolve_tag, sync_taxonomy
 
         ids, failed = self._photo_ids(photos)
@@ -640,8 +641,11 @@ class Library:
             with cat.transaction():
                 sync_taxonomy(cat, taxonomy)  # the taxonomy's tags and aliases, even before any scoring
                 name = resolve_tag(cat, tag, create=state == "accepted")
+                tags = cat.tags_of_photos(ids)
+                previous = {pid: next((t["state"] for t in tags.get(pid, []) if t["tag"].lower() == name.lower()
+                                       and t["state"] != "auto"), None) for pid in ids}
                 cat.set_decisions(ids, name, state)
-        return {"tag": name, "state": state or "auto", "photos": len(ids), "failed": failed}
+        return {"tag": name, "state": state or "auto", "photos": len(ids), "failed": failed, "previous": previous}
 
     def review_queue(self, *, below: float = 0.6, above: float = 0.3, tag: str | None = None,
                      limit: int = 50) -> list[dict[str, Any]]:
@@ -668,17 +672,19 @@ class Library:
     def rate(self, photos: list[str | os.PathLike[str]], rating: int | None) -> dict[str, Any]:
         """Set (0-5) or clear the rating of photos; `sync` writes it as xmp:Rating.
 
-        Returns {"rated": N, "rating", "failed": [{"path", "reason"}]} (photos missing or not indexed)."""
+        Returns {"rated": N, "rating", "failed": [{"path", "reason"}] (photos missing or not indexed),
+        "previous": {id: the rating shown before}}."""
         if rating is not None and not 0 <= rating <= 5:
             raise UsageError("a rating is 0 to 5")
         ids, failed = self._photo_ids(photos)
         with Catalog.open(self.paths.catalog) as cat:
+            previous = {pid: r["rating"] for pid, r in cat.photos_by_ids(ids).items()}
             own = self._own_ratings(cat.paths_by_ids(ids)) if rating is None else {}
             with cat.transaction():
                 cat.set_ratings(ids, rating)
                 for pid, stars in own.items():  # cleared: the rating the file itself holds shows again
                     cat.update_photo(pid, rating=stars)
-        return {"rated": len(ids), "rating": rating, "failed": failed}
+        return {"rated": len(ids), "rating": rating, "failed": failed, "previous": previous}
 
     @staticmethod
     def _own_ratings(paths: dict[int, str]) -> dict[int, int | None]:

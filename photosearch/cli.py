@@ -1132,6 +1132,7 @@ def tag_main(
 
 def _tag_change(tag: str, photos: list[Path], state: Optional[str], as_json: bool, library: Optional[str]) -> None:
     result = _library(library).tag_photos(tag, photos, state=state)
+    result.pop("previous")  # for undoing in the web UI; `tag reset` undoes here
     if as_json:
         _print_json(result)
     else:
@@ -1321,6 +1322,7 @@ def rate(
 ) -> None:
     """Rate photos 0-5 (written as xmp:Rating by `photosearch sync`)."""
     result = _library(library).rate(photos, rating)
+    result.pop("previous")  # for undoing in the web UI
     if as_json:
         _print_json(result)
     else:

@@ -393,64 +393,58 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         return {"below": below, "above": above, "items": library.review_queue(below=below, above=above, tag=tag,
                                                                               limit=limit)}
 
-    @app.post("/api/photos/{photo_id}/rating", summary="Set a photo's rating: {\"rating\": 0-5 or null}; "
-              "returns the previous one (the page's undo sets it back)")
-    def set_rating(photo_id: int, body: dict = Body(...)) -> Any:
-        row = photo_row(photo_id)
+    def rating_of(body: dict[str, Any]) -> int | None:
         rating = body.get("rating")
         if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
             raise HTTPException(400, "'rating' must be 0 to 5, or null to clear it")
-        done = library.rate([os_path(row["path"])], rating)
+        return rating
+
+    def tag_of(body: dict[str, Any]) -> tuple[str, str | None]:
+        state = body.get("state")
+        if state not in ("accepted", "rejected", None):
+            raise HTTPException(400, "'state' must be \"accepted\", \"rejected\" or null")
+        tag = _field(body, "tag", str).strip()
+        if not tag:
+            raise HTTPException(400, "'tag' must not be empty")
+        return tag, state
+
+    def rate(rows: dict[int, dict[str, Any]], rating: int | None) -> dict[str, Any]:
+        done = library.rate([os_path(r["path"]) for r in rows.values()], rating)
+        return done | {"previous": {str(pid): v for pid, v in done["previous"].items()}}
+
+    def tag(rows: dict[int, dict[str, Any]], name: str, state: str | None) -> dict[str, Any]:
+        done = library.tag_photos(name, [os_path(r["path"]) for r in rows.values()], state=state)
+        return done | {"previous": {str(pid): v for pid, v in done["previous"].items()}}
+
+    @app.post("/api/photos/{photo_id}/rating", summary="Set a photo's rating: {\"rating\": 0-5 or null}; "
+              "returns the previous one (the page's undo sets it back)")
+    def set_rating(photo_id: int, body: dict = Body(...)) -> Any:
+        rating = rating_of(body)
+        done = rate({photo_id: photo_row(photo_id)}, rating)
         if done["failed"]:
             raise HTTPException(409, done["failed"][0]["reason"])
-        return {"rating": rating, "previous": row["rating"]}
+        return {"rating": rating, "previous": done["previous"][str(photo_id)]}
 
     @app.post("/api/photos/{photo_id}/tags", summary="Set a tag by hand: {\"tag\": T, \"state\": "
               "\"accepted\", \"rejected\" or null (automatic)}; returns the previous state")
     def set_tag(photo_id: int, body: dict = Body(...)) -> Any:
-        row = photo_row(photo_id)
-        state = body.get("state")
-        if state not in ("accepted", "rejected", None):
-            raise HTTPException(400, "'state' must be \"accepted\", \"rejected\" or null")
-        tag = _field(body, "tag", str).strip()
-        if not tag:
-            raise HTTPException(400, "'tag' must not be empty")
-        details = library.photo_details(photo_id) or {"tags": []}
-        before = {t["tag"].lower(): t["state"] for t in details["tags"]}
-        done = library.tag_photos(tag, [os_path(row["path"])], state=state)
+        name, state = tag_of(body)
+        done = tag({photo_id: photo_row(photo_id)}, name, state)
         if done["failed"]:
             raise HTTPException(409, done["failed"][0]["reason"])
-        previous = before.get(done["tag"].lower(), "auto")
-        return {"tag": done["tag"], "state": done["state"], "previous": None if previous == "auto" else previous}
+        return {"tag": done["tag"], "state": done["state"], "previous": done["previous"][str(photo_id)]}
 
     @app.post("/api/photos/rating", summary="Rate several photos: {\"photo_ids\": [...], \"rating\": 0-5 or null}; "
               "returns each photo's previous rating (the page's undo sets them back)")
     def set_ratings(body: dict = Body(...)) -> Any:
-        rating = body.get("rating")
-        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
-            raise HTTPException(400, "'rating' must be 0 to 5, or null to clear it")
-        rows = rows_of(body)
-        done = library.rate([os_path(r["path"]) for r in rows.values()], rating)
-        return {"rating": rating, "rated": done["rated"], "failed": done["failed"],
-                "previous": {str(pid): r["rating"] for pid, r in rows.items()}}
+        rating = rating_of(body)
+        return rate(rows_of(body), rating)
 
     @app.post("/api/photos/tags", summary="Set a tag on several photos: {\"photo_ids\": [...], \"tag\", \"state\"}; "
               "returns each photo's previous state")
     def set_tags(body: dict = Body(...)) -> Any:
-        state = body.get("state")
-        if state not in ("accepted", "rejected", None):
-            raise HTTPException(400, "'state' must be \"accepted\", \"rejected\" or null")
-        tag = _field(body, "tag", str).strip()
-        if not tag:
-            raise HTTPException(400, "'tag' must not be empty")
-        rows = rows_of(body)
-        before = {pid: {t["tag"].lower(): t["state"] for t in (library.photo_details(pid) or {"tags": []})["tags"]}
-                  for pid in rows}
-        done = library.tag_photos(tag, [os_path(r["path"]) for r in rows.values()], state=state)
-        previous = {str(pid): (None if b.get(done["tag"].lower(), "auto") == "auto" else b[done["tag"].lower()])
-                    for pid, b in before.items()}
-        return {"tag": done["tag"], "state": done["state"], "photos": done["photos"], "failed": done["failed"],
-                "previous": previous}
+        name, state = tag_of(body)
+        return tag(rows_of(body), name, state)
 
     # -- albums -------------------------------------------------------------------------------
 
