@@ -334,10 +334,75 @@ def test_dng_in_file_on_request_never_risks_the_raw_data(library, tmp_path):
     run_cli("rate", "2", str(dng), library=root)
     before = _sha(dng)
     (f,) = _json(run_cli("sync", "--dng-in-file", "--apply", "--json", library=root))["files"]
-    assert f["status"] == "written" and f["sidecar"] and "image data" in f["note"], f
+    assert f["status"] == "written" and f["sidecar"] and "raw image data is incomplete" in f["note"], f
     assert _sha(dng) == before and read(Path(f["target"]))["XMP-xmp:Rating"] == 2
     assert _json(run_cli("undo", "--json", library=root))["problems"] == []
     assert sorted(p.name for p in photos.iterdir()) == ["DNG.dng"]
+
+
+def _dng(path: Path, *, tiles_short: int = 0) -> bytes:
+    """A small DNG made by hand (IFD0: a 16x16 16-bit CFA raw image in four 8x8 tiles, and a
+    DNGVersion), with ``tiles_short`` tiles left out; returns the raw data written."""
+    import struct
+
+    rng = np.random.default_rng(7)
+    raw_data = b"".join(rng.integers(0, 4096, (8, 8), dtype="<u2").tobytes() for _ in range(4 - tiles_short))
+    n = 4 - tiles_short
+    entries = [(254, 4, 1, 0), (256, 3, 1, 16), (257, 3, 1, 16), (258, 3, 1, 16), (259, 3, 1, 1),
+               (262, 3, 1, 32803), (277, 3, 1, 1), (284, 3, 1, 1), (322, 3, 1, 8), (323, 3, 1, 8),
+               (324, 4, n, None), (325, 4, n, None), (33421, 3, 2, (2, 2)), (33422, 1, 4, (0, 1, 1, 2)),
+               (50706, 1, 4, (1, 4, 0, 0))]
+    lists_at = 8 + 2 + 12 * len(entries) + 4           # the tile offsets, then the tile sizes
+    offsets = [lists_at + 8 * n + 128 * k for k in range(n)]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        if tag in (324, 325):
+            values = offsets if tag == 324 else [128] * n
+            raw = struct.pack("<I", lists_at + (0 if tag == 324 else 4 * n)) if n > 1 else struct.pack("<I", values[0])
+        elif kind == 1:
+            raw = bytes(value).ljust(4, b"\0")
+        elif kind == 3:
+            values = value if isinstance(value, tuple) else (value,)
+            raw = struct.pack(f"<{len(values)}H", *values).ljust(4, b"\0")
+        else:
+            raw = struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, count) + raw
+    lists = struct.pack(f"<{n}I", *offsets) + struct.pack(f"<{n}I", *[128] * n)
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd + b"\0" * 4 + lists + raw_data)
+    return raw_data
+
+
+def test_dng_in_file_is_written_when_its_raw_data_reads_back_the_same(tmp_path):
+    """A whole DNG takes the metadata in-file on request: its raw data (every tile, and the tags
+    that say how to read them) is byte for byte the same after the write; one with tiles missing
+    gets a sidecar, and says why, every time (no decoder's guess at what is missing)."""
+    from photosearch.media.identity import raw_data_id
+    from photosearch.media.xmp import MetadataUpdate, file_format, write
+
+    dng = tmp_path / "whole.dng"
+    raw_data = _dng(dng)
+    assert file_format(dng) == "DNG"
+    before = raw_data_id(dng.read_bytes())
+    assert before is not None
+    result = write(dng, MetadataUpdate(keywords=["Harbour"], rating=3), dng_in_file=True)
+    assert not result.sidecar and result.path == str(dng) and not (tmp_path / "whole.dng.xmp").exists()
+    assert raw_data_id(dng.read_bytes()) == before and raw_data in dng.read_bytes()
+    fields = read(dng)
+    assert fields["XMP-xmp:Rating"] == 3 and "Harbour" in _list(fields["XMP-dc:Subject"])
+
+    for name in ("short.dng", "short2.dng"):
+        short = tmp_path / name
+        _dng(short, tiles_short=1)
+        assert raw_data_id(short.read_bytes()) is None
+        sha = _sha(short)
+        result = write(short, MetadataUpdate(keywords=["Harbour"]), dng_in_file=True)
+        assert result.sidecar and "raw image data is incomplete" in result.note and _sha(short) == sha
+        assert "Harbour" in _list(read(Path(result.path))["XMP-dc:Subject"])
+    # Without the request, a DNG always gets a sidecar.
+    plain = tmp_path / "plain.dng"
+    _dng(plain)
+    sha = _sha(plain)
+    assert write(plain, MetadataUpdate(keywords=["Harbour"])).sidecar and _sha(plain) == sha
 
 
 @needs_shared

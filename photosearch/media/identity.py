@@ -119,32 +119,102 @@ _TIFF_IMAGE_TAGS = (256, 257, 258, 259, 262, 274, 277, 284, 317, 322, 323, 338, 
 _TIFF_TYPES = {1: ("B", 1), 3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}
 
 
-def _tiff(data: bytes) -> str | None:
-    e = "<" if data[:2] == b"II" else ">"
-    (ifd,) = struct.unpack(e + "I", data[4:8])
-    (count,) = struct.unpack(e + "H", data[ifd:ifd + 2])
-    if ifd + 2 + 12 * count > len(data):
+def _ifd(data: bytes, e: str, at: int) -> dict[int, tuple[int, ...]] | None:
+    """The numeric tags of the TIFF directory at ``at`` (None when it runs past the data)."""
+    (count,) = struct.unpack(e + "H", data[at:at + 2])
+    if at + 2 + 12 * count > len(data):
         return None
     tags: dict[int, tuple[int, ...]] = {}
     for k in range(count):
-        tag, kind, n, raw = struct.unpack(e + "HHI4s", data[ifd + 2 + 12 * k: ifd + 14 + 12 * k])
+        tag, kind, n, raw = struct.unpack(e + "HHI4s", data[at + 2 + 12 * k: at + 14 + 12 * k])
         if kind not in _TIFF_TYPES or n > 1_000_000:   # a hostile count must not build a huge format
+            tags.setdefault(tag, ())                   # (there, but not a number read here)
             continue
         fmt, size = _TIFF_TYPES[kind]
-        where = raw if n * size <= 4 else data[struct.unpack(e + "I", raw)[0]:][:n * size]
+        if n * size <= 4:
+            where = raw
+        else:
+            (at_value,) = struct.unpack(e + "I", raw)
+            where = data[at_value:at_value + n * size]
+        if len(where) < n * size:
+            continue
         tags[tag] = struct.unpack(e + fmt * n, where[:n * size])
+    return tags
+
+
+def _image_hash(data: bytes, tags: dict[int, tuple[int, ...]], h, *, complete: bool = False) -> bool:
+    """Feed an image's reading tags and its strips or tiles to ``h``; False when they are missing
+    or run past the data, or (``complete``) are fewer than the image's size needs."""
     offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
     if not offsets or not counts or len(offsets) != len(counts):
-        return None
-    h = hashlib.sha256(b"tiff\0")
+        return False
+    if complete:
+        width, height = (tags.get(256) or (0,))[0], (tags.get(257) or (0,))[0]
+        planes = (tags.get(277) or (1,))[0] if (tags.get(284) or (1,))[0] == 2 else 1
+        if 324 in tags:
+            tw, tl = (tags.get(322) or (0,))[0], (tags.get(323) or (0,))[0]
+            need = -(-width // tw) * -(-height // tl) if tw and tl else -1
+        else:
+            rows = (tags.get(278) or (height,))[0] or height
+            need = -(-height // rows) if rows else -1
+        if width <= 0 or height <= 0 or len(offsets) != need * planes:
+            return False
     for tag in _TIFF_IMAGE_TAGS:
         if tag in tags:
             h.update(b"%d=%r;" % (tag, tags[tag]))
     for off, n in zip(offsets, counts):
-        if off + n > len(data):
-            return None
+        if off + n > len(data) or (complete and n == 0):
+            return False
         h.update(data[off:off + n])
-    return h.hexdigest()
+    return True
+
+
+def _tiff(data: bytes) -> str | None:
+    e = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(e + "I", data[4:8])
+    tags = _ifd(data, e, ifd)
+    h = hashlib.sha256(b"tiff\0")
+    return h.hexdigest() if tags is not None and _image_hash(data, tags, h) else None
+
+
+def tiff_tags(data: bytes) -> dict[int, tuple[int, ...]]:
+    """The tags of a TIFF's first directory: numbers as tuples, other kinds (text) as ``()``;
+    empty when ``data`` is no TIFF or its header is malformed."""
+    try:
+        if data[:4] not in (b"II*\0", b"MM\0*"):
+            return {}
+        e = "<" if data[:2] == b"II" else ">"
+        return _ifd(data, e, struct.unpack(e + "I", data[4:8])[0]) or {}
+    except (Exception, MemoryError):  # noqa: BLE001 - a malformed or hostile header
+        return {}
+
+
+def raw_data_id(data: bytes) -> str | None:
+    """A hash of a TIFF-based RAW file's (DNG, NEF...) full-resolution image data: the strips or
+    tiles of every directory (the first, or one of its SubIFDs) marked as the main image, and the
+    tags that say how to read them. None when there is no such image or its data is incomplete
+    (fewer strips or tiles than its size needs, or some past the end of the file): a file whose
+    raw data cannot be read whole cannot be shown unchanged after a rewrite."""
+    try:
+        if data[:4] not in (b"II*\0", b"MM\0*"):
+            return None
+        e = "<" if data[:2] == b"II" else ">"
+        (first,) = struct.unpack(e + "I", data[4:8])
+        tags = _ifd(data, e, first)
+        if tags is None:
+            return None
+        directories = [tags] + [t for at in tags.get(330, ()) if (t := _ifd(data, e, at)) is not None]
+        h = hashlib.sha256(b"raw\0")
+        found = False
+        for t in directories:
+            if (t.get(254) or (0,))[0] != 0:      # NewSubfileType: a preview, not the raw image
+                continue
+            if not _image_hash(data, t, h, complete=True):
+                return None
+            found = True
+        return h.hexdigest() if found else None
+    except (Exception, MemoryError):  # noqa: BLE001 - a malformed or hostile header
+        return None
 
 
 _WEBP_IMAGE_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"})
@@ -172,7 +242,7 @@ def _webp(data: bytes) -> str | None:
     return h.hexdigest() if found else None
 
 
-__all__ = ["content_id"]
+__all__ = ["content_id", "raw_data_id", "tiff_tags"]
 
 
 _HEIF_IMAGE_ITEMS = frozenset({b"hvc1", b"av01", b"grid", b"iden", b"iovl", b"jpeg", b"unci"})

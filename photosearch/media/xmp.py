@@ -145,7 +145,7 @@ def file_format(path: Path) -> str | None:
         tags = _tiff_tags(path)
         if 50706 in tags:                 # DNGVersion
             return "DNG"
-        if raw_ext or tags.get(262) in (32803, 34892) or (330 in tags and 271 in tags):
+        if raw_ext or (tags.get(262) or (0,))[0] in (32803, 34892) or (330 in tags and 271 in tags):
             return "RAW"
         return "TIFF"
     if head[:4] in (b"IIII", b"MMMM") or raw_ext:   # Phase One IIQ, and any RAW extension
@@ -153,16 +153,17 @@ def file_format(path: Path) -> str | None:
     return None
 
 
-def _tiff_tags(path: Path) -> dict[int, Any]:
-    import warnings
+def _tiff_tags(path: Path) -> dict[int, tuple[int, ...]]:
+    """The first directory's tags, read from the header (no decoder: Pillow cannot open many
+    RAW files' first image, e.g. a colour-filter-array one)."""
+    import mmap
 
-    from PIL import Image
+    from photosearch.media.identity import tiff_tags
 
     try:
-        with warnings.catch_warnings(), Image.open(path) as im:
-            warnings.simplefilter("ignore")  # odd camera tags: what matters here is which tags exist
-            return {k: v for k, v in im.tag_v2.items()} if hasattr(im, "tag_v2") else {}
-    except Exception:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return tiff_tags(data)
+    except (OSError, ValueError):
         return {}
 
 
@@ -198,13 +199,17 @@ def _target(photo: Path, sidecar_only: bool, sidecar_name: str = "ext", dng_in_f
 
 def _image_digest(path: Path, fmt: str | None, data: bytes | None = None) -> str:
     """What must not change when metadata is written: the photo's identity (media/identity.py:
-    the image data without the metadata, for JPEG, PNG, WebP, TIFF), for a DNG its raw data,
-    else the decoded pixels. ``data``: the file's bytes when they are in memory already."""
+    the image data without the metadata, for JPEG, PNG, WebP, TIFF), for a DNG its raw data
+    (media/identity.py's raw_data_id; _ImageChanged when it is incomplete), else the decoded pixels. ``data``: the file's bytes when they are in memory already."""
     if fmt == "DNG":
-        import rawpy
+        from photosearch.media.identity import raw_data_id
 
-        with rawpy.imread(str(path)) as raw:
-            return hashlib.sha256(raw.raw_image.tobytes()).hexdigest()
+        digest = raw_data_id(data if data is not None else path.read_bytes())
+        if digest is None:
+            # (Decoding it instead would not do: a decoder fills what is missing with whatever its
+            # memory held, so two reads of the same file need not agree.)
+            raise _ImageChanged("its raw image data is incomplete, so an unchanged copy cannot be shown")
+        return digest
     if fmt in IN_FILE_FORMATS:
         from photosearch.media.identity import content_id
 
@@ -590,7 +595,7 @@ def _write(photo: Path, target: Path, use_sidecar: bool, update: MetadataUpdate,
                 raise _Exiv2Failed(f"exiv2 would change its EXIF ({', '.join(changed[:3])})")
         # ... and the image data is the same.
         # (In-file, the target is the photo: its original bytes and the new ones are in memory.)
-        if not use_sidecar and _image_digest(tmp, fmt, new) != _image_digest(photo, fmt, data) and (
+        if not use_sidecar and _image_digest(photo, fmt, data) != _image_digest(tmp, fmt, new) and (
                 fmt == "DNG" or _pixels_digest(tmp) != _pixels_digest(photo)):
             # (Image data that exiv2 tidied, e.g. a truncated segment, is still fine when every
             # decoded pixel is the same.)
