@@ -42,7 +42,7 @@ SHARED = HERE.parent.parent / "shared" / "data"
 def transforms(im):  # type: ignore[no-untyped-def]
     import io
 
-    from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+    from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
     w, h = im.size
 
@@ -57,7 +57,30 @@ def transforms(im):  # type: ignore[no-untyped-def]
         draw.text((10, 10 + 20 * i), "Summer holidays 2024 #beach", fill=(255, 255, 255))
     pad = Image.new("RGB", (int(w * 1.0), int(h * 2.1)), (245, 245, 245))  # a phone screenshot of the photo
     pad.paste(im, (0, int(h * 0.55)))
+    # Harder kinds (issue 16): an off-centre crop to half the area, a corner crop, a phone
+    # screenshot with an app's interface around the photo, a coloured frame, a square with a
+    # blurred fill, and strong exposure and contrast changes.
+    phone = Image.new("RGB", (1080, 2340), (255, 255, 255))
+    ui = ImageDraw.Draw(phone)
+    ui.rectangle((0, 0, 1080, 90), fill=(30, 30, 30))
+    ui.text((40, 30), "9:41        LTE  87%", fill=(255, 255, 255))
+    ui.text((40, 150), "alice_travels   Follow", fill=(0, 0, 0))
+    ui.ellipse((40, 200, 140, 300), fill=(200, 120, 80))
+    shown = int(1080 * h / w)
+    phone.paste(im.resize((1080, shown)), (0, 330))
+    for i in range(4):
+        ui.ellipse((40 + i * 120, 360 + shown, 120 + i * 120, 440 + shown), outline=(0, 0, 0), width=4)
+    ui.text((40, 480 + shown), "Liked by bob and 1,234 others", fill=(0, 0, 0))
+    framed = Image.new("RGB", (int(w * 1.16), int(h * 1.16)), (180, 30, 40))
+    framed.paste(im, (int(w * .08), int(h * .08)))
+    side = max(w, h)
+    square = im.resize((side, side)).filter(ImageFilter.GaussianBlur(30))
+    square.paste(im, ((side - w) // 2, (side - h) // 2))
     return {
+        "crop50": im.crop((int(w * .2), int(h * .1), int(w * .9), int(h * .81))),
+        "crop_corner": im.crop((0, 0, int(w * .75), int(h * .75))),
+        "screenshot_ui": phone, "framed": framed, "pad_blur": square,
+        "dark": ImageEnhance.Brightness(im).enhance(0.55), "contrast": ImageEnhance.Contrast(im).enhance(1.6),
         "jpeg75": jpeg(75), "jpeg50": jpeg(50), "jpeg30": jpeg(30),
         "resize50": im.resize((w // 2, h // 2)), "resize25": im.resize((w // 4, h // 4)),
         "crop10": im.crop((int(w * .05), int(h * .05), int(w * .95), int(h * .95))),

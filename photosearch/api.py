@@ -1063,15 +1063,17 @@ class Library:
     # -- duplicates -----------------------------------------------------------------------
 
     def dupes(self, *, method: str = "both", thresholds: Thresholds | None = None,
-              exact_only: bool = False, per_event: bool = False) -> tuple[list[Group], str]:
+              exact_only: bool = False, per_event: bool = False, verify: bool = True) -> tuple[list[Group], str]:
         """Duplicate groups (keeper first, by the config's ``[dupes] keeper`` rule order) and the
         method actually used. With ``per_event``, groups are split by event (each event keeps its
-        best copy; events are grouped first if they never were).
+        best copy; events are grouped first if they never were). With ``verify`` (the hash
+        methods), candidates past the hash threshold are checked against the pixels: crops,
+        screenshots, framed and re-exposed copies.
 
         Without an installed model, ``both`` falls back to perceptual hashes alone.
         """
         self._require_catalog()
-        from photosearch.query.dupes import KEEPER_RULES, check_rules, find_groups
+        from photosearch.query.dupes import KEEPER_RULES, check_rules, find_groups, pixel_verifier
 
         rules = check_rules(self.config().get("dupes", {}).get("keeper", KEEPER_RULES))
         model, dim = self._model_and_dim(required=method == "clip" and not exact_only)
@@ -1084,13 +1086,14 @@ class Library:
                 self.events()
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             groups = find_groups(cat, model, self.paths.vectors, method=method, thresholds=thresholds,
-                                 exact_only=exact_only, dim=dim, keeper_rules=rules, per_event=per_event)
+                                 exact_only=exact_only, dim=dim, keeper_rules=rules, per_event=per_event,
+                                 verify=pixel_verifier(cat, self.paths.root) if verify else None)
         return groups, method
 
     @_writes("dupes --apply", only_if="apply")
     def dupes_move(self, dest: str | os.PathLike[str], *, apply: bool = False, method: str = "both",
                    thresholds: Thresholds | None = None, exact_only: bool = False, keeper: str | None = None,
-                   per_event: bool = False, only: list[int] | None = None
+                   per_event: bool = False, only: list[int] | None = None, verify: bool = True
                    ) -> tuple[list[Group], Plan, ApplyReport | None]:
         """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``
         (only the group kept by ``keeper``, a path, when given; only the copies whose ids are in
@@ -1098,7 +1101,8 @@ class Library:
         from photosearch.actions.quarantine import apply_plan, make_plan
         from photosearch.query.dupes import Group
 
-        groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only, per_event=per_event)
+        groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only, per_event=per_event,
+                               verify=verify)
         if keeper is not None:
             groups = [g for g in groups if g.keeper.path == keeper]
             if not groups:

@@ -656,6 +656,9 @@ def dupes(
     only: Annotated[Optional[list[Path]], typer.Option(
         "--only", metavar="PHOTO", help="With --move-to: move only these copies (repeatable); their groups' "
                                         "keepers take what they knew.")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check candidates past the hash threshold "
+                                         "against the pixels: crops, screenshots, framed and re-exposed copies "
+                                         "(default on).")] = True,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
@@ -671,7 +674,7 @@ def dupes(
     if only and move_to is None:
         raise UsageError("--only goes with --move-to DIR")
     if move_to is None:
-        groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact, per_event=per_event)
+        groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact, per_event=per_event, verify=verify)
         if as_json:
             _print_json({"method": used, "thresholds": t.__dict__, "groups": [g.as_dict() for g in groups]})
         else:
@@ -679,7 +682,7 @@ def dupes(
         return
     chosen = lib.photo_ids_of([str(p) for p in only])[0] if only else None
     groups, plan, report = lib.dupes_move(move_to, apply=apply, method=method, thresholds=t, exact_only=exact,
-                                          per_event=per_event, only=chosen)
+                                          per_event=per_event, only=chosen, verify=verify)
     if as_json:
         _print_json({"groups": [g.as_dict() for g in groups], "plan": plan.as_dict(), "applied": apply,
                      **({"report": report.as_dict()} if report else {})})

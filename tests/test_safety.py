@@ -114,6 +114,7 @@ def test_a_catalog_with_duplicated_rows_is_repaired_on_open(library, tmp_path):
                                                   "text_vocab")),  # 0013
                     "ALTER TABLE photos DROP COLUMN keyword_paths", "ALTER TABLE tag_decisions DROP COLUMN source",  # 0014
                     "DROP TABLE album_photos", "DROP TABLE albums", "DROP SEQUENCE album_id_seq",  # 0015
+                    "DROP TABLE image_windows",  # 0016
                     "DROP INDEX faces_photo", "ALTER TABLE faces DROP COLUMN t",
                     "CREATE INDEX faces_photo ON faces (photo_id)"):   # and 0010 (videos)
             cat.con.execute(sql)

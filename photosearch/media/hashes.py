@@ -109,3 +109,83 @@ def phash_variants(small: np.ndarray) -> list[int]:
 def to_codes(values: np.ndarray) -> np.ndarray:
     """uint64 hashes -> (n, 8) uint8 FAISS binary codes (big-endian, matching the bit order)."""
     return np.ascontiguousarray(np.asarray(values, dtype=">u8").view(np.uint8).reshape(-1, 8))
+
+
+# -- sub-windows: crops, screenshots and framed copies -----------------------------------------
+
+#: Fixed windows (left, top, right, bottom, as fractions of the image): centred crops of 85% and
+#: 70% of the side (72% and 49% of the area), and the four corners at 75% of the side.
+FIXED_WINDOWS = ((0.075, 0.075, 0.925, 0.925), (0.15, 0.15, 0.85, 0.85),
+                 (0.0, 0.0, 0.75, 0.75), (0.25, 0.0, 1.0, 0.75), (0.0, 0.25, 0.75, 1.0), (0.25, 0.25, 1.0, 1.0))
+#: Picture-like rectangles found by their edges (a photo inside a screenshot or a frame), at most.
+CONTENT_WINDOWS = 3
+#: Hashes per photo: the whole image as it is (borders not trimmed: a crop of a photo on a plain
+#: background would otherwise lose its edges), the fixed windows, then the found rectangles (0
+#: where none).
+WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS
+#: A row (column) is an edge where this share of its pixels differ from the next row's by more than
+#: EDGE_STEP grey levels (the border of a picture pasted into a screenshot, a frame's inner edge).
+EDGE_SHARE = 0.5
+EDGE_STEP = 20
+
+
+def window_hashes(image: "Image.Image") -> tuple[int, ...]:
+    """pHashes (upright, variant 0) of the whole ``image`` untrimmed, then of its sub-windows
+    (:data:`WINDOWS` in all; 0 for a flat or missing one): a crop of this photo, or a photo inside
+    this one (a screenshot of it, a framed copy), has a whole-image hash close to one of them."""
+    from PIL import Image
+
+    out = []
+    w, h = image.size
+    gray = image.convert("L")
+    boxes = [(0.0, 0.0, 1.0, 1.0), *FIXED_WINDOWS, *content_rects(gray)]
+    for x0, y0, x1, y1 in boxes:
+        part = gray.crop((int(x0 * w), int(y0 * h), int(x1 * w), int(y1 * h)))
+        if min(part.size) < MIN_SIDE:
+            out.append(0)
+            continue
+        small = np.asarray(part.resize((32, 32), Image.Resampling.LANCZOS))
+        out.append(0 if float(small.std()) < FLAT_STD else phash_variants(small)[0])
+    return tuple(out + [0] * (WINDOWS - len(out)))
+
+
+def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tuple[float, float, float, float]]:
+    """Rectangles bounded by full-span edges (fractions of the image), the best ``limit``: where a
+    screenshot or a frame holds a picture. Each side scores its edge's share (the image's own
+    border a quarter); rectangles under 15% or over 92% of the image are left out."""
+    import itertools
+
+    from PIL import Image
+
+    w, h = gray.size
+    k = 128 / max(w, h)
+    g = np.asarray(gray.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BILINEAR),
+                   dtype=np.int16)
+    gh, gw = g.shape
+    if gh < 8 or gw < 8:
+        return []
+
+    def edges(share: np.ndarray, size: int) -> dict[int, float]:
+        found = {0: 0.25, size: 0.25}
+        for i in np.flatnonzero(share > EDGE_SHARE):
+            p = int(i) + 1
+            near = next((q for q in found if abs(q - p) <= 1), None)   # one edge, not two
+            if near is None:
+                found[p] = float(share[i])
+            elif share[i] > found[near] and near not in (0, size):
+                del found[near]
+                found[p] = float(share[i])
+        return found
+
+    ys = edges((np.abs(np.diff(g, axis=0)) > EDGE_STEP).mean(axis=1), gh)
+    xs = edges((np.abs(np.diff(g, axis=1)) > EDGE_STEP).mean(axis=0), gw)
+    if len(ys) > 24 or len(xs) > 24:   # a busy pattern (stripes, text): no picture edges in it
+        return []
+    rects = []
+    for y0, y1 in itertools.combinations(sorted(ys), 2):
+        for x0, x1 in itertools.combinations(sorted(xs), 2):
+            area = (y1 - y0) * (x1 - x0) / (gh * gw)
+            if 0.15 <= area <= 0.92:
+                rects.append((ys[y0] + ys[y1] + xs[x0] + xs[x1] + 0.01 * area, (x0 / gw, y0 / gh, x1 / gw, y1 / gh)))
+    rects.sort(reverse=True)
+    return [r for _, r in rects[:limit]]

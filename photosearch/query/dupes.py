@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations
 from math import comb
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from photosearch.store.catalog import Catalog
 from photosearch.errors import UsageError
+from photosearch.media.hashes import WINDOWS
 from photosearch.models.base import default_threads
 
 RAW_FORMATS = {"CR2", "CR3", "CRW", "NEF", "NRW", "ARW", "SRF", "SR2", "DNG", "RAF", "ORF", "RW2", "PEF", "SRW",
@@ -60,6 +61,15 @@ PRESETS = {
     "loose": Thresholds(hash_distance=11, clip_confirm=0.70, clip_alone=0.92),
 }
 METHODS = ("hash", "clip", "both")
+#: Verified candidates (see verified_candidates): whole-image hashes up to this far past the
+#: threshold, window hashes within the threshold less one, the closest this many pairs at most.
+LOOSE_EXTRA = 3
+LOOSE_CHANCE = 1000
+MAX_VERIFIED = 20_000
+#: The thumbnail size pairs are verified on (a picture inside a screenshot needs the pixels).
+VERIFY_SIZE = 640
+#: Checks candidate pairs against the pixels: returns those that show one picture.
+Verifier = Callable[[list[tuple[int, int]]], set[tuple[int, int]]]
 PADDED = 0.9
 #: The keeper rules, in the default order (``[dupes] keeper`` in the config reorders them): the
 #: most pixels of picture (padding and borders not counted), the original over a re-encode (camera
@@ -161,7 +171,35 @@ def hash_pairs(ids: np.ndarray, phash: np.ndarray, max_distance: int) -> dict[tu
     if n < 2:
         return {}
     a, b, dist = _row_pairs(phash, int(max_distance))
-    x, y = ids[a], ids[b]
+    return _unique_pairs(ids[a], ids[b], dist)
+
+
+def window_pairs(ids: np.ndarray, phash: np.ndarray, win_ids: np.ndarray, windows: np.ndarray,
+                 max_distance: int) -> dict[tuple[int, int], int]:
+    """Pairs (a < b) where one photo's whole-image pHash (variant 0, borders trimmed, or the
+    untrimmed one: ``windows[:, 0]``) is within ``max_distance`` of one of the other's window
+    hashes (``windows[:, 1:]``, media/hashes.py ``window_hashes``: a crop of it, or a picture
+    inside it), with the smallest such distance. Found like :func:`hash_pairs`."""
+    phash = np.asarray(phash, dtype=np.uint64).reshape(len(ids), -1)
+    usable = phash.any(axis=1)
+    ids, phash = np.asarray(ids)[usable], phash[usable]
+    if len(ids) < 2 or not len(win_ids):
+        return {}
+    # The windows lined up with the rows of ``phash`` (0, never within range, for rows without).
+    aligned = np.zeros((len(ids), windows.shape[1]), dtype=np.uint64)
+    pos = np.searchsorted(ids, win_ids)
+    ok = (pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == win_ids)
+    aligned[pos[ok]] = windows[ok]
+    entries = np.ascontiguousarray(aligned[:, 1:].T).reshape(-1)   # entry e: a window of row e % n
+    # (A row without an untrimmed hash looks with its trimmed one again: a zero must never probe.)
+    untrimmed = np.where(aligned[:, 0] != 0, aligned[:, 0], phash[:, 0])
+    found = [_row_pairs(probe[:, None], int(max_distance), entries=entries) for probe in (phash[:, 0], untrimmed)]
+    a, b, dist = (np.concatenate(x) for x in zip(*found))
+    return _unique_pairs(ids[a], ids[b], dist)
+
+
+def _unique_pairs(x: np.ndarray, y: np.ndarray, dist: np.ndarray) -> dict[tuple[int, int], int]:
+    """{(a < b): the smallest distance found} of pairs of ids that may repeat."""
     key_lo, key_hi = np.minimum(x, y), np.maximum(x, y)
     order = np.lexsort((dist, key_hi, key_lo))  # the smallest distance first for each pair
     key_lo, key_hi, dist = key_lo[order], key_hi[order], dist[order]
@@ -171,13 +209,15 @@ def hash_pairs(ids: np.ndarray, phash: np.ndarray, max_distance: int) -> dict[tu
             zip(key_lo[first].tolist(), key_hi[first].tolist(), dist[first].tolist())}
 
 
-def _row_pairs(phash: np.ndarray, d: int, plan: Any = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row a, row b, distance) with a's variant 0 within ``d`` of b's variant in QUERY_VARIANTS,
-    a != b; a pair may come more than once. ``plan``: "auto", None (every pair) or chunks."""
+def _row_pairs(phash: np.ndarray, d: int, plan: Any = "auto", entries: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row a, row b, distance) with a's variant 0 within ``d`` of b's variant in QUERY_VARIANTS
+    (or of ``entries``' code e for row b = e % n), a != b; a pair may come more than once.
+    ``plan``: "auto", None (every pair) or chunks."""
     n = len(phash)
     canon = np.ascontiguousarray(phash[:, 0])
-    # Entry e: variant QUERY_VARIANTS[e // n] of row e % n.
-    entries = np.ascontiguousarray(phash[:, QUERY_VARIANTS].T).reshape(-1)
+    if entries is None:   # entry e: variant QUERY_VARIANTS[e // n] of row e % n
+        entries = np.ascontiguousarray(phash[:, QUERY_VARIANTS].T).reshape(-1)
     if plan == "auto":
         plan = _plan(n, len(entries), d)
     found = [_all_pairs(canon, entries, d)] if plan is None else [
@@ -495,14 +535,78 @@ def _pair_cosines(catalog: Catalog, model: str, pairs: list[tuple[int, int]]) ->
     return out
 
 
+def pixel_verifier(catalog: Catalog, library_root: Any) -> Verifier:
+    """A :data:`Verifier` that matches the photos' 640 px thumbnails (media/match.py; made from
+    the file when missing, and cached for the web UI): a photo that cannot be read verifies
+    nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from photosearch.media import match
+
+    def load(row: dict[str, Any]) -> match.Features | None:
+        from PIL import Image
+
+        from photosearch.media.thumbs import photo_thumb
+
+        try:
+            with Image.open(photo_thumb(Path(library_root), row["path"], row["content_hash"], VERIFY_SIZE)) as im:
+                return match.features(im)
+        except Exception:  # noqa: BLE001 - gone, unreadable or corrupt: this pair is not confirmed
+            return None
+
+    def verify(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        rows = catalog.photos_by_ids(sorted({i for p in pairs for i in p}))
+        with ThreadPoolExecutor(default_threads()) as pool:   # OpenCV and the decoders release the GIL
+            feats = dict(zip(rows, pool.map(load, rows.values())))
+            ok = list(pool.map(lambda p: feats.get(p[0]) is not None and feats.get(p[1]) is not None
+                               and match.same_picture(feats[p[0]], feats[p[1]]), pairs))
+        return {p for p, good in zip(pairs, ok) if good}
+
+    return verify
+
+
+def loose_distance(n: int, base: int) -> int:
+    """How far past ``base`` whole-image hashes are looked at for verification in a library of
+    ``n`` photos: up to :data:`LOOSE_EXTRA` bits, less where unrelated photos would come within
+    that distance by chance more than :data:`LOOSE_CHANCE` times (hash bits taken as fair coins;
+    7 variants a photo). At 100k photos the whole margin, at 1M one bit."""
+    pairs = 3.5 * n * max(n - 1, 0)
+    far = base
+    for d in range(base + 1, min(base + LOOSE_EXTRA, 15) + 1):
+        if pairs * sum(comb(64, k) for k in range(d + 1)) / 2.0 ** 64 > LOOSE_CHANCE:
+            break
+        far = d
+    return far
+
+
+def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int, int], int],
+                        loose: dict[tuple[int, int], int], ids: np.ndarray, ph: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs worth a look at their pixels (``verify``), closest first, at most
+    :data:`MAX_VERIFIED`: ``loose``, whole-image hashes a little past the threshold (exposure, a
+    10% crop, a caption), and a whole image close to a window of the other (a crop to half the
+    area, a screenshot or a framed copy holding it); ``linked`` pairs are left out."""
+    win_ids, windows = catalog.all_windows(WINDOWS)
+    near = window_pairs(ids, ph, win_ids, windows, max(0, t.hash_distance - 1))
+    found: dict[tuple[int, int], int] = {}
+    for p, d in [*loose.items(), *near.items()]:
+        if p not in linked:
+            found[p] = min(d, found.get(p, d))
+    return sorted(found, key=lambda p: (found[p], p))[:MAX_VERIFIED]
+
+
 def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method: str = "both",
                 thresholds: Thresholds | None = None, exact_only: bool = False, exact_max: int = 20_000,
                 dim: int | None = None, keeper_rules: tuple[str, ...] = KEEPER_RULES,
-                per_event: bool = False) -> list[Group]:
+                per_event: bool = False, verify: Verifier | None = None) -> list[Group]:
     """Duplicate groups in the catalog, each with its suggested keeper first (chosen by
     ``keeper_rules``). Exact duplicates are the same bytes, or the same image with other metadata
     (a copy that an app, or `sync`, wrote keywords into: media/identity.py). With ``per_event``,
-    a group is split by event, so that each event keeps its best copy."""
+    a group is split by event, so that each event keeps its best copy.
+
+    With ``verify`` (pairs -> the pairs that show one picture, media/match.py on thumbnails),
+    the hash methods also link :func:`verified_candidates` that pass it: crops, screenshots,
+    framed and re-exposed copies that whole-image hashes miss."""
     if method not in METHODS:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}")
     t = (thresholds or Thresholds()).validate()
@@ -519,17 +623,26 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
         rejected = catalog.not_duplicate_pairs()
         edges: list[tuple[int, int]] = []
         hp: dict[tuple[int, int], int] = {}
+        verified: list[tuple[int, int]] = []
         if method in ("hash", "both"):
             ids, ph, _ = catalog.all_hashes()
-            hp = hash_pairs(ids, ph, t.hash_distance)
+            # One search out to the verified margin: the pairs within the threshold are linked as
+            # they are, the others only when their pixels agree.
+            found = hash_pairs(ids, ph, loose_distance(len(ids), t.hash_distance) if verify else t.hash_distance)
+            hp = {p: d for p, d in found.items() if d <= t.hash_distance}
+            if verify is not None:
+                loose = {p: d for p, d in found.items() if d > t.hash_distance}
+                candidates = [p for p in verified_candidates(catalog, t, hp, loose, ids, ph) if p not in rejected]
+                verified = sorted(verify(candidates)) if candidates else []
         if method == "hash":
-            edges = list(hp)
+            edges = list(hp) + verified
         else:
             cp = clip_pairs(catalog, model, vectors_dir, min(t.clip_alone, 1.0), t.neighbours, exact_max, dim)
             edges = [p for p in cp]
             if method == "both":
                 cos = _pair_cosines(catalog, model, [p for p in hp if p not in cp])
                 edges += [p for p, c in cos.items() if c >= t.clip_confirm]
+                edges += verified   # the pixels agree: surer than CLIP's cosine
         videos = catalog.video_ids()
         # A video is a duplicate of a video only, found by its frames lined up in time.
         edges = [(a, b) for a, b in edges if a not in videos and b not in videos]

@@ -86,6 +86,7 @@ class PhotosStore:
         self.con.execute("DELETE FROM embeddings WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.delete_frames(ids)
         self.con.execute("DELETE FROM image_hashes WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        self.con.execute("DELETE FROM image_windows WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
         self.con.execute("DELETE FROM face_rejections WHERE face_id IN "
                          "(SELECT id FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[])))", [ids])
         self.con.execute("DELETE FROM faces WHERE photo_id IN (SELECT unnest(?::BIGINT[]))", [ids])
@@ -283,6 +284,8 @@ class PhotosStore:
             "INSERT INTO image_hashes SELECT ?, phash, dhash, content_width, content_height, sharpness, brightness, "
             "highlight, blown FROM image_hashes WHERE photo_id = ?", [dst_id, src_id]
         )
+        self.con.execute("INSERT INTO image_windows SELECT ?, windows FROM image_windows WHERE photo_id = ?",
+                         [dst_id, src_id])
         # A copy shows the same people: its faces keep their vectors and persons (new face ids).
         self.con.execute(
             "INSERT INTO faces SELECT nextval('face_id_seq'), ?, model, x, y, w, h, score, vector, person_id, "
@@ -338,6 +341,32 @@ class PhotosStore:
                              "sharpness, brightness, highlight, blown FROM _new_hashes")
         finally:
             self.con.unregister("_new_hashes")
+
+    def add_windows(self, rows: Sequence[tuple[int, Sequence[int]]]) -> None:
+        """(photo_id, window pHashes) rows (media/hashes.py window_hashes; empty for none)."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        table = pa.table({"photo_id": pa.array([int(r[0]) for r in rows], pa.int64()),
+                          "windows": pa.array([[int(v) for v in r[1]] for r in rows], pa.list_(pa.uint64()))})
+        self.con.register("_new_windows", table)
+        try:
+            self.con.execute("INSERT INTO image_windows SELECT photo_id, windows FROM _new_windows")
+        finally:
+            self.con.unregister("_new_windows")
+
+    def all_windows(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, window pHashes (n, ``width``) uint64) of searchable photos with ``width`` windows
+        (rows of another width, from another version, are left out)."""
+        res = self.con.execute(
+            "SELECT w.photo_id, w.windows FROM image_windows w JOIN photos p ON p.id = w.photo_id "
+            f"WHERE len(w.windows) = ? AND {SHOWN.format(p='p.')} AND coalesce(p.media, 'photo') = 'photo' "
+            "ORDER BY w.photo_id", [width]).fetchnumpy()
+        ids = np.asarray(res["photo_id"], dtype=np.int64)
+        if not len(ids):
+            return ids, np.zeros((0, width), dtype=np.uint64)
+        return ids, np.stack([np.asarray(v, dtype=np.uint64) for v in res["windows"]])
 
     def ids_by_time(self, ids: Sequence[int]) -> np.ndarray:
         """``ids`` ordered by capture time (undated first), then id."""

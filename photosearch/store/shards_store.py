@@ -59,7 +59,8 @@ class ShardsStore:
 
     #: Tables that show a photo has an analyzer's data (see ``diff_listing``'s ``checks``), and
     #: whether their rows are per model.
-    CHECKED_TABLES = {"embeddings": True, "image_hashes": False, "face_scans": True, "ocr_scans": True}
+    CHECKED_TABLES = {"embeddings": True, "image_hashes": False, "image_windows": False, "face_scans": True,
+                      "ocr_scans": True}
 
     def _lacks_sql(self, table: str, model: str | None, alias: str) -> tuple[str, list[Any]]:
         if table not in self.CHECKED_TABLES:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def default_analyzers(model: ImageEncoder, model_name: str, faces: FaceEngine | None = None, *,
                       library_root: Path | None = None) -> list[Analyzer]:
-    """CLIP, video frames, hashes, thumbnail (with a library folder), faces (with a face engine),
+    """CLIP, video frames, hashes, window hashes, thumbnail (with a library folder), faces (with a face engine),
     Takeout and the catalog record, in the order they run (the record merges Takeout's fields)."""
     from photosearch.ingest.analyzers.clip import ClipAnalyzer
     from photosearch.ingest.analyzers.faces import FacesAnalyzer
@@ -26,8 +26,10 @@ def default_analyzers(model: ImageEncoder, model_name: str, faces: FaceEngine | 
     from photosearch.ingest.analyzers.record import RecordAnalyzer
     from photosearch.ingest.analyzers.takeout import TakeoutAnalyzer
     from photosearch.ingest.analyzers.thumbnail import ThumbnailAnalyzer
+    from photosearch.ingest.analyzers.windows import WindowsAnalyzer
 
-    out: list[Analyzer] = [ClipAnalyzer(model, model_name), FramesAnalyzer(model, model_name), HashesAnalyzer()]
+    out: list[Analyzer] = [ClipAnalyzer(model, model_name), FramesAnalyzer(model, model_name), HashesAnalyzer(),
+                           WindowsAnalyzer()]
     if library_root is not None:
         out.append(ThumbnailAnalyzer(library_root))
     if faces is not None:
