@@ -19,18 +19,21 @@ sizes.
     python benchmarks/bench_dupes.py quality
     python benchmarks/bench_dupes.py speed --sizes 10000 100000 1000000
     python benchmarks/bench_dupes.py cli --sizes 100000 1000000   # the whole CLI command, fresh process
+    python benchmarks/bench_dupes.py verified --sizes 100000 1000000   # what verification adds
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import subprocess
 import json
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,26 +148,39 @@ def quality(args: argparse.Namespace) -> None:
 
     rows = []
     transforms_names = sorted({t for _, t in truth.values()} - {"original"})
-    for preset in ("default", "strict", "loose"):
-        for method in ("hash", "clip", "both"):
-            t0 = time.perf_counter()
-            groups, used = lib.dupes(method=method, thresholds=PRESETS[preset])
-            seconds = time.perf_counter() - t0
+    runs: list[tuple[str, str, Any]] = [(preset, method, verify) for preset in ("default", "strict", "loose")
+                                        for method in ("hash", "clip", "both") for verify in (True, False)
+                                        if verify or method == "hash"]
+    if args.imagededup:
+        runs.append(("imagededup", "PHash (its default: 10 bits)", None))
+    for preset, method, verify in runs:
+        t0 = time.perf_counter()
+        if verify is None:   # imagededup, in its own environment, on the same files
+            found = json.loads(subprocess.run(
+                [args.imagededup, "-c", "import json, sys\nfrom imagededup.methods import PHash\n"
+                 "print(json.dumps(PHash(verbose=False).find_duplicates(image_dir=sys.argv[1])))", str(folder)],
+                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+            pred = {tuple(sorted((a, b))) for a, others in found.items() for b in others}
+            used = method
+        else:
+            groups, used = lib.dupes(method=method, thresholds=PRESETS[preset], verify=verify)
             pred = set()
             for g in groups:
                 names = sorted(Path(m.path).name for m in g.members)
                 pred |= set(itertools.combinations(names, 2))
-            tp = sum(1 for a, b in pred if is_true(a, b))
-            precision = tp / len(pred) if pred else 1.0
-            per = {}
-            for t in transforms_names:
-                copies = [f for f, (o, k) in truth.items() if k == t]
-                hit = sum(1 for f in copies if (min(f, origin[f]), max(f, origin[f])) in pred)
-                per[t] = hit / len(copies)
-            recall = float(np.mean(list(per.values())))
-            rows.append({"preset": preset, "method": used, "precision": precision, "recall": recall,
-                         "pairs": len(pred), "seconds": seconds, "per_transform": per})
-            print(json.dumps(rows[-1]), flush=True)
+        seconds = time.perf_counter() - t0
+        tp = sum(1 for a, b in pred if is_true(a, b))
+        precision = tp / len(pred) if pred else 1.0
+        per = {}
+        for t in transforms_names:
+            copies = [f for f, (o, k) in truth.items() if k == t]
+            hit = sum(1 for f in copies if (min(f, origin[f]), max(f, origin[f])) in pred)
+            per[t] = hit / len(copies)
+        recall = float(np.mean(list(per.values())))
+        rows.append({"preset": preset, "method": used + ("" if verify is not False else " --no-verify"),
+                     "precision": precision, "recall": recall,
+                     "pairs": len(pred), "seconds": seconds, "per_transform": per})
+        print(json.dumps(rows[-1]), flush=True)
     print()
     print("| preset | method | precision | recall (mean over transforms) | " + " | ".join(transforms_names) + " |")
     print("|---|---|---|---|" + "---|" * len(transforms_names))
@@ -286,19 +302,68 @@ def speed(args: argparse.Namespace) -> None:
               f"| {f(t_clip)} | {f(t_hash + t_clip)} | {len(pairs):,} |", flush=True)
 
 
+def verified(args: argparse.Namespace) -> None:
+    """What verification adds to the pair search (issue 16), side by side in one run on synthetic
+    hashes (random variants and windows, 1% planted near copies and 1% planted crops, borders
+    trimmed in 10% of the photos): the
+    threshold's search alone, the search out to the verified margin, the window search, and how
+    many candidate pairs go to the pixel check (each ~10 ms of one core on 640 px thumbnails,
+    measured by `quality`)."""
+    from photosearch.media.hashes import WINDOWS
+    from photosearch.query.dupes import PRESETS, hash_pairs, loose_distance, window_distance, window_pairs
+
+    base = PRESETS["default"].hash_distance
+    print("| photos | pairs within the threshold (s) | out to the verified margin (s) | margin (bits) "
+          "| window pairs (s) | window distance (bits) | candidates to verify | planted crops found |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        rng = np.random.default_rng(n)
+        ph = rng.integers(0, 2**64 - 1, size=(n, 8), dtype=np.uint64)
+        win = rng.integers(0, 2**64 - 1, size=(n, WINDOWS), dtype=np.uint64)
+        plain = rng.random(n) < 0.9   # photos without borders to trim (a guess): one whole-image hash
+        win[plain, 0] = ph[plain, 0]
+        planted = rng.choice(n, n // 50, replace=False)
+        for i in planted[: n // 100]:    # near copies of the next photo
+            v = int(ph[(i + 1) % n, 0])
+            for f in rng.choice(64, 3, replace=False):
+                v ^= 1 << int(f)
+            ph[i, 0] = v
+        crops = planted[n // 100:]
+        for i in crops:                  # crops: close to one window of the next photo
+            v = int(win[(i + 1) % n, 1 + int(rng.integers(0, WINDOWS - 1))])
+            for f in rng.choice(64, 3, replace=False):
+                v ^= 1 << int(f)
+            ph[i, 0] = v
+        ids = np.arange(1, n + 1, dtype=np.int64)
+        t0 = time.perf_counter()
+        hash_pairs(ids, ph, base)
+        t_base = time.perf_counter() - t0
+        far = loose_distance(n, base)
+        t0 = time.perf_counter()
+        found = hash_pairs(ids, ph, far)
+        t_far = time.perf_counter() - t0
+        wd = window_distance(n, base)
+        t0 = time.perf_counter()
+        near = window_pairs(ids, ph, ids, win, wd)
+        t_win = time.perf_counter() - t0
+        candidates = {p for p, d in found.items() if d > base} | set(near)
+        hit = sum(1 for i in crops if (min(ids[i], ids[(i + 1) % n]), max(ids[i], ids[(i + 1) % n])) in near)
+        print(f"| {n:,} | {t_base:.2f} | {t_far:.2f} | {far} | {t_win:.2f} | {wd} | {len(candidates):,} "
+              f"| {hit}/{len(crops)} |", flush=True)
+
+
 def cli(args: argparse.Namespace) -> None:
     """The whole `photosearch dupes --json` as a user runs it (fresh process: import, catalog, hash
     pairs, CLIP neighbours, grouping, keepers, JSON), on a copy of query-lib-N with synthetic
     perceptual hashes inserted (as `speed` makes them: random variants, 1% planted copies)."""
-    import subprocess
 
     import pyarrow as pa
 
     from photosearch.store.catalog import Catalog
 
-    print("| photos | `photosearch dupes --json` wall (s) | CPU (s, user+sys of the process) | groups | other processes (cores) |")
-    print("|---|---|---|---|---|")
-    for n in args.sizes:
+    print("| photos | command | wall (s) | CPU (s, user+sys of the process) | groups | other processes (cores) |")
+    print("|---|---|---|---|---|---|")
+    for n, extra in itertools.product(args.sizes, ([], ["--method", "hash"], ["--method", "hash", "--no-verify"])):
         src = WORK / f"query-lib-{n}"
         lib = WORK / f"dupes-cli-lib-{n}"
         if not (lib / ".hashed").exists():
@@ -322,6 +387,13 @@ def cli(args: argparse.Namespace) -> None:
                 cat.con.execute("INSERT INTO image_hashes (photo_id, phash, dhash, content_width, content_height) "
                                 "SELECT * FROM _h")
                 cat.con.unregister("_h")
+                # Window hashes (random; the untrimmed whole-image hash is the trimmed one for 90%).
+                from photosearch.media.hashes import WINDOWS
+
+                win = rng.integers(0, 2**64 - 1, size=(len(ids), WINDOWS), dtype=np.uint64)
+                plain = rng.random(len(ids)) < 0.9
+                win[plain, 0] = ph[plain, 0]
+                cat.add_windows(list(zip(ids.tolist(), win.tolist())))
                 cat._dirty = True
             (lib / ".hashed").touch()
         import resource
@@ -329,7 +401,7 @@ def cli(args: argparse.Namespace) -> None:
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         busy0 = _busy_seconds()
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "photosearch", "dupes", "--json", "--library", str(lib)],
+        r = subprocess.run([sys.executable, "-m", "photosearch", "dupes", "--json", *extra, "--library", str(lib)],
                            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - t0
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -339,24 +411,28 @@ def cli(args: argparse.Namespace) -> None:
         groups = len(json.loads(r.stdout)["groups"])
         cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
         others = max(0.0, (_busy_seconds() - busy0 - cpu) / wall)
-        print(f"| {n:,} | {wall:.1f} | {cpu:.1f} | {groups:,} | {others:.2f} |", flush=True)
+        print(f"| {n:,} | `dupes --json {' '.join(extra)}` | {wall:.1f} | {cpu:.1f} | {groups:,} | {others:.2f} |",
+              flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
-    sub.add_parser("quality")
+    qp = sub.add_parser("quality")
+    qp.add_argument("--imagededup", metavar="PYTHON", help="a Python with imagededup installed: its PHash side by side")
     sp = sub.add_parser("speed")
     sp.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000, 300_000, 1_000_000])
     sp.add_argument("--old-max", type=int, default=100_000,
                     help="also time the previous FAISS pair search (and check it finds the same pairs) up to this size")
     sp.add_argument("--repeat", type=int, default=1, help="hash pair runs per size (the median is shown)")
     sp.add_argument("--clip-max", type=int, default=10_000_000, help="time CLIP neighbours up to this size")
+    vp = sub.add_parser("verified", help="what the verified candidates add to the pair search")
+    vp.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     cp = sub.add_parser("cli", help="the whole `photosearch dupes --json` on query-lib-N plus synthetic hashes")
     cp.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     args = ap.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"
-    {"quality": quality, "speed": speed, "cli": cli}[args.what](args)
+    {"quality": quality, "speed": speed, "verified": verified, "cli": cli}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,10 @@ WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS
 #: EDGE_STEP grey levels (the border of a picture pasted into a screenshot, a frame's inner edge).
 EDGE_SHARE = 0.5
 EDGE_STEP = 20
+#: Longer side (at least) windows are hashed from.
+WINDOW_SIDE = 256
+#: Longer side the edges are looked for at, at most (the pixels hashes get are smaller than that).
+EDGE_SIDE = 256
 
 
 def window_hashes(image: "Image.Image") -> tuple[int, ...]:
@@ -135,18 +139,27 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
     this one (a screenshot of it, a framed copy), has a whole-image hash close to one of them."""
     from PIL import Image
 
-    out = []
-    w, h = image.size
+    import scipy.fftpack
+
     gray = image.convert("L")
+    # A 32x32 hash needs no more than ~256 px: LANCZOS's cost grows with the pixels it reads.
+    k = max(1, max(gray.size) // WINDOW_SIDE)
+    if k > 1:
+        gray = gray.reduce(k)
+    w, h = gray.size
     boxes = [(0.0, 0.0, 1.0, 1.0), *FIXED_WINDOWS, *content_rects(gray)]
-    for x0, y0, x1, y1 in boxes:
-        part = gray.crop((int(x0 * w), int(y0 * h), int(x1 * w), int(y1 * h)))
-        if min(part.size) < MIN_SIDE:
-            out.append(0)
-            continue
-        small = np.asarray(part.resize((32, 32), Image.Resampling.LANCZOS))
-        out.append(0 if float(small.std()) < FLAT_STD else phash_variants(small)[0])
-    return tuple(out + [0] * (WINDOWS - len(out)))
+    smalls = np.zeros((WINDOWS, 32, 32))
+    usable = np.zeros(WINDOWS, dtype=bool)
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        box = (round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
+        if min(box[2] - box[0], box[3] - box[1]) >= MIN_SIDE:
+            # (resize's box argument reads the window straight from the image: no crop copy.)
+            smalls[k] = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, box=box))
+            usable[k] = float(smalls[k].std()) >= FLAT_STD
+    # imagehash.phash of each (variant 0 of phash_variants), all windows in one DCT call.
+    blocks = scipy.fftpack.dct(scipy.fftpack.dct(smalls, axis=1), axis=2)[:, :8, :8].reshape(WINDOWS, 64)
+    bits = blocks > np.median(blocks, axis=1, keepdims=True)
+    return tuple(_bits_to_int(b) if ok else 0 for b, ok in zip(bits, usable))
 
 
 def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tuple[float, float, float, float]]:
@@ -158,7 +171,7 @@ def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tup
     from PIL import Image
 
     w, h = gray.size
-    k = 128 / max(w, h)
+    k = min(1.0, EDGE_SIDE / max(w, h))
     g = np.asarray(gray.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BILINEAR),
                    dtype=np.int16)
     gh, gw = g.shape
@@ -169,7 +182,7 @@ def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tup
         found = {0: 0.25, size: 0.25}
         for i in np.flatnonzero(share > EDGE_SHARE):
             p = int(i) + 1
-            near = next((q for q in found if abs(q - p) <= 1), None)   # one edge, not two
+            near = next((q for q in found if abs(q - p) <= 2), None)   # one edge (blurred over rows), not two
             if near is None:
                 found[p] = float(share[i])
             elif share[i] > found[near] and near not in (0, size):
@@ -179,7 +192,7 @@ def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tup
 
     ys = edges((np.abs(np.diff(g, axis=0)) > EDGE_STEP).mean(axis=1), gh)
     xs = edges((np.abs(np.diff(g, axis=1)) > EDGE_STEP).mean(axis=0), gw)
-    if len(ys) > 24 or len(xs) > 24:   # a busy pattern (stripes, text): no picture edges in it
+    if len(ys) > 32 or len(xs) > 32:   # a busy pattern (stripes, text): no picture edges in it
         return []
     rects = []
     for y0, y1 in itertools.combinations(sorted(ys), 2):

@@ -22,9 +22,10 @@ FEATURES = 1000
 #: Lowe's ratio test on the two nearest descriptors.
 RATIO = 0.8
 #: Points that agree with one homography (within RANSAC_PIXELS) for two images to be one picture.
-#: Measured on ../shared photos (benchmarks/bench_dupes.py): copies through every edit kept 65 or
-#: more (crops to half the area, screenshots, frames, exposure, JPEG 30), unrelated photos at
-#: most 39.
+#: Measured on ../shared photos through benchmarks/bench_dupes.py's edits, on 640 px thumbnails:
+#: copies kept 52 or more (crops to half the area, screenshots, frames, exposure, JPEG 30; all
+#: but one 128 or more), unrelated photos at most 32. A mirror image matches nothing (ORB's
+#: descriptors are not mirror-invariant): hashes find those.
 MIN_INLIERS = 50
 RANSAC_PIXELS = 5.0
 

@@ -64,7 +64,7 @@ METHODS = ("hash", "clip", "both")
 #: Verified candidates (see verified_candidates): whole-image hashes up to this far past the
 #: threshold, window hashes within the threshold less one, the closest this many pairs at most.
 LOOSE_EXTRA = 3
-LOOSE_CHANCE = 1000
+LOOSE_CHANCE = 100
 MAX_VERIFIED = 20_000
 #: The thumbnail size pairs are verified on (a picture inside a screenshot needs the pixels).
 VERIFY_SIZE = 640
@@ -191,9 +191,10 @@ def window_pairs(ids: np.ndarray, phash: np.ndarray, win_ids: np.ndarray, window
     ok = (pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == win_ids)
     aligned[pos[ok]] = windows[ok]
     entries = np.ascontiguousarray(aligned[:, 1:].T).reshape(-1)   # entry e: a window of row e % n
-    # (A row without an untrimmed hash looks with its trimmed one again: a zero must never probe.)
-    untrimmed = np.where(aligned[:, 0] != 0, aligned[:, 0], phash[:, 0])
-    found = [_row_pairs(probe[:, None], int(max_distance), entries=entries) for probe in (phash[:, 0], untrimmed)]
+    # The untrimmed hash probes only where trimming changed it (a zero, no hash, never probes).
+    other = np.flatnonzero((aligned[:, 0] != 0) & (aligned[:, 0] != phash[:, 0]))
+    found = [_row_pairs(phash[:, :1], int(max_distance), entries=entries),
+             _row_pairs(aligned[:, :1], int(max_distance), entries=entries, rows=other)]
     a, b, dist = (np.concatenate(x) for x in zip(*found))
     return _unique_pairs(ids[a], ids[b], dist)
 
@@ -209,36 +210,41 @@ def _unique_pairs(x: np.ndarray, y: np.ndarray, dist: np.ndarray) -> dict[tuple[
             zip(key_lo[first].tolist(), key_hi[first].tolist(), dist[first].tolist())}
 
 
-def _row_pairs(phash: np.ndarray, d: int, plan: Any = "auto", entries: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _row_pairs(phash: np.ndarray, d: int, plan: Any = "auto", entries: np.ndarray | None = None,
+               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row a, row b, distance) with a's variant 0 within ``d`` of b's variant in QUERY_VARIANTS
-    (or of ``entries``' code e for row b = e % n), a != b; a pair may come more than once.
-    ``plan``: "auto", None (every pair) or chunks."""
+    (or of ``entries``' code e for row b = e % n), a != b; a pair may come more than once. Only
+    the ``rows`` given probe, when given. ``plan``: "auto", None (every pair) or chunks."""
     n = len(phash)
-    canon = np.ascontiguousarray(phash[:, 0])
+    canon = np.ascontiguousarray(phash[:, 0] if rows is None else phash[rows, 0])
     if entries is None:   # entry e: variant QUERY_VARIANTS[e // n] of row e % n
         entries = np.ascontiguousarray(phash[:, QUERY_VARIANTS].T).reshape(-1)
+    if not len(canon):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
     if plan == "auto":
-        plan = _plan(n, len(entries), d)
-    found = [_all_pairs(canon, entries, d)] if plan is None else [
-        _chunk_pairs(canon, entries, d, shift, width, radius) for shift, width, radius in plan]
-    return tuple(np.concatenate(x) for x in zip(*found))  # type: ignore[return-value]
+        plan = _plan(len(canon), len(entries), d)
+    found = [_all_pairs(canon, entries, d, n)] if plan is None else [
+        _chunk_pairs(canon, entries, d, shift, width, radius, n) for shift, width, radius in plan]
+    a, b, dist = (np.concatenate(x) for x in zip(*found))
+    if rows is not None:
+        a = rows[a]
+    keep = a != b   # a photo's own variant 0
+    return a[keep], b[keep], dist[keep]
 
 
-def _all_pairs(canon: np.ndarray, entries: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair compared: for tiny libraries (and as the reference in tests)."""
-    n = len(canon)
+def _all_pairs(canon: np.ndarray, entries: np.ndarray, d: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair compared: for tiny libraries (and as the reference in tests). (probe index,
+    row e % n of the entry, distance)."""
     block = max(1, (1 << 22) // len(entries))
     out_a, out_b, out_d = [], [], []
-    for b0 in range(0, n, block):
+    for b0 in range(0, len(canon), block):
         dist = _popcount(canon[b0:b0 + block, None] ^ entries[None, :])
         a, e = np.nonzero(dist <= d)
         out_a.append(a + b0)
         out_b.append(e % n)
         out_d.append(dist[a, e].astype(np.int64))
-    a, b, dist = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_d)
-    keep = a != b
-    return a[keep], b[keep], dist[keep]
+    return np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_d)
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -327,7 +333,7 @@ def _flip_masks(width: int, radius: int) -> np.ndarray:
 
 
 def _chunk_pairs(canon: np.ndarray, entries: np.ndarray, d: int, shift: int, width: int,
-                 radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 radius: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row of the variant-0 side, row of the variant side, distance) of every pair within ``d``
     whose chunk values are within ``radius`` flips (and some others: every one is checked)."""
     n = len(canon)
@@ -388,10 +394,8 @@ def _chunk_pairs(canon: np.ndarray, entries: np.ndarray, d: int, shift: int, wid
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     a = items[np.concatenate(found_item)]
-    b = entry[np.concatenate(found_pos)] % n
-    dist = np.concatenate(found_dist).astype(np.int64)
-    keep = a != b  # a photo's own variant 0
-    return a[keep], b[keep], dist[keep]
+    b = entry[np.concatenate(found_pos)] % rows
+    return a, b, np.concatenate(found_dist).astype(np.int64)
 
 
 def _probe_block(keys: np.ndarray, q: np.ndarray, masks: np.ndarray, table: np.ndarray, codes: np.ndarray,
@@ -569,15 +573,27 @@ def pixel_verifier(catalog: Catalog, library_root: Any) -> Verifier:
 def loose_distance(n: int, base: int) -> int:
     """How far past ``base`` whole-image hashes are looked at for verification in a library of
     ``n`` photos: up to :data:`LOOSE_EXTRA` bits, less where unrelated photos would come within
-    that distance by chance more than :data:`LOOSE_CHANCE` times (hash bits taken as fair coins;
-    7 variants a photo). At 100k photos the whole margin, at 1M one bit."""
-    pairs = 3.5 * n * max(n - 1, 0)
-    far = base
-    for d in range(base + 1, min(base + LOOSE_EXTRA, 15) + 1):
-        if pairs * sum(comb(64, k) for k in range(d + 1)) / 2.0 ** 64 > LOOSE_CHANCE:
+    that distance by chance more than :data:`LOOSE_CHANCE` times (7 variants a photo): the whole
+    margin up to ~30k photos, 2 bits at 100k, none at 1M."""
+    return _affordable(3.5 * n * max(n - 1, 0), base, min(base + LOOSE_EXTRA, 15))
+
+
+def window_distance(n: int, base: int) -> int:
+    """How close a whole-image hash must come to another photo's window for verification: the
+    threshold ``base`` and one more bit, less where chance alone would bring more than
+    :data:`LOOSE_CHANCE` pairs (2 whole-image hashes against each window, both ways round)."""
+    return _affordable(2.0 * (WINDOWS - 1) * n * max(n - 1, 0), -1, base + 1)
+
+
+def _affordable(codes: float, low: int, high: int) -> int:
+    """The largest distance in (low, high] at which ``codes`` comparisons of unrelated hashes
+    (bits taken as fair coins) come within it fewer than LOOSE_CHANCE times; ``low`` if none."""
+    found = low
+    for d in range(max(low + 1, 0), high + 1):
+        if codes * sum(comb(64, k) for k in range(d + 1)) / 2.0 ** 64 > LOOSE_CHANCE:
             break
-        far = d
-    return far
+        found = d
+    return found
 
 
 def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int, int], int],
@@ -587,7 +603,8 @@ def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int,
     10% crop, a caption), and a whole image close to a window of the other (a crop to half the
     area, a screenshot or a framed copy holding it); ``linked`` pairs are left out."""
     win_ids, windows = catalog.all_windows(WINDOWS)
-    near = window_pairs(ids, ph, win_ids, windows, max(0, t.hash_distance - 1))
+    far = window_distance(len(ids), t.hash_distance)
+    near = window_pairs(ids, ph, win_ids, windows, far) if far >= 0 else {}
     found: dict[tuple[int, int], int] = {}
     for p, d in [*loose.items(), *near.items()]:
         if p not in linked:

@@ -360,13 +360,14 @@ class PhotosStore:
         """(ids, window pHashes (n, ``width``) uint64) of searchable photos with ``width`` windows
         (rows of another width, from another version, are left out)."""
         res = self.con.execute(
-            "SELECT w.photo_id, w.windows FROM image_windows w JOIN photos p ON p.id = w.photo_id "
+            "SELECT w.photo_id, " + ", ".join(f"w.windows[{k + 1}] AS w{k}" for k in range(width)) + " "
+            "FROM image_windows w JOIN photos p ON p.id = w.photo_id "
             f"WHERE len(w.windows) = ? AND {SHOWN.format(p='p.')} AND coalesce(p.media, 'photo') = 'photo' "
             "ORDER BY w.photo_id", [width]).fetchnumpy()
         ids = np.asarray(res["photo_id"], dtype=np.int64)
         if not len(ids):
             return ids, np.zeros((0, width), dtype=np.uint64)
-        return ids, np.stack([np.asarray(v, dtype=np.uint64) for v in res["windows"]])
+        return ids, np.column_stack([np.asarray(res[f"w{k}"], dtype=np.uint64) for k in range(width)])
 
     def ids_by_time(self, ids: Sequence[int]) -> np.ndarray:
         """``ids`` ordered by capture time (undated first), then id."""
@@ -451,13 +452,16 @@ class PhotosStore:
     def all_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, phash variants (n, 8) uint64, dhash (n,) uint64) of searchable photos (videos
         have their own: ``frame_hashes``)."""
-        rows = self.con.execute(
-            "SELECT h.photo_id, h.phash, h.dhash FROM image_hashes h JOIN photos p ON p.id = h.photo_id "
-            f"WHERE {SHOWN.format(p='p.')} AND coalesce(p.media, 'photo') = 'photo' ORDER BY h.photo_id").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        ph = np.array([r[1] for r in rows], dtype=np.uint64).reshape(len(rows), 8)
-        dh = np.fromiter((r[2] for r in rows), dtype=np.uint64, count=len(rows))
-        return ids, ph, dh
+        # One numpy column per variant: lists through Python objects cost ~5 s at 1M photos.
+        res = self.con.execute(
+            "SELECT h.photo_id, " + ", ".join(f"h.phash[{k + 1}] AS v{k}" for k in range(8)) + ", h.dhash "
+            "FROM image_hashes h JOIN photos p ON p.id = h.photo_id "
+            f"WHERE {SHOWN.format(p='p.')} AND coalesce(p.media, 'photo') = 'photo' AND len(h.phash) = 8 "
+            "ORDER BY h.photo_id").fetchnumpy()
+        ids = np.asarray(res["photo_id"], dtype=np.int64)
+        ph = np.column_stack([np.asarray(res[f"v{k}"], dtype=np.uint64) for k in range(8)]) if len(ids) \
+            else np.zeros((0, 8), dtype=np.uint64)
+        return ids, ph, np.asarray(res["dhash"], dtype=np.uint64)
 
     def vectors(self, model: str, ids: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, vectors)`` for ``model``; all of them, or those among ``ids``."""
