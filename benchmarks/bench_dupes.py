@@ -336,7 +336,7 @@ def verified(args: argparse.Namespace) -> None:
             ph[i, 0] = v
         ids = np.arange(1, n + 1, dtype=np.int64)
         t0 = time.perf_counter()
-        hash_pairs(ids, ph, base)
+        linked = hash_pairs(ids, ph, base)
         t_base = time.perf_counter() - t0
         far = loose_distance(n, base)
         t0 = time.perf_counter()
@@ -346,7 +346,7 @@ def verified(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         near = window_pairs(ids, ph, ids, win, wd)
         t_win = time.perf_counter() - t0
-        candidates = {p for p, d in found.items() if d > base} | set(near)
+        candidates = ({p for p, d in found.items() if d > base} | set(near)) - set(linked)   # as the product
         hit = sum(1 for i in crops if (min(ids[i], ids[(i + 1) % n]), max(ids[i], ids[(i + 1) % n])) in near)
         print(f"| {n:,} | {t_base:.2f} | {t_far:.2f} | {far} | {t_win:.2f} | {wd} | {len(candidates):,} "
               f"| {hit}/{len(crops)} |", flush=True)

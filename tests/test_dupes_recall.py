@@ -44,7 +44,7 @@ def test_window_pairs_equal_every_pair_compared():
             if a == b or ids[b] not in has:
                 continue
             probes = [ph[a, 0]] + ([win[a, 0]] if ids[a] in has and win[a, 0] else [])
-            dist = min(int(_popcount(np.bitwise_xor(win[b, 1:], p)).min()) for p in probes)
+            dist = min(int(_popcount(np.bitwise_xor(win[b], p)).min()) for p in probes)
             if dist <= d:
                 key = (int(min(ids[a], ids[b])), int(max(ids[a], ids[b])))
                 expected[key] = min(dist, expected.get(key, 99))

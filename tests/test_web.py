@@ -3,6 +3,7 @@ headless Chromium driving the pages (search, photo, naming a person, resolving d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -163,6 +164,27 @@ def _start_server(app):  # noqa: ANN202
     while not server.started:
         time.sleep(0.05)
     return server, thread, port
+
+
+@contextlib.contextmanager
+def served_browser(app):  # noqa: ANN201
+    """The app served on loopback and a headless Chromium: yields (browser, base URL); the page
+    opened at ``base + "/?token=..."`` holds the session. Skips where Debian's chromium is absent."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    server, thread, port = _start_server(app)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            try:
+                yield browser, f"http://127.0.0.1:{port}"
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def _free_port() -> int:
@@ -412,3 +434,45 @@ def test_the_token_is_the_librarys_a_browser_gets_a_login_page_and_new_token_rep
     c2 = TestClient(create_app(lib, fresh), base_url="http://127.0.0.1")
     assert c2.get("/api/people", cookies={"photosearch_token": token}).status_code == 401
     assert c2.get("/api/people", cookies={"photosearch_token": fresh}).status_code == 200
+
+
+def test_browser_dupes_a_choice_per_photo(library, tmp_path):
+    """The duplicates page: a photo, its crop and a darker copy (found by their pixels) in one
+    group; tick the crop and quarantine it alone, tell the other copy apart from the keeper; undo
+    brings the crop back."""
+    from PIL import ImageEnhance
+
+    from photosearch.web.server import create_app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    im = Image.open(sorted((SHARED / "photos").glob("caer_*.jpg"))[0]).convert("RGB")
+    w, h = im.size
+    im.save(photos / "original.jpg", quality=95)
+    im.crop((int(w * .15), int(h * .15), int(w * .85), int(h * .85))).save(photos / "crop.jpg", quality=90)
+    ImageEnhance.Brightness(im).enhance(0.55).save(photos / "dark.jpg", quality=90)
+    library.index([photos], faces=False)
+    app = create_app(library)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}#/dupes?method=hash")
+        page.wait_for_selector(".group .member >> nth=2")
+        keeper = Path(page.locator(".group").get_attribute("data-keeper")).name
+        assert keeper in ("original.jpg", "dark.jpg")   # the crop has fewer pixels
+        other = "dark.jpg" if keeper == "original.jpg" else "original.jpg"
+        assert page.locator(".group .quarantine-chosen").is_disabled()
+        page.locator(".member", has_text="crop.jpg").locator("input.choose").check()
+        with page.expect_response("**/api/dupes/quarantine") as moved:
+            page.click(".group .quarantine-chosen")
+        assert moved.value.ok, moved.value.text()
+        assert not (photos / "crop.jpg").exists() and (photos / other).exists()
+        page.wait_for_function("document.querySelectorAll('.group .member').length === 2")
+        with page.expect_response("**/api/dupes/keep-both") as kept:
+            page.locator(".member", has_text=other).locator(".not-dupe").click()
+        assert kept.value.ok, kept.value.text()
+        page.wait_for_selector("text=No duplicates found.")
+        with page.expect_response("**/api/undo") as undone:
+            page.click("#undo")
+        assert undone.value.ok and (photos / "crop.jpg").exists()
+    assert json.loads(run_cli("dupes", "--method", "hash", "--json", library=library.paths.root).stdout)["groups"] \
+        and sorted(p.name for p in photos.iterdir()) == ["crop.jpg", "dark.jpg", "original.jpg"]

@@ -5,6 +5,10 @@ padding, letterboxing), in all eight rotations and mirrorings, so a rotated or
 mirrored copy matches through one of its variants; plus a dHash as a second,
 differently-built signal.
 
+Window hashes (``window_hashes``) add the pHash of sub-windows of the photo (centred and corner
+crops, and rectangles bounded by edges: a picture inside a screenshot or a frame), so that a crop
+of a photo, or a screenshot holding it, has a whole-image hash close to one of them.
+
 Hashes are 64-bit unsigned integers (the 8x8 bit matrix, row-major, most
 significant bit first), which is also the byte order of FAISS binary codes.
 """
@@ -137,9 +141,8 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
     """pHashes (upright, variant 0) of the whole ``image`` untrimmed, then of its sub-windows
     (:data:`WINDOWS` in all; 0 for a flat or missing one): a crop of this photo, or a photo inside
     this one (a screenshot of it, a framed copy), has a whole-image hash close to one of them."""
-    from PIL import Image
-
     import scipy.fftpack
+    from PIL import Image
 
     gray = image.convert("L")
     # A 32x32 hash needs no more than ~256 px: LANCZOS's cost grows with the pixels it reads.
@@ -150,12 +153,12 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
     boxes = [(0.0, 0.0, 1.0, 1.0), *FIXED_WINDOWS, *content_rects(gray)]
     smalls = np.zeros((WINDOWS, 32, 32))
     usable = np.zeros(WINDOWS, dtype=bool)
-    for k, (x0, y0, x1, y1) in enumerate(boxes):
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
         box = (round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
         if min(box[2] - box[0], box[3] - box[1]) >= MIN_SIDE:
             # (resize's box argument reads the window straight from the image: no crop copy.)
-            smalls[k] = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, box=box))
-            usable[k] = float(smalls[k].std()) >= FLAT_STD
+            smalls[i] = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, box=box))
+            usable[i] = float(smalls[i].std()) >= FLAT_STD
     # imagehash.phash of each (variant 0 of phash_variants), all windows in one DCT call.
     blocks = scipy.fftpack.dct(scipy.fftpack.dct(smalls, axis=1), axis=2)[:, :8, :8].reshape(WINDOWS, 64)
     bits = blocks > np.median(blocks, axis=1, keepdims=True)

@@ -61,8 +61,9 @@ PRESETS = {
     "loose": Thresholds(hash_distance=11, clip_confirm=0.70, clip_alone=0.92),
 }
 METHODS = ("hash", "clip", "both")
-#: Verified candidates (see verified_candidates): whole-image hashes up to this far past the
-#: threshold, window hashes within the threshold less one, the closest this many pairs at most.
+#: Verified candidates (see verified_candidates): whole-image hashes up to LOOSE_EXTRA bits past
+#: the threshold and windows within it plus one bit, each margin narrowed where unrelated photos
+#: would come within it by chance more than LOOSE_CHANCE times; the closest MAX_VERIFIED pairs.
 LOOSE_EXTRA = 3
 LOOSE_CHANCE = 100
 MAX_VERIFIED = 20_000
@@ -178,8 +179,8 @@ def window_pairs(ids: np.ndarray, phash: np.ndarray, win_ids: np.ndarray, window
                  max_distance: int) -> dict[tuple[int, int], int]:
     """Pairs (a < b) where one photo's whole-image pHash (variant 0, borders trimmed, or the
     untrimmed one: ``windows[:, 0]``) is within ``max_distance`` of one of the other's window
-    hashes (``windows[:, 1:]``, media/hashes.py ``window_hashes``: a crop of it, or a picture
-    inside it), with the smallest such distance. Found like :func:`hash_pairs`."""
+    hashes (media/hashes.py ``window_hashes``: its untrimmed whole image, a crop of it, or a
+    picture inside it), with the smallest such distance. Found like :func:`hash_pairs`."""
     phash = np.asarray(phash, dtype=np.uint64).reshape(len(ids), -1)
     usable = phash.any(axis=1)
     ids, phash = np.asarray(ids)[usable], phash[usable]
@@ -190,7 +191,9 @@ def window_pairs(ids: np.ndarray, phash: np.ndarray, win_ids: np.ndarray, window
     pos = np.searchsorted(ids, win_ids)
     ok = (pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == win_ids)
     aligned[pos[ok]] = windows[ok]
-    entries = np.ascontiguousarray(aligned[:, 1:].T).reshape(-1)   # entry e: a window of row e % n
+    # Entry e: a window of row e % n, the untrimmed whole image first (a photo on a plain
+    # background trims differently once re-exposed: its untrimmed hashes still meet).
+    entries = np.ascontiguousarray(aligned.T).reshape(-1)
     # The untrimmed hash probes only where trimming changed it (a zero, no hash, never probes).
     other = np.flatnonzero((aligned[:, 0] != 0) & (aligned[:, 0] != phash[:, 0]))
     found = [_row_pairs(phash[:, :1], int(max_distance), entries=entries),
@@ -573,8 +576,8 @@ def pixel_verifier(catalog: Catalog, library_root: Any) -> Verifier:
 def loose_distance(n: int, base: int) -> int:
     """How far past ``base`` whole-image hashes are looked at for verification in a library of
     ``n`` photos: up to :data:`LOOSE_EXTRA` bits, less where unrelated photos would come within
-    that distance by chance more than :data:`LOOSE_CHANCE` times (7 variants a photo): the whole
-    margin up to ~30k photos, 2 bits at 100k, none at 1M."""
+    that distance by chance more than :data:`LOOSE_CHANCE` times (7 variants a photo): at the
+    default distance the whole margin up to ~50k photos, 2 bits at 100k, none from ~500k."""
     return _affordable(3.5 * n * max(n - 1, 0), base, min(base + LOOSE_EXTRA, 15))
 
 
@@ -582,7 +585,7 @@ def window_distance(n: int, base: int) -> int:
     """How close a whole-image hash must come to another photo's window for verification: the
     threshold ``base`` and one more bit, less where chance alone would bring more than
     :data:`LOOSE_CHANCE` pairs (2 whole-image hashes against each window, both ways round)."""
-    return _affordable(2.0 * (WINDOWS - 1) * n * max(n - 1, 0), -1, base + 1)
+    return _affordable(2.0 * WINDOWS * n * max(n - 1, 0), -1, base + 1)
 
 
 def _affordable(codes: float, low: int, high: int) -> int:

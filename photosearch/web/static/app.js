@@ -548,19 +548,36 @@ async function dupesPage() {
   view.replaceChildren(h("h2", {}, "Duplicates"), h("p", {}, "Signals: ", pick, " ", undo), list);
   if (!doc.groups.length) list.append(h("p", {}, "No duplicates found."));
   doc.groups.forEach((g, n) => {
+    // A choice per photo: tick the copies to quarantine (the keeper takes what they knew), or
+    // tell one copy apart from the keeper; the buttons of the header act on the whole group.
+    const chosen = new Set();
+    const moveChosen = h("button", { class: "quarantine-chosen", disabled: true, onclick: async () => {
+      await api("/api/dupes/quarantine", { method: "POST", body: { photo_ids: [...chosen], method } }); route(); } },
+      "Quarantine the chosen");
+    const keeper = g.members.find(m => m.path === g.keeper);
     list.append(h("div", { class: "group", "data-keeper": g.keeper },
       h("div", {}, h("strong", {}, `Group ${n + 1} (${g.kind})`), " ",
         h("button", { class: "quarantine", onclick: async () => {
           await api("/api/dupes/quarantine", { method: "POST", body: { keeper: g.keeper, method } }); route(); } },
-          "Quarantine the others"), " ",
+          "Quarantine the others"), " ", moveChosen, " ",
         h("button", { class: "keep-both", onclick: async () => {
           await api("/api/dupes/keep-both", { method: "POST", body: { photos: g.members.map(m => m.path) } }); route(); } },
           "Not duplicates")),
-      h("div", { class: "members" }, g.members.map(m => h("div", { class: "member" + (m.path === g.keeper ? " keeper" : "") },
-        h("a", { href: `#/photo/${m.id}` }, h("img", { src: thumb(m.id), loading: "lazy" })),
-        h("div", { class: "small" }, `${m.path === g.keeper ? "KEEP · " : ""}${m.width}x${m.height} · ${(m.size / 1e6).toFixed(1)} MB · ${m.format || ""}`),
-        h("div", { class: "small" }, m.why),
-        h("div", { class: "small" }, m.path))))));
+      h("div", { class: "members" }, g.members.map(m => {
+        const isKeeper = m.path === g.keeper;
+        const choice = isKeeper ? h("span", { class: "small" }, "the keeper") : h("span", {},
+          h("label", { class: "small" }, h("input", { type: "checkbox", class: "choose", "data-id": m.id, onchange: e => {
+            if (e.target.checked) chosen.add(m.id); else chosen.delete(m.id);
+            moveChosen.disabled = chosen.size === 0; } }), " quarantine"), " ",
+          h("button", { class: "not-dupe small", onclick: async () => {
+            await api("/api/dupes/keep-both", { method: "POST", body: { photos: [keeper.path, m.path] } }); route(); } },
+            "Not a duplicate"));
+        return h("div", { class: "member" + (isKeeper ? " keeper" : ""), "data-id": m.id },
+          h("a", { href: `#/photo/${m.id}` }, h("img", { src: thumb(m.id), loading: "lazy" })),
+          h("div", { class: "small" }, `${isKeeper ? "KEEP · " : ""}${m.width}x${m.height} · ${(m.size / 1e6).toFixed(1)} MB · ${m.format || ""}`),
+          h("div", { class: "small" }, m.why),
+          h("div", { class: "small" }, m.path), choice);
+      }))));
   });
 }
 
