@@ -149,8 +149,9 @@ def quality(args: argparse.Namespace) -> None:
     rows = []
     transforms_names = sorted({t for _, t in truth.values()} - {"original"})
     runs: list[tuple[str, str, Any]] = [(preset, method, verify) for preset in ("default", "strict", "loose")
-                                        for method in ("hash", "clip", "both") for verify in (True, False)
-                                        if verify or method == "hash"]
+                                        for method in ("hash", "clip", "both") for verify in (True, False, "clip")
+                                        if verify is True or (verify is False and method == "hash")
+                                        or (verify == "clip" and method != "hash" and preset == "default")]
     if args.imagededup:
         runs.append(("imagededup", "PHash (its default: 10 bits)", None))
     for preset, method, verify in runs:
@@ -163,7 +164,8 @@ def quality(args: argparse.Namespace) -> None:
             pred = {tuple(sorted((a, b))) for a, others in found.items() for b in others}
             used = method
         else:
-            groups, used = lib.dupes(method=method, thresholds=PRESETS[preset], verify=verify)
+            groups, used = lib.dupes(method=method, thresholds=PRESETS[preset], verify=verify is not False,
+                                     verify_clip=verify == "clip")
             pred = set()
             for g in groups:
                 names = sorted(Path(m.path).name for m in g.members)
@@ -177,7 +179,7 @@ def quality(args: argparse.Namespace) -> None:
             hit = sum(1 for f in copies if (min(f, origin[f]), max(f, origin[f])) in pred)
             per[t] = hit / len(copies)
         recall = float(np.mean(list(per.values())))
-        rows.append({"preset": preset, "method": used + ("" if verify is not False else " --no-verify"),
+        rows.append({"preset": preset, "method": used + {False: " --no-verify", "clip": " --verify-clip"}.get(verify, ""),
                      "precision": precision, "recall": recall,
                      "pairs": len(pred), "seconds": seconds, "per_transform": per})
         print(json.dumps(rows[-1]), flush=True)

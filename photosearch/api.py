@@ -1063,12 +1063,14 @@ class Library:
     # -- duplicates -----------------------------------------------------------------------
 
     def dupes(self, *, method: str = "both", thresholds: Thresholds | None = None,
-              exact_only: bool = False, per_event: bool = False, verify: bool = True) -> tuple[list[Group], str]:
+              exact_only: bool = False, per_event: bool = False, verify: bool = True,
+              verify_clip: bool = False) -> tuple[list[Group], str]:
         """Duplicate groups (keeper first, by the config's ``[dupes] keeper`` rule order) and the
         method actually used. With ``per_event``, groups are split by event (each event keeps its
         best copy; events are grouped first if they never were). With ``verify`` (the hash
         methods), candidates past the hash threshold are checked against the pixels: crops,
-        screenshots, framed and re-exposed copies.
+        screenshots, framed and re-exposed copies; with ``verify_clip`` as well, the pairs CLIP
+        alone finds count only when their pixels agree.
 
         Without an installed model, ``both`` falls back to perceptual hashes alone.
         """
@@ -1087,14 +1089,15 @@ class Library:
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             groups = find_groups(cat, model, self.paths.vectors, method=method, thresholds=thresholds,
                                  exact_only=exact_only, dim=dim, keeper_rules=rules, per_event=per_event,
-                                 verify=pixel_verifier(cat, self.paths.root) if verify else None)
+                                 verify=pixel_verifier(cat, self.paths.root) if verify or verify_clip else None,
+                                 verify_hash=verify, verify_clip=verify_clip)
         return groups, method
 
     @_writes("dupes --apply", only_if="apply")
     def dupes_move(self, dest: str | os.PathLike[str], *, apply: bool = False, method: str = "both",
                    thresholds: Thresholds | None = None, exact_only: bool = False, keeper: str | None = None,
-                   per_event: bool = False, only: list[int] | None = None, verify: bool = True
-                   ) -> tuple[list[Group], Plan, ApplyReport | None]:
+                   per_event: bool = False, only: list[int] | None = None, verify: bool = True,
+                   verify_clip: bool = False) -> tuple[list[Group], Plan, ApplyReport | None]:
         """Plan (and with ``apply``, carry out) quarantining every group's non-keepers into ``dest``
         (only the group kept by ``keeper``, a path, when given; only the copies whose ids are in
         ``only``, when given: a choice per photo, each group's keeper taking what they knew)."""
@@ -1102,7 +1105,7 @@ class Library:
         from photosearch.query.dupes import Group
 
         groups, _ = self.dupes(method=method, thresholds=thresholds, exact_only=exact_only, per_event=per_event,
-                               verify=verify)
+                               verify=verify, verify_clip=verify_clip)
         if keeper is not None:
             groups = [g for g in groups if g.keeper.path == keeper]
             if not groups:

@@ -659,6 +659,8 @@ def dupes(
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check candidates past the hash threshold "
                                          "against the pixels: crops, screenshots, framed and re-exposed copies "
                                          "(default on).")] = True,
+    verify_clip: Annotated[bool, typer.Option("--verify-clip", help="With clip or both: pairs CLIP alone finds "
+                                              "count only when their pixels agree too (surer, slower).")] = False,
     as_json: JsonOpt = False,
     library: LibraryOpt = None,
 ) -> None:
@@ -674,7 +676,8 @@ def dupes(
     if only and move_to is None:
         raise UsageError("--only goes with --move-to DIR")
     if move_to is None:
-        groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact, per_event=per_event, verify=verify)
+        groups, used = lib.dupes(method=method, thresholds=t, exact_only=exact, per_event=per_event, verify=verify,
+                                 verify_clip=verify_clip)
         if as_json:
             _print_json({"method": used, "thresholds": t.__dict__, "groups": [g.as_dict() for g in groups]})
         else:
@@ -682,7 +685,7 @@ def dupes(
         return
     chosen = lib.photo_ids_of([str(p) for p in only])[0] if only else None
     groups, plan, report = lib.dupes_move(move_to, apply=apply, method=method, thresholds=t, exact_only=exact,
-                                          per_event=per_event, only=chosen, verify=verify)
+                                          per_event=per_event, only=chosen, verify=verify, verify_clip=verify_clip)
     if as_json:
         _print_json({"groups": [g.as_dict() for g in groups], "plan": plan.as_dict(), "applied": apply,
                      **({"report": report.as_dict()} if report else {})})

@@ -84,7 +84,7 @@ def _copies(im: Image.Image) -> dict[str, Image.Image]:
 
 
 def _pairs(root: Path, *args: str) -> set[tuple[str, str]]:
-    r = run_cli("dupes", "--method", "hash", "--json", *args, library=root)
+    r = run_cli("dupes", "--json", *(args if "--method" in args else ("--method", "hash", *args)), library=root)
     assert r.returncode == 0, r.stderr
     out = set()
     for g in json.loads(r.stdout)["groups"]:
@@ -157,3 +157,37 @@ def test_a_library_indexed_before_window_hashes_gets_them_at_the_next_index(libr
     assert summary.indexed == 0    # nothing embedded again: only the window hashes were missing
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         assert cat.con.execute("SELECT photo_id, windows FROM image_windows ORDER BY 1").fetchall() == before
+
+
+@needs_shared
+def test_clip_pairs_can_be_held_to_the_pixels_too(library, tmp_path):
+    """`--verify-clip`: with CLIP's threshold at its lowest every neighbour is a "duplicate";
+    checked against the pixels, only the photo and its crop stay together."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shared = sorted(p for p in (SHARED / "photos").glob("*.jpg") if "motorcycle" not in p.name)
+    im = Image.open(shared[0]).convert("RGB")
+    w, h = im.size
+    im.save(photos / "original.jpg", quality=95)
+    im.crop((int(w * .15), int(h * .15), int(w * .85), int(h * .85))).save(photos / "original__crop.jpg", quality=90)
+    for p in shared[1:8:2]:
+        Image.open(p).convert("RGB").save(photos / p.name, quality=95)
+    library.index([photos], faces=False)
+    root = library.paths.root
+    every = _pairs(root, "--method", "clip", "--threshold", "-1")
+    assert len(every) > 1 and any("__" not in a and "__" not in b for a, b in every)   # unrelated photos linked
+    checked = _pairs(root, "--method", "clip", "--threshold", "-1", "--verify-clip")
+    assert checked == {("original.jpg", "original__crop.jpg")}
+
+
+@needs_shared
+def test_screenshots_of_one_app_showing_different_photos_are_not_duplicates(library, tmp_path):
+    """The app's interface is the same in every screenshot, and the pixel check would match it:
+    such screenshots must never become candidates by their hashes."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shared = sorted(p for p in (SHARED / "photos").glob("*.jpg") if "motorcycle" not in p.name)[:8]
+    for p in shared:
+        _screenshot(Image.open(p).convert("RGB")).save(photos / f"{p.stem}__screenshot.jpg", quality=90)
+    library.index([photos], faces=False)
+    assert _pairs(library.paths.root) == set()

@@ -618,15 +618,17 @@ def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int,
 def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method: str = "both",
                 thresholds: Thresholds | None = None, exact_only: bool = False, exact_max: int = 20_000,
                 dim: int | None = None, keeper_rules: tuple[str, ...] = KEEPER_RULES,
-                per_event: bool = False, verify: Verifier | None = None) -> list[Group]:
+                per_event: bool = False, verify: Verifier | None = None, verify_hash: bool = True,
+                verify_clip: bool = False) -> list[Group]:
     """Duplicate groups in the catalog, each with its suggested keeper first (chosen by
     ``keeper_rules``). Exact duplicates are the same bytes, or the same image with other metadata
     (a copy that an app, or `sync`, wrote keywords into: media/identity.py). With ``per_event``,
     a group is split by event, so that each event keeps its best copy.
 
-    With ``verify`` (pairs -> the pairs that show one picture, media/match.py on thumbnails),
-    the hash methods also link :func:`verified_candidates` that pass it: crops, screenshots,
-    framed and re-exposed copies that whole-image hashes miss."""
+    With ``verify`` (pairs -> the pairs that show one picture, media/match.py on thumbnails):
+    with ``verify_hash``, the hash methods also link :func:`verified_candidates` that pass it
+    (crops, screenshots, framed and re-exposed copies that whole-image hashes miss); with
+    ``verify_clip``, pairs CLIP alone finds (clip, both) count only when they pass it."""
     if method not in METHODS:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}")
     t = (thresholds or Thresholds()).validate()
@@ -648,9 +650,10 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
             ids, ph, _ = catalog.all_hashes()
             # One search out to the verified margin: the pairs within the threshold are linked as
             # they are, the others only when their pixels agree.
-            found = hash_pairs(ids, ph, loose_distance(len(ids), t.hash_distance) if verify else t.hash_distance)
+            checks = verify is not None and verify_hash
+            found = hash_pairs(ids, ph, loose_distance(len(ids), t.hash_distance) if checks else t.hash_distance)
             hp = {p: d for p, d in found.items() if d <= t.hash_distance}
-            if verify is not None:
+            if checks:
                 loose = {p: d for p, d in found.items() if d > t.hash_distance}
                 candidates = [p for p in verified_candidates(catalog, t, hp, loose, ids, ph) if p not in rejected]
                 verified = sorted(verify(candidates)) if candidates else []
@@ -658,6 +661,11 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
             edges = list(hp) + verified
         else:
             cp = clip_pairs(catalog, model, vectors_dir, min(t.clip_alone, 1.0), t.neighbours, exact_max, dim)
+            if verify_clip and verify is not None and cp:
+                # CLIP alone counts only where the pixels agree too (the surest first, at most
+                # MAX_VERIFIED): a photo that only looks alike stays apart.
+                checked = verify(sorted(cp, key=lambda p: (-cp[p], p))[:MAX_VERIFIED])
+                cp = {p: c for p, c in cp.items() if p in checked}
             edges = [p for p in cp]
             if method == "both":
                 cos = _pair_cosines(catalog, model, [p for p in hp if p not in cp])
