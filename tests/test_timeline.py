@@ -122,6 +122,7 @@ def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
             for name, size in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
                 page = browser.new_page(viewport=size)
                 page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
+                page.wait_for_function("document.getElementById('view').dataset.ready === 'timeline'")
                 page.wait_for_selector(".jtile img")
                 page.wait_for_function("[...document.querySelectorAll('.jtile img')].every(i => i.complete)")
                 n = lib.status()["photos"]
