@@ -160,7 +160,7 @@ def _image_hash(data: bytes, tags: dict[int, tuple[int, ...]], h, *, complete: b
         if width <= 0 or height <= 0 or len(offsets) != need * planes:
             return False
     for tag in _TIFF_IMAGE_TAGS:
-        if tag in tags:
+        if tags.get(tag):   # (a tag of a kind not read here, ``()``, stays out: identities stay as they were)
             h.update(b"%d=%r;" % (tag, tags[tag]))
     for off, n in zip(offsets, counts):
         if off + n > len(data) or (complete and n == 0):
