@@ -200,7 +200,8 @@ def _target(photo: Path, sidecar_only: bool, sidecar_name: str = "ext", dng_in_f
 def _image_digest(path: Path, fmt: str | None, data: bytes | None = None) -> str:
     """What must not change when metadata is written: the photo's identity (media/identity.py:
     the image data without the metadata, for JPEG, PNG, WebP, TIFF), for a DNG its raw data
-    (media/identity.py's raw_data_id; _ImageChanged when it is incomplete), else the decoded pixels. ``data``: the file's bytes when they are in memory already."""
+    (media/identity.py's raw_data_id; _ImageChanged when it is incomplete), else the decoded
+    pixels. ``data``: the file's bytes when they are in memory already."""
     if fmt == "DNG":
         from photosearch.media.identity import raw_data_id
 
