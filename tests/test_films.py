@@ -495,37 +495,26 @@ def test_the_web_api_renders_a_memory_with_progress_and_serves_it(library, tmp_p
 
 @needs_shared
 def test_in_chromium_the_memories_page_makes_a_film_that_plays(library, tmp_path):
-    from test_web import CHROMIUM, _start_server
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
+    from test_web import served_browser
 
     from photosearch.web.server import create_app
 
     _memory_library(library, tmp_path)
     app = create_app(library)
-    server, thread, port = _start_server(app)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
-            page.goto(f"http://127.0.0.1:{port}/#/memories")
-            page.wait_for_selector(".memory .make-film")
-            page.select_option("#film-duration", "15")
-            page.locator(".memory .make-film").first.click()
-            page.wait_for_selector(".memory progress")
-            page.wait_for_selector(".memory video.film", timeout=120_000)
-            # H.264 + AAC in MP4 decodes in the browser: the first frame is there, the length is right.
-            page.wait_for_function("document.querySelector('video.film').readyState >= 2", timeout=20_000)
-            duration = page.evaluate("document.querySelector('video.film').duration")
-            assert duration == pytest.approx(15.0, abs=0.1)
-            page.screenshot(path=str(tmp_path / "memories.png"))
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}")
+        page.goto(f"{base}/#/memories")
+        page.wait_for_selector(".memory .make-film")
+        page.select_option("#film-duration", "15")
+        page.locator(".memory .make-film").first.click()
+        page.wait_for_selector(".memory progress")
+        page.wait_for_selector(".memory video.film", timeout=120_000)
+        # H.264 + AAC in MP4 decodes in the browser: the first frame is there, the length is right.
+        page.wait_for_function("document.querySelector('video.film').readyState >= 2", timeout=20_000)
+        duration = page.evaluate("document.querySelector('video.film').duration")
+        assert duration == pytest.approx(15.0, abs=0.1)
+        page.screenshot(path=str(tmp_path / "memories.png"))
 
 
 @needs_shared

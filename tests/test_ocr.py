@@ -201,7 +201,7 @@ def test_pulled_models_are_hash_checked(library, ocr_wheel, tmp_path):
 
 @needs_shared
 def test_a_plain_search_puts_photos_with_the_words_first_and_the_page_shows_them(ocr_library, tmp_path):
-    from test_web import CHROMIUM, _start_server
+    from test_web import served_browser
 
     d = tmp_path / "mix"
     d.mkdir()
@@ -216,34 +216,23 @@ def test_a_plain_search_puts_photos_with_the_words_first_and_the_page_shows_them
     assert Path(first["path"]).name == "ultralytics_bus.jpg" and "MADRID" in " ".join(l["text"] for l in first["text"])
     assert len(doc["results"]) == 8 and all("text" not in r for r in doc["results"][1:])   # the rest: CLIP's order
     # The web page: the tile shows the line; the photo page fills the word's box and lists the text.
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
     from photosearch.web.server import create_app
 
     app = create_app(ocr_library)
-    server, thread, port = _start_server(app)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
-            page.goto(f"http://127.0.0.1:{port}/#/search?words=emisiones")
-            page.wait_for_selector(".result .tile-text")
-            assert page.locator(".result").count() == 1
-            page.locator(".result a").first.click()
-            page.wait_for_selector("svg.text-boxes rect.text-hit")
-            page.wait_for_function("document.getElementById('photo').complete && document.getElementById('photo').naturalWidth > 0")
-            assert "emisiones" in page.locator("#photo-text").text_content()
-            box = page.locator("svg.text-boxes rect.text-hit").first.bounding_box()
-            photo = page.locator("#photo").bounding_box()
-            assert box["width"] > 5 and photo["x"] <= box["x"] <= photo["x"] + photo["width"]
-            page.screenshot(path=str(tmp_path / "text.png"))
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}")
+        page.goto(f"{base}/#/search?words=emisiones")
+        page.wait_for_selector(".result .tile-text")
+        assert page.locator(".result").count() == 1
+        page.locator(".result a").first.click()
+        page.wait_for_selector("svg.text-boxes rect.text-hit")
+        page.wait_for_function("document.getElementById('photo').complete && document.getElementById('photo').naturalWidth > 0")
+        assert "emisiones" in page.locator("#photo-text").text_content()
+        box = page.locator("svg.text-boxes rect.text-hit").first.bounding_box()
+        photo = page.locator("#photo").bounding_box()
+        assert box["width"] > 5 and photo["x"] <= box["x"] <= photo["x"] + photo["width"]
+        page.screenshot(path=str(tmp_path / "text.png"))
 
 
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool (Debian libimage-exiftool-perl) not installed")
@@ -337,3 +326,18 @@ def test_a_script_recognizer_is_added_hash_checked_used_and_photos_are_read_agai
     for args, code in ((("models", "pull", "ocr", "klingon"), 2), (("models", "pull", "faces", "ko"), 2)):
         r = run_cli(*args, library=root)
         assert r.returncode == code and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_script_recognizer_is_never_fetched_offline(ocr_library):
+    """`models pull ocr LANG` with the base models installed: either offline switch ends it at
+    once, in one line naming the offline way (`--from FILE`); nothing is downloaded or installed."""
+    root = ocr_library.paths.root
+    for switch in ("PHOTOSEARCH_OFFLINE", "HF_HUB_OFFLINE"):
+        started = time.monotonic()
+        r = run_cli("models", "pull", "ocr", "th", library=root,
+                    env={"PHOTOSEARCH_OFFLINE": "", "HF_HUB_OFFLINE": "", switch: "1",
+                         "PHOTOSEARCH_OCR_MIRROR": "http://192.0.2.1/"})   # (TEST-NET: never reached)
+        assert time.monotonic() - started < 15
+        assert r.returncode == 4 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "offline mode is set" in r.stderr and "--from FILE" in r.stderr
+    assert not list(root.rglob("th_PP-OCRv5_rec_mobile.onnx*"))

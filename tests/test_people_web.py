@@ -48,59 +48,48 @@ def test_suggestions_pair_pieces_of_one_person_and_remember_a_no(split_people):
 
 
 def test_people_page_merges_a_suggestion_and_ticked_clusters(split_people):
-    from playwright.sync_api import sync_playwright
-
     from photosearch.web.server import create_app
-    from test_web import CHROMIUM, _start_server
+    from test_web import served_browser
 
     lib, who = split_people
     before = len(lib.people())
     app = create_app(lib)
-    server, thread, port = _start_server(app)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}#/people")
-            ready = "document.getElementById('view').dataset.ready === 'people'"
-            page.wait_for_function(ready)   # every tile drawn (they come one by one)
-            with page.expect_response("**/api/people/merge") as merged:
-                page.click(".suggestion .same")
-            assert merged.value.ok
-            page.wait_for_function(f"{ready} && document.querySelectorAll('.tile.person').length === {before - 1}")
-            assert len(lib.people()) == before - 1
-            # Split again: "Not the same" takes the suggestion away and merges nothing.
-            lib.recluster(0.85)
-            page.reload()
-            page.wait_for_function(ready)
-            with page.expect_response("**/api/people/not-same") as answered:
-                page.click(".suggestion .not-same")
-            assert answered.value.ok
-            page.wait_for_function(f"{ready} && !document.querySelector('.suggestion')")
-            assert len(lib.people()) == before and lib.merge_suggestions() == []
-            # Ticking the two clusters and "Merge selected" makes them one.
-            a, b = (p["id"] for p in lib.people()[:2])
-            page.check(f".tile.person[data-id='{a}'] input.pick")
-            page.check(f".tile.person[data-id='{b}'] input.pick")
-            with page.expect_response("**/api/people/merge") as merged:
-                page.click("#merge-selected")
-            assert merged.value.ok
-            page.wait_for_function(f"{ready} && document.querySelectorAll('.tile.person').length === {before - 1}")
-            assert len(lib.people()) == before - 1
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}#/people")
+        ready = "document.getElementById('view').dataset.ready === 'people'"
+        page.wait_for_function(ready)   # every tile drawn (they come one by one)
+        with page.expect_response("**/api/people/merge") as merged:
+            page.click(".suggestion .same")
+        assert merged.value.ok
+        page.wait_for_function(f"{ready} && document.querySelectorAll('.tile.person').length === {before - 1}")
+        assert len(lib.people()) == before - 1
+        # Split again: "Not the same" takes the suggestion away and merges nothing.
+        lib.recluster(0.85)
+        page.reload()
+        page.wait_for_function(ready)
+        with page.expect_response("**/api/people/not-same") as answered:
+            page.click(".suggestion .not-same")
+        assert answered.value.ok
+        page.wait_for_function(f"{ready} && !document.querySelector('.suggestion')")
+        assert len(lib.people()) == before and lib.merge_suggestions() == []
+        # Ticking the two clusters and "Merge selected" makes them one.
+        a, b = (p["id"] for p in lib.people()[:2])
+        page.check(f".tile.person[data-id='{a}'] input.pick")
+        page.check(f".tile.person[data-id='{b}'] input.pick")
+        with page.expect_response("**/api/people/merge") as merged:
+            page.click("#merge-selected")
+        assert merged.value.ok
+        page.wait_for_function(f"{ready} && document.querySelectorAll('.tile.person').length === {before - 1}")
+        assert len(lib.people()) == before - 1
 
 
 def test_a_face_seen_once_is_named_on_its_photo_page(split_people):
     """Biden appears once in ../shared: no cluster holds his face; naming it on the photo page makes
     him a person, and naming another face with the same name joins it to him."""
-    from playwright.sync_api import sync_playwright
-
     from photosearch.errors import UsageError
     from photosearch.web.server import create_app
-    from test_web import CHROMIUM, _start_server
+    from test_web import served_browser
 
     lib, who = split_people
     once = [p for p in lib.timeline(limit=100)["photos"] if who.get(p["path"].rsplit("/", 1)[-1]) == "Joe Biden"]
@@ -109,19 +98,12 @@ def test_a_face_seen_once_is_named_on_its_photo_page(split_people):
     face = lib.photo_details(pid)["faces"][0]
     assert face["person_id"] is None
     app = create_app(lib)
-    server, thread, port = _start_server(app)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}#/photo/{pid}")
-            page.fill(f".name-face[data-face='{face['id']}'] input", "Joe Biden")
-            page.click(f".name-face[data-face='{face['id']}'] button")
-            page.wait_for_selector("text=This person (Joe Biden)")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}#/photo/{pid}")
+        page.fill(f".name-face[data-face='{face['id']}'] input", "Joe Biden")
+        page.click(f".name-face[data-face='{face['id']}'] button")
+        page.wait_for_selector("text=This person (Joe Biden)")
     biden = next(p for p in lib.people() if p["name"] == "Joe Biden")
     assert biden["faces"] == 1 and lib.photo_details(pid)["faces"][0]["person_id"] == biden["id"]
     # Bad input: one line each, nothing changed.

@@ -106,61 +106,52 @@ def test_an_empty_library_has_an_empty_timeline(tmp_path):
 
 
 def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from photosearch.web.server import create_app
-    from test_web import CHROMIUM, _start_server
+    from test_web import served_browser
 
     lib, _ = dated
     app = create_app(lib)
-    server, thread, port = _start_server(app)
     shots = tmp_path / "shots"
     shots.mkdir()
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            for name, size in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
-                page = browser.new_page(viewport=size)
-                page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
-                page.wait_for_function("document.getElementById('view').dataset.ready === 'timeline'")
-                page.wait_for_selector(".jtile img")
-                page.wait_for_function("[...document.querySelectorAll('.jtile img')].every(i => i.complete)")
-                n = lib.status()["photos"]
-                assert page.locator(".jtile").count() == n
-                assert page.locator("h3.day").count() >= 5 and page.locator("h2.month").count() >= 4
-                # Tiles keep their photos' shapes: a landscape tile is wider than a portrait one of its row height.
-                widths = page.evaluate("Object.fromEntries([...document.querySelectorAll('.jtile')].map("
-                                       "t => [t.title.split('/').pop(), t.getBoundingClientRect().width]))")
-                assert widths["d2.jpg"] > 1.5 * widths["d1.jpg"]
-                # Nothing wider than the screen.
-                assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
-                page.screenshot(path=str(shots / f"timeline-{name}.png"))
-                # The scrubber jumps to a month: its photos first.
-                page.locator("#scrubber a[href*='2023-06-01']").click()
-                page.wait_for_function("document.querySelector('.jtile') && "
-                                       "document.querySelector('.jtile').title.endsWith('d2.jpg')")
-                page.locator(".jtile").first.click()
-                page.wait_for_selector("#photo")
-                # The viewer: the original file, previous / next by the arrow keys, click to zoom.
-                first = page.evaluate("location.hash")
-                assert "/file" in page.get_attribute("#photo", "src")
-                ready = "document.getElementById('view').dataset.ready === 'photo'"
-                page.wait_for_function(ready)
-                page.keyboard.press("ArrowRight")
-                page.wait_for_function(f"location.hash !== {first!r} && {ready}")
-                assert page.evaluate("location.hash").startswith("#/photo/")
-                page.keyboard.press("ArrowLeft")
-                page.wait_for_function(f"location.hash === {first!r} && {ready}")
-                page.click("#photo")
-                page.wait_for_selector(".frame.zoomed")
-                page.screenshot(path=str(shots / f"viewer-{name}.png"))
-                if name == "desktop":
-                    _edit_and_undo(page, lib, int(first.split("/")[-1].split("?")[0]))
-                page.close()
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        for name, size in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+            page = browser.new_page(viewport=size)
+            page.goto(f"{base}/?token={app.state.token}")
+            page.wait_for_function("document.getElementById('view').dataset.ready === 'timeline'")
+            page.wait_for_selector(".jtile img")
+            page.wait_for_function("[...document.querySelectorAll('.jtile img')].every(i => i.complete)")
+            n = lib.status()["photos"]
+            assert page.locator(".jtile").count() == n
+            assert page.locator("h3.day").count() >= 5 and page.locator("h2.month").count() >= 4
+            # Tiles keep their photos' shapes: a landscape tile is wider than a portrait one of its row height.
+            widths = page.evaluate("Object.fromEntries([...document.querySelectorAll('.jtile')].map("
+                                   "t => [t.title.split('/').pop(), t.getBoundingClientRect().width]))")
+            assert widths["d2.jpg"] > 1.5 * widths["d1.jpg"]
+            # Nothing wider than the screen.
+            assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+            page.screenshot(path=str(shots / f"timeline-{name}.png"))
+            # The scrubber jumps to a month: its photos first.
+            page.locator("#scrubber a[href*='2023-06-01']").click()
+            page.wait_for_function("document.querySelector('.jtile') && "
+                                   "document.querySelector('.jtile').title.endsWith('d2.jpg')")
+            page.locator(".jtile").first.click()
+            page.wait_for_selector("#photo")
+            # The viewer: the original file, previous / next by the arrow keys, click to zoom.
+            first = page.evaluate("location.hash")
+            assert "/file" in page.get_attribute("#photo", "src")
+            ready = "document.getElementById('view').dataset.ready === 'photo'"
+            page.wait_for_function(ready)
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function(f"location.hash !== {first!r} && {ready}")
+            assert page.evaluate("location.hash").startswith("#/photo/")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function(f"location.hash === {first!r} && {ready}")
+            page.click("#photo")
+            page.wait_for_selector(".frame.zoomed")
+            page.screenshot(path=str(shots / f"viewer-{name}.png"))
+            if name == "desktop":
+                _edit_and_undo(page, lib, int(first.split("/")[-1].split("?")[0]))
+            page.close()
     assert {p.name for p in shots.iterdir() if p.stat().st_size > 1000} == {
         "timeline-desktop.png", "timeline-phone.png", "viewer-desktop.png", "viewer-phone.png"}
 
@@ -237,10 +228,8 @@ def test_editing_api_refuses_bad_input(dated):
 def test_albums_in_the_browser_and_their_api(dated):
     """Make an album on the Albums page, add a photo from its page, see it in the album, undo."""
     from fastapi.testclient import TestClient
-    from playwright.sync_api import sync_playwright
-
     from photosearch.web.server import create_app
-    from test_web import CHROMIUM, _start_server
+    from test_web import served_browser
 
     lib, _ = dated
     app = create_app(lib)
@@ -253,43 +242,34 @@ def test_albums_in_the_browser_and_their_api(dated):
     for body, code in (({"photo_ids": []}, 400), ({"photo_ids": ["x"]}, 400), ({"photo_ids": [999999]}, 404)):
         assert c.post("/api/albums/Best/add", json=body).status_code == code
     assert c.get("/api/albums/Nope").status_code == 400
-    server, thread, port = _start_server(app)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}#/albums")
-            page.wait_for_selector("#new-album")
-            page.fill("#album-name", "Trip 2023")
-            page.click("#new-album button")
-            page.wait_for_selector("text=This album is empty")
-            page.goto(f"http://127.0.0.1:{port}/#/photo/{pid}")
-            page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
-            assert page.locator("#album-pick option[value='Best']").count() == 0   # smart albums are not offered
-            page.select_option("#album-pick", "Trip 2023")
-            page.wait_for_selector("#undo-edit")
-            assert [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [1]
-            page.goto(f"http://127.0.0.1:{port}/#/album/Trip%202023")
-            page.wait_for_selector(f".result[data-id='{pid}']")
-            page.goto(f"http://127.0.0.1:{port}/#/photo/{pid}")
-            page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
-            page.select_option("#album-pick", "Trip 2023")
-            page.wait_for_selector("#undo-edit")
-            page.click("#undo-edit")
-            _eventually(lambda: [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [0],
-                        "the undo did not take the photo out of the album")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}#/albums")
+        page.wait_for_selector("#new-album")
+        page.fill("#album-name", "Trip 2023")
+        page.click("#new-album button")
+        page.wait_for_selector("text=This album is empty")
+        page.goto(f"{base}/#/photo/{pid}")
+        page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
+        assert page.locator("#album-pick option[value='Best']").count() == 0   # smart albums are not offered
+        page.select_option("#album-pick", "Trip 2023")
+        page.wait_for_selector("#undo-edit")
+        assert [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [1]
+        page.goto(f"{base}/#/album/Trip%202023")
+        page.wait_for_selector(f".result[data-id='{pid}']")
+        page.goto(f"{base}/#/photo/{pid}")
+        page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
+        page.select_option("#album-pick", "Trip 2023")
+        page.wait_for_selector("#undo-edit")
+        page.click("#undo-edit")
+        _eventually(lambda: [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [0],
+                    "the undo did not take the photo out of the album")
 
 
 def test_select_several_rate_tag_album_and_undo_each(dated):
     """Multi-select on the timeline: rate, tag and add to an album, each undone from the page."""
-    from playwright.sync_api import sync_playwright
-
     from photosearch.web.server import create_app
-    from test_web import CHROMIUM, _start_server
+    from test_web import served_browser
 
     lib, _ = dated
     lib.album_create("Picks")
@@ -303,73 +283,57 @@ def test_select_several_rate_tag_album_and_undo_each(dated):
 
     before = state()
     app = create_app(lib)
-    server, thread, port = _start_server(app)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
-            page.wait_for_selector(".jtile img")
-            page.click("#select-toggle")
-            for i in ids:
-                page.click(f".jtile[data-id='{i}']")
-            assert page.locator(".jtile.selected").count() == 3
-            assert page.text_content("#selected-count") == "3 selected"
-            assert page.evaluate("location.hash") in ("", "#/timeline")   # selecting does not open photos
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}")
+        page.wait_for_selector(".jtile img")
+        page.click("#select-toggle")
+        for i in ids:
+            page.click(f".jtile[data-id='{i}']")
+        assert page.locator(".jtile.selected").count() == 3
+        assert page.text_content("#selected-count") == "3 selected"
+        assert page.evaluate("location.hash") in ("", "#/timeline")   # selecting does not open photos
 
-            def undo_until(k: int, want: object) -> None:
-                # The undo's requests (one per previous value) run after the click: wait for them.
-                page.click("#undo-edit")
-                _eventually(lambda: state()[k] == want, f"undo left {state()[k]!r}, not {want!r}")
+        def undo_until(k: int, want: object) -> None:
+            # The undo's requests (one per previous value) run after the click: wait for them.
+            page.click("#undo-edit")
+            _eventually(lambda: state()[k] == want, f"undo left {state()[k]!r}, not {want!r}")
 
-            page.select_option("#bulk-rating", "5")
-            page.wait_for_selector("#undo-edit")
-            assert state()[0] == [5, 5, 5]
-            undo_until(0, before[0])
-            page.fill("#bulk-tag", "Picnic")
-            page.press("#bulk-tag", "Enter")
-            page.wait_for_selector("#undo-edit")
-            assert state()[1] == ["accepted"] * 3
-            undo_until(1, before[1])
-            page.wait_for_selector("#bulk-album option[value='Picks']", state="attached")
-            page.select_option("#bulk-album", "Picks")
-            page.wait_for_selector("#undo-edit")
-            assert state()[2] == 3
-            undo_until(2, 0)
-            page.click("#select-toggle")
-            assert page.locator(".jtile.selected").count() == 0 and page.is_hidden("#select-bar")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        page.select_option("#bulk-rating", "5")
+        page.wait_for_selector("#undo-edit")
+        assert state()[0] == [5, 5, 5]
+        undo_until(0, before[0])
+        page.fill("#bulk-tag", "Picnic")
+        page.press("#bulk-tag", "Enter")
+        page.wait_for_selector("#undo-edit")
+        assert state()[1] == ["accepted"] * 3
+        undo_until(1, before[1])
+        page.wait_for_selector("#bulk-album option[value='Picks']", state="attached")
+        page.select_option("#bulk-album", "Picks")
+        page.wait_for_selector("#undo-edit")
+        assert state()[2] == 3
+        undo_until(2, 0)
+        page.click("#select-toggle")
+        assert page.locator(".jtile.selected").count() == 0 and page.is_hidden("#select-bar")
 
 
 def test_the_page_follows_the_systems_light_or_dark_mode(dated, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from photosearch.web.server import create_app
-    from test_web import CHROMIUM, _start_server
+    from test_web import served_browser
 
     lib, _ = dated
     app = create_app(lib)
-    server, thread, port = _start_server(app)
     seen = {}
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            for scheme in ("dark", "light"):
-                page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
-                page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
-                page.wait_for_selector(".jtile img")
-                seen[scheme] = page.evaluate("[getComputedStyle(document.body).backgroundColor, "
-                                             "getComputedStyle(document.body).color, "
-                                             "getComputedStyle(document.querySelector('#q')).backgroundColor]")
-                page.screenshot(path=str(tmp_path / f"timeline-{scheme}.png"))
-                page.close()
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        for scheme in ("dark", "light"):
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+            page.goto(f"{base}/?token={app.state.token}")
+            page.wait_for_selector(".jtile img")
+            seen[scheme] = page.evaluate("[getComputedStyle(document.body).backgroundColor, "
+                                         "getComputedStyle(document.body).color, "
+                                         "getComputedStyle(document.querySelector('#q')).backgroundColor]")
+            page.screenshot(path=str(tmp_path / f"timeline-{scheme}.png"))
+            page.close()
 
     def luminance(css: str) -> float:
         r, g, b = (int(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3])

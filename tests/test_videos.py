@@ -600,11 +600,7 @@ def test_an_unfiltered_search_merges_moments_without_the_catalog(library, tmp_pa
 def test_in_chromium_a_video_result_plays_from_its_moment(library, tmp_path):
     """The page as a user sees it: a video tile carries its moment, and the photo page's
     <video> (the file fetched with range requests) starts there."""
-    from test_web import CHROMIUM, _start_server
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
+    from test_web import served_browser
 
     from photosearch.web.server import create_app
 
@@ -614,29 +610,22 @@ def test_in_chromium_a_video_result_plays_from_its_moment(library, tmp_path):
                 container_format="webm")
     library.index([d], faces=False)
     app = create_app(library)
-    server, thread, port = _start_server(app)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/?token={app.state.token}")
-            page.fill("#q", "a trip")
-            page.press("#q", "Enter")
-            page.wait_for_selector(".result.video .badge")
-            badge = page.locator(".result.video .badge").first.text_content()
-            href = page.locator(".result.video a").first.get_attribute("href")
-            t = float(href.split("t=")[1])
-            assert badge.endswith(f"{int(t + 0.5) // 60}:{int(t + 0.5) % 60:02d}"), (badge, href)
-            page.goto(f"http://127.0.0.1:{port}/#/photo/{href.split('/')[2].split('?')[0]}?t=6")
-            page.wait_for_selector("video#photo")
-            page.wait_for_function("document.getElementById('photo').readyState >= 1", timeout=20_000)
-            at = page.evaluate("document.getElementById('photo').currentTime")
-            duration = page.evaluate("document.getElementById('photo').duration")
-            assert abs(at - 6.0) < 0.6 and duration == pytest.approx(3 * SCENE, abs=0.3), (at, duration)
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page()
+        page.goto(f"{base}/?token={app.state.token}")
+        page.fill("#q", "a trip")
+        page.press("#q", "Enter")
+        page.wait_for_selector(".result.video .badge")
+        badge = page.locator(".result.video .badge").first.text_content()
+        href = page.locator(".result.video a").first.get_attribute("href")
+        t = float(href.split("t=")[1])
+        assert badge.endswith(f"{int(t + 0.5) // 60}:{int(t + 0.5) % 60:02d}"), (badge, href)
+        page.goto(f"{base}/#/photo/{href.split('/')[2].split('?')[0]}?t=6")
+        page.wait_for_selector("video#photo")
+        page.wait_for_function("document.getElementById('photo').readyState >= 1", timeout=20_000)
+        at = page.evaluate("document.getElementById('photo').currentTime")
+        duration = page.evaluate("document.getElementById('photo').duration")
+        assert abs(at - 6.0) < 0.6 and duration == pytest.approx(3 * SCENE, abs=0.3), (at, duration)
 
 
 def test_sampling_stops_at_its_decode_cap_on_a_stream_that_does_not_end(tmp_path, monkeypatch):
