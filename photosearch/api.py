@@ -690,19 +690,13 @@ class Library:
     def _own_ratings(paths: dict[int, str]) -> dict[int, int | None]:
         """The rating each file (or its XMP sidecar) holds itself, read from its metadata."""
         from photosearch.media.decode import read_metadata
-        from photosearch.media.scan import find_sidecar
+        from photosearch.media.scan import sidecar_bytes
 
         out: dict[int, int | None] = {}
         for pid, path in paths.items():
             try:
                 with open(os_path(path), "rb") as f:
-                    data = f.read()
-                side = find_sidecar(path)
-                sidecar = None
-                if side:
-                    with open(os_path(side), "rb") as f:
-                        sidecar = f.read()
-                out[pid] = read_metadata(data, sidecar).rating
+                    out[pid] = read_metadata(f.read(), sidecar_bytes(path)).rating
             except (OSError, ValueError):
                 out[pid] = None
         return out

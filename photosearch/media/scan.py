@@ -153,4 +153,18 @@ def find_sidecar(path: str) -> str | None:
     return None
 
 
-__all__ = ["FileEntry", "normalize_root", "walk", "content_hash", "file_sha256", "find_sidecar", "shown_path"]
+def sidecar_bytes(path: str) -> bytes | None:
+    """The bytes of a photo's XMP sidecar (:func:`find_sidecar`), None when it has none or it
+    cannot be read."""
+    sidecar = find_sidecar(path)
+    if not sidecar:
+        return None
+    try:
+        with open(os_path(sidecar), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+__all__ = ["FileEntry", "normalize_root", "walk", "content_hash", "file_sha256", "find_sidecar", "sidecar_bytes",
+           "shown_path"]

@@ -185,13 +185,20 @@ def resolve_person(cat: Catalog, ref: str | int) -> dict[str, Any]:
     return person
 
 
-def name_person(cat: Catalog, ref: str | int, name: str) -> dict[str, Any]:
-    """Name a person or cluster. If another person already has the name, the two are merged."""
+def clean_name(name: str) -> str:
+    """A person's name with its spaces tidied; UsageError for an empty or unwritable one (the
+    name goes into keywords as ``People|Name``)."""
     name = " ".join(name.split())
     if not name:
         raise UsageError("the name is empty")
     if len(name) > 200 or any(ch in name for ch in "|/\n\r\t"):
         raise UsageError("a name may not contain '|', '/' or line breaks, and is at most 200 characters")
+    return name
+
+
+def name_person(cat: Catalog, ref: str | int, name: str) -> dict[str, Any]:
+    """Name a person or cluster. If another person already has the name, the two are merged."""
+    name = clean_name(name)
     person = resolve_person(cat, ref)
     other = cat.person_by_name(name)
     if other is not None and other["id"] != person["id"]:
@@ -208,11 +215,7 @@ def name_face(cat: Catalog, face_id: int, name: str) -> dict[str, Any]:
     """Name one face (a face seen only once has no cluster to name): it joins the person of that
     name, who is created if there is none, as a face the user assigned; if the face was in a
     cluster, only this face leaves it."""
-    name = " ".join(name.split())
-    if not name:
-        raise UsageError("the name is empty")
-    if len(name) > 200 or any(ch in name for ch in "|/\n\r\t"):
-        raise UsageError("a name may not contain '|', '/' or line breaks, and is at most 200 characters")
+    name = clean_name(name)
     face = cat.faces_by_ids([face_id]).get(int(face_id))
     if face is None:
         raise InputError(f"no face {face_id}")

@@ -448,7 +448,6 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
 
     # -- albums -------------------------------------------------------------------------------
 
-
     @app.get("/api/albums", summary="Same shape as `photosearch album list --json`")
     def albums() -> Any:
         return {"albums": library.albums()}

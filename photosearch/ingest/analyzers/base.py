@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from photosearch.files import os_path
-
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -50,8 +48,9 @@ class Photo:
         """EXIF, IPTC and XMP of the file and its XMP sidecar, read on first use."""
         if self._metadata is None:
             from photosearch.media.decode import read_metadata
+            from photosearch.media.scan import sidecar_bytes
 
-            self._metadata = read_metadata(self.data, _sidecar_bytes(self.item.path))
+            self._metadata = read_metadata(self.data, sidecar_bytes(self.item.path))
         return self._metadata
 
 
@@ -99,19 +98,6 @@ class Analyzer:
         """Write outputs as (photo id, output) in the running transaction; returns how many
         things were found (faces, words: the run's report shows it)."""
         return 0
-
-
-def _sidecar_bytes(path: str) -> bytes | None:
-    from photosearch.media.scan import find_sidecar
-
-    sidecar = find_sidecar(path)
-    if not sidecar:
-        return None
-    try:
-        with open(os_path(sidecar), "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def file_ext(path: str) -> str:
