@@ -399,13 +399,12 @@ class Library:
             return merge_suggestions(cat, model, limit=limit)
 
     @_writes("people")
-    def dismiss_suggestion(self, a: int, b: int) -> None:
-        """Answer "not the same person" to a merge suggestion: it is not suggested again."""
+    def dismiss_suggestion(self, a: int, b: int) -> dict[str, Any]:
+        """Answer "not the same person" to a merge suggestion: it is not suggested again.
+        Returns {"journal": the undoable action's id}."""
         from photosearch.query.people import dismiss_suggestion
 
-        self._require_catalog()
-        with Catalog.open(self.paths.catalog) as cat, cat.transaction():
-            dismiss_suggestion(cat, a, b)
+        return self._people_edit(lambda cat: dismiss_suggestion(cat, a, b), "people-not-same")
 
     def person_faces(self, person: str | int, limit: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A person (by id or name) and their faces: id, photo, box, score, how it was assigned."""
@@ -421,28 +420,28 @@ class Library:
         """Name a person or cluster (merging it into a person who already has that name)."""
         from photosearch.query.people import name_person
 
-        return self._people_edit(lambda cat: name_person(cat, person, name))
+        return self._people_edit(lambda cat: name_person(cat, person, name), "people-name")
 
     @_writes("people name")
     def name_face(self, face_id: int, name: str) -> dict[str, Any]:
         """Name one face, even one seen only once: it joins the person of that name (made if new)."""
         from photosearch.query.people import name_face
 
-        return self._people_edit(lambda cat: name_face(cat, face_id, name))
+        return self._people_edit(lambda cat: name_face(cat, face_id, name), "people-name-face")
 
     @_writes("people merge")
     def merge_people(self, people: list[str | int]) -> dict[str, Any]:
         """Merge people or clusters (by id or name) into one, the named one if any."""
         from photosearch.query.people import merge_people
 
-        return self._people_edit(lambda cat: merge_people(cat, people))
+        return self._people_edit(lambda cat: merge_people(cat, people), "people-merge")
 
     @_writes("people reject")
     def reject_face(self, face_id: int) -> dict[str, Any]:
         """Take a face out of its person for good (it is never proposed for that person again)."""
         from photosearch.query.people import reject_face
 
-        return self._people_edit(lambda cat: reject_face(cat, face_id))
+        return self._people_edit(lambda cat: reject_face(cat, face_id), "people-reject")
 
     @_writes("people recluster")
     def recluster(self, threshold: float | None = None) -> int:
@@ -474,12 +473,19 @@ class Library:
                 sheets.append(contact_sheet(cat, p["id"], out / f"person-{p['id']}-{label}.jpg", max_faces=max_faces))
             return sheets
 
-    def _people_edit(self, fn: Callable[[Catalog], Any]) -> Any:
+    def _people_edit(self, fn: Callable[[Catalog], Any], name: str | None = None) -> Any:
+        """Run a people edit in one transaction; with ``name``, journaled as an undoable action
+        whose id the result's ``journal`` gives (``undo(action=...)``)."""
+        from photosearch.actions.journal import journaled_edit
+
         self._require_catalog()
         with Catalog.open(self.paths.catalog) as cat:
-            with cat.transaction():
+            if name is None:
+                with cat.transaction():
+                    return fn(cat)
+            with journaled_edit(self.paths, cat, name, ["people", "faces", "face_rejections", "settings"]) as info:
                 result = fn(cat)
-        return result
+        return (result if isinstance(result, dict) else {}) | info
 
     # -- tags -----------------------------------------------------------------------------
 
@@ -1122,14 +1128,45 @@ class Library:
             self._refresh_indexes()
         return groups, plan, report
 
+    @_writes("quarantine --apply", only_if="apply")
+    def quarantine(self, photos: list[str | os.PathLike[str] | int], dest: str | os.PathLike[str] | None = None,
+                   *, apply: bool = False) -> tuple[Plan, ApplyReport | None]:
+        """Plan (and with ``apply``, carry out) moving chosen photos, by path or id, out of the way into
+        ``dest`` (default: the library's ``quarantine`` folder): they leave searches and the
+        timeline, their files are kept, and ``undo`` brings them back byte for byte."""
+        from pathlib import Path
+
+        from photosearch.actions.quarantine import apply_plan, plan_quarantine
+
+        self._require_catalog()
+        ids = [p for p in photos if isinstance(p, int) and not isinstance(p, bool)]
+        if len(ids) < len(photos):  # paths: every one must be a photo of the library
+            found, failed = self._photo_ids([p for p in photos if not isinstance(p, int)])
+            if failed:
+                raise InputError(f"{failed[0]['path']}: {failed[0]['reason']}")
+            ids += found
+        if not ids:
+            raise UsageError("choose at least one photo to quarantine")
+        target = Path(dest).expanduser() if dest is not None else self.paths.root / "quarantine"
+        with Catalog.open(self.paths.catalog, read_only=not apply) as cat:
+            plan = plan_quarantine(cat, ids, target)
+            report = apply_plan(self.paths, cat, plan, name="quarantine") if apply else None
+        if report is not None:
+            self._refresh_indexes()
+        return plan, report
+
     @_writes("dupes keep-both")
-    def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> int:
-        """Remember that these photos are not duplicates of each other; returns the pairs recorded."""
+    def dupes_keep_both(self, photos: list[str | os.PathLike[str]]) -> dict[str, Any]:
+        """Remember that these photos are not duplicates of each other, as an undoable action.
+        Returns {"pairs_added": N, "journal": the action's id (None if nothing was new)}."""
+        from photosearch.actions.journal import journaled_edit
         from photosearch.actions.quarantine import keep_both
 
         self._require_catalog()  # a decision about photos needs a library that has them
         with Catalog.open(self.paths.catalog) as cat:
-            return keep_both(cat, [os.fspath(p) for p in photos])
+            with journaled_edit(self.paths, cat, "dupes-keep-both", ["not_duplicates"]) as info:
+                added = keep_both(cat, [os.fspath(p) for p in photos])
+        return {"pairs_added": added} | info
 
     @_writes("dupes purge --apply", only_if="apply")
     def dupes_purge(self, *, older_than_days: int = 7, apply: bool = False) -> list[PurgeItem]:
@@ -1143,11 +1180,13 @@ class Library:
         return items
 
     @_writes("undo")
-    def undo(self) -> UndoReport:
-        """Undo the most recent file-changing action (e.g. a quarantine)."""
+    def undo(self, action: str | None = None) -> UndoReport:
+        """Undo the most recent journaled action: one that moved or rewrote files (a quarantine,
+        organize, sync) or a hand edit of people or duplicate decisions. ``action`` (the id an
+        action returned as ``journal``) undoes that one only if nothing was journaled after it."""
         from photosearch.actions.journal import undo_last
 
-        report = undo_last(self.paths)
+        report = undo_last(self.paths, action)
         self._refresh_indexes()
         return report
 

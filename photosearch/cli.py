@@ -716,11 +716,12 @@ def dupes_keep_both(
     library: LibraryOpt = None,
 ) -> None:
     """Remember that these photos are not duplicates; they are never grouped again."""
-    added = _library(library).dupes_keep_both(photos)
+    done = _library(library).dupes_keep_both(photos)
     if as_json:
-        _print_json({"pairs_added": added})
+        _print_json(done)
     else:
-        _out().print(f"remembered: {len(photos)} photos are not duplicates of each other")
+        _out().print(f"remembered: {len(photos)} photos are not duplicates of each other"
+                     + (" (`photosearch undo` forgets it)" if done["journal"] else ""))
 
 
 @dupes_app.command("purge")
@@ -754,8 +755,9 @@ def undo(
     apply: Annotated[bool, typer.Option("--apply", help="With --purge: delete them.")] = False,
     as_json: JsonOpt = False, library: LibraryOpt = None,
 ) -> None:
-    """Undo the last action that moved or rewrote files (dupes --move-to, organize, sync --apply,
-    a watch batch): every file back byte for byte, sidecars photosearch made removed."""
+    """Undo the last action: one that moved or rewrote files (dupes --move-to, quarantine --apply,
+    organize, sync --apply, a watch batch: every file back byte for byte, sidecars photosearch made
+    removed) or a hand edit (people name/merge/reject, a "not the same" or "not duplicates" answer)."""
     if purge is not None:
         files, n_bytes = _library(library).purge_backups(older_than_days=purge, apply=apply)
         if as_json:
@@ -776,12 +778,48 @@ def undo(
             raise typer.Exit(8)
         return
     out = _out()
-    out.print(f"undid {report.action}: {len(report.restored)} files restored, {len(report.removed)} removed "
-              f"sidecars, {len(report.untouched)} unchanged")
+    if report.edit:
+        out.print(f"undid {report.action}: {report.rows} catalog rows put back"
+                  + "".join(f"\n  {u}" for u in report.untouched), markup=False)
+    else:
+        out.print(f"undid {report.action}: {len(report.restored)} files restored, {len(report.removed)} removed "
+                  f"sidecars, {len(report.untouched)} unchanged")
     for p in report.problems:
         err.print(f"error: {p}", markup=False)
     if report.problems:
         raise typer.Exit(8)
+
+
+@app.command()
+def quarantine(
+    photos: Annotated[list[Path], typer.Argument(metavar="PHOTO...", help="Photos in the library.",
+                                                 show_default=False)],
+    move_to: Annotated[Optional[Path], typer.Option(
+        "--move-to", metavar="DIR", help="Where to move them (default: the library's quarantine folder).")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Really move them (journaled; see undo).")] = False,
+    as_json: JsonOpt = False, library: LibraryOpt = None,
+) -> None:
+    """Move photos out of the way (a dry run without --apply): they leave searches and the timeline,
+    their files and sidecars are kept under the quarantine folder, and `photosearch undo` brings
+    them back byte for byte. Nothing is deleted (see `dupes purge`)."""
+    plan, report = _library(library).quarantine(list(photos), move_to, apply=apply)
+    if as_json:
+        _print_json({"plan": plan.as_dict(), "applied": apply, **({"report": report.as_dict()} if report else {})})
+        if report and report.failures:
+            raise typer.Exit(7)
+        return
+    out = _out()
+    for m in plan.moves:
+        out.print(f"{'moved' if apply else 'would move'} {m.src} -> {m.dst}"
+                  + "".join(f" (with {side})" for side, _ in m.sidecars), markup=False)
+    if report is None:
+        out.print(f"dry run: {len(plan.moves)} photos would move to {plan.dest}; add --apply to do it", markup=False)
+        return
+    out.print(f"moved {report.moved} photos; `photosearch undo` brings them back")
+    for f in report.failures:
+        err.print(f"error: {f['path']}: {f['reason']}", markup=False)
+    if report.failures:
+        raise typer.Exit(7)
 
 
 # -- people --------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def test_exact_duplicates_and_keep_both(library, tmp_path):
     groups, _ = library.dupes(exact_only=True)
     assert len(groups) == 1 and groups[0].kind == "exact"
     assert {Path(m.path).name for m in groups[0].members} == {"a.jpg", "copy-of-a.jpg"}
-    assert library.dupes_keep_both([folder / "a.jpg", folder / "copy-of-a.jpg"]) == 1
+    assert library.dupes_keep_both([folder / "a.jpg", folder / "copy-of-a.jpg"])["pairs_added"] == 1
     # Exact copies stay exact; keep-both applies to near-duplicate links.
     Image.open(a).resize((100, 75)).save(folder / "small-a.jpg")
     library.index()
@@ -111,9 +111,16 @@ def test_exact_duplicates_and_keep_both(library, tmp_path):
     names = [{Path(m.path).name for m in g.members} for g in groups]
     assert {"a.jpg", "copy-of-a.jpg", "small-a.jpg"} in names
     library.dupes_keep_both([folder / "a.jpg", folder / "small-a.jpg"])
-    library.dupes_keep_both([folder / "copy-of-a.jpg", folder / "small-a.jpg"])
+    done = library.dupes_keep_both([folder / "copy-of-a.jpg", folder / "small-a.jpg"])
+    assert done["pairs_added"] == 1 and done["journal"]
     groups, _ = library.dupes(method="hash")
     assert [{Path(m.path).name for m in g.members} for g in groups] == [{"a.jpg", "copy-of-a.jpg"}]
+    # The decision is a journaled action: undo forgets exactly the pair it added.
+    report = library.undo(action=done["journal"])
+    assert report.rows == 1 and not report.problems
+    groups, _ = library.dupes(method="hash")
+    assert {"a.jpg", "copy-of-a.jpg", "small-a.jpg"} in [{Path(m.path).name for m in g.members} for g in groups]
+    assert library.dupes_keep_both([folder / "a.jpg", folder / "small-a.jpg"])["journal"] is None  # nothing new
     with pytest.raises(UsageError):
         library.dupes_keep_both([folder / "a.jpg"])
 

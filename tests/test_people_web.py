@@ -114,3 +114,62 @@ def test_a_face_seen_once_is_named_on_its_photo_page(split_people):
     with pytest.raises(UsageError, match="the name is empty"):
         lib.name_face(face["id"], "   ")
     assert [p["name"] for p in lib.people()].count("Joe Biden") == 1
+
+
+def _people_state(lib) -> tuple:
+    """Everything a people edit may change: people, each face's person, rejections, the "no" answers."""
+    from photosearch.store.catalog import Catalog
+
+    with Catalog.open(lib.paths.catalog, read_only=True) as cat:
+        q = lambda sql: sorted(cat.con.execute(sql).fetchall(), key=repr)  # noqa: E731
+        return (q("SELECT id, name, created_at FROM people"), q("SELECT id, person_id, assigned FROM faces"),
+                q("SELECT * FROM face_rejections"), cat.get_setting("people:not-same"))
+
+
+def test_every_people_edit_is_undone_exactly(split_people):
+    """Naming, naming one face, merging, rejecting a face and "not the same" are journaled actions:
+    `undo` puts every person, face assignment, rejection and answer back as it was."""
+    from photosearch.errors import UsageError
+
+    lib, who = split_people
+    clusters = [p for p in lib.people() if not p["name"]]
+    suggestion = lib.merge_suggestions(limit=1)[0]
+    _, faces = lib.person_faces(clusters[0]["id"])
+    once = next(p for p in lib.timeline(limit=100)["photos"] if who.get(p["path"].rsplit("/", 1)[-1]) == "Joe Biden")
+    lonely = lib.photo_details(once["id"])["faces"][0]["id"]
+    edits = [
+        ("name", lambda: lib.name_person(clusters[0]["id"], "Someone")),
+        ("merge", lambda: lib.merge_people([suggestion["a"]["id"], suggestion["b"]["id"]])),
+        ("reject", lambda: lib.reject_face(faces[0]["id"])),
+        ("name one face", lambda: lib.name_face(lonely, "Joe Biden")),
+        ("not the same", lambda: lib.dismiss_suggestion(suggestion["a"]["id"], suggestion["b"]["id"])),
+    ]
+    for what, edit in edits:
+        before = _people_state(lib)
+        done = edit()
+        assert done["journal"], what
+        assert _people_state(lib) != before, what
+        report = lib.undo(action=done["journal"])
+        assert report.rows > 0 and not report.problems and not report.untouched, what
+        assert _people_state(lib) == before, what
+    # A name that is taken merges the two; undo splits them again, names and all.
+    lib.name_person(clusters[0]["id"], "Someone")
+    before = _people_state(lib)
+    done = lib.name_person(clusters[1]["id"], "someone")
+    assert done["merged"] == [clusters[1]["id"]]
+    later = lib.reject_face(faces[0]["id"])
+    with pytest.raises(UsageError, match="must be undone first"):
+        lib.undo(action=done["journal"])                 # only the newest action, in order
+    lib.undo(action=later["journal"])
+    lib.undo(action=done["journal"])
+    assert _people_state(lib) == before
+    # A row changed since the edit (here by hand in the catalog) is left as it is, and said.
+    from photosearch.store.catalog import Catalog
+
+    done = lib.name_person(clusters[1]["id"], "Third")
+    with Catalog.open(lib.paths.catalog) as cat, cat.transaction():
+        cat.rename_person(clusters[1]["id"], "Fourth")
+    report = lib.undo()
+    assert report.action == "people-name" and not report.problems and report.rows > 0   # its faces went back
+    assert report.untouched == [f"people {clusters[1]['id']} (changed since; left as it is)"]
+    assert next(p for p in lib.people() if p["id"] == clusters[1]["id"])["name"] == "Fourth"

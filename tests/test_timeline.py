@@ -253,14 +253,14 @@ def test_albums_in_the_browser_and_their_api(dated):
         page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
         assert page.locator("#album-pick option[value='Best']").count() == 0   # smart albums are not offered
         page.select_option("#album-pick", "Trip 2023")
-        page.wait_for_selector("#undo-edit")
+        page.wait_for_selector("#banner:has-text('Added to Trip 2023') #undo-edit")
         assert [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [1]
         page.goto(f"{base}/#/album/Trip%202023")
         page.wait_for_selector(f".result[data-id='{pid}']")
         page.goto(f"{base}/#/photo/{pid}")
         page.wait_for_selector("#album-pick option[value='Trip 2023']", state="attached")
         page.select_option("#album-pick", "Trip 2023")
-        page.wait_for_selector("#undo-edit")
+        page.wait_for_selector("#banner:has-text('Added to Trip 2023') #undo-edit")
         page.click("#undo-edit")
         _eventually(lambda: [a["photos"] for a in lib.albums() if a["name"] == "Trip 2023"] == [0],
                     "the undo did not take the photo out of the album")
@@ -344,3 +344,61 @@ def test_the_page_follows_the_systems_light_or_dark_mode(dated, tmp_path):
     assert dark_bg < 50 < 200 < light_bg            # the page itself follows the system
     assert dark_fg > 180 and light_fg < 60          # and its text stays readable on it
     assert dark_input < 80 and light_input > 200    # so do the controls
+
+
+def test_select_and_quarantine_then_undo_and_album_removal_and_creation_undone(dated):
+    """The selection bar's Quarantine moves the files out of the timeline (journaled) and its Undo
+    brings them back byte for byte; on an album's page, Remove from album and its Undo; and making
+    an album is undone by deleting it."""
+    import hashlib
+
+    from photosearch.web.server import create_app
+    from test_web import served_browser
+
+    lib, folder = dated
+    ids = [p["id"] for p in lib.timeline(limit=2)["photos"]]
+    paths = {i: lib.photo_details(i)["photo"]["path"] for i in ids}
+    sums = {i: hashlib.sha256(open(p, "rb").read()).hexdigest() for i, p in paths.items()}
+    total = lib.status()["photos"]
+    lib.album_create("Keep")
+    lib.album_add("Keep", list(paths.values()))
+    app = create_app(lib)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/?token={app.state.token}")
+        page.wait_for_selector(".jtile img")
+        page.click("#select-toggle")
+        for i in ids:
+            page.click(f".jtile[data-id='{i}']")
+        page.click("#bulk-quarantine")
+        page.wait_for_selector("#undo-edit")
+        assert "Quarantined 2 photos." in page.text_content("#banner")
+        assert not any(os.path.exists(p) for p in paths.values())
+        page.wait_for_function(f"document.querySelectorAll('.jtile').length === {total - 2}")
+        assert not {p["id"] for p in lib.timeline(limit=50)["photos"]} & set(ids)
+        page.click("#undo-edit")
+        _eventually(lambda: all(os.path.exists(p) for p in paths.values()), "undo did not bring the files back")
+        assert {i: hashlib.sha256(open(p, "rb").read()).hexdigest() for i, p in paths.items()} == sums
+        _eventually(lambda: set(ids) <= {p["id"] for p in lib.timeline(limit=50)["photos"]}, "not back in the timeline")
+
+        # An album's page: select one, take it out, undo.
+        page.goto(f"{base}/#/album/Keep")
+        page.wait_for_function("document.getElementById('view').dataset.ready === 'album'")
+        page.click("#select-toggle")
+        page.click(f".tile.result[data-id='{ids[0]}']")
+        page.click("#bulk-album-remove")
+        page.wait_for_selector("#undo-edit")
+        assert next(a["photos"] for a in lib.albums() if a["name"] == "Keep") == 1
+        page.click("#undo-edit")
+        _eventually(lambda: next(a["photos"] for a in lib.albums() if a["name"] == "Keep") == 2, "not put back")
+
+        # Making an album, undone.
+        page.goto(f"{base}/#/albums")
+        page.wait_for_selector("#new-album")
+        page.fill("#album-name", "Oops")
+        page.click("#new-album button")
+        page.wait_for_selector("#undo-edit")
+        assert "Oops" in [a["name"] for a in lib.albums()]
+        page.click("#undo-edit")
+        _eventually(lambda: "Oops" not in [a["name"] for a in lib.albums()], "the album was not deleted")
+        page.wait_for_function("location.hash === '#/albums'")

@@ -471,6 +471,12 @@ def test_browser_dupes_a_choice_per_photo(library, tmp_path):
             page.locator(".member", has_text=other).locator(".not-dupe").click()
         assert kept.value.ok, kept.value.text()
         page.wait_for_selector("text=No duplicates found.")
+        # Each answer is undoable: the toast's Undo forgets "not a duplicate" (the pair is a group
+        # again), then "Undo last action" brings the crop back.
+        with page.expect_response("**/api/undo") as undone:
+            page.click("#undo-edit")
+        assert undone.value.ok, undone.value.text()
+        page.wait_for_function("document.querySelectorAll('.group .member').length === 2")
         with page.expect_response("**/api/undo") as undone:
             page.click("#undo")
         assert undone.value.ok and (photos / "crop.jpg").exists()

@@ -13,7 +13,10 @@ Change kinds:
   ``<library>/journal/backups/`` for metadata writes) until undone or purged; the done record
   holds the new bytes' sha256, so undo never overwrites a file someone changed since;
 - ``create``: a new file photosearch made (e.g. an XMP sidecar; its sha256 in the done record);
-- ``copy``: a file copied from ``src`` to a new ``dst`` (sha256 recorded; undo removes the copy).
+- ``copy``: a file copied from ``src`` to a new ``dst`` (sha256 recorded; undo removes the copy);
+- ``catalog``: a hand edit of the catalog alone (naming, merging, rejecting faces; "not the same
+  person"; "not duplicates"), as the rows it changed before and after (store/edits_store.py);
+  undo puts back every row that is still as the edit left it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +194,27 @@ class JournalWriter:
         self.close(finished=exc_type is None)
 
 
+@contextmanager
+def journaled_edit(paths: LibraryPaths, catalog: Any, name: str, tables: list[str],
+                   meta: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Run a hand edit of the catalog (the body of the ``with``) in one transaction and journal
+    the rows it changed as one undoable action. The yielded dict gets ``journal``: the action's id
+    (its journal file's name), or None when nothing changed."""
+    info: dict[str, Any] = {"journal": None}
+    writer: JournalWriter | None = None
+    with catalog.transaction():
+        catalog.begin_edit(tables)
+        yield info
+        diff = catalog.edit_diff(tables)
+        if diff:  # the intent is on disk before the change commits
+            writer = Journal(paths.root).begin(name, meta or {})
+            n = writer.intent("catalog", tables=diff)
+    if writer is not None:
+        writer.done(n)
+        writer.close()
+        info["journal"] = writer.path.stem
+
+
 class Journal:
     """The journal folder of a library."""
 
@@ -266,8 +291,10 @@ class UndoReport:
     action: str
     restored: list[str] = field(default_factory=list)     # files back at their original paths
     removed: list[str] = field(default_factory=list)      # files photosearch had created
-    untouched: list[str] = field(default_factory=list)    # changes that never happened
+    untouched: list[str] = field(default_factory=list)    # changes that never happened, rows changed since
     problems: list[str] = field(default_factory=list)
+    edit: bool = False                                    # a hand edit of the catalog (no files)
+    rows: int = 0                                         # its rows put back
 
     def as_dict(self) -> dict[str, Any]:
         """The report's fields as a plain dict."""
@@ -336,21 +363,29 @@ def undo_changes(action: Action) -> UndoReport:
     return report
 
 
-def undo_last(paths: LibraryPaths) -> UndoReport:
-    """Undo the most recent journaled action of any kind (quarantine, organize, sync): files first,
-    then the catalog rows the action changed."""
+def undo_last(paths: LibraryPaths, action_id: str | None = None) -> UndoReport:
+    """Undo the most recent journaled action of any kind (quarantine, organize, sync, a hand edit):
+    files first, then the catalog rows the action changed. ``action_id`` (a journal file's name)
+    undoes that action only if it is the most recent one."""
     from photosearch.store.catalog import Catalog
 
     journal = Journal(paths.root)
     action = journal.last_undoable()
     if action is None:
         raise UsageError("nothing to undo")
+    if action_id is not None and action.path.stem != action_id:
+        raise UsageError(f"a later action ({action.name}, {action.created}) must be undone first")
     report = undo_changes(action)
     if paths.catalog.exists():
         with Catalog.open(paths.catalog) as cat, cat.transaction():
             for change in action.changes:
                 d = change.data
-                if change.kind == "move" and d.get("photo_id") is not None and Path(d["src"]).exists():
+                if change.kind == "catalog" and change.done:
+                    rows, changed = cat.revert_edit(d["tables"])
+                    report.edit = True
+                    report.rows += rows
+                    report.untouched += [f"{what} (changed since; left as it is)" for what in changed]
+                elif change.kind == "move" and d.get("photo_id") is not None and Path(d["src"]).exists():
                     cat.set_quarantined(d["photo_id"], d["src"], None)
                 elif change.kind == "copy" and d.get("photo_id") is not None and not Path(d["dst"]).exists():
                     cat.delete_photos([d["photo_id"]])

@@ -103,6 +103,7 @@ class ApplyReport:
     merged: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     journal: str = ""
+    action: str = ""        # the journaled action's id, for `undo(action=...)`
 
     def as_dict(self) -> dict[str, Any]:
         """The report's fields as a plain dict."""
@@ -121,9 +122,8 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
     dest_path = Path(dest).expanduser()
     if dest_path.exists() and not dest_path.is_dir():
         raise InputError(f"--move-to: {dest} exists and is not a folder")
-    dest_abs = os.path.normpath(os.path.abspath(dest_path))
+    plan = Plan(dest=os.path.normpath(os.path.abspath(dest_path)))
     roots = catalog.roots()
-    plan = Plan(dest=dest_abs)
     taken: set[str] = set()
     for group in groups:
         rows = catalog.photos_by_ids([m.id for m in group.members])
@@ -139,27 +139,8 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
         for m in group.members[1:]:
             r = rows[m.id]
             r["path"] = os_path(r["path"])
-            if os.path.normpath(r["path"]).startswith(dest_abs + os.sep):
+            if not _plan_move(plan, r, keeper["path"], roots, taken, live):
                 continue  # already quarantined there
-            rel = _relative(r["path"], roots)
-            wanted = Path(dest_abs) / rel
-            dst, n = wanted, 1
-            while str(dst) in taken or dst.exists():  # never overwrite, not even another planned move
-                dst, n = wanted.with_name(f"{wanted.stem} ({n}){wanted.suffix}"), n + 1
-            taken.add(str(dst))
-            move = PlannedMove(m.id, r["path"], str(dst), keeper["path"])
-            side = find_sidecar(r["path"])
-            if side:
-                # Keep the sidecar's naming style: photo.jpg.xmp or photo.xmp.
-                full_style = Path(side).name.lower() == Path(r["path"]).name.lower() + ".xmp"
-                side_name = (dst.name if full_style else dst.stem) + Path(side).suffix
-                move.sidecars.append((side, str(dst.with_name(side_name))))
-            plan.moves.append(move)
-            if m.id in live:  # a Live Photo's movie goes with its still, under the same name
-                movie = os_path(live[m.id]["path"])
-                mdst = dst.with_suffix(Path(movie).suffix)
-                taken.add(str(mdst))
-                plan.moves.append(PlannedMove(live[m.id]["id"], movie, str(mdst), keeper["path"]))
             keywords += [k for k in (r["keywords"] or []) if k not in keywords]
             if r["rating"] is not None and (rating is None or r["rating"] > rating):
                 rating = r["rating"]
@@ -180,16 +161,68 @@ def make_plan(catalog: Catalog, groups: list[Group], dest: str | os.PathLike[str
     return plan
 
 
-def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan) -> ApplyReport:
-    """Carry out a plan, journaling every change first. Per-file failures are reported, not raised."""
+def _plan_move(plan: Plan, row: dict[str, Any], keeper: str, roots: list[str], taken: set[str],
+               live: dict[int, dict[str, Any]]) -> bool:
+    """Add the move of one photo (its sidecar and Live Photo movie along) into ``plan.dest``,
+    keeping its path below its indexed folder, never onto a file or another planned move. False
+    when the photo is already there."""
+    if os.path.normpath(row["path"]).startswith(plan.dest + os.sep):
+        return False
+    wanted = Path(plan.dest) / _relative(row["path"], roots)
+    dst, n = wanted, 1
+    while str(dst) in taken or dst.exists():
+        dst, n = wanted.with_name(f"{wanted.stem} ({n}){wanted.suffix}"), n + 1
+    taken.add(str(dst))
+    move = PlannedMove(row["id"], row["path"], str(dst), keeper)
+    side = find_sidecar(row["path"])
+    if side:
+        # Keep the sidecar's naming style: photo.jpg.xmp or photo.xmp.
+        full_style = Path(side).name.lower() == Path(row["path"]).name.lower() + ".xmp"
+        side_name = (dst.name if full_style else dst.stem) + Path(side).suffix
+        move.sidecars.append((side, str(dst.with_name(side_name))))
+    plan.moves.append(move)
+    if row["id"] in live:  # a Live Photo's movie goes with its still, under the same name
+        movie = os_path(live[row["id"]]["path"])
+        mdst = dst.with_suffix(Path(movie).suffix)
+        taken.add(str(mdst))
+        plan.moves.append(PlannedMove(live[row["id"]]["id"], movie, str(mdst), keeper))
+    return True
+
+
+def plan_quarantine(catalog: Catalog, photo_ids: list[int], dest: str | os.PathLike[str]) -> Plan:
+    """Moving chosen photos (not duplicates: no keeper, nothing merged) into ``dest``; no file is
+    touched. InputError for an id that is not in the library or a photo already quarantined."""
+    dest_path = Path(dest).expanduser()
+    if dest_path.exists() and not dest_path.is_dir():
+        raise InputError(f"{dest} exists and is not a folder")
+    plan = Plan(dest=os.path.normpath(os.path.abspath(dest_path)))
+    rows = catalog.photos_by_ids(photo_ids)
+    away = {q["id"] for q in catalog.quarantined()}
+    for pid in photo_ids:
+        if pid not in rows:
+            raise InputError(f"no photo {pid} in the library")
+        if pid in away:
+            raise InputError(f"{rows[pid]['path']} is already quarantined")
+    roots, taken = catalog.roots(), set()
+    live = catalog.live_movies_of(list(rows))
+    for pid in dict.fromkeys(photo_ids):
+        row = rows[pid]
+        row["path"] = os_path(row["path"])
+        _plan_move(plan, row, "", roots, taken, live)
+    return plan
+
+
+def apply_plan(paths: LibraryPaths, catalog: Catalog, plan: Plan, name: str = "dupes-quarantine") -> ApplyReport:
+    """Carry out a plan, journaling every change first (as action ``name``). Per-file failures are
+    reported, not raised."""
     report = ApplyReport()
     dest = Path(plan.dest)
     why = unwritable_reason(dest)
     if why is not None:
         raise InputError(f"--move-to: {why}")
     journal = Journal(paths.root)
-    with journal.begin("dupes-quarantine", {"dest": plan.dest}) as j:
-        report.journal = str(j.path)
+    with journal.begin(name, {"dest": plan.dest}) as j:
+        report.journal, report.action = str(j.path), j.path.stem
         for merge in plan.merges:
             _merge_into_keeper(catalog, j, merge, report)
         now = datetime.now()
@@ -231,7 +264,8 @@ def _merge_into_keeper(catalog: Catalog, j: Any, merge: PlannedMerge, report: Ap
 
 
 def keep_both(catalog: Catalog, photos: list[str]) -> int:
-    """Remember that these photos are not duplicates of each other."""
+    """Remember that these photos are not duplicates of each other (in the caller's transaction);
+    returns the pairs added."""
     if len(photos) < 2:
         raise UsageError("give at least two photos")
     ids = []
@@ -240,8 +274,7 @@ def keep_both(catalog: Catalog, photos: list[str]) -> int:
         if row is None:
             raise InputError(f"not in the library: {p}")
         ids.append(row["id"])
-    with catalog.transaction():
-        return catalog.add_not_duplicates(ids)
+    return catalog.add_not_duplicates(ids)
 
 
 @dataclass

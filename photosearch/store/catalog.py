@@ -21,6 +21,7 @@ from typing import Any
 from photosearch.errors import LibraryError
 from photosearch.files import text_path
 from photosearch.store.albums_store import AlbumsStore
+from photosearch.store.edits_store import EditsStore
 from photosearch.store.events_store import EventsStore
 from photosearch.store.faces_store import FacesStore
 from photosearch.store.frames_store import FramesStore
@@ -111,11 +112,13 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
-class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, ShardsStore, TextStore, AlbumsStore):
+class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, ShardsStore, TextStore, AlbumsStore,
+              EditsStore):
     """A connection to one library's catalog. Use :meth:`open` as a context manager.
 
     Opening, the schema, settings and roots are here; the SQL of each concern is in a mixin of its
-    own module (photos_store, faces_store, tags_store, events_store, shards_store)."""
+    own module (photos_store, faces_store, tags_store, events_store, shards_store, albums_store,
+    edits_store)."""
 
     def __init__(self, con: Any, path: Path, read_only: bool) -> None:
         self.con = con

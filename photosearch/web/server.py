@@ -334,8 +334,7 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
         pair = _field(body, "people", list)
         if len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in pair):
             raise HTTPException(400, "'people' must be two person ids")
-        library.dismiss_suggestion(pair[0], pair[1])
-        return {"ok": True}
+        return {"ok": True} | library.dismiss_suggestion(pair[0], pair[1])
 
     @app.get("/api/people/{person}", summary="Same shape as `photosearch people show --json`")
     def person(person: str, limit: int = Query(200, ge=1, le=5000)) -> Any:
@@ -379,11 +378,12 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
 
     @app.post("/api/dupes/keep-both", summary="Remember that photos are not duplicates: {\"photos\": [PATH, ...]}")
     def keep_both(body: dict = Body(...)) -> Any:
-        return {"pairs_added": library.dupes_keep_both([str(p) for p in _field(body, "photos", list)])}
+        return library.dupes_keep_both([str(p) for p in _field(body, "photos", list)])
 
-    @app.post("/api/undo", summary="Undo the last file-changing action")
-    def undo() -> Any:
-        return library.undo().as_dict()
+    @app.post("/api/undo", summary="Undo the last journaled action (files moved or rewritten, a hand edit of "
+              "people or duplicates); {\"action\": ID} (an action's \"journal\") only if it is the last")
+    def undo(body: dict | None = Body(None)) -> Any:
+        return library.undo(action=_field(body or {}, "action", str, None)).as_dict()
 
     # -- review and sync ------------------------------------------------------------------------
 
@@ -475,6 +475,16 @@ def create_app(library: Library, token: str | None = None, *, host: str = "127.0
     @app.post("/api/albums/{name}/remove", summary="Take photos out of a manual album: {\"photo_ids\": [...]}")
     def album_remove(name: str, body: dict = Body(...)) -> Any:
         return library.album_remove(name, paths_of(body))
+
+    @app.post("/api/albums/{name}/delete", summary="Forget an album (its photos stay): the undo of creating one")
+    def album_delete(name: str) -> Any:
+        return library.album_delete(name)
+
+    @app.post("/api/photos/quarantine", summary="Move chosen photos to the library's quarantine folder: "
+              "{\"photo_ids\": [...]}; journaled (undo with {\"action\": report.action})")
+    def quarantine_photos(body: dict = Body(...)) -> Any:
+        plan, report = library.quarantine(list(rows_of(body)), apply=True)
+        return {"plan": plan.as_dict(), "report": report.as_dict() if report else None}
 
     @app.post("/api/review/decide", summary="{\"photo_id\": N, \"tag\": T, \"accept\": true|false}")
     def decide(body: dict = Body(...)) -> Any:

@@ -152,8 +152,26 @@ function renderSelectBar() {
       () => fresh.length ? api(`${path}/remove`, { method: "POST", body: { photo_ids: fresh } }) : null, false);
     album.value = "";
   });
+  const away = h("button", { id: "bulk-quarantine", class: "danger", title: "Move the files to the library's quarantine folder (undoable)",
+    onclick: async () => {
+      if (!selected.size) return;
+      const r = await api("/api/photos/quarantine", { method: "POST", body: { photo_ids: ids() } });
+      const failed = r.report.failures.length;
+      await route();
+      undoJournal(`Quarantined ${r.report.moved} photo${r.report.moved === 1 ? "" : "s"}` +
+        (failed ? `; ${failed} failed: ${r.report.failures[0].path}: ${r.report.failures[0].reason}` : "."), r.report.action);
+    } }, "Quarantine");
+  const shown = location.hash.match(/^#\/album\/(.+)$/);
+  const out = shown ? h("button", { id: "bulk-album-remove", onclick: async () => {
+    const name = decodeURIComponent(shown[1]), path = `/api/albums/${encodeURIComponent(name)}`;
+    if (!selected.size) return;
+    const taken = ids();
+    const r = await api(`${path}/remove`, { method: "POST", body: { photo_ids: taken } });
+    await route();
+    undoToast(`${r.removed} taken out of ${name}.`, () => api(`${path}/add`, { method: "POST", body: { photo_ids: taken } }));
+  } }, "Remove from album") : null;
   selectBar.replaceChildren(h("span", { id: "selected-count" }, `${selected.size} selected`), stars, tagForm, album,
-    h("button", { onclick: () => setSelecting(true) }, "Clear"));
+    out, away, h("button", { onclick: () => setSelecting(true) }, "Clear"));
 }
 
 document.getElementById("select-toggle").addEventListener("click",
@@ -360,8 +378,9 @@ async function photoPage(id) {
       e.preventDefault();
       const name = new FormData(form).get("name").trim();
       if (!name) return;
-      await api(`/api/faces/${f.id}/name`, { method: "POST", body: { name } });
+      const r = await api(`/api/faces/${f.id}/name`, { method: "POST", body: { name } });
       await route();
+      undoJournal(`Named ${r.name}.`, r.journal);
     });
     return h("div", { class: "face-row" },
       h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
@@ -448,6 +467,10 @@ async function albumsPage() {
     if (f.get("query").trim()) body.query = f.get("query").trim();
     const made = await api("/api/albums", { method: "POST", body });
     location.hash = `#/album/${encodeURIComponent(made.name)}`;
+    undoToast(`Made the album ${made.name}.`, async () => {
+      await api(`/api/albums/${encodeURIComponent(made.name)}/delete`, { method: "POST" });
+      location.hash = "#/albums";
+    }, false);
   });
   const list = h("div", { class: "grid albums", id: "albums" }, doc.albums.map(a =>
     h("a", { class: "tile album-card", href: `#/album/${encodeURIComponent(a.name)}`, "data-album": a.name },
@@ -473,11 +496,14 @@ async function albumPage(name) {
 async function peoplePage() {
   const [doc, sugg] = await Promise.all([api("/api/people"), api("/api/people/suggestions?limit=10")]);
   const grid = h("div", { class: "grid", id: "people" });
-  const mergeButton = h("button", { id: "merge-selected", disabled: true, onclick: async () => {
-    const ids = [...grid.querySelectorAll("input.pick:checked")].map(c => Number(c.value));
-    await api("/api/people/merge", { method: "POST", body: { people: ids } });
+  // Every edit here is journaled: its toast's Undo puts people and faces back as they were.
+  const merge = async (ids, what) => {
+    const r = await api("/api/people/merge", { method: "POST", body: { people: ids } });
     await route();
-  } }, "Merge selected");
+    undoJournal(`${what}: now ${r.name || "one cluster"}.`, r.journal);
+  };
+  const mergeButton = h("button", { id: "merge-selected", disabled: true, onclick: () =>
+    merge([...grid.querySelectorAll("input.pick:checked")].map(c => Number(c.value)), "Merged") }, "Merge selected");
   const firstFace = async pid => (await api(`/api/people/${pid}?limit=1`)).faces[0];
   const suggestions = h("div", { id: "suggestions" });
   if (sugg.suggestions.length) {
@@ -489,22 +515,35 @@ async function peoplePage() {
       suggestions.append(h("div", { class: "suggestion", "data-pair": `${s.a.id}-${s.b.id}`, title: `similarity ${s.similarity.toFixed(2)}` },
         face(fa, s.a), face(fb, s.b),
         h("span", { class: "small" }, `${s.a.name || "Unnamed " + s.a.id} and ${s.b.name || "Unnamed " + s.b.id}`),
-        h("button", { class: "primary same", onclick: async () => {
-          await api("/api/people/merge", { method: "POST", body: { people: [s.a.id, s.b.id] } }); await route(); } }, "Same person"),
+        h("button", { class: "primary same", onclick: () => merge([s.a.id, s.b.id], "Merged") }, "Same person"),
         h("button", { class: "not-same", onclick: async () => {
-          await api("/api/people/not-same", { method: "POST", body: { people: [s.a.id, s.b.id] } }); await route(); } }, "Not the same")));
+          const r = await api("/api/people/not-same", { method: "POST", body: { people: [s.a.id, s.b.id] } });
+          await route();
+          undoJournal("Not suggested again.", r.journal); } }, "Not the same")));
     }
   }
   view.replaceChildren(h("h2", {}, "People"), suggestions, h("p", {}, mergeButton,
-    h("span", { class: "small" }, " tick two or more, then merge them into one person")), grid);
+    h("span", { class: "small" }, " tick two or more, or drag one onto another, to make them one person")), grid);
   if (!doc.people.length) grid.append(h("p", { class: "empty" }, "No people yet: index photos with faces."));
   for (const p of doc.people) {
     const f = await firstFace(p.id);
     const pick = h("input", { type: "checkbox", class: "pick", value: p.id, title: "Select to merge" });
     pick.addEventListener("change", () => { mergeButton.disabled = grid.querySelectorAll("input.pick:checked").length < 2; });
-    grid.append(h("div", { class: "tile person", "data-id": p.id },
-      h("a", { href: `#/person/${p.id}` }, f ? h("img", { src: `/api/faces/${f.id}/thumb`, alt: p.name || "cluster" }) : h("div", {}, "-")),
-      h("div", { class: "meta" }, h("span", {}, pick, " ", p.name || `Unnamed ${p.id}`), h("span", {}, `${p.faces} faces`))));
+    // Drag a person onto another to merge the two.
+    const card = h("div", { class: "tile person", "data-id": p.id, draggable: "true", title: "Drag onto another person to merge" },
+      h("a", { href: `#/person/${p.id}`, draggable: "false" },
+        f ? h("img", { src: `/api/faces/${f.id}/thumb`, alt: p.name || "cluster", draggable: "false" }) : h("div", {}, "-")),
+      h("div", { class: "meta" }, h("span", {}, pick, " ", p.name || `Unnamed ${p.id}`), h("span", {}, `${p.faces} faces`)));
+    card.addEventListener("dragstart", e => { e.dataTransfer.setData("text/plain", String(p.id)); e.dataTransfer.effectAllowed = "move"; });
+    card.addEventListener("dragover", e => { e.preventDefault(); card.classList.add("drop"); });
+    card.addEventListener("dragleave", () => card.classList.remove("drop"));
+    card.addEventListener("drop", e => {
+      e.preventDefault();
+      card.classList.remove("drop");
+      const other = Number(e.dataTransfer.getData("text/plain"));
+      if (other && other !== p.id) merge([p.id, other], "Merged");
+    });
+    grid.append(card);
   }
 }
 
@@ -513,13 +552,15 @@ async function personPage(id) {
   const name = h("input", { id: "person-name", value: doc.person.name || "", placeholder: "Name" });
   const save = h("button", { class: "primary", id: "save-name", onclick: async () => {
     const r = await api(`/api/people/${id}/name`, { method: "POST", body: { name: name.value } });
-    location.hash = `#/person/${r.id}`; route();
+    location.hash = `#/person/${r.id}`; await route();
+    undoJournal(`Named ${r.name}` + (r.merged.length ? " (merged with the person of that name)." : "."), r.journal);
   } }, "Save name");
   const mergeWith = h("input", { id: "merge-with", placeholder: "merge with id(s)", size: 12 });
   const merge = h("button", { onclick: async () => {
     const ids = mergeWith.value.split(/[ ,]+/).filter(Boolean);
     const r = await api("/api/people/merge", { method: "POST", body: { people: [id, ...ids] } });
-    location.hash = `#/person/${r.id}`; route();
+    location.hash = `#/person/${r.id}`; await route();
+    undoJournal("Merged.", r.journal);
   } }, "Merge");
   const grid = h("div", { class: "grid" });
   for (const f of doc.faces) {
@@ -527,7 +568,9 @@ async function personPage(id) {
       h("a", { href: `#/photo/${f.photo_id}` }, h("img", { src: `/api/faces/${f.id}/thumb`, loading: "lazy" })),
       h("div", { class: "meta" }, h("span", {}, `face ${f.id}`),
         h("button", { class: "danger reject", onclick: async () => {
-          await api(`/api/faces/${f.id}/reject`, { method: "POST" }); route(); } }, "Not them"))));
+          const r = await api(`/api/faces/${f.id}/reject`, { method: "POST" });
+          await route();
+          undoJournal(`Face ${f.id} taken out.`, r.journal); } }, "Not them"))));
   }
   view.replaceChildren(h("h2", {}, doc.person.name || `Unnamed cluster ${id}`),
     h("p", {}, name, " ", save, " ", mergeWith, " ", merge, " ", h("a", { href: `#/search?person=${encodeURIComponent(doc.person.name || "")}` }, doc.person.name ? "Photos of them" : "")),
@@ -551,27 +594,33 @@ async function dupesPage() {
     // A choice per photo: tick the copies to quarantine (the keeper takes what they knew), or
     // tell one copy apart from the keeper; the buttons of the header act on the whole group.
     const chosen = new Set();
-    const moveChosen = h("button", { class: "quarantine-chosen", disabled: true, onclick: async () => {
-      await api("/api/dupes/quarantine", { method: "POST", body: { photo_ids: [...chosen], method } }); route(); } },
+    const moved = async body => {
+      const r = await api("/api/dupes/quarantine", { method: "POST", body: { ...body, method } });
+      await route();
+      const rep = r.report, failed = rep.failures.length;
+      undoJournal(`Quarantined ${rep.moved}, merged into ${rep.merged} keeper${rep.merged === 1 ? "" : "s"}` +
+        (failed ? `; ${failed} failed: ${rep.failures[0].path}: ${rep.failures[0].reason}` : "."), rep.action);
+    };
+    const notDupes = async photos => {
+      const r = await api("/api/dupes/keep-both", { method: "POST", body: { photos } });
+      await route();
+      undoJournal("Not duplicates: never grouped again.", r.journal);
+    };
+    const moveChosen = h("button", { class: "quarantine-chosen", disabled: true, onclick: () => moved({ photo_ids: [...chosen] }) },
       "Quarantine the chosen");
     const keeper = g.members.find(m => m.path === g.keeper);
     list.append(h("div", { class: "group", "data-keeper": g.keeper },
       h("div", {}, h("strong", {}, `Group ${n + 1} (${g.kind})`), " ",
-        h("button", { class: "quarantine", onclick: async () => {
-          await api("/api/dupes/quarantine", { method: "POST", body: { keeper: g.keeper, method } }); route(); } },
-          "Quarantine the others"), " ", moveChosen, " ",
-        h("button", { class: "keep-both", onclick: async () => {
-          await api("/api/dupes/keep-both", { method: "POST", body: { photos: g.members.map(m => m.path) } }); route(); } },
-          "Not duplicates")),
+        h("button", { class: "quarantine", onclick: () => moved({ keeper: g.keeper }) }, "Quarantine the others"), " ",
+        moveChosen, " ",
+        h("button", { class: "keep-both", onclick: () => notDupes(g.members.map(m => m.path)) }, "Not duplicates")),
       h("div", { class: "members" }, g.members.map(m => {
         const isKeeper = m.path === g.keeper;
         const choice = isKeeper ? h("span", { class: "small" }, "the keeper") : h("span", {},
           h("label", { class: "small" }, h("input", { type: "checkbox", class: "choose", "data-id": m.id, onchange: e => {
             if (e.target.checked) chosen.add(m.id); else chosen.delete(m.id);
             moveChosen.disabled = chosen.size === 0; } }), " quarantine"), " ",
-          h("button", { class: "not-dupe small", onclick: async () => {
-            await api("/api/dupes/keep-both", { method: "POST", body: { photos: [keeper.path, m.path] } }); route(); } },
-            "Not a duplicate"));
+          h("button", { class: "not-dupe small", onclick: () => notDupes([keeper.path, m.path]) }, "Not a duplicate"));
         return h("div", { class: "member" + (isKeeper ? " keeper" : ""), "data-id": m.id },
           h("a", { href: `#/photo/${m.id}` }, h("img", { src: thumb(m.id), loading: "lazy" })),
           h("div", { class: "small" }, `${isKeeper ? "KEEP · " : ""}${m.width}x${m.height} · ${(m.size / 1e6).toFixed(1)} MB · ${m.format || ""}`),
@@ -610,6 +659,13 @@ function undoToast(msg, undo, refresh = true) {
   undoToast.timer = setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 10000);
 }
 
+// A journaled action (people edits, "not duplicates", quarantine, sync): its undo is the library's
+// `undo` of that very action, refused if another was journaled after it.
+function undoJournal(msg, action, refresh = true) {
+  if (!action) { alertInfo(msg); return; }
+  undoToast(msg, () => api("/api/undo", { method: "POST", body: { action } }), refresh);
+}
+
 function alertInfo(msg) { banner.textContent = msg; banner.dataset.kind = "info"; banner.hidden = false; banner.style.background = "#1f4a2a"; setTimeout(() => { banner.hidden = true; banner.style.background = ""; }, 4000); }
 
 // -- review ------------------------------------------------------------------------------------
@@ -619,10 +675,10 @@ async function reviewPage() {
   const q = new URLSearchParams({ below: p.get("below") || "0.6", above: p.get("above") || "0.3", limit: "50" });
   const doc = await api("/api/review?" + q.toString());
   let i = 0;
-  function show() {
+  function show(first = 0) {
     const item = doc.items[i];
     if (!item) { view.replaceChildren(h("h2", {}, "Review"), h("p", {}, "Nothing (more) to review.")); return; }
-    let k = 0;
+    let k = first;
     function render() {
       const t = item.tags[k];
       if (!t) { i += 1; show(); return; }
@@ -637,8 +693,14 @@ async function reviewPage() {
               h("button", { id: "skip", onclick: () => { k += 1; render(); } }, "Skip ", h("kbd", {}, "s"))))));
     }
     async function decide(accept) {
-      await api("/api/review/decide", { method: "POST", body: { photo_id: item.photo_id, tag: item.tags[k].tag, accept } });
+      const tag = item.tags[k].tag, at = [i, k];
+      await api("/api/review/decide", { method: "POST", body: { photo_id: item.photo_id, tag, accept } });
       k += 1; render();
+      // The queue holds proposals nobody decided: undo sets the tag back to automatic and asks again.
+      undoToast(`${tag}: ${accept ? "yes" : "no"}.`, async () => {
+        await api(`/api/photos/${item.photo_id}/tags`, { method: "POST", body: { tag, state: null } });
+        i = at[0]; show(at[1]);
+      }, false);
     }
     reviewKeys = e => {
       if (e.target.tagName === "INPUT") return;
@@ -654,16 +716,47 @@ document.addEventListener("keydown", e => { if (reviewKeys && location.hash.star
 // -- sync --------------------------------------------------------------------------------------
 
 async function syncPage() {
+  // Each file's pending changes, ticked to be written; what failed stays listed with its reason.
   const doc = await api("/api/sync");
+  const failures = syncPage.failures || new Map();
+  syncPage.failures = null;
+  const ticks = new Map();
+  const count = h("span", { id: "sync-count", class: "small" });
   const apply = h("button", { class: "primary", id: "apply-sync", onclick: async () => {
-    const r = await api("/api/sync/apply", { method: "POST" });
-    const failed = r.files.filter(f => f.status === "failed").length;
-    alertInfo(`Wrote ${r.files.length - failed} files` + (failed ? `, ${failed} failed` : "")); route(); } },
-    "Write these changes");
+    const ids = [...ticks].filter(([, c]) => c.checked).map(([pid]) => pid);
+    if (!ids.length) return;
+    apply.disabled = true;
+    const r = await api("/api/sync/apply", { method: "POST", body: { photo_ids: ids } }).finally(() => { apply.disabled = false; });
+    const failed = r.files.filter(f => f.status === "failed");
+    syncPage.failures = new Map(failed.map(f => [f.photo_id, f.reason || f.error || "failed"]));
+    await route();
+    const msg = `Wrote ${r.files.length - failed.length} file${r.files.length - failed.length === 1 ? "" : "s"}` +
+      (failed.length ? `, ${failed.length} failed (reasons below)` : ".");
+    // The write is journaled: Undo puts every file back byte for byte.
+    if (r.files.length > failed.length) undoToast(msg, () => api("/api/undo", { method: "POST" }));
+    else showError(msg);
+  } }, "Write the ticked files");
+  const update = () => {
+    const n = [...ticks.values()].filter(c => c.checked).length;
+    count.textContent = ` ${n} of ${ticks.size} ticked`;
+    apply.disabled = n === 0;
+  };
+  const all = h("label", { class: "small" }, h("input", { type: "checkbox", id: "sync-all", checked: true, onchange: e => {
+    ticks.forEach(c => { c.checked = e.target.checked; }); update(); } }), " all");
+  const cards = doc.files.map(f => {
+    const tick = h("input", { type: "checkbox", class: "sync-pick", checked: true, "data-id": f.photo_id, onchange: update });
+    ticks.set(f.photo_id, tick);
+    const why = failures.get(f.photo_id);
+    return h("div", { class: "group sync-file" + (why ? " failed" : ""), "data-id": f.photo_id },
+      h("label", { class: "small" }, tick, " ", f.path + (f.sidecar ? ` (sidecar ${f.target})` : "")),
+      why ? h("div", { class: "error small" }, `Not written: ${why}`) : null,
+      h("pre", {}, f.changes.join("\n")));
+  });
   view.replaceChildren(h("h2", {}, "Pending metadata changes"),
-    doc.files.length ? apply : h("p", {}, "Nothing to write: the files already hold everything."),
-    ...doc.files.map(f => h("div", { class: "group" }, h("div", { class: "small" }, f.path + (f.sidecar ? ` (sidecar ${f.target})` : "")),
-      h("pre", {}, f.changes.join("\n")))));
+    doc.files.length ? h("p", {}, apply, " ", all, count) : h("p", { class: "empty" },
+      "Nothing to write: the files already hold everything. Tags, ratings, people and albums you set appear here first."),
+    ...cards);
+  if (doc.files.length) update();
 }
 
 // -- memories and films -----------------------------------------------------------------------
