@@ -649,8 +649,10 @@ function albumPicker(id) {
 function undoToast(msg, undo, refresh = true) {
   banner.replaceChildren(msg + " ", h("button", { id: "undo-edit", onclick: async () => {
     banner.hidden = true;
+    const at = location.hash;
     await undo();
-    if (refresh) await route();  // a page showing what changed; a selection's bar keeps its selection
+    // Redraw the page showing what changed (not one opened since; a selection's bar keeps its selection).
+    if (refresh && location.hash === at) await route();
   } }, "Undo"));
   banner.style.background = "#1f4a2a";
   banner.dataset.kind = "undo";
@@ -677,7 +679,12 @@ async function reviewPage() {
   let i = 0;
   function show(first = 0) {
     const item = doc.items[i];
-    if (!item) { view.replaceChildren(h("h2", {}, "Review"), h("p", {}, "Nothing (more) to review.")); return; }
+    if (!item) {
+      view.replaceChildren(h("h2", {}, "Review"), h("p", { class: "empty" }, i ? "That was the last one: nothing more to review." :
+        "Nothing to review: no tag proposal is in doubt. Scores come from ", h("code", {}, "photosearch tag"),
+        "; see every proposal with ", h("a", { href: "#/review?below=1&above=0" }, "all scores"), "."));
+      return;
+    }
     let k = first;
     function render() {
       const t = item.tags[k];
@@ -813,6 +820,9 @@ async function route() {
   const [path] = hash.slice(2).split("?");
   const parts = path.split("/");
   document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.nav === parts[0]));
+  // On a phone the menu scrolls sideways: keep the page's own entry in sight.
+  const active = document.querySelector("nav a.active");
+  if (active) active.scrollIntoView({ block: "nearest", inline: "nearest" });
   viewerNav = null;
   if (document.body.classList.contains("selecting")) setSelecting(false);
   try {
