@@ -329,6 +329,7 @@ def test_every_command_prints_exactly_one_json_document(converted_library, tmp_p
         "album": ["album"], "album create": ["album", "create", "Trip"], "album add": ["album", "add", "Trip", a],
         "album list": ["album", "list"], "album show": ["album", "show", "Trip"],
         "album remove": ["album", "remove", "Trip", a], "album delete": ["album", "delete", "Trip"],
+        "quarantine": ["quarantine", b],
     }
     (tmp_path / "import").mkdir()
     missing = _all_commands() - set(cases) - {"serve"}  # serve: test_serve_json_prints_one_document_then_serves
@@ -390,7 +391,7 @@ def test_bad_input_anywhere_is_one_line_with_a_documented_code(library, photos, 
                  ["tag", "remove", "beach", missing], ["tag", "reset", "beach", missing],
                  ["models", "import", "ViT-B-32", missing], ["models", "import", "faces", missing],
                  ["export", "--csv", "--out", str(tmp_path / "no-dir" / "x.csv")],
-                 ["tags", "--taxonomy", missing]):
+                 ["tags", "--taxonomy", missing], ["quarantine", missing]):
         check(args, 3)
     # With no face indexed (generated photos), "nothing indexed" (6) comes before reading the example.
     face_code = 3 if SHARED.is_dir() else 6
@@ -402,7 +403,7 @@ def test_bad_input_anywhere_is_one_line_with_a_documented_code(library, photos, 
     with unwritable(lib):
         for args in (["index", str(photos)], ["tag", "add", "beach", a], ["rate", "2", a], ["tag"],
                      ["people", "recluster"], ["dupes", "keep-both", a, str(photos / "p1.jpg")],
-                     ["tags", "init"], ["models", "use", "fakeclip"]):
+                     ["tags", "init"], ["models", "use", "fakeclip"], ["quarantine", a, "--apply"]):
             check(args, 5)
     assert not problems, "\n".join(map(str, problems))
 
