@@ -88,6 +88,12 @@ def test_every_page_at_desktop_and_phone_width(full, tmp_path):
                                       ".map(e => e.getBoundingClientRect().right))")
                 assert right <= size["width"], f"the header runs off the screen on {name} at {size_name}"
                 assert page.evaluate("document.getElementById('banner').hidden"), (name, page.text_content("#banner"))
+                if name in ("search", "album"):   # tiles keep their photos' shapes; no raw scores on them
+                    page.wait_for_function("[...document.querySelectorAll('#results img')].every(i => i.complete)")
+                    ratios = page.evaluate("[...document.querySelectorAll('#results .tile img')].map("
+                                           "i => (i.clientWidth / i.clientHeight) / (i.naturalWidth / i.naturalHeight))")
+                    assert ratios and all(0.8 <= r <= 1.35 for r in ratios), ratios
+                    assert not page.locator("#results .meta", has_text="0.").count()
                 page.screenshot(path=str(shots / f"{name}-{size_name}.png"), full_page=True)
             # The viewer on this width: a photo wide enough to see, its details below or beside it.
             page.goto(f"{base}/#/photo/{face_photo}")
@@ -212,6 +218,17 @@ def test_review_person_and_photo_page_actions_are_undone_from_the_page(full, siz
         page.click("#undo-edit")
         _eventually(lambda: [f["id"] for f in lib.person_faces(pid)[1]] == faces_before, "the face did not come back")
         page.wait_for_function(f"document.querySelectorAll('.tile.face').length === {len(faces_before)}")
+
+        # A face rejected on its photo page, then Undo: theirs again.
+        face = lib.person_faces(pid)[1][0]
+        page.goto(f"{base}/#/photo/{face['photo_id']}")
+        _ready(page, "photo")
+        page.click(f".reject-face[data-face='{face['id']}']")
+        page.wait_for_selector("#banner:has-text('Face taken out') #undo-edit")
+        assert face["id"] not in [f["id"] for f in lib.person_faces(pid)[1]]
+        page.click("#undo-edit")
+        _eventually(lambda: [f["id"] for f in lib.person_faces(pid)[1]] == faces_before, "the face is not theirs again")
+        page.wait_for_selector(f".reject-face[data-face='{face['id']}']")
 
         # A face seen once, named on its photo page, then Undo: nobody again.
         once = next(p["id"] for p in lib.timeline(limit=500)["photos"]

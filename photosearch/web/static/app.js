@@ -67,11 +67,15 @@ function tile(r) {
   if (video && r.t != null) query.set("t", r.t);
   if (words) query.set("words", words);
   const href = `#/photo/${r.id}` + (query.toString() ? "?" + query.toString() : "");
-  return h("div", { class: "tile result" + (video ? " video" : ""), "data-id": r.id },
+  // As wide as the photo's shape asks in a justified row (no crop); the score only on hover.
+  const a = r.width && r.height ? Math.min(3, Math.max(0.4, r.width / r.height)) : 1;
+  const when = r.taken_at ? localDay(r.taken_at).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" }) : "";
+  return h("div", { class: "tile result" + (video ? " video" : ""), "data-id": r.id,
+                    style: `--a:${a.toFixed(3)};flex-grow:${a.toFixed(3)};flex-basis:calc(var(--row) * ${a.toFixed(3)})`,
+                    title: r.path.split("/").pop() + (r.score !== undefined ? ` \u00B7 match ${r.score.toFixed(2)}` : "") },
     h("a", { href }, h("img", { src: thumb(r.id), loading: "lazy", alt: r.path }),
       video ? h("span", { class: "badge" }, `\u25B6 ${clock(r.t)}`) : null),
-    h("div", { class: "meta" }, h("span", {}, r.score !== undefined ? r.score.toFixed(3) : ""),
-      h("span", {}, r.taken_at ? r.taken_at.slice(0, 10) : "")),
+    when ? h("div", { class: "meta" }, h("span", {}, when)) : null,
     r.text && r.text.length ? h("div", { class: "small tile-text" }, r.text[0].text) : null);
 }
 
@@ -200,11 +204,12 @@ function localDay(iso) {  // "2023-05-01T10:00:00" -> that calendar day, whateve
 }
 
 function jtile(ph) {
-  // Justified rows: every tile as tall as its row, as wide as its aspect ratio asks.
+  // Justified rows: each tile's width grows in proportion to its aspect ratio and its height
+  // follows from it, so every tile of a full row has the same height and no photo is cropped.
   const a = ph.width && ph.height ? Math.min(4, Math.max(0.25, ph.width / ph.height)) : 1;
   const video = ph.media === "video";
   return h("a", { class: "jtile" + (video ? " video" : ""), href: `#/photo/${ph.id}`, "data-id": ph.id,
-                  title: ph.path, style: `flex-grow:${a.toFixed(3)};flex-basis:calc(var(--row) * ${a.toFixed(3)})` },
+                  title: ph.path, style: `--a:${a.toFixed(3)};flex-grow:${a.toFixed(3)};flex-basis:calc(var(--row) * ${a.toFixed(3)})` },
     h("img", { src: thumb(ph.id), loading: "lazy", alt: ph.path }),
     video ? h("span", { class: "badge" }, `\u25B6 ${clock(ph.duration)}`) : null);
 }
@@ -288,7 +293,7 @@ async function searchPage() {
     for (const [k, v] of new FormData(form)) if (v) next.set(k, v);
     location.hash = "#/search?" + next.toString();
   });
-  const grid = h("div", { class: "grid", id: "results" });
+  const grid = h("div", { class: "jgrid", id: "results" });
   const more = h("div", { id: "more" });
   view.replaceChildren(form, grid, more);
   if (![...p.keys()].length) { grid.append(h("p", { class: "small" }, "Type what you are looking for.")); return; }
@@ -309,7 +314,7 @@ async function searchPage() {
 }
 
 async function resultsPage(title, path) {
-  view.replaceChildren(h("h2", {}, title), h("div", { class: "grid", id: "results" }));
+  view.replaceChildren(h("h2", {}, title), h("div", { class: "jgrid", id: "results" }));
   const doc = await api(path);
   const grid = document.getElementById("results");
   doc.results.forEach(r => grid.append(tile(r)));
@@ -382,9 +387,15 @@ async function photoPage(id) {
       await route();
       undoJournal(`Named ${r.name}.`, r.journal);
     });
+    const reject = f.person_id ? h("button", { class: "danger reject-face small", "data-face": f.id,
+      title: `This face is not ${f.person || "this cluster"}`, onclick: async () => {
+        const r = await api(`/api/faces/${f.id}/reject`, { method: "POST" });
+        await route();
+        undoJournal(`Face taken out of ${r.person || "its cluster"}.`, r.journal);
+      } }, "Not them") : null;
     return h("div", { class: "face-row" },
       h("a", { href: `#/personof/${id}/${i + 1}` }, `This person (${f.person || "face " + (i + 1)})`),
-      f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null, form);
+      f.person_id ? h("a", { href: `#/person/${f.person_id}`, style: "margin-left:8px" }, "cluster") : null, form, reject);
   });
   const taken = p.taken_at ? new Date(p.taken_at).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" }) : "";
   // Editing: stars and tags go through the same library calls as `rate` and `tag add|remove`;
@@ -484,7 +495,7 @@ async function albumsPage() {
 async function albumPage(name) {
   const doc = await api(`/api/albums/${encodeURIComponent(name)}`);
   const a = doc.album;
-  const grid = h("div", { class: "grid", id: "results" }, doc.results.map(r => tile(r)));
+  const grid = h("div", { class: "jgrid", id: "results" }, doc.results.map(r => tile(r)));
   view.replaceChildren(h("h2", {}, a.name),
     h("p", { class: "small" }, a.kind === "smart" ? `Smart album: ${a.query || JSON.stringify(a.filters)} (kept live)` : `${a.photos} photos`),
     doc.results.length ? grid : h("p", { class: "empty" }, a.kind === "smart" ? "Nothing matches this search yet." :
