@@ -272,6 +272,21 @@ def write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int = 10, s
     ``gop`` frames. ``rotation`` sets the display matrix,
     ``metadata`` the container tags (creation_time, location...), ``options`` the muxer's
     (``movflags=use_metadata_tags`` writes other tags as QuickTime keys, as Apple does)."""
+    # SVT-AV1's encoder makes the thread that opens it real-time (SCHED_FIFO 99) when run as root:
+    # every thread the test process makes afterwards would inherit that, and a spinning thread pool
+    # (onnxruntime, a browser test's server) then starves the machine. Put the policy back.
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        return _write_video(path, scenes, fps=fps, size=size, codec=codec, gop=gop, rotation=rotation,
+                            metadata=metadata, container_format=container_format, options=options)
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            os.sched_setscheduler(0, policy, param)
+
+
+def _write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int, size: tuple[int, int] | None,
+                 codec: str, gop: int | None, rotation: int | None, metadata: dict[str, str] | None,
+                 container_format: str | None, options: dict[str, str] | None) -> Path:
     import av
     from PIL import Image
 

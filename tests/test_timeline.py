@@ -149,8 +149,7 @@ def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
             page.click("#photo")
             page.wait_for_selector(".frame.zoomed")
             page.screenshot(path=str(shots / f"viewer-{name}.png"))
-            if name == "desktop":
-                _edit_and_undo(page, lib, int(first.split("/")[-1].split("?")[0]))
+            _edit_and_undo(page, lib, int(first.split("/")[-1].split("?")[0]))
             page.close()
     assert {p.name for p in shots.iterdir() if p.stat().st_size > 1000} == {
         "timeline-desktop.png", "timeline-phone.png", "viewer-desktop.png", "viewer-phone.png"}
@@ -225,7 +224,9 @@ def test_editing_api_refuses_bad_input(dated):
     assert r.json()["previous"] == "rejected"
 
 
-def test_albums_in_the_browser_and_their_api(dated):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_albums_in_the_browser_and_their_api(dated, viewport):
     """Make an album on the Albums page, add a photo from its page, see it in the album, undo."""
     from fastapi.testclient import TestClient
     from photosearch.web.server import create_app
@@ -243,7 +244,7 @@ def test_albums_in_the_browser_and_their_api(dated):
         assert c.post("/api/albums/Best/add", json=body).status_code == code
     assert c.get("/api/albums/Nope").status_code == 400
     with served_browser(app) as (browser, base):
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport=viewport)
         page.goto(f"{base}/?token={app.state.token}#/albums")
         page.wait_for_selector("#new-album")
         page.fill("#album-name", "Trip 2023")
@@ -266,7 +267,9 @@ def test_albums_in_the_browser_and_their_api(dated):
                     "the undo did not take the photo out of the album")
 
 
-def test_select_several_rate_tag_album_and_undo_each(dated):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_select_several_rate_tag_album_and_undo_each(dated, viewport):
     """Multi-select on the timeline: rate, tag and add to an album, each undone from the page."""
     from photosearch.web.server import create_app
     from test_web import served_browser
@@ -284,7 +287,7 @@ def test_select_several_rate_tag_album_and_undo_each(dated):
     before = state()
     app = create_app(lib)
     with served_browser(app) as (browser, base):
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport=viewport)
         page.goto(f"{base}/?token={app.state.token}")
         page.wait_for_selector(".jtile img")
         page.click("#select-toggle")
@@ -346,7 +349,9 @@ def test_the_page_follows_the_systems_light_or_dark_mode(dated, tmp_path):
     assert dark_input < 80 and light_input > 200    # so do the controls
 
 
-def test_select_and_quarantine_then_undo_and_album_removal_and_creation_undone(dated):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_select_and_quarantine_then_undo_and_album_removal_and_creation_undone(dated, viewport):
     """The selection bar's Quarantine moves the files out of the timeline (journaled) and its Undo
     brings them back byte for byte; on an album's page, Remove from album and its Undo; and making
     an album is undone by deleting it."""
@@ -364,7 +369,7 @@ def test_select_and_quarantine_then_undo_and_album_removal_and_creation_undone(d
     lib.album_add("Keep", list(paths.values()))
     app = create_app(lib)
     with served_browser(app) as (browser, base):
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport=viewport)
         page.goto(f"{base}/?token={app.state.token}")
         page.wait_for_selector(".jtile img")
         page.click("#select-toggle")

@@ -436,7 +436,9 @@ def test_the_token_is_the_librarys_a_browser_gets_a_login_page_and_new_token_rep
     assert c2.get("/api/people", cookies={"photosearch_token": fresh}).status_code == 200
 
 
-def test_browser_dupes_a_choice_per_photo(library, tmp_path):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_browser_dupes_a_choice_per_photo(library, tmp_path, viewport):
     """The duplicates page: a photo, its crop and a darker copy (found by their pixels) in one
     group; tick the crop and quarantine it alone, tell the other copy apart from the keeper; undo
     brings the crop back."""
@@ -454,7 +456,7 @@ def test_browser_dupes_a_choice_per_photo(library, tmp_path):
     library.index([photos], faces=False)
     app = create_app(library)
     with served_browser(app) as (browser, base):
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport=viewport)
         page.goto(f"{base}/?token={app.state.token}#/dupes?method=hash")
         page.wait_for_selector(".group .member >> nth=2")
         keeper = Path(page.locator(".group").get_attribute("data-keeper")).name

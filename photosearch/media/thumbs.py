@@ -70,6 +70,27 @@ def photo_thumb(library_root: Path, path: str, content_hash: str, size: int) -> 
     return dest
 
 
+def photo_thumb_image(library_root: Path, path: str, content_hash: str, size: int):  # type: ignore[no-untyped-def]
+    """The photo's thumbnail as a loaded PIL image: the cached one, else made now and cached
+    where the library can be written (a read-only library still gets its image, uncached);
+    raises DecodeError/OSError for a photo that cannot be read."""
+    from PIL import Image
+
+    size = min(SIZES, key=lambda s: abs(s - size))
+    dest = thumb_path(library_root, content_hash, size)
+    if dest.is_file():
+        with Image.open(dest) as im:
+            im.load()
+            return im
+    img = _decode(path, size)
+    img.thumbnail((size, size))
+    try:
+        _save(img, dest)
+    except OSError:
+        pass  # a cache only
+    return img
+
+
 def face_thumb(library_root: Path, path: str, content_hash: str, face: dict, size: int = 160) -> Path:
     """A square crop around one face (with some margin), cached like photo thumbnails."""
     dest = library_root / "thumbs" / content_hash[:2] / f"{content_hash}-face{face['id']}-{size}.webp"

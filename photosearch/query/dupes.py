@@ -544,21 +544,18 @@ def _pair_cosines(catalog: Catalog, model: str, pairs: list[tuple[int, int]]) ->
 
 def pixel_verifier(catalog: Catalog, library_root: Any) -> Verifier:
     """A :data:`Verifier` that matches the photos' 640 px thumbnails (media/match.py; made from
-    the file when missing, and cached for the web UI): a photo that cannot be read verifies
-    nothing."""
+    the file when missing, and cached for the web UI where the library can be written): a photo
+    that cannot be read verifies nothing."""
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     from photosearch.media import match
 
     def load(row: dict[str, Any]) -> match.Features | None:
-        from PIL import Image
-
-        from photosearch.media.thumbs import photo_thumb
+        from photosearch.media.thumbs import photo_thumb_image
 
         try:
-            with Image.open(photo_thumb(Path(library_root), row["path"], row["content_hash"], VERIFY_SIZE)) as im:
-                return match.features(im)
+            return match.features(photo_thumb_image(Path(library_root), row["path"], row["content_hash"], VERIFY_SIZE))
         except Exception:  # noqa: BLE001 - gone, unreadable or corrupt: this pair is not confirmed
             return None
 
