@@ -263,6 +263,20 @@ def unwritable(folder: Path) -> Iterator[None]:
             p.chmod(p.stat().st_mode | 0o200)
 
 
+def write_crop_and_dark_copy(folder: Path) -> Path:
+    """A real photo of ../shared as ``original.jpg`` in ``folder`` (made), its centre crop
+    (``crop.jpg``, half the area) and a darker copy (``dark.jpg``): copies only their pixels tell."""
+    from PIL import Image, ImageEnhance
+
+    folder.mkdir(parents=True, exist_ok=True)
+    im = Image.open(sorted((SHARED / "photos").glob("caer_*.jpg"))[0]).convert("RGB")
+    w, h = im.size
+    im.save(folder / "original.jpg", quality=95)
+    im.crop((int(w * .15), int(h * .15), int(w * .85), int(h * .85))).save(folder / "crop.jpg", quality=90)
+    ImageEnhance.Brightness(im).enhance(0.55).save(folder / "dark.jpg", quality=90)
+    return folder
+
+
 def write_video(path: Path, scenes: list[tuple[Any, float]], *, fps: int = 10, size: tuple[int, int] | None = None,
                 codec: str = "h264", gop: int | None = None, rotation: int | None = None,
                 metadata: dict[str, str] | None = None, container_format: str | None = None,

@@ -197,15 +197,9 @@ def test_screenshots_of_one_app_showing_different_photos_are_not_duplicates(libr
 def test_the_pixel_check_works_in_a_library_that_cannot_be_written(library, tmp_path):
     """The pixel check caches its thumbnails in the library; where it cannot write them, it decodes
     them in memory and confirms the same pairs (it did not before: the pair went unconfirmed)."""
-    from conftest import unwritable
+    from conftest import unwritable, write_crop_and_dark_copy
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    im = Image.open(sorted((SHARED / "photos").glob("caer_*.jpg"))[0]).convert("RGB")
-    w, h = im.size
-    im.save(photos / "original.jpg", quality=95)
-    im.crop((int(w * .15), int(h * .15), int(w * .85), int(h * .85))).save(photos / "crop.jpg", quality=90)
-    ImageEnhance.Brightness(im).enhance(0.55).save(photos / "dark.jpg", quality=90)
+    photos = write_crop_and_dark_copy(tmp_path / "photos")
     library.index([photos], faces=False)
     for cached in (library.paths.root / "thumbs").rglob("*-640*"):
         cached.unlink()

@@ -442,17 +442,10 @@ def test_browser_dupes_a_choice_per_photo(library, tmp_path, viewport):
     """The duplicates page: a photo, its crop and a darker copy (found by their pixels) in one
     group; tick the crop and quarantine it alone, tell the other copy apart from the keeper; undo
     brings the crop back."""
-    from PIL import ImageEnhance
-
+    from conftest import write_crop_and_dark_copy
     from photosearch.web.server import create_app
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    im = Image.open(sorted((SHARED / "photos").glob("caer_*.jpg"))[0]).convert("RGB")
-    w, h = im.size
-    im.save(photos / "original.jpg", quality=95)
-    im.crop((int(w * .15), int(h * .15), int(w * .85), int(h * .85))).save(photos / "crop.jpg", quality=90)
-    ImageEnhance.Brightness(im).enhance(0.55).save(photos / "dark.jpg", quality=90)
+    photos = write_crop_and_dark_copy(tmp_path / "photos")
     library.index([photos], faces=False)
     app = create_app(library)
     with served_browser(app) as (browser, base):
