@@ -494,7 +494,9 @@ def test_the_web_api_renders_a_memory_with_progress_and_serves_it(library, tmp_p
 
 
 @needs_shared
-def test_in_chromium_the_memories_page_makes_a_film_that_plays(library, tmp_path):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_in_chromium_the_memories_page_makes_a_film_that_plays(library, tmp_path, viewport):
     from test_web import served_browser
 
     from photosearch.web.server import create_app
@@ -502,7 +504,7 @@ def test_in_chromium_the_memories_page_makes_a_film_that_plays(library, tmp_path
     _memory_library(library, tmp_path)
     app = create_app(library)
     with served_browser(app) as (browser, base):
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport=viewport)
         page.goto(f"{base}/?token={app.state.token}")
         page.goto(f"{base}/#/memories")
         page.wait_for_selector(".memory .make-film")
@@ -514,6 +516,7 @@ def test_in_chromium_the_memories_page_makes_a_film_that_plays(library, tmp_path
         page.wait_for_function("document.querySelector('video.film').readyState >= 2", timeout=20_000)
         duration = page.evaluate("document.querySelector('video.film').duration")
         assert duration == pytest.approx(15.0, abs=0.1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]   # the player fits
         page.screenshot(path=str(tmp_path / "memories.png"))
 
 
