@@ -637,6 +637,23 @@ def _render_groups(groups: list[Any]) -> None:
     out.print(f"{len(groups)} groups, {copies} photos besides the keepers")
 
 
+def _plan_json(plan: Any, report: Any, apply: bool, **extra: Any) -> None:
+    """A file-moving command's --json: its plan, whether it was applied and what applying did;
+    exit 7 when some files failed (the report lists each; the rest was done)."""
+    _print_json({**extra, "plan": plan.as_dict(), "applied": apply, **({"report": report.as_dict()} if report else {})})
+    _failures_exit(report, printed=True)
+
+
+def _failures_exit(report: Any, printed: bool = False) -> None:
+    """Each failure of an applied plan as one error line (unless --json printed them), then exit 7."""
+    if report is None or not report.failures:
+        return
+    if not printed:
+        for f in report.failures:
+            err.print(f"error: {f['path']}: {f['reason']}", markup=False)
+    raise typer.Exit(7)
+
+
 @dupes_app.callback(invoke_without_command=True)
 def dupes(
     ctx: typer.Context,
@@ -687,10 +704,7 @@ def dupes(
     groups, plan, report = lib.dupes_move(move_to, apply=apply, method=method, thresholds=t, exact_only=exact,
                                           per_event=per_event, only=chosen, verify=verify, verify_clip=verify_clip)
     if as_json:
-        _print_json({"groups": [g.as_dict() for g in groups], "plan": plan.as_dict(), "applied": apply,
-                     **({"report": report.as_dict()} if report else {})})
-        if report and report.failures:
-            raise typer.Exit(7)  # the report lists each failure; the rest was done
+        _plan_json(plan, report, apply, groups=[g.as_dict() for g in groups])
         return
     out = _out()
     for m in plan.moves:
@@ -702,10 +716,7 @@ def dupes(
     else:
         out.print(f"moved {report.moved}, merged metadata into {report.merged} keepers; "
                   f"`photosearch undo` reverses this")
-        for f in report.failures:
-            err.print(f"error: {f['path']}: {f['reason']}", markup=False)
-        if report.failures:
-            raise typer.Exit(7)
+        _failures_exit(report)
 
 
 @dupes_app.command("keep-both")
@@ -804,9 +815,7 @@ def quarantine(
     them back byte for byte. Nothing is deleted (see `dupes purge`)."""
     plan, report = _library(library).quarantine(list(photos), move_to, apply=apply)
     if as_json:
-        _print_json({"plan": plan.as_dict(), "applied": apply, **({"report": report.as_dict()} if report else {})})
-        if report and report.failures:
-            raise typer.Exit(7)
+        _plan_json(plan, report, apply)
         return
     out = _out()
     for m in plan.moves:
@@ -816,10 +825,7 @@ def quarantine(
         out.print(f"dry run: {len(plan.moves)} photos would move to {plan.dest}; add --apply to do it", markup=False)
         return
     out.print(f"moved {report.moved} photos; `photosearch undo` brings them back")
-    for f in report.failures:
-        err.print(f"error: {f['path']}: {f['reason']}", markup=False)
-    if report.failures:
-        raise typer.Exit(7)
+    _failures_exit(report)
 
 
 # -- people --------------------------------------------------------------------------------
@@ -1623,9 +1629,7 @@ def organize(
     plan, report = lib.organize([str(p) for p in paths] if paths else None, dest, pattern=pattern,
                                 rules=rule or [], apply=apply, mode="copy" if copy else "move", config=config)
     if as_json:
-        _print_json({"plan": plan.as_dict(), "applied": apply, **({"report": report.as_dict()} if report else {})})
-        if report and report.failures:
-            raise typer.Exit(7)
+        _plan_json(plan, report, apply)
         return
     out = _out()
     verb = ("copied" if copy else "moved") if apply else ("would copy" if copy else "would move")
@@ -1638,10 +1642,7 @@ def organize(
     else:
         out.print(f"{report.moved + report.copied} photos {'copied' if copy else 'moved'}; "
                   "`photosearch undo` reverses this")
-        for f in report.failures:
-            err.print(f"error: {f['path']}: {f['reason']}", markup=False)
-        if report.failures:
-            raise typer.Exit(7)
+        _failures_exit(report)
 
 
 @app.command()

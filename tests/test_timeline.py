@@ -155,6 +155,17 @@ def test_timeline_page_in_chromium_desktop_and_phone(dated, tmp_path):
         "timeline-desktop.png", "timeline-phone.png", "viewer-desktop.png", "viewer-phone.png"}
 
 
+def _timeline_selecting(browser, base: str, app, viewport: dict, ids: list[int]):  # noqa: ANN202
+    """A page on the timeline with "Select" on and the photos ``ids`` clicked."""
+    page = browser.new_page(viewport=viewport)
+    page.goto(f"{base}/?token={app.state.token}")
+    page.wait_for_selector(".jtile img")
+    page.click("#select-toggle")
+    for i in ids:
+        page.click(f".jtile[data-id='{i}']")
+    return page
+
+
 def _eventually(check, why: str, seconds: float = 20.0) -> None:
     """Wait for ``check()`` (a page's requests finish after the click that starts them)."""
     import time
@@ -287,12 +298,7 @@ def test_select_several_rate_tag_album_and_undo_each(dated, viewport):
     before = state()
     app = create_app(lib)
     with served_browser(app) as (browser, base):
-        page = browser.new_page(viewport=viewport)
-        page.goto(f"{base}/?token={app.state.token}")
-        page.wait_for_selector(".jtile img")
-        page.click("#select-toggle")
-        for i in ids:
-            page.click(f".jtile[data-id='{i}']")
+        page = _timeline_selecting(browser, base, app, viewport, ids)
         assert page.locator(".jtile.selected").count() == 3
         assert page.text_content("#selected-count") == "3 selected"
         assert page.evaluate("location.hash") in ("", "#/timeline")   # selecting does not open photos
@@ -369,12 +375,7 @@ def test_select_and_quarantine_then_undo_and_album_removal_and_creation_undone(d
     lib.album_add("Keep", list(paths.values()))
     app = create_app(lib)
     with served_browser(app) as (browser, base):
-        page = browser.new_page(viewport=viewport)
-        page.goto(f"{base}/?token={app.state.token}")
-        page.wait_for_selector(".jtile img")
-        page.click("#select-toggle")
-        for i in ids:
-            page.click(f".jtile[data-id='{i}']")
+        page = _timeline_selecting(browser, base, app, viewport, ids)
         page.click("#bulk-quarantine")
         page.wait_for_selector("#undo-edit")
         assert "Quarantined 2 photos." in page.text_content("#banner")

@@ -60,14 +60,21 @@ def save_from_image(library_root: Path, content_hash: str, image, size: int = 32
 
 def photo_thumb(library_root: Path, path: str, content_hash: str, size: int) -> Path:
     """The cached thumbnail of a photo (made now if missing); raises DecodeError/OSError."""
+    dest, img = _cached_or_made(library_root, path, content_hash, size)
+    if img is not None:
+        _save(img, dest)
+    return dest
+
+
+def _cached_or_made(library_root: Path, path: str, content_hash: str, size: int):  # type: ignore[no-untyped-def]
+    """(where the thumbnail of the nearest cached size lives, None if it is there, else the image made now)."""
     size = min(SIZES, key=lambda s: abs(s - size))
     dest = thumb_path(library_root, content_hash, size)
     if dest.is_file():
-        return dest
+        return dest, None
     img = _decode(path, size)
     img.thumbnail((size, size))
-    _save(img, dest)
-    return dest
+    return dest, img
 
 
 def photo_thumb_image(library_root: Path, path: str, content_hash: str, size: int):  # type: ignore[no-untyped-def]
@@ -76,14 +83,11 @@ def photo_thumb_image(library_root: Path, path: str, content_hash: str, size: in
     raises DecodeError/OSError for a photo that cannot be read."""
     from PIL import Image
 
-    size = min(SIZES, key=lambda s: abs(s - size))
-    dest = thumb_path(library_root, content_hash, size)
-    if dest.is_file():
+    dest, img = _cached_or_made(library_root, path, content_hash, size)
+    if img is None:
         with Image.open(dest) as im:
             im.load()
             return im
-    img = _decode(path, size)
-    img.thumbnail((size, size))
     try:
         _save(img, dest)
     except OSError:
