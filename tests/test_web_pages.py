@@ -167,7 +167,11 @@ def test_sync_page_writes_the_ticked_files_shows_failures_and_undoes(full, tmp_p
         assert _sha(skip) == sums[str(skip)] and _sha(write) != sums[str(write)]
         assert page.locator(f".sync-file[data-id='{ids[skip]}']").count() == 1   # still pending
         page.wait_for_selector("#banner:has-text('1 failed') #undo-edit")
-        page.click("#undo-edit")
+        wrote = {f["action"] for f in applied.value.json()["files"] if f["status"] == "written"}
+        assert len(wrote) == 1 and None not in wrote   # the files written name their one journaled action
+        with page.expect_request("**/api/undo") as undo_asked:
+            page.click("#undo-edit")
+        assert undo_asked.value.post_data_json == {"action": wrote.pop()}   # that action, not just the last
         _eventually(lambda: _sha(write) == sums[str(write)], "undo did not restore the written file")
     assert {p: _sha(p) for p in pending.values()} == sums
 

@@ -49,6 +49,7 @@ class SyncItem:
     status: str = "pending"                            # pending | written | unchanged | failed
     error: str | None = None
     note: str | None = None                            # e.g. why a sidecar was written instead
+    action: str | None = None                          # the journaled action that wrote it (for undo)
 
     def as_dict(self) -> dict[str, Any]:
         """The item's fields as a plain dict."""
@@ -231,6 +232,7 @@ def apply(cat: Catalog, items: list[SyncItem], journal: JournalWriter, *, people
         else:
             item.status = "written" if result.changed else "unchanged"
             item.note = result.note
+            item.action = journal.path.stem if result.changed else None
             if result.note:
                 item.target, item.sidecar = result.path, True
             if result.changed and not result.sidecar:

@@ -132,7 +132,7 @@ WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS
 EDGE_SHARE = 0.5
 EDGE_STEP = 20
 #: Longer side (at least) windows are hashed from.
-WINDOW_SIDE = 256
+WINDOW_SIDE = 240
 #: Longer side the edges are looked for at, at most (the pixels hashes get are smaller than that).
 EDGE_SIDE = 256
 

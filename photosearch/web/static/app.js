@@ -751,7 +751,9 @@ async function syncPage() {
     const msg = `Wrote ${r.files.length - failed.length} file${r.files.length - failed.length === 1 ? "" : "s"}` +
       (failed.length ? `, ${failed.length} failed (reasons below)` : ".");
     // The write is journaled: Undo puts every file back byte for byte.
-    if (r.files.length > failed.length) undoToast(msg, () => api("/api/undo", { method: "POST" }));
+    const action = (r.files.find(f => f.action) || {}).action;
+    if (action) undoJournal(msg, action);
+    else if (r.files.length > failed.length) alertInfo(msg);
     else showError(msg);
   } }, "Write the ticked files");
   const update = () => {
