@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,9 +58,7 @@ def cer(ref: str, hyp: str) -> float:
     return _distance(ref, hyp) / max(1, len(ref))
 
 
-def quality(engine) -> dict:  # noqa: ANN001
-    from PIL import Image
-
+def quality(engine, tesseract: bool = True) -> dict:  # noqa: ANN001
     from photosearch.media.decode import decode
 
     rows = list(csv.DictReader(open(SHARED / "ocr" / "truth.csv", encoding="utf-8")))
@@ -76,7 +75,7 @@ def quality(engine) -> dict:  # noqa: ANN001
         png = tmp / (path.stem + ".png")
         image.save(png)
         t0 = time.perf_counter()
-        tess = subprocess.run(["tesseract", str(png), "-"], capture_output=True, text=True).stdout
+        tess = subprocess.run(["tesseract", str(png), "-"], capture_output=True, text=True).stdout if tesseract else ""
         out["tesseract"]["seconds"] += time.perf_counter() - t0
         words = [w for w in r["words"].split(";") if w]
         for name, text in (("photosearch", ours), ("tesseract", tess)):
@@ -168,23 +167,50 @@ def speed(args: argparse.Namespace) -> dict:
     with zipfile.ZipFile(wheel()) as z:
         for name in FILES_SHA256:
             (folder / name).write_bytes(z.read("rapidocr/models/" + name))
-    engine = PPOCR(folder, threads=2)
     images = [decode(p.read_bytes(), ext=p.suffix.lower(), min_side=720).image
               for p in sorted((SHARED / "ocr").iterdir()) if p.suffix.lower() in (".png", ".jpg", ".tif")]
-    screenshots = screens(WORK / "screens", 20)
-    t0 = time.perf_counter()
-    for img in images:
-        engine.read(img)
-    docs_s = time.perf_counter() - t0
     from PIL import Image
 
-    t0 = time.perf_counter()
-    for p in screenshots:
-        engine.read(Image.open(p).convert("RGB"))
-    screens_s = time.perf_counter() - t0
+    screenshots = [Image.open(p).convert("RGB") for p in screens(WORK / "screens", 20)]
+    from photosearch.models.ocr_int8 import add_int8_recognizer
+
+    log(f"int8 recognizer: {add_int8_recognizer(folder)}")
+    alone: dict[str, Any] = {}
+    # fp32 and int8 recognizers side by side, alternating; one reader with 2 threads, and two
+    # photos at a time on 1-thread sessions (what `index`'s two workers do).
+    for round_ in range(args.repeat):
+        for precision in ("fp32", "int8"):
+            for how in ("1 photo x 2 threads", "2 photos x 1 thread"):
+                engine = PPOCR(folder, threads=2 if how.startswith("1") else 1, int8=precision == "int8")
+                engine.read(screenshots[0])  # sessions loaded
+                for kind, imgs in (("screenshots", screenshots), ("documents", images)):
+                    t0 = time.perf_counter()
+                    if how.startswith("1"):
+                        for img in imgs:
+                            engine.read(img)
+                    else:
+                        from concurrent.futures import ThreadPoolExecutor
+
+                        with ThreadPoolExecutor(2) as pool:
+                            list(pool.map(engine.read, imgs))
+                    per_s = len(imgs) / (time.perf_counter() - t0)
+                    alone.setdefault(f"{kind}, {precision}, {how}", []).append(per_s)
+                    log(f"{kind}, {precision}, {how}: {per_s:.2f} a second")
+    alone_med = {k: statistics.median(v) for k, v in alone.items()}
+    # The whole `index` of the 20 screenshots (faces on, the default precision), fresh library.
+    shots = {}
+    for i in range(args.repeat):
+        lib = WORK / "runs" / f"screens-{i}-{time.monotonic_ns()}"
+        lib.mkdir(parents=True)
+        shutil.copytree(args.model_lib / "models", lib / "models")
+        pulled = measured(["models", "pull", "ocr", "--json"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+        m = measured(["index", str(WORK / "screens"), "--json", "--quiet"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+        shots.setdefault("index_s", []).append(m["wall_s"])
+        log(f"index of 20 screenshots: {m['wall_s']:.1f} s (models pull {pulled['wall_s']:.1f} s before)")
+    index_s = statistics.median(shots["index_s"])
     return {"photos_12mp": args.photos, "index_s": med, "ocr_overhead": med["ocr"] / med["no-ocr"] - 1, "rounds": rounds,
-            "documents": {"images": len(images), "seconds": docs_s, "per_s": len(images) / docs_s},
-            "screenshots": {"images": len(screenshots), "seconds": screens_s, "per_s": len(screenshots) / screens_s}}
+            "alone_per_s": alone_med, "alone_rounds": alone,
+            "index_screenshots": {"images": 20, "seconds": index_s, "per_s": 20 / index_s, "rounds": shots["index_s"]}}
 
 
 def screens(folder: Path, n: int) -> list[Path]:
@@ -277,6 +303,11 @@ def main() -> None:
                 (folder / name).write_bytes(z.read("rapidocr/models/" + name))
         out["quality"] = quality(PPOCR(folder, threads=2))
         log(f"quality: {out['quality']}")
+        from photosearch.models.ocr_int8 import add_int8_recognizer
+
+        out["int8_check"] = add_int8_recognizer(folder)
+        out["quality_int8"] = quality(PPOCR(folder, threads=2, int8=True), tesseract=False)
+        log(f"quality, int8 recognizer: {out['quality_int8']}")
     if args.only in (None, "search"):
         out["search"] = search(args)
         log(f"search: {out['search']}")

@@ -1338,12 +1338,15 @@ class Library:
             "faces": 0,
             "people": 0,
             "ocr_model": None,
+            "ocr_precision": None,
             "text_read": 0,
             "with_text": 0,
         }
         from photosearch.models.ocr import OcrModelStore
 
-        out["ocr_model"] = OcrModelStore(self.paths).active_name()
+        ocr_store = OcrModelStore(self.paths)
+        out["ocr_model"] = ocr_store.active_name()
+        out["ocr_precision"] = ocr_store.recognizer_precision(out["ocr_model"]) if out["ocr_model"] else None
         if not self.paths.catalog.exists():
             return out
         with Catalog.open(self.paths.catalog, read_only=True) as cat:

@@ -1810,7 +1810,8 @@ def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
                   f"{info.get('clusters', 0)} unnamed clusters")
     if info.get("ocr_model") or info.get("text_read"):
         out.print(f"text: {info['with_text']} photos with text of {info['text_read']} read "
-                  f"(model {info.get('ocr_model') or 'not installed'})")
+                  f"(model {info.get('ocr_model') or 'not installed'}"
+                  + (f", recognizer {info['ocr_precision']})" if info.get("ocr_precision") else ")"))
     for root in info["roots"]:
         out.print(f"folder: {root}")
 
@@ -1903,7 +1904,11 @@ def models_pull(
         if as_json:
             _print_json({"installed": spec})
         else:
-            _out().print(f"OCR models {spec['name']} installed from {spec['source']} (SHA-256 verified)")
+            check = spec.get("recognizer_int8") or {}
+            how = (f"recognizer int8, checked against fp32: {check['char_diff']:.2%} of characters read differently"
+                   if check.get("passed") else f"recognizer fp32: {check.get('reason', 'no int8 version')}")
+            _out().print(f"OCR models {spec['name']} installed from {spec['source']} (SHA-256 verified); {how}",
+                         markup=False)
         return
     if model == "faces":
         spec = lib.pull_face_models(source, force=force, progress=None if as_json else _say)

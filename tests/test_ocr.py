@@ -312,7 +312,7 @@ def test_a_script_recognizer_is_added_hash_checked_used_and_photos_are_read_agai
         spec = ocr_library.pull_ocr_models(language="thai")
     finally:
         server.shutdown()
-    assert spec["script"] == "th" and spec["model"] == "ppocr-v6+th" and spec["source"].startswith("http://127.0.0.1")
+    assert spec["script"] == "th" and spec["model"] == "ppocr-v6-int8+th" and spec["source"].startswith("http://127.0.0.1")
     assert (root / "models" / "ocr" / "ppocr-v6" / "languages" / "stand-in_rec.onnx").read_bytes() == data
     # The reader is another one now: `ocr` reads the photo again, with the same lines (the stand-in
     # reads what the default reads; the surer reading of each line is kept).
@@ -320,7 +320,7 @@ def test_a_script_recognizer_is_added_hash_checked_used_and_photos_are_read_agai
     assert doc["text_lines"] >= len(before)
     with Catalog.open(root / "catalog.duckdb", read_only=True) as cat:
         models = {m for (m,) in cat.con.execute("SELECT model FROM ocr_scans").fetchall()}
-    assert "ppocr-v6+th" in models
+    assert "ppocr-v6-int8+th" in models
     assert {r["text"] for r in ocr_library.photo_details(1)["text"]} == before
     # The CLI: one line for each bad input.
     for args, code in ((("models", "pull", "ocr", "klingon"), 2), (("models", "pull", "faces", "ko"), 2)):
@@ -341,3 +341,72 @@ def test_a_script_recognizer_is_never_fetched_offline(ocr_library):
         assert r.returncode == 4 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "offline mode is set" in r.stderr and "--from FILE" in r.stderr
     assert not list(root.rglob("th_PP-OCRv5_rec_mobile.onnx*"))
+
+
+@needs_shared
+def test_the_int8_recognizer_is_made_at_install_checked_and_reads_real_text_as_fp32_does(ocr_library):
+    """`models pull ocr` makes the int8 recognizer and records its check; the reader uses it (its
+    name says so, so a library read in fp32 is read again), and on the real text images of
+    ../shared it finds the truth words fp32 finds, give or take one."""
+    from photosearch.media.decode import decode
+    from photosearch.models.ocr import REC_INT8_FILE, OcrModelStore, PPOCR
+    from photosearch.models.ocr_int8 import MAX_CHAR_DIFF
+
+    store = OcrModelStore(ocr_library.paths)
+    folder = store.root / "ppocr-v6"
+    spec = json.loads((folder / "ocr.json").read_text())
+    check = spec["recognizer_int8"]
+    assert check["passed"] and check["char_diff"] <= MAX_CHAR_DIFF and check["lines"] >= 32
+    assert (folder / REC_INT8_FILE).is_file() and store.recognizer_precision() == "int8"
+    reader = store.load()
+    assert reader.precision == "int8" and reader.name == "ppocr-v6-int8"
+    fp32 = PPOCR(folder)
+    found = {"int8": 0, "fp32": 0}
+    words = 0
+    for r in _truth():
+        truth = [w.lower() for w in r["words"].split(";") if w]
+        if not truth:
+            continue
+        image = decode((OCR / r["file"]).read_bytes(), ext=Path(r["file"]).suffix.lower()).image
+        words += len(truth)
+        for name, engine in (("int8", reader), ("fp32", fp32)):
+            text = " ".join(ln.text for ln in engine.read(image)).lower()
+            found[name] += sum(w in text for w in truth)
+    assert words >= 40 and found["fp32"] >= 0.75 * words
+    assert found["int8"] >= found["fp32"] - 1, found
+
+
+def test_an_int8_recognizer_that_reads_differently_is_dropped_and_fp32_stays(library, ocr_wheel, monkeypatch):
+    """A recognizer quantized per tensor (coarser than the product's per-channel weights) reads
+    generated lines differently from fp32: the check drops it, `ocr.json` says why, and the reader
+    is fp32. A quantizer that fails outright leaves fp32 too, with its reason."""
+    import onnxruntime.quantization as q
+
+    import photosearch.models.ocr_int8 as oi
+    from photosearch.models.ocr import REC_INT8_FILE, OcrModelStore
+
+    real = q.quantize_static
+
+    def per_tensor(*args, **kwargs):
+        return real(*args, **{**kwargs, "per_channel": False})
+
+    said: list[str] = []
+    monkeypatch.setattr(oi, "_made", {})
+    monkeypatch.setattr(q, "quantize_static", per_tensor)
+    library.pull_ocr_models(ocr_wheel, progress=said.append)
+    store = OcrModelStore(library.paths)
+    check = json.loads((store.root / "ppocr-v6" / "ocr.json").read_text())["recognizer_int8"]
+    assert not check["passed"] and check["char_diff"] > oi.MAX_CHAR_DIFF
+    assert "reads" in check["reason"] and any(m.startswith("OCR recognizer kept in fp32: ") for m in said)
+    assert not (store.root / "ppocr-v6" / REC_INT8_FILE).exists()
+    assert store.recognizer_precision() == "fp32" and store.load().name == "ppocr-v6"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported op\nmore detail")
+
+    monkeypatch.setattr(oi, "_made", {})
+    monkeypatch.setattr(q, "quantize_static", broken)
+    library.pull_ocr_models(ocr_wheel, force=True)
+    check = json.loads((store.root / "ppocr-v6" / "ocr.json").read_text())["recognizer_int8"]
+    assert check == {"passed": False, "reason": "cannot make the int8 recognizer: unsupported op"}
+    assert store.load().precision == "fp32"

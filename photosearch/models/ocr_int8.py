@@ -1,0 +1,153 @@
+"""The OCR recognizer with int8 convolutions, made at install and kept only when it reads as fp32 does.
+
+Recognition is most of OCR's cost on screenshots and documents (twenty lines cost four times the
+detection), and 69% of it is convolutions. onnxruntime's dynamic quantization leaves convolutions
+slow on CPUs without VNNI (``ConvInteger``), so the recognizer is quantized statically: weights
+int8 per output channel, activations uint8 with ranges calibrated on generated text lines, in QDQ
+form (which needs opset 13: the wheel's file is opset 11 and is converted first). Measured
+(benchmarks/RESULTS.md): 1.5x less CPU per screenshot, the same words read on ../shared/data/ocr.
+
+The check reads other generated lines with both recognizers; the int8 file is kept only when their
+readings differ by at most :data:`MAX_CHAR_DIFF` of the characters (``ocr.json`` records the
+figures, or the reason it was dropped). The detector stays fp32: quantized the same way it found
+different boxes for 9% of the characters for an 8% gain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photosearch.models.ocr import PPOCR, REC_FILE, REC_INT8_FILE, rec_input
+
+#: Readings of the int8 recognizer may differ from fp32's by at most this share of characters.
+MAX_CHAR_DIFF = 0.01
+CALIBRATION_LINES, CHECK_LINES = 32, 48
+_WORDS = ("the quick brown fox jumps over a lazy dog Invoice TOTAL 12.50 EUR wifi password: Xk7#p2 Station "
+          "9:41 Meeting room B-204 receipt garage 2024-06-01 Hello world Café Straße 42 % (call) +33 1 23 45 67 "
+          "Ticket No. 0815 Abfahrt Gleis 7 Summer holidays #beach").split()
+# In one process the same pinned file is quantized once (a test suite installs it many times).
+_made: dict[str, tuple[bytes, dict[str, Any]]] = {}
+_lock = threading.Lock()
+
+
+def text_lines(seed: int, n: int) -> list[tuple[str, np.ndarray]]:
+    """``n`` generated text lines (text, RGB pixels): a few words in Pillow's own font at 16-60 px,
+    dark on light or light on dark, some on a tinted or noisy ground."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        size = int(rng.integers(16, 61))
+        font = ImageFont.load_default(size=size)
+        text = " ".join(str(w) for w in rng.choice(_WORDS, int(rng.integers(1, 7))))
+        fg, bg = (20, 20, 20), tuple(int(v) for v in rng.integers(200, 256, 3))
+        if rng.random() < 0.3:
+            fg, bg = (240, 240, 240), tuple(int(v) for v in rng.integers(0, 80, 3))
+        im = Image.new("RGB", (int(font.getlength(text)) + size, int(size * 1.4)), bg)
+        ImageDraw.Draw(im).text((size // 2, size // 5), text, fill=fg, font=font)
+        pixels = np.asarray(im).astype(np.int16)
+        if rng.random() < 0.3:
+            pixels = pixels + rng.normal(0, 8, pixels.shape).astype(np.int16)
+        out.append((text, np.clip(pixels, 0, 255).astype(np.uint8)))
+    return out
+
+
+def quantize_recognizer(src: Path, dest: Path) -> None:
+    """Write ``src``'s static int8 version (QDQ, per-channel convolutions) to ``dest``."""
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    lines = [px for _, px in text_lines(0, CALIBRATION_LINES)]
+    batches = [rec_input(lines[i:i + 8]) for i in range(0, len(lines), 8)]
+
+    class Lines(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._left = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self._left, None)
+            return None if x is None else {"x": x}
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)   # the quantizer logs hints at WARNING
+    try:
+        with tempfile.TemporaryDirectory(prefix="ocr-int8-", dir=dest.parent) as work:
+            opset13, pre = Path(work) / "rec13.onnx", Path(work) / "rec_pre.onnx"
+            onnx.save(version_converter.convert_version(onnx.load(str(src)), 13), str(opset13))
+            quant_pre_process(str(opset13), str(pre), skip_symbolic_shape=True)
+            quantize_static(str(pre), str(dest), Lines(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv"])
+    finally:
+        root.setLevel(level)
+
+
+def check_recognizer(folder: Path) -> dict[str, Any]:
+    """Read :data:`CHECK_LINES` generated lines (not the calibration ones) with the fp32 and the
+    int8 recognizer in ``folder``; ``passed`` when their readings differ by at most MAX_CHAR_DIFF."""
+    lines = text_lines(1, CHECK_LINES)
+    crops = [px for _, px in lines]
+    fp32 = PPOCR(folder).read_crops(crops)
+    int8 = PPOCR(folder, int8=True).read_crops(crops)
+    chars = sum(len(t) for t, _ in fp32)
+    diff = sum(_distance(a, b) for (a, _), (b, _) in zip(fp32, int8)) / max(1, chars)
+    same = sum(a == b for (a, _), (b, _) in zip(fp32, int8))
+    out = {"passed": diff <= MAX_CHAR_DIFF, "lines": len(lines), "same_lines": same, "char_diff": round(diff, 4)}
+    if not out["passed"]:
+        out["reason"] = (f"the int8 recognizer reads {diff:.1%} of the characters differently from fp32 "
+                         f"(at most {MAX_CHAR_DIFF:.0%})")
+    return out
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (the lines are short)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def add_int8_recognizer(folder: Path, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Make and check the int8 recognizer beside the fp32 one in ``folder``; the check's record for
+    ``ocr.json``. A recognizer that fails (or cannot be made) is removed, and fp32 is used."""
+    say = say or (lambda _m: None)
+    src, dest = folder / REC_FILE, folder / REC_INT8_FILE
+    key = hashlib.sha256(src.read_bytes()).hexdigest()
+    with _lock:
+        if key in _made:
+            data, result = _made[key]
+            if data:
+                dest.write_bytes(data)
+            return dict(result)
+        say("making the int8 OCR recognizer (static quantization, checked against fp32)")
+        try:
+            quantize_recognizer(src, dest)
+            result = check_recognizer(folder)
+        except Exception as exc:  # noqa: BLE001 - an onnx/onnxruntime refusal of any kind: fp32 stays
+            result = {"passed": False, "reason": f"cannot make the int8 recognizer: "
+                                                 f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"}
+        if result["passed"]:
+            say(f"int8 OCR recognizer: {result['same_lines']} of {result['lines']} check lines read alike, "
+                f"{result['char_diff']:.2%} of characters differ")
+        else:
+            dest.unlink(missing_ok=True)
+            say(f"OCR recognizer kept in fp32: {result['reason']}")
+        _made[key] = (dest.read_bytes() if result["passed"] else b"", dict(result))
+        return result
+
+
+__all__ = ["add_int8_recognizer", "check_recognizer", "quantize_recognizer", "text_lines", "MAX_CHAR_DIFF"]
