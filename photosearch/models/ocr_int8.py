@@ -68,6 +68,8 @@ def quantize_recognizer(src: Path, dest: Path) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    model = onnx.load(str(src))
+    name = model.graph.input[0].name
     lines = [px for _, px in text_lines(0, CALIBRATION_LINES)]
     batches = [rec_input(lines[i:i + 8]) for i in range(0, len(lines), 8)]
 
@@ -77,7 +79,7 @@ def quantize_recognizer(src: Path, dest: Path) -> None:
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             x = next(self._left, None)
-            return None if x is None else {"x": x}
+            return None if x is None else {name: x}
 
     root = logging.getLogger()
     level = root.level
@@ -85,7 +87,7 @@ def quantize_recognizer(src: Path, dest: Path) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="ocr-int8-", dir=dest.parent) as work:
             opset13, pre = Path(work) / "rec13.onnx", Path(work) / "rec_pre.onnx"
-            onnx.save(version_converter.convert_version(onnx.load(str(src)), 13), str(opset13))
+            onnx.save(version_converter.convert_version(model, 13), str(opset13))
             quant_pre_process(str(opset13), str(pre), skip_symbolic_shape=True)
             quantize_static(str(pre), str(dest), Lines(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
