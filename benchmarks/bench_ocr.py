@@ -175,9 +175,9 @@ def speed(args: argparse.Namespace) -> dict:
     from PIL import Image
 
     screenshots = [Image.open(p).convert("RGB") for p in screens(WORK / "screens", 20)]
-    from photosearch.models.ocr_int8 import add_int8_recognizer
+    from photosearch.models.ocr import make_int8_recognizer
 
-    log(f"int8 recognizer: {add_int8_recognizer(folder)}")
+    log(f"int8 recognizer: {make_int8_recognizer(folder)}")
     alone: dict[str, Any] = {}
     # fp32 and int8 recognizers side by side, alternating; one reader with 2 threads, and two
     # photos at a time on 1-thread sessions (what `index`'s two workers do).
@@ -306,9 +306,9 @@ def main() -> None:
                 (folder / name).write_bytes(z.read("rapidocr/models/" + name))
         out["quality"] = quality(PPOCR(folder, threads=2))
         log(f"quality: {out['quality']}")
-        from photosearch.models.ocr_int8 import add_int8_recognizer
+        from photosearch.models.ocr import make_int8_recognizer
 
-        out["int8_check"] = add_int8_recognizer(folder)
+        out["int8_check"] = make_int8_recognizer(folder)
         out["quality_int8"] = quality(PPOCR(folder, threads=2, int8=True), tesseract=False)
         log(f"quality, int8 recognizer: {out['quality_int8']}")
     if args.only in (None, "search"):

@@ -301,6 +301,15 @@ def rec_input(crops: list[np.ndarray]) -> np.ndarray:
     return batch
 
 
+def make_int8_recognizer(folder: Path, say: Any = None) -> dict[str, Any]:
+    """Make and check the int8 recognizer beside the fp32 one in ``folder`` (models/ocr_int8.py);
+    the check's record (``passed``, figures or ``reason``)."""
+    from photosearch.models.ocr_int8 import add_int8_recognizer
+
+    return add_int8_recognizer(folder / REC_FILE, folder / REC_INT8_FILE, rec_input,
+                               lambda crops, int8: PPOCR(folder, int8=int8).read_crops(crops), say)
+
+
 def _box_score(prob: np.ndarray, pts: np.ndarray) -> float:
     """The mean probability inside a box (rapidocr's "fast" score)."""
     import cv2
@@ -474,11 +483,8 @@ class OcrModelStore:
         try:
             origin = self._fetch(source, tmp, say)
             check_sha256(tmp, FILES_SHA256, origin)
-            from photosearch.models.ocr_int8 import add_int8_recognizer
-
             spec = {"name": DEFAULT_OCR_MODEL, "detector": DET_FILE, "recognizer": REC_FILE, "orientation": CLS_FILE,
-                    "source": origin, "sha256": FILES_SHA256,
-                    "recognizer_int8": add_int8_recognizer(tmp, say)}
+                    "source": origin, "sha256": FILES_SHA256, "recognizer_int8": make_int8_recognizer(tmp, say)}
             (tmp / "ocr.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
             place(self.root, tmp, DEFAULT_OCR_MODEL)
             say(f"installed OCR models {DEFAULT_OCR_MODEL} from {origin}")
@@ -555,4 +561,5 @@ def _copy_from(src: Path, dest: Path) -> str:
 
 
 __all__ = ["normalize_text", "OcrModelStore", "language_script", "LANGUAGE_MODELS", "LANGUAGE_ALIASES", "FILES_SHA256", "TextLine", "TextReader", "PPOCR", "DEFAULT_OCR_MODEL", "DET_FILE", "REC_FILE", "CLS_FILE",
-           "WHEEL_REQUIREMENT", "WHEEL_MEMBERS", "DETECT_MAX_SIDE", "REC_INT8_FILE", "rec_input"]
+           "WHEEL_REQUIREMENT", "WHEEL_MEMBERS", "DETECT_MAX_SIDE", "REC_INT8_FILE", "rec_input",
+           "make_int8_recognizer"]

@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from photosearch.models.ocr import PPOCR, REC_FILE, REC_INT8_FILE, rec_input
+#: The recognizer's input for a batch of line crops (models/ocr.py ``rec_input``).
+MakeInput = Callable[[list[np.ndarray]], np.ndarray]
+#: Read line crops with the fp32 (False) or the int8 (True) recognizer: [(text, confidence)].
+ReadCrops = Callable[[list[np.ndarray], bool], list[tuple[str, float]]]
 
 #: Readings of the int8 recognizer may differ from fp32's by at most this share of characters.
 MAX_CHAR_DIFF = 0.01
@@ -61,7 +64,7 @@ def text_lines(seed: int, n: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def quantize_recognizer(src: Path, dest: Path) -> None:
+def quantize_recognizer(src: Path, dest: Path, make_input: MakeInput) -> None:
     """Write ``src``'s static int8 version (QDQ, per-channel convolutions) to ``dest``."""
     import onnx
     from onnx import version_converter
@@ -71,7 +74,7 @@ def quantize_recognizer(src: Path, dest: Path) -> None:
     model = onnx.load(str(src))
     name = model.graph.input[0].name
     lines = [px for _, px in text_lines(0, CALIBRATION_LINES)]
-    batches = [rec_input(lines[i:i + 8]) for i in range(0, len(lines), 8)]
+    batches = [make_input(lines[i:i + 8]) for i in range(0, len(lines), 8)]
 
     class Lines(CalibrationDataReader):
         def __init__(self) -> None:
@@ -96,17 +99,15 @@ def quantize_recognizer(src: Path, dest: Path) -> None:
         root.setLevel(level)
 
 
-def check_recognizer(folder: Path) -> dict[str, Any]:
+def check_recognizer(read: ReadCrops) -> dict[str, Any]:
     """Read :data:`CHECK_LINES` generated lines (not the calibration ones) with the fp32 and the
-    int8 recognizer in ``folder``; ``passed`` when their readings differ by at most MAX_CHAR_DIFF."""
-    lines = text_lines(1, CHECK_LINES)
-    crops = [px for _, px in lines]
-    fp32 = PPOCR(folder).read_crops(crops)
-    int8 = PPOCR(folder, int8=True).read_crops(crops)
+    int8 recognizer; ``passed`` when their readings differ by at most MAX_CHAR_DIFF."""
+    crops = [px for _, px in text_lines(1, CHECK_LINES)]
+    fp32, int8 = read(crops, False), read(crops, True)
     chars = sum(len(t) for t, _ in fp32)
     diff = sum(_distance(a, b) for (a, _), (b, _) in zip(fp32, int8)) / max(1, chars)
     same = sum(a == b for (a, _), (b, _) in zip(fp32, int8))
-    out = {"passed": diff <= MAX_CHAR_DIFF, "lines": len(lines), "same_lines": same, "char_diff": round(diff, 4)}
+    out = {"passed": diff <= MAX_CHAR_DIFF, "lines": len(crops), "same_lines": same, "char_diff": round(diff, 4)}
     if not out["passed"]:
         out["reason"] = (f"the int8 recognizer reads {diff:.1%} of the characters differently from fp32 "
                          f"(at most {MAX_CHAR_DIFF:.0%})")
@@ -123,11 +124,12 @@ def _distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def add_int8_recognizer(folder: Path, say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Make and check the int8 recognizer beside the fp32 one in ``folder``; the check's record for
-    ``ocr.json``. A recognizer that fails (or cannot be made) is removed, and fp32 is used."""
+def add_int8_recognizer(src: Path, dest: Path, make_input: MakeInput, read: ReadCrops,
+                        say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Make the int8 version of the recognizer ``src`` at ``dest`` and check it (``read`` reads
+    with either); the check's record for ``ocr.json``. A recognizer that fails (or cannot be
+    made) is removed, and fp32 is used."""
     say = say or (lambda _m: None)
-    src, dest = folder / REC_FILE, folder / REC_INT8_FILE
     key = hashlib.sha256(src.read_bytes()).hexdigest()
     with _lock:
         if key in _made:
@@ -137,8 +139,8 @@ def add_int8_recognizer(folder: Path, say: Callable[[str], None] | None = None) 
             return dict(result)
         say("making the int8 OCR recognizer (static quantization, checked against fp32)")
         try:
-            quantize_recognizer(src, dest)
-            result = check_recognizer(folder)
+            quantize_recognizer(src, dest, make_input)
+            result = check_recognizer(read)
         except Exception as exc:  # noqa: BLE001 - an onnx/onnxruntime refusal of any kind: fp32 stays
             result = {"passed": False, "reason": f"cannot make the int8 recognizer: "
                                                  f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"}
