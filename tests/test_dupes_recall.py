@@ -207,3 +207,35 @@ def test_the_pixel_check_works_in_a_library_that_cannot_be_written(library, tmp_
         locked = _pairs(library.paths.root)
     assert not list((library.paths.root / "thumbs").rglob("*-640*"))   # nothing could be cached
     assert ("crop.jpg", "original.jpg") in locked and locked == _pairs(library.paths.root)
+
+
+def _hazy(im: Image.Image) -> Image.Image:
+    """``im`` with a bright haze over its top fifth: its top edge fades into a white page."""
+    a = np.asarray(im.convert("RGB")).astype(float)
+    k = max(1, a.shape[0] // 5)
+    ramp = np.linspace(0.9, 0.0, k)[:, None, None]
+    a[:k] = a[:k] * (1 - ramp) + 250 * ramp
+    return Image.fromarray(a.astype(np.uint8))
+
+
+@needs_shared
+def test_a_photo_on_an_app_page_gets_a_window_even_where_its_edge_fades_into_the_page(monkeypatch):
+    """media/hashes.py ``_content_band``: a photo whose top is as light as the app's white page
+    has no edge there for the edge search, yet one of the screenshot's window hashes comes
+    within the verified distance of the photo's own hash: the rows unlike the page bound it."""
+    shared = sorted(p for p in (SHARED / "photos").glob("*.jpg") if "motorcycle" not in p.name)[:10]
+    photos = [_hazy(Image.open(p).convert("RGB")) for p in shared]
+    shots = [_screenshot(im).reduce(4) for im in photos]   # the indexer reads a DCT-scaled decode
+
+    def found() -> int:
+        n = 0
+        for im, shot in zip(photos, shots):
+            own = {hashes.compute(im).phash[0], hashes.window_hashes(im)[0]}
+            wins = [w for w in hashes.window_hashes(shot) if w]
+            n += min(bin(a ^ b).count("1") for a in own for b in wins) <= 8
+        return n
+
+    with_band = found()
+    monkeypatch.setattr(hashes, "_content_band", lambda g: None)
+    without = found()
+    assert with_band >= 8 and with_band > without, (with_band, without)

@@ -131,6 +131,9 @@ WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS
 #: EDGE_STEP grey levels (the border of a picture pasted into a screenshot, a frame's inner edge).
 EDGE_SHARE = 0.5
 EDGE_STEP = 20
+#: A row (column) belongs to a picture on a plain page when this share of its pixels differ from
+#: the page's colour by more than TRIM_TOLERANCE.
+BAND_SHARE = 0.6
 #: Longer side (at least) windows are hashed from.
 WINDOW_SIDE = 240
 #: Longer side the edges are looked for at, at most (the pixels hashes get are smaller than that).
@@ -193,10 +196,11 @@ def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tup
                 found[p] = float(share[i])
         return found
 
+    band = _content_band(g)
     ys = edges((np.abs(np.diff(g, axis=0)) > EDGE_STEP).mean(axis=1), gh)
     xs = edges((np.abs(np.diff(g, axis=1)) > EDGE_STEP).mean(axis=0), gw)
     if len(ys) > 32 or len(xs) > 32:   # a busy pattern (stripes, text): no picture edges in it
-        return []
+        return [band] if band else []
     rects = []
     for y0, y1 in itertools.combinations(sorted(ys), 2):
         for x0, x1 in itertools.combinations(sorted(xs), 2):
@@ -204,4 +208,49 @@ def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tup
             if 0.15 <= area <= 0.92:
                 rects.append((ys[y0] + ys[y1] + xs[x0] + xs[x1] + 0.01 * area, (x0 / gw, y0 / gh, x1 / gw, y1 / gh)))
     rects.sort(reverse=True)
-    return [r for _, r in rects[:limit]]
+    found = [r for _, r in rects]
+    if band is not None:
+        # The band first, unless an edge-bounded rectangle already is it (within 2% a side).
+        found = [band, *(r for r in found if max(abs(a - b) for a, b in zip(r, band)) > 0.02)]
+    return found[:limit]
+
+
+def _content_band(g: np.ndarray) -> tuple[float, float, float, float] | None:
+    """A picture on a plain page (a photo in an app's screenshot, a chat bubble): the longest run
+    of rows in which most pixels differ from the page's colour (the commonest grey of the image's
+    outer ring), narrowed to the columns in which most of those rows' pixels do. None when there is no
+    such band of 15-92% of the image. Found where the picture's own edge is too faint for
+    ``edges`` (a light sky against a white page)."""
+    gh, gw = g.shape
+    ring = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    # The page's colour: the ring's commonest grey (16 levels; a picture may span the ring's sides).
+    common = np.bincount(np.clip(ring, 0, 255) // 16, minlength=16).argmax()
+    page = int(np.median(ring[np.clip(ring, 0, 255) // 16 == common]))
+    content = np.abs(g - page) > TRIM_TOLERANCE
+    share = content.mean(axis=1)
+    busy = share >= BAND_SHARE
+    best, start, gap = (0, 0), None, 0
+    for y in range(gh + 1):
+        if y < gh and busy[y]:
+            start, gap = (y if start is None else start), 0
+        elif start is not None:
+            gap += 1
+            if y == gh or gap > 2:   # a row or two of the picture may match the page
+                end = y - gap + 1
+                if end - start > best[1] - best[0]:
+                    best = (start, end)
+                start, gap = None, 0
+    y0, y1 = best
+    if y1 - y0 < 8:
+        return None
+    # A light sky or a dark ground at the picture's edge: rows still partly unlike the page.
+    while y0 > 0 and share[y0 - 1] >= BAND_SHARE / 2.5:
+        y0 -= 1
+    while y1 < gh and share[y1] >= BAND_SHARE / 2.5:
+        y1 += 1
+    cols = np.flatnonzero(content[y0:y1].mean(axis=0) >= BAND_SHARE)
+    if len(cols) == 0:
+        return None
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    area = (y1 - y0) * (x1 - x0) / (gh * gw)
+    return (x0 / gw, y0 / gh, x1 / gw, y1 / gh) if 0.15 <= area <= 0.92 else None

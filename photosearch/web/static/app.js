@@ -45,7 +45,8 @@ let viewerNav = null;
 window.addEventListener("keydown", e => {
   if (!viewerNav || (e.target.closest && e.target.closest("input, textarea, select"))) return;
   const other = e.key === "ArrowLeft" ? viewerNav.newer : e.key === "ArrowRight" ? viewerNav.older : null;
-  if (other) { viewerNav = null; location.hash = `#/photo/${other}`; }
+  // Not ready until the next photo is drawn: the hashchange event that says so comes later.
+  if (other) { viewerNav = null; view.dataset.ready = ""; location.hash = `#/photo/${other}`; }
 });
 
 // Formats a browser shows as they are: the viewer loads the original; others (HEIC, RAW, TIFF)
@@ -828,7 +829,15 @@ async function makeFilm(m, status, button, duration, size) {
 
 // -- router ------------------------------------------------------------------------------------
 
-async function route() {
+// One page drawn at a time, in the order asked: a redraw still waiting for its data (after an
+// undo, say) must not land over a page opened since.
+let routing = Promise.resolve();
+function route() {
+  routing = routing.then(drawPage, drawPage);
+  return routing;
+}
+
+async function drawPage() {
   const hash = location.hash || "#/timeline";
   const [path] = hash.slice(2).split("?");
   const parts = path.split("/");
