@@ -31,12 +31,21 @@ def _png(path: Path, width: int, height: int, mode: int = 0, rows: bytes | None 
 
 
 def _run_measured(args: list[str], library: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], int]:
-    """The CLI in a fresh process; returns its result and its peak RSS in MB."""
+    """The CLI in a fresh process; returns its result and its peak RSS in MB.
+
+    The peak is the process's own (VmHWM of /proc/self/status): getrusage's ru_maxrss keeps
+    across exec the peak of the process that started it (Linux carries the old memory's high-water
+    mark into the new program's), so a test worker grown large by earlier tests made the CLI
+    look 2.5 GB large."""
     code = ("import resource, runpy, sys\n"
             f"sys.argv = ['photosearch', *{args!r}]\n"
             "try:\n    runpy.run_module('photosearch', run_name='__main__')\n"
             "except SystemExit as e:\n    rc = e.code or 0\nelse:\n    rc = 0\n"
-            "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "try:\n"
+            "    peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+            "except (OSError, StopIteration):\n"
+            "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "print('PEAK_RSS_KB', peak, file=sys.stderr)\n"
             "sys.exit(rc)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PHOTOSEARCH_LIBRARY": str(library)}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)

@@ -202,9 +202,10 @@ def test_an_8k_video_is_read_in_bounded_memory(library, tmp_path):
 
     r, peak_mb = _run_measured(["index", str(d), "--no-faces", "--json"], library.paths.root, timeout=300)
     assert r.returncode == 0 and json.loads(r.stdout)["photos"] == 1, r.stderr[-2000:]
-    # Peak RSS (getrusage: transient FFmpeg buffers of 50 MB an 8K frame included) measured
-    # 626-711 MB alone, 860-913 MB beside other tests, once 1,525 MB in a full parallel suite;
-    # holding the decoded 8K frames (100 MB each as RGB) would pass 2 GB at once.
+    # The CLI's own peak RSS (VmHWM: transient FFmpeg buffers of 50 MB an 8K frame included)
+    # measured 626-711 MB alone; holding the decoded 8K frames (100 MB each as RGB) would pass
+    # 2 GB at once. (getrusage, used before, also counted the test worker's own peak: 1.5-2.8 GB
+    # readings beside other tests came from there.)
     assert 0 < peak_mb < 2000, peak_mb
     with Catalog.open(library.paths.catalog, read_only=True) as cat:
         (row,) = cat.all_photos()
