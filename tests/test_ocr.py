@@ -360,6 +360,7 @@ def test_the_int8_recognizer_is_made_at_install_checked_and_reads_real_text_as_f
     assert (folder / REC_INT8_FILE).is_file() and store.recognizer_precision() == "int8"
     reader = store.load()
     assert reader.precision == "int8" and reader.name == "ppocr-v6-int8"
+    assert ocr_library.status()["ocr_precision"] == "int8"
     fp32 = PPOCR(folder)
     found = {"int8": 0, "fp32": 0}
     words = 0
@@ -400,6 +401,7 @@ def test_an_int8_recognizer_that_reads_differently_is_dropped_and_fp32_stays(lib
     assert "reads" in check["reason"] and any(m.startswith("OCR recognizer kept in fp32: ") for m in said)
     assert not (store.root / "ppocr-v6" / REC_INT8_FILE).exists()
     assert store.recognizer_precision() == "fp32" and store.load().name == "ppocr-v6"
+    assert library.status()["ocr_precision"] == "fp32"
 
     def broken(*args, **kwargs):
         raise RuntimeError("unsupported op\nmore detail")

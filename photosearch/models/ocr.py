@@ -302,12 +302,14 @@ def rec_input(crops: list[np.ndarray]) -> np.ndarray:
 
 
 def make_int8_recognizer(folder: Path, say: Any = None) -> dict[str, Any]:
-    """Make and check the int8 recognizer beside the fp32 one in ``folder`` (models/ocr_int8.py);
-    the check's record (``passed``, figures or ``reason``)."""
+    """Make and check the int8 recognizer beside the fp32 one in ``folder`` (models/ocr_int8.py;
+    the pinned recognizer, SHA-256 checked by the caller); the check's record (``passed``, figures
+    or ``reason``)."""
     from photosearch.models.ocr_int8 import add_int8_recognizer
 
     return add_int8_recognizer(folder / REC_FILE, folder / REC_INT8_FILE, rec_input,
-                               lambda crops, int8: PPOCR(folder, int8=int8).read_crops(crops), say)
+                               lambda crops, int8: PPOCR(folder, int8=int8).read_crops(crops),
+                               FILES_SHA256[REC_FILE], say)
 
 
 def _box_score(prob: np.ndarray, pts: np.ndarray) -> float:

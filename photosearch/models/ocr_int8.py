@@ -15,7 +15,6 @@ different boxes for 9% of the characters for an 8% gain.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import threading
@@ -124,13 +123,13 @@ def _distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def add_int8_recognizer(src: Path, dest: Path, make_input: MakeInput, read: ReadCrops,
+def add_int8_recognizer(src: Path, dest: Path, make_input: MakeInput, read: ReadCrops, sha256: str,
                         say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Make the int8 version of the recognizer ``src`` at ``dest`` and check it (``read`` reads
-    with either); the check's record for ``ocr.json``. A recognizer that fails (or cannot be
-    made) is removed, and fp32 is used."""
+    """Make the int8 version of the recognizer ``src`` (whose checked SHA-256 is ``sha256``) at
+    ``dest`` and check it (``read`` reads with either); the check's record for ``ocr.json``. A
+    recognizer that fails (or cannot be made) is removed, and fp32 is used."""
     say = say or (lambda _m: None)
-    key = hashlib.sha256(src.read_bytes()).hexdigest()
+    key = sha256
     with _lock:
         if key in _made:
             data, result = _made[key]
