@@ -218,13 +218,17 @@ def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tup
 def _content_band(g: np.ndarray) -> tuple[float, float, float, float] | None:
     """A picture on a plain page (a photo in an app's screenshot, a chat bubble): the longest run
     of rows in which most pixels differ from the page's colour (the commonest grey of the image's
-    outer ring), narrowed to the columns in which most of those rows' pixels do. None when there is no
+    outer ring, its four sides weighing the same), narrowed to the columns in which most of those rows' pixels do. None when there is no
     such band of 15-92% of the image. Found where the picture's own edge is too faint for
     ``edges`` (a light sky against a white page)."""
     gh, gw = g.shape
-    ring = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
-    # The page's colour: the ring's commonest grey (16 levels; a picture may span the ring's sides).
-    common = np.bincount(np.clip(ring, 0, 255) // 16, minlength=16).argmax()
+    sides = [g[0], g[-1], g[:, 0], g[:, -1]]
+    ring = np.concatenate(sides)
+    # The page's colour: the ring's commonest grey (16 levels), each side weighing the same: a tall
+    # picture spans most of the left and right sides, whose pixels would otherwise outnumber the
+    # page's (a portrait photo in a phone's screenshot).
+    votes = sum(np.bincount(np.clip(side, 0, 255) // 16, minlength=16) / len(side) for side in sides)
+    common = int(np.argmax(votes))
     page = int(np.median(ring[np.clip(ring, 0, 255) // 16 == common]))
     content = np.abs(g - page) > TRIM_TOLERANCE
     share = content.mean(axis=1)
