@@ -412,3 +412,36 @@ def test_an_int8_recognizer_that_reads_differently_is_dropped_and_fp32_stays(lib
     check = json.loads((store.root / "ppocr-v6" / "ocr.json").read_text())["recognizer_int8"]
     assert check == {"passed": False, "reason": "cannot make the int8 recognizer: unsupported op"}
     assert store.load().precision == "fp32"
+
+
+@needs_shared
+def test_words_skips_the_exact_pass_for_a_word_no_text_holds_and_finds_the_same(tmp_path, monkeypatch):
+    """query/words.py: a term that no word ever read contains (a typo, mostly) is looked for near
+    only, with no scan of every document for it. The results equal the search without that short
+    cut, for every truth word of ../shared/data/ocr as it is, with a typo, in part, in a phrase,
+    next to Cyrillic and punctuated words (the vocabulary keeps ASCII runs only)."""
+    from photosearch.models.ocr import normalize_text
+    from photosearch.query import words
+
+    texts = [r["note"] for r in _truth()] + [r["words"].replace(";", " ") for r in _truth()]
+    texts += ["Привет мир, станция Москва", "Invoice B-204 total 12.50 EUR", "wifi password: Xk7#p2"]
+    with Catalog.open(tmp_path / "catalog.duckdb") as cat:
+        cat.con.execute("INSERT INTO photos (id, path, content_hash, size, mtime_ns, indexed_at) "
+                        "SELECT i, '/p/' || i || '.png', md5(i::VARCHAR), 1, 1, now() FROM range(1, ? + 1) t(i)",
+                        [len(texts)])
+        cat.add_text("ppocr-v6", [(i + 1, [{"text": t, "norm": normalize_text(t), "score": 0.9,
+                                            "quad": [0, 0, 1, 0, 1, 1, 0, 1], "words": []}])
+                                  for i, t in enumerate(texts)])
+        truth = sorted({w for r in _truth() for w in r["words"].split(";") if w})
+        queries = [*truth, *(_typo(w) for w in truth if len(w) >= 5), *(w[:4] for w in truth if len(w) >= 6),
+                   "станция", "станцыя", "москва", "b-204", "12.50", "xk7#p2", "pasword", "invioce total",
+                   '"total 12.50"', "eur invioce", "zzzzqqq"]
+        got = {q: words.search_words(cat, q, None, 5) for q in queries}
+        short_cut = sum(bool(cat.unread_words([t for t in words.parse(q)[0] if words.typo_distance(t)]))
+                        for q in queries)
+        monkeypatch.setattr(type(cat), "unread_words", lambda self, terms: set())
+        for q in queries:
+            assert words.search_words(cat, q, None, 5) == got[q], q
+    assert short_cut >= 20, short_cut                            # the typos took the short cut
+    assert got["станция"] and got["москва"] and got["b-204"] and got["12.50"]   # found exactly
+    assert got["pasword"] and got["invioce total"]                           # found near

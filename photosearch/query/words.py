@@ -41,10 +41,12 @@ def search_words(cat: Catalog, query: str, filters: Filters | None, limit: int) 
     fuzzy = [(t, typo_distance(t)) for t in terms if typo_distance(t)]
     exact = [t for t in terms if not typo_distance(t)]
     # Photos holding every term exactly rank above any with a typo: when there are enough of
-    # them, the typo search (the costly part with a common word) is not needed.
-    found = cat.words_matching(terms, phrases, [], allowed, limit)
+    # them, the typo search (the costly part with a common word) is not needed. A term no text
+    # holds (a typo, mostly) cannot be found exactly: no first pass, nor a scan for it.
+    unread = cat.unread_words([t for t, _ in fuzzy])
+    found = [] if unread else cat.words_matching(terms, phrases, [], allowed, limit)
     if len(found) < limit and fuzzy:
-        found = cat.words_matching(exact, phrases, fuzzy, allowed, limit)
+        found = cat.words_matching(exact, phrases, fuzzy, allowed, limit, unread)
     n = len(terms) + len(phrases)
     texts = cat.text_of([pid for pid, _, _ in found])
     out = []

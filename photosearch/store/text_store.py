@@ -7,7 +7,7 @@ keeps ``self.con`` and the ``_dirty`` flag of the running transaction).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from photosearch.store.records import SHOWN
@@ -98,12 +98,24 @@ class TextStore:
                                "(SELECT photo_id, max(lines) AS lines FROM ocr_scans GROUP BY photo_id)").fetchone()
         return int(row[0]), int(row[1])
 
+    def unread_words(self, terms: Sequence[str]) -> set[str]:
+        """The ``terms`` (ASCII letters and digits only) that no word ever read contains: no photo's
+        text holds them as a sub-string. (The vocabulary keeps ASCII runs: other terms are not
+        looked at.)"""
+        out = set()
+        for term in {t for t in terms if t.isascii() and t.isalnum()}:
+            row = self.con.execute("SELECT EXISTS (SELECT 1 FROM text_vocab WHERE contains(word, ?))", [term]).fetchone()
+            if not row[0]:
+                out.add(term)
+        return out
+
     def words_matching(self, terms: Sequence[str], phrases: Sequence[str], fuzzy: Sequence[tuple[str, int]],
-                       allowed: Sequence[int] | None, limit: int) -> list[tuple[int, int, int]]:
+                       allowed: Sequence[int] | None, limit: int, unread: Collection[str] = ()) -> list[tuple[int, int, int]]:
         """(photo id, terms and phrases found exactly, found within their typo distance) of the
         searchable photos whose normalized text contains every phrase and every term as a
         sub-string or, for ``fuzzy`` (term, distance) ones, holds a word within that many edits;
-        most exact first. ``allowed``: only these ids (other filters)."""
+        most exact first. ``allowed``: only these ids (other filters). ``unread``: fuzzy terms
+        known to be in no text (``unread_words``), not looked for as sub-strings."""
         params: list[Any] = []
         ctes, cols, conds, exact, near = [], [], [], [], []
         for i, (term, dist) in enumerate(fuzzy):
@@ -113,8 +125,11 @@ class TextStore:
             params += [len(term) - dist, len(term) + dist, term, dist]
         col_params: list[Any] = []
         for i, (term, _) in enumerate(fuzzy):
-            cols += [f"contains(d.doc, ?) AS e{i}", f"d.photo_id IN (SELECT photo_id FROM f{i}) AS n{i}"]
-            col_params.append(term)
+            if term in unread:
+                cols += [f"false AS e{i}", f"d.photo_id IN (SELECT photo_id FROM f{i}) AS n{i}"]
+            else:
+                cols += [f"contains(d.doc, ?) AS e{i}", f"d.photo_id IN (SELECT photo_id FROM f{i}) AS n{i}"]
+                col_params.append(term)
             conds.append(f"(e{i} OR n{i})")
             exact.append(f"e{i}::INT")
             near.append(f"(n{i} AND NOT e{i})::INT")
@@ -125,10 +140,13 @@ class TextStore:
             exact.append("1")
         if not conds:
             return []
-        where_allowed = ""
+        where = []
         if allowed is not None:
-            where_allowed = " WHERE d.photo_id IN (SELECT unnest(?::BIGINT[]))"
+            where.append("d.photo_id IN (SELECT unnest(?::BIGINT[]))")
             col_params.append([int(i) for i in allowed])
+        # A term in no text is found only near: the documents to look at are its photos alone.
+        where += [f"d.photo_id IN (SELECT photo_id FROM f{i})" for i, (t, _) in enumerate(fuzzy) if t in unread][:1]
+        where_allowed = (" WHERE " + " AND ".join(where)) if where else ""
         # Each term is looked for once per document. Hidden photos (quarantined, a Live Photo's
         # movie) are few: leaving them out is an anti-join with them, not a join of every match
         # with the photos table (a common word matches a third of a library). A deleted photo's
