@@ -419,12 +419,13 @@ def test_words_skips_the_exact_pass_for_a_word_no_text_holds_and_finds_the_same(
     """query/words.py: a term that no word ever read contains (a typo, mostly) is looked for near
     only, with no scan of every document for it. The results equal the search without that short
     cut, for every truth word of ../shared/data/ocr as it is, with a typo, in part, in a phrase,
-    next to Cyrillic and punctuated words (the vocabulary keeps ASCII runs only)."""
+    and for Cyrillic, Greek and punctuated words; typos are forgiven in any script."""
     from photosearch.models.ocr import normalize_text
     from photosearch.query import words
 
     texts = [r["note"] for r in _truth()] + [r["words"].replace(";", " ") for r in _truth()]
-    texts += ["Привет мир, станция Москва", "Invoice B-204 total 12.50 EUR", "wifi password: Xk7#p2"]
+    texts += ["Привет мир, станция Москва", "Invoice B-204 total 12.50 EUR", "wifi password: Xk7#p2",
+              "Σταθμός Αθήνα"]
     with Catalog.open(tmp_path / "catalog.duckdb") as cat:
         cat.con.execute("INSERT INTO photos (id, path, content_hash, size, mtime_ns, indexed_at) "
                         "SELECT i, '/p/' || i || '.png', md5(i::VARCHAR), 1, 1, now() FROM range(1, ? + 1) t(i)",
@@ -434,7 +435,7 @@ def test_words_skips_the_exact_pass_for_a_word_no_text_holds_and_finds_the_same(
                                   for i, t in enumerate(texts)])
         truth = sorted({w for r in _truth() for w in r["words"].split(";") if w})
         queries = [*truth, *(_typo(w) for w in truth if len(w) >= 5), *(w[:4] for w in truth if len(w) >= 6),
-                   "станция", "станцыя", "москва", "b-204", "12.50", "xk7#p2", "pasword", "invioce total",
+                   "станция", "станцыя", "москва", "σταθμοσ", "σταθνος", "αθηνα", "b-204", "12.50", "xk7#p2", "pasword", "invioce total",
                    '"total 12.50"', "eur invioce", "zzzzqqq"]
         got = {q: words.search_words(cat, q, None, 5) for q in queries}
         short_cut = sum(bool(cat.unread_words([t for t in words.parse(q)[0] if words.typo_distance(t)]))
@@ -444,4 +445,31 @@ def test_words_skips_the_exact_pass_for_a_word_no_text_holds_and_finds_the_same(
             assert words.search_words(cat, q, None, 5) == got[q], q
     assert short_cut >= 20, short_cut                            # the typos took the short cut
     assert got["станция"] and got["москва"] and got["b-204"] and got["12.50"]   # found exactly
-    assert got["pasword"] and got["invioce total"]                           # found near
+    assert got["pasword"] and got["invioce total"] and got["станцыя"] and got["σταθνος"]   # found near
+
+
+def test_a_catalog_from_before_migration_0017_gets_words_of_every_script(tmp_path):
+    """Before 0017 the vocabulary kept ASCII runs only (a Cyrillic word was cut at every
+    letter): the migration rebuilds the words from the documents, and typos are forgiven then."""
+    from photosearch.models.ocr import normalize_text
+    from photosearch.query import words
+
+    path = tmp_path / "catalog.duckdb"
+    with Catalog.open(path) as cat:
+        cat.con.execute("INSERT INTO photos (id, path, content_hash, size, mtime_ns, indexed_at) "
+                        "VALUES (1, '/p/1.png', 'a', 1, 1, now()), (2, '/p/2.png', 'b', 1, 1, now())")
+        cat.add_text("ppocr-v6", [(pid, [{"text": t, "norm": normalize_text(t), "score": 0.9,
+                                          "quad": [0, 0, 1, 0, 1, 1, 0, 1], "words": []}])
+                                  for pid, t in ((1, "Станция Москва"), (2, "Gare de Lyon"))])
+        # As a catalog of 0013-0016 left them.
+        cat.con.execute("DELETE FROM text_words")
+        cat.con.execute("INSERT INTO text_words SELECT DISTINCT w, photo_id FROM (SELECT photo_id, unnest("
+                        "regexp_split_to_array(doc, '[^[:alnum:]]+')) AS w FROM photo_docs) WHERE length(w) >= 2")
+        cat.con.execute("DELETE FROM text_vocab")
+        cat.con.execute("INSERT INTO text_vocab SELECT DISTINCT word FROM text_words")
+        cat.con.execute("DELETE FROM schema_version WHERE version >= 17")
+        assert words.search_words(cat, "станцыя", None, 5) == []
+    with Catalog.open(path) as cat:
+        assert [pid for pid, _, _ in words.search_words(cat, "станцыя", None, 5)] == [1]
+        assert [pid for pid, _, _ in words.search_words(cat, "lyno", None, 5)] == [2]
+        assert "москва" in {r[0] for r in cat.con.execute("SELECT word FROM text_vocab").fetchall()}

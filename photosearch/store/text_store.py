@@ -12,6 +12,10 @@ from typing import Any
 
 from photosearch.store.records import SHOWN
 
+#: What separates the words of a document (and so of the vocabulary typos are forgiven in): any
+#: character but a letter or a digit, of any script (migration 0017).
+WORD_SPLIT = r"[^\pL\pN]+"
+
 
 class TextStore:
     """Text read in photos."""
@@ -71,8 +75,8 @@ class TextStore:
             "FROM photo_text WHERE photo_id IN (SELECT unnest(?::BIGINT[])) GROUP BY photo_id", [ids])
         self.con.execute(
             "INSERT INTO text_words SELECT DISTINCT w, photo_id FROM (SELECT photo_id, "
-            "unnest(regexp_split_to_array(doc, '[^[:alnum:]]+')) AS w FROM photo_docs "
-            "WHERE photo_id IN (SELECT unnest(?::BIGINT[]))) WHERE length(w) >= 2", [ids])
+            "unnest(regexp_split_to_array(doc, ?)) AS w FROM photo_docs "
+            "WHERE photo_id IN (SELECT unnest(?::BIGINT[]))) WHERE length(w) >= 2", [WORD_SPLIT, ids])
         self.con.execute("INSERT INTO text_vocab SELECT DISTINCT word FROM text_words "
                          "WHERE photo_id IN (SELECT unnest(?::BIGINT[])) ON CONFLICT DO NOTHING", [ids])
 
@@ -99,11 +103,12 @@ class TextStore:
         return int(row[0]), int(row[1])
 
     def unread_words(self, terms: Sequence[str]) -> set[str]:
-        """The ``terms`` (ASCII letters and digits only) that no word ever read contains: no photo's
-        text holds them as a sub-string. (The vocabulary keeps ASCII runs: other terms are not
-        looked at.)"""
+        """The ``terms`` made of letters and digits alone that no word ever read contains: no
+        photo's text holds them as a sub-string (other terms are not looked at)."""
+        import unicodedata
+
         out = set()
-        for term in {t for t in terms if t.isascii() and t.isalnum()}:
+        for term in {t for t in terms if t and all(unicodedata.category(c)[0] in "LN" for c in t)}:
             row = self.con.execute("SELECT EXISTS (SELECT 1 FROM text_vocab WHERE contains(word, ?))", [term]).fetchone()
             if not row[0]:
                 out.add(term)
