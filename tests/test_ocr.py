@@ -460,7 +460,7 @@ def test_a_catalog_from_before_migration_0017_gets_words_of_every_script(tmp_pat
                         "VALUES (1, '/p/1.png', 'a', 1, 1, now()), (2, '/p/2.png', 'b', 1, 1, now())")
         cat.add_text("ppocr-v6", [(pid, [{"text": t, "norm": normalize_text(t), "score": 0.9,
                                           "quad": [0, 0, 1, 0, 1, 1, 0, 1], "words": []}])
-                                  for pid, t in ((1, "Станция Москва"), (2, "Gare de Lyon"))])
+                                  for pid, t in ((1, "Станция Москва"), (2, "Gare de Lyon, voie 7"))])
         # As a catalog of 0013-0016 left them.
         cat.con.execute("DELETE FROM text_words")
         cat.con.execute("INSERT INTO text_words SELECT DISTINCT w, photo_id FROM (SELECT photo_id, unnest("
@@ -471,5 +471,7 @@ def test_a_catalog_from_before_migration_0017_gets_words_of_every_script(tmp_pat
         assert words.search_words(cat, "станцыя", None, 5) == []
     with Catalog.open(path) as cat:
         assert [pid for pid, _, _ in words.search_words(cat, "станцыя", None, 5)] == [1]
-        assert [pid for pid, _, _ in words.search_words(cat, "lyno", None, 5)] == [2]
+        found = words.search_words(cat, "lyno", None, 5)
+        assert [pid for pid, _, _ in found] == [2]
+        assert [ln["text"] for ln in found[0][2]] == ["Gare de Lyon, voie 7"]   # the line, its comma too
         assert "москва" in {r[0] for r in cat.con.execute("SELECT word FROM text_vocab").fetchall()}

@@ -57,7 +57,8 @@ def search_words(cat: Catalog, query: str, filters: Filters | None, limit: int) 
 
 
 def _matches(norm: str, terms: list[str], phrases: list[str]) -> bool:
-    words = norm.split()
+    # The line's words as the vocabulary cuts them (runs of letters and digits): "lyon," is "lyon".
+    words = re.findall(r"[^\W_]+", norm)
     for p in phrases:
         if p in norm:
             return True
