@@ -218,9 +218,9 @@ def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tup
 def _content_band(g: np.ndarray) -> tuple[float, float, float, float] | None:
     """A picture on a plain page (a photo in an app's screenshot, a chat bubble): the longest run
     of rows in which most pixels differ from the page's colour (the commonest grey of the image's
-    outer ring, its four sides weighing the same), narrowed to the columns in which most of those rows' pixels do. None when there is no
-    such band of 15-92% of the image. Found where the picture's own edge is too faint for
-    ``edges`` (a light sky against a white page)."""
+    outer ring, its four sides weighing the same), narrowed to the columns in which most of those
+    rows' pixels do. None when there is no such band of 15-92% of the image. Found where the
+    picture's own edge is too faint for ``edges`` (a light sky against a white page)."""
     gh, gw = g.shape
     sides = [g[0], g[-1], g[:, 0], g[:, -1]]
     ring = np.concatenate(sides)
