@@ -48,7 +48,7 @@ RICH_SHARE = 0.25
 class Features:
     """An image's ORB keypoints (x, y in pixels of the matched image, whose width and height are
     ``size``), descriptors (n, 32) uint8, and the picture-like rectangle it holds (left, top,
-    right, bottom as fractions; None when none is found)."""
+    right, bottom as fractions) when that holds :data:`RICH_SHARE` of its keypoints, else None."""
 
     points: np.ndarray
     descriptors: np.ndarray | None
@@ -70,9 +70,12 @@ def features(image: "Image.Image") -> Features:
                           interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
     orb = cv2.ORB_create(nfeatures=FEATURES, fastThreshold=10)
     kp, des = orb.detectAndCompute(gray, None)
-    rects = content_rects(Image.fromarray(gray), limit=1)
+    points = np.float32([p.pt for p in kp]).reshape(-1, 2)
     h, w = gray.shape
-    return Features(np.float32([p.pt for p in kp]).reshape(-1, 2), des, (w, h), rects[0] if rects else None)
+    rects = content_rects(Image.fromarray(gray), limit=1)
+    # Only a textured picture counts: a plain sky holds few points, which a copy rightly misses.
+    picture = rects[0] if rects and _inside(points, (w, h), rects[0]) >= RICH_SHARE * max(1, len(points)) else None
+    return Features(points, des, (w, h), picture)
 
 
 def _agreeing(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
@@ -109,12 +112,11 @@ def _inside(points: np.ndarray, size: tuple[int, int], rect: tuple[float, float,
 
 def same_picture(a: Features, b: Features) -> bool:
     """True when ``a`` and ``b`` show one picture: at least :data:`MIN_INLIERS` inliers, and,
-    when both hold a picture-like rectangle, enough of them inside it on one side at least (not
-    only the app's page around two different photos)."""
+    when both hold a textured picture-like rectangle, enough of them inside it on one side at
+    least (not only the app's page around two different photos)."""
     src, dst = _agreeing(a, b)
     n = len(src)
     if n < MIN_INLIERS:
         return False
     need = max(MIN_INSIDE, INSIDE_SHARE * n)
-    return not all(f.picture is not None and _inside(f.points, f.size, f.picture) >= RICH_SHARE * len(f.points)
-                   and _inside(pts, f.size, f.picture) < need for f, pts in ((a, src), (b, dst)))
+    return not all(f.picture is not None and _inside(pts, f.size, f.picture) < need for f, pts in ((a, src), (b, dst)))

@@ -406,26 +406,29 @@ class OcrModelStore:
         for f in FILES_SHA256:
             if not (folder / f).is_file():
                 raise ModelError(f"OCR model {name!r} is incomplete ({f} missing): run `photosearch models pull ocr --force`")
-        langs = {script: folder / "languages" / spec["file"] for script, spec in self.languages(name).items()}
+        spec = self._spec(name)
+        langs = {script: folder / "languages" / s["file"] for script, s in (spec.get("languages") or {}).items()}
         return PPOCR(folder, threads=threads, name=name, languages={k: p for k, p in langs.items() if p.is_file()},
-                     int8=self.recognizer_precision(name) == "int8")
+                     int8=self._precision(name, spec) == "int8")
 
-    def recognizer_precision(self, name: str = DEFAULT_OCR_MODEL) -> str:
-        """"int8" when the installed model's int8 recognizer passed its check at install, else "fp32"."""
-        spec_file = self.root / name / "ocr.json"
+    def _spec(self, name: str) -> dict[str, Any]:
+        """The model's ``ocr.json``; empty when missing or unreadable."""
         try:
-            spec = json.loads(spec_file.read_text(encoding="utf-8"))
+            return dict(json.loads((self.root / name / "ocr.json").read_text(encoding="utf-8")))
         except (OSError, ValueError):
-            return "fp32"
+            return {}
+
+    def _precision(self, name: str, spec: dict[str, Any]) -> str:
         check = spec.get("recognizer_int8") or {}
         return "int8" if check.get("passed") and (self.root / name / REC_INT8_FILE).is_file() else "fp32"
 
+    def recognizer_precision(self, name: str = DEFAULT_OCR_MODEL) -> str:
+        """"int8" when the installed model's int8 recognizer passed its check at install, else "fp32"."""
+        return self._precision(name, self._spec(name))
+
     def languages(self, name: str = DEFAULT_OCR_MODEL) -> dict[str, dict[str, Any]]:
         """The script recognizers installed beside a model: script -> {file, sha256, source}."""
-        spec_file = self.root / name / "ocr.json"
-        if not spec_file.is_file():
-            return {}
-        return dict(json.loads(spec_file.read_text(encoding="utf-8")).get("languages") or {})
+        return dict(self._spec(name).get("languages") or {})
 
     def pull_language(self, lang: str, source: str | os.PathLike[str] | None = None, *, force: bool = False,
                       progress: Any = None) -> dict[str, Any]:

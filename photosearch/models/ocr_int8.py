@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from photosearch.models.edits import edit_distance
+
 #: The recognizer's input for a batch of line crops (models/ocr.py ``rec_input``).
 MakeInput = Callable[[list[np.ndarray]], np.ndarray]
 #: Read line crops with the fp32 (False) or the int8 (True) recognizer: [(text, confidence)].
@@ -104,23 +106,13 @@ def check_recognizer(read: ReadCrops) -> dict[str, Any]:
     crops = [px for _, px in text_lines(1, CHECK_LINES)]
     fp32, int8 = read(crops, False), read(crops, True)
     chars = sum(len(t) for t, _ in fp32)
-    diff = sum(_distance(a, b) for (a, _), (b, _) in zip(fp32, int8)) / max(1, chars)
+    diff = sum(edit_distance(a, b) for (a, _), (b, _) in zip(fp32, int8)) / max(1, chars)
     same = sum(a == b for (a, _), (b, _) in zip(fp32, int8))
     out = {"passed": diff <= MAX_CHAR_DIFF, "lines": len(crops), "same_lines": same, "char_diff": round(diff, 4)}
     if not out["passed"]:
         out["reason"] = (f"the int8 recognizer reads {diff:.1%} of the characters differently from fp32 "
                          f"(at most {MAX_CHAR_DIFF:.0%})")
     return out
-
-
-def _distance(a: str, b: str) -> int:
-    """Levenshtein distance (the lines are short)."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
 
 
 def add_int8_recognizer(src: Path, dest: Path, make_input: MakeInput, read: ReadCrops, sha256: str,

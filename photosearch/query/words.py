@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from photosearch.errors import UsageError
+from photosearch.models.edits import edit_distance
 from photosearch.models.ocr import normalize_text
 from photosearch.store.catalog import Catalog
 from photosearch.store.records import Filters
@@ -66,24 +67,9 @@ def _matches(norm: str, terms: list[str], phrases: list[str]) -> bool:
         if t in norm:
             return True
         d = typo_distance(t)
-        if d and any(abs(len(w) - len(t)) <= d and _distance(w, t) <= d for w in words):
+        if d and any(abs(len(w) - len(t)) <= d and edit_distance(w, t) <= d for w in words):
             return True
     return False
-
-
-def _distance(a: str, b: str) -> int:
-    """Damerau-Levenshtein (optimal string alignment) distance, as DuckDB's."""
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        prev2, prev = prev, cur
-    return prev[len(b)]
 
 
 __all__ = ["parse", "search_words", "typo_distance"]

@@ -130,10 +130,9 @@ class TextStore:
             params += [len(term) - dist, len(term) + dist, term, dist]
         col_params: list[Any] = []
         for i, (term, _) in enumerate(fuzzy):
-            if term in unread:
-                cols += [f"false AS e{i}", f"d.photo_id IN (SELECT photo_id FROM f{i}) AS n{i}"]
-            else:
-                cols += [f"contains(d.doc, ?) AS e{i}", f"d.photo_id IN (SELECT photo_id FROM f{i}) AS n{i}"]
+            cols += [f"false AS e{i}" if term in unread else f"contains(d.doc, ?) AS e{i}",
+                     f"d.photo_id IN (SELECT photo_id FROM f{i}) AS n{i}"]
+            if term not in unread:
                 col_params.append(term)
             conds.append(f"(e{i} OR n{i})")
             exact.append(f"e{i}::INT")
