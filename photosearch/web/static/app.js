@@ -651,6 +651,9 @@ function albumPicker(id) {
     const name = select.value;
     if (!name) return;
     const body = { photo_ids: [Number(id)] };
+    // A new addition withdraws the offer to undo an earlier one (still shown for a few seconds):
+    // its Undo, clicked now, would race this request.
+    if (banner.dataset.kind === "undo") banner.hidden = true;
     await api(`/api/albums/${encodeURIComponent(name)}/add`, { method: "POST", body });
     await route();
     undoToast(`Added to ${name}.`, () => api(`/api/albums/${encodeURIComponent(name)}/remove`, { method: "POST", body }));
