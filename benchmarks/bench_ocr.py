@@ -7,8 +7,10 @@
 2. Search: for each truth word, is its image in the top 5 of `--words`? Also with one typo (two
    middle letters swapped, words of 5+ letters) and with the images turned by 90 degrees.
 3. Speed: `index` of 12 MP camera JPEGs (faces on, the random-weights ViT-B-32-256) with
-   `--no-ocr` and with `--ocr`, alternating, fresh libraries (goal: OCR adds at most 25%), and
-   OCR throughput on screenshots and documents (goal: at least 3 a second).
+   `--no-ocr` and with `--ocr`, alternating, fresh libraries (goal: OCR adds at most 25%)
+   (`--only speed`); OCR throughput on screenshots and documents, fp32, int8 before its GELUs were
+   fused and int8 as made now (`--only alone`), and the whole `index` of the screenshots
+   (`--only screens`) (goal: at least 3 a second).
 4. `--words` at scale: a catalog of N photos with text (a Zipf vocabulary of 50,000 words, 12
    words a photo), warm queries in one process (goal: under 200 ms at 1M).
 
@@ -27,7 +29,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -140,51 +141,69 @@ def measured(args: list[str], env: dict[str, str]) -> dict:
 
 
 def speed(args: argparse.Namespace) -> dict:
+    """`index` of 12 MP camera photos with and without `--ocr` (fresh libraries, alternating)."""
     from bench_film import photos_12mp
 
     photos = photos_12mp(WORK / "camera", args.photos)
-    env = {**os.environ, "PHOTOSEARCH_FACE_MODELS": str(args.face_wheel), "PHOTOSEARCH_OCR_MODELS": str(wheel()),
-           "PHOTOSEARCH_OFFLINE": "1"}
+    env = index_env(args)
     rounds: dict[str, list[float]] = {"no-ocr": [], "ocr": []}
     for i in range(args.repeat):
         for flag in ("no-ocr", "ocr"):
-            lib = WORK / "runs" / f"{flag}-{i}-{time.monotonic_ns()}"
-            lib.mkdir(parents=True)
-            shutil.copytree(args.model_lib / "models", lib / "models")
-            # Installed beforehand, untimed: the first `index --ocr` of a library installs the OCR
-            # models (making the int8 recognizer: ~7 s once), which is not the cost of reading.
-            measured(["models", "pull", "ocr", "--json"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+            lib = fresh_library(args, f"{flag}-{i}", env)
             m = measured(["index", str(photos[0].parent), f"--{flag}", "--json", "--quiet"],
                          {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
             rounds[flag].append(m["wall_s"])
             log(f"12 MP, {flag}: {m['wall_s']:.1f} s")
     med = {k: statistics.median(v) for k, v in rounds.items()}
-    # Screenshots and documents: OCR alone on the text images, and the whole index of them.
-    from photosearch.media.decode import decode
-    from photosearch.models.ocr import PPOCR, FILES_SHA256
+    return {"photos_12mp": args.photos, "index_s": med, "ocr_overhead": med["ocr"] / med["no-ocr"] - 1, "rounds": rounds}
 
-    folder = WORK / "models"
-    folder.mkdir(parents=True, exist_ok=True)
+
+def index_env(args: argparse.Namespace) -> dict[str, str]:
+    return {**os.environ, "PHOTOSEARCH_FACE_MODELS": str(args.face_wheel), "PHOTOSEARCH_OCR_MODELS": str(wheel()),
+            "PHOTOSEARCH_OFFLINE": "1"}
+
+
+def fresh_library(args: argparse.Namespace, tag: str, env: dict[str, str]) -> Path:
+    """A new library with --model-lib's models and the OCR models installed, untimed: the first
+    `index --ocr` of a library installs them (making the int8 recognizer: ~7 s once), which is not
+    the cost of reading."""
+    lib = WORK / "runs" / f"{tag}-{time.monotonic_ns()}"
+    lib.mkdir(parents=True)
+    shutil.copytree(args.model_lib / "models", lib / "models")
+    measured(["models", "pull", "ocr", "--json"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+    return lib
+
+
+def alone(args: argparse.Namespace) -> dict:
+    """OCR alone on screenshots and on ../shared's documents: the fp32 recognizer, the int8 one as
+    made before its GELUs were fused, and the product's int8 one, alternating; one reader with 2
+    threads, and two photos at a time on 1-thread sessions (what `index`'s two workers do)."""
     import zipfile
+    from concurrent.futures import ThreadPoolExecutor
 
-    with zipfile.ZipFile(wheel()) as z:
-        for name in FILES_SHA256:
-            (folder / name).write_bytes(z.read("rapidocr/models/" + name))
-    images = [decode(p.read_bytes(), ext=p.suffix.lower(), min_side=720).image
-              for p in sorted((SHARED / "ocr").iterdir()) if p.suffix.lower() in (".png", ".jpg", ".tif")]
     from PIL import Image
 
-    screenshots = [Image.open(p).convert("RGB") for p in screens(WORK / "screens", 20)]
-    from photosearch.models.ocr import make_int8_recognizer
+    from photosearch.media.decode import decode
+    from photosearch.models.ocr import FILES_SHA256, PPOCR, REC_FILE, REC_INT8_FILE, make_int8_recognizer, rec_input
+    from photosearch.models.ocr_int8 import quantize_recognizer
 
+    folder, unfused = WORK / "models", WORK / "models-unfused"
+    for f in (folder, unfused):
+        f.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel()) as z:
+            for name in FILES_SHA256:
+                (f / name).write_bytes(z.read("rapidocr/models/" + name))
     log(f"int8 recognizer: {make_int8_recognizer(folder)}")
-    alone: dict[str, Any] = {}
-    # fp32 and int8 recognizers side by side, alternating; one reader with 2 threads, and two
-    # photos at a time on 1-thread sessions (what `index`'s two workers do).
+    quantize_recognizer(unfused / REC_FILE, unfused / REC_INT8_FILE, rec_input, fuse=False)
+    images = [decode(p.read_bytes(), ext=p.suffix.lower(), min_side=720).image
+              for p in sorted((SHARED / "ocr").iterdir()) if p.suffix.lower() in (".png", ".jpg", ".tif")]
+    screenshots = [Image.open(p).convert("RGB") for p in screens(WORK / "screens", args.screens)]
+    sides = {"fp32": (folder, False), "int8 unfused": (unfused, True), "int8": (folder, True)}
+    per_s: dict[str, list[float]] = {}
     for round_ in range(args.repeat):
-        for precision in ("fp32", "int8"):
+        for side, (where, int8) in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
             for how in ("1 photo x 2 threads", "2 photos x 1 thread"):
-                engine = PPOCR(folder, threads=2 if how.startswith("1") else 1, int8=precision == "int8")
+                engine = PPOCR(where, threads=2 if how.startswith("1") else 1, int8=int8)
                 engine.read(screenshots[0])  # sessions loaded
                 for kind, imgs in (("screenshots", screenshots), ("documents", images)):
                     t0 = time.perf_counter()
@@ -192,28 +211,33 @@ def speed(args: argparse.Namespace) -> dict:
                         for img in imgs:
                             engine.read(img)
                     else:
-                        from concurrent.futures import ThreadPoolExecutor
-
                         with ThreadPoolExecutor(2) as pool:
                             list(pool.map(engine.read, imgs))
-                    per_s = len(imgs) / (time.perf_counter() - t0)
-                    alone.setdefault(f"{kind}, {precision}, {how}", []).append(per_s)
-                    log(f"{kind}, {precision}, {how}: {per_s:.2f} a second")
-    alone_med = {k: statistics.median(v) for k, v in alone.items()}
-    # The whole `index` of the 20 screenshots (faces on, the default precision), fresh library.
-    shots = {}
+                    rate = len(imgs) / (time.perf_counter() - t0)
+                    per_s.setdefault(f"{kind}, {side}, {how}", []).append(rate)
+                    log(f"{kind}, {side}, {how}: {rate:.2f} a second")
+    return {"screenshots": len(screenshots), "documents": len(images),
+            "median_per_s": {k: statistics.median(v) for k, v in per_s.items()}, "rounds": per_s}
+
+
+def index_screens(args: argparse.Namespace) -> dict:
+    """The whole `photosearch index` of the screenshots (CLIP, hashes, thumbnails, faces, OCR;
+    start-up included), fresh libraries with the models installed beforehand."""
+    shots = screens(WORK / "screens", args.screens)
+    env = index_env(args)
+    seconds = []
     for i in range(args.repeat):
-        lib = WORK / "runs" / f"screens-{i}-{time.monotonic_ns()}"
-        lib.mkdir(parents=True)
-        shutil.copytree(args.model_lib / "models", lib / "models")
-        pulled = measured(["models", "pull", "ocr", "--json"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
-        m = measured(["index", str(WORK / "screens"), "--json", "--quiet"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
-        shots.setdefault("index_s", []).append(m["wall_s"])
-        log(f"index of 20 screenshots: {m['wall_s']:.1f} s (models pull {pulled['wall_s']:.1f} s before)")
-    index_s = statistics.median(shots["index_s"])
-    return {"photos_12mp": args.photos, "index_s": med, "ocr_overhead": med["ocr"] / med["no-ocr"] - 1, "rounds": rounds,
-            "alone_per_s": alone_med, "alone_rounds": alone,
-            "index_screenshots": {"images": 20, "seconds": index_s, "per_s": 20 / index_s, "rounds": shots["index_s"]}}
+        lib = fresh_library(args, f"screens-{i}", env)
+        src = WORK / f"screens-{len(shots)}"
+        if not src.is_dir():
+            src.mkdir()
+            for p in shots:
+                os.link(p, src / p.name)
+        m = measured(["index", str(src), "--json", "--quiet"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+        seconds.append(m["wall_s"])
+        log(f"index of {len(shots)} screenshots: {m['wall_s']:.1f} s")
+    med = statistics.median(seconds)
+    return {"images": len(shots), "seconds": med, "per_s": len(shots) / med, "rounds": seconds}
 
 
 def screens(folder: Path, n: int) -> list[Path]:
@@ -227,13 +251,15 @@ def screens(folder: Path, n: int) -> list[Path]:
     font = ImageFont.load_default(size=44)
     for i in range(n):
         p = folder / f"screen_{i:03d}.png"
+        # Every screenshot's words are drawn from the generator, made or not, so each is new.
+        lines = [" ".join(rng.choice(vocab, 5)) for _ in range(20)]
         if not p.exists():
             img = Image.new("RGB", (1170, 2532), (245, 245, 250))
             d = ImageDraw.Draw(img)
-            for k in range(20):
+            for k, line in enumerate(lines):
                 d.rounded_rectangle((40 + (k % 2) * 300, 120 + k * 115, 830 + (k % 2) * 300, 210 + k * 115), 30,
                                     fill=(220, 235, 255) if k % 2 else (235, 235, 235))
-                d.text((70 + (k % 2) * 300, 140 + k * 115), " ".join(rng.choice(vocab, 5)), fill=(20, 20, 20), font=font)
+                d.text((70 + (k % 2) * 300, 140 + k * 115), line, fill=(20, 20, 20), font=font)
             img.save(p)
         out.append(p)
     return out
@@ -290,7 +316,8 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=30)
     ap.add_argument("--words-photos", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--only", choices=("quality", "search", "speed", "words"))
+    ap.add_argument("--screens", type=int, default=20, help="phone screenshots generated for the speed runs")
+    ap.add_argument("--only", choices=("quality", "search", "speed", "alone", "screens", "words"))
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     out: dict = {}
@@ -316,6 +343,10 @@ def main() -> None:
         log(f"search: {out['search']}")
     if args.only in (None, "speed"):
         out["speed"] = speed(args)
+    if args.only in (None, "alone"):
+        out["alone"] = alone(args)
+    if args.only in (None, "screens"):
+        out["index_screenshots"] = index_screens(args)
     if args.only in (None, "words"):
         out["words"] = words_at_scale(args)
     print(json.dumps(out, indent=1, default=str))

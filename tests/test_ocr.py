@@ -377,6 +377,54 @@ def test_the_int8_recognizer_is_made_at_install_checked_and_reads_real_text_as_f
     assert found["int8"] >= found["fp32"] - 1, found
 
 
+@needs_shared
+def test_the_int8_recognizers_gelus_are_fused_and_it_reads_bit_for_bit_as_unfused(ocr_library):
+    """models/ocr_int8.py makes each GELU of the quantized recognizer one node (onnxruntime does
+    not fuse them between QDQ nodes): the installed file has no Erf left, and on real lines of
+    ../shared it gives the unfused recognizer's probabilities exactly. A library installed before
+    the fusion (its ocr.json without the record) has its file fused at the next load, once."""
+    import collections
+
+    import onnx
+
+    import photosearch.models.ocr_int8 as oi
+    from photosearch.config import LibraryPaths
+    from photosearch.media.decode import decode
+    from photosearch.models.ocr import REC_FILE, REC_INT8_FILE, OcrModelStore, PPOCR, _crop_quad, rec_input
+
+    folder = OcrModelStore(ocr_library.paths).root / "ppocr-v6"
+    spec = json.loads((folder / "ocr.json").read_text())
+    ops = collections.Counter(n.op_type for n in onnx.load(str(folder / REC_INT8_FILE)).graph.node)
+    assert spec["recognizer_int8"]["fused_gelus"] == ops["Gelu"] > 0 and ops["Erf"] == 0, ops
+
+    # The library as an earlier version left it: the int8 recognizer unfused, no record of fusing.
+    old = LibraryPaths(ocr_library.paths.root.parent / "older")
+    shutil.copytree(folder, old.models / "ocr" / "ppocr-v6")
+    old_folder = old.models / "ocr" / "ppocr-v6"
+    oi.quantize_recognizer(folder / REC_FILE, old_folder / REC_INT8_FILE, rec_input, fuse=False)
+    assert collections.Counter(n.op_type for n in onnx.load(str(old_folder / REC_INT8_FILE)).graph.node)["Erf"] > 0
+    del spec["recognizer_int8"]["fused_gelus"]
+    (old_folder / "ocr.json").write_text(json.dumps(spec))
+    unfused = PPOCR(old_folder, int8=True)
+
+    crops = []
+    for name in ("ultralytics_bus.jpg", "pillow_multiline_text.png", "skimage_page.png", "pillow_tv16.jpg"):
+        rgb = np.asarray(decode((OCR / name).read_bytes(), ext=Path(name).suffix).image.convert("RGB"))
+        crops += [_crop_quad(rgb, q) for q in unfused.detect(rgb)]
+    assert len(crops) >= 15
+    session = unfused._rec.get()
+    before = session.run(None, {session.get_inputs()[0].name: rec_input(crops[:8])})[0]
+    before_read = unfused.read_crops(crops)
+
+    reader = OcrModelStore(old).load()          # fuses the file in place
+    assert json.loads((old_folder / "ocr.json").read_text())["recognizer_int8"]["fused_gelus"] == ops["Gelu"]
+    assert collections.Counter(n.op_type for n in onnx.load(str(old_folder / REC_INT8_FILE)).graph.node)["Erf"] == 0
+    session = reader._rec.get()
+    after = session.run(None, {session.get_inputs()[0].name: rec_input(crops[:8])})[0]
+    assert np.array_equal(before, after)
+    assert reader.read_crops(crops) == before_read and any(t for t, _ in before_read)
+
+
 def test_an_int8_recognizer_that_reads_differently_is_dropped_and_fp32_stays(library, ocr_wheel, monkeypatch):
     """A recognizer quantized per tensor (coarser than the product's per-channel weights) reads
     generated lines differently from fp32: the check drops it, `ocr.json` says why, and the reader

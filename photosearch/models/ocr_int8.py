@@ -11,6 +11,11 @@ The check reads other generated lines with both recognizers; the int8 file is ke
 readings differ by at most :data:`MAX_CHAR_DIFF` of the characters (``ocr.json`` records the
 figures, or the reason it was dropped). The detector stays fp32: quantized the same way it found
 different boxes for 9% of the characters for an 8% gain.
+
+The quantized graph's GELUs are then made single nodes (:func:`fuse_gelu`): onnxruntime fuses the
+five operators of each into one in a float graph, but not between the QDQ nodes, where they cost
+a fifth of the recognizer's time. The fused node computes the same function: readings identical,
+bit for bit.
 """
 
 from __future__ import annotations
@@ -65,8 +70,9 @@ def text_lines(seed: int, n: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def quantize_recognizer(src: Path, dest: Path, make_input: MakeInput) -> None:
-    """Write ``src``'s static int8 version (QDQ, per-channel convolutions) to ``dest``."""
+def quantize_recognizer(src: Path, dest: Path, make_input: MakeInput, *, fuse: bool = True) -> int:
+    """Write ``src``'s static int8 version (QDQ, per-channel convolutions, GELUs fused unless
+    ``fuse`` is false) to ``dest``; the number of GELUs fused."""
     import onnx
     from onnx import version_converter
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -98,6 +104,95 @@ def quantize_recognizer(src: Path, dest: Path, make_input: MakeInput) -> None:
                             op_types_to_quantize=["Conv"])
     finally:
         root.setLevel(level)
+    return fuse_gelu_file(dest) if fuse else 0
+
+
+def fuse_gelu(model: Any) -> int:
+    """Make each GELU of ``model`` (an ``onnx.ModelProto``), written out as ``x / sqrt(2) -> Erf ->
+    + 1 -> * x -> * 0.5``, one ``com.microsoft`` Gelu node; the number fused. ``x`` may reach the
+    two ends through two DequantizeLinear nodes of one quantized tensor (the QDQ form), which is
+    what keeps onnxruntime from fusing them itself."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+
+    def constant(name: str) -> float | None:
+        node = producer.get(name)
+        value = constants.get(name)
+        if value is None and node is not None and node.op_type == "Constant":
+            value = numpy_helper.to_array(node.attribute[0].t)
+        return float(value) if value is not None and value.size == 1 else None
+
+    def source(name: str) -> tuple[str, ...]:
+        node = producer.get(name)   # two dequantizations of one tensor are one value
+        return ("dq", *node.input) if node is not None and node.op_type == "DequantizeLinear" else ("t", name)
+
+    def only_consumer(name: str, op: str) -> Any:
+        nodes = consumers.get(name, [])
+        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op else None
+
+    outputs = {o.name for o in graph.output}
+    replaced: dict[int, Any] = {}
+    dropped: set[int] = set()
+    for erf in graph.node:
+        if erf.op_type != "Erf":
+            continue
+        div = producer.get(erf.input[0])
+        if div is None or div.op_type != "Div" or not _near(constant(div.input[1]), 2 ** 0.5):
+            continue
+        add = only_consumer(erf.output[0], "Add")
+        mul = add and only_consumer(add.output[0], "Mul")
+        half = mul and only_consumer(mul.output[0], "Mul")
+        if not half or not only_consumer(div.output[0], "Erf") or outputs & {erf.output[0], add.output[0],
+                                                                              mul.output[0], div.output[0]}:
+            continue
+        one = [i for i in add.input if i != erf.output[0]]
+        x = [i for i in mul.input if i != add.output[0]]
+        k = [i for i in half.input if i != mul.output[0]]
+        if (len(one) != 1 or not _near(constant(one[0]), 1.0) or len(x) != 1 or source(x[0]) != source(div.input[0])
+                or len(k) != 1 or not _near(constant(k[0]), 0.5)):
+            continue
+        dropped |= {id(div), id(erf), id(add), id(mul)}
+        replaced[id(half)] = helper.make_node("Gelu", [div.input[0]], list(half.output), name=f"{div.name}/gelu",
+                                              domain="com.microsoft")
+    if not replaced:
+        return 0
+    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
+    used = {i for n in nodes for i in n.input} | outputs
+    # The dequantization that fed only the dropped multiplication goes with it.
+    nodes = [n for n in nodes if n.op_type not in ("DequantizeLinear", "Constant") or any(o in used for o in n.output)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return len(replaced)
+
+
+def fuse_gelu_file(path: Path) -> int:
+    """:func:`fuse_gelu` on an ONNX file, replaced atomically when anything was fused."""
+    import onnx
+
+    from photosearch.files import write_atomic
+
+    model = onnx.load(str(path))
+    fused = fuse_gelu(model)
+    if fused:
+        write_atomic(path, model.SerializeToString())
+    return fused
+
+
+def _near(value: float | None, want: float) -> bool:
+    return value is not None and abs(value - want) <= 1e-3 * abs(want)
 
 
 def check_recognizer(read: ReadCrops) -> dict[str, Any]:
@@ -130,8 +225,8 @@ def add_int8_recognizer(src: Path, dest: Path, make_input: MakeInput, read: Read
             return dict(result)
         say("making the int8 OCR recognizer (static quantization, checked against fp32)")
         try:
-            quantize_recognizer(src, dest, make_input)
-            result = check_recognizer(read)
+            fused = quantize_recognizer(src, dest, make_input)
+            result = {**check_recognizer(read), "fused_gelus": fused}
         except Exception as exc:  # noqa: BLE001 - an onnx/onnxruntime refusal of any kind: fp32 stays
             result = {"passed": False, "reason": f"cannot make the int8 recognizer: "
                                                  f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"}
@@ -145,4 +240,4 @@ def add_int8_recognizer(src: Path, dest: Path, make_input: MakeInput, read: Read
         return result
 
 
-__all__ = ["add_int8_recognizer", "check_recognizer", "quantize_recognizer", "text_lines", "MAX_CHAR_DIFF"]
+__all__ = ["add_int8_recognizer", "check_recognizer", "quantize_recognizer", "fuse_gelu", "fuse_gelu_file", "text_lines", "MAX_CHAR_DIFF"]
