@@ -81,7 +81,15 @@ def transforms(im):  # type: ignore[no-untyped-def]
     side = max(w, h)
     square = im.resize((side, side)).filter(ImageFilter.GaussianBlur(30))
     square.paste(im, ((side - w) // 2, (side - h) // 2))
+    def centred(aspect: float) -> Image.Image:   # the largest centred crop of that shape (w / h)
+        cw, ch = (round(h * aspect), h) if w / h > aspect else (w, round(w / aspect))
+        return im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+
     return {
+        # Reframed for another screen or site (session 14): square, 4:5 and 9:16 portraits, 16:9.
+        "crop_square": centred(1.0), "crop_4x5": centred(0.8), "crop_9x16": centred(9 / 16),
+        "crop_16x9": centred(16 / 9) if w / h < 1.7 else centred(1.0),
+        "crop_strip": im.crop((0, 0, int(w * 0.55), h)),   # a partial copy: the left 55%, full height
         "crop50": im.crop((int(w * .2), int(h * .1), int(w * .9), int(h * .81))),
         "crop_corner": im.crop((0, 0, int(w * .75), int(h * .75))),
         "screenshot_ui": phone, "framed": framed, "pad_blur": square,
@@ -371,11 +379,17 @@ def cli(args: argparse.Namespace) -> None:
 
     from photosearch.store.catalog import Catalog
 
-    print("| photos | command | wall (s) | CPU (s, user+sys of the process) | groups | other processes (cores) |")
-    print("|---|---|---|---|---|---|")
-    for n, extra in itertools.product(args.sizes, ([], ["--method", "hash"], ["--method", "hash", "--no-verify"])):
+    # This checkout, and with --before another one (its own window width) side by side.
+    products = [("this", None), *([("before", str(Path(args.before).resolve()))] if args.before else [])]
+    print("| photos | product | command | wall (s) | CPU (s, user+sys of the process) | groups | other processes (cores) |")
+    print("|---|---|---|---|---|---|---|")
+    for n, extra, (product, where) in itertools.product(
+            args.sizes, ([], ["--method", "hash"], ["--method", "hash", "--no-verify"]), products):
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"PYTHONPATH": where} if where else {})}
+        width = int(subprocess.run([sys.executable, "-c", "from photosearch.media.hashes import WINDOWS; print(WINDOWS)"],
+                                   capture_output=True, text=True, env=env, check=True).stdout)
         src = WORK / f"query-lib-{n}"
-        lib = WORK / f"dupes-cli-lib-{n}"
+        lib = WORK / f"dupes-cli-lib-{n}-w{width}"
         if not (lib / ".hashed").exists():
             shutil.rmtree(lib, ignore_errors=True)
             shutil.copytree(src, lib)
@@ -398,9 +412,7 @@ def cli(args: argparse.Namespace) -> None:
                                 "SELECT * FROM _h")
                 cat.con.unregister("_h")
                 # Window hashes (random; the untrimmed whole-image hash is the trimmed one for 90%).
-                from photosearch.media.hashes import WINDOWS
-
-                win = rng.integers(0, 2**64 - 1, size=(len(ids), WINDOWS), dtype=np.uint64)
+                win = rng.integers(0, 2**64 - 1, size=(len(ids), width), dtype=np.uint64)
                 plain = rng.random(len(ids)) < 0.9
                 win[plain, 0] = ph[plain, 0]
                 cat.add_windows(list(zip(ids.tolist(), win.tolist())))
@@ -412,7 +424,7 @@ def cli(args: argparse.Namespace) -> None:
         busy0 = _busy_seconds()
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "photosearch", "dupes", "--json", *extra, "--library", str(lib)],
-                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                           capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         if r.returncode != 0:
@@ -421,8 +433,8 @@ def cli(args: argparse.Namespace) -> None:
         groups = len(json.loads(r.stdout)["groups"])
         cpu = ru.ru_utime + ru.ru_stime - ru0.ru_utime - ru0.ru_stime
         others = max(0.0, (_busy_seconds() - busy0 - cpu) / wall)
-        print(f"| {n:,} | `dupes --json {' '.join(extra)}` | {wall:.1f} | {cpu:.1f} | {groups:,} | {others:.2f} |",
-              flush=True)
+        print(f"| {n:,} | {product} | `dupes --json {' '.join(extra)}` | {wall:.1f} | {cpu:.1f} | {groups:,} "
+              f"| {others:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -440,6 +452,7 @@ def main() -> None:
     vp.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     cp = sub.add_parser("cli", help="the whole `photosearch dupes --json` on query-lib-N plus synthetic hashes")
     cp.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    cp.add_argument("--before", metavar="CHECKOUT", help="another checkout of photosearch, run side by side")
     args = ap.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"
     {"quality": quality, "speed": speed, "verified": verified, "cli": cli}[args.what](args)

@@ -139,7 +139,55 @@ def test_window_hashes_of_any_image_have_their_width(size):
     assert not any(hashes.window_hashes(Image.new("RGB", size, (200, 200, 200))))   # flat: nothing to match
 
 
-def test_a_library_indexed_before_window_hashes_gets_them_at_the_next_index(library, tmp_path):
+def _centred(im: Image.Image, shape: float) -> Image.Image:
+    w, h = im.size
+    cw, ch = (round(h * shape), h) if w / h > shape else (w, round(w / shape))
+    return im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+
+
+@needs_shared
+def test_copies_reframed_to_a_square_a_story_or_a_wide_screen_are_found_by_hashes(library, tmp_path):
+    """media/hashes.py's reshaped windows: a photo cropped to 1:1, 4:5, 9:16 or 16:9 (centred, as
+    apps do) is found by `--method hash`, and no unrelated photo joins. Each copy's hash is close
+    to its reshaped window and farther than the search reaches from every earlier window."""
+    from photosearch.query.dupes import PRESETS
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shared = sorted(p for p in (SHARED / "photos").glob("*.jpg")
+                    if "motorcycle" not in p.name and Image.open(p).size[0] != Image.open(p).size[1])
+    originals, others = shared[:3], shared[3:9]
+    assert len(originals) == 3 and len(others) == 6
+    reach = PRESETS["default"].hash_distance + 1
+    truth, helped = set(), 0
+    for p in originals:
+        im = Image.open(p).convert("RGB")
+        im.save(photos / f"{p.stem}.jpg", quality=95)
+        windows = hashes.window_hashes(im)
+        for kind, shape in (("square", 1.0), ("4x5", 0.8), ("story", 9 / 16), ("wide", 16 / 9)):
+            if max(im.size[0] / im.size[1] / shape, shape * im.size[1] / im.size[0]) < hashes.SAME_SHAPE:
+                continue
+            copy = _centred(im, shape)
+            copy.save(photos / f"{p.stem}__{kind}.jpg", quality=90)
+            truth.add(tuple(sorted((f"{p.stem}.jpg", f"{p.stem}__{kind}.jpg"))))
+            whole = hashes.window_hashes(copy)[0]
+            dist = [bin(whole ^ w).count("1") if w else 64 for w in windows]
+            assert min(dist[hashes.EARLIER_WINDOWS:]) <= reach, (p.name, kind, dist)
+            helped += min(dist[:hashes.EARLIER_WINDOWS]) > reach
+    for p in others:
+        Image.open(p).convert("RGB").save(photos / f"{p.stem}.jpg", quality=95)
+    assert len(truth) >= 10 and helped >= len(truth) // 2
+    library.index([photos], faces=False)
+    found = _pairs(library.paths.root)
+    assert truth <= found, sorted(truth - found)
+    assert all(a.split("__")[0].removesuffix(".jpg") == b.split("__")[0].removesuffix(".jpg") for a, b in found), found
+
+
+@pytest.mark.parametrize("earlier", ["no windows", "10 windows"])
+def test_a_library_from_an_earlier_version_gets_its_windows_at_the_next_index(library, tmp_path, earlier):
+    """A catalog from before migration 0016 has no window rows; one from before the reshaped
+    windows has EARLIER_WINDOWS a photo, which are read with the rest as 0 (no window), not left
+    out. Either way the next `index` hashes the windows again, nothing else."""
     from conftest import write_photo
 
     from photosearch.store.catalog import Catalog
@@ -152,7 +200,17 @@ def test_a_library_indexed_before_window_hashes_gets_them_at_the_next_index(libr
     with Catalog.open(library.paths.catalog) as cat:
         before = cat.con.execute("SELECT photo_id, windows FROM image_windows ORDER BY 1").fetchall()
         assert len(before) == 3 and all(len(w) == hashes.WINDOWS for _, w in before)
-        cat.con.execute("DELETE FROM image_windows")    # as a catalog from before migration 0016
+        if earlier == "no windows":
+            cat.con.execute("DELETE FROM image_windows")
+        else:
+            first = before[0][0]
+            cat.con.execute(f"UPDATE image_windows SET windows = windows[1:{hashes.EARLIER_WINDOWS}] "
+                            "WHERE photo_id = ?", [first])
+            ids, windows = cat.all_windows(hashes.WINDOWS, narrowest=hashes.EARLIER_WINDOWS)
+            assert len(ids) == 3 and ids[0] == first and windows.shape == (3, hashes.WINDOWS)
+            assert windows[0, 0] and not windows[0, hashes.EARLIER_WINDOWS:].any()
+            assert windows[1:, hashes.EARLIER_WINDOWS:].all()
+            assert len(cat.all_windows(hashes.WINDOWS)[0]) == 2
     summary = library.index([photos], faces=False)
     assert summary.indexed == 0    # nothing embedded again: only the window hashes were missing
     with Catalog.open(library.paths.catalog, read_only=True) as cat:

@@ -123,10 +123,16 @@ FIXED_WINDOWS = ((0.075, 0.075, 0.925, 0.925), (0.15, 0.15, 0.85, 0.85),
                  (0.0, 0.0, 0.75, 0.75), (0.25, 0.0, 1.0, 0.75), (0.0, 0.25, 0.75, 1.0), (0.25, 0.25, 1.0, 1.0))
 #: Picture-like rectangles found by their edges (a photo inside a screenshot or a frame), at most.
 CONTENT_WINDOWS = 3
+#: Shapes (width / height) photos are reframed to for another screen or site: a square, 4:5 and
+#: 9:16 portraits, 16:9. Each gets the largest centred window of that shape, unless the photo
+#: has it already (within :data:`SAME_SHAPE`: the whole image is that window).
+RESHAPED = (1.0, 4 / 5, 9 / 16, 16 / 9)
+SAME_SHAPE = 1.06
 #: Hashes per photo: the whole image as it is (borders not trimmed: a crop of a photo on a plain
-#: background would otherwise lose its edges), the fixed windows, then the found rectangles (0
-#: where none).
-WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS
+#: background would otherwise lose its edges), the fixed windows, the found rectangles, then the
+#: reshaped windows (0 where none). Photos indexed before the reshaped windows have the first 10.
+WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS + len(RESHAPED)
+EARLIER_WINDOWS = WINDOWS - len(RESHAPED)
 #: A row (column) is an edge where this share of its pixels differ from the next row's by more than
 #: EDGE_STEP grey levels (the border of a picture pasted into a screenshot, a frame's inner edge).
 EDGE_SHARE = 0.5
@@ -153,10 +159,15 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
     if k > 1:
         gray = gray.reduce(k)
     w, h = gray.size
-    boxes = [(0.0, 0.0, 1.0, 1.0), *FIXED_WINDOWS, *content_rects(gray)]
+    content = content_rects(gray)
+    boxes = [(0.0, 0.0, 1.0, 1.0), *FIXED_WINDOWS, *content, *[None] * (CONTENT_WINDOWS - len(content)),
+             *reshaped_rects(w, h)]
     smalls = np.zeros((WINDOWS, 32, 32))
     usable = np.zeros(WINDOWS, dtype=bool)
-    for i, (x0, y0, x1, y1) in enumerate(boxes):
+    for i, rect in enumerate(boxes):
+        if rect is None:
+            continue
+        x0, y0, x1, y1 = rect
         box = (round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h))
         if min(box[2] - box[0], box[3] - box[1]) >= MIN_SIDE:
             # (resize's box argument reads the window straight from the image: no crop copy.)
@@ -166,6 +177,22 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
     blocks = scipy.fftpack.dct(scipy.fftpack.dct(smalls, axis=1), axis=2)[:, :8, :8].reshape(WINDOWS, 64)
     bits = blocks > np.median(blocks, axis=1, keepdims=True)
     return tuple(_bits_to_int(b) if ok else 0 for b, ok in zip(bits, usable))
+
+
+def reshaped_rects(w: int, h: int) -> list[tuple[float, float, float, float] | None]:
+    """For each shape of :data:`RESHAPED`, the largest centred window of it in a ``w`` x ``h``
+    image (fractions), or None where the image has that shape already: a copy reframed to that
+    shape (an Instagram square, a 9:16 story, a 16:9 screen) has a whole-image hash close to it."""
+    out: list[tuple[float, float, float, float] | None] = []
+    for shape in RESHAPED:
+        ratio = (w / h) / shape
+        if max(ratio, 1 / ratio) < SAME_SHAPE:
+            out.append(None)
+        elif ratio > 1:    # wider than the shape: the full height, the middle of the width
+            out.append(((1 - 1 / ratio) / 2, 0.0, (1 + 1 / ratio) / 2, 1.0))
+        else:
+            out.append((0.0, (1 - ratio) / 2, 1.0, (1 + ratio) / 2))
+    return out
 
 
 def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tuple[float, float, float, float]]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from photosearch.store.catalog import Catalog
 from photosearch.errors import UsageError
-from photosearch.media.hashes import WINDOWS
+from photosearch.media.hashes import EARLIER_WINDOWS, WINDOWS
 from photosearch.models.base import default_threads
 
 RAW_FORMATS = {"CR2", "CR3", "CRW", "NEF", "NRW", "ARW", "SRF", "SR2", "DNG", "RAF", "ORF", "RW2", "PEF", "SRW",
@@ -66,6 +66,9 @@ METHODS = ("hash", "clip", "both")
 #: would come within it by chance more than LOOSE_CHANCE times; the closest MAX_VERIFIED pairs.
 LOOSE_EXTRA = 3
 LOOSE_CHANCE = 100
+#: The same for windows: ~14 a photo since the reshaped ones, and a 6-bit reach at 1M photos
+#: expects ~125 chance pairs (under a second of pixel checks).
+WINDOW_CHANCE = 150
 MAX_VERIFIED = 20_000
 #: The thumbnail size pairs are verified on (a picture inside a screenshot needs the pixels).
 VERIFY_SIZE = 640
@@ -578,19 +581,21 @@ def loose_distance(n: int, base: int) -> int:
     return _affordable(3.5 * n * max(n - 1, 0), base, min(base + LOOSE_EXTRA, 15))
 
 
-def window_distance(n: int, base: int) -> int:
+def window_distance(n: int, base: int, windows: int | None = None) -> int:
     """How close a whole-image hash must come to another photo's window for verification: the
     threshold ``base`` and one more bit, less where chance alone would bring more than
-    :data:`LOOSE_CHANCE` pairs (2 whole-image hashes against each window, both ways round)."""
-    return _affordable(2.0 * WINDOWS * n * max(n - 1, 0), -1, base + 1)
+    :data:`WINDOW_CHANCE` pairs (2 whole-image hashes of each of ``n`` photos against each of
+    ``windows`` windows, :data:`WINDOWS` a photo when not given)."""
+    windows = WINDOWS * n if windows is None else windows
+    return _affordable(2.0 * windows * max(n - 1, 0), -1, base + 1, WINDOW_CHANCE)
 
 
-def _affordable(codes: float, low: int, high: int) -> int:
+def _affordable(codes: float, low: int, high: int, chance: float = LOOSE_CHANCE) -> int:
     """The largest distance in (low, high] at which ``codes`` comparisons of unrelated hashes
-    (bits taken as fair coins) come within it fewer than LOOSE_CHANCE times; ``low`` if none."""
+    (bits taken as fair coins) come within it fewer than ``chance`` times; ``low`` if none."""
     found = low
     for d in range(max(low + 1, 0), high + 1):
-        if codes * sum(comb(64, k) for k in range(d + 1)) / 2.0 ** 64 > LOOSE_CHANCE:
+        if codes * sum(comb(64, k) for k in range(d + 1)) / 2.0 ** 64 > chance:
             break
         found = d
     return found
@@ -602,8 +607,8 @@ def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int,
     :data:`MAX_VERIFIED`: ``loose``, whole-image hashes a little past the threshold (exposure, a
     10% crop, a caption), and a whole image close to a window of the other (a crop to half the
     area, a screenshot or a framed copy holding it); ``linked`` pairs are left out."""
-    win_ids, windows = catalog.all_windows(WINDOWS)
-    far = window_distance(len(ids), t.hash_distance)
+    win_ids, windows = catalog.all_windows(WINDOWS, narrowest=EARLIER_WINDOWS)
+    far = window_distance(len(ids), t.hash_distance, int(np.count_nonzero(windows)))
     near = window_pairs(ids, ph, win_ids, windows, far) if far >= 0 else {}
     found: dict[tuple[int, int], int] = {}
     for p, d in [*loose.items(), *near.items()]:

@@ -343,7 +343,8 @@ class PhotosStore:
             self.con.unregister("_new_hashes")
 
     def add_windows(self, rows: Sequence[tuple[int, Sequence[int]]]) -> None:
-        """(photo_id, window pHashes) rows (media/hashes.py window_hashes; empty for none)."""
+        """(photo_id, window pHashes) rows (media/hashes.py window_hashes; empty for none), in
+        place of an earlier version's (fewer windows)."""
         if not rows:
             return
         import pyarrow as pa
@@ -352,18 +353,19 @@ class PhotosStore:
                           "windows": pa.array([[int(v) for v in r[1]] for r in rows], pa.list_(pa.uint64()))})
         self.con.register("_new_windows", table)
         try:
-            self.con.execute("INSERT INTO image_windows SELECT photo_id, windows FROM _new_windows")
+            self.con.execute("INSERT OR REPLACE INTO image_windows SELECT photo_id, windows FROM _new_windows")
         finally:
             self.con.unregister("_new_windows")
 
-    def all_windows(self, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, window pHashes (n, ``width``) uint64) of searchable photos with ``width`` windows
-        (rows of another width, from another version, are left out)."""
+    def all_windows(self, width: int, *, narrowest: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, window pHashes (n, ``width``) uint64) of searchable photos with ``width`` windows,
+        or with ``narrowest`` to ``width`` (an earlier version's first windows; those it did not
+        make are 0). Rows of other widths are left out."""
         res = self.con.execute(
-            "SELECT w.photo_id, " + ", ".join(f"w.windows[{k + 1}] AS w{k}" for k in range(width)) + " "
+            "SELECT w.photo_id, " + ", ".join(f"coalesce(w.windows[{k + 1}], 0) AS w{k}" for k in range(width)) + " "
             "FROM image_windows w JOIN photos p ON p.id = w.photo_id "
-            f"WHERE len(w.windows) = ? AND {SHOWN.format(p='p.')} AND coalesce(p.media, 'photo') = 'photo' "
-            "ORDER BY w.photo_id", [width]).fetchnumpy()
+            f"WHERE len(w.windows) BETWEEN ? AND ? AND {SHOWN.format(p='p.')} "
+            "AND coalesce(p.media, 'photo') = 'photo' ORDER BY w.photo_id", [narrowest or width, width]).fetchnumpy()
         ids = np.asarray(res["photo_id"], dtype=np.int64)
         if not len(ids):
             return ids, np.zeros((0, width), dtype=np.uint64)

@@ -61,10 +61,17 @@ class ShardsStore:
     #: whether their rows are per model.
     CHECKED_TABLES = {"embeddings": True, "image_hashes": False, "image_windows": False, "face_scans": True,
                       "ocr_scans": True}
+    #: Checked tables whose check names the length their list column must have (0 or it): a
+    #: photo with fewer window hashes than this version makes lacks them.
+    WIDTH_CHECKED = {"image_windows": "windows"}
 
     def _lacks_sql(self, table: str, model: str | None, alias: str) -> tuple[str, list[Any]]:
         if table not in self.CHECKED_TABLES:
             raise ValueError(f"not a checked table: {table}")
+        if table in self.WIDTH_CHECKED and model is not None:
+            column = self.WIDTH_CHECKED[table]
+            return (f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.photo_id = {alias}.id "
+                    f"AND len(x.{column}) IN (0, ?))", [int(model)])
         if self.CHECKED_TABLES[table]:
             return (f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.photo_id = {alias}.id AND x.model = ?)",
                     [model])

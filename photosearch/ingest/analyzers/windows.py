@@ -15,7 +15,14 @@ class WindowsAnalyzer(Analyzer):
     """Output: a tuple of window pHashes, empty for a video (table ``image_windows``)."""
 
     name = "windows"
-    check = ("image_windows", None)
+
+    @property
+    def check(self) -> tuple[str, str | None]:  # type: ignore[override]
+        """Rows of this version's width: a photo hashed by an earlier version (fewer windows) is
+        hashed again, alone."""
+        from photosearch.media.hashes import WINDOWS
+
+        return ("image_windows", str(WINDOWS))
 
     def analyze(self, photo: Photo) -> Any:
         from photosearch.media.hashes import window_hashes
