@@ -183,6 +183,138 @@ def test_copies_reframed_to_a_square_a_story_or_a_wide_screen_are_found_by_hashe
     assert all(a.split("__")[0].removesuffix(".jpg") == b.split("__")[0].removesuffix(".jpg") for a, b in found), found
 
 
+def test_strip_pairs_equal_every_pair_compared():
+    """query/dupes.py ``strip_pairs`` against brute force: every pair of the same strip within the
+    distance, but none of a value more than STRIP_CROWD photos (by label) hold, none of a row
+    with more than STRIP_CROWD partners, none between rows of one label (copies already linked),
+    which count as one photo."""
+    from photosearch.query.dupes import STRIP_CROWD, strip_pairs
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    s = rng.integers(1, 2**63, size=(n, 4), dtype=np.uint64)
+    s[rng.random((n, 4)) < 0.2] = 0
+    s[[200 + i for i in range(10)] + [300, 500, 600], [1] * 10 + [0, 3, 0]] = rng.integers(1, 2**63, 13, dtype=np.uint64)
+    for i in range(10):                                          # cut copies, 2 bits apart
+        s[100 + i, 1] = s[200 + i, 1] ^ np.uint64(3 << (i % 60))
+    s[300:307, 0] = s[300, 0]                                    # an interface's bar: 7 alike
+    s[500:506, 3] = s[500, 3] ^ np.arange(6, dtype=np.uint64)    # 6 near alike
+    s[600:611, 0] = s[600, 0]                                    # 10 linked copies and one cut copy
+    labels = np.arange(n)
+    labels[600:610] = 600
+    ids = np.arange(10, 10 + n)
+    want: dict[tuple[int, int], int] = {}
+    for k in range(4):
+        col = [int(v) for v in s[:, k]]
+        holders: dict[int, set[int]] = {}
+        for i in range(n):
+            if col[i]:
+                holders.setdefault(col[i], set()).add(int(labels[i]))
+        pairs, near = {}, {}
+        for i, j in itertools.combinations(range(n), 2):
+            if (col[i] and col[j] and labels[i] != labels[j] and len(holders[col[i]]) <= STRIP_CROWD
+                    and len(holders[col[j]]) <= STRIP_CROWD and bin(col[i] ^ col[j]).count("1") <= 3):
+                pairs[(i, j)] = bin(col[i] ^ col[j]).count("1")
+                near.setdefault(i, set()).add(int(labels[j]))
+                near.setdefault(j, set()).add(int(labels[i]))
+        for (i, j), d in pairs.items():
+            if len(near[i]) <= STRIP_CROWD and len(near[j]) <= STRIP_CROWD:
+                key = (int(ids[i]), int(ids[j]))
+                want[key] = min(d, want.get(key, 64))
+    got = strip_pairs(ids, s, 3, labels)
+    assert got == want
+    assert {(110 + i, 210 + i) for i in range(10)} <= set(got)          # the cut copies
+    assert sum(610 <= a < 621 for a, _ in got) == 10                    # each linked copy with the cut one
+    assert not any(310 <= a < 317 and 310 <= b < 317 for a, b in got)   # the bar
+
+
+def test_a_large_cluster_of_near_identical_strips_is_left_out_before_it_is_paired():
+    """Thousands of strips within a few bits of each other (an app's bar with a clock in it, a
+    letterhead scanned again and again) would pair each with each: they share a 16-bit quarter,
+    and are left out before the search; random strips are not (but for a few that share a
+    quarter with them by chance), and a cut copy is still found."""
+    from photosearch.query.dupes import _crowded_quarters, strip_pairs
+
+    rng = np.random.default_rng(1)
+    n = 20_000
+    s = rng.integers(1, 2**63, size=(n, 4), dtype=np.uint64)
+    base = int(rng.integers(1, 2**63))
+    for i in range(3000):        # the bar: 3,000 values, each 1-3 bits from one
+        v = base
+        for bit in rng.choice(64, int(rng.integers(1, 4)), replace=False):
+            v ^= 1 << int(bit)
+        s[i, 0] = v
+    s[5000, 0] = s[6000, 0] ^ np.uint64(5)   # a cut copy, 2 bits off
+    crowded = _crowded_quarters(s[:, 0], np.arange(n))
+    # (A random strip that shares a quarter with the bar's by chance goes too: ~70 quarter
+    # values are crowded here, so ~0.1% of 17,000.)
+    assert crowded[:3000].all() and crowded[3000:].sum() <= 40
+    got = strip_pairs(np.arange(n), s, 3)
+    assert (5000, 6000) in got and not any(a < 3000 or b < 3000 for a, b in got)
+
+
+def _tablet(photo: Image.Image) -> Image.Image:
+    """A 4:3 tablet screenshot of a photo app: a status bar, a sidebar of albums, the photo."""
+    im = Image.new("RGB", (1024, 768), (248, 248, 248))
+    ui = ImageDraw.Draw(im)
+    ui.rectangle((0, 0, 1024, 24), fill=(20, 20, 20))
+    ui.text((10, 6), "9:41  Mon 3 Jun        100%", fill=(255, 255, 255))
+    ui.rectangle((0, 24, 250, 768), fill=(235, 235, 240))
+    for i, name in enumerate(["Photos", "Library", "For You", "Albums", "Search", "Recents", "Favourites", "Hidden",
+                              "Recently deleted", "Imports", "Shared", "People", "Places"]):
+        ui.ellipse((16, 50 + i * 52, 44, 78 + i * 52), fill=(40 + 15 * i, 120, 220 - 10 * i))
+        ui.text((56, 56 + i * 52), name, fill=(0, 0, 0))
+    im.paste(photo.resize((740, 555)), (268, 120))
+    ui.text((268, 690), "Shared by alice - 3 June", fill=(0, 0, 0))
+    return im
+
+
+@needs_shared
+def test_a_strip_cut_from_a_side_is_found_by_hashes_and_an_apps_sidebar_is_not(library, tmp_path):
+    """media/hashes.py's edge strips: a copy cut from the left or the right of a photo, and
+    ../shared's two crops of one Obama portrait, are found by `--method hash`; screenshots of one
+    tablet app showing different photos, whose sidebar strips are alike (candidates), are not
+    grouped: their points agree over the interface only (media/match.py's share rule)."""
+    from photosearch.query.dupes import STRIP_DISTANCE
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shared = sorted(p for p in (SHARED / "photos").glob("*.jpg")
+                    if "motorcycle" not in p.name and Image.open(p).size[0] != Image.open(p).size[1])
+    # Photos whose side strips hold something (a plain black edge has no hash).
+    edged = [p for p in shared if all(hashes.window_hashes(Image.open(p).convert("RGB"))[
+        hashes.SEARCHED_WINDOWS:hashes.SEARCHED_WINDOWS + 2])]
+    assert len(edged) >= 3
+    truth = set()
+    for p in edged[:3]:
+        im = Image.open(p).convert("RGB")
+        w, h = im.size
+        im.save(photos / f"{p.stem}.jpg", quality=95)
+        for kind, box in (("left", (0, 0, int(w * .55), h)), ("right", (int(w * .4), 0, w, h))):
+            im.crop(box).save(photos / f"{p.stem}__{kind}.jpg", quality=90)
+            truth.add(tuple(sorted((f"{p.stem}.jpg", f"{p.stem}__{kind}.jpg"))))
+    obama = ["face_recognition_obama.jpg", "face_recognition_obama_partial_face.jpg",
+             "face_recognition_obama_partial_face2.jpg"]
+    for name in obama:
+        (photos / name).write_bytes((SHARED / "faces" / name).read_bytes())
+    truth |= set(itertools.combinations(sorted(obama), 2))
+    shots = [_tablet(Image.open(p).convert("RGB")) for p in [p for p in shared if p not in edged[:3]][:3]]
+    for i, shot in enumerate(shots):
+        shot.save(photos / f"tablet_{i}.png")
+    strips = [hashes.window_hashes(s)[hashes.SEARCHED_WINDOWS] for s in shots]
+    assert all(bin(a ^ b).count("1") <= STRIP_DISTANCE for a, b in itertools.combinations(strips, 2))
+    feats = [match.features(s) for s in shots]
+    assert any(match.same_picture(a, b) for a, b in itertools.combinations(feats, 2))   # without the rule
+    # (Faces on: the decode is made large enough for them, as a real CLIP model's 224-256 px is;
+    # the fake model's 32 px would leave strips too thin to hash.)
+    library.index([photos])
+    found = _pairs(library.paths.root)
+    assert truth <= found, sorted(truth - found)
+    assert not any(a.startswith("tablet") or b.startswith("tablet") for a, b in found), found
+    assert all(a.split("__")[0].split("_partial")[0].removesuffix(".jpg")
+               == b.split("__")[0].split("_partial")[0].removesuffix(".jpg") for a, b in found), found
+
+
 @pytest.mark.parametrize("earlier", ["no windows", "10 windows"])
 def test_a_library_from_an_earlier_version_gets_its_windows_at_the_next_index(library, tmp_path, earlier):
     """A catalog from before migration 0016 has no window rows; one from before the reshaped

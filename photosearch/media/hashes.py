@@ -128,11 +128,26 @@ CONTENT_WINDOWS = 3
 #: has it already (within :data:`SAME_SHAPE`: the whole image is that window).
 RESHAPED = (1.0, 4 / 5, 9 / 16, 16 / 9)
 SAME_SHAPE = 1.06
+#: Edge strips: the left and right strips at full height, as wide as this share of the height,
+#: and the top and bottom strips at full width, as tall as this share of the width. A copy cut
+#: from one side of a photo (a partial copy, one person cropped out of a group) keeps that
+#: side's strip at the same scale, whatever its width. A strip is made only where it is at most
+#: STRIP_MAX of the image across (else it is nearly the whole image); the ends of an image more
+#: than STRIP_SHAPE times as tall as wide (a phone's screenshot: its app's bars, alike in every
+#: screenshot of the app) and the sides of one that much wider than tall (a screen's sidebars)
+#: are not.
+STRIP_SHARE = 0.3
+STRIP_MAX = 0.8
+STRIP_SHAPE = 1.6
+STRIPS = 4
 #: Hashes per photo: the whole image as it is (borders not trimmed: a crop of a photo on a plain
-#: background would otherwise lose its edges), the fixed windows, the found rectangles, then the
-#: reshaped windows (0 where none). Photos indexed before the reshaped windows have the first 10.
-WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS + len(RESHAPED)
-EARLIER_WINDOWS = WINDOWS - len(RESHAPED)
+#: background would otherwise lose its edges), the fixed windows, the found rectangles, the
+#: reshaped windows, then the edge strips (0 where none). A whole image is looked for among the
+#: first SEARCHED_WINDOWS; a strip only among the same strips of other photos. Photos indexed
+#: before the reshaped windows and the strips have the first EARLIER_WINDOWS.
+WINDOWS = 1 + len(FIXED_WINDOWS) + CONTENT_WINDOWS + len(RESHAPED) + STRIPS
+SEARCHED_WINDOWS = WINDOWS - STRIPS
+EARLIER_WINDOWS = SEARCHED_WINDOWS - len(RESHAPED)
 #: A row (column) is an edge where this share of its pixels differ from the next row's by more than
 #: EDGE_STEP grey levels (the border of a picture pasted into a screenshot, a frame's inner edge).
 EDGE_SHARE = 0.5
@@ -161,7 +176,7 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
     w, h = gray.size
     content = content_rects(gray)
     boxes = [(0.0, 0.0, 1.0, 1.0), *FIXED_WINDOWS, *content, *[None] * (CONTENT_WINDOWS - len(content)),
-             *reshaped_rects(w, h)]
+             *reshaped_rects(w, h), *strip_rects(w, h)]
     smalls = np.zeros((WINDOWS, 32, 32))
     usable = np.zeros(WINDOWS, dtype=bool)
     for i, rect in enumerate(boxes):
@@ -193,6 +208,18 @@ def reshaped_rects(w: int, h: int) -> list[tuple[float, float, float, float] | N
         else:
             out.append((0.0, (1 - ratio) / 2, 1.0, (1 + ratio) / 2))
     return out
+
+
+def strip_rects(w: int, h: int) -> list[tuple[float, float, float, float] | None]:
+    """The left, right, top and bottom strips of a ``w`` x ``h`` image (fractions), None where a
+    strip would be more than :data:`STRIP_MAX` of the image across, and for the sides of an image
+    :data:`STRIP_SHAPE` times wider than tall, or the ends of one that much taller than wide."""
+    across, down = STRIP_SHARE * h / w, STRIP_SHARE * w / h
+    sides = [(0.0, 0.0, across, 1.0), (1.0 - across, 0.0, 1.0, 1.0)] \
+        if across <= STRIP_MAX and w <= STRIP_SHAPE * h else [None, None]
+    ends = [(0.0, 0.0, 1.0, down), (0.0, 1.0 - down, 1.0, 1.0)] \
+        if down <= STRIP_MAX and h <= STRIP_SHAPE * w else [None, None]
+    return [*sides, *ends]
 
 
 def content_rects(gray: "Image.Image", limit: int = CONTENT_WINDOWS) -> list[tuple[float, float, float, float]]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from photosearch.store.catalog import Catalog
 from photosearch.errors import UsageError
-from photosearch.media.hashes import EARLIER_WINDOWS, WINDOWS
+from photosearch.media.hashes import EARLIER_WINDOWS, SEARCHED_WINDOWS, WINDOWS
 from photosearch.models.base import default_threads
 
 RAW_FORMATS = {"CR2", "CR3", "CRW", "NEF", "NRW", "ARW", "SRF", "SR2", "DNG", "RAF", "ORF", "RW2", "PEF", "SRW",
@@ -70,10 +70,21 @@ LOOSE_CHANCE = 100
 #: expects ~125 chance pairs (under a second of pixel checks).
 WINDOW_CHANCE = 150
 MAX_VERIFIED = 20_000
+#: Edge strips (media/hashes.py): a photo's strip meets the same strip of another within at most
+#: this many bits (a copy cut from its side: 0-2 bits on the benchmark's photos), narrowed like
+#: the windows' reach; such pairs are held to a stricter pixel check (media/match.py), the
+#: closest MAX_STRIP_VERIFIED at most. A strip met by more than STRIP_CROWD others is an interface's bar
+#: or a letterhead, not a photo's edge: it is left out.
+STRIP_DISTANCE = 3
+MAX_STRIP_VERIFIED = 2_000
+STRIP_CROWD = 4
+CROWDED_QUARTER = 64
 #: The thumbnail size pairs are verified on (a picture inside a screenshot needs the pixels).
 VERIFY_SIZE = 640
-#: Checks candidate pairs against the pixels: returns those that show one picture.
-Verifier = Callable[[list[tuple[int, int]]], set[tuple[int, int]]]
+#: Checks candidate pairs against the pixels: returns those that show one picture. Called as
+#: ``verify(pairs)``, or ``verify(pairs, cut=True)`` for pairs found by an edge strip, held to
+#: media/match.py ``same_picture``'s stricter rule for them.
+Verifier = Callable[..., set[tuple[int, int]]]
 PADDED = 0.9
 #: The keeper rules, in the default order (``[dupes] keeper`` in the config reorders them): the
 #: most pixels of picture (padding and borders not counted), the original over a re-encode (camera
@@ -562,12 +573,12 @@ def pixel_verifier(catalog: Catalog, library_root: Any) -> Verifier:
         except Exception:  # noqa: BLE001 - gone, unreadable or corrupt: this pair is not confirmed
             return None
 
-    def verify(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    def verify(pairs: list[tuple[int, int]], cut: bool = False) -> set[tuple[int, int]]:
         rows = catalog.photos_by_ids(sorted({i for p in pairs for i in p}))
         with ThreadPoolExecutor(default_threads()) as pool:   # OpenCV and the decoders release the GIL
             feats = dict(zip(rows, pool.map(load, rows.values())))
             ok = list(pool.map(lambda p: feats.get(p[0]) is not None and feats.get(p[1]) is not None
-                               and match.same_picture(feats[p[0]], feats[p[1]]), pairs))
+                               and match.same_picture(feats[p[0]], feats[p[1]], cut=cut), pairs))
         return {p for p, good in zip(pairs, ok) if good}
 
     return verify
@@ -602,19 +613,116 @@ def _affordable(codes: float, low: int, high: int, chance: float = LOOSE_CHANCE)
 
 
 def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int, int], int],
-                        loose: dict[tuple[int, int], int], ids: np.ndarray, ph: np.ndarray) -> list[tuple[int, int]]:
-    """Pairs worth a look at their pixels (``verify``), closest first, at most
-    :data:`MAX_VERIFIED`: ``loose``, whole-image hashes a little past the threshold (exposure, a
-    10% crop, a caption), and a whole image close to a window of the other (a crop to half the
-    area, a screenshot or a framed copy holding it); ``linked`` pairs are left out."""
+                        loose: dict[tuple[int, int], int], ids: np.ndarray,
+                        ph: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Pairs worth a look at their pixels (``verify``), closest first: at most
+    :data:`MAX_VERIFIED` of ``loose``, whole-image hashes a little past the threshold (exposure, a
+    10% crop, a caption), and of a whole image close to a window of the other (a crop to half the
+    area, a screenshot or a framed copy holding it); then, apart, at most
+    :data:`MAX_STRIP_VERIFIED` pairs found only by an edge strip (a copy cut from one side), for
+    the stricter check. ``linked`` pairs are left out."""
     win_ids, windows = catalog.all_windows(WINDOWS, narrowest=EARLIER_WINDOWS)
-    far = window_distance(len(ids), t.hash_distance, int(np.count_nonzero(windows)))
-    near = window_pairs(ids, ph, win_ids, windows, far) if far >= 0 else {}
+    searched, strips = windows[:, :SEARCHED_WINDOWS], windows[:, SEARCHED_WINDOWS:]
+    far = window_distance(len(ids), t.hash_distance, int(np.count_nonzero(searched)))
+    near = window_pairs(ids, ph, win_ids, searched, far) if far >= 0 else {}
     found: dict[tuple[int, int], int] = {}
     for p, d in [*loose.items(), *near.items()]:
         if p not in linked:
             found[p] = min(d, found.get(p, d))
-    return sorted(found, key=lambda p: (found[p], p))[:MAX_VERIFIED]
+    # Photos already linked (copies of one photo) share their strips: one photo for the crowd rule.
+    uf = _UnionFind()
+    for a, b in linked:
+        uf.union(a, b)
+    labels = np.array(win_ids, dtype=np.int64)
+    members = np.fromiter(uf.parent, dtype=np.int64, count=len(uf.parent))
+    at = np.searchsorted(win_ids, members)
+    ok = at < len(win_ids)
+    ok[ok] = np.asarray(win_ids)[at[ok]] == members[ok]
+    labels[at[ok]] = [uf.find(int(m)) for m in members[ok]]
+    cut = strip_pairs(win_ids, strips, strip_distance(strips), labels)
+    cut = {p: d for p, d in cut.items() if p not in linked and p not in found}
+    return (sorted(found, key=lambda p: (found[p], p))[:MAX_VERIFIED],
+            sorted(cut, key=lambda p: (cut[p], p))[:MAX_STRIP_VERIFIED])
+
+
+def strip_distance(strips: np.ndarray) -> int:
+    """How close two photos' same edge strips must be: up to :data:`STRIP_DISTANCE` bits, less
+    where chance pairs would pass :data:`WINDOW_CHANCE` (each strip against the same strip of
+    every other photo)."""
+    held = np.count_nonzero(strips, axis=0).astype(float)
+    return _affordable(float((held * np.maximum(held - 1, 0)).sum()), -1, STRIP_DISTANCE, WINDOW_CHANCE)
+
+
+def strip_pairs(ids: np.ndarray, strips: np.ndarray, max_distance: int,
+                labels: np.ndarray | None = None) -> dict[tuple[int, int], int]:
+    """Pairs (a < b) of ``ids`` whose same edge strip (a column of ``strips``; 0: none) is within
+    ``max_distance`` bits, with the smallest such distance; a strip shared (within it) by more
+    than :data:`STRIP_CROWD` others is left out. Rows with one of ``labels`` (copies already
+    linked) count as one, and are not paired with each other."""
+    if max_distance < 0 or len(ids) < 2:
+        return {}
+    labels = np.arange(len(ids)) if labels is None else np.asarray(labels)
+    found = []
+    for k in range(strips.shape[1]):
+        col = np.ascontiguousarray(strips[:, k])
+        held = np.flatnonzero(col)
+        if len(held) < 2:
+            continue
+        # The same value in many photos is an interface, not an edge, and so is a value whose
+        # quarter is shared by far more photos than chance makes (a near-identical bar: it would
+        # pair each with each): out before the search, which then stays small.
+        alike = _holders(col[held], labels[held])
+        held = held[(alike <= STRIP_CROWD) & ~_crowded_quarters(col[held], labels[held])]
+        mine = np.zeros(len(col), dtype=bool)
+        mine[held] = True
+        col = np.where(mine, col, np.uint64(0))   # only held strips are met (0 meets no hash)
+        a, b, dist = _row_pairs(col[:, None], int(max_distance), entries=col, rows=held)
+        keep = mine[b] & (labels[a] != labels[b])
+        a, b, dist = a[keep], b[keep], dist[keep]
+        # (A pair may come once per chunk of the search, and both ways round: each counted once;
+        # a row's partners are counted by label.)
+        _, first = np.unique(np.minimum(a, b) * len(col) + np.maximum(a, b), return_index=True)
+        a, b, dist = a[first], b[first], dist[first]
+        rows, partner = np.concatenate([a, b]), labels[np.concatenate([b, a])]
+        pairs = np.unique(np.stack([rows, partner]), axis=1)
+        partners = np.bincount(pairs[0], minlength=len(col))
+        keep = (partners[a] <= STRIP_CROWD) & (partners[b] <= STRIP_CROWD)
+        found.append((a[keep], b[keep], dist[keep]))
+    if not found:
+        return {}
+    a, b, dist = (np.concatenate(x) for x in zip(*found))
+    return _unique_pairs(ids[a], ids[b], dist)
+
+
+def _crowded_quarters(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Which ``values`` share one of their four 16-bit quarters with more photos (distinct
+    ``labels``) than :data:`CROWDED_QUARTER`, or four times what chance gives: hashes within 3
+    bits of each other share a quarter, so a large cluster of them is found without pairing it."""
+    limit = max(CROWDED_QUARTER, 4.0 * len(values) / 65536)
+    out = np.zeros(len(values), dtype=bool)
+    for shift in (0, 16, 32, 48):
+        out |= _holders((values >> np.uint64(shift)) & np.uint64(0xFFFF), labels, 16) > limit
+    return out
+
+
+def _holders(keys: np.ndarray, labels: np.ndarray, key_bits: int = 64) -> np.ndarray:
+    """For each row, how many distinct ``labels`` (non-negative) hold its key (of ``key_bits``)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    shift = int(labels.max(initial=0)).bit_length()
+    if key_bits + shift <= 62:    # (key, label) as one integer: one sort
+        small = keys.astype(np.int64)
+        pairs = np.sort((small << shift) | labels)   # (np.unique is ten times slower here)
+        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+        return np.bincount(pairs >> shift, minlength=1 << key_bits)[small]
+    order = np.lexsort((labels, keys))
+    k, lab = keys[order], np.asarray(labels)[order]
+    new_key = np.r_[True, k[1:] != k[:-1]]
+    new_pair = new_key | np.r_[True, lab[1:] != lab[:-1]]
+    group = np.cumsum(new_key) - 1
+    per_key = np.bincount(group, weights=new_pair).astype(np.int64)
+    out = np.empty(len(keys), dtype=np.int64)
+    out[order] = per_key[group]
+    return out
 
 
 def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method: str = "both",
@@ -657,8 +765,11 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
             hp = {p: d for p, d in found.items() if d <= t.hash_distance}
             if checks:
                 loose = {p: d for p, d in found.items() if d > t.hash_distance}
-                candidates = [p for p in verified_candidates(catalog, t, hp, loose, ids, ph) if p not in rejected]
+                candidates, cut = verified_candidates(catalog, t, hp, loose, ids, ph)
+                candidates = [p for p in candidates if p not in rejected]
+                cut = [p for p in cut if p not in rejected]
                 verified = sorted(verify(candidates)) if candidates else []
+                verified += sorted(verify(cut, cut=True)) if cut else []
         if method == "hash":
             edges = list(hp) + verified
         else:
