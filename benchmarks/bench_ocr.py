@@ -154,6 +154,7 @@ def speed(args: argparse.Namespace) -> dict:
                          {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
             rounds[flag].append(m["wall_s"])
             log(f"12 MP, {flag}: {m['wall_s']:.1f} s")
+            shutil.rmtree(lib, ignore_errors=True)   # a copy of the models each: gigabytes over runs
     med = {k: statistics.median(v) for k, v in rounds.items()}
     return {"photos_12mp": args.photos, "index_s": med, "ocr_overhead": med["ocr"] / med["no-ocr"] - 1, "rounds": rounds}
 
@@ -236,6 +237,7 @@ def index_screens(args: argparse.Namespace) -> dict:
         m = measured(["index", str(src), "--json", "--quiet"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
         seconds.append(m["wall_s"])
         log(f"index of {len(shots)} screenshots: {m['wall_s']:.1f} s")
+        shutil.rmtree(lib, ignore_errors=True)
     med = statistics.median(seconds)
     return {"images": len(shots), "seconds": med, "per_s": len(shots) / med, "rounds": seconds}
 
