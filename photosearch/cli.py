@@ -674,7 +674,8 @@ def dupes(
         "--only", metavar="PHOTO", help="With --move-to: move only these copies (repeatable); their groups' "
                                         "keepers take what they knew.")] = None,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check candidates past the hash threshold "
-                                         "against the pixels: crops, screenshots, framed and re-exposed copies "
+                                         "against the pixels: crops, screenshots, framed and re-exposed copies; "
+                                         "and pairs CLIP alone finds that are not two camera shots "
                                          "(default on).")] = True,
     verify_clip: Annotated[bool, typer.Option("--verify-clip", help="With clip or both: pairs CLIP alone finds "
                                               "count only when their pixels agree too (surer, slower).")] = False,

@@ -351,8 +351,10 @@ def test_a_library_from_an_earlier_version_gets_its_windows_at_the_next_index(li
 
 @needs_shared
 def test_clip_pairs_can_be_held_to_the_pixels_too(library, tmp_path):
-    """`--verify-clip`: with CLIP's threshold at its lowest every neighbour is a "duplicate";
-    checked against the pixels, only the photo and its crop stay together."""
+    """With CLIP's threshold at its lowest every neighbour is a "duplicate" (`--no-verify`);
+    checked against the pixels, only the photo and its crop stay together: by default for photos
+    that are not camera shots (these have no camera in their metadata), and with
+    `--verify-clip` for all."""
     photos = tmp_path / "photos"
     photos.mkdir()
     shared = sorted(p for p in (SHARED / "photos").glob("*.jpg") if "motorcycle" not in p.name)
@@ -364,10 +366,34 @@ def test_clip_pairs_can_be_held_to_the_pixels_too(library, tmp_path):
         Image.open(p).convert("RGB").save(photos / p.name, quality=95)
     library.index([photos], faces=False)
     root = library.paths.root
-    every = _pairs(root, "--method", "clip", "--threshold", "-1")
+    every = _pairs(root, "--method", "clip", "--threshold", "-1", "--no-verify")
     assert len(every) > 1 and any("__" not in a and "__" not in b for a, b in every)   # unrelated photos linked
+    assert _pairs(root, "--method", "clip", "--threshold", "-1") == {("original.jpg", "original__crop.jpg")}
     checked = _pairs(root, "--method", "clip", "--threshold", "-1", "--verify-clip")
     assert checked == {("original.jpg", "original__crop.jpg")}
+
+
+def test_by_default_clip_alone_links_camera_shots_but_not_screenshots_of_one_app(library, tmp_path):
+    """Two screenshots of one app showing different photos look alike to CLIP (here: its
+    threshold at its lowest): by default such a pair, not of two camera shots, is held to the
+    pixels, which refuse it; two camera shots CLIP finds alike are linked as before (bursts and
+    edits), unless `--verify-clip`."""
+    from conftest import write_photo
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shared = sorted(p for p in (SHARED / "photos").glob("*.jpg") if "motorcycle" not in p.name)
+    for i, p in enumerate(shared[:2]):
+        _screenshot(Image.open(p).convert("RGB")).save(photos / f"screen_{i}.png")
+    for i in range(2):
+        write_photo(photos / f"camera_{i}.jpg", seed=40 + i, size=(320, 240), exif={0x010F: "Canon", 0x0110: "EOS R6"})
+    library.index([photos], faces=False)
+    root = library.paths.root
+    unchecked = _pairs(root, "--method", "clip", "--threshold", "-1", "--no-verify")
+    assert ("screen_0.png", "screen_1.png") in unchecked and ("camera_0.jpg", "camera_1.jpg") in unchecked
+    default = _pairs(root, "--method", "clip", "--threshold", "-1")
+    assert default == {("camera_0.jpg", "camera_1.jpg")}
+    assert _pairs(root, "--method", "clip", "--threshold", "-1", "--verify-clip") == set()
 
 
 @needs_shared

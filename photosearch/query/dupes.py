@@ -70,6 +70,9 @@ LOOSE_CHANCE = 100
 #: expects ~125 chance pairs (under a second of pixel checks).
 WINDOW_CHANCE = 150
 MAX_VERIFIED = 20_000
+#: Pairs CLIP alone finds that are not two camera shots, checked by default (see find_groups):
+#: the surest this many (about 10 s of checks at most); past them such pairs are not linked.
+MAX_CLIP_VERIFIED = 2_000
 #: Edge strips (media/hashes.py): a photo's strip meets the same strip of another within at most
 #: this many bits (a copy cut from its side: 0-2 bits on the benchmark's photos), narrowed like
 #: the windows' reach; such pairs are held to a stricter pixel check (media/match.py), the
@@ -737,8 +740,9 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
 
     With ``verify`` (pairs -> the pairs that show one picture, media/match.py on thumbnails):
     with ``verify_hash``, the hash methods also link :func:`verified_candidates` that pass it
-    (crops, screenshots, framed and re-exposed copies that whole-image hashes miss); with
-    ``verify_clip``, pairs CLIP alone finds (clip, both) count only when they pass it."""
+    (crops, screenshots, framed and re-exposed copies that whole-image hashes miss), and pairs
+    CLIP alone finds (clip, both) that are not two camera shots count only when they pass it;
+    with ``verify_clip``, every pair CLIP alone finds does."""
     if method not in METHODS:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}")
     t = (thresholds or Thresholds()).validate()
@@ -779,6 +783,15 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
                 # MAX_VERIFIED): a photo that only looks alike stays apart.
                 checked = verify(sorted(cp, key=lambda p: (-cp[p], p))[:MAX_VERIFIED])
                 cp = {p: c for p, c in cp.items() if p in checked}
+            elif verify is not None and verify_hash and cp:
+                # Screenshots and saved images of one app look alike to CLIP whatever they show:
+                # a pair CLIP alone finds that is not two camera shots counts only where the
+                # pixels agree (the surest MAX_CLIP_VERIFIED; past them, none: hashes find true copies).
+                cameras = catalog.camera_shot_ids(sorted({i for p in cp for i in p}))
+                unsure = sorted((p for p in cp if p[0] not in cameras or p[1] not in cameras),
+                                key=lambda p: (-cp[p], p))
+                checked = verify(unsure[:MAX_CLIP_VERIFIED]) if unsure else set()
+                cp = {p: c for p, c in cp.items() if p in checked or (p[0] in cameras and p[1] in cameras)}
             edges = [p for p in cp]
             if method == "both":
                 cos = _pair_cosines(catalog, model, [p for p in hp if p not in cp])

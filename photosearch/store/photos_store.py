@@ -126,6 +126,15 @@ class PhotosStore:
         return {r["id"]: r for r in self._photo_dicts("WHERE id IN (SELECT unnest(?::BIGINT[]))",
                                                       [[int(i) for i in ids]])}
 
+    def camera_shot_ids(self, ids: Sequence[int]) -> set[int]:
+        """Those of ``ids`` whose photo names a camera (make or model) in its metadata."""
+        if not ids:
+            return set()
+        return {r[0] for r in self.con.execute(
+            "SELECT id FROM photos WHERE id IN (SELECT unnest(?::BIGINT[])) "
+            "AND (coalesce(camera_make, '') <> '' OR coalesce(camera_model, '') <> '')",
+            [[int(i) for i in ids]]).fetchall()}
+
     def _photo_dicts(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         cur = self.con.execute(f"SELECT id, {', '.join(PHOTO_COLUMNS)}, live_of FROM photos {where}", params)
         names = [d[0] for d in cur.description]
