@@ -327,7 +327,8 @@ def verified(args: argparse.Namespace) -> None:
     threshold's search alone, the search out to the verified margin, the window search, and how
     many candidate pairs go to the pixel check (each ~10 ms of one core on 640 px thumbnails,
     measured by `quality`)."""
-    from photosearch.media.hashes import WINDOWS
+    # The windows a whole image is looked for among (the edge strips are searched strip to strip).
+    from photosearch.media.hashes import SEARCHED_WINDOWS as WINDOWS
     from photosearch.query.dupes import PRESETS, hash_pairs, loose_distance, window_distance, window_pairs
 
     base = PRESETS["default"].hash_distance
@@ -360,7 +361,7 @@ def verified(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         found = hash_pairs(ids, ph, far)
         t_far = time.perf_counter() - t0
-        wd = window_distance(n, base)
+        wd = window_distance(n, base, WINDOWS * n)
         t0 = time.perf_counter()
         near = window_pairs(ids, ph, ids, win, wd)
         t_win = time.perf_counter() - t0

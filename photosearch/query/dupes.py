@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations
 from math import comb
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -85,8 +85,8 @@ CROWDED_QUARTER = 64
 #: The thumbnail size pairs are verified on (a picture inside a screenshot needs the pixels).
 VERIFY_SIZE = 640
 #: Checks candidate pairs against the pixels: returns those that show one picture. Called as
-#: ``verify(pairs)``, or ``verify(pairs, cut=True)`` for pairs found by an edge strip, held to
-#: media/match.py ``same_picture``'s stricter rule for them.
+#: ``verify(pairs)``, or ``verify(pairs, cut=strip_pairs)`` where those of ``pairs`` found by an
+#: edge strip are held to media/match.py ``same_picture``'s stricter rule for them.
 Verifier = Callable[..., set[tuple[int, int]]]
 PADDED = 0.9
 #: The keeper rules, in the default order (``[dupes] keeper`` in the config reorders them): the
@@ -576,12 +576,12 @@ def pixel_verifier(catalog: Catalog, library_root: Any) -> Verifier:
         except Exception:  # noqa: BLE001 - gone, unreadable or corrupt: this pair is not confirmed
             return None
 
-    def verify(pairs: list[tuple[int, int]], cut: bool = False) -> set[tuple[int, int]]:
+    def verify(pairs: list[tuple[int, int]], cut: Collection[tuple[int, int]] = ()) -> set[tuple[int, int]]:
         rows = catalog.photos_by_ids(sorted({i for p in pairs for i in p}))
         with ThreadPoolExecutor(default_threads()) as pool:   # OpenCV and the decoders release the GIL
             feats = dict(zip(rows, pool.map(load, rows.values())))
             ok = list(pool.map(lambda p: feats.get(p[0]) is not None and feats.get(p[1]) is not None
-                               and match.same_picture(feats[p[0]], feats[p[1]], cut=cut), pairs))
+                               and match.same_picture(feats[p[0]], feats[p[1]], cut=p in cut), pairs))
         return {p for p, good in zip(pairs, ok) if good}
 
     return verify
@@ -772,8 +772,8 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
                 candidates, cut = verified_candidates(catalog, t, hp, loose, ids, ph)
                 candidates = [p for p in candidates if p not in rejected]
                 cut = [p for p in cut if p not in rejected]
-                verified = sorted(verify(candidates)) if candidates else []
-                verified += sorted(verify(cut, cut=True)) if cut else []
+                # One check for both kinds: a photo's thumbnail is read and matched once.
+                verified = sorted(verify(candidates + cut, cut=set(cut))) if candidates or cut else []
         if method == "hash":
             edges = list(hp) + verified
         else:
