@@ -91,6 +91,11 @@ def transforms(im):  # type: ignore[no-untyped-def]
         "crop_16x9": centred(16 / 9) if w / h < 1.7 else centred(1.0),
         "crop_strip": im.crop((0, 0, int(w * 0.55), h)),   # a partial copy: the left 55%, full height
         "crop50": im.crop((int(w * .2), int(h * .1), int(w * .9), int(h * .81))),
+        # More crops to half the area, where no window lies (session 15): off-centre at the top,
+        # and lower right, then halved in size (a crop sent on through a messenger).
+        "crop50_top": im.crop((int(w * .05), 0, int(w * .75), int(h * .71))),
+        "crop50_small": im.crop((int(w * .25), int(h * .2), int(w * .95), int(h * .9))).resize(
+            (max(1, int(w * .35)), max(1, int(h * .35)))),
         "crop_corner": im.crop((0, 0, int(w * .75), int(h * .75))),
         "screenshot_ui": phone, "framed": framed, "pad_blur": square,
         "dark": ImageEnhance.Brightness(im).enhance(0.55), "contrast": ImageEnhance.Contrast(im).enhance(1.6),
@@ -386,9 +391,11 @@ def cli(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|")
     for n, extra, (product, where) in itertools.product(
             args.sizes, ([], ["--method", "hash"], ["--method", "hash", "--no-verify"]), products):
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"PYTHONPATH": where} if where else {})}
+        # Each product from its own checkout: PYTHONPATH names it, and the commands run outside
+        # both (`python -m` and `-c` put the working directory first on the path).
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": where or str(HERE.parent)}
         width = int(subprocess.run([sys.executable, "-c", "from photosearch.media.hashes import WINDOWS; print(WINDOWS)"],
-                                   capture_output=True, text=True, env=env, check=True).stdout)
+                                   capture_output=True, text=True, env=env, check=True, cwd=WORK).stdout)
         src = WORK / f"query-lib-{n}"
         lib = WORK / f"dupes-cli-lib-{n}-w{width}"
         if not (lib / ".hashed").exists():
@@ -425,7 +432,7 @@ def cli(args: argparse.Namespace) -> None:
         busy0 = _busy_seconds()
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "photosearch", "dupes", "--json", *extra, "--library", str(lib)],
-                           capture_output=True, text=True, env=env)
+                           capture_output=True, text=True, env=env, cwd=WORK)
         wall = time.perf_counter() - t0
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         if r.returncode != 0:

@@ -42,8 +42,9 @@ INSIDE_SHARE = 0.05
 #: A rectangle counts when it holds at least this share of the image's keypoints: a textured
 #: picture, not a plain sky (or a part a crop left out) that a copy's points rightly miss.
 RICH_SHARE = 0.25
-#: A pair found only by its edge strips (a copy cut from one side) must also have MIN_SHARE of
-#: the keypoints of the image with fewer agree: many of a cut copy's points are the original's,
+#: A pair found only by its edge strips (a copy cut from one side), or by a keypoint patch (a crop
+#: anywhere), must also have MIN_SHARE of the keypoints of the image with fewer agree: many of a
+#: cut copy's points are the original's,
 #: while two screenshots of one app agree over its sidebar and bars only. Measured (ORB at
 #: 320 px): 18 strips cut from ../shared photos (55% and 60% of the width at either side, and the
 #: two Obama crops) kept 0.06-0.55 of their points, all but one 0.10 or more; 15 pairs of 4:3
@@ -122,8 +123,8 @@ def same_picture(a: Features, b: Features, *, cut: bool = False) -> bool:
     """True when ``a`` and ``b`` show one picture: at least :data:`MIN_INLIERS` inliers, and,
     when both hold a textured picture-like rectangle, enough of them inside it on one side at
     least (not only the app's page around two different photos). With ``cut`` (a pair found
-    by an edge strip), they must also be :data:`MIN_SHARE` of the fewer keypoints (a copy cut
-    from the other, not only a shared strip)."""
+    by an edge strip or a keypoint patch), they must also be :data:`MIN_SHARE` of the fewer
+    keypoints (a copy cut from the other, not only a shared strip or detail)."""
     src, dst = _agreeing(a, b)
     n = len(src)
     if n < MIN_INLIERS:

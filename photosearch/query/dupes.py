@@ -29,7 +29,7 @@ import numpy as np
 
 from photosearch.store.catalog import Catalog
 from photosearch.errors import UsageError
-from photosearch.media.hashes import EARLIER_WINDOWS, SEARCHED_WINDOWS, WINDOWS
+from photosearch.media.hashes import EARLIER_WINDOWS, SEARCHED_WINDOWS, STRIPS_END, WINDOWS
 from photosearch.models.base import default_threads
 
 RAW_FORMATS = {"CR2", "CR3", "CRW", "NEF", "NRW", "ARW", "SRF", "SR2", "DNG", "RAF", "ORF", "RW2", "PEF", "SRW",
@@ -82,11 +82,28 @@ STRIP_DISTANCE = 3
 MAX_STRIP_VERIFIED = 2_000
 STRIP_CROWD = 4
 CROWDED_QUARTER = 64
+#: Keypoint patches (media/hashes.py): a patch of one photo meets a patch of another within at
+#: most PATCH_DISTANCE bits (a crop of the other, anywhere in it: 0-4 bits on the benchmark's
+#: photos; patch hashes split their bits evenly, so distances are even), and PATCH_NEAR bits in
+#: a library of more than PATCH_WIDE patches, where the wider search's cost grows past a few
+#: seconds (3 s at 250k photos, 31 s at 1M; 2 bits: 9 s at 1M). Narrowed like the windows'
+#: reach. Such pairs are held to the stricter pixel check, like a strip's, the closest
+#: MAX_PATCH_VERIFIED at most; a patch that meets more than PATCH_CROWD other photos is a
+#: pattern (an icon, a logo, a watermark), not a place in one picture: it is left out.
+PATCH_DISTANCE = 4
+PATCH_NEAR = 2
+PATCH_WIDE = 2_400_000
+#: Past PATCH_WIDE patches, only each photo's PATCH_PROBES strongest patches are looked for among
+#: all the others' (a crop's strongest keypoints are among its original's, and the other way
+#: round): half the search (10.7 -> ~5.5 s at 1M photos).
+PATCH_PROBES = 6
+MAX_PATCH_VERIFIED = 2_000
+PATCH_CROWD = 4
 #: The thumbnail size pairs are verified on (a picture inside a screenshot needs the pixels).
 VERIFY_SIZE = 640
 #: Checks candidate pairs against the pixels: returns those that show one picture. Called as
-#: ``verify(pairs)``, or ``verify(pairs, cut=strip_pairs)`` where those of ``pairs`` found by an
-#: edge strip are held to media/match.py ``same_picture``'s stricter rule for them.
+#: ``verify(pairs)``, or ``verify(pairs, cut=pairs_found_by_a_strip_or_a_patch)``, which are held
+#: to media/match.py ``same_picture``'s stricter rule for them.
 Verifier = Callable[..., set[tuple[int, int]]]
 PADDED = 0.9
 #: The keeper rules, in the default order (``[dupes] keeper`` in the config reorders them): the
@@ -198,6 +215,8 @@ def window_pairs(ids: np.ndarray, phash: np.ndarray, win_ids: np.ndarray, window
     untrimmed one: ``windows[:, 0]``) is within ``max_distance`` of one of the other's window
     hashes (media/hashes.py ``window_hashes``: its untrimmed whole image, a crop of it, or a
     picture inside it), with the smallest such distance. Found like :func:`hash_pairs`."""
+    if len(ids) < 2:
+        return {}
     phash = np.asarray(phash, dtype=np.uint64).reshape(len(ids), -1)
     usable = phash.any(axis=1)
     ids, phash = np.asarray(ids)[usable], phash[usable]
@@ -538,8 +557,15 @@ def _search_own_list(index: Any, pre: tuple[np.ndarray, np.ndarray, np.ndarray],
         assign = lists[pos[known]].reshape(-1, 1)
         xq = x[known]
         dq = np.einsum("ij,ij->i", xq, centroids[assign[:, 0]]).reshape(-1, 1).astype(np.float32)
-        d, i = index.index.search_preassigned(xq, k, assign, dq)
-        scores[known], found[known] = d, i
+        from concurrent.futures import ThreadPoolExecutor
+
+        # FAISS scans preassigned lists on one thread here (measured: 27 s of one core at 1M
+        # photos): a slice of the queries per core, on threads (FAISS releases the GIL).
+        parts = np.array_split(np.arange(len(xq)), max(1, min(default_threads(), len(xq) // 256)))
+        with ThreadPoolExecutor(len(parts)) as pool:
+            got = list(pool.map(lambda p: index.index.search_preassigned(xq[p], k, assign[p], dq[p]), parts))
+        scores[known] = np.concatenate([g[0] for g in got])
+        found[known] = np.concatenate([g[1] for g in got])
     if (~known).any():  # not in the index (should not happen): search it normally
         d, i = index.search(x[~known], k, nprobe=1)
         scores[~known, :d.shape[1]], found[~known, :i.shape[1]] = d, i
@@ -622,10 +648,12 @@ def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int,
     :data:`MAX_VERIFIED` of ``loose``, whole-image hashes a little past the threshold (exposure, a
     10% crop, a caption), and of a whole image close to a window of the other (a crop to half the
     area, a screenshot or a framed copy holding it); then, apart, at most
-    :data:`MAX_STRIP_VERIFIED` pairs found only by an edge strip (a copy cut from one side), for
-    the stricter check. ``linked`` pairs are left out."""
+    :data:`MAX_STRIP_VERIFIED` pairs found only by an edge strip (a copy cut from one side) and
+    at most :data:`MAX_PATCH_VERIFIED` found only by a keypoint patch (a copy cropped anywhere),
+    for the stricter check. ``linked`` pairs are left out."""
     win_ids, windows = catalog.all_windows(WINDOWS, narrowest=EARLIER_WINDOWS)
-    searched, strips = windows[:, :SEARCHED_WINDOWS], windows[:, SEARCHED_WINDOWS:]
+    searched, strips = windows[:, :SEARCHED_WINDOWS], windows[:, SEARCHED_WINDOWS:STRIPS_END]
+    patches = windows[:, STRIPS_END:]
     far = window_distance(len(ids), t.hash_distance, int(np.count_nonzero(searched)))
     near = window_pairs(ids, ph, win_ids, searched, far) if far >= 0 else {}
     found: dict[tuple[int, int], int] = {}
@@ -644,8 +672,12 @@ def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int,
     labels[at[ok]] = [uf.find(int(m)) for m in members[ok]]
     cut = strip_pairs(win_ids, strips, strip_distance(strips), labels)
     cut = {p: d for p, d in cut.items() if p not in linked and p not in found}
+    wide = np.count_nonzero(patches) <= PATCH_WIDE
+    spots = patch_pairs(win_ids, patches, patch_distance(patches), labels, probes=None if wide else PATCH_PROBES)
+    spots = {p: d for p, d in spots.items() if p not in linked and p not in found and p not in cut}
     return (sorted(found, key=lambda p: (found[p], p))[:MAX_VERIFIED],
-            sorted(cut, key=lambda p: (cut[p], p))[:MAX_STRIP_VERIFIED])
+            sorted(cut, key=lambda p: (cut[p], p))[:MAX_STRIP_VERIFIED]
+            + sorted(spots, key=lambda p: (spots[p], p))[:MAX_PATCH_VERIFIED])
 
 
 def strip_distance(strips: np.ndarray) -> int:
@@ -695,6 +727,53 @@ def strip_pairs(ids: np.ndarray, strips: np.ndarray, max_distance: int,
         return {}
     a, b, dist = (np.concatenate(x) for x in zip(*found))
     return _unique_pairs(ids[a], ids[b], dist)
+
+
+def patch_distance(patches: np.ndarray) -> int:
+    """How close a keypoint patch of one photo must come to one of another's:
+    :data:`PATCH_DISTANCE` bits (:data:`PATCH_NEAR` past :data:`PATCH_WIDE` patches), less where
+    chance pairs would pass :data:`WINDOW_CHANCE` (each patch against every other)."""
+    held = float(np.count_nonzero(patches))
+    reach = PATCH_DISTANCE if held <= PATCH_WIDE else PATCH_NEAR
+    return _affordable(held * max(held - 1, 0) / 2, -1, reach, WINDOW_CHANCE)
+
+
+def patch_pairs(ids: np.ndarray, patches: np.ndarray, max_distance: int,
+                labels: np.ndarray | None = None, probes: int | None = None) -> dict[tuple[int, int], int]:
+    """Pairs (a < b) of ``ids`` where a keypoint patch of one (a column of ``patches``; 0: none)
+    is within ``max_distance`` bits of a patch of the other, in any column, with the smallest such
+    distance; with ``probes``, one of the two patches is in the first ``probes`` columns. A patch
+    that meets those of more than :data:`PATCH_CROWD` other photos is left out, and so is, before
+    the search, one whose quarter is shared far beyond chance (a near-identical pattern in many
+    photos). Rows with one of ``labels`` (copies already linked) count as one, and are not paired
+    with each other."""
+    n = len(ids)
+    if max_distance < 0 or n < 2:
+        return {}
+    labels = np.arange(n) if labels is None else np.asarray(labels)
+    # Entry e: patch e // n of row e % n, all columns searched as one (a crop's strongest
+    # keypoints rank otherwise than in the photo it was cut from).
+    codes = np.ascontiguousarray(np.asarray(patches, dtype=np.uint64).T).reshape(-1)
+    held = np.flatnonzero(codes)
+    if len(held) < 2:
+        return {}
+    held = held[~_crowded_quarters(codes[held], labels[held % n])]
+    if len(held) < 2:
+        return {}
+    mine = np.zeros(len(codes), dtype=bool)
+    mine[held] = True
+    codes = np.where(mine, codes, np.uint64(0))   # only held patches are met (0 meets no hash)
+    rows = held if probes is None else held[held < probes * n]
+    a, b, dist = _row_pairs(codes[:, None], int(max_distance), entries=codes, rows=rows)
+    keep = mine[b] & (labels[a % n] != labels[b % n])
+    a, b, dist = a[keep], b[keep], dist[keep]
+    if not len(a):
+        return {}
+    # How many photos (labels) each patch meets: an icon or a watermark meets many.
+    met = np.unique(np.stack([np.concatenate([a, b]), labels[np.concatenate([b, a]) % n]]), axis=1)
+    partners = np.bincount(met[0], minlength=len(codes))
+    keep = (partners[a] <= PATCH_CROWD) & (partners[b] <= PATCH_CROWD)
+    return _unique_pairs(ids[a[keep] % n], ids[b[keep] % n], dist[keep])
 
 
 def _crowded_quarters(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
