@@ -5,6 +5,7 @@
     python3 benchmarks/bench_precision.py stages --n 30           # CPU per photo of each stage, alone; the bound
     python3 benchmarks/bench_precision.py index --n 200 --repeat 2 [--rclip]   # end to end, sides alternating
     python3 benchmarks/bench_precision.py index --n 1000 --repeat 1 --sides int8,fp32   # faces on, 1,000 photos
+    python3 benchmarks/bench_precision.py index --n 200 --sides int8 --faces-only --before CHECKOUT   # against another checkout
 
 Model: bench_index.py's random-weights ViT-B-32-256 (torch seed 0) installed through
 Library.import_model, which now also makes and checks its int8 image tower; face models YuNet + SFace
@@ -270,7 +271,10 @@ def run_rclip(folder: Path) -> dict[str, Any]:
             "photos_per_s": float(m.group(3)), "peak_rss_mb": float(m.group(4)), "line": line}
 
 
-def run_photosearch(model_lib: Path, folder: Path, n: int, precision: str, faces: bool) -> dict[str, Any]:
+def run_photosearch(model_lib: Path, folder: Path, n: int, precision: str, faces: bool,
+                    before: str | None = None) -> dict[str, Any]:
+    """One fresh `photosearch index`; with ``before``, the product of that checkout (its code on
+    PYTHONPATH; the console script puts no working directory on the path)."""
     import shutil
 
     lib = bi.fresh_library(model_lib, f"{precision}-{'faces' if faces else 'nofaces'}")
@@ -279,8 +283,9 @@ def run_photosearch(model_lib: Path, folder: Path, n: int, precision: str, faces
     if not faces:
         cmd.append("--no-faces")
     out_path, err_path = lib / "stdout.json", lib / "stderr.txt"
+    env = dict(os.environ, **({"PYTHONPATH": before} if before else {}))
     with bi.Contention() as c:
-        ru = bi.launch(cmd, dict(os.environ), out_path, err_path)
+        ru = bi.launch(cmd, env, out_path, err_path)
     if ru["code"] != 0:
         raise SystemExit(f"index failed ({ru['code']}): {' '.join(cmd)}\n{err_path.read_text()[-2000:]}")
     summary = json.loads(out_path.read_text())
@@ -289,7 +294,8 @@ def run_photosearch(model_lib: Path, folder: Path, n: int, precision: str, faces
                          f"precision {summary['precision']}")
     shutil.rmtree(lib, ignore_errors=True)
     wall = ru["wall"]
-    return {"side": f"photosearch {precision}{'' if faces else ' --no-faces'}", "precision": precision,
+    return {"side": f"photosearch {precision}{'' if faces else ' --no-faces'}{' (before)' if before else ''}",
+            "precision": precision,
             "faces_on": faces, "seconds": wall, "photos_per_s": n / wall, "cpu_s": ru["cpu"],
             "cores_busy": ru["cpu"] / wall, "peak_rss_mb": ru["maxrss_kb"] / 1024, "faces_found": summary["faces"],
             "others_cores": c.others}
@@ -298,10 +304,11 @@ def run_photosearch(model_lib: Path, folder: Path, n: int, precision: str, faces
 def index(args: argparse.Namespace) -> dict[str, Any]:
     model_lib, folder, files = photos_and_models(args.n)
     n = len(files)
-    sides: list[tuple[str, bool]] = []
+    sides: list[tuple[str, bool, str | None]] = []
     for s in args.sides.split(","):
-        sides += [(s, False)] if not args.faces_only else []
-        sides += [(s, True)] if not args.no_faces_only else []
+        for where in [None, *([str(Path(args.before).resolve())] if args.before else [])]:
+            sides += [(s, False, where)] if not args.faces_only else []
+            sides += [(s, True, where)] if not args.no_faces_only else []
     runs = []
     for rnd in range(args.repeat):
         order = list(sides) + (["rclip"] if args.rclip else [])
@@ -309,7 +316,7 @@ def index(args: argparse.Namespace) -> dict[str, Any]:
             order.reverse()
         for side in order:
             log(f"round {rnd}: {side}")
-            r = run_rclip(folder) if side == "rclip" else run_photosearch(model_lib, folder, n, side[0], side[1])
+            r = run_rclip(folder) if side == "rclip" else run_photosearch(model_lib, folder, n, *side)
             r["round"] = rnd
             runs.append(r)
             log(f"  {r['seconds']:.1f} s, {r['photos_per_s']:.2f} photos/s, peak RSS {r['peak_rss_mb']:.0f} MB"
@@ -342,6 +349,7 @@ def main() -> None:
     x.add_argument("--repeat", type=int, default=2)
     x.add_argument("--sides", default="fp32,int8")
     x.add_argument("--rclip", action="store_true")
+    x.add_argument("--before", metavar="CHECKOUT", help="another checkout's product side by side (each side twice)")
     x.add_argument("--faces-only", action="store_true")
     x.add_argument("--no-faces-only", action="store_true")
     args = ap.parse_args()

@@ -230,7 +230,7 @@ def patch_boxes(gray: "Image.Image") -> list[tuple[float, float, float, float] |
     if f < 1:
         a = cv2.resize(a, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     sift = getattr(_SIFT, "detector", None)
-    if sift is None:   # one a thread: a detector keeps buffers between calls
+    if sift is None:   # one a thread (analysis runs on several): made once, not per photo
         sift = _SIFT.detector = cv2.SIFT_create(nfeatures=3 * PATCHES)
     points = sorted(((-k.response, k.pt[0] / f, k.pt[1] / f, k.size / f) for k in sift.detect(a, None)))
     out: list[tuple[float, float, float, float] | None] = []

@@ -44,8 +44,8 @@ INSIDE_SHARE = 0.05
 RICH_SHARE = 0.25
 #: A pair found only by its edge strips (a copy cut from one side), or by a keypoint patch (a crop
 #: anywhere), must also have MIN_SHARE of the keypoints of the image with fewer agree: many of a
-#: cut copy's points are the original's,
-#: while two screenshots of one app agree over its sidebar and bars only. Measured (ORB at
+#: cut copy's points are the original's, while two screenshots of one app agree over its sidebar
+#: and bars only. Measured (ORB at
 #: 320 px): 18 strips cut from ../shared photos (55% and 60% of the width at either side, and the
 #: two Obama crops) kept 0.06-0.55 of their points, all but one 0.10 or more; 15 pairs of 4:3
 #: tablet screenshots of one photo app showing different photos, 0.04-0.08 (43-56 points). (How
