@@ -126,6 +126,16 @@ class Catalog(PhotosStore, FacesStore, FramesStore, TagsStore, EventsStore, Shar
         self.read_only = read_only
         self._dirty = False  # set by mutators; see transaction()
 
+    @contextmanager
+    def for_thread(self) -> Iterator[Catalog]:
+        """This catalog on a cursor of its own, for reads on another thread (a DuckDB connection
+        is not used from two threads at once)."""
+        cursor = self.con.cursor()
+        try:
+            yield type(self)(cursor, self.path, self.read_only)
+        finally:
+            cursor.close()
+
     # -- opening and schema -------------------------------------------------------------
 
     @classmethod
