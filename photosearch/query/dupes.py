@@ -852,20 +852,25 @@ def find_groups(catalog: Catalog, model: str | None, vectors_dir: Any, *, method
             pool = ThreadPoolExecutor(1)
             clip_search = pool.submit(neighbours)
             pool.shutdown(wait=False)
-        if method in ("hash", "both"):
-            ids, ph, _ = catalog.all_hashes()
-            # One search out to the verified margin: the pairs within the threshold are linked as
-            # they are, the others only when their pixels agree.
-            checks = verify is not None and verify_hash
-            found = hash_pairs(ids, ph, loose_distance(len(ids), t.hash_distance) if checks else t.hash_distance)
-            hp = {p: d for p, d in found.items() if d <= t.hash_distance}
-            if checks:
-                loose = {p: d for p, d in found.items() if d > t.hash_distance}
-                candidates, cut = verified_candidates(catalog, t, hp, loose, ids, ph)
-                candidates = [p for p in candidates if p not in rejected]
-                cut = [p for p in cut if p not in rejected]
-                # One check for both kinds: a photo's thumbnail is read and matched once.
-                verified = sorted(verify(candidates + cut, cut=set(cut))) if candidates or cut else []
+        try:
+            if method in ("hash", "both"):
+                ids, ph, _ = catalog.all_hashes()
+                # One search out to the verified margin: the pairs within the threshold are linked as
+                # they are, the others only when their pixels agree.
+                checks = verify is not None and verify_hash
+                found = hash_pairs(ids, ph, loose_distance(len(ids), t.hash_distance) if checks else t.hash_distance)
+                hp = {p: d for p, d in found.items() if d <= t.hash_distance}
+                if checks:
+                    loose = {p: d for p, d in found.items() if d > t.hash_distance}
+                    candidates, cut = verified_candidates(catalog, t, hp, loose, ids, ph)
+                    candidates = [p for p in candidates if p not in rejected]
+                    cut = [p for p in cut if p not in rejected]
+                    # One check for both kinds: a photo's thumbnail is read and matched once.
+                    verified = sorted(verify(candidates + cut, cut=set(cut))) if candidates or cut else []
+        except BaseException:
+            if clip_search is not None:
+                clip_search.exception()   # waited for: its cursor must not outlive the catalog
+            raise
         if method == "hash":
             edges = list(hp) + verified
         else:
