@@ -233,18 +233,18 @@ def patch_boxes(gray: "Image.Image") -> list[tuple[float, float, float, float] |
     if sift is None:   # one a thread (analysis runs on several): made once, not per photo
         sift = _SIFT.detector = cv2.SIFT_create(nfeatures=3 * PATCHES)
     points = sorted(((-k.response, k.pt[0] / f, k.pt[1] / f, k.size / f) for k in sift.detect(a, None)))
-    out: list[tuple[float, float, float, float] | None] = []
+    out: list[tuple[float, float, float, float]] = []
     for _, x, y, size in points:
         r = size * PATCH_SCALE / 2
         if 2 * r < PATCH_MIN_SIDE or x - r < 0 or y - r < 0 or x + r > w or y + r > h:
             continue
         # SIFT gives a point once per orientation: one patch per place.
-        if any(abs(x - (b[0] + b[2]) / 2) < 2 and abs(y - (b[1] + b[3]) / 2) < 2 for b in out if b):
+        if any(abs(x - (b[0] + b[2]) / 2) < 2 and abs(y - (b[1] + b[3]) / 2) < 2 for b in out):
             continue
         out.append((x - r, y - r, x + r, y + r))
         if len(out) == PATCHES:
             break
-    return out + [None] * (PATCHES - len(out))
+    return [*out, *[None] * (PATCHES - len(out))]
 
 
 def reshaped_rects(w: int, h: int) -> list[tuple[float, float, float, float] | None]:

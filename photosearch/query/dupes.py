@@ -95,7 +95,7 @@ PATCH_NEAR = 2
 PATCH_WIDE = 2_400_000
 #: Past PATCH_WIDE patches, only each photo's PATCH_PROBES strongest patches are looked for among
 #: all the others' (a crop's strongest keypoints are among its original's, and the other way
-#: round): half the search (10.7 -> ~5.5 s at 1M photos).
+#: round): half the search (10.7 -> ~5.5 s at 1M photos; 7.3 s with the crowd rules).
 PATCH_PROBES = 6
 MAX_PATCH_VERIFIED = 2_000
 PATCH_CROWD = 4
@@ -672,8 +672,8 @@ def verified_candidates(catalog: Catalog, t: Thresholds, linked: dict[tuple[int,
     labels[at[ok]] = [uf.find(int(m)) for m in members[ok]]
     cut = strip_pairs(win_ids, strips, strip_distance(strips), labels)
     cut = {p: d for p, d in cut.items() if p not in linked and p not in found}
-    wide = np.count_nonzero(patches) <= PATCH_WIDE
-    spots = patch_pairs(win_ids, patches, patch_distance(patches), labels, probes=None if wide else PATCH_PROBES)
+    reach, probes = patch_reach(patches)
+    spots = patch_pairs(win_ids, patches, reach, labels, probes=probes)
     spots = {p: d for p, d in spots.items() if p not in linked and p not in found and p not in cut}
     return (sorted(found, key=lambda p: (found[p], p))[:MAX_VERIFIED],
             sorted(cut, key=lambda p: (cut[p], p))[:MAX_STRIP_VERIFIED]
@@ -708,34 +708,22 @@ def strip_pairs(ids: np.ndarray, strips: np.ndarray, max_distance: int,
         # pair each with each): out before the search, which then stays small.
         alike = _holders(col[held], labels[held])
         held = held[(alike <= STRIP_CROWD) & ~_crowded_quarters(col[held], labels[held])]
-        mine = np.zeros(len(col), dtype=bool)
-        mine[held] = True
-        col = np.where(mine, col, np.uint64(0))   # only held strips are met (0 meets no hash)
-        a, b, dist = _row_pairs(col[:, None], int(max_distance), entries=col, rows=held)
-        keep = mine[b] & (labels[a] != labels[b])
-        a, b, dist = a[keep], b[keep], dist[keep]
-        # (A pair may come once per chunk of the search, and both ways round: each counted once;
-        # a row's partners are counted by label.)
-        _, first = np.unique(np.minimum(a, b) * len(col) + np.maximum(a, b), return_index=True)
-        a, b, dist = a[first], b[first], dist[first]
-        rows, partner = np.concatenate([a, b]), labels[np.concatenate([b, a])]
-        pairs = np.unique(np.stack([rows, partner]), axis=1)
-        partners = np.bincount(pairs[0], minlength=len(col))
-        keep = (partners[a] <= STRIP_CROWD) & (partners[b] <= STRIP_CROWD)
-        found.append((a[keep], b[keep], dist[keep]))
+        found.append(_held_pairs(col, held, int(max_distance), lambda e: labels[e], STRIP_CROWD))
     if not found:
         return {}
     a, b, dist = (np.concatenate(x) for x in zip(*found))
     return _unique_pairs(ids[a], ids[b], dist)
 
 
-def patch_distance(patches: np.ndarray) -> int:
-    """How close a keypoint patch of one photo must come to one of another's:
-    :data:`PATCH_DISTANCE` bits (:data:`PATCH_NEAR` past :data:`PATCH_WIDE` patches), less where
-    chance pairs would pass :data:`WINDOW_CHANCE` (each patch against every other)."""
+def patch_reach(patches: np.ndarray) -> tuple[int, int | None]:
+    """How close a keypoint patch of one photo must come to one of another's, and how many of
+    each photo's strongest patches are looked for (None: all): :data:`PATCH_DISTANCE` bits and
+    all, or past :data:`PATCH_WIDE` patches :data:`PATCH_NEAR` bits and :data:`PATCH_PROBES`;
+    the distance less where chance pairs would pass :data:`WINDOW_CHANCE` (each patch against
+    every other)."""
     held = float(np.count_nonzero(patches))
-    reach = PATCH_DISTANCE if held <= PATCH_WIDE else PATCH_NEAR
-    return _affordable(held * max(held - 1, 0) / 2, -1, reach, WINDOW_CHANCE)
+    reach, probes = (PATCH_DISTANCE, None) if held <= PATCH_WIDE else (PATCH_NEAR, PATCH_PROBES)
+    return _affordable(held * max(held - 1, 0) / 2, -1, reach, WINDOW_CHANCE), probes
 
 
 def patch_pairs(ids: np.ndarray, patches: np.ndarray, max_distance: int,
@@ -760,20 +748,30 @@ def patch_pairs(ids: np.ndarray, patches: np.ndarray, max_distance: int,
     held = held[~_crowded_quarters(codes[held], labels[held % n])]
     if len(held) < 2:
         return {}
+    a, b, dist = _held_pairs(codes, held, int(max_distance), lambda e: labels[e % n], PATCH_CROWD,
+                             rows=None if probes is None else held[held < probes * n])
+    return _unique_pairs(ids[a % n], ids[b % n], dist)
+
+
+def _held_pairs(codes: np.ndarray, held: np.ndarray, max_distance: int, label_of: Callable[[np.ndarray], np.ndarray],
+                crowd: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(entry a, entry b, distance) of the ``held`` entries of ``codes`` within ``max_distance``
+    of each other (probing from ``rows`` of them, all when None), of different labels
+    (``label_of`` entries), leaving out every pair through an entry that meets more than
+    ``crowd`` labels: a shared bar, icon or logo, not a place in one picture. A pair may come
+    more than once."""
     mine = np.zeros(len(codes), dtype=bool)
     mine[held] = True
-    codes = np.where(mine, codes, np.uint64(0))   # only held patches are met (0 meets no hash)
-    rows = held if probes is None else held[held < probes * n]
-    a, b, dist = _row_pairs(codes[:, None], int(max_distance), entries=codes, rows=rows)
-    keep = mine[b] & (labels[a % n] != labels[b % n])
+    codes = np.where(mine, codes, np.uint64(0))   # only held entries are met (0 meets no hash)
+    a, b, dist = _row_pairs(codes[:, None], max_distance, entries=codes, rows=held if rows is None else rows)
+    keep = mine[b] & (label_of(a) != label_of(b))
     a, b, dist = a[keep], b[keep], dist[keep]
     if not len(a):
-        return {}
-    # How many photos (labels) each patch meets: an icon or a watermark meets many.
-    met = np.unique(np.stack([np.concatenate([a, b]), labels[np.concatenate([b, a]) % n]]), axis=1)
+        return a, b, dist
+    met = np.unique(np.stack([np.concatenate([a, b]), label_of(np.concatenate([b, a]))]), axis=1)
     partners = np.bincount(met[0], minlength=len(codes))
-    keep = (partners[a] <= PATCH_CROWD) & (partners[b] <= PATCH_CROWD)
-    return _unique_pairs(ids[a[keep] % n], ids[b[keep] % n], dist[keep])
+    keep = (partners[a] <= crowd) & (partners[b] <= crowd)
+    return a[keep], b[keep], dist[keep]
 
 
 def _crowded_quarters(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
