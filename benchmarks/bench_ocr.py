@@ -9,8 +9,10 @@
 3. Speed: `index` of 12 MP camera JPEGs (faces on, the random-weights ViT-B-32-256) with
    `--no-ocr` and with `--ocr`, alternating, fresh libraries (goal: OCR adds at most 25%)
    (`--only speed`); OCR throughput on screenshots and documents, fp32, int8 before its GELUs were
-   fused and int8 as made now (`--only alone`), and the whole `index` of the screenshots
-   (`--only screens`) (goal: at least 3 a second).
+   fused, int8, and int8 with the detector's denormal weights flushed as installed now (`--only
+   alone`), and the whole `index` of the screenshots (`--only screens`) (goal: at least 3 a
+   second). `--before CHECKOUT` runs that checkout's product beside this one in `speed` and
+   `screens`.
 4. `--words` at scale: a catalog of N photos with text (a Zipf vocabulary of 50,000 words, 12
    words a photo), warm queries in one process (goal: under 200 ms at 1M).
 
@@ -135,9 +137,21 @@ def search(args: argparse.Namespace) -> dict:
 
 
 def measured(args: list[str], env: dict[str, str]) -> dict:
-    from bench_film import measured as run
+    """``photosearch ARGS`` in a fresh process, run from WORK: ``python -c`` puts the working
+    directory first on the path, which would shadow a ``--before`` checkout on PYTHONPATH."""
+    from bench_video import run_measured
 
-    return run(args, env)
+    return run_measured(args, env, cwd=str(WORK))
+
+
+def sides(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """The product here, and with ``--before CHECKOUT`` that checkout's product (its code on
+    PYTHONPATH), each with its own environment."""
+    env = index_env(args)
+    out = [("now", env)]
+    if args.before:
+        out.append(("before", {**env, "PYTHONPATH": str(Path(args.before).resolve())}))
+    return out
 
 
 def speed(args: argparse.Namespace) -> dict:
@@ -145,18 +159,19 @@ def speed(args: argparse.Namespace) -> dict:
     from bench_film import photos_12mp
 
     photos = photos_12mp(WORK / "camera", args.photos)
-    env = index_env(args)
-    rounds: dict[str, list[float]] = {"no-ocr": [], "ocr": []}
+    rounds: dict[str, list[float]] = {}
+    runs = [(side, env, flag) for side, env in sides(args) for flag in ("no-ocr", "ocr")]
     for i in range(args.repeat):
-        for flag in ("no-ocr", "ocr"):
-            lib = fresh_library(args, f"{flag}-{i}", env)
+        for side, env, flag in (runs if i % 2 == 0 else reversed(runs)):
+            lib = fresh_library(args, f"{side}-{flag}-{i}", env)
             m = measured(["index", str(photos[0].parent), f"--{flag}", "--json", "--quiet"],
                          {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
-            rounds[flag].append(m["wall_s"])
-            log(f"12 MP, {flag}: {m['wall_s']:.1f} s")
+            rounds.setdefault(f"{side} {flag}", []).append(m["wall_s"])
+            log(f"12 MP, {side}, {flag}: {m['wall_s']:.1f} s ({m['cpu_s']:.1f} s CPU)")
             shutil.rmtree(lib, ignore_errors=True)   # a copy of the models each: gigabytes over runs
     med = {k: statistics.median(v) for k, v in rounds.items()}
-    return {"photos_12mp": args.photos, "index_s": med, "ocr_overhead": med["ocr"] / med["no-ocr"] - 1, "rounds": rounds}
+    overhead = {side: med[f"{side} ocr"] / med[f"{side} no-ocr"] - 1 for side, _ in sides(args)}
+    return {"photos_12mp": args.photos, "index_s": med, "ocr_overhead": overhead, "rounds": rounds}
 
 
 def index_env(args: argparse.Namespace) -> dict[str, str]:
@@ -185,24 +200,28 @@ def alone(args: argparse.Namespace) -> dict:
     from PIL import Image
 
     from photosearch.media.decode import decode
-    from photosearch.models.ocr import FILES_SHA256, PPOCR, REC_FILE, REC_INT8_FILE, make_int8_recognizer, rec_input
+    from photosearch.models.ocr import (FILES_SHA256, PPOCR, REC_FILE, REC_INT8_FILE, flush_detector,
+                                        make_int8_recognizer, rec_input)
     from photosearch.models.ocr_int8 import quantize_recognizer
 
-    folder, unfused = WORK / "models", WORK / "models-unfused"
-    for f in (folder, unfused):
+    folder, unfused, flushed = WORK / "models", WORK / "models-unfused", WORK / "models-flushed"
+    for f in (folder, unfused, flushed):
         f.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel()) as z:
             for name in FILES_SHA256:
                 (f / name).write_bytes(z.read("rapidocr/models/" + name))
     log(f"int8 recognizer: {make_int8_recognizer(folder)}")
     quantize_recognizer(unfused / REC_FILE, unfused / REC_INT8_FILE, rec_input, fuse=False)
+    shutil.copyfile(folder / REC_INT8_FILE, flushed / REC_INT8_FILE)
+    log(f"flushed detector: {flush_detector(flushed)}")
     images = [decode(p.read_bytes(), ext=p.suffix.lower(), min_side=720).image
               for p in sorted((SHARED / "ocr").iterdir()) if p.suffix.lower() in (".png", ".jpg", ".tif")]
     screenshots = [Image.open(p).convert("RGB") for p in screens(WORK / "screens", args.screens)]
-    sides = {"fp32": (folder, False), "int8 unfused": (unfused, True), "int8": (folder, True)}
+    readers = {"fp32": (folder, False), "int8 unfused": (unfused, True), "int8": (folder, True),
+               "int8 + flushed detector": (flushed, True)}
     per_s: dict[str, list[float]] = {}
     for round_ in range(args.repeat):
-        for side, (where, int8) in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
+        for side, (where, int8) in (readers.items() if round_ % 2 == 0 else reversed(readers.items())):
             for how in ("1 photo x 2 threads", "2 photos x 1 thread"):
                 engine = PPOCR(where, threads=2 if how.startswith("1") else 1, int8=int8)
                 engine.read(screenshots[0])  # sessions loaded
@@ -225,21 +244,21 @@ def index_screens(args: argparse.Namespace) -> dict:
     """The whole `photosearch index` of the screenshots (CLIP, hashes, thumbnails, faces, OCR;
     start-up included), fresh libraries with the models installed beforehand."""
     shots = screens(WORK / "screens", args.screens)
-    env = index_env(args)
-    seconds = []
+    src = WORK / f"screens-{len(shots)}"
+    if not src.is_dir():
+        src.mkdir()
+        for p in shots:
+            os.link(p, src / p.name)
+    seconds: dict[str, list[float]] = {}
     for i in range(args.repeat):
-        lib = fresh_library(args, f"screens-{i}", env)
-        src = WORK / f"screens-{len(shots)}"
-        if not src.is_dir():
-            src.mkdir()
-            for p in shots:
-                os.link(p, src / p.name)
-        m = measured(["index", str(src), "--json", "--quiet"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
-        seconds.append(m["wall_s"])
-        log(f"index of {len(shots)} screenshots: {m['wall_s']:.1f} s")
-        shutil.rmtree(lib, ignore_errors=True)
-    med = statistics.median(seconds)
-    return {"images": len(shots), "seconds": med, "per_s": len(shots) / med, "rounds": seconds}
+        for side, env in (sides(args) if i % 2 == 0 else reversed(sides(args))):
+            lib = fresh_library(args, f"screens-{side}-{i}", env)
+            m = measured(["index", str(src), "--json", "--quiet"], {**env, "PHOTOSEARCH_LIBRARY": str(lib)})
+            seconds.setdefault(side, []).append(m["wall_s"])
+            log(f"index of {len(shots)} screenshots, {side}: {m['wall_s']:.1f} s")
+            shutil.rmtree(lib, ignore_errors=True)
+    return {side: {"images": len(shots), "seconds": statistics.median(v), "per_s": len(shots) / statistics.median(v),
+                   "rounds": v} for side, v in seconds.items()}
 
 
 def screens(folder: Path, n: int) -> list[Path]:
@@ -319,6 +338,8 @@ def main() -> None:
     ap.add_argument("--words-photos", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--screens", type=int, default=20, help="phone screenshots generated for the speed runs")
+    ap.add_argument("--before", metavar="CHECKOUT",
+                    help="`speed` and `screens`: that checkout's product side by side with this one")
     ap.add_argument("--only", choices=("quality", "search", "speed", "alone", "screens", "words"))
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)

