@@ -378,11 +378,12 @@ def test_the_int8_recognizer_is_made_at_install_checked_and_reads_real_text_as_f
 
 
 @needs_shared
-def test_the_int8_recognizers_gelus_are_fused_and_it_reads_bit_for_bit_as_unfused(ocr_library):
+def test_the_int8_recognizers_gelus_and_head_are_fused_and_it_reads_bit_for_bit_as_unfused(ocr_library):
     """models/ocr_int8.py makes each GELU of the quantized recognizer one node (onnxruntime does
-    not fuse them between QDQ nodes): the installed file has no Erf left, and on real lines of
-    ../shared it gives the unfused recognizer's probabilities exactly. A library installed before
-    the fusion (its ocr.json without the record) has its file fused at the next load, once."""
+    not fuse them between QDQ nodes) and its CTC head one Gemm: the installed file has no Erf
+    left, and on real lines of ../shared it gives the unfused recognizer's probabilities exactly.
+    A library installed before the fusions (its ocr.json without their records) has its file
+    fused at the next load, once."""
     import collections
 
     import onnx
@@ -396,6 +397,12 @@ def test_the_int8_recognizers_gelus_are_fused_and_it_reads_bit_for_bit_as_unfuse
     spec = json.loads((folder / "ocr.json").read_text())
     ops = collections.Counter(n.op_type for n in onnx.load(str(folder / REC_INT8_FILE)).graph.node)
     assert spec["recognizer_int8"]["fused_gelus"] == ops["Gelu"] > 0 and ops["Erf"] == 0, ops
+    # The CTC head too: one Gemm (with the bias) before the Softmax, no float MatMul + Add there.
+    graph = onnx.load(str(folder / REC_INT8_FILE)).graph
+    made = {o: n for n in graph.node for o in n.output}
+    softmax = made[graph.output[0].name]
+    assert spec["recognizer_int8"]["fused_head"] is True and softmax.op_type == "Softmax"
+    assert made[made[softmax.input[0]].input[0]].op_type == "Gemm"
 
     # The library as an earlier version left it: the int8 recognizer unfused, no record of fusing.
     old = LibraryPaths(ocr_library.paths.root.parent / "older")
@@ -403,7 +410,7 @@ def test_the_int8_recognizers_gelus_are_fused_and_it_reads_bit_for_bit_as_unfuse
     old_folder = old.models / "ocr" / "ppocr-v6"
     oi.quantize_recognizer(folder / REC_FILE, old_folder / REC_INT8_FILE, rec_input, fuse=False)
     assert collections.Counter(n.op_type for n in onnx.load(str(old_folder / REC_INT8_FILE)).graph.node)["Erf"] > 0
-    del spec["recognizer_int8"]["fused_gelus"]
+    del spec["recognizer_int8"]["fused_gelus"], spec["recognizer_int8"]["fused_head"]
     (old_folder / "ocr.json").write_text(json.dumps(spec))
     unfused = PPOCR(old_folder, int8=True)
 
@@ -417,7 +424,8 @@ def test_the_int8_recognizers_gelus_are_fused_and_it_reads_bit_for_bit_as_unfuse
     before_read = unfused.read_crops(crops)
 
     reader = OcrModelStore(old).load()          # fuses the file in place
-    assert json.loads((old_folder / "ocr.json").read_text())["recognizer_int8"]["fused_gelus"] == ops["Gelu"]
+    record = json.loads((old_folder / "ocr.json").read_text())["recognizer_int8"]
+    assert record["fused_gelus"] == ops["Gelu"] and record["fused_head"] is True
     assert collections.Counter(n.op_type for n in onnx.load(str(old_folder / REC_INT8_FILE)).graph.node)["Erf"] == 0
     session = reader._rec.get()
     after = session.run(None, {session.get_inputs()[0].name: rec_input(crops[:8])})[0]

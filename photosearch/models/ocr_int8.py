@@ -178,6 +178,65 @@ def fuse_gelu(model: Any) -> int:
     return len(replaced)
 
 
+def fuse_head(model: Any) -> bool:
+    """Make the recognizer's CTC head (``MatMul(x, W) + b`` over every time step of every line,
+    then Softmax) one Gemm with the bias, on the steps flattened to rows: onnxruntime fuses a
+    MatMul and an Add into a Gemm only for 2-D inputs, so the 3-D head wrote its 18,708-class
+    logits twice. The same probabilities (the Gemm adds the bias to the same sums); True when
+    the graph had such a head."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    weights = {t.name: t for t in graph.initializer}
+    softmax = producer.get(graph.output[0].name)
+    add = softmax is not None and softmax.op_type == "Softmax" and producer.get(softmax.input[0])
+    matmul = add and add.op_type == "Add" and producer.get(add.input[0])
+    if not matmul or matmul.op_type != "MatMul" or matmul.input[1] not in weights or add.input[1] not in weights:
+        return False
+    readers = [i for n in graph.node for i in n.input]
+    if readers.count(matmul.output[0]) != 1 or readers.count(add.output[0]) != 1:
+        return False
+    w, b = weights[matmul.input[1]], weights[add.input[1]]
+    if len(w.dims) != 2 or list(b.dims) != [w.dims[1]]:
+        return False
+    x = matmul.input[0]
+
+    def const(name: str, values: list[int]) -> Any:
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "/v", TensorProto.INT64,
+                                                                                  [len(values)], values))
+
+    head = [const("ctc_head/rows", [-1, int(w.dims[0])]),
+            helper.make_node("Reshape", [x, "ctc_head/rows"], ["ctc_head/x"]),
+            helper.make_node("Gemm", ["ctc_head/x", matmul.input[1], add.input[1]], ["ctc_head/logits"]),
+            helper.make_node("Shape", [x], ["ctc_head/shape"]),
+            const("ctc_head/zero", [0]), const("ctc_head/two", [2]), const("ctc_head/last", [-1]),
+            helper.make_node("Slice", ["ctc_head/shape", "ctc_head/zero", "ctc_head/two"], ["ctc_head/steps"]),
+            helper.make_node("Concat", ["ctc_head/steps", "ctc_head/last"], ["ctc_head/shape3"], axis=0),
+            helper.make_node("Reshape", ["ctc_head/logits", "ctc_head/shape3"], list(add.output))]
+    nodes = []
+    for node in graph.node:
+        if node is matmul:
+            continue
+        nodes.extend(head if node is add else [node])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return True
+
+
+def fuse_head_file(path: Path) -> bool:
+    """:func:`fuse_head` on an ONNX file, replaced atomically when the head was fused."""
+    import onnx
+
+    from photosearch.files import write_atomic
+
+    model = onnx.load(str(path))
+    fused = fuse_head(model)
+    if fused:
+        write_atomic(path, model.SerializeToString())
+    return fused
+
+
 def fuse_gelu_file(path: Path) -> int:
     """:func:`fuse_gelu` on an ONNX file, replaced atomically when anything was fused."""
     import onnx
@@ -226,7 +285,7 @@ def add_int8_recognizer(src: Path, dest: Path, make_input: MakeInput, read: Read
         say("making the int8 OCR recognizer (static quantization, checked against fp32)")
         try:
             fused = quantize_recognizer(src, dest, make_input)
-            result = {**check_recognizer(read), "fused_gelus": fused}
+            result = {**check_recognizer(read), "fused_gelus": fused, "fused_head": fuse_head_file(dest)}
         except Exception as exc:  # noqa: BLE001 - an onnx/onnxruntime refusal of any kind: fp32 stays
             result = {"passed": False, "reason": f"cannot make the int8 recognizer: "
                                                  f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"}
