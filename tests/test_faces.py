@@ -139,6 +139,54 @@ def test_sface_through_insightface_matches_opencv_reference(library):
     assert checked == 8
 
 
+def test_sface_runs_without_prelus_and_gives_the_same_vectors_bit_for_bit(library, tmp_path):
+    """The install's SFace copy (models/onnx_fixes.py) writes each PRelu as Max/Min/Mul/Add
+    (onnxruntime's PRelu branches on every value: half of SFace's time). On real faces of
+    ../shared its vectors equal, bit for bit, those of the same copy with the PRelus kept; a
+    library installed before the rewrite gets it at its next load, once."""
+    import collections
+
+    import onnx
+
+    from photosearch.models.faces import SFACE_FILE, SFACE_OPT_FILE, FaceModelStore, YuNetSFace
+
+    engine = library.face_models.load()
+    folder = library.face_models.root / "yunet-sface"
+    spec = json.loads((folder / "face.json").read_text())
+    ops = collections.Counter(n.op_type for n in onnx.load(str(folder / SFACE_OPT_FILE)).graph.node)
+    original = collections.Counter(n.op_type for n in onnx.load(str(folder / SFACE_FILE)).graph.node)
+    assert ops["PRelu"] == 0 and original["PRelu"] > 10
+    assert spec["recognizer_optimized"] == {"file": SFACE_OPT_FILE, "prelus_rewritten": original["PRelu"]}
+
+    # The library as an earlier version left it: the copy with its weights as constants only.
+    old = tmp_path / "old" / "yunet-sface"
+    shutil.copytree(folder, old)
+    model = onnx.load(str(folder / SFACE_FILE))
+    weights = {i.name for i in model.graph.initializer}
+    kept = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    onnx.save(model, str(old / SFACE_OPT_FILE))
+    spec["recognizer_optimized"] = SFACE_OPT_FILE
+    (old / "face.json").write_text(json.dumps(spec))
+    with_prelus = YuNetSFace(old)
+
+    faces = 0
+    for path in _photos()[:8]:
+        full, found = engine.detect(Image.open(path).convert("RGB"))
+        h, w = full.shape[:2]
+        for face in found:
+            points = face.landmarks * np.array([w, h])
+            assert np.array_equal(engine._recognizer.embed(full, points), with_prelus._recognizer.embed(full, points))
+            faces += 1
+    assert faces >= 8
+
+    upgraded = FaceModelStore.at(tmp_path / "old").load("yunet-sface")
+    assert json.loads((old / "face.json").read_text())["recognizer_optimized"]["prelus_rewritten"] == original["PRelu"]
+    assert collections.Counter(n.op_type for n in onnx.load(str(old / SFACE_OPT_FILE)).graph.node)["PRelu"] == 0
+    assert upgraded.name == "yunet-sface"
+
+
 # -- index + face search on real people ----------------------------------------------------------
 
 

