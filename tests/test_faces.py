@@ -139,6 +139,33 @@ def test_sface_through_insightface_matches_opencv_reference(library):
     assert checked == 8
 
 
+def test_yunet_on_onnxruntime_finds_what_opencvs_face_detector_finds(library):
+    """The engine runs YuNet on onnxruntime (its any-size copy) and decodes it as OpenCV's
+    FaceDetectorYN does: on real photos of ../shared the same faces, boxes and landmarks within
+    a thousandth of a pixel, the same scores."""
+    import cv2
+
+    from photosearch.models.faces import MIN_DETECTION_SCORE, YUNET_FILE, _prepare_image
+
+    engine = library.face_models.load()
+    assert engine._yunet is not None
+    cv2.setNumThreads(1)
+    ref = cv2.FaceDetectorYN.create(str(library.face_models.root / "yunet-sface" / YUNET_FILE), "", (320, 320),
+                                    MIN_DETECTION_SCORE, 0.3, 5000)
+    faces = 0
+    for path in _photos() + sorted((SHARED / "photos").glob("*.jpg")):
+        _, small, _ = _prepare_image(Image.open(path).convert("RGB"))
+        ref.setInputSize((small.shape[1], small.shape[0]))
+        _, theirs = ref.detect(small)
+        ours = engine._yunet.detect(small)
+        theirs = np.zeros((0, 15), np.float32) if theirs is None else theirs
+        assert len(ours) == len(theirs), path.name
+        ours, theirs = ours[np.argsort(-ours[:, 14])], theirs[np.argsort(-theirs[:, 14])]
+        assert np.allclose(ours, theirs, atol=1e-3), path.name
+        faces += len(ours)
+    assert faces >= 12   # 15 measured
+
+
 def test_sface_runs_without_prelus_and_gives_the_same_vectors_bit_for_bit(library, tmp_path):
     """The install's SFace copy (models/onnx_fixes.py) writes each PRelu as Max/Min/Mul/Add
     (onnxruntime's PRelu branches on every value: half of SFace's time). On real faces of
@@ -148,7 +175,7 @@ def test_sface_runs_without_prelus_and_gives_the_same_vectors_bit_for_bit(librar
 
     import onnx
 
-    from photosearch.models.faces import SFACE_FILE, SFACE_OPT_FILE, FaceModelStore, YuNetSFace
+    from photosearch.models.faces import SFACE_FILE, SFACE_OPT_FILE, YUNET_ANY_FILE, FaceModelStore, YuNetSFace
 
     engine = library.face_models.load()
     folder = library.face_models.root / "yunet-sface"
@@ -181,8 +208,14 @@ def test_sface_runs_without_prelus_and_gives_the_same_vectors_bit_for_bit(librar
             faces += 1
     assert faces >= 8
 
+    del spec["detector_any_size"]
+    (old / "face.json").write_text(json.dumps(spec))
+    (old / YUNET_ANY_FILE).unlink()
+    assert YuNetSFace(old)._yunet is None          # OpenCV's detector, as before
     upgraded = FaceModelStore.at(tmp_path / "old").load("yunet-sface")
-    assert json.loads((old / "face.json").read_text())["recognizer_optimized"]["prelus_rewritten"] == original["PRelu"]
+    record = json.loads((old / "face.json").read_text())
+    assert record["recognizer_optimized"]["prelus_rewritten"] == original["PRelu"]
+    assert record["detector_any_size"] == {"file": YUNET_ANY_FILE} and upgraded._yunet is not None
     assert collections.Counter(n.op_type for n in onnx.load(str(old / SFACE_OPT_FILE)).graph.node)["PRelu"] == 0
     assert upgraded.name == "yunet-sface"
 
