@@ -424,9 +424,11 @@ class OcrModelStore:
         spec = self._spec(name)
         langs = {script: folder / "languages" / s["file"] for script, s in (spec.get("languages") or {}).items()}
         int8 = self._precision(name, spec) == "int8"
-        if int8 and not {"fused_gelus", "fused_head"} <= set(spec["recognizer_int8"]):
+        # Files made by an earlier version get today's edits, once; read-only models stay as they are.
+        writable = os.access(folder, os.W_OK)
+        if writable and int8 and not {"fused_gelus", "fused_head"} <= set(spec["recognizer_int8"]):
             self._fuse_int8(name, spec)
-        if spec and "detector_flushed" not in spec:
+        if writable and spec and "detector_flushed" not in spec:
             self._flush_detector(name, spec)
         return PPOCR(folder, threads=threads, name=name, languages={k: p for k, p in langs.items() if p.is_file()},
                      int8=int8)
