@@ -192,8 +192,10 @@ def fresh_library(args: argparse.Namespace, tag: str, env: dict[str, str]) -> Pa
 
 def alone(args: argparse.Namespace) -> dict:
     """OCR alone on screenshots and on ../shared's documents: the fp32 recognizer, the int8 one as
-    made before its GELUs were fused, and the product's int8 one, alternating; one reader with 2
-    threads, and two photos at a time on 1-thread sessions (what `index`'s two workers do)."""
+    made before its GELUs (and CTC head) were fused, the product's int8 one with the detector as
+    fetched, and the product as installed (int8 + the detector without its denormal weights),
+    alternating; one reader with 2 threads, and two photos at a time on 1-thread sessions (what
+    `index`'s two workers do)."""
     import zipfile
     from concurrent.futures import ThreadPoolExecutor
 
