@@ -226,6 +226,7 @@ class _YuNet:
 
     def __init__(self, path: Path, threads: int) -> None:
         self._session = LazySession(path, threads=threads)
+        self._names: tuple[str, list[str]] | None = None   # (input, outputs), read once
 
     def detect(self, bgr: np.ndarray, score_threshold: float = MIN_DETECTION_SCORE, nms_threshold: float = 0.3,
                top_k: int = 5000) -> np.ndarray:
@@ -235,8 +236,9 @@ class _YuNet:
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
         session = self._session.get()
-        out = dict(zip((o.name for o in session.get_outputs()),
-                       session.run(None, {session.get_inputs()[0].name: blob})))
+        if self._names is None:
+            self._names = (session.get_inputs()[0].name, [o.name for o in session.get_outputs()])
+        out = dict(zip(self._names[1], session.run(None, {self._names[0]: blob})))
         rows = []
         for stride in self.STRIDES:
             cols = pw // stride
@@ -492,7 +494,9 @@ class FaceModelStore:
                 raise ModelError(f"face model {name!r} is incomplete ({f} missing): run `photosearch models pull faces --force`")
         if spec.get("kind") == "yunet-sface" and not (isinstance(spec.get("recognizer_optimized"), dict)
                                                        and "detector_any_size" in spec):
-            _upgrade_copies(folder, spec)
+            from photosearch.models.onnx_fixes import refresh_spec
+
+            refresh_spec(folder / "face.json", spec, lambda: _faster_copies(folder))
         return YuNetSFace(folder, threads=threads, recognizer_session=recognizer_session, name=name)
 
     # -- installing ---------------------------------------------------------------------------
@@ -611,21 +615,6 @@ def _faster_copies(folder: Path) -> dict[str, Any]:
     scene = rng.uniform(0, 255, (1, 3, 640, 640)).astype(np.float32)
     return {"recognizer_optimized": faster_copy(folder / SFACE_FILE, folder / SFACE_OPT_FILE, face),
             "detector_any_size": any_input_size(folder / YUNET_FILE, folder / YUNET_ANY_FILE, scene)}
-
-
-def _upgrade_copies(folder: Path, spec: dict[str, Any]) -> None:
-    """A model installed by an earlier version gets today's copies, once: they compute what the
-    earlier ones did (the same vectors, the same boxes). A library whose models cannot be
-    written keeps what it has."""
-    from photosearch.files import write_atomic
-
-    if not os.access(folder, os.W_OK):
-        return  # read-only models (a shared library): nothing to try at every load
-    try:
-        spec.update(_faster_copies(folder))
-        write_atomic(folder / "face.json", json.dumps(spec, indent=2))
-    except Exception:  # noqa: BLE001, S110 - an unwritable folder or an unreadable graph: it runs as it did
-        pass
 
 
 def _no_source_message(why: str) -> str:

@@ -327,6 +327,25 @@ def flush_detector(folder: Path) -> dict[str, Any]:
     return {"file": DET_FLUSHED_FILE if count else None, "weights_flushed": count}
 
 
+def _upgrades(folder: Path, spec: dict[str, Any], int8: bool) -> dict[str, Any]:
+    """What a model installed by an earlier version lacks, made in ``folder``: the int8
+    recognizer's fusions (models/ocr_int8.py: it reads exactly as before, with less CPU) and the
+    detector without its denormal weights; the records for ``ocr.json``."""
+    from photosearch.models.ocr_int8 import fuse_gelu_file, fuse_head_file
+
+    out: dict[str, Any] = {}
+    if int8:
+        record = dict(spec["recognizer_int8"])
+        if "fused_gelus" not in record:
+            record["fused_gelus"] = fuse_gelu_file(folder / REC_INT8_FILE)
+        if "fused_head" not in record:
+            record["fused_head"] = fuse_head_file(folder / REC_INT8_FILE)
+        out["recognizer_int8"] = record
+    if "detector_flushed" not in spec:
+        out["detector_flushed"] = flush_detector(folder)
+    return out
+
+
 def _box_score(prob: np.ndarray, pts: np.ndarray) -> float:
     """The mean probability inside a box (rapidocr's "fast" score)."""
     import cv2
@@ -424,42 +443,13 @@ class OcrModelStore:
         spec = self._spec(name)
         langs = {script: folder / "languages" / s["file"] for script, s in (spec.get("languages") or {}).items()}
         int8 = self._precision(name, spec) == "int8"
-        # Files made by an earlier version get today's edits, once; read-only models stay as they are.
-        writable = os.access(folder, os.W_OK)
-        if writable and int8 and not {"fused_gelus", "fused_head"} <= set(spec["recognizer_int8"]):
-            self._fuse_int8(name, spec)
-        if writable and spec and "detector_flushed" not in spec:
-            self._flush_detector(name, spec)
+        if spec and ("detector_flushed" not in spec or
+                     int8 and not {"fused_gelus", "fused_head"} <= set(spec["recognizer_int8"])):
+            from photosearch.models.onnx_fixes import refresh_spec
+
+            refresh_spec(folder / "ocr.json", spec, lambda: _upgrades(folder, spec, int8))
         return PPOCR(folder, threads=threads, name=name, languages={k: p for k, p in langs.items() if p.is_file()},
                      int8=int8)
-
-    def _fuse_int8(self, name: str, spec: dict[str, Any]) -> None:
-        """An int8 recognizer made by an earlier version gets the fusions made since, in place,
-        once (its GELUs, its CTC head: models/ocr_int8.py): it reads exactly as before, with less
-        CPU. A library whose models cannot be written keeps it as it is."""
-        from photosearch.files import write_atomic
-        from photosearch.models.ocr_int8 import fuse_gelu_file, fuse_head_file
-
-        record = spec["recognizer_int8"]
-        try:
-            if "fused_gelus" not in record:
-                record["fused_gelus"] = fuse_gelu_file(self.root / name / REC_INT8_FILE)
-            if "fused_head" not in record:
-                record["fused_head"] = fuse_head_file(self.root / name / REC_INT8_FILE)
-            write_atomic(self.root / name / "ocr.json", json.dumps(spec, indent=2))
-        except Exception:  # noqa: BLE001, S110 - an unwritable folder or an unreadable graph: it reads as it did
-            pass
-
-    def _flush_detector(self, name: str, spec: dict[str, Any]) -> None:
-        """A model installed before the detector's denormal weights were flushed gets its flushed
-        copy, once. A library whose models cannot be written keeps the original detector."""
-        from photosearch.files import write_atomic
-
-        try:
-            spec["detector_flushed"] = flush_detector(self.root / name)
-            write_atomic(self.root / name / "ocr.json", json.dumps(spec, indent=2))
-        except Exception:  # noqa: BLE001, S110 - an unwritable folder or an unreadable graph: it reads as it did
-            pass
 
     def _spec(self, name: str) -> dict[str, Any]:
         """The model's ``ocr.json``; empty when missing or unreadable."""

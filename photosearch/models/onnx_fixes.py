@@ -14,48 +14,57 @@ compute what the originals compute.
   the outputs are the same bit for bit (tested on real photos).
 
 The pinned files stay as they were fetched (their SHA-256 still check); the engines load the copy
-when it is there.
+when it is there. :func:`refresh_spec` makes today's copies for a model installed before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
-def _opts() -> object:
+def _outputs(model: str | bytes, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    return opts
-
-
-def _outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), sess_options=_opts(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     return np.asarray(sess.run(None, {sess.get_inputs()[0].name: x})[0])
 
 
-def _place(model: object, src: Path, dest: Path, probe: np.ndarray, *, atol: float, rtol: float = 0.0) -> bool:
-    """Save ``model`` as ``dest`` (atomically: an engine may be loading the folder) if its output
-    on ``probe`` is the original's within ``atol`` (+ ``rtol``); otherwise nothing is left behind."""
+def _place(model: Any, src: Path, dest: Path, probe: np.ndarray, *, atol: float, rtol: float = 0.0) -> bool:
+    """Write ``model`` to ``dest`` (atomically: an engine may be loading the folder) if its output
+    on ``probe`` is the original's within ``atol`` (+ ``rtol``); otherwise nothing is written and
+    the engine keeps using the original file."""
+    from photosearch.files import write_atomic
+
+    data = model.SerializeToString()
+    if not np.allclose(_outputs(str(src), probe), _outputs(data, probe), rtol=rtol, atol=atol):
+        return False
+    write_atomic(dest, data)
+    return True
+
+
+def refresh_spec(spec_file: Path, spec: dict[str, Any], make: Callable[[], dict[str, Any]]) -> None:
+    """Bring a model installed by an earlier version up to date, once: ``make`` writes today's
+    copies and returns their records, which are merged into ``spec`` and saved to ``spec_file``.
+    A read-only model folder is left as it is (nothing is tried at every load); a failure leaves
+    the engine running on what it had."""
+    import json
     import os
 
-    import onnx
+    from photosearch.files import write_atomic
 
-    tmp = dest.with_name(dest.name + ".part")
+    if not os.access(spec_file.parent, os.W_OK):
+        return
     try:
-        onnx.save(model, str(tmp))
-        if not np.allclose(_outputs(src, probe), _outputs(tmp, probe), rtol=rtol, atol=atol):
-            return False  # the engine keeps using the original file
-        os.replace(tmp, dest)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
+        spec.update(make())
+        write_atomic(spec_file, json.dumps(spec, indent=2))
+    except Exception:  # noqa: BLE001, S110 - an unreadable graph or a full disk: it runs as it did
+        pass
 
 
 def prelu_as_max_min(model: Any) -> int:
@@ -143,4 +152,4 @@ def flush_denormals(src: Path, dest: Path, probe: np.ndarray) -> int:
     return count if _place(model, src, dest, probe, atol=1e-5) else 0
 
 
-__all__ = ["any_input_size", "faster_copy", "flush_denormals", "prelu_as_max_min"]
+__all__ = ["any_input_size", "faster_copy", "flush_denormals", "prelu_as_max_min", "refresh_spec"]
