@@ -17,6 +17,7 @@ significant bit first), which is also the byte order of FAISS binary codes.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -95,14 +96,31 @@ def compute(image: "Image.Image") -> PerceptualHashes:
     return PerceptualHashes(phash=tuple(phash_variants(small)), dhash=dhash, content=content)
 
 
+@functools.cache
+def _dct_rows() -> np.ndarray:
+    """The first 8 rows of the 32-point DCT-II as ``scipy.fftpack.dct`` computes it (unnormalized,
+    2 cos(pi k (2n + 1) / 64)): imagehash.phash's 8x8 low-frequency block of a 32x32 image x is
+    ``C @ x @ C.T``. The same bits as scipy's transform on real photos (benchmarks/RESULTS.md),
+    without importing scipy, which cost every `index` ~0.25 s of CPU (its import and the threads
+    of its BLAS)."""
+    k, n = np.arange(8)[:, None], np.arange(32)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / 64)
+
+
+def _settled(block: np.ndarray) -> np.ndarray:
+    """DCT coefficients rounded to 1e-6: a coefficient that is 0 in exact arithmetic (a tiny or
+    symmetric image has many) then compares with the median the same way on every CPU and with
+    any transform, instead of by the sign of its rounding error (~1e-11)."""
+    return np.round(block, 6)
+
+
 def phash_variants(small: np.ndarray) -> list[int]:
     """imagehash.phash of the 32x32 grayscale ``small`` under the 4 rotations (np.rot90, k = 0..3)
     and the same after a left-right mirror, from one DCT: mirroring an axis of the pixels negates
     the DCT's odd coefficients along it and transposing the pixels transposes it, so every
     variant's 8x8 low-frequency block is a signed transpose of the first (8x fewer DCTs)."""
-    import scipy.fftpack
-
-    block = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=0), axis=1)[:8, :8]
+    c = _dct_rows()
+    block = _settled(c @ np.asarray(small, np.float64) @ c.T)
     odd = (-1.0) ** np.arange(8)
     out = []
     for mirrored in (False, True):
@@ -185,7 +203,6 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
     (:data:`WINDOWS` in all; 0 for a flat or missing one): a crop of this photo, or a photo inside
     this one (a screenshot of it, a framed copy), has a whole-image hash close to one of them; a
     copy cut from one side shares an edge strip, and a copy cropped anywhere a keypoint patch."""
-    import scipy.fftpack
     from PIL import Image
 
     gray = image.convert("L")
@@ -209,8 +226,9 @@ def window_hashes(image: "Image.Image") -> tuple[int, ...]:
             # (resize's box argument reads the window straight from the image: no crop copy.)
             smalls[i] = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, box=box))
             usable[i] = float(smalls[i].std()) >= FLAT_STD
-    # imagehash.phash of each (variant 0 of phash_variants), all windows in one DCT call.
-    blocks = scipy.fftpack.dct(scipy.fftpack.dct(smalls, axis=1), axis=2)[:, :8, :8].reshape(WINDOWS, 64)
+    # imagehash.phash of each (variant 0 of phash_variants), all windows in one product.
+    c = _dct_rows()
+    blocks = _settled(c @ smalls @ c.T).reshape(WINDOWS, 64)
     bits = blocks > np.median(blocks, axis=1, keepdims=True)
     return tuple(_bits_to_int(b) if ok else 0 for b, ok in zip(bits, usable))
 
