@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import write_photo
+from conftest import SHARED, needs_shared, write_photo
 from photosearch.ingest.analyzers import Analyzer
 from photosearch.store.catalog import Catalog
 
@@ -129,3 +129,91 @@ def test_a_new_analyzer_is_one_module_both_runners_call(library, tmp_path, engin
         assert [len(pq.read_table(o).column("mean_colour")) for o in outs] == [3, 1]
     else:
         assert outs == []
+
+
+class _Overlaps:
+    """The library's fake CLIP, each batch slowed a little and the calls in flight counted."""
+
+    def __init__(self, model: Any, threads: int | None) -> None:
+        import threading
+
+        self.model, self.name, self.threads = model, model.name, threads
+        self.image_size, self.embed_dim = model.image_size, model.embed_dim
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+
+    def preprocess(self, image: Any) -> Any:
+        return self.model.preprocess(image)
+
+    def encode_pixels(self, pixels: Any, normalize: bool = True) -> Any:
+        import time
+
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.05)
+            return self.model.encode_pixels(pixels, normalize)
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+@needs_shared
+def test_batches_encoded_at_once_store_what_one_at_a_time_stores(library, tmp_path):
+    """A model running each call on one thread gets a batch per analysis thread at once (never
+    more); every photo of ../shared comes out once, with the vector a one-at-a-time run gives."""
+    from photosearch.api import Library
+    from photosearch.ingest.runners import RunOptions, run_index
+
+    photos = tmp_path / "photos"
+    shutil.copytree(SHARED / "photos", photos)
+    other = Library(tmp_path / "other-lib")
+    shutil.copytree(library.paths.models, other.paths.models)
+    runs = {}
+    for lib, threads in ((library, 1), (other, None)):
+        model = _Overlaps(lib.models.load(), threads)
+        report = run_index(lib.paths, model, model.name, [str(photos)],
+                           options=RunOptions(batch_size=2, workers=3))
+        runs[threads] = (model.most, report.indexed, len(report.skipped))
+    assert runs[1][1:] == runs[None][1:] and runs[1][1] >= 30
+    assert 1 < runs[1][0] <= 3      # encoded three batches at once at most
+    assert runs[None][0] == 1       # a multi-threaded model: one batch at a time, as before
+    assert _state(library) == _state(other)
+
+
+class _Warmed(MeanColour):
+    """MeanColour whose model 'loads' in warm(): it records where, then fails."""
+
+    name = "warmed_colour"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warmed: list[str] = []
+
+    def warm(self) -> None:
+        import threading
+
+        self.warmed.append(threading.current_thread().name)
+        raise RuntimeError("a model that cannot be loaded ahead")
+
+
+@needs_shared
+def test_models_warm_beside_the_first_photos_only_when_there_is_work(library, tmp_path):
+    """Each analyzer's warm() runs once on a thread of its own when a run has photos to analyze,
+    and its failure costs nothing (the first real call would report a real error); a run with
+    nothing new warms nothing."""
+    from photosearch.ingest.runners import RunOptions, run_index
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted((SHARED / "photos").glob("*.jpg"))[:5]:
+        shutil.copy(p, photos / p.name)
+    extra = _Warmed()
+    model = library.models.load()
+    first = run_index(library.paths, model, model.name, [str(photos)], options=RunOptions(extra_analyzers=(extra,)))
+    assert first.indexed == 5 and not first.skipped
+    assert extra.warmed == ["warm-warmed_colour"]
+    assert sorted(extra.stored) == sorted(str(p) for p in photos.iterdir())
+    again = run_index(library.paths, model, model.name, [str(photos)], options=RunOptions(extra_analyzers=(extra,)))
+    assert again.unchanged == 5 and extra.warmed == ["warm-warmed_colour"]

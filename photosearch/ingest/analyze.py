@@ -7,7 +7,9 @@
 results into the commit stage, a shard worker (in this process or on Ray) writes them to an
 output shard. It never opens the catalog. :meth:`PhotoAnalyzer.stream` runs the per-photo work
 on a thread pool a bounded distance ahead (Pillow, hashlib and onnxruntime release the GIL) and
-the batched analyzers (CLIP) on batches. A file that takes longer than its time budget
+the batched analyzers (CLIP) on batches, several batches at once when given ``encoders``
+(each on one single-threaded model call: no thread of a model call waits for another while the
+decode threads share the cores). A file that takes longer than its time budget
 (PHOTOSEARCH_FILE_SECONDS) is skipped, and its thread abandoned to finish on its own.
 """
 
@@ -19,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,14 +220,17 @@ class _Pool:
 
 class PhotoAnalyzer:
     """Runs the analyzers over work items. ``small_side``: the shorter side of the pixels the
-    analyzers other than faces get (the CLIP model's input size)."""
+    analyzers other than faces get (the CLIP model's input size). ``encoders``: how many batches
+    the batched analyzers may finish at once, each on a thread of its own (1: one at a time, on
+    the thread reading :meth:`stream`); more pays when each model call runs on one thread."""
 
     def __init__(self, analyzers: list[Analyzer], *, small_side: int, workers: int = 1, batch_size: int = 16,
-                 file_seconds: float | None = None) -> None:
+                 file_seconds: float | None = None, encoders: int = 1) -> None:
         self.analyzers = analyzers
         self.small_side = small_side
         self.workers = max(1, workers)
         self.batch_size = max(1, batch_size)
+        self.encoders = max(1, encoders)
         self.file_seconds = file_seconds if file_seconds is not None else file_budget_seconds()
 
     def analyze(self, item: WorkItem) -> Result:
@@ -340,18 +345,34 @@ class PhotoAnalyzer:
         """A result for every item, as soon as it is complete (batched ones a batch at a time).
 
         ``analyze`` runs on ``workers`` threads a bounded distance ahead, so decoded pixels never
-        pile up; stopping early (an error, Ctrl-C) cancels the look-ahead. A file still running
-        after ``file_seconds`` comes out skipped."""
+        pile up; full batches go to ``encoders`` threads, at most that many at once (when all are
+        busy, this waits for the oldest, and the look-ahead stops with it). Stopping early (an
+        error, Ctrl-C) cancels the look-ahead and the batches not started. A file still running
+        after ``file_seconds`` comes out skipped. Batched results come out after the others."""
         batched = [a.name for a in self.analyzers if a.batched]
         batch: list[Result] = []
         lookahead = max(2 * self.batch_size, 4 * self.workers)
         pending: deque[tuple[WorkItem, Future[Result]]] = deque()
         pool = _Pool(self.workers, self.analyze)
+        encoders = ThreadPoolExecutor(self.encoders, thread_name_prefix="encode") if self.encoders > 1 else None
+        encoding: deque[tuple[list[Result], Future[None]]] = deque()   # in the order they were handed over
+
+        def finished(most: int) -> Iterator[Result]:
+            """The batches done at the head of ``encoding``, waiting while more than ``most`` are in flight."""
+            while encoding and (len(encoding) > most or encoding[0][1].done()):
+                results, fut = encoding.popleft()
+                fut.result()  # an error of the model call is raised here, in order
+                yield from results
 
         def flush() -> Iterator[Result]:
-            self.finish_batch(batch)
-            yield from batch
+            full = batch[:]
             batch.clear()
+            if encoders is None:
+                self.finish_batch(full)
+                yield from full
+                return
+            encoding.append((full, encoders.submit(self.finish_batch, full)))
+            yield from finished(self.encoders)
 
         def result(item: WorkItem, fut: Future[Result]) -> Result:
             while True:
@@ -371,20 +392,27 @@ class PhotoAnalyzer:
                     yield from flush()
             else:
                 yield res
+            yield from finished(self.encoders)
 
         try:
-            for item in items:
-                pending.append((item, pool.submit(item)))
-                if len(pending) >= lookahead:
+            try:
+                for item in items:
+                    pending.append((item, pool.submit(item)))
+                    if len(pending) >= lookahead:
+                        yield from take()
+                while pending:
                     yield from take()
-            while pending:
-                yield from take()
+            finally:
+                for _, fut in pending:
+                    fut.cancel()
+                pool.shutdown()
+            if batch:
+                yield from flush()
+            yield from finished(0)
         finally:
-            for _, fut in pending:
-                fut.cancel()
-            pool.shutdown()
-        if batch:
-            yield from flush()
+            if encoders is not None:
+                # A batch being encoded finishes on its own; those not started are dropped.
+                encoders.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["PhotoAnalyzer", "Result", "read_file", "file_budget_seconds", "REDUCED_MIN_SIDE"]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from photosearch.ingest.plan import Plan, check_roots, make_plan
 from photosearch.ingest.report import IndexReport, Progress, ProgressFn, Skipped
 from photosearch.ingest.shardfile import read_manifest, read_output, shard_dirs, write_manifest, write_output
 from photosearch.store.catalog import Catalog
+from photosearch.store.records import warm_arrow
 
 DEFAULT_SHARD_SIZE = 1000
 ENGINES = ("pipeline", "local", "ray")
@@ -165,10 +167,12 @@ def _run_pipeline(paths: LibraryPaths, analyzers: list[Analyzer], model: Any, pl
                   report: IndexReport, report_fn: ProgressFn) -> None:
     from photosearch.models.base import default_threads
 
-    analyzer = PhotoAnalyzer(analyzers, small_side=model.image_size, workers=opts.workers or default_threads(),
-                             batch_size=opts.batch_size)
+    workers = opts.workers or default_threads()
+    analyzer = PhotoAnalyzer(analyzers, small_side=model.image_size, workers=workers, batch_size=opts.batch_size,
+                             encoders=encoders_for(model, workers))
     every = opts.commit_every_s if opts.commit_every_s is not None else _env_seconds(ENV_COMMIT_SECONDS, 2.0)
-    writer = _Writer(paths, analyzers, report, every)
+    warming = _warm_up(analyzers) if plan.items else []
+    writer = _Writer(paths, analyzers, report, every, warm=bool(plan.items))
     total = len(plan.items)
     report_fn(Progress("index", 0, total))
     _pause_for_tests()
@@ -184,6 +188,36 @@ def _run_pipeline(paths: LibraryPaths, analyzers: list[Analyzer], model: Any, pl
         raise
     finally:
         writer.close()
+        for t in warming:
+            t.join()
+
+
+def _warm_up(analyzers: list[Analyzer]) -> list[threading.Thread]:
+    """Each analyzer's models loaded on a thread of its own, beside the first photos: a short
+    run otherwise loads them one after another while a core waits (an `index` of 1 photo took
+    1.9 s, now 1.65; of 20, 3.4 s, now 3.1: benchmarks/RESULTS.md)."""
+    threads = []
+    for a in analyzers:
+        if type(a).warm is not Analyzer.warm:
+            t = threading.Thread(target=_quietly, args=(a.warm,), name=f"warm-{a.name}", daemon=True)
+            t.start()
+            threads.append(t)
+    return threads
+
+
+def _quietly(fn: Callable[[], Any]) -> None:
+    """Run a warm-up; its error, if any, is raised by the first real call instead."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
+
+
+def encoders_for(model: Any, workers: int) -> int:
+    """How many batches to encode at once: one per analysis thread for a model that runs each
+    call on one CPU thread (an N-thread call would make N threads wait for each other while the
+    decode threads share the cores), else one at a time."""
+    return workers if getattr(model, "threads", None) == 1 and getattr(model, "device", "cpu") == "cpu" else 1
 
 
 class _Writer:
@@ -191,12 +225,14 @@ class _Writer:
     a thread of its own: the thread running CLIP does not stop for them (they took ~10% of its
     time, measured)."""
 
-    def __init__(self, paths: LibraryPaths, analyzers: list[Analyzer], report: IndexReport, every_s: float) -> None:
+    def __init__(self, paths: LibraryPaths, analyzers: list[Analyzer], report: IndexReport, every_s: float,
+                 *, warm: bool = False) -> None:
         self.paths, self.analyzers, self.report, self.every_s = paths, analyzers, report, every_s
         self.buffer: list[Result] = []
         self.last = time.monotonic()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="catalog-writer")
-        self._inflight: Future[None] | None = None
+        # With ``warm``, the writer's thread first imports what the first commit will.
+        self._inflight: Future[None] | None = self._pool.submit(_quietly, warm_arrow) if warm else None
 
     def add(self, res: Result) -> None:
         self.buffer.append(res)
@@ -350,7 +386,7 @@ class ShardWorker:
                                            library_root=Path(thumbs_root) if thumbs_root else None)
         self.analyzers += list(extra_analyzers or ())
         self.analyzer = PhotoAnalyzer(self.analyzers, small_side=model.image_size, workers=workers,
-                                      batch_size=batch_size)
+                                      batch_size=batch_size, encoders=encoders_for(model, workers))
 
     def embed(self, manifest: str, out: str) -> dict[str, Any]:
         """Analyze one manifest shard into ``out`` (atomically); returns {"out", "photos", "skipped"}."""
@@ -389,7 +425,7 @@ def embed_local(paths: LibraryPaths, model_folder: str, *, face_model: str | Non
         return 0
     n = threads or default_threads()
     worker = ShardWorker(model_folder, face_root=str(paths.models / "faces"), face_model=face_model,
-                         thumbs_root=str(paths.root), threads=n, workers=n, batch_size=batch_size,
+                         thumbs_root=str(paths.root), threads=1, workers=n, batch_size=batch_size,
                          extra_analyzers=extra_analyzers, precision=precision)
     crash_after = int(os.environ.get(ENV_CRASH_AFTER, "0") or 0)
     for k, (manifest, out) in enumerate(todo, 1):

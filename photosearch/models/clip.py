@@ -116,6 +116,8 @@ class ClipModel:
             raise ModelError(f"unknown precision {precision!r}: fp32 or int8")
         #: Where inference runs: "cpu" or "cuda" (onnxruntime-gpu's CUDA provider).
         self.device = device
+        #: onnxruntime's threads per call (None: one per CPU).
+        self.threads = threads
         self._visual = LazySession(self.folder / visual, threads=threads, session=visual_session, device=device)
         # Low-memory loading skips graph optimization because convert.py stores pre-optimized
         # files; Immich's are not, so they are optimized when loaded.

@@ -187,6 +187,10 @@ class _Recognizer:
                     self._model = ArcFaceONNX(model_file=str(self.path), session=self._session.get())
         return self._model
 
+    def warm(self) -> None:
+        """Create the session now."""
+        self._session.get()
+
     def _inputs(self) -> tuple[str, int]:
         if self._io is None:
             inp = self._session.get().get_inputs()[0]
@@ -227,6 +231,10 @@ class _YuNet:
     def __init__(self, path: Path, threads: int) -> None:
         self._session = LazySession(path, threads=threads)
         self._names: tuple[str, list[str]] | None = None   # (input, outputs), read once
+
+    def warm(self) -> None:
+        """Create the session now."""
+        self._session.get()
 
     def detect(self, bgr: np.ndarray, score_threshold: float = MIN_DETECTION_SCORE, nms_threshold: float = 0.3,
                top_k: int = 5000) -> np.ndarray:
@@ -300,6 +308,13 @@ class YuNetSFace:
             self._local.det = det
         return det
 
+    def warm(self) -> None:
+        """Create the sessions now (an indexing run does it beside its first photos; OpenCV's
+        detector, kept per thread, is made by each thread that detects)."""
+        if self._yunet is not None:
+            self._yunet.warm()
+        self._recognizer.warm()
+
     def detect(self, image: Any) -> tuple[np.ndarray, list[Face]]:
         """Faces without vectors, plus the full-size RGB array they refer to."""
         full, small, scale = _prepare_image(image)
@@ -364,6 +379,14 @@ class InsightFacePack:
                                 det_thresh=MIN_DETECTION_SCORE)
                     self._det = det
         return self._det
+
+    def warm(self) -> None:
+        """Load the detector and the recognizer now (an indexing run does it beside its first photos)."""
+        self._recognizer.warm()
+        if self._det_file is not None:
+            self._scrfd()
+        elif self._fallback is not None:
+            self._fallback.warm()
 
     def analyze(self, image: Any) -> list[Face]:
         """Faces detected by the pack's SCRFD detector (or the fallback detector), each with its vector."""

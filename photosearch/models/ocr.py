@@ -166,6 +166,11 @@ class PPOCR:
         self._alphabets: dict[int, list[str]] = {}
         self._lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Create every session now (an indexing run does it beside its first photos)."""
+        for session in (self._det, self._cls, self._rec, *self._extra.values()):
+            session.get()
+
     # -- the pipeline ------------------------------------------------------------------------
 
     def read(self, image: Any) -> list[TextLine]:

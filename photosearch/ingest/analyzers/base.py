@@ -86,6 +86,11 @@ class Analyzer:
         """Outputs for the inputs :meth:`analyze` returned (batched analyzers only)."""
         return inputs
 
+    def warm(self) -> None:
+        """Load now what :meth:`analyze` and :meth:`finish_batch` need (its model): the runner
+        calls this on a thread of its own as a run starts, beside the first photos. An error
+        may be ignored here: the first real call raises it."""
+
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
         """This analyzer's columns of an output shard (Arrow arrays), one value per row."""
         return {}

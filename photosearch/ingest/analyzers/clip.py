@@ -36,6 +36,11 @@ class ClipAnalyzer(Analyzer):
     def finish_batch(self, inputs: list[Any]) -> list[Any]:
         return list(self.model.encode_pixels(np.stack(inputs)))
 
+    def warm(self) -> None:
+        load = getattr(self.model, "load_image_tower", None)
+        if load is not None:
+            load()
+
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
         import pyarrow as pa
 

@@ -40,6 +40,11 @@ class FacesAnalyzer(Analyzer):
         self.model = engine.name
         self.check = ("face_scans", engine.name)
 
+    def warm(self) -> None:
+        warm = getattr(self.engine, "warm", None)
+        if warm is not None:
+            warm()
+
     def analyze(self, photo: Photo) -> Any:
         if photo.frames:
             return self._video_faces(photo.frames)

@@ -35,6 +35,11 @@ class OcrAnalyzer(Analyzer):
         # shot is left unread, and asking again at every run would decode it again for nothing.
         self.check = ("ocr_scans", reader.name) if mode == "all" else None
 
+    def warm(self) -> None:
+        warm = getattr(self.reader, "warm", None)
+        if warm is not None:
+            warm()
+
     def analyze(self, photo: Photo) -> Any:
         from photosearch.models.ocr import normalize_text
 
