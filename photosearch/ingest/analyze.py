@@ -364,14 +364,16 @@ class PhotoAnalyzer:
                 fut.result()  # an error of the model call is raised here, in order
                 yield from results
 
-        def flush() -> Iterator[Result]:
+        def flush(parts: int = 1) -> Iterator[Result]:
             full = batch[:]
             batch.clear()
             if encoders is None:
                 self.finish_batch(full)
                 yield from full
                 return
-            encoding.append((full, encoders.submit(self.finish_batch, full)))
+            step = -(-len(full) // parts)
+            for at in range(0, len(full), step):
+                encoding.append((full[at:at + step], encoders.submit(self.finish_batch, full[at:at + step])))
             yield from finished(self.encoders)
 
         def result(item: WorkItem, fut: Future[Result]) -> Result:
@@ -406,8 +408,8 @@ class PhotoAnalyzer:
                 for _, fut in pending:
                     fut.cancel()
                 pool.shutdown()
-            if batch:
-                yield from flush()
+            if batch:  # the last one, split so that every encoder has a part while nothing else runs
+                yield from flush(parts=self.encoders)
             yield from finished(0)
         finally:
             if encoders is not None:
