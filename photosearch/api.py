@@ -103,7 +103,7 @@ class Library:
         if model is not None:
             clip = model
         else:
-            clip, precision_note = self._index_model(precision, device)
+            clip, precision_note = self._index_model(precision, device, workers)
         face = None
         if faces and face_engine is None:
             from photosearch.errors import ModelError
@@ -136,11 +136,13 @@ class Library:
         report.precision_note = precision_note
         return report
 
-    def _index_model(self, precision: str | None, device: str | None) -> tuple[Any, str | None]:
+    def _index_model(self, precision: str | None, device: str | None,
+                     workers: int | None = None) -> tuple[Any, str | None]:
         """The active CLIP model loaded for indexing in the precision and on the device asked for
         (or configured, or chosen by "auto"), and a note when that is not what "auto" would expect."""
         from photosearch.errors import DeviceError, ModelError
-        from photosearch.models.base import cuda_available
+        from photosearch.ingest.runners import clip_threads
+        from photosearch.models.base import cuda_available, default_threads
         from photosearch.models.clip import read_spec
         from photosearch.models.quantize import PRECISIONS, has_int8
 
@@ -187,10 +189,10 @@ class Library:
             if not has_int8(folder, spec):
                 raise ModelError(f"model {name} stays fp32: {spec['int8'].get('reason', 'its int8 tower failed its check')}"
                                  f"; index with `--precision fp32`")
-        # On the CPU each batch runs on one thread and the indexer runs a batch per core at once
-        # (ingest/analyze.py): a model call's threads never wait for each other while decode
-        # threads share the cores (measured: 3-7% more photos a second on 2 cores).
-        clip = self.models.load(name, precision=precision, device=device, threads=1 if device == "cpu" else None)
+        # On the CPU the indexer encodes two batches at once, each on half the cores (one thread
+        # on 2 cores: ingest/runners.py clip_threads).
+        threads = clip_threads(workers or default_threads())
+        clip = self.models.load(name, precision=precision, device=device, threads=threads if device == "cpu" else None)
         if device == "cuda":
             try:
                 clip.load_image_tower()  # now: a CUDA provider that does not load is told before any work
@@ -198,7 +200,7 @@ class Library:
                 if asked_device == "cuda":
                     raise
                 note = f"on the CPU: {exc.message}"
-                clip = self.models.load(name, precision=precision, device="cpu", threads=1)
+                clip = self.models.load(name, precision=precision, device="cpu", threads=threads)
         return clip, note
 
     def _text_reader(self, *, required: bool) -> Any:

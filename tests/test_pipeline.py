@@ -161,8 +161,8 @@ class _Overlaps:
 
 @needs_shared
 def test_batches_encoded_at_once_store_what_one_at_a_time_stores(library, tmp_path):
-    """A model running each call on one thread gets a batch per analysis thread at once (never
-    more); every photo of ../shared comes out once, with the vector a one-at-a-time run gives."""
+    """A model running each call on one thread gets two batches at once (never more); every
+    photo of ../shared comes out once, with the vector a one-at-a-time run gives."""
     from photosearch.api import Library
     from photosearch.ingest.runners import RunOptions, run_index
 
@@ -177,7 +177,7 @@ def test_batches_encoded_at_once_store_what_one_at_a_time_stores(library, tmp_pa
                            options=RunOptions(batch_size=2, workers=3))
         runs[threads] = (model.most, report.indexed, len(report.skipped))
     assert runs[1][1:] == runs[None][1:] and runs[1][1] >= 30
-    assert 1 < runs[1][0] <= 3      # encoded three batches at once at most
+    assert 1 < runs[1][0] <= 2      # two batches at once at most (MAX_ENCODERS)
     assert runs[None][0] == 1       # a multi-threaded model: one batch at a time, as before
     assert _state(library) == _state(other)
 
@@ -217,3 +217,17 @@ def test_models_warm_beside_the_first_photos_only_when_there_is_work(library, tm
     assert sorted(extra.stored) == sorted(str(p) for p in photos.iterdir())
     again = run_index(library.paths, model, model.name, [str(photos)], options=RunOptions(extra_analyzers=(extra,)))
     assert again.unchanged == 5 and extra.warmed == ["warm-warmed_colour"]
+
+
+@pytest.mark.parametrize(("cores", "threads", "encoders"), [(1, 1, 1), (2, 1, 2), (3, 1, 2), (16, 8, 2)])
+def test_clip_batches_split_the_cores_two_at_a_time(cores, threads, encoders):
+    """Two CLIP batches at most run at once on the CPU (one more batch's activations in memory),
+    each on half the cores; a GPU model, or one without its threads set, takes one at a time."""
+    from types import SimpleNamespace
+
+    from photosearch.ingest.runners import clip_threads, encoders_for
+
+    assert clip_threads(cores) == threads
+    assert encoders_for(SimpleNamespace(threads=threads, device="cpu"), cores) == encoders
+    assert encoders_for(SimpleNamespace(threads=threads, device="cuda"), cores) == 1
+    assert encoders_for(SimpleNamespace(threads=None, device="cpu"), cores) == 1
