@@ -7,10 +7,11 @@
 results into the commit stage, a shard worker (in this process or on Ray) writes them to an
 output shard. It never opens the catalog. :meth:`PhotoAnalyzer.stream` runs the per-photo work
 on a thread pool a bounded distance ahead (Pillow, hashlib and onnxruntime release the GIL) and
-the batched analyzers (CLIP) on batches, several batches at once when given ``encoders``
-(each on one single-threaded model call: no thread of a model call waits for another while the
-decode threads share the cores). A file that takes longer than its time budget
-(PHOTOSEARCH_FILE_SECONDS) is skipped, and its thread abandoned to finish on its own.
+the batched analyzers (CLIP) on batches, several batches at once when given ``encoders`` (the
+pipeline on the CPU: two, each model call on half the cores, so that on few cores no thread of
+a model call waits for another while the decode threads share them). A file that takes longer
+than its time budget (PHOTOSEARCH_FILE_SECONDS) is skipped, and its thread abandoned to finish
+on its own.
 """
 
 from __future__ import annotations

@@ -194,8 +194,8 @@ def _run_pipeline(paths: LibraryPaths, analyzers: list[Analyzer], model: Any, pl
 
 def _warm_up(analyzers: list[Analyzer]) -> list[threading.Thread]:
     """Each analyzer's models loaded on a thread of its own, beside the first photos: a short
-    run otherwise loads them one after another while a core waits (an `index` of 1 photo took
-    1.9 s, now 1.65; of 20, 3.4 s, now 3.1: benchmarks/RESULTS.md)."""
+    run otherwise loads them one after another while a core waits (an `index` of a few photos
+    takes ~0.3 s less: benchmarks/RESULTS.md, session 17)."""
     threads = []
     for a in analyzers:
         if type(a).warm is not Analyzer.warm:
