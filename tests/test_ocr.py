@@ -343,6 +343,25 @@ def test_a_script_recognizer_is_never_fetched_offline(ocr_library):
     assert not list(root.rglob("th_PP-OCRv5_rec_mobile.onnx*"))
 
 
+def test_a_script_recognizer_from_a_host_that_does_not_answer_fails_in_seconds(ocr_library):
+    """Online, but the host takes no connection (a closed port on 127.0.0.1: nothing leaves this
+    machine): `models pull ocr LANG` stops within seconds, in one line naming the offline way."""
+    import socket
+
+    root = ocr_library.paths.root
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    r = run_cli("models", "pull", "ocr", "th", library=root,
+                env={"PHOTOSEARCH_OFFLINE": "", "HF_HUB_OFFLINE": "",
+                     "PHOTOSEARCH_OCR_MIRROR": f"http://127.0.0.1:{port}/"})
+    assert time.monotonic() - started < 15
+    assert r.returncode == 4 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot reach 127.0.0.1" in r.stderr and "--from FILE" in r.stderr
+    assert not list(root.rglob("th_PP-OCRv5_rec_mobile.onnx*"))
+
+
 @needs_shared
 def test_the_int8_recognizer_is_made_at_install_checked_and_reads_real_text_as_fp32_does(ocr_library):
     """`models pull ocr` makes the int8 recognizer and records its check; the reader uses it (its

@@ -574,7 +574,7 @@ def _download(filename: str, dest: Path, say: Any) -> str:
     import urllib.parse
     import urllib.request
 
-    from photosearch.models.network import offline, resolve
+    from photosearch.models.network import offline, reachable
 
     base = os.environ.get(ENV_OCR_MIRROR) or LANGUAGE_BASE_URL
     url = base.rstrip("/") + "/" + urllib.parse.quote(filename)
@@ -586,12 +586,14 @@ def _download(filename: str, dest: Path, say: Any) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise NetworkError(f"not an http(s) address: {url}")
-    why = resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), 10.0)
-    if why is not None:
-        raise NetworkError(f"cannot download {filename}: cannot reach {parts.hostname} ({why}); {hint}")
+    # Name and connection each within 3 s (as the face models' fetch checks github.com): a host
+    # that resolves but does not answer fails here, not after the transfer's timeout.
+    if not reachable(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), timeout=3.0):
+        raise NetworkError(f"cannot download {filename}: cannot reach {parts.hostname}; {hint}")
     say(f"downloading {url}")
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:  # noqa: S310 - http(s) checked
+        # A stalled transfer ends after 15 s without data.
+        with urllib.request.urlopen(url, timeout=15) as resp, open(dest, "wb") as out:  # noqa: S310 - http(s) checked
             shutil.copyfileobj(resp, out, 1 << 20)
     except (urllib.error.URLError, OSError) as exc:
         raise NetworkError(f"cannot download {filename} from {parts.hostname} ({getattr(exc, 'reason', exc)}); "
