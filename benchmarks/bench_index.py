@@ -319,7 +319,24 @@ def config_label(cfg: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(cfg.items())) or "defaults"
 
 
+_COMPILED: set[Path] = set()
+
+
+def compile_bytecode(checkout: Path | str) -> None:
+    """Write the .pyc files of ``checkout``'s package (once per run), as `pip install` does for an
+    installed product: a checkout run in place (editable, or on PYTHONPATH) otherwise compiles
+    every module from source at each start where PYTHONDONTWRITEBYTECODE is set, ~0.1 s of CPU
+    a command that no installed product (nor rclip, pip-installed) pays."""
+    pkg = Path(checkout).resolve() / "photosearch"
+    if pkg not in _COMPILED and pkg.is_dir():
+        import compileall
+
+        compileall.compile_dir(str(pkg), quiet=1)
+        _COMPILED.add(pkg)
+
+
 def photosearch_cmd() -> list[str]:
+    compile_bytecode(Path(__file__).resolve().parents[1])
     exe = Path(sys.executable).parent / "photosearch"
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "photosearch"]
 

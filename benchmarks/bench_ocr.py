@@ -147,9 +147,13 @@ def measured(args: list[str], env: dict[str, str]) -> dict:
 def sides(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
     """The product here, and with ``--before CHECKOUT`` that checkout's product (its code on
     PYTHONPATH), each with its own environment."""
+    from bench_index import compile_bytecode
+
     env = index_env(args)
     out = [("now", env)]
+    compile_bytecode(HERE.parent)
     if args.before:
+        compile_bytecode(args.before)
         out.append(("before", {**env, "PYTHONPATH": str(Path(args.before).resolve())}))
     return out
 

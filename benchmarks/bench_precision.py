@@ -284,6 +284,8 @@ def run_photosearch(model_lib: Path, folder: Path, n: int, precision: str, faces
         cmd.append("--no-faces")
     out_path, err_path = lib / "stdout.json", lib / "stderr.txt"
     env = dict(os.environ, **({"PYTHONPATH": before} if before else {}))
+    if before:
+        bi.compile_bytecode(before)
     if faces:
         # Untimed: the face models as this side's code installs them (the copies it makes of
         # the pinned files differ between versions).
