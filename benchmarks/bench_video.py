@@ -74,14 +74,16 @@ def make_video(path: Path, seconds: float, size: tuple[int, int], fps: int = 30,
 
 
 def run_measured(args: list[str], env: dict[str, str], cwd: str | None = None) -> dict[str, float]:
-    code = ("import resource, runpy, sys, time\n"
-            f"sys.argv = ['photosearch', *{args!r}]\n"
+    # Measured at exit: the program ends the process itself, and exit handlers still run.
+    code = ("import atexit, resource, runpy, sys, time\n"
             "t0 = time.monotonic()\n"
-            "try:\n    runpy.run_module('photosearch', run_name='__main__')\n"
-            "except SystemExit as e:\n    rc = e.code or 0\nelse:\n    rc = 0\n"
-            "ru = resource.getrusage(resource.RUSAGE_SELF)\n"
-            "print('MEASURE', time.monotonic() - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, file=sys.stderr)\n"
-            "sys.exit(rc)\n")
+            "def measure():\n"
+            "    ru = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "    print('MEASURE', time.monotonic() - t0, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, file=sys.stderr,\n"
+            "          flush=True)\n"
+            "atexit.register(measure)\n"
+            f"sys.argv = ['photosearch', *{args!r}]\n"
+            "runpy.run_module('photosearch', run_name='__main__')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd)
     line = [x for x in r.stderr.splitlines() if x.startswith("MEASURE")]
     if r.returncode != 0 or not line:

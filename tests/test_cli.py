@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -104,3 +108,47 @@ def test_cli_indexes_the_shared_corpus(library, tmp_path):
     assert "Traceback" not in r.stderr and "unknown file" not in r.stderr  # LibRaw's noise is filtered
     r = run_cli("cat", "--json", "--in", str(folder / "photos"), library=library.paths.root)
     assert len(json.loads(r.stdout)["results"]) == 20
+
+
+_PROGRAM = """
+import atexit, sys, threading, time
+
+class Held:
+    def __del__(self):
+        print("torn down", file=sys.stderr, flush=True)
+
+held = Held()
+atexit.register(lambda: print("exit handler ran", file=sys.stderr, flush=True))
+if sys.argv[1] == "thread":
+    marker = sys.argv[2]
+
+    def work():
+        time.sleep(0.5)
+        with open(marker, "w") as f:
+            f.write("done")
+    threading.Thread(target=work).start()  # not a daemon
+sys.argv = ["photosearch", "status", "--json"]
+from photosearch.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("case", ["alone", "thread"])
+def test_the_program_skips_teardown_but_not_its_output_exit_handlers_or_threads(lib_with_photos, tmp_path, case):
+    """Run as the program, the CLI ends the process without the interpreter's teardown (0.05-0.1 s
+    of every command): its JSON and exit code arrive whole and the exit handlers run; with a thread
+    still running that is not a daemon, it exits as usual, once the thread is done."""
+    lib, folder = lib_with_photos
+    assert run_cli("index", str(folder), "--json", library=lib).returncode == 0
+    marker = tmp_path / "thread-done"
+    env = {**os.environ, "PHOTOSEARCH_LIBRARY": str(lib)}
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(_PROGRAM), case, str(marker)], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["photos"] == 5
+    assert "exit handler ran" in r.stderr
+    if case == "thread":
+        assert marker.read_text() == "done"
+        assert "torn down" in r.stderr      # the usual exit: objects freed
+    else:
+        assert "torn down" not in r.stderr  # no teardown

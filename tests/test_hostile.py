@@ -37,16 +37,17 @@ def _run_measured(args: list[str], library: Path, timeout: float) -> tuple[subpr
     across exec the peak of the process that started it (Linux carries the old memory's high-water
     mark into the new program's), so a test worker grown large by earlier tests made the CLI
     look 2.5 GB large."""
-    code = ("import resource, runpy, sys\n"
+    # Read at exit (the program ends the process itself: exit handlers are what still runs).
+    code = ("import atexit, resource, runpy, sys\n"
+            "def peak():\n"
+            "    try:\n"
+            "        kb = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+            "    except (OSError, StopIteration):\n"
+            "        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "    print('PEAK_RSS_KB', kb, file=sys.stderr, flush=True)\n"
+            "atexit.register(peak)\n"
             f"sys.argv = ['photosearch', *{args!r}]\n"
-            "try:\n    runpy.run_module('photosearch', run_name='__main__')\n"
-            "except SystemExit as e:\n    rc = e.code or 0\nelse:\n    rc = 0\n"
-            "try:\n"
-            "    peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
-            "except (OSError, StopIteration):\n"
-            "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "print('PEAK_RSS_KB', peak, file=sys.stderr)\n"
-            "sys.exit(rc)\n")
+            "runpy.run_module('photosearch', run_name='__main__')\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PHOTOSEARCH_LIBRARY": str(library)}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     peak = [int(line.split()[1]) for line in r.stderr.splitlines() if line.startswith("PEAK_RSS_KB")]
