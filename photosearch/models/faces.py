@@ -515,7 +515,10 @@ class FaceModelStore:
         for f in (YUNET_FILE, SFACE_FILE):
             if not (folder / f).is_file():
                 raise ModelError(f"face model {name!r} is incomplete ({f} missing): run `photosearch models pull faces --force`")
-        if spec.get("kind") == "yunet-sface" and not (isinstance(spec.get("recognizer_optimized"), dict)
+        from photosearch.models.onnx_fixes import PRELU_FORM
+
+        made = spec.get("recognizer_optimized")
+        if spec.get("kind") == "yunet-sface" and not (isinstance(made, dict) and made.get("prelu_form") == PRELU_FORM
                                                        and "detector_any_size" in spec):
             from photosearch.models.onnx_fixes import refresh_spec
 

@@ -3,7 +3,8 @@ compute what the originals compute.
 
 - :func:`faster_copy`: SFace lists its weights among its graph inputs, so onnxruntime can
   neither fold its batch norms into the convolutions nor prepack them; and its PRelus, half of
-  its time in onnxruntime, are rewritten as vectorized operators computing the same values.
+  its time in onnxruntime, are rewritten as operators that run beside the convolutions in
+  onnxruntime's blocked layout, computing the same values (up to the rounding of fused sums).
 - :func:`any_input_size`: YuNet pins a 640x640 input that its graph does not need, so that it
   can run on onnxruntime (40% less CPU than OpenCV's DNN) at each photo's own size.
 - :func:`flush_denormals`: PP-OCRv6's detector holds 256k weights below float32's smallest normal
@@ -67,29 +68,49 @@ def refresh_spec(spec_file: Path, spec: dict[str, Any], make: Callable[[], dict[
         pass
 
 
-def prelu_as_max_min(model: Any) -> int:
-    """Write each ``PRelu(x, slope)`` of ``model`` (an ``onnx.ModelProto``) as ``Max(x, 0) +
-    slope * Min(x, 0)``; the number rewritten. onnxruntime's PRelu branches on every value's
-    sign (measured: half of SFace's time, more on real faces than on noise); the four
-    element-wise operators are vectorized. The same values bit for bit: for x > 0 it is x + (+-0),
-    for x < 0 it is 0 + slope * x."""
+#: How :func:`faster_copy` writes PRelus. A copy recorded with another form (or none: the
+#: ``Max``/``Min`` form of earlier versions) is made again at the engine's next load.
+PRELU_FORM = "relu-batchnorm"
+
+
+def prelu_unrolled(model: Any) -> int:
+    """Write each per-channel ``PRelu(x, slope)`` of ``model`` (an ``onnx.ModelProto``) as
+    ``r = Relu(x)``, ``n = x + (-1) * r`` (that is, ``Min(x, 0)``) and ``r + slope * n``, the two
+    per-channel products as BatchNormalization (zero mean and bias, unit variance, epsilon 0);
+    the number rewritten. onnxruntime's PRelu branches on every value's sign (half of SFace's
+    time); written with Max and Min instead, every convolution's output left onnxruntime's
+    blocked (NCHWc) layout and came back (15% of SFace's time). Relu, Add and BatchNormalization
+    stay in that layout beside the convolutions, which absorb them: 14.0 -> 10.6 ms a face
+    (benchmarks/RESULTS.md, session 18). Each step is exact (``x - Relu(x)`` is 0 or x, the
+    result x or slope * x); only onnxruntime's fused sums round differently (1e-7 measured)."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    zero = "prelu/zero"
-    nodes, count = [], 0
+    weights = {i.name: i for i in graph.initializer}
+    nodes, added, count = [], [], 0
     for node in graph.node:
-        if node.op_type != "PRelu":
+        slope = weights.get(node.input[1]) if node.op_type == "PRelu" and len(node.input) == 2 else None
+        values = numpy_helper.to_array(slope).astype(np.float32).reshape(-1) if slope is not None else None
+        if values is None or values.size < 2:  # not a per-channel slope held in the file: as it is
             nodes.append(node)
             continue
-        x, slope = node.input
+        x = node.input[0]
         p = f"prelu{count}/"
         count += 1
-        nodes += [helper.make_node("Max", [x, zero], [p + "pos"]), helper.make_node("Min", [x, zero], [p + "neg"]),
-                  helper.make_node("Mul", [p + "neg", slope], [p + "scaled"]),
+        c = values.size
+        for name, arr in ((p + "minus_one", -np.ones(c, np.float32)), (p + "slope", values),
+                          (p + "zero", np.zeros(c, np.float32)), (p + "one", np.ones(c, np.float32))):
+            added.append(numpy_helper.from_array(arr, name))
+        zero, one = p + "zero", p + "one"
+        nodes += [helper.make_node("Relu", [x], [p + "pos"]),
+                  helper.make_node("BatchNormalization", [p + "pos", p + "minus_one", zero, zero, one], [p + "minus_pos"],
+                                   epsilon=0.0),
+                  helper.make_node("Add", [x, p + "minus_pos"], [p + "neg"]),
+                  helper.make_node("BatchNormalization", [p + "neg", p + "slope", zero, zero, one], [p + "scaled"],
+                                   epsilon=0.0),
                   helper.make_node("Add", [p + "pos", p + "scaled"], list(node.output))]
     if count:
-        graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), zero))
+        graph.initializer.extend(added)
         del graph.node[:]
         graph.node.extend(nodes)
     return count
@@ -97,8 +118,8 @@ def prelu_as_max_min(model: Any) -> int:
 
 def faster_copy(src: Path, dest: Path, probe: np.ndarray) -> dict[str, Any]:
     """Write ``src`` with its weights out of the graph inputs (so onnxruntime can fold and
-    prepack them) and its PRelus as :func:`prelu_as_max_min`; kept only if its output on
-    ``probe`` matches the original's (then ``file`` is ``dest``'s name, else None)."""
+    prepack them) and its PRelus as :func:`prelu_unrolled`; kept only if its output on ``probe``
+    matches the original's (then ``file`` is ``dest``'s name, else None)."""
     import onnx
 
     model = onnx.load(str(src))
@@ -106,9 +127,9 @@ def faster_copy(src: Path, dest: Path, probe: np.ndarray) -> dict[str, Any]:
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
-    prelus = prelu_as_max_min(model)
+    prelus = prelu_unrolled(model)
     kept = _place(model, src, dest, probe, atol=1e-4, rtol=1e-5)
-    return {"file": dest.name if kept else None, "prelus_rewritten": prelus if kept else 0}
+    return {"file": dest.name if kept else None, "prelus_rewritten": prelus if kept else 0, "prelu_form": PRELU_FORM}
 
 
 def any_input_size(src: Path, dest: Path, probe: np.ndarray) -> dict[str, Any]:
@@ -152,4 +173,4 @@ def flush_denormals(src: Path, dest: Path, probe: np.ndarray) -> int:
     return count if _place(model, src, dest, probe, atol=1e-5) else 0
 
 
-__all__ = ["any_input_size", "faster_copy", "flush_denormals", "prelu_as_max_min", "refresh_spec"]
+__all__ = ["PRELU_FORM", "any_input_size", "faster_copy", "flush_denormals", "prelu_unrolled", "refresh_spec"]
