@@ -332,6 +332,15 @@ def flush_detector(folder: Path) -> dict[str, Any]:
     return {"file": DET_FLUSHED_FILE if count else None, "weights_flushed": count}
 
 
+#: What the int8 recognizer's record says was done to it (models/ocr_int8.py's fusions).
+_INT8_FUSIONS = ("fused_gelus", "fused_head")
+
+
+def _lacks_upgrades(spec: dict[str, Any], int8: bool) -> bool:
+    """Whether a model installed by an earlier version lacks something :func:`_upgrades` makes."""
+    return "detector_flushed" not in spec or int8 and not set(_INT8_FUSIONS) <= set(spec["recognizer_int8"])
+
+
 def _upgrades(folder: Path, spec: dict[str, Any], int8: bool) -> dict[str, Any]:
     """What a model installed by an earlier version lacks, made in ``folder``: the int8
     recognizer's fusions (models/ocr_int8.py: it reads exactly as before, with less CPU) and the
@@ -341,10 +350,10 @@ def _upgrades(folder: Path, spec: dict[str, Any], int8: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if int8:
         record = dict(spec["recognizer_int8"])
-        if "fused_gelus" not in record:
-            record["fused_gelus"] = fuse_gelu_file(folder / REC_INT8_FILE)
-        if "fused_head" not in record:
-            record["fused_head"] = fuse_head_file(folder / REC_INT8_FILE)
+        fuse = {"fused_gelus": fuse_gelu_file, "fused_head": fuse_head_file}
+        for key in _INT8_FUSIONS:  # in the order an install makes them (models/ocr_int8.py)
+            if key not in record:
+                record[key] = fuse[key](folder / REC_INT8_FILE)
         out["recognizer_int8"] = record
     if "detector_flushed" not in spec:
         out["detector_flushed"] = flush_detector(folder)
@@ -448,8 +457,7 @@ class OcrModelStore:
         spec = self._spec(name)
         langs = {script: folder / "languages" / s["file"] for script, s in (spec.get("languages") or {}).items()}
         int8 = self._precision(name, spec) == "int8"
-        if spec and ("detector_flushed" not in spec or
-                     int8 and not {"fused_gelus", "fused_head"} <= set(spec["recognizer_int8"])):
+        if spec and _lacks_upgrades(spec, int8):
             from photosearch.models.onnx_fixes import refresh_spec
 
             refresh_spec(folder / "ocr.json", spec, lambda: _upgrades(folder, spec, int8))

@@ -91,6 +91,13 @@ class Analyzer:
         calls this on a thread of its own as a run starts, beside the first photos. An error
         may be ignored here: the first real call raises it."""
 
+    @staticmethod
+    def _warm(engine: Any, method: str = "warm") -> None:
+        """Call ``engine.method()`` where the engine has it (a fake or injected one may not)."""
+        load = getattr(engine, method, None)
+        if load is not None:
+            load()
+
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
         """This analyzer's columns of an output shard (Arrow arrays), one value per row."""
         return {}

@@ -37,9 +37,7 @@ class ClipAnalyzer(Analyzer):
         return list(self.model.encode_pixels(np.stack(inputs)))
 
     def warm(self) -> None:
-        load = getattr(self.model, "load_image_tower", None)
-        if load is not None:
-            load()
+        self._warm(self.model, "load_image_tower")
 
     def columns(self, outputs: list[Any]) -> dict[str, Any]:
         import pyarrow as pa

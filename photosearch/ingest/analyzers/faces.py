@@ -41,9 +41,7 @@ class FacesAnalyzer(Analyzer):
         self.check = ("face_scans", engine.name)
 
     def warm(self) -> None:
-        warm = getattr(self.engine, "warm", None)
-        if warm is not None:
-            warm()
+        self._warm(self.engine)
 
     def analyze(self, photo: Photo) -> Any:
         if photo.frames:

@@ -36,9 +36,7 @@ class OcrAnalyzer(Analyzer):
         self.check = ("ocr_scans", reader.name) if mode == "all" else None
 
     def warm(self) -> None:
-        warm = getattr(self.reader, "warm", None)
-        if warm is not None:
-            warm()
+        self._warm(self.reader)
 
     def analyze(self, photo: Photo) -> Any:
         from photosearch.models.ocr import normalize_text
