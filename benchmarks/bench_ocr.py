@@ -5,7 +5,9 @@
    (gocr_handwrt1.jpg), for photosearch's PP-OCRv6 and Debian's Tesseract (`tesseract IMG -`),
    with the seconds each took.
 2. Search: for each truth word, is its image in the top 5 of `--words`? Also with one typo (two
-   middle letters swapped, words of 5+ letters) and with the images turned by 90 degrees.
+   middle letters swapped, words of 5+ letters) and with the images turned by a quarter to the
+   left, a quarter to the right, and upside down (each set searched on its own: the top 5 among
+   the copies in its folder).
 3. Speed: `index` of 12 MP camera JPEGs (faces on, the random-weights ViT-B-32-256) with
    `--no-ocr` and with `--ocr`, alternating, fresh libraries (goal: OCR adds at most 25%)
    (`--only speed`); OCR throughput on screenshots and documents, fp32, int8 before its GELUs were
@@ -97,8 +99,14 @@ def quality(engine, tesseract: bool = True) -> dict:  # noqa: ANN001
 def search(args: argparse.Namespace) -> dict:
     from PIL import Image
 
+    # Each text image also turned, as a photo without EXIF orientation can be: a quarter to the
+    # left ("turned", the only one before session 19), a quarter to the right, and upside down.
+    turns = {"turned": Image.Transpose.ROTATE_90, "turned_right": Image.Transpose.ROTATE_270,
+             "upside_down": Image.Transpose.ROTATE_180}
+
     from photosearch.api import Library
     from photosearch.models.fakes import install_fake_clip
+    from photosearch.store.records import Filters
 
     lib_dir = WORK / "search-lib"
     shutil.rmtree(lib_dir, ignore_errors=True)
@@ -107,27 +115,31 @@ def search(args: argparse.Namespace) -> dict:
     lib.pull_ocr_models(wheel())
     src = WORK / "search-src"
     shutil.rmtree(src, ignore_errors=True)
-    shutil.copytree(SHARED / "ocr", src, ignore=shutil.ignore_patterns("*.csv", "gt"))
+    shutil.copytree(SHARED / "ocr", src / "upright", ignore=shutil.ignore_patterns("*.csv", "gt"))
     rows = list(csv.DictReader(open(SHARED / "ocr" / "truth.csv", encoding="utf-8")))
     from photosearch.media.decode import decode
 
     for r in rows:
         if r["words"]:
             path = SHARED / "ocr" / r["file"]
-            decode(path.read_bytes(), ext=path.suffix.lower()).image.transpose(Image.Transpose.ROTATE_90).save(
-                src / f"turned_{Path(r['file']).stem}.png")
+            image = decode(path.read_bytes(), ext=path.suffix.lower()).image
+            for turn, how in turns.items():
+                (src / turn).mkdir(exist_ok=True)
+                image.transpose(how).save(src / turn / f"{Path(r['file']).stem}.png")
     lib.index([src], faces=False, ocr="all")
 
-    def top5(q: str) -> list[str]:
-        return [Path(x.path).name for x in lib.search_words(q, limit=5)]
+    def top5(q: str, folder: str = "upright") -> list[str]:
+        """The top 5 among one set of the images (each set holds every text image once)."""
+        return [Path(x.path).name for x in lib.search_words(q, filters=Filters(folder=str(src / folder)), limit=5)]
 
-    res = {"plain": [0, 0], "typo": [0, 0], "turned": [0, 0]}
+    res = {"plain": [0, 0], "typo": [0, 0], **{turn: [0, 0] for turn in turns}}
     for r in rows:
         for w in [w for w in r["words"].split(";") if w]:
             res["plain"][1] += 1
             res["plain"][0] += r["file"] in top5(w)
-            res["turned"][1] += 1
-            res["turned"][0] += f"turned_{Path(r['file']).stem}.png" in top5(w)
+            for turn in turns:
+                res[turn][1] += 1
+                res[turn][0] += f"{Path(r['file']).stem}.png" in top5(w, turn)
             if len(w) >= 5 and w.isalpha():
                 i = len(w) // 2
                 typo = w[:i - 1] + w[i] + w[i - 1] + w[i + 1:]

@@ -84,20 +84,47 @@ def test_words_written_in_real_photos_are_found_also_with_a_typo_and_never_in_te
     assert _words_top5(root, "madrid", camera="nosuchcamera") == []
 
 
+#: Where a box [x, y, w, h] of the upright photo lies in its turned copy (fractions of the frame).
+_TURNED_BOX = {
+    "left": lambda x, y, w, h: [y, 1 - x - w, h, w],             # Image.Transpose.ROTATE_90
+    "right": lambda x, y, w, h: [1 - y - h, x, h, w],            # Image.Transpose.ROTATE_270
+    "over": lambda x, y, w, h: [1 - x - w, 1 - y - h, w, h],     # Image.Transpose.ROTATE_180
+}
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
 @needs_shared
-def test_text_turned_by_a_quarter_is_still_read(ocr_library, tmp_path):
+def test_text_turned_any_way_is_read_and_its_words_boxes_turn_with_it(ocr_library, tmp_path):
+    """A photo turned by a quarter either way or upside down (no EXIF orientation to undo it) is
+    read as the upright one, and each word's box is where the word is in the turned photo."""
     d = tmp_path / "turned"
     d.mkdir()
-    cases = {"pillow_multiline_text.png": "awesome", "ultralytics_bus.jpg": "emisiones", "pyzbar_code128.png": "temporaria"}
+    cases = {"pillow_multiline_text.png": "awesome", "ultralytics_bus.jpg": "emisiones",
+             "pyzbar_code128.png": "temporaria", "skimage_page.png": "segmentation"}
+    turns = {"left": Image.Transpose.ROTATE_90, "right": Image.Transpose.ROTATE_270,
+             "over": Image.Transpose.ROTATE_180}
     for name in cases:
         img = Image.open(OCR / name).convert("RGB")
-        img.transpose(Image.Transpose.ROTATE_90).save(d / f"left_{Path(name).stem}.png")
-        img.transpose(Image.Transpose.ROTATE_270).save(d / f"right_{Path(name).stem}.png")
+        img.save(d / f"up_{Path(name).stem}.png")
+        for turn, how in turns.items():
+            img.transpose(how).save(d / f"{turn}_{Path(name).stem}.png")
     root = ocr_library.paths.root
     _json(run_cli("index", str(d), "--no-faces", "--json", library=root))   # no camera: read by default
     for name, word in cases.items():
-        top = _words_top5(root, word)
-        assert f"left_{Path(name).stem}.png" in top and f"right_{Path(name).stem}.png" in top, (word, top)
+        hits = _json(run_cli("search", "--words", word, "-n", "8", "--json", library=root))["results"]
+        boxes = {}
+        for hit in hits:
+            turn = Path(hit["path"]).name.split("_")[0]
+            boxes[turn] = next(b for line in hit["text"] for w, b in line["words"] if word in w.lower())
+        assert set(boxes) == {"up", *turns}, (word, [h["path"] for h in hits])
+        for turn in turns:
+            expected = _TURNED_BOX[turn](*boxes["up"])
+            assert _iou(boxes[turn], expected) >= 0.5, (word, turn, boxes[turn], expected)
 
 
 def _text_image(path: Path, lines: list[str], size=(640, 360)) -> Path:
@@ -410,7 +437,7 @@ def test_the_int8_recognizers_gelus_and_head_are_fused_and_it_reads_bit_for_bit_
     import photosearch.models.ocr_int8 as oi
     from photosearch.config import LibraryPaths
     from photosearch.media.decode import decode
-    from photosearch.models.ocr import REC_FILE, REC_INT8_FILE, OcrModelStore, PPOCR, _crop_quad, rec_input
+    from photosearch.models.ocr import REC_FILE, REC_INT8_FILE, OcrModelStore, PPOCR, _warp_quad, rec_input
 
     folder = OcrModelStore(ocr_library.paths).root / "ppocr-v6"
     spec = json.loads((folder / "ocr.json").read_text())
@@ -436,7 +463,7 @@ def test_the_int8_recognizers_gelus_and_head_are_fused_and_it_reads_bit_for_bit_
     crops = []
     for name in ("ultralytics_bus.jpg", "pillow_multiline_text.png", "skimage_page.png", "pillow_tv16.jpg"):
         rgb = np.asarray(decode((OCR / name).read_bytes(), ext=Path(name).suffix).image.convert("RGB"))
-        crops += [_crop_quad(rgb, q) for q in unfused.detect(rgb)]
+        crops += [_warp_quad(rgb, q) for q in unfused.detect(rgb)]
     assert len(crops) >= 15
     session = unfused._rec.get()
     before = session.run(None, {session.get_inputs()[0].name: rec_input(crops[:8])})[0]
