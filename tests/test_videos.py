@@ -642,3 +642,23 @@ def test_sampling_stops_at_its_decode_cap_on_a_stream_that_does_not_end(tmp_path
     assert ts and max(ts) < 4.6 and len(ts) <= 3, ts                      # 45 frames at 10 fps: 4.5 s read
     monkeypatch.setattr(video_mod, "MAX_DECODED", 200_000)
     assert max(t for t, _ in sample(str(path), min_side=100).frames) > 15  # uncapped: the whole 20 s
+
+
+@needs_shared
+def test_every_real_video_is_indexed_or_skipped_with_its_reason(library):
+    """No video file of ../shared is left out unsaid: the decodable ones (the camcorder's DV
+    too) are indexed, the others each skipped with one line (RED's R3D as not supported)."""
+    rows = list(csv.DictReader(open(SHARED / "videos" / "videos.csv", encoding="utf-8")))
+    r = run_cli("index", str(SHARED / "videos"), "--no-faces", "--json", library=library.paths.root, timeout=300)
+    doc = _json(r)
+    skipped = {Path(s["path"]).name: s["reason"] for s in doc["skipped"]}
+    decodable = {row["file"] for row in rows if row["frames_decodable"] == "yes"}
+    assert "exiftool_DV.dv" in decodable
+    assert doc["photos"] == len(decodable) and not decodable & set(skipped), skipped
+    assert set(skipped) == {row["file"] for row in rows} - decodable, skipped
+    assert all(why and "\n" not in why for why in skipped.values())
+    assert "not supported" in skipped["exiftool_Red.r3d"]
+    export = library.paths.root / "export.csv"
+    _json(run_cli("export", "--csv", "--out", str(export), "--json", library=library.paths.root))
+    assert {Path(row["path"]).name for row in csv.DictReader(open(export, encoding="utf-8"))} == decodable
+    assert "Traceback" not in r.stderr

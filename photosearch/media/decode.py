@@ -53,6 +53,8 @@ SUPPORTED_EXTENSIONS = PIL_EXTENSIONS | HEIF_EXTENSIONS | RAW_EXTENSIONS | VIDEO
 UNSUPPORTED_KINDS: dict[str, str] = {
     ".insv": "360-degree camera files are not indexed",
     ".lrv": "camera proxy videos are not indexed (the full video beside it is)",
+    ".r3d": "RED camera RAW video is not supported",
+    ".braw": "Blackmagic RAW video is not supported",
     ".psd": "Photoshop documents are not supported",
     ".psb": "Photoshop documents are not supported",
     ".jxl": "JPEG XL needs a Pillow plugin that is not installed",

@@ -29,9 +29,11 @@ from photosearch.files import os_path
 if TYPE_CHECKING:
     from PIL import Image
 
-#: Extensions read as videos.
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mts", ".m2ts",
-                              ".mpg", ".mpeg", ".wmv", ".flv", ".vob"})
+#: Extensions read as videos: phones and cameras (MP4, MOV, 3GP, AVCHD's MTS), camcorders (DV,
+#: MPEG-2 in MOD/TOD, HDV's M2T), professional cameras (MXF), recorders and the web.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".3gp", ".3gpp", ".3g2", ".mkv", ".webm", ".avi", ".mts",
+                              ".m2ts", ".m2t", ".mpg", ".mpeg", ".mpe", ".wmv", ".asf", ".flv", ".vob", ".dv",
+                              ".mxf", ".mod", ".tod", ".ogv", ".wtv"})
 #: Seconds between sampled frames, and the most frames kept from one video (a longer video is
 #: sampled more sparsely, so a 3-hour recording costs what a 10-minute one does).
 SAMPLE_EVERY = 2.0
