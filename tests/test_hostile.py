@@ -11,7 +11,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from conftest import write_photo
+from conftest import run_cli, write_photo
 
 
 def _png(path: Path, width: int, height: int, mode: int = 0, rows: bytes | None = None) -> Path:
@@ -174,3 +174,44 @@ def test_a_file_over_its_time_budget_is_skipped_remembered_and_does_not_hold_the
     write_photo(d / "slow.jpg", seed=999)                                # changed: tried again
     third = run_index(library.paths, model, model.name, [str(d)], options=RunOptions(extra_analyzers=(stall2,)))
     assert third.skipped == [] and "slow.jpg" in stall2.calls
+
+
+def _tiff_samples_per_pixel(path: Path, value: int) -> Path:
+    """``path`` (a little-endian TIFF Pillow wrote) with its SamplesPerPixel tag set to ``value``."""
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        at = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, at)[0] == 277:
+            struct.pack_into("<H", data, at + 8, value)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_codec_libraries_print_nothing_of_their_own(library, tmp_path):
+    """A folder of damaged TIFFs leaves stderr to photosearch: the libtiff inside Pillow prints
+    each bad code word itself, and Pillow logs some errors before raising them; the reasons
+    come through the skipped list instead."""
+    from PIL import Image, ImageDraw
+
+    d = tmp_path / "tiffs"
+    d.mkdir()
+    page = Image.new("1", (800, 600), 1)
+    draw = ImageDraw.Draw(page)
+    for x in range(0, 800, 13):
+        draw.line([(x, 0), (800 - x, 600)], fill=0, width=2)
+    page.save(d / "fax.tif", compression="group4")
+    data = bytearray((d / "fax.tif").read_bytes())
+    for i in range(40, len(data) // 2, 7):                  # the G4 strip garbled
+        data[i] ^= 0x5A
+    (d / "fax.tif").write_bytes(bytes(data))
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(d / "wide.tif")
+    _tiff_samples_per_pixel(d / "wide.tif", 65535)           # Pillow logs, then raises
+    write_photo(d / "good.jpg", seed=5)
+    r = run_cli("index", str(d), "--no-faces", "--json", library=library.paths.root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads(r.stdout)
+    assert "wide.tif" in {Path(s["path"]).name for s in doc["skipped"]}
+    assert doc["photos"] >= 1
+    foreign = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("indexing")]
+    assert not foreign, foreign

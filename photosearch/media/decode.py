@@ -141,8 +141,54 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+_pillow_lock = threading.Lock()
+_pillow_quiet = False
+
+
+def _quiet_pillow() -> None:
+    """Broken files say why through Pillow's exceptions, not on stderr: the libtiff inside
+    Pillow prints its own warnings and errors straight to the process's stderr (hundreds of lines
+    for a folder of odd TIFFs), and Pillow logs some errors just before raising them. Both are
+    muted once, before the first file is opened (Pillow's logger only if no level was set)."""
+    global _pillow_quiet
+    if _pillow_quiet:
+        return
+    with _pillow_lock:
+        if _pillow_quiet:
+            return
+        import logging
+
+        if logging.getLogger("PIL").level == logging.NOTSET:
+            logging.getLogger("PIL").setLevel(logging.CRITICAL)
+        _mute_libtiff()
+        _pillow_quiet = True
+
+
+def _mute_libtiff() -> None:
+    """Unset libtiff's message printers, on the copy Pillow loaded (Linux: found in the process's
+    memory map; elsewhere, or if it cannot be found, nothing changes)."""
+    import ctypes
+
+    from PIL import _imaging  # noqa: F401 - loads Pillow's libtiff
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            path = next((p for p in (line.split()[-1] for line in f if "libtiff" in line) if ".so" in p), None)
+        if path is None:
+            return
+        lib = ctypes.CDLL(path)
+    except (OSError, StopIteration):
+        return
+    for name in ("TIFFSetWarningHandler", "TIFFSetErrorHandler"):
+        setter = getattr(lib, name, None)
+        if setter is not None:
+            setter.restype, setter.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+            setter(None)
+
+
 def _open_pil(data: bytes, min_side: int | None) -> tuple[Image.Image, int, int]:
     """Open with Pillow, enforce the pixel limit, draft JPEGs; returns (image, full_w, full_h)."""
+    _quiet_pillow()
     limit = max_pixels()
     Image.MAX_IMAGE_PIXELS = limit
     with warnings.catch_warnings():
