@@ -168,8 +168,9 @@ def _mute_libtiff() -> None:
     """Unset libtiff's message printers, on the copy Pillow loaded (Linux: found in the process's
     memory map; elsewhere, or if it cannot be found, nothing changes)."""
     import ctypes
+    import importlib
 
-    from PIL import _imaging  # noqa: F401 - loads Pillow's libtiff
+    importlib.import_module("PIL._imaging")   # Pillow's libtiff is loaded with it
 
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
