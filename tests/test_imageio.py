@@ -110,6 +110,9 @@ def test_keywords_dates_gps_and_mwg_precedence():
     apple = read_metadata((SHARED / "metadata" / "Apple.jpg").read_bytes())
     assert apple.taken_at.isoformat() == "2016-09-28T18:18:05"
     assert apple.lens and "iPhone 7" in apple.lens
+    # XMP's photoshop:DateCreated is a day; IPTC's TimeCreated of that day gives the time (MWG).
+    mechanic = read_metadata((SHARED / "metadata" / "PhotoMechanic.jpg").read_bytes())
+    assert mechanic.taken_at.isoformat() == "2006-10-29T06:27:51"
     # MWG: when XMP and IPTC disagree, XMP wins (the file's keywords say which is right).
     mwg = read_metadata((SHARED / "metadata" / "MWG.jpg").read_bytes())
     assert mwg.keywords and all(k.startswith("RIGHT") for k in mwg.keywords)

@@ -590,9 +590,9 @@ def read_metadata(data: bytes, sidecar: bytes | None = None) -> Metadata:
     md = Metadata()
     md.taken_at = parse_date(_first(
         exif, "Exif.Photo.DateTimeOriginal", "Exif.Image.DateTimeOriginal", "Exif.Photo.DateTimeDigitized",
-    )) or parse_date(_first(
+    )) or _with_iptc_time(_first(
         xmp, "Xmp.exif.DateTimeOriginal", "Xmp.photoshop.DateCreated", "Xmp.xmp.CreateDate",
-    )) or parse_date(_first(exif, "Exif.Image.DateTime")) or _iptc_date(iptc)
+    ), iptc) or parse_date(_first(exif, "Exif.Image.DateTime")) or _iptc_date(iptc)
     md.camera_make = _first(exif, "Exif.Image.Make", "Exif.PanasonicRaw.Make") or _first(xmp, "Xmp.tiff.Make")
     md.camera_model = _first(exif, "Exif.Image.Model", "Exif.PanasonicRaw.Model") or _first(xmp, "Xmp.tiff.Model")
     md.lens = _first(
@@ -660,6 +660,17 @@ def apple_live_id(note: Any) -> str | None:
         text = bytes(raw).split(b"\0", 1)[0].decode("ascii", "replace").strip()
         return text or None
     return None
+
+
+def _with_iptc_time(text: str | None, iptc: dict[str, Any]) -> datetime | None:
+    """An XMP date; one without a time of day (Photo Mechanic, IPTC editors write
+    ``photoshop:DateCreated`` as a day) takes IPTC's time when IPTC gives the same day, as
+    ExifTool's composite DateTimeCreated does."""
+    when = parse_date(text)
+    if when is None or "T" in (text or "") or ":" in (text or "")[10:]:
+        return when
+    iptc_when = _iptc_date(iptc)
+    return iptc_when if iptc_when is not None and iptc_when.date() == when.date() else when
 
 
 def _iptc_date(iptc: dict[str, Any]) -> datetime | None:
