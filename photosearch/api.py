@@ -1336,6 +1336,7 @@ class Library:
             "photos": 0,
             "videos": 0,
             "frames": 0,
+            "without_pixels": 0,
             "vectors": {},
             "roots": [],
             "index": {},
@@ -1357,6 +1358,7 @@ class Library:
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             out["photos"] = cat.count_photos()
             out["videos"], out["frames"] = cat.video_counts()
+            out["without_pixels"] = cat.count_without_pixels()
             out["vectors"] = cat.vector_models()
             out["roots"] = cat.roots()
             people = cat.people()

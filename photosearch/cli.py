@@ -564,8 +564,10 @@ def index(
                   f"{summary.ingested} committed", highlight=False)
     out.print(
         f"indexed {summary.indexed}, unchanged {summary.unchanged}, moved {summary.moved}, "
-        f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)} "
-        f"in {summary.seconds:.1f} s ({summary.total_photos} photos in the library, model {summary.model}, "
+        f"removed {summary.removed}, reused {summary.reused}, skipped {len(summary.skipped)}"
+        + (f" ({summary.without_pixels} of them kept with their date and camera, without a picture)"
+           if summary.without_pixels else "") +
+        f" in {summary.seconds:.1f} s ({summary.total_photos} photos in the library, model {summary.model}, "
         f"{summary.precision} on {summary.device})"
     )
     if summary.precision_note:
@@ -1799,7 +1801,9 @@ def status(as_json: JsonOpt = False, library: LibraryOpt = None) -> None:
     out = _out()
     out.print(f"library: {info['library']}")
     out.print(f"photos: {info['photos']}" + (f" (of which {info['videos']} videos, {info['frames']} frames sampled)"
-                                             if info.get("videos") else ""))
+                                             if info.get("videos") else "")
+              + (f"; {info['without_pixels']} kept without a picture (`index --show-skipped` says why)"
+                 if info.get("without_pixels") else ""), markup=False)
     out.print(f"active model: {info['active_model'] or '(none: run `photosearch models pull` or `models import`)'}")
     for model, count in info["vectors"].items():
         idx = info["index"].get(model, {})

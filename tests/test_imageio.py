@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED, needs_shared, write_photo
+from conftest import SHARED, needs_shared, run_cli, write_photo
 from photosearch.errors import DecodeError
 from photosearch.media.decode import decode, parse_date, read_metadata
 
@@ -145,3 +145,32 @@ def test_transparent_png_composited_on_white(tmp_path):
     im.save(buf, "PNG")
     d = decode(buf.getvalue(), ext=".png")
     assert np.asarray(d.image).min() == 255
+
+
+@needs_shared
+def test_raw_files_whose_image_is_unreadable_keep_their_camera_and_date(library, tmp_path):
+    """ExifTool's RAW samples lost their image data; those whose EXIF still names the camera are
+    kept in the catalog with it (make and model as metadata.csv has them), without a picture."""
+    import json
+
+    rows = {r["file"]: r for r in _metadata_rows()}
+    d = tmp_path / "raw"
+    d.mkdir()
+    raws = [f for f in rows if Path(f).suffix.lower() in (".cr2", ".crw", ".nef", ".mrw", ".iiq", ".x3f", ".raw",
+                                                          ".cr3", ".dng", ".raf", ".rw2")]
+    for f in raws:
+        (d / f).write_bytes((SHARED / "metadata" / f).read_bytes())
+    root = library.paths.root
+    doc = json.loads(run_cli("index", str(d), "--no-faces", "--json", library=root).stdout)
+    kept = {Path(s["path"]).name for s in doc["skipped"] if "without a picture" in s["reason"]}
+    assert len(kept) >= 4 and doc["without_pixels"] == len(kept), doc["skipped"]
+    out = tmp_path / "export.csv"
+    run_cli("export", "--csv", "--out", str(out), library=root)
+    catalog = {Path(r["path"]).name: r for r in csv.DictReader(open(out, encoding="utf-8"))}
+    for f in kept:
+        assert rows[f]["make"].strip().split()[0].lower() in catalog[f]["camera"].lower(), (f, catalog[f])
+        assert catalog[f]["taken_at"], f
+    # Every RAW sample is in the catalog (decoded, or kept) or skipped with its reason.
+    skipped = {Path(s["path"]).name for s in doc["skipped"]}
+    assert set(raws) == set(catalog) | skipped
+

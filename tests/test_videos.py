@@ -645,20 +645,54 @@ def test_sampling_stops_at_its_decode_cap_on_a_stream_that_does_not_end(tmp_path
 
 
 @needs_shared
-def test_every_real_video_is_indexed_or_skipped_with_its_reason(library):
+def test_every_real_video_is_indexed_or_skipped_with_its_reason_and_camera_clips_keep_their_metadata(library):
     """No video file of ../shared is left out unsaid: the decodable ones (the camcorder's DV
-    too) are indexed, the others each skipped with one line (RED's R3D as not supported)."""
-    rows = list(csv.DictReader(open(SHARED / "videos" / "videos.csv", encoding="utf-8")))
-    r = run_cli("index", str(SHARED / "videos"), "--no-faces", "--json", library=library.paths.root, timeout=300)
+    too) are indexed, the others each skipped with one line (RED's R3D as not supported). A
+    camera clip whose frames were cut away but whose container still reads keeps its date in
+    the catalog, without a picture: never in a picture search, never retried while unchanged."""
+    rows = {row["file"]: row for row in csv.DictReader(open(SHARED / "videos" / "videos.csv", encoding="utf-8"))}
+    root = library.paths.root
+    r = run_cli("index", str(SHARED / "videos"), "--no-faces", "--json", library=root, timeout=300)
     doc = _json(r)
     skipped = {Path(s["path"]).name: s["reason"] for s in doc["skipped"]}
-    decodable = {row["file"] for row in rows if row["frames_decodable"] == "yes"}
+    decodable = {f for f, row in rows.items() if row["frames_decodable"] == "yes"}
     assert "exiftool_DV.dv" in decodable
     assert doc["photos"] == len(decodable) and not decodable & set(skipped), skipped
-    assert set(skipped) == {row["file"] for row in rows} - decodable, skipped
+    assert set(skipped) == set(rows) - decodable, skipped
     assert all(why and "\n" not in why for why in skipped.values())
     assert "not supported" in skipped["exiftool_Red.r3d"]
-    export = library.paths.root / "export.csv"
-    _json(run_cli("export", "--csv", "--out", str(export), "--json", library=library.paths.root))
-    assert {Path(row["path"]).name for row in csv.DictReader(open(export, encoding="utf-8"))} == decodable
     assert "Traceback" not in r.stderr
+    kept = {f for f, why in skipped.items() if "without a picture" in why}
+    assert {"exiftool_QuickTime.mov", "exiftool_RIFF.avi", "exiftool_Pentax.avi"} <= kept
+    assert doc["without_pixels"] == len(kept)
+
+    def exported() -> dict[str, dict[str, str]]:
+        out = root / "export.csv"
+        _json(run_cli("export", "--csv", "--out", str(out), "--json", library=root))
+        return {Path(row["path"]).name: row for row in csv.DictReader(open(out, encoding="utf-8"))}
+
+    catalog = exported()
+    assert set(catalog) == decodable | kept
+    dated = 0
+    for name in kept:
+        want, got = rows[name]["creation_time"], catalog[name]["taken_at"]
+        if want and got:
+            assert got[:10] == want[:10], (name, got, want)      # the container's own date
+            dated += 1
+    assert dated >= 3
+    assert catalog["exiftool_QuickTime.mov"]["taken_at"].startswith("2005-08-11T14:03:54")
+    # A picture search never shows them (they have no vector); status counts them.
+    hits = _json(run_cli("search", "a camera clip", "-n", "50", "--json", library=root))["results"]
+    assert not kept & {Path(h["path"]).name for h in hits} and hits
+    assert _json(run_cli("status", "--json", library=root))["without_pixels"] == len(kept)
+    # Not retried while unchanged, and still there.
+    again = _json(run_cli("index", str(SHARED / "videos"), "--no-faces", "--json", library=root))
+    assert again["photos"] == 0 and again["skipped_before"] == len(skipped) and again["without_pixels"] == 0
+    assert set(exported()) == decodable | kept
+    # The shard runner keeps the same (the record travels in the output shard).
+    other = root.parent / "sharded"
+    shutil.copytree(root / "models", other / "models")
+    sharded = _json(run_cli("index", str(SHARED / "videos"), "--no-faces", "--engine", "local", "--json",
+                            library=other, timeout=300))
+    assert sharded["photos"] == len(decodable) and sharded["without_pixels"] == len(kept)
+    assert _json(run_cli("status", "--json", library=other))["without_pixels"] == len(kept)

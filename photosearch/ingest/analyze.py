@@ -222,6 +222,19 @@ class _Pool:
             self._jobs.put(None)
 
 
+def _video_photo(item: WorkItem, res: Result, info: Any, poster: Any, small: Any,
+                 frames: list[tuple[float, Any]]) -> Photo:
+    """A video as the analyzers see it, from its probe (``info``) and its sampled frames (the
+    first is the poster; none for a video kept without pixels)."""
+    from photosearch.media.decode import Decoded, Metadata
+
+    md = Metadata(taken_at=info.taken_at, camera_make=info.camera_make, camera_model=info.camera_model,
+                  gps_lat=info.gps_lat, gps_lon=info.gps_lon, live_id=info.content_identifier)
+    return Photo(item=item, data=b"", content_hash=res.hash, content_id=None,
+                 decoded=Decoded(poster, info.width, info.height, (info.codec or info.container).upper(), None),
+                 small=small, outputs=res.outputs, _metadata=md, video=info, frames=frames)
+
+
 class PhotoAnalyzer:
     """Runs the analyzers over work items. ``small_side``: the shorter side of the pixels the
     analyzers other than faces get (the CLIP model's input size). ``encoders``: how many batches
@@ -263,8 +276,9 @@ class PhotoAnalyzer:
         if not wanted:
             return res
         min_side = max([self.small_side] + [a.min_side for a in wanted])
+        probed: list[Any] = []      # a video's probe, kept if its frames then fail to decode
         try:
-            photo = self._video(item, res, min_side) if video else self._photo(item, res, data, min_side)
+            photo = self._video(item, res, min_side, probed) if video else self._photo(item, res, data, min_side)
             aside = [(a, _run_beside(a.analyze, photo)) for a in wanted if a.beside]
             for a in wanted:
                 if not a.beside and (out := a.analyze(photo)) is not None:
@@ -273,7 +287,7 @@ class PhotoAnalyzer:
                 if (out := running()) is not None:
                     res.outputs[a.name] = out
         except DecodeError as exc:
-            return Result(item, hash=res.hash, skip=exc.reason, content_id=res.content_id)
+            return self._without_pixels(item, res, data, probed[0] if probed else None, exc.reason, wanted)
         except MemoryError:
             return Result(item, hash=res.hash, skip="too large to decode in memory", content_id=res.content_id)
         except Exception as exc:  # noqa: BLE001 - one hostile file must never end the run or lose the batch
@@ -314,26 +328,58 @@ class PhotoAnalyzer:
         return Photo(item=item, data=data or b"", content_hash=res.hash, content_id=res.content_id,
                      decoded=decoded, small=self._small(decoded.image, min_side), outputs=res.outputs)
 
-    def _video(self, item: WorkItem, res: Result, min_side: int) -> Photo:
+    def _video(self, item: WorkItem, res: Result, min_side: int, probed: list[Any]) -> Photo:
         """A video as the analyzers see it: its first sampled frame as the pixels (so its row
         gets a vector, hashes, a poster and a record like a photo, with the container's date and
-        place), and every sampled moment in ``Photo.frames`` (frames: CLIP per moment; faces)."""
-        from photosearch.media.decode import Decoded, Metadata
+        place), and every sampled moment in ``Photo.frames`` (frames: CLIP per moment; faces).
+        What the container says of itself goes into ``probed`` before any frame is decoded."""
         from photosearch.media.video import sample
+
+        def heard(head: Any) -> None:
+            probed.append(head)
+            extend_budget(item.size / READ_BYTES_PER_S + (head.duration or 0.0) / 4)
 
         # The analyzers' sizes are for 4:3 photos (faces: a 640 px long side): frames are held
         # at the CLIP size, or larger to give that long side, whatever their shape.
         min_long = round(min_side * 4 / 3) if min_side > self.small_side else 0
-        sampled = sample(item.path, min_side=self.small_side, min_long=min_long,
-                         on_probe=lambda head: extend_budget(item.size / READ_BYTES_PER_S
-                                                             + (head.duration or 0.0) / 4))
-        info, poster = sampled.info, sampled.frames[0][1]
-        md = Metadata(taken_at=info.taken_at, camera_make=info.camera_make, camera_model=info.camera_model,
-                      gps_lat=info.gps_lat, gps_lon=info.gps_lon, live_id=info.content_identifier)
-        return Photo(item=item, data=b"", content_hash=res.hash, content_id=None,
-                     decoded=Decoded(poster, info.width, info.height, (info.codec or info.container).upper(), None),
-                     small=self._small(poster, min_side), outputs=res.outputs, _metadata=md, video=info,
-                     frames=sampled.frames)
+        sampled = sample(item.path, min_side=self.small_side, min_long=min_long, on_probe=heard)
+        poster = sampled.frames[0][1]
+        return _video_photo(item, res, sampled.info, poster, self._small(poster, min_side), sampled.frames)
+
+    def _without_pixels(self, item: WorkItem, res: Result, data: bytes | None, probed: Any, reason: str,
+                        wanted: list[Analyzer]) -> Result:
+        """The result of a file whose pixels did not decode: skipped with ``reason``; but a
+        camera file that still says what it is (a video whose container was read, its frames
+        cut short or lost; a RAW file whose image is unreadable but whose EXIF names the camera
+        or the date) keeps that in the catalog (the analyzers that need no pixels run: its
+        record), so that dates, cameras, events and `organize` still find it. It is never
+        retried while unchanged, like any skipped file."""
+        from photosearch.media.decode import RAW_EXTENSIONS, Decoded
+
+        skipped = Result(item, hash=res.hash, skip=reason, content_id=res.content_id)
+        keep = [a for a in wanted if not a.needs_pixels]
+        if not any(a.name == "record" for a in keep):
+            return skipped
+        if probed is not None:
+            photo = _video_photo(item, res, probed, None, None, [])
+        elif data and file_ext(item.path) in RAW_EXTENSIONS:
+            photo = Photo(item=item, data=data, content_hash=res.hash, content_id=res.content_id,
+                          decoded=Decoded(None, None, None, file_ext(item.path).lstrip(".").upper(), None),
+                          small=None, outputs={})
+            md = photo.metadata
+            if not (md.camera_make or md.camera_model or md.taken_at):
+                return skipped
+        else:
+            return skipped
+        try:
+            for a in keep:
+                if (out := a.analyze(photo)) is not None:
+                    photo.outputs[a.name] = out
+        except Exception:  # noqa: BLE001 - what could be kept is a bonus: the skip stands alone
+            return skipped
+        skipped.skip = f"{reason}; kept with what it says of itself (date, camera), without a picture"
+        skipped.outputs = {"record": photo.outputs["record"]} if "record" in photo.outputs else {}
+        return skipped
 
     def finish_batch(self, batch: list[Result]) -> None:
         """Turn the batched analyzers' inputs into outputs, for a batch of results."""

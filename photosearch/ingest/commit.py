@@ -13,7 +13,9 @@ caller's transaction, the same way for every runner:
 - anything else: a new row with every analyzer's output.
 
 Files that could not be used are remembered (not retried while unchanged); files that now work
-are forgotten.
+are forgotten. A skipped camera file that still said what it is (analyze.py: a video whose
+frames are lost, a RAW file whose image is unreadable) also gets a row of that, without a
+picture, when no row holds its path.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Committed:
     reused: int = 0       # copies
     found: dict[str, int] = field(default_factory=dict)   # per analyzer, what its store() found
     skipped: list[Skipped] = field(default_factory=list)
+    kept: int = 0         # skipped files kept with their metadata, without a picture
 
 
 def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
@@ -64,12 +67,19 @@ def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
     new: list[Result] = []
     new_skips: list[tuple[str, int, int, str]] = []
     worked: list[str] = []
+    kept = [r for r in results if r.skip is not None and "record" in r.outputs]
+    held = cat.rows_at_paths([r.item.path for r in kept]) if kept else {}
     for r in results:
         item = r.item
         if r.skip is not None:
             done.skipped.append(Skipped(item.path, r.skip))
             if r.skip != SOURCE_GONE:
                 new_skips.append((item.path, item.size, item.mtime_ns, r.skip))
+            # A row already at this path stays as it was (its people, tags and ratings with it).
+            if "record" in r.outputs and item.path not in held:
+                cat.insert_photos([r.outputs["record"]], [item.id])
+                held[item.path] = (0, r.hash, None)
+                done.kept += 1
             continue
         worked.append(item.path)
         row = at_path.get(item.path)

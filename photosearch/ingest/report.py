@@ -38,6 +38,7 @@ class IndexReport:
     photos: int = 0           # rows added to the catalog
     refreshed: int = 0        # cataloged photos filled in place, or re-read after an outside metadata edit
     skipped: list[Skipped] = field(default_factory=list)
+    without_pixels: int = 0   # of those skipped, camera files kept with their metadata, without a picture
     seconds: float = 0.0
     model: str = ""
     total_photos: int = 0

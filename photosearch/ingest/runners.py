@@ -158,6 +158,7 @@ def _add(report: IndexReport, c: Committed) -> None:
     report.faces += c.found.get("faces", 0)
     report.text_lines += c.found.get("ocr", 0)
     report.skipped += c.skipped
+    report.without_pixels += c.kept
 
 
 # -- the in-process pipeline ------------------------------------------------------------------------

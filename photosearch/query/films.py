@@ -128,7 +128,9 @@ def _candidates(cat: Catalog, rows: dict[int, dict[str, Any]], scores: dict[int,
         q = Quality(*measured[pid]) if pid in measured else _thumb_quality(root, row)
         if q is not None and not q.usable:
             continue
-        look = q.score if q is not None else 0.5
+        if q is None:
+            continue  # never measured nor thumbnailed: a file kept without a picture (ingest/analyze.py)
+        look = q.score
         c = Candidate(pid, row, scores.get(pid, look), q, moments.get(pid),
                       faces=[f for f in faces.get(pid, []) if f.get("t") is None])
         if person:

@@ -186,6 +186,12 @@ class ShardsStore:
         if paths:  # one statement: executemany costs milliseconds a row
             self.con.execute("DELETE FROM shard_skips WHERE path IN (SELECT unnest(?::VARCHAR[]))", [list(paths)])
 
+    def count_without_pixels(self) -> int:
+        """Cataloged photos whose file is remembered as unusable: camera files kept with their
+        metadata, without a picture."""
+        return int(self.con.execute("SELECT count(*) FROM photos p JOIN shard_skips k ON k.path = p.path "
+                                    "AND k.size = p.size AND k.mtime_ns = p.mtime_ns").fetchone()[0])
+
     def skipped_files(self) -> list[dict[str, Any]]:
         """Every remembered skip: path, size, mtime_ns, reason (by path)."""
         rows = self.con.execute("SELECT path, size, mtime_ns, reason FROM shard_skips ORDER BY path").fetchall()

@@ -66,6 +66,8 @@ class Analyzer:
     - :attr:`beside`: :meth:`analyze` may run on a thread of its own beside the other analyzers
       of the same video (it reads only the Photo, and no analyzer reads its output): a long
       video's CLIP frames overlap with its faces.
+    - :attr:`needs_pixels`: False for an analyzer that reads only the file's metadata; it also
+      runs for a camera file kept without a picture (``Photo.image`` is None there).
     """
 
     name: str = ""
@@ -73,6 +75,7 @@ class Analyzer:
     min_side: int = 0
     batched: bool = False
     beside: bool = False
+    needs_pixels: bool = True
 
     def wanted(self, item: WorkItem) -> bool:
         """Whether this analyzer runs for ``item``."""

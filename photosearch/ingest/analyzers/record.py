@@ -15,6 +15,7 @@ class RecordAnalyzer(Analyzer):
     output shard). Runs after the Takeout analyzer, whose output it merges."""
 
     name = "record"
+    needs_pixels = False
 
     def wanted(self, item: Any) -> bool:
         return item.full

@@ -16,6 +16,7 @@ class TakeoutAnalyzer(Analyzer):
     """Output: a :class:`~photosearch.media.takeout.TakeoutInfo` or None (column ``takeout``)."""
 
     name = "takeout"
+    needs_pixels = False
 
     def __init__(self) -> None:
         from photosearch.media.takeout import TakeoutIndex

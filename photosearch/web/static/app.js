@@ -869,5 +869,14 @@ async function drawPage() {
     view.dataset.ready = "error";
   }
 }
+// A file kept without a picture (a camera file whose pixels did not decode) has no thumbnail:
+// its tile shows a plain "no picture" panel instead of a broken image.
+document.addEventListener("error", e => {
+  const img = e.target;
+  if (img.tagName === "IMG" && img.src.includes("/thumb") && !img.classList.contains("nopic")) {
+    img.classList.add("nopic");
+    img.alt = "no picture";
+  }
+}, true);
 window.addEventListener("hashchange", () => { view.dataset.ready = ""; route(); });
 route();
