@@ -195,14 +195,17 @@ def test_batch_commands_act_on_what_they_can(library, photos, tmp_path):
     _one_line_error(r, 3)
 
 
-def test_unreadable_kinds_are_reported_and_jpeg2000_is_read(library, photos, tmp_path):
+def test_unreadable_kinds_are_reported_and_jpeg2000_and_photoshop_are_read(library, photos, tmp_path):
     (photos / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
-    (photos / "layers.psd").write_bytes(b"8BPS" + bytes(64))
+    (photos / "layers.psb").write_bytes(b"8BPS\x00\x02" + bytes(64))
+    (photos / "broken.psd").write_bytes(b"8BPS\x00\x01" + bytes(64))
     (photos / "notes.txt").write_text("not media: not reported")
     Image.open(photos / "p0.jpg").save(photos / "scan.jp2")
     broken_videos, videos = set(), set()
     if SHARED.is_dir():  # real camera and phone videos too: the decodable ones are indexed (issue 18)
         import csv
+
+        shutil.copy(SHARED / "metadata" / "Photoshop.psd", photos / "Photoshop.psd")  # its composite is read
 
         decodable = {row["file"]: row["frames_decodable"] == "yes"
                      for row in csv.DictReader(open(SHARED / "videos" / "videos.csv", encoding="utf-8"))}
@@ -212,10 +215,12 @@ def test_unreadable_kinds_are_reported_and_jpeg2000_is_read(library, photos, tmp
                 (videos if decodable[v.name] else broken_videos).add(v.name)
     r = _one_json(run_cli("index", str(photos), "--no-faces", "--json", library=library.paths.root).stdout)
     reasons = {Path(s["path"]).name: s["reason"] for s in r["skipped"]}
-    assert set(reasons) == {"clip.mp4", "layers.psd"} | broken_videos
+    assert set(reasons) == {"clip.mp4", "layers.psb", "broken.psd"} | broken_videos
     assert all("video" in reasons[v] for v in broken_videos)
-    assert "video" in reasons["clip.mp4"] and "Photoshop" in reasons["layers.psd"]
-    assert r["indexed"] == 5 + len(videos)  # four JPEGs, the JPEG 2000 and the videos
+    assert "video" in reasons["clip.mp4"] and "Photoshop" in reasons["layers.psb"]
+    assert "corrupt" in reasons["broken.psd"] or "not an image" in reasons["broken.psd"], reasons["broken.psd"]
+    # four JPEGs, the JPEG 2000, the videos and the Photoshop document
+    assert r["indexed"] == 5 + len(videos) + SHARED.is_dir()
     # A file named explicitly is never silently ignored.
     r = _one_json(run_cli("index", str(photos / "notes.txt"), "--no-faces", "--json",
                           library=library.paths.root).stdout)

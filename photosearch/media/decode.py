@@ -32,6 +32,7 @@ RAW_EXTENSIONS = frozenset({
 HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 PIL_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".gif", ".bmp", ".mpo",
+    ".psd",   # Photoshop: the composite image every saved document carries (8 bits a channel)
 })
 
 def _optional_pil_extensions() -> frozenset[str]:
@@ -55,8 +56,7 @@ UNSUPPORTED_KINDS: dict[str, str] = {
     ".lrv": "camera proxy videos are not indexed (the full video beside it is)",
     ".r3d": "RED camera RAW video is not supported",
     ".braw": "Blackmagic RAW video is not supported",
-    ".psd": "Photoshop documents are not supported",
-    ".psb": "Photoshop documents are not supported",
+    ".psb": "Photoshop large documents (PSB) are not supported",
     ".jxl": "JPEG XL needs a Pillow plugin that is not installed",
     ".xcf": "GIMP documents are not supported",
     ".svg": "vector images are not supported",
