@@ -685,6 +685,9 @@ def test_every_real_video_is_indexed_or_skipped_with_its_reason_and_camera_clips
     hits = _json(run_cli("search", "a camera clip", "-n", "50", "--json", library=root))["results"]
     assert not kept & {Path(h["path"]).name for h in hits} and hits
     assert _json(run_cli("status", "--json", library=root))["without_pixels"] == len(kept)
+    # As an example for `like`, one line saying why (it has no frames to compare).
+    r = run_cli("like", str(SHARED / "videos" / "exiftool_QuickTime.mov"), library=root)
+    assert r.returncode == 3 and "no video frame" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     # Not retried while unchanged, and still there.
     again = _json(run_cli("index", str(SHARED / "videos"), "--no-faces", "--json", library=root))
     assert again["photos"] == 0 and again["skipped_before"] == len(skipped) and again["without_pixels"] == 0

@@ -103,6 +103,8 @@ class FramesStore:
                                 [int(video_id), model]).fetchall()
         ids = np.array([r[0] for r in rows], np.int64)
         ts = np.array([r[1] for r in rows], np.float64)
+        if not rows:  # no frames of this model (a video kept without a picture, or not re-indexed yet)
+            return ids, ts, np.zeros((0, 0), np.float32)
         vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return ids, ts, vecs
 
