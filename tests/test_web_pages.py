@@ -283,3 +283,32 @@ def test_people_merge_by_dragging_one_onto_another_then_undo(full, size):
         page.click("#undo-edit")
         page.wait_for_selector(pair)
         assert any({s["a"]["id"], s["b"]["id"]} == {a, b} for s in lib.merge_suggestions(limit=50))
+
+
+def test_a_file_kept_without_a_picture_gets_a_no_picture_tile(library, tmp_path):
+    """A camera clip whose frames were cut away is in the timeline (it has a date) with a plain
+    "no picture" tile, not a broken image; the photos beside it show theirs."""
+    from photosearch.web.server import create_app
+    from test_web import served_browser
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for p in sorted((SHARED / "photos").glob("*.jpg"))[:3]:
+        shutil.copy(p, d / p.name)
+    shutil.copy(SHARED / "videos" / "exiftool_QuickTime.mov", d / "clip.mov")
+    report = library.index([d], faces=False)
+    assert report.without_pixels == 1
+    clip = next(p["id"] for p in library.timeline(limit=50)["photos"] if p["path"].endswith("clip.mov"))
+    app = create_app(library)
+    with served_browser(app) as (browser, base):
+        page = browser.new_page()
+        page.goto(f"{base}/?token={app.state.token}")
+        _ready(page, "timeline")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_function("[...document.querySelectorAll('img[src*=\"/thumb\"]')].every(i => i.complete)")
+        tiles = page.evaluate("[...document.querySelectorAll('img[src*=\"/thumb\"]')].map("
+                              "i => [i.getAttribute('src'), i.classList.contains('nopic'), i.naturalWidth])")
+        mine = [t for t in tiles if f"/photos/{clip}/thumb" in t[0]]
+        others = [t for t in tiles if f"/photos/{clip}/thumb" not in t[0]]
+        assert mine and all(nopic and width == 0 for _, nopic, width in mine), tiles
+        assert len(others) == 3 and not any(nopic for _, nopic, _ in others) and all(w > 0 for *_, w in others)
