@@ -174,3 +174,27 @@ def test_raw_files_whose_image_is_unreadable_keep_their_camera_and_date(library,
     skipped = {Path(s["path"]).name for s in doc["skipped"]}
     assert set(raws) == set(catalog) | skipped
 
+
+
+@needs_shared
+def test_heic_is_reduced_from_libheifs_buffer_with_pillows_pixels():
+    """A HEIC decoded for a smaller size is box-reduced straight from libheif's buffer (no copy
+    into a Pillow image of the full size): the same pixels as Pillow's own path, to a tenth of
+    a level, the same size give or take the last partial block, the same orientation."""
+    import pillow_heif
+
+    from photosearch.media import decode as dec
+
+    pillow_heif.register_heif_opener()
+    for name in ("pug.heic", "xiaomi.heic"):
+        data = (SHARED / "broken" / name).read_bytes()
+        for min_side in (480, 256):
+            d = decode(data, ext=".heic", min_side=min_side)
+            with Image.open(io.BytesIO(data)) as ref:
+                k = min(ref.size) // min_side
+                want = np.asarray(ref.convert("RGB").reduce(k), np.float32)
+            got = np.asarray(d.image, np.float32)
+            assert 0 <= want.shape[0] - got.shape[0] <= 1 and 0 <= want.shape[1] - got.shape[1] <= 1
+            assert np.abs(want[:got.shape[0], :got.shape[1]] - got).mean() < 0.2, (name, min_side)
+            assert d.orientation == 1 and (d.width, d.height) == ref.size
+            assert dec._heif_reduced(data, k) is not None        # the direct path was the one taken
