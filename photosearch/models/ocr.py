@@ -277,9 +277,10 @@ class PPOCR:
         """Each standing line's quarter turns anticlockwise (1 or 3) and its reading.
 
         On a page turned by a quarter the orientation model is wrong about a line in four, and
-        its mean does not tell the page's way; the recognizer's confidence does (mostly 0.97-1.00
-        read the right way, 0.4-0.8 the wrong one). So the longest STANDING_VOTES lines are read both
-        ways, each kept as it reads best, and the others turned as those read best together."""
+        its mean does not tell the page's way; the recognizer's confidence does (mostly
+        0.97-1.00 read the right way, 0.4-0.8 the wrong one). So the longest STANDING_VOTES
+        lines are read both ways, each kept as it reads best, and the others turned as those
+        read best together."""
         def read(idx: list[int], k: int) -> list[tuple[str, float]]:
             return self._recognize([np.ascontiguousarray(np.rot90(crops[i], k)) for i in idx])
 
