@@ -240,6 +240,9 @@ def test_review_person_and_photo_page_actions_are_undone_from_the_page(full, siz
         face = lib.photo_details(once)["faces"][0]["id"]
         page.goto(f"{base}/#/photo/{once}")
         _ready(page, "photo")
+        # The undo above re-draws the page it is on when its request returns: on a busy machine
+        # that may land after this page was drawn, and would wipe what is typed in it.
+        page.wait_for_load_state("networkidle")
         page.fill(f".name-face[data-face='{face}'] input", "Joe Biden")
         with page.expect_response(f"**/api/faces/{face}/name") as named:
             page.click(f".name-face[data-face='{face}'] button")
