@@ -237,6 +237,18 @@ class Library:
         with Catalog.open(self.paths.catalog, read_only=True) as cat:
             return cat.skipped_files()
 
+    def forget_skipped(self, roots: Iterable[str | os.PathLike[str]] | None = None) -> int:
+        """Forget the remembered failures in ``roots`` (every folder without), so that the next
+        :meth:`index` tries those files again though they did not change (a codec installed
+        since, a kind read by a newer version). Returns how many files will be tried again."""
+        if not self.paths.catalog.exists():
+            return 0
+        from photosearch.media.scan import normalize_root
+
+        folders = None if roots is None else [text_path(normalize_root(str(r))) for r in roots]
+        with Catalog.open(self.paths.catalog) as cat:
+            return cat.forget_skips_under(folders)
+
     def index_sharded(self, roots: Iterable[str | os.PathLike[str]] | None = None, *, engine: str = "local",
                       address: str | None = None, shard_size: int | None = None, workers: int = 2,
                       model: Any = None, faces: bool = True,

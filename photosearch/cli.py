@@ -513,6 +513,9 @@ def index(
                           help="Photos per shard (--engine local/ray).")] = 1000,
     show_skipped: Annotated[bool, typer.Option("--show-skipped",
                             help="List the files that could not be indexed (and why), then stop.")] = False,
+    retry_skipped: Annotated[bool, typer.Option("--retry-skipped",
+                             help="Try again the files that could not be indexed before, though unchanged "
+                                  "(after installing a codec, say).")] = False,
     ocr: Annotated[Optional[bool], typer.Option("--ocr/--no-ocr", show_default=False,
                    help="Read text in every photo (--ocr; also in photos indexed before), or in none (--no-ocr). "
                         "Default: in photos that are not camera shots (screenshots, scans).")] = None,
@@ -543,6 +546,10 @@ def index(
         from photosearch.errors import UsageError
 
         raise UsageError("--engine is pipeline, local or ray")
+    if retry_skipped:
+        again = lib.forget_skipped([str(p) for p in paths] if paths else None)
+        if not as_json and not quiet:
+            err.print(f"trying again {again} file(s) that could not be indexed before", highlight=False)
     with _filtered_native_stderr() as console, _IndexProgress(quiet, console) as progress:
         summary = lib.index([str(p) for p in paths or []], on_progress=progress, batch_size=batch_size,
                             workers=workers, faces=faces, engine=engine, address=address, shard_size=shard_size,

@@ -215,3 +215,32 @@ def test_codec_libraries_print_nothing_of_their_own(library, tmp_path):
     assert doc["photos"] >= 1
     foreign = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("indexing")]
     assert not foreign, foreign
+
+
+def test_remembered_failures_are_tried_again_when_asked_and_after_an_upgrade(library, tmp_path):
+    """A file that failed is not retried while unchanged, unless `index --retry-skipped` asks
+    (for the given folders only); and migration 0018 forgets every remembered failure once, so
+    kinds this version reads that an earlier one skipped (a PSD, say) are tried."""
+    from photosearch.store.catalog import Catalog
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        write_photo(d / "good.jpg", seed=7 if d == a else 8)
+        (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    root = library.paths.root
+    first = json.loads(run_cli("index", str(a), str(b), "--no-faces", "--json", library=root).stdout)
+    assert len(first["skipped"]) == 2
+    again = json.loads(run_cli("index", str(a), str(b), "--no-faces", "--json", library=root).stdout)
+    assert again["skipped"] == [] and again["skipped_before"] == 2
+    r = run_cli("index", str(a), "--no-faces", "--retry-skipped", library=root)
+    assert r.returncode == 0 and "trying again 1 file(s)" in r.stderr, r.stderr
+    assert "broken.jpg" in r.stdout                                   # tried, and skipped again
+    left = json.loads(run_cli("index", "--show-skipped", "--json", library=root).stdout)["skipped"]
+    assert sorted(Path(s["path"]).parent.name for s in left) == ["a", "b"]   # remembered again, b never forgotten
+    # The upgrade: a catalog of schema 17 with remembered failures is migrated, and they go.
+    with Catalog.open(library.paths.catalog) as cat:
+        assert len(cat.skipped_files()) == 2
+        cat.con.execute("DELETE FROM schema_version WHERE version >= 18")
+    with Catalog.open(library.paths.catalog) as cat:
+        assert cat.skipped_files() == []

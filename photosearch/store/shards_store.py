@@ -186,6 +186,20 @@ class ShardsStore:
         if paths:  # one statement: executemany costs milliseconds a row
             self.con.execute("DELETE FROM shard_skips WHERE path IN (SELECT unnest(?::VARCHAR[]))", [list(paths)])
 
+    def forget_skips_under(self, roots: Sequence[str] | None = None) -> int:
+        """Forget the remembered failures at or below ``roots`` (every one without): the next
+        run tries those files again. Returns how many were forgotten."""
+        where, params = "true", []
+        if roots is not None:
+            if not roots:
+                return 0
+            where = " OR ".join("(starts_with(path, ?) OR path = ?)" for _ in roots)
+            params = [v for r in roots for v in (r.rstrip(os.sep) + os.sep, r)]
+        n = int(self.con.execute(f"SELECT count(*) FROM shard_skips WHERE {where}", params).fetchone()[0])
+        if n:
+            self.con.execute(f"DELETE FROM shard_skips WHERE {where}", params)
+        return n
+
     def count_without_pixels(self) -> int:
         """Cataloged photos whose file is remembered as unusable: camera files kept with their
         metadata, without a picture."""
