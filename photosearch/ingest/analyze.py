@@ -365,20 +365,22 @@ class PhotoAnalyzer:
         elif data and file_ext(item.path) in RAW_EXTENSIONS:
             photo = Photo(item=item, data=data, content_hash=res.hash, content_id=res.content_id,
                           decoded=Decoded(None, None, None, file_ext(item.path).lstrip(".").upper(), None),
-                          small=None, outputs={})
+                          small=None)
             md = photo.metadata
             if not (md.camera_make or md.camera_model or md.taken_at):
                 return skipped
         else:
             return skipped
+        photo.outputs = {}   # only what the analyzers that need no pixels make now
         try:
             for a in keep:
                 if (out := a.analyze(photo)) is not None:
                     photo.outputs[a.name] = out
         except Exception:  # noqa: BLE001 - what could be kept is a bonus: the skip stands alone
             return skipped
-        skipped.skip = f"{reason}; kept with what it says of itself (date, camera), without a picture"
-        skipped.outputs = {"record": photo.outputs["record"]} if "record" in photo.outputs else {}
+        if "record" in photo.outputs:
+            skipped.skip = f"{reason}; kept with what it says of itself (date, camera), without a picture"
+            skipped.outputs = photo.outputs
         return skipped
 
     def finish_batch(self, batch: list[Result]) -> None:

@@ -68,7 +68,7 @@ def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
     new_skips: list[tuple[str, int, int, str]] = []
     worked: list[str] = []
     kept = [r for r in results if r.skip is not None and "record" in r.outputs]
-    held = cat.rows_at_paths([r.item.path for r in kept]) if kept else {}
+    held = set(cat.rows_at_paths([r.item.path for r in kept])) if kept else set()
     for r in results:
         item = r.item
         if r.skip is not None:
@@ -77,8 +77,9 @@ def commit(cat: Catalog, results: list[Result], analyzers: list[Analyzer], *,
                 new_skips.append((item.path, item.size, item.mtime_ns, r.skip))
             # A row already at this path stays as it was (its people, tags and ratings with it).
             if "record" in r.outputs and item.path not in held:
-                cat.insert_photos([r.outputs["record"]], [item.id])
-                held[item.path] = (0, r.hash, None)
+                (pid,) = cat.insert_photos([r.outputs["record"]], [item.id])
+                _store(cat, [a for a in analyzers if not a.needs_pixels], [(pid, r)], done)
+                held.add(item.path)
                 done.kept += 1
             continue
         worked.append(item.path)

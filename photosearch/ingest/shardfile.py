@@ -98,8 +98,8 @@ def read_output(path: str | Path, items: list[WorkItem] | None, analyzers: list[
         res = Result(item, hash=row.get("content_hash") or "", skip=row.get("skip"),
                      analyzed=row.get("analyzed", row.get("skip") is None) is not False,
                      content_id=row.get("content_id"), same_image=bool(row.get("same_image")))
-        # A skipped file keeps only its record, if it had one (kept without a picture).
-        for a in analyzers if res.skip is None else [a for a in analyzers if a.name == "record"]:
+        # A skipped file keeps what the analyzers that need no pixels made (kept without a picture).
+        for a in analyzers if res.skip is None else [a for a in analyzers if not a.needs_pixels]:
             value = a.from_row(row)
             if value is not None:
                 res.outputs[a.name] = value

@@ -178,7 +178,7 @@ def _mute_libtiff() -> None:
         if path is None:
             return
         lib = ctypes.CDLL(path)
-    except (OSError, StopIteration):
+    except OSError:
         return
     for name in ("TIFFSetWarningHandler", "TIFFSetErrorHandler"):
         setter = getattr(lib, name, None)
